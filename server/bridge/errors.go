@@ -31,8 +31,71 @@ func Permanent(err error) error {
 // Permanentf is Permanent(fmt.Errorf(...)).
 func Permanentf(format string, args ...any) error { return Permanent(fmt.Errorf(format, args...)) }
 
-// IsPermanent reports whether err, or anything it wraps, was marked Permanent.
+// IsPermanent reports whether err, or anything it wraps, was marked Permanent
+// (a *DropReason counts as marked).
 func IsPermanent(err error) bool {
 	var p permanentError
-	return errors.As(err, &p)
+	if errors.As(err, &p) {
+		return true
+	}
+	var d *DropReason
+	return errors.As(err, &d)
+}
+
+// ErrInvalidEvent is wrapped by the error Receive returns for an event that
+// is malformed (unknown kind, missing origin, message without content...).
+var ErrInvalidEvent = errors.New("invalid event")
+
+// ErrQueueFull is returned by Bus.Enqueue when the destination queue is at
+// capacity. The item is dropped with reason "queue_full"; the caller is never
+// blocked.
+var ErrQueueFull = errors.New("queue is full")
+
+// ErrBusClosed is returned by Bus.Enqueue once Close has been called.
+var ErrBusClosed = errors.New("bus is closed")
+
+// ErrBridgeUnavailable is the transient error a delivery gets while the
+// destination's bridge is starting, stopping or being replaced.
+var ErrBridgeUnavailable = errors.New("bridge is not running")
+
+// DropReason is a permanent error with a short machine-readable reason code
+// ("unknown_target", "too_large"...). The bus counts the drop under Code
+// instead of the generic "permanent", and never retries it: IsPermanent is
+// true for any error wrapping a *DropReason, with or without Permanent.
+type DropReason struct {
+	Code string
+	Err  error
+}
+
+func (d *DropReason) Error() string {
+	if d.Err == nil {
+		return d.Code
+	}
+	return d.Err.Error()
+}
+
+func (d *DropReason) Unwrap() error { return d.Err }
+
+// Drop returns a permanent error that makes the bus drop the item under code.
+func Drop(code string, err error) error {
+	if err == nil {
+		err = errors.New(code)
+	}
+	return Permanent(&DropReason{Code: code, Err: err})
+}
+
+// Dropf is Drop(code, fmt.Errorf(...)).
+func Dropf(code, format string, args ...any) error { return Drop(code, fmt.Errorf(format, args...)) }
+
+// DropCode returns the reason code carried by err: the Code of a wrapped
+// *DropReason, else "permanent" for a Permanent error, else "".
+func DropCode(err error) string {
+	var d *DropReason
+	if errors.As(err, &d) && d.Code != "" {
+		return d.Code
+	}
+	if IsPermanent(err) {
+		return ReasonPermanent
+	}
+	return ""
 }

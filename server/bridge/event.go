@@ -107,3 +107,17 @@ type Delivery struct {
 	// message; empty when the parent never reached this destination.
 	ParentID string
 }
+
+// Valid reports whether n can name a network: a short lowercase identifier.
+// Tests add in-memory networks, so the set is open.
+func (n Network) Valid() bool {
+	if len(n) == 0 || len(n) > 32 || n[0] < 'a' || n[0] > 'z' {
+		return false
+	}
+	for _, c := range []byte(n) {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '_' && c != '-' {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,397 @@
+package mattermost
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+
+	"github.com/mattermost/mattermost/server/public/model"
+
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge"
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/emoji"
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/store"
+)
+
+// Deliver turns an event from another network into a post, edit, delete or
+// reaction by the remote user that stands for its sender.
+func (b *Bridge) Deliver(ctx context.Context, d *bridge.Delivery) (string, error) {
+	channel, appErr := b.api.GetChannel(d.Room)
+	if appErr != nil {
+		if appErr.StatusCode == http.StatusNotFound {
+			return "", bridge.Permanentf("channel %s does not exist", d.Room)
+		}
+		return "", appErr
+	}
+	userID, err := b.ensureUser(ctx, d.Sender, channel)
+	if err != nil {
+		return "", err
+	}
+	var id string
+	switch d.Kind {
+	case bridge.KindMessage:
+		id, err = b.createPost(ctx, userID, channel, d)
+	case bridge.KindEdit:
+		id, err = d.TargetID, b.editPost(d)
+	case bridge.KindDelete:
+		id, err = d.TargetID, b.deletePost(d)
+	case bridge.KindReactionAdd, bridge.KindReactionRemove:
+		id, err = d.TargetID, b.react(userID, channel.Id, d)
+	default:
+		err = bridge.Permanentf("unknown event kind %q", d.Kind)
+	}
+	if err == nil {
+		b.touched(b.opts.Now())
+	}
+	return id, err
+}
+
+// asError turns a nil *AppError into a nil error, keeping real ones.
+func asError(appErr *model.AppError) error {
+	if appErr == nil {
+		return nil
+	}
+	if appErr.StatusCode >= 400 && appErr.StatusCode < 500 {
+		return bridge.Permanent(appErr)
+	}
+	return appErr
+}
+
+func (b *Bridge) createPost(ctx context.Context, userID string, channel *model.Channel, d *bridge.Delivery) (string, error) {
+	text := d.Text
+	props := model.StringInterface{PropOrigin: string(d.Origin.Network), PropOriginID: d.Origin.ID}
+	if defanged, had := defangChannelMentions(text); had {
+		text = defanged
+		// The server also skips channel-wide notifications for posts with
+		// this prop.
+		props[model.PostPropsMentionHighlightDisabled] = true
+	}
+	var fileIDs []string
+	for _, a := range d.Attachments {
+		id, err := b.upload(ctx, channel.Id, a)
+		if err != nil {
+			return "", err
+		}
+		fileIDs = append(fileIDs, id)
+	}
+	if strings.TrimSpace(text) == "" && len(fileIDs) == 0 {
+		return "", bridge.Permanentf("empty message")
+	}
+	post := &model.Post{
+		UserId:    userID,
+		ChannelId: channel.Id,
+		Message:   text,
+		RootId:    b.rootOf(d.ParentID),
+		FileIds:   fileIDs,
+	}
+	post.SetProps(props)
+	if rid := b.opts.RemoteIDs[d.Sender.Network]; rid != "" {
+		post.RemoteId = model.NewPointer(rid)
+	}
+	created, appErr := b.api.CreatePost(post)
+	if appErr != nil {
+		return "", asError(appErr)
+	}
+	return created.Id, nil
+}
+
+// rootOf returns the thread root for a reply: Mattermost threads are one
+// level deep, so a reply to a reply joins its root's thread.
+func (b *Bridge) rootOf(parentID string) string {
+	if parentID == "" {
+		return ""
+	}
+	parent, appErr := b.api.GetPost(parentID)
+	if appErr != nil || parent.DeleteAt > 0 {
+		return ""
+	}
+	if parent.RootId != "" {
+		return parent.RootId
+	}
+	return parent.Id
+}
+
+func (b *Bridge) upload(ctx context.Context, channelID string, a bridge.Attachment) (string, error) {
+	if a.Open == nil {
+		return "", bridge.Permanentf("attachment %q has no content", a.Name)
+	}
+	if b.opts.MaxFileSize > 0 && a.Size > b.opts.MaxFileSize {
+		return "", bridge.Permanentf("attachment %q is %d bytes, over the %d-byte limit", a.Name, a.Size, b.opts.MaxFileSize)
+	}
+	r, err := a.Open(ctx)
+	if err != nil {
+		return "", fmt.Errorf("read attachment %q: %w", a.Name, err)
+	}
+	defer r.Close()
+	limit := b.opts.MaxFileSize
+	if limit <= 0 {
+		limit = 1 << 30
+	}
+	data, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return "", fmt.Errorf("read attachment %q: %w", a.Name, err)
+	}
+	if int64(len(data)) > limit {
+		return "", bridge.Permanentf("attachment %q is over the %d-byte limit", a.Name, limit)
+	}
+	name := a.Name
+	if name == "" {
+		name = "file"
+	}
+	info, appErr := b.api.UploadFile(data, channelID, name)
+	if appErr != nil {
+		return "", asError(appErr)
+	}
+	return info.Id, nil
+}
+
+func (b *Bridge) editPost(d *bridge.Delivery) error {
+	post, appErr := b.api.GetPost(d.TargetID)
+	if appErr != nil {
+		return asError(appErr)
+	}
+	text, had := defangChannelMentions(d.Text)
+	if post.Message == text {
+		return nil
+	}
+	post = post.Clone()
+	post.Message = text
+	if had {
+		post.AddProp(model.PostPropsMentionHighlightDisabled, true)
+	}
+	_, appErr = b.api.UpdatePost(post)
+	return asError(appErr)
+}
+
+func (b *Bridge) deletePost(d *bridge.Delivery) error {
+	appErr := b.api.DeletePost(d.TargetID)
+	if appErr != nil && appErr.StatusCode == http.StatusNotFound {
+		return nil // already gone: the goal is met
+	}
+	return asError(appErr)
+}
+
+func (b *Bridge) react(userID, channelID string, d *bridge.Delivery) error {
+	name, ok := emoji.ToName(d.Emoji)
+	if !ok {
+		return bridge.Permanentf("reaction %q has no Mattermost emoji", d.Emoji)
+	}
+	r := &model.Reaction{UserId: userID, PostId: d.TargetID, EmojiName: name, ChannelId: channelID}
+	if d.Kind == bridge.KindReactionAdd {
+		_, appErr := b.api.AddReaction(r)
+		return asError(appErr)
+	}
+	return asError(b.api.RemoveReaction(r))
+}
+
+var channelMention = regexp.MustCompile(`(?i)(^|[^\w@])@(channel|all|here)\b`)
+
+// defangChannelMentions keeps @channel, @all and @here from outside from
+// notifying everyone: a word joiner after the @ shows the same text without
+// forming a mention.
+func defangChannelMentions(text string) (string, bool) {
+	if !channelMention.MatchString(text) {
+		return text, false
+	}
+	return channelMention.ReplaceAllString(text, "${1}@\u2060${2}"), true
+}
+
+// ensureUser returns the remote user standing for sender, creating it once
+// and keeping its name and picture current, and makes it a member of the
+// channel's team and the channel.
+func (b *Bridge) ensureUser(ctx context.Context, s bridge.Sender, channel *model.Channel) (string, error) {
+	if s.Network == "" || s.ID == "" {
+		return "", bridge.Permanentf("event has no sender")
+	}
+	rec, err := b.store.GetRemoteUser(s.Network, s.ID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		rec, err = b.createUser(s)
+		if err != nil {
+			return "", err
+		}
+	case err != nil:
+		return "", err
+	default:
+		if err = b.refreshUser(rec, s); err != nil {
+			b.log.Warn("Could not update a remote user's profile", "user_id", rec.UserID, "error", err.Error())
+		}
+	}
+	if err = b.updateAvatar(ctx, rec, s); err != nil {
+		b.log.Warn("Could not update a remote user's picture", "user_id", rec.UserID, "error", err.Error())
+	}
+	if err = b.ensureMember(rec.UserID, channel); err != nil {
+		return "", err
+	}
+	return rec.UserID, nil
+}
+
+func displayName(s bridge.Sender) string {
+	name := s.DisplayName
+	if name == "" {
+		name = s.Username
+	}
+	if r := []rune(name); len(r) > model.UserNicknameMaxRunes {
+		name = string(r[:model.UserNicknameMaxRunes])
+	}
+	return name
+}
+
+func randomPassword() string {
+	buf := make([]byte, 32)
+	_, _ = rand.Read(buf)
+	return hex.EncodeToString(buf)[:64] + "Aa1!"
+}
+
+func (b *Bridge) createUser(s bridge.Sender) (*store.RemoteUser, error) {
+	remoteID := b.opts.RemoteIDs[s.Network]
+	if remoteID == "" {
+		return nil, fmt.Errorf("no shared-channels remote is registered for %s", s.Network)
+	}
+	sum := sha256.Sum256([]byte(string(s.Network) + "|" + s.ID))
+	var user *model.User
+	for attempt := 0; ; attempt++ {
+		username, err := b.freeUsername(s, attempt)
+		if err != nil {
+			return nil, err
+		}
+		candidate := &model.User{
+			Username:  username,
+			Email:     hex.EncodeToString(sum[:10]) + "@" + string(s.Network) + ".bridge.invalid",
+			Nickname:  displayName(s),
+			FirstName: displayName(s),
+			Password:  randomPassword(),
+			RemoteId:  model.NewPointer(remoteID),
+			Props:     model.StringMap{PropOrigin: string(s.Network)},
+		}
+		var appErr *model.AppError
+		user, appErr = b.api.CreateUser(candidate)
+		if appErr == nil {
+			break
+		}
+		// Another node may have taken the name between our check and create.
+		if attempt >= 5 || appErr.StatusCode >= 500 {
+			return nil, asError(appErr)
+		}
+	}
+	existing, won, err := b.store.ClaimRemoteUser(s.Network, s.ID, user.Id)
+	if err != nil {
+		return nil, err
+	}
+	if !won {
+		// Another node created this person first: use theirs, retire ours.
+		if appErr := b.api.UpdateUserActive(user.Id, false); appErr != nil {
+			b.log.Warn("Could not deactivate a duplicate remote user", "user_id", user.Id, "error", appErr.Error())
+		}
+		rec, gerr := b.store.GetRemoteUser(s.Network, s.ID)
+		if gerr == nil {
+			return rec, nil
+		}
+		return &store.RemoteUser{Network: s.Network, RemoteID: s.ID, UserID: existing}, nil
+	}
+	b.ownUsers.Store(user.Id, true)
+	rec := &store.RemoteUser{
+		Network: s.Network, RemoteID: s.ID, UserID: user.Id,
+		Username: user.Username, DisplayName: displayName(s), UpdatedAt: b.opts.Now().UTC(),
+	}
+	return rec, b.store.SaveRemoteUser(*rec)
+}
+
+var notUsernameChars = regexp.MustCompile(`[^a-z0-9._-]+`)
+
+// freeUsername derives a Mattermost username for a remote person:
+// "<name>:<network>", the shared-channels convention for remote users, made
+// valid by the server's rules and unique with a numeric suffix.
+func (b *Bridge) freeUsername(s bridge.Sender, attempt int) (string, error) {
+	base := strings.ToLower(s.Username)
+	if base == "" {
+		base = strings.ToLower(s.DisplayName)
+	}
+	base = strings.Trim(notUsernameChars.ReplaceAllString(base, "-"), "-._")
+	if base == "" {
+		sum := sha256.Sum256([]byte(s.ID))
+		base = "user-" + hex.EncodeToString(sum[:4])
+	}
+	suffix := ":" + string(s.Network)
+	for n := attempt + 1; n < attempt+100; n++ {
+		name := base
+		if n > 1 {
+			name = fmt.Sprintf("%s-%d", base, n)
+		}
+		if over := len(name) + len(suffix) - model.UserNameMaxLength; over > 0 {
+			name = name[:len(name)-over]
+		}
+		name += suffix
+		if !model.IsValidUsernameAllowRemote(name) {
+			continue
+		}
+		if _, appErr := b.api.GetUserByUsername(name); appErr != nil {
+			if appErr.StatusCode == http.StatusNotFound {
+				return name, nil
+			}
+			return "", appErr
+		}
+	}
+	return "", fmt.Errorf("no free username for %s user %q", s.Network, s.Username)
+}
+
+func (b *Bridge) refreshUser(rec *store.RemoteUser, s bridge.Sender) error {
+	name := displayName(s)
+	if name == "" || name == rec.DisplayName {
+		return nil
+	}
+	user, appErr := b.api.GetUser(rec.UserID)
+	if appErr != nil {
+		return appErr
+	}
+	user.Nickname, user.FirstName = name, name
+	if _, appErr = b.api.UpdateUser(user); appErr != nil {
+		return appErr
+	}
+	rec.DisplayName = name
+	rec.UpdatedAt = b.opts.Now().UTC()
+	return b.store.SaveRemoteUser(*rec)
+}
+
+func (b *Bridge) updateAvatar(ctx context.Context, rec *store.RemoteUser, s bridge.Sender) error {
+	if s.Avatar == nil || s.AvatarHash == "" || s.AvatarHash == rec.AvatarHash {
+		return nil
+	}
+	data, err := s.Avatar(ctx)
+	if err != nil {
+		return err
+	}
+	if appErr := b.api.SetProfileImage(rec.UserID, data); appErr != nil {
+		return appErr
+	}
+	rec.AvatarHash = s.AvatarHash
+	rec.UpdatedAt = b.opts.Now().UTC()
+	return b.store.SaveRemoteUser(*rec)
+}
+
+func (b *Bridge) ensureMember(userID string, channel *model.Channel) error {
+	key := userID + "|" + channel.Id
+	if _, ok := b.members.Load(key); ok {
+		return nil
+	}
+	if channel.TeamId != "" {
+		if _, appErr := b.api.GetTeamMember(channel.TeamId, userID); appErr != nil {
+			if _, appErr = b.api.CreateTeamMember(channel.TeamId, userID); appErr != nil {
+				return fmt.Errorf("add remote user to team: %w", appErr)
+			}
+		}
+	}
+	if _, appErr := b.api.GetChannelMember(channel.Id, userID); appErr != nil {
+		if _, appErr = b.api.AddChannelMember(channel.Id, userID); appErr != nil {
+			return fmt.Errorf("add remote user to channel: %w", appErr)
+		}
+	}
+	b.members.Store(key, true)
+	return nil
+}

@@ -1,0 +1,228 @@
+// Package mattermost is the Mattermost side of the bridge: posts, edits,
+// deletes and reactions in linked channels become events (from the plugin
+// hooks), and events from other networks become posts by remote users that
+// stand for their senders.
+package mattermost
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/mattermost/mattermost/server/public/model"
+	"github.com/mattermost/mattermost/server/public/plugin"
+
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge"
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/store"
+)
+
+// Post props the plugin sets on posts it makes, so people and other plugins
+// can tell a bridged post apart; the plugin itself recognises its posts by
+// their author's RemoteId.
+const (
+	PropOrigin   = "bridge_origin"    // network the message came from
+	PropOriginID = "bridge_origin_id" // its native ID there
+)
+
+// Store is the part of the KV store this bridge uses.
+type Store interface {
+	GetLink(channelID string) (*store.Link, error)
+	ListLinks() ([]store.Link, error)
+	GetRemoteUser(network bridge.Network, remoteID string) (*store.RemoteUser, error)
+	SaveRemoteUser(u store.RemoteUser) error
+	ClaimRemoteUser(network bridge.Network, remoteID, userID string) (existing string, won bool, err error)
+	GetCursor(linkID, name string) (string, bool, error)
+	AdvanceCursorInt(linkID, name string, v int64) error
+}
+
+// Options configures the bridge.
+type Options struct {
+	// BotUserID is the plugin's bot; its posts are never bridged.
+	BotUserID string
+	// RemoteIDs maps each network to the shared-channels remote the plugin
+	// registered for it. Remote users get it as their RemoteId, which is how
+	// the plugin recognises its own users and posts.
+	RemoteIDs map[bridge.Network]string
+	// MaxFileSize bounds attachments in both directions, in bytes.
+	MaxFileSize int64
+	Logger      bridge.Logger
+	Now         func() time.Time
+}
+
+// Bridge implements bridge.Bridge for Mattermost.
+type Bridge struct {
+	api   plugin.API
+	store Store
+	opts  Options
+	log   bridge.Logger
+
+	mu        sync.Mutex
+	sink      bridge.Sink
+	ctx       context.Context
+	cancel    context.CancelFunc
+	replaying bool
+	held      []bridge.Event // hook events that arrived during replay
+	health    bridge.Health
+	done      chan struct{}
+
+	// ownUsers caches whether a user ID is the bot or one of the plugin's
+	// remote users; a user's RemoteId never changes, so entries never go stale.
+	ownUsers sync.Map // user ID -> bool
+	// members caches user+channel memberships already ensured.
+	members sync.Map
+}
+
+var _ bridge.Bridge = (*Bridge)(nil)
+
+// New returns a Mattermost bridge.
+func New(api plugin.API, st Store, opts Options) *Bridge {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = bridge.NewPluginLogger(api)
+	}
+	return &Bridge{api: api, store: st, opts: opts, log: opts.Logger, health: bridge.Health{State: bridge.StateDisabled}}
+}
+
+func (b *Bridge) Network() bridge.Network { return bridge.NetworkMattermost }
+
+func (b *Bridge) Capabilities() bridge.Capabilities {
+	return bridge.Capabilities{
+		Edits: true, Deletes: true, Reactions: true, Threads: true, Files: true,
+		MaxTextLength: model.PostMessageMaxRunesV2,
+		MaxFileSize:   b.opts.MaxFileSize,
+	}
+}
+
+func (b *Bridge) Health() bridge.Health {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.health
+}
+
+// Start begins relaying. Posts made while the plugin was not running are
+// replayed first, from each link's cursors; hook events that arrive during
+// the replay are held and sent after it, so order is kept.
+func (b *Bridge) Start(ctx context.Context, sink bridge.Sink) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.sink = sink
+	b.ctx, b.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	b.replaying = true
+	b.health = bridge.Health{State: bridge.StateConnected}
+	b.done = make(chan struct{})
+	go b.replay(b.ctx, b.done)
+	return nil
+}
+
+func (b *Bridge) Stop(ctx context.Context) error {
+	b.mu.Lock()
+	cancel, done := b.cancel, b.done
+	b.health.State = bridge.StateDisabled
+	b.mu.Unlock()
+	if cancel == nil {
+		return nil
+	}
+	cancel()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// emit hands an event to the core, holding it while a replay runs.
+func (b *Bridge) emit(ev bridge.Event) {
+	b.mu.Lock()
+	if b.sink == nil {
+		b.mu.Unlock()
+		return
+	}
+	if b.replaying {
+		b.held = append(b.held, ev)
+		b.mu.Unlock()
+		return
+	}
+	sink, ctx := b.sink, b.ctx
+	b.mu.Unlock()
+	b.send(ctx, sink, ev)
+}
+
+func (b *Bridge) send(ctx context.Context, sink bridge.Sink, ev bridge.Event) {
+	if err := sink.Receive(ctx, ev); err != nil && !errors.Is(err, bridge.ErrNotLinked) {
+		b.log.Warn("Could not relay a Mattermost event", "kind", string(ev.Kind), "channel_id", ev.Origin.Room, "error", err.Error())
+		b.setError(err)
+	}
+}
+
+func (b *Bridge) setError(err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.health.LastError = err.Error()
+}
+
+func (b *Bridge) touched(t time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if t.After(b.health.LastMessage) {
+		b.health.LastMessage = t
+	}
+}
+
+// isOwnUser reports whether userID is the plugin's bot or a remote user the
+// plugin created: their posts and reactions are copies and must not go back.
+func (b *Bridge) isOwnUser(userID string) bool {
+	if userID == b.opts.BotUserID {
+		return true
+	}
+	if v, ok := b.ownUsers.Load(userID); ok {
+		return v.(bool)
+	}
+	user, appErr := b.api.GetUser(userID)
+	if appErr != nil {
+		// Unknown author: not cached, so a later lookup can still succeed.
+		return false
+	}
+	own := false
+	if user.RemoteId != nil && *user.RemoteId != "" {
+		for _, id := range b.opts.RemoteIDs {
+			if id == *user.RemoteId {
+				own = true
+			}
+		}
+	}
+	b.ownUsers.Store(userID, own)
+	return own
+}
+
+func (b *Bridge) linked(channelID string) bool {
+	link, err := b.store.GetLink(channelID)
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			b.log.Warn("Could not read a channel's link", "channel_id", channelID, "error", err.Error())
+		}
+		return false
+	}
+	return len(link.Remotes) > 0
+}
+
+func millis(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
+
+// cursorName names the per-destination cursor of posts relayed from a
+// channel: the update time of the last post delivered to (or dropped for)
+// that destination.
+func cursorName(dest bridge.Ref) string { return "mm_out|" + dest.RoomKey() }
+
+// Progress advances the replay cursor of a link's destination; the plugin
+// calls it from the router's delivered and dropped callbacks.
+func (b *Bridge) Progress(linkID string, dest bridge.Ref, ev bridge.Event) {
+	if ev.Origin.Network != bridge.NetworkMattermost || dest.Network == "" || ev.Time.IsZero() {
+		return
+	}
+	if err := b.store.AdvanceCursorInt(linkID, cursorName(dest), ev.Time.UnixMilli()); err != nil {
+		b.log.Warn("Could not advance a replay cursor", "channel_id", linkID, "error", err.Error())
+	}
+}

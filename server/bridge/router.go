@@ -1,0 +1,402 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// Directory is what the router needs from the link and message-map store.
+type Directory interface {
+	// LinkedRooms returns every room linked with room (the Mattermost channel
+	// counts as a room with Network mattermost and Room = channel ID),
+	// excluding room itself, and the link ID (the channel ID). Returns
+	// ErrNotLinked if the room is not linked.
+	LinkedRooms(ctx context.Context, room Ref) (linkID string, rooms []Ref, err error)
+	// Counterpart finds the native ID in destRoom of the message msg (msg is a
+	// Ref with ID). ok=false if unknown. Either side may be the original: the
+	// counterpart of a copy in the origin's room is the origin.
+	Counterpart(ctx context.Context, msg Ref, destRoom Ref) (id string, ok bool, err error)
+	// RecordCounterpart stores that dest (with ID) is the copy of origin (with
+	// ID); both map to one bridged message.
+	RecordCounterpart(ctx context.Context, origin Ref, dest Ref) error
+	// OriginOf returns the origin of the bridged message msg belongs to
+	// (msg itself when msg is an origin); ok=false if msg was never bridged.
+	OriginOf(ctx context.Context, msg Ref) (origin Ref, ok bool, err error)
+}
+
+// BridgeSource looks up the bridge that delivers to a network.
+type BridgeSource interface {
+	Bridge(n Network) (Bridge, bool)
+}
+
+// BridgeSourceFunc adapts a function to BridgeSource.
+type BridgeSourceFunc func(n Network) (Bridge, bool)
+
+func (f BridgeSourceFunc) Bridge(n Network) (Bridge, bool) { return f(n) }
+
+// RouterOptions configures a Router.
+type RouterOptions struct {
+	// OnDelivered is called after an event reached dest (for a message, after
+	// its counterpart was recorded). nativeID is what the destination bridge
+	// returned; for a split message, the ID of the first part.
+	OnDelivered func(linkID string, dest Ref, ev Event, nativeID string)
+	// OnDropped is called when an event will not reach dest, with a reason
+	// code (see the Reason constants) and the error when there is one. dest is
+	// the zero Ref for an event dropped before routing (an echo).
+	OnDropped func(linkID string, dest Ref, ev Event, reason string, err error)
+	Logger    Logger
+}
+
+// Router is the core's Sink: it validates events from bridges and queues one
+// delivery per linked room on the bus. Deliveries translate message IDs
+// through the Directory, skip messages the destination already has, adapt
+// content to the destination's Capabilities and record the new copies.
+type Router struct {
+	dir     Directory
+	bridges BridgeSource
+	bus     *Bus
+	opts    RouterOptions
+	log     Logger
+}
+
+var _ Sink = (*Router)(nil)
+
+// NewRouter returns a Router queueing on bus.
+func NewRouter(dir Directory, bridges BridgeSource, bus *Bus, opts RouterOptions) *Router {
+	return &Router{dir: dir, bridges: bridges, bus: bus, opts: opts, log: orNop(opts.Logger)}
+}
+
+// Validate checks that ev is well formed; the error wraps ErrInvalidEvent.
+func (ev Event) Validate() error {
+	invalid := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrInvalidEvent, fmt.Sprintf(format, args...))
+	}
+	switch ev.Kind {
+	case KindMessage, KindEdit, KindDelete, KindReactionAdd, KindReactionRemove:
+	default:
+		return invalid("unknown kind %q", ev.Kind)
+	}
+	if ev.Origin.Network == "" || ev.Origin.Room == "" {
+		return invalid("%s without origin room", ev.Kind)
+	}
+	switch ev.Kind {
+	case KindMessage:
+		if ev.Origin.ID == "" {
+			return invalid("message without origin ID")
+		}
+		if ev.Text == "" && len(ev.Attachments) == 0 {
+			return invalid("message without text or attachments")
+		}
+	case KindReactionAdd, KindReactionRemove:
+		if ev.Emoji == "" {
+			return invalid("%s without emoji", ev.Kind)
+		}
+	}
+	if ev.Kind != KindMessage && ev.Target == "" {
+		return invalid("%s without target", ev.Kind)
+	}
+	return nil
+}
+
+// Receive routes ev to every room linked with its origin. It returns once a
+// delivery is queued for every destination; the error joins the enqueue
+// failures (e.g. ErrQueueFull), and the other destinations still get theirs.
+// An event from an unlinked room returns an error wrapping ErrNotLinked; an
+// invalid one, ErrInvalidEvent; after the bus closed, ErrBusClosed. Echoes of copies the bridge posted itself are
+// dropped silently.
+func (r *Router) Receive(ctx context.Context, ev Event) error {
+	if err := ev.Validate(); err != nil {
+		return err
+	}
+	if r.bus.Closed() {
+		return ErrBusClosed
+	}
+	room := Ref{Network: ev.Origin.Network, Room: ev.Origin.Room}
+	linkID, rooms, err := r.dir.LinkedRooms(ctx, room)
+	if err != nil {
+		return fmt.Errorf("bridge: routing %s from %s: %w", ev.Kind, room.RoomKey(), err)
+	}
+	label := string(ev.Kind)
+	if ev.Kind == KindMessage {
+		echo, err := r.isEcho(ctx, ev.Origin)
+		if err != nil {
+			return fmt.Errorf("bridge: routing message %s: %w", ev.Origin.Key(), err)
+		}
+		if echo {
+			r.bus.RecordDrop(QueueKey{Link: linkID}, label, ReasonEcho, nil)
+			r.dropped(linkID, Ref{}, ev, ReasonEcho, nil)
+			return nil
+		}
+	}
+
+	var errs []error
+	for _, dest := range rooms {
+		dest.ID = ""
+		if dest.RoomKey() == room.RoomKey() {
+			continue
+		}
+		key := QueueKey{Link: linkID, Dest: dest.RoomKey()}
+		b, ok := r.bridges.Bridge(dest.Network)
+		if !ok {
+			err := fmt.Errorf("no running %s bridge", dest.Network)
+			r.bus.RecordDrop(key, label, ReasonNoBridge, err)
+			r.dropped(linkID, dest, ev, ReasonNoBridge, err)
+			continue
+		}
+		if !b.Capabilities().Supports(ev.Kind) {
+			err := fmt.Errorf("%s does not support %s", dest.Network, ev.Kind)
+			r.bus.RecordDrop(key, label, ReasonUnsupported, err)
+			r.dropped(linkID, dest, ev, ReasonUnsupported, err)
+			continue
+		}
+		j := &job{r: r, linkID: linkID, dest: dest, ev: ev}
+		if err := r.bus.Enqueue(key, Item{Label: label, Task: j.run, Done: j.done}); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// isEcho reports whether msg is a copy the bridge posted of another message.
+func (r *Router) isEcho(ctx context.Context, msg Ref) (bool, error) {
+	origin, ok, err := r.dir.OriginOf(ctx, msg)
+	if err != nil || !ok {
+		return false, err
+	}
+	return origin.Key() != msg.Key(), nil
+}
+
+func (r *Router) dropped(linkID string, dest Ref, ev Event, reason string, err error) {
+	if r.opts.OnDropped != nil {
+		r.opts.OnDropped(linkID, dest, ev, reason, err)
+	}
+}
+
+// job is one event on its way to one destination room. Its state survives
+// between attempts so a retry never re-posts what already went through.
+type job struct {
+	r      *Router
+	linkID string
+	dest   Ref
+	ev     Event
+
+	prepared bool
+	parentID string
+	chunks   []string
+	atts     []Attachment
+	sent     int    // message parts delivered
+	nativeID string // first part's ID, or the ID Deliver returned
+	recorded bool
+}
+
+func (j *job) done(reason string, err error) {
+	if reason == "" {
+		if j.r.opts.OnDelivered != nil {
+			j.r.opts.OnDelivered(j.linkID, j.dest, j.ev, j.nativeID)
+		}
+		return
+	}
+	j.r.dropped(j.linkID, j.dest, j.ev, reason, err)
+}
+
+func (j *job) run(ctx context.Context) error {
+	b, ok := j.r.bridges.Bridge(j.dest.Network)
+	if !ok {
+		return Dropf(ReasonNoBridge, "no running %s bridge", j.dest.Network)
+	}
+	caps := b.Capabilities()
+	if !caps.Supports(j.ev.Kind) {
+		return Dropf(ReasonUnsupported, "%s does not support %s", j.dest.Network, j.ev.Kind)
+	}
+	if j.ev.Kind == KindMessage {
+		return j.message(ctx, b, caps)
+	}
+	return j.action(ctx, b, caps)
+}
+
+// ref returns the origin-network ref of a message ID of the event's room.
+func (j *job) ref(id string) Ref {
+	return Ref{Network: j.ev.Origin.Network, Room: j.ev.Origin.Room, ID: id}
+}
+
+// parent translates ev.Parent; unknown parents become "" (a plain message).
+func (j *job) parent(ctx context.Context) (string, error) {
+	if j.ev.Parent == "" {
+		return "", nil
+	}
+	id, ok, err := j.r.dir.Counterpart(ctx, j.ref(j.ev.Parent), j.dest)
+	if err != nil {
+		return "", fmt.Errorf("translating parent %s: %w", j.ev.Parent, err)
+	}
+	if !ok {
+		return "", nil
+	}
+	return id, nil
+}
+
+func (j *job) message(ctx context.Context, b Bridge, caps Capabilities) error {
+	if !j.prepared {
+		// Checked when the job runs, not when it was queued: by then the copy
+		// an echo came from is recorded, and a replay finds the first delivery.
+		echo, err := j.r.isEcho(ctx, j.ev.Origin)
+		if err != nil {
+			return err
+		}
+		if echo {
+			return Dropf(ReasonEcho, "%s is a bridged copy", j.ev.Origin.Key())
+		}
+		id, ok, err := j.r.dir.Counterpart(ctx, j.ev.Origin, j.dest)
+		if err != nil {
+			return fmt.Errorf("looking up counterpart: %w", err)
+		}
+		if ok {
+			return Dropf(ReasonDuplicate, "%s already bridged to %s as %s", j.ev.Origin.Key(), j.dest.RoomKey(), id)
+		}
+		if j.parentID, err = j.parent(ctx); err != nil {
+			return err
+		}
+		text, atts := adaptContent(j.ev.Text, j.ev.Attachments, caps)
+		j.chunks, j.atts = SplitText(text, caps.MaxTextLength), atts
+		j.prepared = true
+	}
+
+	for j.sent < len(j.chunks) {
+		if j.sent == 1 && !j.recorded {
+			if err := j.record(ctx); err != nil {
+				return err
+			}
+		}
+		d := &Delivery{Event: j.ev, Room: j.dest.Room, ParentID: j.parentID}
+		d.Text, d.Attachments = j.chunks[j.sent], nil
+		if j.sent == 0 {
+			d.Attachments = j.atts
+		}
+		id, err := b.Deliver(ctx, d)
+		if err != nil {
+			return err
+		}
+		if j.sent == 0 {
+			j.nativeID = id
+		}
+		j.sent++
+	}
+	if !j.recorded {
+		return j.record(ctx)
+	}
+	return nil
+}
+
+// record stores the first part's ID as the counterpart of the origin message.
+func (j *job) record(ctx context.Context) error {
+	if j.nativeID == "" {
+		j.r.log.Warn("bridge: destination returned no message ID; edits and replies to it will not bridge",
+			"origin", j.ev.Origin.Key(), "dest", j.dest.RoomKey())
+		j.recorded = true
+		return nil
+	}
+	dest := j.dest
+	dest.ID = j.nativeID
+	if err := j.r.dir.RecordCounterpart(ctx, j.ev.Origin, dest); err != nil {
+		return fmt.Errorf("recording counterpart: %w", err)
+	}
+	j.recorded = true
+	return nil
+}
+
+func (j *job) action(ctx context.Context, b Bridge, caps Capabilities) error {
+	target, ok, err := j.r.dir.Counterpart(ctx, j.ref(j.ev.Target), j.dest)
+	if err != nil {
+		return fmt.Errorf("translating target %s: %w", j.ev.Target, err)
+	}
+	if !ok {
+		return Dropf(ReasonUnknownTarget, "%s never reached %s", j.ref(j.ev.Target).Key(), j.dest.RoomKey())
+	}
+	parentID, err := j.parent(ctx)
+	if err != nil {
+		return err
+	}
+	d := &Delivery{Event: j.ev, Room: j.dest.Room, TargetID: target, ParentID: parentID}
+	if j.ev.Kind == KindEdit {
+		// Rebuild the text the way the original was built, so the copy keeps
+		// its file notes; a long edit replaces the first part only.
+		text, atts := adaptContent(j.ev.Text, j.ev.Attachments, caps)
+		d.Text, d.Attachments = SplitText(text, caps.MaxTextLength)[0], atts
+	}
+	id, err := b.Deliver(ctx, d)
+	if err != nil {
+		return err
+	}
+	j.nativeID = id
+	return nil
+}
+
+// adaptContent replaces the attachments the destination cannot take with a
+// note line at the end of the text.
+func adaptContent(text string, atts []Attachment, caps Capabilities) (string, []Attachment) {
+	if len(atts) == 0 {
+		return text, nil
+	}
+	var kept []Attachment
+	var notes []string
+	for _, a := range atts {
+		switch {
+		case !caps.Files:
+			notes = append(notes, fmt.Sprintf("(file %s not bridged: files are not supported here)", a.Name))
+		case caps.MaxFileSize > 0 && a.Size > caps.MaxFileSize:
+			notes = append(notes, fmt.Sprintf("(file %s too large to bridge: %s)", a.Name, formatMB(a.Size)))
+		default:
+			kept = append(kept, a)
+		}
+	}
+	if len(notes) > 0 {
+		if text != "" {
+			text += "\n"
+		}
+		text += strings.Join(notes, "\n")
+	}
+	return text, kept
+}
+
+func formatMB(n int64) string {
+	return strconv.FormatFloat(float64(n)/1e6, 'f', 1, 64) + " MB"
+}
+
+// SplitText cuts text into parts of at most max bytes, preferring to cut at
+// a line break, then at a space, and never inside a UTF-8 character. The
+// line break or space cut at is dropped. max <= 0 means no limit. It always
+// returns at least one part.
+func SplitText(text string, max int) []string {
+	if max <= 0 || len(text) <= max {
+		return []string{text}
+	}
+	var parts []string
+	for len(text) > max {
+		cut := max
+		for cut > 0 && !utf8.RuneStart(text[cut]) {
+			cut--
+		}
+		if cut == 0 {
+			// max is smaller than this character: send it whole.
+			_, cut = utf8.DecodeRuneInString(text)
+			parts = append(parts, text[:cut])
+			text = text[cut:]
+			continue
+		}
+		skip := 0
+		if i := strings.LastIndexByte(text[:cut+1], '\n'); i > 0 {
+			cut, skip = i, 1
+		} else if i := strings.LastIndexByte(text[:cut+1], ' '); i > 0 {
+			cut, skip = i, 1
+		}
+		parts = append(parts, text[:cut])
+		text = text[cut+skip:]
+	}
+	if text != "" {
+		parts = append(parts, text)
+	}
+	return parts
+}

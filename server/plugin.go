@@ -1,0 +1,397 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/mattermost/mattermost/server/public/model"
+	"github.com/mattermost/mattermost/server/public/plugin"
+
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge"
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/mattermost"
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/command"
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/store"
+)
+
+// Plugin is the plugin entry: it wires the hooks to the bridge core and
+// holds no bridging logic of its own.
+type Plugin struct {
+	plugin.MattermostPlugin
+
+	// networks are the remote networks this build bridges; tests add
+	// in-memory ones.
+	networks []network
+
+	configLock sync.RWMutex
+	config     *configuration
+
+	// lifecycle serialises activation, deactivation and reconfiguration.
+	lifecycle sync.Mutex
+	running   *runtime
+}
+
+// runtime is what exists while the plugin is active.
+type runtime struct {
+	ctx       context.Context
+	cancel    context.CancelFunc
+	store     *store.Store
+	manager   *bridge.Manager
+	mm        *mattermost.Bridge
+	commands  *command.Handler
+	botID     string
+	remoteIDs map[bridge.Network]string
+	// startErrors holds why an enabled network is not running.
+	startErrors sync.Map // bridge.Network -> string
+}
+
+const (
+	botUsername   = "bridge"
+	settingsPath  = "System Console > Plugins > Mattermost Bridge for XMPP, Matrix and Slack"
+	shutdownGrace = 20 * time.Second
+)
+
+func (p *Plugin) getConfiguration() *configuration {
+	p.configLock.RLock()
+	defer p.configLock.RUnlock()
+	if p.config == nil {
+		return (&configuration{}).withDefaults(map[string]any{})
+	}
+	return p.config
+}
+
+func (p *Plugin) getConfigurationOrNil() *configuration {
+	p.configLock.RLock()
+	defer p.configLock.RUnlock()
+	return p.config
+}
+
+func (p *Plugin) allNetworks() []network {
+	if p.networks == nil {
+		p.networks = defaultNetworks()
+	}
+	return p.networks
+}
+
+// loadConfiguration reads and checks the settings the server holds.
+func (p *Plugin) loadConfiguration() (*configuration, error) {
+	raw := map[string]any{}
+	if err := p.API.LoadPluginConfiguration(&raw); err != nil {
+		return nil, fmt.Errorf("load plugin configuration: %w", err)
+	}
+	cfg, err := parseConfiguration(raw)
+	if err != nil {
+		return nil, err
+	}
+	return cfg, cfg.validate()
+}
+
+func (p *Plugin) setConfiguration(cfg *configuration) (old *configuration) {
+	p.configLock.Lock()
+	defer p.configLock.Unlock()
+	old, p.config = p.config, cfg
+	return old
+}
+
+// OnConfigurationChange validates new settings before taking them: invalid
+// settings are refused with a clear error and the running ones stay.
+func (p *Plugin) OnConfigurationChange() error {
+	cfg, err := p.loadConfiguration()
+	if err != nil {
+		p.API.LogError("Refusing the new plugin configuration", "error", err.Error())
+		return err
+	}
+	p.lifecycle.Lock()
+	defer p.lifecycle.Unlock()
+	old := p.setConfiguration(cfg)
+	if p.running != nil {
+		p.reconfigure(old, cfg)
+	}
+	return nil
+}
+
+func (p *Plugin) OnActivate() error {
+	p.lifecycle.Lock()
+	defer p.lifecycle.Unlock()
+	if p.getConfigurationOrNil() == nil {
+		// OnConfigurationChange runs before OnActivate; no configuration here
+		// means it refused the settings, and activating would hide that.
+		cfg, err := p.loadConfiguration()
+		if err != nil {
+			return err
+		}
+		p.setConfiguration(cfg)
+	}
+	cfg := p.getConfiguration()
+
+	botID, err := p.API.EnsureBotUser(&model.Bot{
+		Username:    botUsername,
+		DisplayName: "Bridge",
+		Description: "Relays messages between Mattermost channels and XMPP, Matrix and Slack rooms.",
+	})
+	if err != nil {
+		return fmt.Errorf("ensure bot user: %w", err)
+	}
+
+	st := store.New(p.API)
+	ctx, cancel := context.WithCancel(context.Background())
+	if err = st.Migrate(ctx); err != nil {
+		cancel()
+		return fmt.Errorf("migrate KV store: %w", err)
+	}
+	st.SetMessageRetention(time.Duration(cfg.MessageMapRetentionDays) * 24 * time.Hour)
+
+	rt := &runtime{ctx: ctx, cancel: cancel, store: st, botID: botID, remoteIDs: map[bridge.Network]string{}}
+	for _, n := range p.allNetworks() {
+		remoteID, rerr := p.API.RegisterPluginForSharedChannels(model.RegisterPluginOpts{
+			Displayname: n.Command.Title,
+			PluginID:    manifest.Id,
+			CreatorID:   botID,
+			SiteURL:     n.siteURL(manifest.Id),
+		})
+		if rerr != nil {
+			cancel()
+			return fmt.Errorf("register the %s shared-channels remote: %w", n.Command.Title, rerr)
+		}
+		rt.remoteIDs[n.Command.Network] = remoteID
+	}
+
+	logger := bridge.NewPluginLogger(p.API)
+	rt.mm = mattermost.New(p.API, st, mattermost.Options{
+		BotUserID:   botID,
+		RemoteIDs:   rt.remoteIDs,
+		MaxFileSize: int64(cfg.MaxFileSizeMB) << 20,
+		Logger:      logger,
+	})
+	rt.manager = bridge.NewManager(st, bridge.ManagerOptions{
+		Bus: bridge.BusOptions{QueueCapacity: int(cfg.QueueSize)},
+		Router: bridge.RouterOptions{
+			OnDelivered: func(linkID string, dest bridge.Ref, ev bridge.Event, _ string) { rt.mm.Progress(linkID, dest, ev) },
+			OnDropped: func(linkID string, dest bridge.Ref, ev bridge.Event, reason string, _ error) {
+				// Work cut off by a shutdown is replayed on the next
+				// activation, so it must not move the cursor past it.
+				if reason != bridge.ReasonShutdown && reason != bridge.ReasonClosed {
+					rt.mm.Progress(linkID, dest, ev)
+				}
+			},
+		},
+		Logger: logger,
+	})
+	if err = rt.manager.Register(rt.mm); err != nil {
+		cancel()
+		return err
+	}
+	if cfg.EnableBridge {
+		for _, n := range p.allNetworks() {
+			if b := p.buildBridge(rt, n, cfg); b != nil {
+				if err = rt.manager.Register(b); err != nil {
+					cancel()
+					return err
+				}
+			}
+		}
+	}
+
+	rt.commands = command.NewHandler(command.Env{
+		Links:         st,
+		Bridge:        rt.manager.Bridge,
+		Health:        func(n bridge.Network) bridge.Health { return p.health(rt, n) },
+		IsSystemAdmin: func(userID string) bool { return p.API.HasPermissionTo(userID, model.PermissionManageSystem) },
+		ChannelName:   p.channelName,
+		SettingsPath:  settingsPath,
+	}, p.commandSpecs()...)
+	for _, c := range rt.commands.Commands() {
+		if err = p.API.RegisterCommand(c); err != nil {
+			cancel()
+			return fmt.Errorf("register /%s: %w", c.Trigger, err)
+		}
+	}
+
+	if err = rt.manager.Start(ctx); err != nil {
+		p.API.LogWarn("Some bridges did not start", "error", err.Error())
+	}
+	p.running = rt
+	return nil
+}
+
+func (p *Plugin) commandSpecs() []command.Spec {
+	specs := make([]command.Spec, 0, len(p.allNetworks()))
+	for _, n := range p.allNetworks() {
+		specs = append(specs, n.Command)
+	}
+	return specs
+}
+
+// buildBridge returns the bridge a network's settings ask for, or nil when
+// the network is off or cannot start (the reason shows in its status).
+func (p *Plugin) buildBridge(rt *runtime, n network, cfg *configuration) bridge.Bridge {
+	rt.startErrors.Delete(n.Command.Network)
+	if !cfg.EnableBridge || !n.Enabled(cfg) {
+		return nil
+	}
+	b, err := n.New(p, cfg)
+	if err != nil {
+		rt.startErrors.Store(n.Command.Network, err.Error())
+		p.API.LogError("Cannot start a bridge", "network", string(n.Command.Network), "error", err.Error())
+		return nil
+	}
+	return b
+}
+
+func (p *Plugin) reconfigure(old, cfg *configuration) {
+	rt := p.running
+	rt.store.SetMessageRetention(time.Duration(cfg.MessageMapRetentionDays) * 24 * time.Hour)
+	want := map[bridge.Network]bridge.Bridge{bridge.NetworkMattermost: rt.mm}
+	for _, n := range p.allNetworks() {
+		cur, running := rt.manager.Bridge(n.Command.Network)
+		if running && old != nil && old.EnableBridge == cfg.EnableBridge && cfg.sameSettings(old, n.SettingsPrefix) {
+			want[n.Command.Network] = cur
+			continue
+		}
+		if b := p.buildBridge(rt, n, cfg); b != nil {
+			want[n.Command.Network] = b
+		}
+	}
+	if err := rt.manager.Reconfigure(rt.ctx, want); err != nil {
+		p.API.LogWarn("Some bridges did not restart cleanly", "error", err.Error())
+	}
+}
+
+func (p *Plugin) OnDeactivate() error {
+	p.lifecycle.Lock()
+	defer p.lifecycle.Unlock()
+	rt := p.running
+	if rt == nil {
+		return nil
+	}
+	p.running = nil
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	abandoned, err := rt.manager.Stop(ctx)
+	rt.cancel()
+	if abandoned > 0 {
+		// Not lost: Mattermost posts replay from their cursors on the next
+		// activation, and remote networks replay from their own archives.
+		p.API.LogWarn("Deactivated with undelivered messages; they will be replayed on activation", "count", abandoned)
+	}
+	return err
+}
+
+// active returns the runtime for hooks, or nil while the plugin is starting
+// or stopping.
+func (p *Plugin) active() *runtime {
+	p.lifecycle.Lock()
+	defer p.lifecycle.Unlock()
+	return p.running
+}
+
+func (p *Plugin) health(rt *runtime, n bridge.Network) bridge.Health {
+	if msg, ok := rt.startErrors.Load(n); ok {
+		return bridge.Health{State: bridge.StateError, LastError: msg.(string)}
+	}
+	if h, ok := rt.manager.Health()[n]; ok {
+		return h
+	}
+	return bridge.Health{State: bridge.StateDisabled}
+}
+
+func (p *Plugin) channelName(channelID string) string {
+	ch, appErr := p.API.GetChannel(channelID)
+	if appErr != nil {
+		return channelID
+	}
+	return "~" + ch.Name
+}
+
+func (p *Plugin) MessageHasBeenPosted(_ *plugin.Context, post *model.Post) {
+	if rt := p.active(); rt != nil {
+		rt.mm.OnPost(post)
+	}
+}
+
+func (p *Plugin) MessageHasBeenUpdated(_ *plugin.Context, newPost, oldPost *model.Post) {
+	if rt := p.active(); rt != nil {
+		rt.mm.OnPostUpdated(newPost, oldPost)
+	}
+}
+
+func (p *Plugin) MessageHasBeenDeleted(_ *plugin.Context, post *model.Post) {
+	if rt := p.active(); rt != nil {
+		rt.mm.OnPostDeleted(post)
+	}
+}
+
+func (p *Plugin) ReactionHasBeenAdded(_ *plugin.Context, r *model.Reaction) {
+	if rt := p.active(); rt != nil {
+		rt.mm.OnReaction(r, true)
+	}
+}
+
+func (p *Plugin) ReactionHasBeenRemoved(_ *plugin.Context, r *model.Reaction) {
+	if rt := p.active(); rt != nil {
+		rt.mm.OnReaction(r, false)
+	}
+}
+
+func (p *Plugin) ExecuteCommand(_ *plugin.Context, args *model.CommandArgs) (*model.CommandResponse, *model.AppError) {
+	rt := p.active()
+	if rt == nil {
+		return &model.CommandResponse{ResponseType: model.CommandResponseTypeEphemeral, Text: "The bridge is starting or stopping; try again in a moment."}, nil
+	}
+	ctx, cancel := context.WithTimeout(rt.ctx, 30*time.Second)
+	defer cancel()
+	return rt.commands.Execute(ctx, args), nil
+}
+
+// OnSharedChannelsPing lets the Connected Workspaces page show each
+// network's health: the server pings every remote the plugin registered.
+func (p *Plugin) OnSharedChannelsPing(rc *model.RemoteCluster) bool {
+	rt := p.active()
+	if rt == nil || rc == nil {
+		return false
+	}
+	for n, id := range rt.remoteIDs {
+		if id == rc.RemoteId {
+			return p.health(rt, n).State == bridge.StateConnected
+		}
+	}
+	return false
+}
+
+// statusReport is what the status endpoint returns to system admins.
+type statusReport struct {
+	Networks map[bridge.Network]bridge.Health `json:"networks"`
+	Bus      bridge.BusStats                  `json:"bus"`
+	Links    int                              `json:"links"`
+}
+
+func (p *Plugin) ServeHTTP(_ *plugin.Context, w http.ResponseWriter, r *http.Request) {
+	userID := r.Header.Get("Mattermost-User-ID")
+	rt := p.active()
+	switch {
+	case r.URL.Path != "/api/v1/status":
+		http.NotFound(w, r)
+	case userID == "" || !p.API.HasPermissionTo(userID, model.PermissionManageSystem):
+		http.Error(w, "only system admins can read the bridge status", http.StatusForbidden)
+	case rt == nil:
+		http.Error(w, "the bridge is not running", http.StatusServiceUnavailable)
+	default:
+		report := statusReport{Networks: map[bridge.Network]bridge.Health{}, Bus: rt.manager.Stats()}
+		report.Networks[bridge.NetworkMattermost] = p.health(rt, bridge.NetworkMattermost)
+		for _, n := range p.allNetworks() {
+			report.Networks[n.Command.Network] = p.health(rt, n.Command.Network)
+		}
+		links, err := rt.store.ListLinks()
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			http.Error(w, "could not list links", http.StatusInternalServerError)
+			return
+		}
+		report.Links = len(links)
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(report)
+	}
+}

@@ -1,0 +1,166 @@
+// Package memkv is an in-memory plugin key-value store with the semantics of
+// Mattermost's SQL plugin store: atomic compare-and-set, expiry, nil values as
+// deletes, and keys listed in order page by page. The test host serves the KV
+// part of the plugin API from it, and store tests use it directly.
+package memkv
+
+import (
+	"bytes"
+	"net/http"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/mattermost/mattermost/server/public/model"
+)
+
+type entry struct {
+	value    []byte
+	expireAt time.Time // zero: never
+}
+
+// Store holds the keys of every plugin, so two plugin instances sharing one
+// Store behave like two cluster nodes sharing one database.
+type Store struct {
+	mu   sync.Mutex
+	now  func() time.Time
+	data map[string]map[string]entry // plugin ID -> key -> entry
+}
+
+// New returns an empty store. now may be nil (time.Now); tests pass a fake
+// clock to exercise expiry.
+func New(now func() time.Time) *Store {
+	if now == nil {
+		now = time.Now
+	}
+	return &Store{now: now, data: map[string]map[string]entry{}}
+}
+
+func appErr(where, id string, status int, detail string) *model.AppError {
+	return model.NewAppError(where, id, nil, detail, status)
+}
+
+func (s *Store) live(pluginID, key string) (entry, bool) {
+	e, ok := s.data[pluginID][key]
+	if !ok {
+		return entry{}, false
+	}
+	if !e.expireAt.IsZero() && !s.now().Before(e.expireAt) {
+		delete(s.data[pluginID], key)
+		return entry{}, false
+	}
+	return e, true
+}
+
+// SetWithOptions behaves like API.KVSetWithOptions.
+func (s *Store) SetWithOptions(pluginID, key string, value []byte, opts model.PluginKVSetOptions) (bool, *model.AppError) {
+	if err := opts.IsValid(); err != nil {
+		return false, err
+	}
+	kv := &model.PluginKeyValue{PluginId: pluginID, Key: key}
+	if err := kv.IsValid(); err != nil {
+		return false, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur, exists := s.live(pluginID, key)
+
+	if opts.Atomic {
+		if value == nil {
+			// Compare-and-delete: only an existing, equal value is removed.
+			if opts.OldValue == nil || !exists || !bytes.Equal(cur.value, opts.OldValue) {
+				return false, nil
+			}
+			delete(s.data[pluginID], key)
+			return true, nil
+		}
+		if opts.OldValue == nil {
+			if exists {
+				return false, nil
+			}
+		} else if !exists || !bytes.Equal(cur.value, opts.OldValue) {
+			return false, nil
+		}
+	}
+	if value == nil {
+		delete(s.data[pluginID], key)
+		return true, nil
+	}
+	e := entry{value: bytes.Clone(value)}
+	if opts.ExpireInSeconds > 0 {
+		e.expireAt = s.now().Add(time.Duration(opts.ExpireInSeconds) * time.Second)
+	}
+	if s.data[pluginID] == nil {
+		s.data[pluginID] = map[string]entry{}
+	}
+	s.data[pluginID][key] = e
+	return true, nil
+}
+
+// Get behaves like API.KVGet: a missing or expired key is (nil, nil).
+func (s *Store) Get(pluginID, key string) ([]byte, *model.AppError) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.live(pluginID, key)
+	if !ok {
+		return nil, nil
+	}
+	return bytes.Clone(e.value), nil
+}
+
+// Delete behaves like API.KVDelete.
+func (s *Store) Delete(pluginID, key string) *model.AppError {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.data[pluginID], key)
+	return nil
+}
+
+// DeleteAll behaves like API.KVDeleteAll.
+func (s *Store) DeleteAll(pluginID string) *model.AppError {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.data, pluginID)
+	return nil
+}
+
+// List behaves like API.KVList: live keys in key order, one page at a time.
+func (s *Store) List(pluginID string, page, perPage int) ([]string, *model.AppError) {
+	if page < 0 || perPage <= 0 {
+		return nil, appErr("memkv.List", "app.plugin.kv_list.app_error", http.StatusBadRequest, "page must be >= 0 and perPage > 0")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	keys := make([]string, 0, len(s.data[pluginID]))
+	for k := range s.data[pluginID] {
+		if _, ok := s.live(pluginID, k); ok {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	start := page * perPage
+	if start >= len(keys) {
+		return []string{}, nil
+	}
+	end := min(start+perPage, len(keys))
+	return keys[start:end], nil
+}
+
+// Plugin returns a view of the store bound to one plugin ID with the plugin
+// API's KV method names, so it can stand where the plugin API would.
+func (s *Store) Plugin(pluginID string) *PluginKV { return &PluginKV{s: s, id: pluginID} }
+
+// PluginKV is one plugin's view of a Store.
+type PluginKV struct {
+	s  *Store
+	id string
+}
+
+func (p *PluginKV) KVSetWithOptions(key string, value []byte, opts model.PluginKVSetOptions) (bool, *model.AppError) {
+	return p.s.SetWithOptions(p.id, key, value, opts)
+}
+func (p *PluginKV) KVGet(key string) ([]byte, *model.AppError) { return p.s.Get(p.id, key) }
+func (p *PluginKV) KVDelete(key string) *model.AppError        { return p.s.Delete(p.id, key) }
+func (p *PluginKV) KVList(page, perPage int) ([]string, *model.AppError) {
+	return p.s.List(p.id, page, perPage)
+}
