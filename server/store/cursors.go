@@ -1,0 +1,112 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// cursor is a named position kept per link (last relayed post time, a
+// history token...).
+type cursor struct {
+	LinkID string `json:"link_id"`
+	Name   string `json:"name"`
+	Value  string `json:"value"`
+}
+
+func checkCursor(linkID, name string) error {
+	if err := checkString("link ID", linkID); err != nil {
+		return err
+	}
+	return checkString("cursor name", name)
+}
+
+// GetCursor returns the cursor name of link linkID; ok=false when unset.
+func (s *Store) GetCursor(linkID, name string) (string, bool, error) {
+	if err := checkCursor(linkID, name); err != nil {
+		return "", false, err
+	}
+	c, _, err := getJSON[cursor](s, cursorKey(linkID, name))
+	if err != nil || c == nil {
+		return "", false, err
+	}
+	return c.Value, true, nil
+}
+
+// SetCursor sets the cursor name of link linkID, whatever its value was.
+// Cursors of a link are deleted with it (RemoveRemote of its last remote).
+func (s *Store) SetCursor(linkID, name, value string) error {
+	if err := checkCursor(linkID, name); err != nil {
+		return err
+	}
+	if len(value) > maxField {
+		return invalid("cursor value is longer than %d bytes", maxField)
+	}
+	return s.putJSON(cursorKey(linkID, name), cursor{LinkID: linkID, Name: name, Value: value}, 0)
+}
+
+// AdvanceCursorInt sets an integer cursor to v unless it already is at v or
+// beyond: the cursor only ever moves forward, whatever the order concurrent
+// calls land in. It fails if the cursor holds a non-integer.
+func (s *Store) AdvanceCursorInt(linkID, name string, v int64) error {
+	if err := checkCursor(linkID, name); err != nil {
+		return err
+	}
+	value := strconv.FormatInt(v, 10)
+	_, err := update(context.Background(), s, cursorKey(linkID, name), 0, func(old *cursor) (*cursor, error) {
+		if old != nil {
+			cur, err := strconv.ParseInt(old.Value, 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("store: cursor %q of link %s is not an integer: %q", name, linkID, old.Value)
+			}
+			if cur >= v {
+				return nil, errNoChange
+			}
+		}
+		return &cursor{LinkID: linkID, Name: name, Value: value}, nil
+	})
+	return err
+}
+
+// deleteCursors deletes every cursor of a link.
+func (s *Store) deleteCursors(linkID string) error {
+	keys, err := s.listKeys(cursorPrefix(linkID))
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if err := s.del(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type seenMark struct {
+	Namespace string    `json:"ns"`
+	ID        string    `json:"id"`
+	At        time.Time `json:"at"`
+}
+
+// MarkSeen records id in namespace (a Matrix transaction ID, a Slack envelope
+// ID...) for ttl (0 = forever; it is rounded up to whole seconds) and reports
+// whether this call was the first to see it. It is insert-if-absent, so of
+// concurrent callers exactly one gets first=true.
+func (s *Store) MarkSeen(namespace, id string, ttl time.Duration) (first bool, err error) {
+	if err := checkString("namespace", namespace); err != nil {
+		return false, err
+	}
+	if err := checkString("ID", id); err != nil {
+		return false, err
+	}
+	if ttl < 0 {
+		return false, invalid("negative ttl %v", ttl)
+	}
+	b, err := json.Marshal(seenMark{Namespace: namespace, ID: id, At: s.stamp()})
+	if err != nil {
+		return false, err
+	}
+	return s.insert(seenKey(namespace, id), b, ttlSeconds(ttl))
+}

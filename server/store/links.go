@@ -1,0 +1,369 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge"
+)
+
+// RemoteRoom is a room on another network linked to a Mattermost channel.
+type RemoteRoom struct {
+	Network bridge.Network `json:"network"`
+	Room    string         `json:"room"`
+	// LinkedBy is the Mattermost user ID of who made the link; empty when the
+	// system did.
+	LinkedBy string    `json:"linked_by,omitempty"`
+	LinkedAt time.Time `json:"linked_at"`
+}
+
+// Ref returns the room as a bridge.Ref.
+func (r RemoteRoom) Ref() bridge.Ref { return bridge.Ref{Network: r.Network, Room: r.Room} }
+
+// Link is a Mattermost channel and the remote rooms bridged with it. Its ID,
+// as the router knows it, is the channel ID.
+type Link struct {
+	ChannelID string       `json:"channel_id"`
+	TeamID    string       `json:"team_id"`
+	Remotes   []RemoteRoom `json:"remotes"`
+	CreatedBy string       `json:"created_by,omitempty"`
+	CreatedAt time.Time    `json:"created_at"`
+}
+
+// Remote returns the remote room of the link on network named room.
+func (l *Link) Remote(network bridge.Network, room string) (RemoteRoom, bool) {
+	if i := l.index(network, room); i >= 0 {
+		return l.Remotes[i], true
+	}
+	return RemoteRoom{}, false
+}
+
+func (l *Link) index(network bridge.Network, room string) int {
+	if l == nil {
+		return -1
+	}
+	return slices.IndexFunc(l.Remotes, func(r RemoteRoom) bool { return r.Network == network && r.Room == room })
+}
+
+// roomClaim is the reverse lookup of a remote room: the channel holding it.
+// It is written insert-if-absent before the link record, so it acts as the
+// lock that lets only one channel have the room; the link record is the
+// truth, and readers check the two agree.
+type roomClaim struct {
+	Network   bridge.Network `json:"network"`
+	Room      string         `json:"room"`
+	ChannelID string         `json:"channel_id"`
+	ClaimedAt time.Time      `json:"claimed_at"`
+}
+
+// staleClaimAge is how old a claim must be before AddRemote may take it over
+// when the channel it names does not hold the room (a call interrupted
+// between its two writes). Younger ones may belong to a call in progress.
+const staleClaimAge = 2 * time.Minute
+
+var errClaimLost = errors.New("store: the room claim changed during the update; try again")
+
+// GetLink returns the link of a channel, ErrNotFound when it has none.
+func (s *Store) GetLink(channelID string) (*Link, error) {
+	if err := checkID("channel ID", channelID); err != nil {
+		return nil, err
+	}
+	l, _, err := getJSON[Link](s, linkKey(channelID))
+	if err != nil {
+		return nil, err
+	}
+	if l == nil {
+		return nil, fmt.Errorf("%w: channel %s has no link", ErrNotFound, channelID)
+	}
+	return l, nil
+}
+
+// ListLinks returns every link.
+func (s *Store) ListLinks() ([]Link, error) { return listJSON[Link](s, prefixLink) }
+
+// AddRemote links the remote room r to a channel of a team, creating the
+// link if needed, and returns the link. A zero r.LinkedAt means now. It
+// fails with a *RoomTakenError (wrapping ErrRoomTaken) when another channel
+// holds the room and with ErrAlreadyLinked when this one already does. The
+// reverse lookup is claimed insert-if-absent first, so of two channels racing
+// for one room exactly one wins. The team ID is updated on every call (a
+// channel can move to another team).
+func (s *Store) AddRemote(channelID, teamID string, r RemoteRoom) (*Link, error) {
+	if err := checkID("channel ID", channelID); err != nil {
+		return nil, err
+	}
+	if err := checkID("team ID", teamID); err != nil {
+		return nil, err
+	}
+	if err := checkRemoteNetwork(r.Network); err != nil {
+		return nil, err
+	}
+	if err := checkString("room", r.Room); err != nil {
+		return nil, err
+	}
+	if r.LinkedBy != "" {
+		if err := checkID("linked-by user ID", r.LinkedBy); err != nil {
+			return nil, err
+		}
+	}
+	if r.LinkedAt.IsZero() {
+		r.LinkedAt = s.stamp()
+	}
+	r.LinkedAt = r.LinkedAt.UTC()
+
+	ctx := context.Background()
+	for attempt := 1; ; attempt++ {
+		created, err := s.claimRoom(channelID, r.Network, r.Room)
+		if err != nil {
+			return nil, err
+		}
+		link, err := update(ctx, s, linkKey(channelID), 0, func(old *Link) (*Link, error) {
+			c, _, err := getJSON[roomClaim](s, roomKey(r.Network, r.Room))
+			if err != nil {
+				return nil, err
+			}
+			if c == nil || c.ChannelID != channelID {
+				return nil, errClaimLost
+			}
+			if old == nil {
+				old = &Link{ChannelID: channelID, CreatedBy: r.LinkedBy, CreatedAt: r.LinkedAt}
+			}
+			if old.index(r.Network, r.Room) >= 0 {
+				return nil, ErrAlreadyLinked
+			}
+			old.TeamID = teamID
+			old.Remotes = append(old.Remotes, r)
+			return old, nil
+		})
+		switch {
+		case err == nil:
+			return link, nil
+		case errors.Is(err, ErrAlreadyLinked):
+			return nil, fmt.Errorf("%w: %s room %q, channel %s", ErrAlreadyLinked, r.Network, r.Room, channelID)
+		case errors.Is(err, errClaimLost) && attempt < maxAttempts:
+			continue
+		}
+		if created {
+			_ = s.releaseUnusedClaim(channelID, r.Network, r.Room)
+		}
+		return nil, err
+	}
+}
+
+// claimRoom makes the reverse lookup of a room name channelID. created says
+// whether this call wrote it (false: it already did).
+func (s *Store) claimRoom(channelID string, network bridge.Network, room string) (created bool, err error) {
+	key := roomKey(network, room)
+	b, err := json.Marshal(roomClaim{Network: network, Room: room, ChannelID: channelID, ClaimedAt: s.stamp()})
+	if err != nil {
+		return false, err
+	}
+	for attempt := 1; ; attempt++ {
+		ok, err := s.insert(key, b, 0)
+		if err != nil || ok {
+			return ok, err
+		}
+		cur, raw, err := getJSON[roomClaim](s, key)
+		if err != nil {
+			return false, err
+		}
+		switch {
+		case cur == nil:
+			// Released meanwhile; insert again.
+		case cur.Network != network || cur.Room != room:
+			return false, fmt.Errorf("store: key %q holds %s room %q, not %q", key, cur.Network, cur.Room, room)
+		case cur.ChannelID == channelID:
+			return false, nil
+		default:
+			holds, err := s.linkHolds(cur.ChannelID, network, room)
+			if err != nil {
+				return false, err
+			}
+			if holds || s.now().Sub(cur.ClaimedAt) < s.staleClaim {
+				return false, &RoomTakenError{Network: network, Room: room, ChannelID: cur.ChannelID}
+			}
+			// A claim left behind by an interrupted call: drop it.
+			if _, err := s.deleteIf(key, raw); err != nil {
+				return false, err
+			}
+		}
+		if attempt >= maxAttempts {
+			return false, fmt.Errorf("%w (key %q)", ErrConflict, key)
+		}
+	}
+}
+
+// linkHolds reports whether channelID's link record has the room.
+func (s *Store) linkHolds(channelID string, network bridge.Network, room string) (bool, error) {
+	l, _, err := getJSON[Link](s, linkKey(channelID))
+	if err != nil {
+		return false, err
+	}
+	return l.index(network, room) >= 0, nil
+}
+
+// releaseUnusedClaim deletes channelID's claim on a room its link does not
+// hold (undoing a failed AddRemote).
+func (s *Store) releaseUnusedClaim(channelID string, network bridge.Network, room string) error {
+	key := roomKey(network, room)
+	c, raw, err := getJSON[roomClaim](s, key)
+	if err != nil || c == nil || c.ChannelID != channelID {
+		return err
+	}
+	holds, err := s.linkHolds(channelID, network, room)
+	if err != nil || holds {
+		return err
+	}
+	_, err = s.deleteIf(key, raw)
+	return err
+}
+
+// RemoveRemote unlinks a remote room from a channel and returns what is left
+// of the link; when no remote remains the link record is deleted (the
+// returned Link then has no remotes) and so are the link's cursors. The
+// reverse lookup is removed too, including one left behind by an interrupted
+// call. ErrNotFound when the room was not linked to the channel.
+func (s *Store) RemoveRemote(channelID string, network bridge.Network, room string) (*Link, error) {
+	if err := checkID("channel ID", channelID); err != nil {
+		return nil, err
+	}
+	if err := checkRemoteNetwork(network); err != nil {
+		return nil, err
+	}
+	if err := checkString("room", room); err != nil {
+		return nil, err
+	}
+	var found bool
+	var after Link
+	_, err := update(context.Background(), s, linkKey(channelID), 0, func(old *Link) (*Link, error) {
+		found = false
+		i := old.index(network, room)
+		if i < 0 {
+			return nil, errNoChange
+		}
+		found = true
+		old.Remotes = slices.Delete(old.Remotes, i, i+1)
+		after = *old
+		if len(old.Remotes) == 0 {
+			after.Remotes = []RemoteRoom{}
+			return nil, nil
+		}
+		return old, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	cleaned := false
+	key := roomKey(network, room)
+	c, raw, err := getJSON[roomClaim](s, key)
+	if err != nil {
+		return nil, err
+	}
+	if c != nil && c.ChannelID == channelID {
+		if cleaned, err = s.deleteIf(key, raw); err != nil {
+			return nil, err
+		}
+	}
+	if !found {
+		if !cleaned {
+			return nil, fmt.Errorf("%w: %s room %q is not linked to channel %s", ErrNotFound, network, room, channelID)
+		}
+		// Only a leftover reverse lookup: report the link as it is.
+		l, _, err := getJSON[Link](s, linkKey(channelID))
+		if err != nil {
+			return nil, err
+		}
+		if l == nil {
+			l = &Link{ChannelID: channelID, Remotes: []RemoteRoom{}}
+		}
+		return l, nil
+	}
+	if len(after.Remotes) == 0 {
+		if err := s.deleteCursors(channelID); err != nil {
+			return &after, fmt.Errorf("store: link of channel %s removed, but not its cursors: %w", channelID, err)
+		}
+	}
+	return &after, nil
+}
+
+// ChannelForRoom returns the channel a remote room is linked to, ErrNotFound
+// when none.
+func (s *Store) ChannelForRoom(network bridge.Network, room string) (string, error) {
+	if err := checkRemoteNetwork(network); err != nil {
+		return "", err
+	}
+	if err := checkString("room", room); err != nil {
+		return "", err
+	}
+	link, err := s.linkOfRoom(network, room)
+	if err != nil {
+		return "", err
+	}
+	if link == nil {
+		return "", fmt.Errorf("%w: %s room %q is not linked", ErrNotFound, network, room)
+	}
+	return link.ChannelID, nil
+}
+
+// linkOfRoom follows the reverse lookup and checks the link agrees; nil when
+// the room is not linked.
+func (s *Store) linkOfRoom(network bridge.Network, room string) (*Link, error) {
+	c, _, err := getJSON[roomClaim](s, roomKey(network, room))
+	if err != nil || c == nil {
+		return nil, err
+	}
+	l, _, err := getJSON[Link](s, linkKey(c.ChannelID))
+	if err != nil {
+		return nil, err
+	}
+	if l.index(network, room) < 0 {
+		return nil, nil // a claim in progress or left behind
+	}
+	return l, nil
+}
+
+// LinkedRooms implements bridge.Directory: every room of the link holding
+// room (the Mattermost channel as a Ref with Network mattermost), excluding
+// room itself, and the link ID (the channel ID). The error wraps
+// bridge.ErrNotLinked when room is not linked.
+func (s *Store) LinkedRooms(ctx context.Context, room bridge.Ref) (string, []bridge.Ref, error) {
+	if err := ctx.Err(); err != nil {
+		return "", nil, err
+	}
+	notLinked := fmt.Errorf("%w: %s", bridge.ErrNotLinked, room.RoomKey())
+	var link *Link
+	var err error
+	switch {
+	case room.Network == bridge.NetworkMattermost:
+		if checkID("channel ID", room.Room) != nil {
+			return "", nil, notLinked
+		}
+		link, _, err = getJSON[Link](s, linkKey(room.Room))
+	case room.Network.Valid() && checkString("room", room.Room) == nil:
+		link, err = s.linkOfRoom(room.Network, room.Room)
+	default:
+		return "", nil, notLinked
+	}
+	if err != nil {
+		return "", nil, err
+	}
+	if link == nil || len(link.Remotes) == 0 {
+		return "", nil, notLinked
+	}
+	rooms := make([]bridge.Ref, 0, len(link.Remotes)+1)
+	if room.Network != bridge.NetworkMattermost {
+		rooms = append(rooms, bridge.Ref{Network: bridge.NetworkMattermost, Room: link.ChannelID})
+	}
+	for _, r := range link.Remotes {
+		if r.Network == room.Network && r.Room == room.Room {
+			continue
+		}
+		rooms = append(rooms, r.Ref())
+	}
+	return link.ChannelID, rooms, nil
+}

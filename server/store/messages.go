@@ -1,0 +1,219 @@
+package store
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge"
+)
+
+// A bridged message is one origin message and its copies in the other rooms
+// of a link. It is kept as a group record (g:, keyed by the origin) listing
+// every copy, and one pointer record per message ref (m:, for the origin and
+// each copy) naming the group's origin. Both expire after the message
+// retention; writing a group or pointer again restarts its clock.
+
+type msgPointer struct {
+	Ref    bridge.Ref `json:"ref"`
+	Origin bridge.Ref `json:"origin"`
+}
+
+type msgGroup struct {
+	Origin bridge.Ref   `json:"origin"`
+	Copies []bridge.Ref `json:"copies"`
+}
+
+var _ bridge.Directory = (*Store)(nil)
+
+// SetMessageRetention sets how long message-ID maps are kept after they were
+// last written; 0 (or less) keeps them forever. It applies to writes made
+// after the call. Every node should set the same value from configuration.
+func (s *Store) SetMessageRetention(d time.Duration) { s.retention.Store(ttlSeconds(d)) }
+
+// MessageRetention returns the retention set by SetMessageRetention.
+func (s *Store) MessageRetention() time.Duration {
+	return time.Duration(s.retention.Load()) * time.Second
+}
+
+func checkMessage(what string, r bridge.Ref) error {
+	if err := checkNetwork(r.Network); err != nil {
+		return err
+	}
+	if err := checkString(what+" room", r.Room); err != nil {
+		return err
+	}
+	return checkString(what+" message ID", r.ID)
+}
+
+func checkRoom(what string, r bridge.Ref) error {
+	if err := checkNetwork(r.Network); err != nil {
+		return err
+	}
+	return checkString(what+" room", r.Room)
+}
+
+func msgRef(r bridge.Ref) bridge.Ref { return bridge.Ref{Network: r.Network, Room: r.Room, ID: r.ID} }
+
+// pointer returns the pointer record of ref, nil if none.
+func (s *Store) pointer(ref bridge.Ref) (*msgPointer, []byte, error) {
+	p, raw, err := getJSON[msgPointer](s, messageKey(ref))
+	if err != nil || p == nil || p.Ref != ref {
+		return nil, nil, err
+	}
+	return p, raw, nil
+}
+
+// RecordCounterpart implements bridge.Directory: dest (with ID) is a copy of
+// origin (with ID). When origin is itself a recorded copy, dest joins the
+// bridged message origin belongs to. Concurrent calls for one message (one
+// per destination) never lose a copy.
+func (s *Store) RecordCounterpart(ctx context.Context, origin bridge.Ref, dest bridge.Ref) error {
+	if err := checkMessage("origin", origin); err != nil {
+		return err
+	}
+	if err := checkMessage("destination", dest); err != nil {
+		return err
+	}
+	if origin.RoomKey() == dest.RoomKey() {
+		return invalid("copy %s is in the room of its origin %s", dest.Key(), origin.Key())
+	}
+	origin, dest = msgRef(origin), msgRef(dest)
+	root := origin
+	p, _, err := s.pointer(origin)
+	if err != nil {
+		return err
+	}
+	if p != nil {
+		root = p.Origin
+	}
+	if dest == root {
+		return nil
+	}
+	ttl := s.retention.Load()
+	_, err = update(ctx, s, groupKey(root), ttl, func(old *msgGroup) (*msgGroup, error) {
+		if old == nil {
+			old = &msgGroup{Origin: root}
+		}
+		if slices.Contains(old.Copies, dest) {
+			if ttl == 0 {
+				return nil, errNoChange
+			}
+			return old, nil // rewrite: refresh the expiry
+		}
+		old.Copies = append(old.Copies, dest)
+		return old, nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := s.putJSON(messageKey(root), msgPointer{Ref: root, Origin: root}, ttl); err != nil {
+		return err
+	}
+	return s.putJSON(messageKey(dest), msgPointer{Ref: dest, Origin: root}, ttl)
+}
+
+// Counterpart implements bridge.Directory: the native ID in destRoom of the
+// bridged message msg belongs to (the origin's ID when destRoom is the
+// origin's room). A message's counterpart in its own room is itself.
+func (s *Store) Counterpart(ctx context.Context, msg bridge.Ref, destRoom bridge.Ref) (string, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return "", false, err
+	}
+	if err := checkMessage("message", msg); err != nil {
+		return "", false, err
+	}
+	if err := checkRoom("destination", destRoom); err != nil {
+		return "", false, err
+	}
+	if msg.RoomKey() == destRoom.RoomKey() {
+		return msg.ID, true, nil
+	}
+	p, _, err := s.pointer(msgRef(msg))
+	if err != nil || p == nil {
+		return "", false, err
+	}
+	if p.Origin.RoomKey() == destRoom.RoomKey() {
+		return p.Origin.ID, true, nil
+	}
+	g, _, err := getJSON[msgGroup](s, groupKey(p.Origin))
+	if err != nil || g == nil || g.Origin != p.Origin {
+		return "", false, err
+	}
+	for _, c := range g.Copies {
+		if c.RoomKey() == destRoom.RoomKey() {
+			return c.ID, true, nil
+		}
+	}
+	return "", false, nil
+}
+
+// OriginOf implements bridge.Directory: the origin of the bridged message
+// msg belongs to, msg itself when it is the origin; ok=false if msg was never
+// bridged (or its map expired).
+func (s *Store) OriginOf(ctx context.Context, msg bridge.Ref) (bridge.Ref, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return bridge.Ref{}, false, err
+	}
+	if err := checkMessage("message", msg); err != nil {
+		return bridge.Ref{}, false, err
+	}
+	p, _, err := s.pointer(msgRef(msg))
+	if err != nil || p == nil {
+		return bridge.Ref{}, false, err
+	}
+	return p.Origin, true, nil
+}
+
+// ForgetMessage drops ref from the message maps. Forgetting an origin
+// forgets the whole bridged message (every copy); forgetting a copy removes
+// just that copy. Unknown refs are not an error.
+func (s *Store) ForgetMessage(ref bridge.Ref) error {
+	if err := checkMessage("message", ref); err != nil {
+		return err
+	}
+	ref = msgRef(ref)
+	p, raw, err := s.pointer(ref)
+	if err != nil || p == nil {
+		return err
+	}
+	ctx := context.Background()
+	if p.Origin != ref {
+		ttl := s.retention.Load()
+		_, err := update(ctx, s, groupKey(p.Origin), ttl, func(old *msgGroup) (*msgGroup, error) {
+			if old == nil || !slices.Contains(old.Copies, ref) {
+				return nil, errNoChange
+			}
+			old.Copies = slices.DeleteFunc(old.Copies, func(c bridge.Ref) bool { return c == ref })
+			return old, nil
+		})
+		if err != nil {
+			return err
+		}
+		_, err = s.deleteIf(messageKey(ref), raw)
+		return err
+	}
+
+	var copies []bridge.Ref
+	if _, err := update(ctx, s, groupKey(ref), 0, func(old *msgGroup) (*msgGroup, error) {
+		copies = nil
+		if old != nil {
+			copies = old.Copies
+		}
+		return nil, nil
+	}); err != nil {
+		return err
+	}
+	for _, c := range append(copies, ref) {
+		cp, craw, err := s.pointer(c)
+		if err != nil {
+			return err
+		}
+		if cp != nil && cp.Origin == ref {
+			if _, err := s.deleteIf(messageKey(c), craw); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

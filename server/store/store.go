@@ -1,0 +1,334 @@
+// Package store keeps the plugin's persistent state in the Mattermost plugin
+// key-value store: channel links, remote users, ghosts, message-ID maps,
+// cursors and idempotency markers.
+//
+// The store holds no caches: every call reads the KV store, and every
+// read-modify-write is a compare-and-set that retries on conflict, so several
+// cluster nodes (or several admins) can use it at once without losing updates.
+// Records are JSON; the key layout is described in keys.go.
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/mattermost/mattermost/server/public/model"
+
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge"
+)
+
+// KV is the part of the plugin API the store uses; plugin.API satisfies it.
+type KV interface {
+	KVSetWithOptions(key string, value []byte, options model.PluginKVSetOptions) (bool, *model.AppError)
+	KVGet(key string) ([]byte, *model.AppError)
+	KVDelete(key string) *model.AppError
+	KVList(page, perPage int) ([]string, *model.AppError)
+}
+
+var (
+	// ErrNotFound is returned when a record does not exist.
+	ErrNotFound = errors.New("store: not found")
+	// ErrRoomTaken is wrapped by the *RoomTakenError AddRemote returns when
+	// the remote room is already linked to another channel.
+	ErrRoomTaken = errors.New("store: remote room is already linked to another channel")
+	// ErrAlreadyLinked is returned by AddRemote when the remote room is
+	// already linked to this channel.
+	ErrAlreadyLinked = errors.New("store: remote room is already linked to this channel")
+	// ErrInvalidInput is wrapped by the error of a call with bad arguments;
+	// such a call writes nothing.
+	ErrInvalidInput = errors.New("store: invalid input")
+	// ErrConflict is returned when a read-modify-write kept losing to
+	// concurrent writers and gave up.
+	ErrConflict = errors.New("store: too many concurrent updates, giving up")
+)
+
+// RoomTakenError says which channel holds a remote room. It wraps ErrRoomTaken.
+type RoomTakenError struct {
+	Network   bridge.Network
+	Room      string
+	ChannelID string
+}
+
+func (e *RoomTakenError) Error() string {
+	return fmt.Sprintf("store: %s room %q is already linked to channel %s", e.Network, e.Room, e.ChannelID)
+}
+
+func (e *RoomTakenError) Unwrap() error { return ErrRoomTaken }
+
+const (
+	defaultPageSize = 200
+	// maxAttempts bounds the compare-and-set retries of one update.
+	maxAttempts = 100
+	// maxField bounds any string stored (a JID is at most 3071 bytes).
+	maxField = 8192
+)
+
+// Store is the plugin's persistent state. It is safe for concurrent use.
+type Store struct {
+	kv  KV
+	now func() time.Time
+
+	// retention is the message-map lifetime in seconds, 0 = forever.
+	retention atomic.Int64
+
+	// Fixed after New; tests adjust them.
+	pageSize   int
+	schema     int
+	migrations []migration
+	lockPoll   time.Duration
+	staleClaim time.Duration
+}
+
+// New returns a Store over kv (usually the plugin API).
+func New(kv KV) *Store {
+	return &Store{
+		kv:         kv,
+		now:        time.Now,
+		pageSize:   defaultPageSize,
+		schema:     SchemaVersion,
+		migrations: migrations,
+		lockPoll:   100 * time.Millisecond,
+		staleClaim: staleClaimAge,
+	}
+}
+
+func (s *Store) stamp() time.Time { return s.now().UTC().Round(0) }
+
+// --- KV access with proper error conversion ---
+
+func kvErr(op, key string, e *model.AppError) error {
+	if e == nil {
+		return nil // never return a typed nil as error
+	}
+	return fmt.Errorf("store: %s %q: %w", op, key, e)
+}
+
+func (s *Store) get(key string) ([]byte, error) {
+	v, appErr := s.kv.KVGet(key)
+	if err := kvErr("get", key, appErr); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+func (s *Store) set(key string, value []byte, opts model.PluginKVSetOptions) (bool, error) {
+	ok, appErr := s.kv.KVSetWithOptions(key, value, opts)
+	if err := kvErr("set", key, appErr); err != nil {
+		return false, err
+	}
+	return ok, nil
+}
+
+func (s *Store) del(key string) error { return kvErr("delete", key, s.kv.KVDelete(key)) }
+
+// insert stores value only if key does not exist; ok reports whether it did.
+func (s *Store) insert(key string, value []byte, ttl int64) (bool, error) {
+	return s.set(key, value, model.PluginKVSetOptions{Atomic: true, ExpireInSeconds: ttl})
+}
+
+// deleteIf deletes key only if it still holds old.
+func (s *Store) deleteIf(key string, old []byte) (bool, error) {
+	return s.set(key, nil, model.PluginKVSetOptions{Atomic: true, OldValue: old})
+}
+
+func (s *Store) putJSON(key string, v any, ttl int64) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("store: encoding %q: %w", key, err)
+	}
+	_, err = s.set(key, b, model.PluginKVSetOptions{ExpireInSeconds: ttl})
+	return err
+}
+
+// getJSON reads key into a new T; (nil, nil, nil) when it does not exist.
+func getJSON[T any](s *Store, key string) (*T, []byte, error) {
+	raw, err := s.get(key)
+	if err != nil || raw == nil {
+		return nil, nil, err
+	}
+	v := new(T)
+	if err := json.Unmarshal(raw, v); err != nil {
+		return nil, nil, fmt.Errorf("store: decoding %q: %w", key, err)
+	}
+	return v, raw, nil
+}
+
+// errNoChange, returned by an update function, ends the update without
+// writing; update then returns the old value.
+var errNoChange = errors.New("no change")
+
+// update is a read-modify-write of the JSON value at key. fn gets the current
+// value (nil if absent, a fresh copy on every attempt) and returns the new
+// one: nil deletes the key, errNoChange leaves it alone, any other error
+// aborts. The write is a compare-and-set against the bytes read, retried on
+// conflict, so concurrent updates are never lost. ttl (seconds, 0 = none)
+// applies to the written value. update returns the value now stored.
+func update[T any](ctx context.Context, s *Store, key string, ttl int64, fn func(old *T) (*T, error)) (*T, error) {
+	for attempt := 1; ; attempt++ {
+		old, raw, err := getJSON[T](s, key)
+		if err != nil {
+			return nil, err
+		}
+		next, err := fn(old)
+		if errors.Is(err, errNoChange) {
+			return old, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		var ok bool
+		if next == nil {
+			if raw == nil {
+				return nil, nil
+			}
+			ok, err = s.deleteIf(key, raw)
+		} else {
+			b, mErr := json.Marshal(next)
+			if mErr != nil {
+				return nil, fmt.Errorf("store: encoding %q: %w", key, mErr)
+			}
+			if ttl == 0 && raw != nil && bytes.Equal(b, raw) {
+				return next, nil
+			}
+			ok, err = s.set(key, b, model.PluginKVSetOptions{Atomic: true, OldValue: raw, ExpireInSeconds: ttl})
+		}
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			return next, nil
+		}
+		if attempt >= maxAttempts {
+			return nil, fmt.Errorf("%w (key %q)", ErrConflict, key)
+		}
+		if err := backoff(ctx, attempt); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// backoff sleeps a short random time growing with attempt.
+func backoff(ctx context.Context, attempt int) error {
+	d := time.Duration(rand.Int64N(int64(min(attempt, 20)) * int64(time.Millisecond)))
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// listKeys returns every key starting with prefix. It walks all pages of
+// KVList until an empty or short page; the order of KVList depends on the
+// database collation, so it never stops early. Keys written or deleted while
+// it walks may be missed or seen twice (offset paging), so it deduplicates.
+func (s *Store) listKeys(prefix string) ([]string, error) {
+	var keys []string
+	seen := map[string]bool{}
+	for page := 0; ; page++ {
+		batch, appErr := s.kv.KVList(page, s.pageSize)
+		if appErr != nil {
+			return nil, fmt.Errorf("store: listing keys (page %d): %w", page, appErr)
+		}
+		for _, k := range batch {
+			if strings.HasPrefix(k, prefix) && !seen[k] {
+				seen[k] = true
+				keys = append(keys, k)
+			}
+		}
+		if len(batch) < s.pageSize {
+			return keys, nil
+		}
+	}
+}
+
+// listJSON reads every record under prefix; records deleted meanwhile are
+// skipped.
+func listJSON[T any](s *Store, prefix string) ([]T, error) {
+	keys, err := s.listKeys(prefix)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]T, 0, len(keys))
+	for _, k := range keys {
+		v, _, err := getJSON[T](s, k)
+		if err != nil {
+			return nil, err
+		}
+		if v != nil {
+			out = append(out, *v)
+		}
+	}
+	return out, nil
+}
+
+func ttlSeconds(d time.Duration) int64 {
+	if d <= 0 {
+		return 0
+	}
+	return int64((d + time.Second - 1) / time.Second)
+}
+
+// --- validation ---
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalidInput, fmt.Sprintf(format, args...))
+}
+
+func checkNetwork(n bridge.Network) error {
+	if !n.Valid() {
+		return invalid("invalid network name %q", n)
+	}
+	return nil
+}
+
+// checkRemoteNetwork accepts a known network other than Mattermost.
+func checkRemoteNetwork(n bridge.Network) error {
+	if err := checkNetwork(n); err != nil {
+		return err
+	}
+	if n == bridge.NetworkMattermost {
+		return invalid("network must not be %s", n)
+	}
+	return nil
+}
+
+func checkID(what, id string) error {
+	if !model.IsValidId(id) {
+		return invalid("%s %q is not a valid Mattermost ID", what, id)
+	}
+	return nil
+}
+
+func checkString(what, v string) error {
+	switch {
+	case v == "":
+		return invalid("%s is empty", what)
+	case len(v) > maxField:
+		return invalid("%s is longer than %d bytes", what, maxField)
+	case !utf8.ValidString(v):
+		return invalid("%s is not valid UTF-8", what)
+	}
+	return nil
+}
+
+// checkOptional is checkString for a value that may be empty.
+func checkOptional(what, v string) error {
+	if v == "" {
+		return nil
+	}
+	return checkString(what, v)
+}
