@@ -7,9 +7,9 @@ import (
 
 func TestParseRoomJID(t *testing.T) {
 	good := map[string]string{
-		"room@conference.example.com":          "room@conference.example.com",
-		"xmpp:Room@Conference.Example.com?join": "Room@conference.example.com",
-		"dev@muc.localhost":                    "dev@muc.localhost",
+		"room@conference.example.com":           "room@conference.example.com",
+		"xmpp:Room@Conference.Example.com?join": "room@conference.example.com",
+		"dev@muc.localhost":                     "dev@muc.localhost",
 	}
 	for in, want := range good {
 		got, err := parseRoomJID(in)
