@@ -74,19 +74,28 @@ const (
 	defaultQueueSize     = 1000
 )
 
-// withDefaults fills settings an older configuration never saved.
+// withDefaults fills settings an older configuration never saved. The
+// server stores setting keys in lower case, so keys are compared that way.
 func (c *configuration) withDefaults(raw map[string]any) *configuration {
 	out := *c
-	if _, ok := raw["MessageMapRetentionDays"]; !ok {
+	has := func(key string) bool {
+		for k := range raw {
+			if strings.EqualFold(k, key) {
+				return true
+			}
+		}
+		return false
+	}
+	if !has("MessageMapRetentionDays") {
 		out.MessageMapRetentionDays = defaultRetentionDays
 	}
-	if _, ok := raw["MaxFileSizeMB"]; !ok || out.MaxFileSizeMB == 0 {
+	if !has("MaxFileSizeMB") {
 		out.MaxFileSizeMB = defaultMaxFileSizeMB
 	}
-	if _, ok := raw["QueueSize"]; !ok || out.QueueSize == 0 {
+	if !has("QueueSize") {
 		out.QueueSize = defaultQueueSize
 	}
-	if _, ok := raw["EnableBridge"]; !ok {
+	if !has("EnableBridge") {
 		out.EnableBridge = true
 	}
 	if out.XMPPMode == "" {

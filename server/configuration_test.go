@@ -25,6 +25,19 @@ func TestDefaultsAreValid(t *testing.T) {
 	}
 }
 
+func TestLowerCaseKeysAsTheServerStoresThem(t *testing.T) {
+	cfg, err := parseConfiguration(map[string]any{"queuesize": 3, "enablebridge": false})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.QueueSize != 3 || cfg.EnableBridge {
+		t.Fatalf("lower-case keys ignored: QueueSize=%d EnableBridge=%v", cfg.QueueSize, cfg.EnableBridge)
+	}
+	if err = cfg.validate(); err == nil || !strings.Contains(err.Error(), "QueueSize") {
+		t.Fatalf("validate = %v", err)
+	}
+}
+
 func TestNumberSettingsAcceptStrings(t *testing.T) {
 	cfg, err := parseConfiguration(map[string]any{"QueueSize": "250", "MaxFileSizeMB": 10.0})
 	if err != nil {

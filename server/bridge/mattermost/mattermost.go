@@ -57,14 +57,17 @@ type Bridge struct {
 	opts  Options
 	log   bridge.Logger
 
-	mu        sync.Mutex
-	sink      bridge.Sink
-	ctx       context.Context
-	cancel    context.CancelFunc
-	replaying bool
-	held      []bridge.Event // hook events that arrived during replay
-	health    bridge.Health
-	done      chan struct{}
+	mu     sync.Mutex
+	sink   bridge.Sink
+	ctx    context.Context
+	cancel context.CancelFunc
+	// ready is closed when the start-up replay is done; hooks wait for it so
+	// live posts never overtake missed ones.
+	ready chan struct{}
+	// channels holds each linked channel's relay position (*channelState).
+	channels sync.Map
+	health   bridge.Health
+	done     chan struct{}
 
 	// ownUsers caches whether a user ID is the bot or one of the plugin's
 	// remote users; a user's RemoteId never changes, so entries never go stale.
@@ -103,17 +106,16 @@ func (b *Bridge) Health() bridge.Health {
 }
 
 // Start begins relaying. Posts made while the plugin was not running are
-// replayed first, from each link's cursors; hook events that arrive during
-// the replay are held and sent after it, so order is kept.
+// replayed first, from each link's cursors; hooks wait until that is done.
 func (b *Bridge) Start(ctx context.Context, sink bridge.Sink) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.sink = sink
 	b.ctx, b.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	b.replaying = true
 	b.health = bridge.Health{State: bridge.StateConnected}
 	b.done = make(chan struct{})
-	go b.replay(b.ctx, b.done)
+	b.ready = make(chan struct{})
+	go b.replay(b.ctx, b.done, b.ready)
 	return nil
 }
 
@@ -134,21 +136,31 @@ func (b *Bridge) Stop(ctx context.Context) error {
 	}
 }
 
-// emit hands an event to the core, holding it while a replay runs.
+// emit hands an event to the core.
 func (b *Bridge) emit(ev bridge.Event) {
 	b.mu.Lock()
-	if b.sink == nil {
-		b.mu.Unlock()
-		return
-	}
-	if b.replaying {
-		b.held = append(b.held, ev)
-		b.mu.Unlock()
-		return
-	}
 	sink, ctx := b.sink, b.ctx
 	b.mu.Unlock()
-	b.send(ctx, sink, ev)
+	if sink != nil {
+		b.send(ctx, sink, ev)
+	}
+}
+
+// awaitReady blocks a hook until the start-up replay is over; false means
+// the bridge stopped or never started.
+func (b *Bridge) awaitReady() bool {
+	b.mu.Lock()
+	ready, ctx := b.ready, b.ctx
+	b.mu.Unlock()
+	if ready == nil {
+		return false
+	}
+	select {
+	case <-ready:
+		return ctx.Err() == nil
+	case <-ctx.Done():
+		return false
+	}
 }
 
 func (b *Bridge) send(ctx context.Context, sink bridge.Sink, ev bridge.Event) {

@@ -3,10 +3,10 @@ package mattermost
 import (
 	"bytes"
 	"context"
-	"errors"
 	"io"
 	"sort"
 	"strconv"
+	"sync"
 
 	"github.com/mattermost/mattermost/server/public/model"
 
@@ -26,12 +26,14 @@ func (b *Bridge) relayable(post *model.Post) bool {
 	return b.linked(post.ChannelId)
 }
 
-// OnPost handles MessageHasBeenPosted.
+// OnPost handles MessageHasBeenPosted. The server runs hooks concurrently,
+// so they can arrive out of order; the hook is only a trigger to relay
+// every new post of the channel in creation order.
 func (b *Bridge) OnPost(post *model.Post) {
-	if !b.relayable(post) {
+	if !b.relayable(post) || !b.awaitReady() {
 		return
 	}
-	b.emit(b.messageEvent(post))
+	b.pull(post.ChannelId)
 }
 
 // OnPostUpdated handles MessageHasBeenUpdated. Updates that leave the text
@@ -43,14 +45,19 @@ func (b *Bridge) OnPostUpdated(newPost, oldPost *model.Post) {
 	if oldPost != nil && newPost.Message == oldPost.Message && sameFiles(newPost.FileIds, oldPost.FileIds) {
 		return
 	}
+	if !b.awaitReady() {
+		return
+	}
+	b.pull(newPost.ChannelId) // the message goes before its edit
 	b.emit(b.editEvent(newPost))
 }
 
 // OnPostDeleted handles MessageHasBeenDeleted.
 func (b *Bridge) OnPostDeleted(post *model.Post) {
-	if !b.relayable(post) {
+	if !b.relayable(post) || !b.awaitReady() {
 		return
 	}
+	b.pull(post.ChannelId)
 	b.emit(b.deleteEvent(post))
 }
 
@@ -67,9 +74,10 @@ func (b *Bridge) OnReaction(r *model.Reaction, added bool) {
 		}
 		channelID = post.ChannelId
 	}
-	if !b.linked(channelID) {
+	if !b.linked(channelID) || !b.awaitReady() {
 		return
 	}
+	b.pull(channelID)
 	kind := bridge.KindReactionAdd
 	at := r.CreateAt
 	if !added {
@@ -178,42 +186,25 @@ func (b *Bridge) deleteEvent(post *model.Post) bridge.Event {
 	}
 }
 
-// replay relays what happened in linked channels while the plugin was not
-// running: for each link, posts since the oldest of its destinations'
-// cursors. The router skips messages a destination already has, so replaying
-// a little too much never doubles anything.
-func (b *Bridge) replay(ctx context.Context, done chan struct{}) {
-	defer close(done)
-	links, err := b.store.ListLinks()
-	if err != nil {
-		b.log.Error("Could not list links to replay missed posts", "error", err.Error())
-		b.setError(err)
-	}
-	for _, link := range links {
-		if ctx.Err() != nil {
-			break
-		}
-		b.replayLink(ctx, link)
-	}
-	// Release the events held during the replay, in order, and go live.
-	for {
-		b.mu.Lock()
-		held := b.held
-		b.held = nil
-		if len(held) == 0 || ctx.Err() != nil {
-			b.replaying = false
-			b.mu.Unlock()
-			return
-		}
-		sink := b.sink
-		b.mu.Unlock()
-		for _, ev := range held {
-			b.send(ctx, sink, ev)
-		}
-	}
+// channelState is how far a channel's new posts have been handed to the
+// core: every post created before After, and those created at After whose
+// IDs are in AtAfter.
+type channelState struct {
+	mu      sync.Mutex
+	started bool
+	after   int64
+	atAfter map[string]bool
 }
 
-func (b *Bridge) replayLink(ctx context.Context, link store.Link) {
+func (b *Bridge) channel(channelID string) *channelState {
+	v, _ := b.channels.LoadOrStore(channelID, &channelState{})
+	return v.(*channelState)
+}
+
+// startPoint is where relaying a channel resumes: the oldest of its
+// destinations' cursors, or when a destination has none yet, the time it
+// was linked, so history from before a link is never sent.
+func (b *Bridge) startPoint(link *store.Link) int64 {
 	since := int64(-1)
 	for _, r := range link.Remotes {
 		dest := bridge.Ref{Network: r.Network, Room: r.Room}
@@ -227,15 +218,48 @@ func (b *Bridge) replayLink(ctx context.Context, link store.Link) {
 			since = c
 		}
 	}
-	if since < 0 {
-		return
+	return since
+}
+
+// pull relays the channel's posts created since the last pull, in creation
+// order. The router skips messages a destination already has, so starting
+// a little early after a restart never doubles anything.
+func (b *Bridge) pull(channelID string) {
+	st := b.channel(channelID)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if !st.started {
+		link, err := b.store.GetLink(channelID)
+		if err != nil {
+			return
+		}
+		st.after, st.atAfter = b.startPoint(link), map[string]bool{}
+		st.started = true
 	}
-	list, appErr := b.api.GetPostsSince(link.ChannelID, since)
+	list, appErr := b.api.GetPostsSince(channelID, st.after-1)
 	if appErr != nil {
-		b.log.Warn("Could not read posts to replay", "channel_id", link.ChannelID, "error", appErr.Error())
+		b.log.Warn("Could not read a channel's new posts", "channel_id", channelID, "error", appErr.Error())
 		b.setError(appErr)
 		return
 	}
+	for _, p := range sortedPosts(list) {
+		if p.CreateAt < st.after || st.atAfter[p.Id] {
+			continue
+		}
+		if p.CreateAt > st.after {
+			st.after, st.atAfter = p.CreateAt, map[string]bool{}
+		}
+		st.atAfter[p.Id] = true
+		if p.DeleteAt > 0 || p.IsSystemMessage() || p.Type == model.PostTypeEphemeral || b.isOwnUser(p.UserId) {
+			continue
+		}
+		ev := b.messageEvent(p)
+		ev.Time = millis(p.CreateAt)
+		b.emit(ev)
+	}
+}
+
+func sortedPosts(list *model.PostList) []*model.Post {
 	posts := make([]*model.Post, 0, len(list.Posts))
 	for _, p := range list.Posts {
 		posts = append(posts, p)
@@ -246,38 +270,55 @@ func (b *Bridge) replayLink(ctx context.Context, link store.Link) {
 		}
 		return posts[i].Id < posts[j].Id
 	})
-	// Two passes keep the order a reader saw: first the messages, then what
-	// later happened to older messages.
-	var later []bridge.Event
-	for _, p := range posts {
-		if p.IsSystemMessage() || p.Type == model.PostTypeEphemeral || b.isOwnUser(p.UserId) {
+	return posts
+}
+
+// replay relays what happened in linked channels while the plugin was not
+// running: new posts, then edits and deletes of older ones, since each
+// link's oldest destination cursor.
+func (b *Bridge) replay(ctx context.Context, done, ready chan struct{}) {
+	defer close(done)
+	defer close(ready)
+	links, err := b.store.ListLinks()
+	if err != nil {
+		b.log.Error("Could not list links to replay missed posts", "error", err.Error())
+		b.setError(err)
+	}
+	for _, link := range links {
+		if ctx.Err() != nil {
+			return
+		}
+		since := b.startPoint(&link)
+		if since < 0 {
 			continue
 		}
-		created := p.CreateAt > since
-		switch {
-		case p.DeleteAt > 0 && created:
-			// Made and removed while we were away: nothing to relay.
-		case p.DeleteAt > 0:
-			later = append(later, b.deleteEvent(p))
-		case created:
-			ev := b.messageEvent(p)
-			ev.Time = millis(p.CreateAt)
-			b.sendReplayed(ctx, ev) // carries any later edit already
-		case p.EditAt > since:
-			later = append(later, b.editEvent(p))
-		}
-	}
-	sort.SliceStable(later, func(i, j int) bool { return later[i].Time.Before(later[j].Time) })
-	for _, ev := range later {
-		b.sendReplayed(ctx, ev)
+		b.pull(link.ChannelID)
+		b.replayChanges(link.ChannelID, since)
 	}
 }
 
-func (b *Bridge) sendReplayed(ctx context.Context, ev bridge.Event) {
-	b.mu.Lock()
-	sink := b.sink
-	b.mu.Unlock()
-	if err := sink.Receive(ctx, ev); err != nil && !errors.Is(err, bridge.ErrNotLinked) {
-		b.log.Warn("Could not replay a missed post", "channel_id", ev.Origin.Room, "post_id", ev.Origin.ID, "error", err.Error())
+// replayChanges relays edits and deletes, made while the plugin was not
+// running, of posts relayed before.
+func (b *Bridge) replayChanges(channelID string, since int64) {
+	list, appErr := b.api.GetPostsSince(channelID, since)
+	if appErr != nil {
+		b.log.Warn("Could not read posts to replay", "channel_id", channelID, "error", appErr.Error())
+		return
+	}
+	var changes []bridge.Event
+	for _, p := range sortedPosts(list) {
+		if p.CreateAt > since || p.IsSystemMessage() || b.isOwnUser(p.UserId) {
+			continue
+		}
+		switch {
+		case p.DeleteAt > since:
+			changes = append(changes, b.deleteEvent(p))
+		case p.EditAt > since:
+			changes = append(changes, b.editEvent(p))
+		}
+	}
+	sort.SliceStable(changes, func(i, j int) bool { return changes[i].Time.Before(changes[j].Time) })
+	for _, ev := range changes {
+		b.emit(ev)
 	}
 }

@@ -1,0 +1,564 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mattermost/mattermost/server/public/model"
+
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge"
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/bridgetest"
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/command"
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/testhost"
+)
+
+// These tests run the plugin under Mattermost's own plugin runtime
+// (plugin.Environment, the supervisor and the go-plugin RPC boundary) on
+// the in-memory test host. Tests that need test-only networks run the
+// plugin in-process; the bundle tests load the real executable.
+
+func TestMain(m *testing.M) { testhost.Main(m) }
+
+const wait = 15 * time.Second
+
+// testNetwork plugs an in-memory network into the plugin the way a real
+// network is plugged in.
+func testNetwork(n *bridgetest.Network) network {
+	name := string(n.Network())
+	return network{
+		Command: commandSpec(name),
+		// No setting starts with this prefix, so reconfiguration never
+		// restarts the test network.
+		SettingsPrefix: "Test" + name,
+		Enabled:        func(*configuration) bool { return true },
+		New:            func(*Plugin, *configuration) (bridge.Bridge, error) { return n, nil },
+	}
+}
+
+func commandSpec(name string) command.Spec {
+	return command.Spec{
+		Trigger: name + "bridge", Network: bridge.Network(name), Title: name, RoomArg: "room", RoomExample: "lobby",
+		ParseRoom: func(s string) (string, error) {
+			if s == "" || strings.ContainsAny(s, "/!") {
+				return "", errors.New("test rooms have no / or !")
+			}
+			return s, nil
+		},
+	}
+}
+
+type harness struct {
+	t          *testing.T
+	s          *testhost.Server
+	n          *testhost.Node
+	net, net2  *bridgetest.Network
+	newPlugin  func() any
+	admin      *model.User
+	alice, bob *model.User
+	ch         *model.Channel
+	ctx        context.Context
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	h := &harness{t: t, net: bridgetest.New("testnet"), net2: bridgetest.New("othernet")}
+	h.s = testhost.NewServer(t, testhost.WithPluginID(manifest.Id))
+	h.n = h.s.Node(0)
+	h.newPlugin = func() any {
+		return &Plugin{networks: append(defaultNetworks(), testNetwork(h.net), testNetwork(h.net2))}
+	}
+	h.activate()
+	team := h.s.DefaultTeam()
+	h.admin = h.s.CreateUser("admin", true)
+	h.alice = h.s.CreateUser("alice", false)
+	h.bob = h.s.CreateUser("bob", false)
+	h.ch = h.s.CreateChannel(team.Id, "bridged")
+	for _, u := range []*model.User{h.admin, h.alice, h.bob} {
+		h.s.AddToTeam(u.Id, team.Id)
+		h.s.AddToChannel(u.Id, h.ch.Id)
+	}
+	var cancel context.CancelFunc
+	h.ctx, cancel = context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	h.command("/testnetbridge map lobby", "Linked this channel")
+	return h
+}
+
+func (h *harness) activate() {
+	h.t.Helper()
+	if err := h.n.ActivateInProcess(testhost.RepoManifest(h.t), h.newPlugin); err != nil {
+		h.t.Fatalf("activate: %v", err)
+	}
+}
+
+func (h *harness) command(cmd, want string) string {
+	h.t.Helper()
+	resp, appErr := h.n.ExecuteCommand(h.admin.Id, h.ch.Id, h.ch.TeamId, cmd)
+	if appErr != nil {
+		h.t.Fatalf("%s: %v", cmd, appErr)
+	}
+	if !strings.Contains(resp.Text, want) {
+		h.t.Fatalf("%s answered %q, want it to say %q", cmd, resp.Text, want)
+	}
+	return resp.Text
+}
+
+func (h *harness) post(user *model.User, text, rootID string, fileIDs ...string) *model.Post {
+	h.t.Helper()
+	p, appErr := h.n.CreatePost(&model.Post{UserId: user.Id, ChannelId: h.ch.Id, Message: text, RootId: rootID, FileIds: fileIDs})
+	if appErr != nil {
+		h.t.Fatalf("post %q: %v", text, appErr)
+	}
+	return p
+}
+
+// delivered waits for a delivery on network n matching kind and pred.
+func (h *harness) delivered(n *bridgetest.Network, kind bridge.Kind, pred func(bridgetest.Delivered) bool) bridgetest.Delivered {
+	h.t.Helper()
+	ctx, cancel := context.WithTimeout(h.ctx, wait)
+	defer cancel()
+	d, err := n.WaitFor(ctx, func(d bridgetest.Delivered) bool { return d.Kind == kind && pred(d) })
+	if err != nil {
+		h.t.Fatalf("waiting for a %s on %s: %v", kind, n.Network(), err)
+	}
+	return d
+}
+
+// channelPost waits for a post in the linked channel matching pred.
+func (h *harness) channelPost(what string, pred func(*model.Post) bool) *model.Post {
+	h.t.Helper()
+	var found *model.Post
+	testhost.WaitFor(h.t, wait, func() bool {
+		for _, p := range h.s.ChannelPosts(h.ch.Id) {
+			if pred(p) {
+				found = p
+				return true
+			}
+		}
+		return false
+	}, "a post: %s", what)
+	return found
+}
+
+func (h *harness) must(err error) {
+	h.t.Helper()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+func countDeliveries(n *bridgetest.Network, pred func(bridgetest.Delivered) bool) int {
+	c := 0
+	for _, d := range n.Delivered() {
+		if pred(d) {
+			c++
+		}
+	}
+	return c
+}
+
+var carol = bridgetest.Person{ID: "carol-id", Username: "Carol", DisplayName: "Carol Remote"}
+
+// Check 1: the bundle make dist built (or a fresh build of ./server) loads,
+// activates, registers its commands and answers admins only.
+func TestBundleActivatesAndAnswersHelp(t *testing.T) {
+	bundle := testhost.PluginDir(t)
+	s := testhost.NewServer(t, testhost.WithBundle(bundle))
+	n := s.Node(0)
+	if err := n.Activate(); err != nil {
+		t.Fatal(err)
+	}
+	team := s.DefaultTeam()
+	admin, user := s.CreateUser("admin", true), s.CreateUser("regular", false)
+	ch := s.CreateChannel(team.Id, "general-chat")
+	for _, u := range []*model.User{admin, user} {
+		s.AddToTeam(u.Id, team.Id)
+		s.AddToChannel(u.Id, ch.Id)
+	}
+	var triggers []string
+	for _, c := range n.Commands(team.Id) {
+		triggers = append(triggers, c.Trigger)
+	}
+	if got := strings.Join(triggers, ","); !strings.Contains(got, "xmppbridge") || !strings.Contains(got, "matrixbridge") || !strings.Contains(got, "slackbridge") {
+		t.Fatalf("registered commands: %s", got)
+	}
+	resp, appErr := n.ExecuteCommand(admin.Id, ch.Id, team.Id, "/xmppbridge help")
+	if appErr != nil || !strings.Contains(resp.Text, "/xmppbridge map <room-jid>") {
+		t.Fatalf("admin help: %+v %v", resp, appErr)
+	}
+	resp, appErr = n.ExecuteCommand(user.Id, ch.Id, team.Id, "/xmppbridge help")
+	if appErr != nil || !strings.Contains(resp.Text, "Only system admins") {
+		t.Fatalf("regular user's help: %+v %v", resp, appErr)
+	}
+	resp, _ = n.ExecuteCommand(admin.Id, ch.Id, team.Id, "/xmppbridge map room@conference.example.com")
+	if !strings.Contains(resp.Text, "not configured") || !strings.Contains(resp.Text, "Nothing was changed") {
+		t.Fatalf("map without XMPP: %q", resp.Text)
+	}
+	// One shared-channels remote per network, for the Connected Workspaces page.
+	if got := len(s.RemoteClusters()); got != 3 {
+		t.Fatalf("registered %d shared-channels remotes, want 3", got)
+	}
+	// The status endpoint is for system admins only.
+	req, _ := http.NewRequest(http.MethodGet, "/api/v1/status", nil)
+	if res := n.ServeHTTP(user.Id, req); res.StatusCode != http.StatusForbidden {
+		t.Fatalf("status for a regular user: %d", res.StatusCode)
+	}
+	req, _ = http.NewRequest(http.MethodGet, "/api/v1/status", nil)
+	if res := n.ServeHTTP(admin.Id, req); res.StatusCode != http.StatusOK {
+		t.Fatalf("status for an admin: %d", res.StatusCode)
+	}
+}
+
+// Check 2: invalid settings are refused with an error naming the setting,
+// the running configuration stays, and no secret reaches any log line.
+func TestInvalidConfigurationIsRefusedAndSecretsStayOutOfLogs(t *testing.T) {
+	const password, hsToken = "hunter2-Very-Secret", "hs-0123456789abcdef-secret"
+	bundle := testhost.PluginDir(t)
+	s := testhost.NewServer(t, testhost.WithBundle(bundle))
+	n := s.Node(0)
+	if err := n.Activate(); err != nil {
+		t.Fatal(err)
+	}
+	err := s.SetPluginSettings(map[string]any{
+		"XMPPEnabled": true, "XMPPMode": "client", "XMPPJID": "not a jid@@", "XMPPPassword": password,
+		"MatrixEnabled": true, "MatrixHomeserverURL": "https://matrix.example.com", "MatrixServerName": "example.com",
+		"MatrixASToken": "short", "MatrixHSToken": hsToken,
+	})
+	if err == nil {
+		t.Fatal("invalid settings were accepted")
+	}
+	for _, setting := range []string{"XMPPJID", "MatrixASToken"} {
+		if !strings.Contains(err.Error(), setting) {
+			t.Errorf("error %q does not name %s", err, setting)
+		}
+	}
+	// Valid settings with secrets: the bridges that do not exist yet say so.
+	if err = s.SetPluginSettings(map[string]any{
+		"XMPPEnabled": true, "XMPPMode": "client", "XMPPJID": "bridge@example.com", "XMPPPassword": password,
+		"XMPPServerAddress": "127.0.0.1:1",
+	}); err != nil {
+		t.Fatalf("valid settings refused: %v", err)
+	}
+	team := s.DefaultTeam()
+	admin := s.CreateUser("admin", true)
+	ch := s.CreateChannel(team.Id, "cfg")
+	s.AddToTeam(admin.Id, team.Id)
+	s.AddToChannel(admin.Id, ch.Id)
+	resp, _ := n.ExecuteCommand(admin.Id, ch.Id, team.Id, "/xmppbridge status")
+	if !strings.Contains(resp.Text, "not implemented") {
+		t.Fatalf("status of an enabled but missing bridge: %q", resp.Text)
+	}
+	// Invalid settings at activation stop the plugin with the same clear error.
+	n.Deactivate()
+	s.UpdateConfig(func(c *model.Config) {
+		c.PluginSettings.Plugins[manifest.Id] = map[string]any{"QueueSize": 3, "XMPPPassword": password}
+	})
+	if err = n.Activate(); err == nil || !strings.Contains(err.Error(), "QueueSize") {
+		t.Fatalf("activation with invalid settings: %v", err)
+	}
+	s.WaitHooks(wait)
+	for _, line := range s.Logs() {
+		for _, secret := range []string{password, hsToken} {
+			if strings.Contains(line, secret) {
+				t.Fatalf("a log line holds a secret: %s", line)
+			}
+		}
+	}
+}
+
+// Check 3: every message kind round-trips between a linked channel and the
+// test network, and nothing echoes back.
+func TestEveryMessageKindBothWays(t *testing.T) {
+	h := newHarness(t)
+
+	// Mattermost -> network: a post, by alice.
+	hello := h.post(h.alice, "hello **network**", "")
+	out := h.delivered(h.net, bridge.KindMessage, func(d bridgetest.Delivered) bool { return d.Origin.ID == hello.Id })
+	if out.Room != "lobby" || out.Text != "hello **network**" || out.Sender.Username != "alice" || out.Sender.Network != bridge.NetworkMattermost {
+		t.Fatalf("delivery = %+v", out.Delivery)
+	}
+
+	// Network -> Mattermost: carol speaks; a remote user stands for her.
+	carolMsg, err := h.net.Say(h.ctx, "lobby", carol, "hi from the network", "")
+	h.must(err)
+	in := h.channelPost("carol's message", func(p *model.Post) bool { return p.Message == "hi from the network" })
+	cu := h.s.User(in.UserId)
+	if cu == nil || cu.Username != "carol:testnet" || cu.RemoteId == nil || *cu.RemoteId == "" || cu.Nickname != "Carol Remote" {
+		t.Fatalf("remote user = %+v", cu)
+	}
+	if !model.IsValidUsernameAllowRemote(cu.Username) {
+		t.Fatalf("username %q fails the server's rules", cu.Username)
+	}
+	var registered bool
+	for _, rc := range h.s.RemoteClusters() {
+		registered = registered || rc.RemoteId == *cu.RemoteId
+	}
+	if !registered {
+		t.Fatal("the remote user's RemoteId is not a registered shared-channels remote")
+	}
+	if members := strings.Join(h.s.ChannelMembers(h.ch.Id), ","); !strings.Contains(members, cu.Id) {
+		t.Fatal("the remote user was not added to the channel")
+	}
+
+	// Edits both ways.
+	_, appErr := h.n.PatchPost(h.alice.Id, hello.Id, "hello, edited")
+	if appErr != nil {
+		t.Fatal(appErr)
+	}
+	h.delivered(h.net, bridge.KindEdit, func(d bridgetest.Delivered) bool { return d.TargetID == out.NativeID && d.Text == "hello, edited" })
+	h.must(h.net.Edit(h.ctx, "lobby", carol, carolMsg, "hi, edited on the network"))
+	testhost.WaitFor(t, wait, func() bool { return h.s.Post(in.Id).Message == "hi, edited on the network" }, "carol's edit")
+
+	// Reactions both ways, added and removed.
+	_, appErr = h.n.React(h.bob.Id, in.Id, "thumbsup")
+	if appErr != nil {
+		t.Fatal(appErr)
+	}
+	h.delivered(h.net, bridge.KindReactionAdd, func(d bridgetest.Delivered) bool {
+		return d.TargetID == carolMsg && d.Emoji == "thumbsup" && d.Sender.Username == "bob"
+	})
+	h.must(appErrOrNil(h.n.RemoveReaction(&model.Reaction{UserId: h.bob.Id, PostId: in.Id, EmojiName: "thumbsup"})))
+	h.delivered(h.net, bridge.KindReactionRemove, func(d bridgetest.Delivered) bool { return d.TargetID == carolMsg })
+	h.must(h.net.React(h.ctx, "lobby", carol, out.NativeID, "🎉", true))
+	testhost.WaitFor(t, wait, func() bool {
+		rs := h.s.Reactions(hello.Id)
+		return len(rs) == 1 && rs[0].EmojiName == "tada" && rs[0].UserId == cu.Id
+	}, "carol's reaction")
+	h.must(h.net.React(h.ctx, "lobby", carol, out.NativeID, "🎉", false))
+	testhost.WaitFor(t, wait, func() bool { return len(h.s.Reactions(hello.Id)) == 0 }, "carol's reaction removed")
+
+	// Thread replies both ways.
+	reply := h.post(h.bob, "a reply in carol's thread", in.Id)
+	h.delivered(h.net, bridge.KindMessage, func(d bridgetest.Delivered) bool { return d.Origin.ID == reply.Id && d.ParentID == carolMsg })
+	_, err = h.net.Say(h.ctx, "lobby", carol, "answering alice", out.NativeID)
+	h.must(err)
+	h.channelPost("carol's reply", func(p *model.Post) bool { return p.Message == "answering alice" && p.RootId == hello.Id })
+
+	// Files both ways.
+	info := h.s.UploadFile(h.alice.Id, h.ch.Id, "notes.txt", []byte("file from mattermost"))
+	withFile := h.post(h.alice, "see attached", "", info.Id)
+	got := h.delivered(h.net, bridge.KindMessage, func(d bridgetest.Delivered) bool { return d.Origin.ID == withFile.Id })
+	if string(got.Files["notes.txt"]) != "file from mattermost" {
+		t.Fatalf("file on the network = %q", got.Files)
+	}
+	_, err = h.net.SendFile(h.ctx, "lobby", carol, "a picture", "pic.png", "image/png", []byte("\x89PNG fake image"))
+	h.must(err)
+	fp := h.channelPost("carol's file", func(p *model.Post) bool { return p.Message == "a picture" })
+	if len(fp.FileIds) != 1 || string(h.s.FileData(fp.FileIds[0])) != "\x89PNG fake image" || h.s.FileInfo(fp.FileIds[0]).Name != "pic.png" {
+		t.Fatalf("attached files = %v", fp.FileIds)
+	}
+
+	// @channel from outside does not notify the whole channel.
+	_, err = h.net.Say(h.ctx, "lobby", carol, "@channel look at this", "")
+	h.must(err)
+	loud := h.channelPost("carol's @channel", func(p *model.Post) bool { return strings.Contains(p.Message, "look at this") })
+	if strings.Contains(loud.Message, "@channel") || loud.GetProp(model.PostPropsMentionHighlightDisabled) != true {
+		t.Fatalf("@channel went through: %q props=%v", loud.Message, loud.GetProps())
+	}
+
+	// Deletes both ways.
+	h.must(appErrOrNil(h.n.DeletePost(h.alice.Id, hello.Id)))
+	h.delivered(h.net, bridge.KindDelete, func(d bridgetest.Delivered) bool { return d.TargetID == out.NativeID })
+	h.must(h.net.Delete(h.ctx, "lobby", carol, carolMsg))
+	testhost.WaitFor(t, wait, func() bool { p := h.s.Post(in.Id); return p == nil || p.DeleteAt > 0 }, "carol's delete")
+
+	// Nothing echoed: every delivery to the network came from Mattermost
+	// people, and the network's messages became exactly one post each.
+	h.s.WaitHooks(wait)
+	time.Sleep(200 * time.Millisecond) // let any stray echo surface before counting
+	for _, d := range h.net.Delivered() {
+		if d.Sender.Network != bridge.NetworkMattermost || d.Sender.ID == cu.Id {
+			t.Fatalf("echo delivered to the network: %+v", d.Delivery)
+		}
+	}
+	if c := countDeliveries(h.net, func(d bridgetest.Delivered) bool { return d.Kind == bridge.KindMessage }); c != 3 {
+		t.Fatalf("%d messages reached the network, want 3", c)
+	}
+	byCarol := 0
+	for _, p := range h.s.ChannelPosts(h.ch.Id) {
+		if p.UserId == cu.Id {
+			byCarol++
+		}
+	}
+	if byCarol != 3 { // her reply, picture and @channel; her first message was deleted
+		t.Fatalf("%d posts by carol's remote user, want 3", byCarol)
+	}
+}
+
+// Check 4: links and message maps live in the KV store: after a restart an
+// edit still finds its counterpart.
+func TestLinksAndMessageMapsSurviveRestart(t *testing.T) {
+	h := newHarness(t)
+	p := h.post(h.alice, "before the restart", "")
+	first := h.delivered(h.net, bridge.KindMessage, func(d bridgetest.Delivered) bool { return d.Origin.ID == p.Id })
+	carolMsg, err := h.net.Say(h.ctx, "lobby", carol, "carol before the restart", "")
+	h.must(err)
+	in := h.channelPost("carol's message", func(p *model.Post) bool { return p.Message == "carol before the restart" })
+
+	h.must(h.n.Restart())
+
+	h.command("/testnetbridge status", "lobby")
+	_, appErr := h.n.PatchPost(h.alice.Id, p.Id, "after the restart")
+	if appErr != nil {
+		t.Fatal(appErr)
+	}
+	h.delivered(h.net, bridge.KindEdit, func(d bridgetest.Delivered) bool {
+		return d.TargetID == first.NativeID && d.Text == "after the restart"
+	})
+	h.must(h.net.Edit(h.ctx, "lobby", carol, carolMsg, "carol after the restart"))
+	testhost.WaitFor(t, wait, func() bool { return h.s.Post(in.Id).Message == "carol after the restart" }, "carol's edit after restart")
+	// The same remote user still stands for carol.
+	_, err = h.net.Say(h.ctx, "lobby", carol, "carol again", "")
+	h.must(err)
+	again := h.channelPost("carol again", func(p *model.Post) bool { return p.Message == "carol again" })
+	if again.UserId != in.UserId {
+		t.Fatal("a second remote user was created for carol after the restart")
+	}
+	if c := countDeliveries(h.net, func(d bridgetest.Delivered) bool { return d.Kind == bridge.KindMessage }); c != 1 {
+		t.Fatalf("%d messages on the network after the restart, want 1", c)
+	}
+}
+
+// Check 5: posts made while the plugin was deactivated are relayed after
+// activation, once, in order.
+func TestPostsWhileDeactivatedAreRelayedOnce(t *testing.T) {
+	h := newHarness(t)
+	h.post(h.alice, "live 1", "")
+	h.delivered(h.net, bridge.KindMessage, func(d bridgetest.Delivered) bool { return d.Text == "live 1" })
+
+	h.n.Deactivate()
+	var missed []string
+	for i := range 5 {
+		text := fmt.Sprintf("missed %d", i)
+		h.post(h.bob, text, "")
+		missed = append(missed, text)
+	}
+	h.activate()
+	h.post(h.alice, "live 2", "")
+	h.delivered(h.net, bridge.KindMessage, func(d bridgetest.Delivered) bool { return d.Text == "live 2" })
+
+	// A second restart must not replay them again.
+	h.must(h.n.Restart())
+	h.post(h.alice, "live 3", "")
+	h.delivered(h.net, bridge.KindMessage, func(d bridgetest.Delivered) bool { return d.Text == "live 3" })
+
+	var texts []string
+	for _, d := range h.net.Delivered() {
+		if d.Kind == bridge.KindMessage {
+			texts = append(texts, d.Text)
+		}
+	}
+	want := append(append([]string{"live 1"}, missed...), "live 2", "live 3")
+	if strings.Join(texts, "|") != strings.Join(want, "|") {
+		t.Fatalf("the network got\n%q\nwant\n%q", texts, want)
+	}
+}
+
+// Check 6: a destination that hangs or fails does not delay another
+// destination of the same link.
+func TestStuckDestinationDoesNotDelayOthers(t *testing.T) {
+	h := newHarness(t)
+	h.command("/othernetbridge map hall", "Linked this channel")
+	release := h.net.Hang("lobby")
+	defer release()
+	h.net2.Fail("nowhere", errors.New("unused")) // failures elsewhere are not this link's business
+
+	for i := range 3 {
+		h.post(h.alice, fmt.Sprintf("while lobby hangs %d", i), "")
+	}
+	for i := range 3 {
+		text := fmt.Sprintf("while lobby hangs %d", i)
+		h.delivered(h.net2, bridge.KindMessage, func(d bridgetest.Delivered) bool { return d.Text == text })
+	}
+	if c := countDeliveries(h.net, func(bridgetest.Delivered) bool { return true }); c != 0 {
+		t.Fatalf("the hung destination got %d deliveries", c)
+	}
+	// A message from the other network reaches Mattermost and, through the
+	// bus, the still-hung network later.
+	_, err := h.net2.Say(h.ctx, "hall", carol, "from the other network", "")
+	h.must(err)
+	h.channelPost("other network's message", func(p *model.Post) bool { return p.Message == "from the other network" })
+
+	// A transient failure is retried; order is kept.
+	h.net2.Fail("hall", errors.New("temporarily down"))
+	h.post(h.alice, "retried", "")
+	time.Sleep(300 * time.Millisecond)
+	h.net2.Fail("hall", nil)
+	h.delivered(h.net2, bridge.KindMessage, func(d bridgetest.Delivered) bool { return d.Text == "retried" })
+
+	release()
+	h.delivered(h.net, bridge.KindMessage, func(d bridgetest.Delivered) bool { return d.Text == "retried" })
+	var order []string
+	for _, d := range h.net.Delivered() {
+		order = append(order, d.Text)
+	}
+	want := "while lobby hangs 0|while lobby hangs 1|while lobby hangs 2|from the other network|retried"
+	if strings.Join(order, "|") != want {
+		t.Fatalf("order on the hung network: %q", order)
+	}
+}
+
+// Check 7: malformed input gets clear errors and changes nothing.
+func TestMalformedInputGetsClearErrors(t *testing.T) {
+	h := newHarness(t)
+	for cmd, want := range map[string]string{
+		"/xmppbridge map not-a-jid":                        "not a valid XMPP room",
+		"/xmppbridge map room@conference.example.com/nick": "no /resource",
+		"/matrixbridge map room":                           "not a valid Matrix room",
+		"/slackbridge map #general":                        "not a valid Slack room",
+		"/testnetbridge teleport":                          "Unknown subcommand",
+		"/testnetbridge map":                               "Usage",
+		"/othernetbridge unmap":                            "not linked",
+	} {
+		h.command(cmd, want)
+	}
+	keys, appErr := h.s.KV().KVList(0, 1000)
+	h.must(appErrOrNil(appErr))
+	before := strings.Join(keys, ",")
+
+	// Events a network cannot have sent are refused with ErrInvalidEvent.
+	for _, ev := range []bridge.Event{
+		{Kind: bridge.KindMessage, Origin: bridge.Ref{Network: "testnet", Room: "lobby", ID: "x1"}, Sender: bridge.Sender{Network: "testnet", ID: "x"}},
+		{Kind: "teleport", Origin: bridge.Ref{Network: "testnet", Room: "lobby", ID: "x2"}, Text: "?"},
+		{Kind: bridge.KindEdit, Origin: bridge.Ref{Network: "testnet", Room: "lobby", ID: "x3"}, Text: "no target"},
+	} {
+		if err := h.net.Send(h.ctx, ev); !errors.Is(err, bridge.ErrInvalidEvent) {
+			t.Errorf("event %+v: %v", ev, err)
+		}
+	}
+	// A message from an unlinked room is refused.
+	if _, err := h.net.Say(h.ctx, "elsewhere", carol, "hello?", ""); !errors.Is(err, bridge.ErrNotLinked) {
+		t.Errorf("unlinked room: %v", err)
+	}
+	after, appErr := h.s.KV().KVList(0, 1000)
+	h.must(appErrOrNil(appErr))
+	if strings.Join(after, ",") != before {
+		t.Fatalf("bad input changed the store:\nbefore %s\nafter  %s", before, strings.Join(after, ","))
+	}
+
+	// An oversized message is split into posts Mattermost accepts, in order.
+	long := strings.Repeat("word ", 7000) // 35,000 bytes, over the 16,383-rune limit
+	_, err := h.net.Say(h.ctx, "lobby", carol, long, "")
+	h.must(err)
+	testhost.WaitFor(t, wait, func() bool {
+		var total int
+		for _, p := range h.s.ChannelPosts(h.ch.Id) {
+			if strings.HasPrefix(p.Message, "word") {
+				total += len(p.Message)
+			}
+		}
+		return total >= len(strings.TrimSpace(long))-5
+	}, "the long message in parts")
+}
+
+func appErrOrNil(e *model.AppError) error {
+	if e == nil {
+		return nil
+	}
+	return e
+}
