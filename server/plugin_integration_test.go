@@ -1,9 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"image"
+	"image/color"
+	"image/png"
 	"net/http"
 	"strings"
 	"testing"
@@ -561,4 +565,60 @@ func appErrOrNil(e *model.AppError) error {
 		return nil
 	}
 	return e
+}
+
+// Remote users get names that pass the server's rules, distinct names for
+// distinct people, and profiles that follow the remote side.
+func TestRemoteUsersNamesAndProfiles(t *testing.T) {
+	h := newHarness(t)
+	picture := pngImage(t, 2)
+	twin := bridgetest.Person{ID: "carol-2-id", Username: "Carol", DisplayName: "Another Carol", Avatar: picture, AvatarHash: "v1"}
+	long := bridgetest.Person{ID: "long-id", Username: strings.Repeat("Ünïcode Name ", 10), DisplayName: "Long"}
+	for _, p := range []bridgetest.Person{carol, twin, long} {
+		_, err := h.net.Say(h.ctx, "lobby", p, "I am "+p.ID, "")
+		h.must(err)
+	}
+	users := map[string]*model.User{}
+	for _, p := range []bridgetest.Person{carol, twin, long} {
+		post := h.channelPost(p.ID, func(x *model.Post) bool { return x.Message == "I am "+p.ID })
+		users[p.ID] = h.s.User(post.UserId)
+	}
+	if users[carol.ID].Id == users[twin.ID].Id {
+		t.Fatal("two people with one username share a Mattermost user")
+	}
+	for id, u := range users {
+		if !model.IsValidUsernameAllowRemote(u.Username) || !strings.HasSuffix(u.Username, ":testnet") {
+			t.Errorf("%s got username %q", id, u.Username)
+		}
+	}
+	if users[twin.ID].Username != "carol-2:testnet" {
+		t.Errorf("the second Carol is %q", users[twin.ID].Username)
+	}
+	if img, ok := h.s.ProfileImage(users[twin.ID].Id); !ok || !bytes.Equal(img, picture) {
+		t.Fatalf("profile image = %q", img)
+	}
+	// A new display name and picture reach the same user.
+	twin.DisplayName, twin.Avatar, twin.AvatarHash = "Carol the Second", pngImage(t, 3), "v2"
+	_, err := h.net.Say(h.ctx, "lobby", twin, "renamed", "")
+	h.must(err)
+	post := h.channelPost("renamed", func(x *model.Post) bool { return x.Message == "renamed" })
+	if post.UserId != users[twin.ID].Id {
+		t.Fatal("a profile change created a new user")
+	}
+	testhost.WaitFor(t, wait, func() bool {
+		img, _ := h.s.ProfileImage(post.UserId)
+		return h.s.User(post.UserId).Nickname == "Carol the Second" && string(img) == string(twin.Avatar)
+	}, "updated profile")
+}
+
+// pngImage makes a real picture: the server decodes profile images.
+func pngImage(t *testing.T, size int) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	img := image.NewRGBA(image.Rect(0, 0, size, size))
+	img.Set(0, 0, color.RGBA{R: 200, A: 255})
+	if err := png.Encode(&buf, img); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
 }

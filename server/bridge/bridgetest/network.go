@@ -53,7 +53,7 @@ func New(name bridge.Network) *Network {
 	return n
 }
 
-func (n *Network) Network() bridge.Network            { return n.name }
+func (n *Network) Network() bridge.Network           { return n.name }
 func (n *Network) Capabilities() bridge.Capabilities { return n.caps }
 
 func (n *Network) Health() bridge.Health {
@@ -181,13 +181,22 @@ func (n *Network) WaitFor(ctx context.Context, match func(Delivered) bool) (Deli
 	}
 }
 
-// Person is someone speaking on the network.
+// Person is someone speaking on the network. Avatar, when set, is their
+// picture; change AvatarHash with it.
 type Person struct {
 	ID, Username, DisplayName string
+	Avatar                    []byte
+	AvatarHash                string
 }
 
 func (n *Network) sender(p Person) bridge.Sender {
-	return bridge.Sender{Network: n.name, ID: p.ID, Username: p.Username, DisplayName: p.DisplayName}
+	s := bridge.Sender{Network: n.name, ID: p.ID, Username: p.Username, DisplayName: p.DisplayName}
+	if p.Avatar != nil {
+		data := p.Avatar
+		s.AvatarHash = p.AvatarHash
+		s.Avatar = func(context.Context) ([]byte, error) { return data, nil }
+	}
+	return s
 }
 
 // Send hands an event to the bridge core as if it happened on the network.
