@@ -1,3 +1,5 @@
+// Package main is the plugin's server side: the hooks Mattermost calls,
+// wired to the bridge core.
 package main
 
 import (

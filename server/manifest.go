@@ -20,7 +20,7 @@ const manifestStr = `
   "support_url": "https://github.com/mattermost-community/mattermost-plugin-bridge/issues",
   "icon_path": "assets/icon.svg",
   "version": "0.1.0",
-  "min_server_version": "11.0.0",
+  "min_server_version": "11.7.0",
   "server": {
     "executables": {
       "darwin-amd64": "server/dist/plugin-darwin-amd64",

@@ -87,7 +87,10 @@ func (p *Plugin) loadConfiguration() (*configuration, error) {
 	if err != nil {
 		return nil, err
 	}
-	return cfg, cfg.validate()
+	if verr := cfg.validate(); verr != nil {
+		return nil, verr
+	}
+	return cfg, nil
 }
 
 func (p *Plugin) setConfiguration(cfg *configuration) (old *configuration) {
@@ -160,7 +163,7 @@ func (p *Plugin) OnActivate() error {
 		rt.remoteIDs[n.Command.Network] = remoteID
 	}
 
-	logger := bridge.NewPluginLogger(p.API)
+	logger := redactingLogger{base: bridge.NewPluginLogger(p.API), secrets: func() []string { return p.getConfiguration().secrets() }}
 	rt.mm = mattermost.New(p.API, st, mattermost.Options{
 		BotUserID:   botID,
 		RemoteIDs:   rt.remoteIDs,

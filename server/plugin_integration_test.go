@@ -49,7 +49,7 @@ func commandSpec(name string) command.Spec {
 		Trigger: name + "bridge", Network: bridge.Network(name), Title: name, RoomArg: "room", RoomExample: "lobby",
 		ParseRoom: func(s string) (string, error) {
 			if s == "" || strings.ContainsAny(s, "/!") {
-				return "", errors.New("test rooms have no / or !")
+				return "", errors.New("test rooms have no / or ! in them")
 			}
 			return s, nil
 		},
@@ -208,11 +208,11 @@ func TestBundleActivatesAndAnswersHelp(t *testing.T) {
 		t.Fatalf("registered %d shared-channels remotes, want 3", got)
 	}
 	// The status endpoint is for system admins only.
-	req, _ := http.NewRequest(http.MethodGet, "/api/v1/status", nil)
+	req, _ := http.NewRequest(http.MethodGet, "/api/v1/status", http.NoBody)
 	if res := n.ServeHTTP(user.Id, req); res.StatusCode != http.StatusForbidden {
 		t.Fatalf("status for a regular user: %d", res.StatusCode)
 	}
-	req, _ = http.NewRequest(http.MethodGet, "/api/v1/status", nil)
+	req, _ = http.NewRequest(http.MethodGet, "/api/v1/status", http.NoBody)
 	if res := n.ServeHTTP(admin.Id, req); res.StatusCode != http.StatusOK {
 		t.Fatalf("status for an admin: %d", res.StatusCode)
 	}

@@ -417,7 +417,7 @@ func sortedKeys[V any](mp map[Network]V) []Network {
 	for n := range mp {
 		ns = append(ns, n)
 	}
-	slices.SortFunc(ns, func(a, b Network) int { return cmp.Compare(a, b) })
+	slices.SortFunc(ns, cmp.Compare[Network])
 	return ns
 }
 

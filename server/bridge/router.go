@@ -365,22 +365,22 @@ func formatMB(n int64) string {
 	return strconv.FormatFloat(float64(n)/1e6, 'f', 1, 64) + " MB"
 }
 
-// SplitText cuts text into parts of at most max bytes, preferring to cut at
+// SplitText cuts text into parts of at most limit bytes, preferring to cut at
 // a line break, then at a space, and never inside a UTF-8 character. The
-// line break or space cut at is dropped. max <= 0 means no limit. It always
+// line break or space cut at is dropped. limit <= 0 means no limit. It always
 // returns at least one part.
-func SplitText(text string, max int) []string {
-	if max <= 0 || len(text) <= max {
+func SplitText(text string, limit int) []string {
+	if limit <= 0 || len(text) <= limit {
 		return []string{text}
 	}
 	var parts []string
-	for len(text) > max {
-		cut := max
+	for len(text) > limit {
+		cut := limit
 		for cut > 0 && !utf8.RuneStart(text[cut]) {
 			cut--
 		}
 		if cut == 0 {
-			// max is smaller than this character: send it whole.
+			// limit is smaller than this character: send it whole.
 			_, cut = utf8.DecodeRuneInString(text)
 			parts = append(parts, text[:cut])
 			text = text[cut:]

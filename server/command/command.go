@@ -102,7 +102,7 @@ func (h *Handler) Commands() []*model.Command {
 			DisplayName:      s.Title + " Bridge",
 			Description:      fmt.Sprintf("Link Mattermost channels with %s rooms", s.Title),
 			AutoComplete:     true,
-			AutoCompleteDesc: fmt.Sprintf("Available commands: map, unmap, status, list, help"),
+			AutoCompleteDesc: "Available commands: map, unmap, status, list, help",
 			AutoCompleteHint: "[command]",
 			AutocompleteData: ac,
 		})

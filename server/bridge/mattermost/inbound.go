@@ -223,11 +223,11 @@ func (b *Bridge) ensureUser(ctx context.Context, s bridge.Sender, channel *model
 			b.log.Warn("Could not update a remote user's profile", "user_id", rec.UserID, "error", err.Error())
 		}
 	}
-	if err = b.updateAvatar(ctx, rec, s); err != nil {
-		b.log.Warn("Could not update a remote user's picture", "user_id", rec.UserID, "error", err.Error())
+	if aerr := b.updateAvatar(ctx, rec, s); aerr != nil {
+		b.log.Warn("Could not update a remote user's picture", "user_id", rec.UserID, "error", aerr.Error())
 	}
-	if err = b.ensureMember(rec.UserID, channel); err != nil {
-		return "", err
+	if merr := b.ensureMember(rec.UserID, channel); merr != nil {
+		return "", merr
 	}
 	return rec.UserID, nil
 }

@@ -1,0 +1,48 @@
+// Package testhost runs a Mattermost server plugin the way Mattermost does,
+// for integration tests: the plugin is started by the server's own
+// plugin.Environment (real supervisor, real go-plugin RPC, real hooks and
+// API RPC), and served an in-memory plugin API over shared server state.
+//
+// A Server is the shared state of one installation (users, teams,
+// channels, posts, reactions, files, the plugin KV store, the
+// configuration); its Nodes are cluster members, each with its own plugin
+// environment and plugin process. Hooks fire on the node that handles the
+// request, as on a real cluster; PublishPluginClusterEvent reaches the
+// other nodes.
+//
+// Running the real bundle (built by `make dist`, or built from ./server):
+//
+//	func TestMain(m *testing.M) { testhost.Main(m) } // removes cached builds
+//
+//	func TestBridge(t *testing.T) {
+//		s := testhost.NewServer(t, testhost.WithBundle(testhost.PluginDir(t)), testhost.WithNodes(2))
+//		for _, n := range s.Nodes() {
+//			if err := n.Activate(); err != nil {
+//				t.Fatal(err)
+//			}
+//		}
+//		alice := s.CreateUser("alice", false)
+//		ch := s.CreateChannel(s.DefaultTeam().Id, "town")
+//		s.AddToChannel(alice.Id, ch.Id)
+//		resp, appErr := s.Node(0).ExecuteCommand(alice.Id, ch.Id, s.DefaultTeam().Id, "/xmppbridge status")
+//		...
+//	}
+//
+// Running the plugin in the test binary (coverage, test-only code), still
+// through the RPC boundary:
+//
+//	s := testhost.NewServer(t, testhost.WithPluginID("com.mattermost.bridge"))
+//	err := s.Node(0).ActivateInProcess(testhost.RepoManifest(t), func() any { return newTestPlugin() })
+//
+// Acting as a user (Node.CreatePost, UpdatePost, DeletePost, AddReaction,
+// ExecuteCommand, ServeHTTP...) fires the hooks a real server fires; so do
+// the plugin's own API calls, on its own node, asynchronously for the
+// "has been" hooks. Server.Logs returns every log line; the logs are
+// written with t.Log when a test fails or BRIDGE_TEST_VERBOSE=1.
+//
+// The plugin API methods the host does not implement (see
+// api_stubs_gen.go, written by `go generate`) return an error saying
+// "not implemented by the test host: <Method>".
+package testhost
+
+//go:generate go run ./internal/genstubs

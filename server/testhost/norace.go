@@ -1,0 +1,5 @@
+//go:build !race
+
+package testhost
+
+const raceEnabled = false
