@@ -26,6 +26,7 @@ import (
 //	g:<sha256(origin ref)>          msgGroup: origin ref and every copy
 //	c:<link>:<name>                 cursor value
 //	s:<namespace>:<id>              seen marker (idempotency)
+//	a:<namespace>:<key>             alias: a network's second name for a thing
 //
 // A component is written verbatim when it is short (<= maxVerbatim bytes) and
 // made only of the characters in isSafe (lower-case ASCII letters, digits and
@@ -60,6 +61,7 @@ const (
 	prefixGroup      = "g:"
 	prefixCursor     = "c:"
 	prefixSeen       = "s:"
+	prefixAlias      = "a:"
 
 	// maxVerbatim is the longest component written as is; longer ones are
 	// hashed (65 runes).
@@ -146,3 +148,5 @@ func cursorKey(linkID, name string) string { return join(prefixCursor, linkID, n
 func cursorPrefix(linkID string) string { return join(prefixCursor, linkID) + ":" }
 
 func seenKey(namespace, id string) string { return join(prefixSeen, namespace, id) }
+
+func aliasKey(namespace, key string) string { return join(prefixAlias, namespace, key) }

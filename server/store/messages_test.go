@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -190,5 +191,27 @@ func TestMessageMapRejectsBadRefs(t *testing.T) {
 	}
 	if err := s.RecordCounterpart(ctx, good, msgOf(bridge.NetworkXMPP, "a@conf", "2")); err == nil {
 		t.Error("a copy in its origin's room was accepted")
+	}
+}
+
+func TestAliasesRoundTripAndExpire(t *testing.T) {
+	s, kv, clk := newClockedStore(t)
+	s.SetMessageRetention(time.Hour)
+	long := strings.Repeat("x", 300) + "@conference.example.com"
+	if err := s.SetAlias("xmpp-origin|"+long, "Origin-ID-1", "stanza-1"); err != nil {
+		t.Fatal(err)
+	}
+	if v, ok, err := New(kv).Alias("xmpp-origin|"+long, "Origin-ID-1"); err != nil || !ok || v != "stanza-1" {
+		t.Fatalf("alias = %q %v %v", v, ok, err)
+	}
+	if _, ok, _ := s.Alias("xmpp-origin|"+long, "origin-id-1"); ok {
+		t.Fatal("aliases must be case-sensitive")
+	}
+	clk.Advance(2 * time.Hour)
+	if _, ok, _ := s.Alias("xmpp-origin|"+long, "Origin-ID-1"); ok {
+		t.Fatal("alias outlived the retention")
+	}
+	if err := s.SetAlias("", "k", "v"); err == nil {
+		t.Fatal("empty namespace accepted")
 	}
 }
