@@ -8,6 +8,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge"
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/xmpp"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/command"
 )
 
@@ -22,7 +23,7 @@ type network struct {
 	// Enabled reports whether the settings turn the network on.
 	Enabled func(*configuration) bool
 	// New builds the bridge from valid settings.
-	New func(p *Plugin, cfg *configuration) (bridge.Bridge, error)
+	New func(rt *runtime, cfg *configuration) (bridge.Bridge, error)
 }
 
 // siteURL is the stable identity of the network's shared-channels remote.
@@ -39,7 +40,7 @@ func defaultNetworks() []network {
 			},
 			SettingsPrefix: "XMPP",
 			Enabled:        func(c *configuration) bool { return c.XMPPEnabled },
-			New:            notYet("XMPP"),
+			New:            newXMPPBridge,
 		},
 		{
 			Command: command.Spec{
@@ -64,10 +65,35 @@ func defaultNetworks() []network {
 
 // notYet stands in for a network whose bridge this version does not have:
 // enabling it reports so instead of pretending to work.
-func notYet(title string) func(*Plugin, *configuration) (bridge.Bridge, error) {
-	return func(*Plugin, *configuration) (bridge.Bridge, error) {
+func notYet(title string) func(*runtime, *configuration) (bridge.Bridge, error) {
+	return func(*runtime, *configuration) (bridge.Bridge, error) {
 		return nil, fmt.Errorf("the %s bridge is not implemented in this version of the plugin: %w", title, bridge.ErrNotImplemented)
 	}
+}
+
+func newXMPPBridge(rt *runtime, c *configuration) (bridge.Bridge, error) {
+	cfg := xmpp.Config{
+		Mode:               c.XMPPMode,
+		Address:            c.XMPPServerAddress,
+		Password:           c.XMPPPassword,
+		ComponentSecret:    c.XMPPComponentSecret,
+		TLSMode:            c.XMPPTLSMode,
+		CAPEM:              c.XMPPCACertificate,
+		InsecureSkipVerify: c.XMPPInsecureSkipVerify,
+		MaxFileSize:        int64(c.MaxFileSizeMB) << 20,
+	}
+	var err error
+	if c.XMPPJID != "" {
+		if cfg.JID, err = jid.Parse(c.XMPPJID); err != nil {
+			return nil, fmt.Errorf("XMPPJID: %w", err)
+		}
+	}
+	if c.XMPPComponentDomain != "" {
+		if cfg.ComponentDomain, err = jid.Parse(c.XMPPComponentDomain); err != nil {
+			return nil, fmt.Errorf("XMPPComponentDomain: %w", err)
+		}
+	}
+	return xmpp.New(cfg, rt.store, rt.logger)
 }
 
 // parseRoomJID accepts a bare room JID such as room@conference.example.com.

@@ -44,6 +44,7 @@ type runtime struct {
 	mm        *mattermost.Bridge
 	commands  *command.Handler
 	botID     string
+	logger    bridge.Logger
 	remoteIDs map[bridge.Network]string
 	// startErrors holds why an enabled network is not running.
 	startErrors sync.Map // bridge.Network -> string
@@ -164,6 +165,7 @@ func (p *Plugin) OnActivate() error {
 	}
 
 	logger := redactingLogger{base: bridge.NewPluginLogger(p.API), secrets: func() []string { return p.getConfiguration().secrets() }}
+	rt.logger = logger
 	rt.mm = mattermost.New(p.API, st, mattermost.Options{
 		BotUserID:   botID,
 		RemoteIDs:   rt.remoteIDs,
@@ -236,7 +238,7 @@ func (p *Plugin) buildBridge(rt *runtime, n network, cfg *configuration) bridge.
 	if !cfg.EnableBridge || !n.Enabled(cfg) {
 		return nil
 	}
-	b, err := n.New(p, cfg)
+	b, err := n.New(rt, cfg)
 	if err != nil {
 		rt.startErrors.Store(n.Command.Network, err.Error())
 		p.API.LogError("Cannot start a bridge", "network", string(n.Command.Network), "error", err.Error())

@@ -40,7 +40,7 @@ func testNetwork(n *bridgetest.Network) network {
 		// restarts the test network.
 		SettingsPrefix: "Test" + name,
 		Enabled:        func(*configuration) bool { return true },
-		New:            func(*Plugin, *configuration) (bridge.Bridge, error) { return n, nil },
+		New:            func(*runtime, *configuration) (bridge.Bridge, error) { return n, nil },
 	}
 }
 
@@ -241,7 +241,7 @@ func TestInvalidConfigurationIsRefusedAndSecretsStayOutOfLogs(t *testing.T) {
 			t.Errorf("error %q does not name %s", err, setting)
 		}
 	}
-	// Valid settings with secrets: the bridges that do not exist yet say so.
+	// Valid settings with secrets: an unreachable server shows in the status.
 	if err = s.SetPluginSettings(map[string]any{
 		"XMPPEnabled": true, "XMPPMode": "client", "XMPPJID": "bridge@example.com", "XMPPPassword": password,
 		"XMPPServerAddress": "127.0.0.1:1",
@@ -253,10 +253,10 @@ func TestInvalidConfigurationIsRefusedAndSecretsStayOutOfLogs(t *testing.T) {
 	ch := s.CreateChannel(team.Id, "cfg")
 	s.AddToTeam(admin.Id, team.Id)
 	s.AddToChannel(admin.Id, ch.Id)
-	resp, _ := n.ExecuteCommand(admin.Id, ch.Id, team.Id, "/xmppbridge status")
-	if !strings.Contains(resp.Text, "not implemented") {
-		t.Fatalf("status of an enabled but missing bridge: %q", resp.Text)
-	}
+	testhost.WaitFor(t, wait, func() bool {
+		resp, _ := n.ExecuteCommand(admin.Id, ch.Id, team.Id, "/xmppbridge status")
+		return strings.Contains(resp.Text, "XMPP bridge: error") && strings.Contains(resp.Text, "127.0.0.1:1")
+	}, "the XMPP status to show the connection error")
 	// Invalid settings at activation stop the plugin with the same clear error.
 	n.Deactivate()
 	s.UpdateConfig(func(c *model.Config) {

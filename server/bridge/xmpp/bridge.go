@@ -1,0 +1,351 @@
+package xmpp
+
+import (
+	"bytes"
+	"context"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"mellium.im/xmlstream"
+	"mellium.im/xmpp"
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/ping"
+	"mellium.im/xmpp/stanza"
+
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge"
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/store"
+)
+
+// Store is the part of the KV store the XMPP bridge uses.
+type Store interface {
+	ListLinks() ([]store.Link, error)
+	GetCursor(linkID, name string) (string, bool, error)
+	SetCursor(linkID, name, value string) error
+	SetAlias(namespace, key, value string) error
+	Alias(namespace, key string) (string, bool, error)
+}
+
+// Bridge implements bridge.Bridge for XMPP multi-user chat.
+type Bridge struct {
+	cfg   Config
+	store Store
+	log   bridge.Logger
+
+	mu      sync.Mutex
+	sink    bridge.Sink
+	session *xmpp.Session
+	rooms   map[string]*room // bare room JID -> state
+	health  bridge.Health
+	cancel  context.CancelFunc
+	done    chan struct{}
+	// connected is closed while a session is up and replaced when it drops,
+	// so deliveries can wait for a reconnect instead of failing at once.
+	connected chan struct{}
+	// reflections wait for the room to echo a message we sent, which tells
+	// us the ID the room gave it.
+	reflections map[string]chan string // origin ID -> stanza ID
+	// pendingGhost tracks ghost joins in flight, by room/nick.
+	pendingGhost map[string]*room
+
+	inbound chan []byte // raw stanzas, handled in order off the read loop
+}
+
+var (
+	_ bridge.Bridge      = (*Bridge)(nil)
+	_ bridge.RoomChecker = (*Bridge)(nil)
+	_ bridge.RoomWatcher = (*Bridge)(nil)
+)
+
+// New returns an XMPP bridge; it connects on Start.
+func New(cfg Config, st Store, log bridge.Logger) (*Bridge, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Nick == "" {
+		cfg.Nick = "Mattermost"
+	}
+	if cfg.Keepalive <= 0 {
+		cfg.Keepalive = time.Minute
+	}
+	if log == nil {
+		log = bridge.NopLogger{}
+	}
+	return &Bridge{
+		cfg: cfg, store: st, log: log,
+		rooms:        map[string]*room{},
+		health:       bridge.Health{State: bridge.StateDisabled, Detail: cfg.detail()},
+		connected:    make(chan struct{}),
+		reflections:  map[string]chan string{},
+		pendingGhost: map[string]*room{},
+	}, nil
+}
+
+func (b *Bridge) Network() bridge.Network { return bridge.NetworkXMPP }
+
+func (b *Bridge) Capabilities() bridge.Capabilities {
+	return bridge.Capabilities{
+		Edits: true, Deletes: true, Reactions: true, Threads: true, Files: false,
+		// Servers commonly refuse stanzas over about 256 KiB; leave room for
+		// the envelope.
+		MaxTextLength: 60000,
+		MaxFileSize:   b.cfg.MaxFileSize,
+	}
+}
+
+func (b *Bridge) Health() bridge.Health {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.health
+}
+
+func (b *Bridge) setState(state bridge.State, err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.health.State = state
+	if err != nil {
+		b.health.LastError = err.Error()
+	}
+}
+
+func (b *Bridge) touched() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.health.LastMessage = time.Now().UTC()
+}
+
+// Start connects in the background and keeps reconnecting until Stop.
+func (b *Bridge) Start(ctx context.Context, sink bridge.Sink) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.cancel != nil {
+		return errors.New("xmpp: already started")
+	}
+	ctx, b.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	b.sink = sink
+	b.done = make(chan struct{})
+	b.inbound = make(chan []byte, 256)
+	b.health.State = bridge.StateConnecting
+	go b.run(ctx)
+	go b.handleInbound(ctx)
+	return nil
+}
+
+func (b *Bridge) Stop(ctx context.Context) error {
+	b.mu.Lock()
+	cancel, done, s := b.cancel, b.done, b.session
+	b.mu.Unlock()
+	if cancel == nil {
+		return nil
+	}
+	cancel()
+	if s != nil {
+		_ = s.Conn().Close()
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	b.setState(bridge.StateDisabled, nil)
+	return nil
+}
+
+// backoff is exponential with full jitter, so many plugins restarting at
+// once do not reconnect in lockstep.
+func backoff(attempt int) time.Duration {
+	const initial, maxWait = time.Second, 2 * time.Minute
+	d := initial << min(attempt, 7)
+	if d > maxWait {
+		d = maxWait
+	}
+	return d/2 + rand.N(d/2+1) //nolint:gosec // jitter, not security
+}
+
+func (b *Bridge) run(ctx context.Context) {
+	defer close(b.done)
+	for attempt := 0; ctx.Err() == nil; attempt++ {
+		err := b.connectOnce(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			b.log.Warn("XMPP connection failed", "error", err.Error(), "attempt", attempt+1)
+			b.setState(bridge.StateError, err)
+		} else {
+			attempt = 0 // a session that was up resets the backoff
+			b.setState(bridge.StateDisconnected, nil)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff(attempt)):
+		}
+	}
+}
+
+// connectOnce runs one session from dial to drop. A nil error means the
+// session was up and then ended.
+func (b *Bridge) connectOnce(ctx context.Context) error {
+	dialCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	s, err := b.cfg.dialSession(dialCtx)
+	cancel()
+	if err != nil {
+		return err
+	}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(xmpp.HandlerFunc(b.handleStanza(s))) }()
+
+	b.mu.Lock()
+	b.session = s
+	b.health.State = bridge.StateConnected
+	b.health.LastError = ""
+	for _, r := range b.rooms {
+		r.reset()
+	}
+	close(b.connected)
+	b.mu.Unlock()
+	b.log.Info("XMPP connected", "jid", s.LocalAddr().String())
+
+	go b.joinLinkedRooms(ctx, s)
+
+	ticker := time.NewTicker(b.cfg.Keepalive)
+	defer ticker.Stop()
+	var end error
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case end = <-served:
+			break loop
+		case <-ticker.C:
+			pctx, pcancel := context.WithTimeout(ctx, b.cfg.Keepalive/2)
+			perr := ping.Send(pctx, s, s.LocalAddr().Domain())
+			pcancel()
+			if perr != nil {
+				end = fmt.Errorf("keepalive ping failed: %w", perr)
+				break loop
+			}
+		}
+	}
+	b.mu.Lock()
+	b.session = nil
+	b.connected = make(chan struct{})
+	b.mu.Unlock()
+	_ = s.Conn().Close()
+	if end != nil && ctx.Err() == nil {
+		b.log.Warn("XMPP session ended", "error", end.Error())
+	}
+	return nil
+}
+
+// currentSession waits (up to ctx) for a connected session.
+func (b *Bridge) currentSession(ctx context.Context) (*xmpp.Session, error) {
+	for {
+		b.mu.Lock()
+		s, connected := b.session, b.connected
+		b.mu.Unlock()
+		if s != nil {
+			return s, nil
+		}
+		select {
+		case <-connected:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("not connected to the XMPP server: %w", ctx.Err())
+		}
+	}
+}
+
+// handleStanza reads each incoming message or presence whole and queues it:
+// the session holds its stream locks while a handler runs, so anything that
+// sends must happen elsewhere.
+func (b *Bridge) handleStanza(s *xmpp.Session) func(t xmlstream.TokenReadEncoder, start *xml.StartElement) error {
+	return func(t xmlstream.TokenReadEncoder, start *xml.StartElement) error {
+		if start.Name.Local == "iq" {
+			return b.answerIQ(t, start)
+		}
+		if start.Name.Local != "message" && start.Name.Local != "presence" {
+			return nil
+		}
+		var buf bytes.Buffer
+		e := xml.NewEncoder(&buf)
+		if err := e.EncodeToken(*start); err != nil {
+			return nil
+		}
+		if _, err := xmlstream.Copy(e, xmlstream.Inner(t)); err != nil {
+			b.log.Debug("Dropping an unreadable stanza", "error", err.Error())
+			return nil
+		}
+		if err := e.EncodeToken(start.End()); err != nil || e.Flush() != nil {
+			return nil
+		}
+		select {
+		case b.inbound <- buf.Bytes():
+		default:
+			b.log.Warn("XMPP inbound queue full; dropping a stanza", "kind", start.Name.Local)
+		}
+		return nil
+	}
+}
+
+// answerIQ answers pings and refuses everything else, as a client should.
+func (b *Bridge) answerIQ(t xmlstream.TokenReadEncoder, start *xml.StartElement) error {
+	iq, err := stanza.NewIQ(*start)
+	if err != nil || (iq.Type != stanza.GetIQ && iq.Type != stanza.SetIQ) {
+		return nil
+	}
+	tok, err := t.Token()
+	if err != nil {
+		return nil
+	}
+	if se, ok := tok.(xml.StartElement); ok && se.Name.Space == ping.NS && se.Name.Local == "ping" {
+		_, err = xmlstream.Copy(t, iq.Result(nil))
+		return err
+	}
+	_, err = xmlstream.Copy(t, iq.Error(stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable}))
+	return err
+}
+
+// linkedRooms lists the XMPP rooms linked to channels.
+func (b *Bridge) linkedRooms() ([]jid.JID, error) {
+	links, err := b.store.ListLinks()
+	if err != nil {
+		return nil, err
+	}
+	var out []jid.JID
+	for _, l := range links {
+		for _, r := range l.Remotes {
+			if r.Network != bridge.NetworkXMPP {
+				continue
+			}
+			j, perr := jid.Parse(r.Room)
+			if perr != nil {
+				b.log.Warn("Skipping a linked room with an invalid JID", "room", r.Room)
+				continue
+			}
+			out = append(out, j.Bare())
+		}
+	}
+	return out, nil
+}
+
+func (b *Bridge) joinLinkedRooms(ctx context.Context, s *xmpp.Session) {
+	rooms, err := b.linkedRooms()
+	if err != nil {
+		b.log.Error("Could not list linked XMPP rooms", "error", err.Error())
+		return
+	}
+	for _, r := range rooms {
+		jctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		if err := b.join(jctx, s, r); err != nil {
+			b.log.Warn("Could not join an XMPP room", "room", r.String(), "error", err.Error())
+			b.setState(bridge.StateConnected, err)
+		}
+		cancel()
+		b.catchUp(ctx, s, r)
+	}
+}

@@ -1,0 +1,121 @@
+// Package xmpp is the XMPP side of the bridge: it keeps a connection to an
+// XMPP server (as a client account or as an XEP-0114 component), sits in
+// every linked multi-user chat room and turns groupchat messages into
+// events and events into messages.
+package xmpp
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"mellium.im/xmpp/jid"
+)
+
+// Connection modes.
+const (
+	ModeClient    = "client"
+	ModeComponent = "component"
+)
+
+// TLS modes.
+const (
+	TLSStartTLS = "starttls"
+	TLSDirect   = "tls"
+	// TLSPlainLoopback allows an unencrypted stream, and only to a loopback
+	// address: for a server on the same host.
+	TLSPlainLoopback = "plain-loopback-only"
+)
+
+// Config is what the bridge needs to connect.
+type Config struct {
+	Mode string
+	// Address is host:port. Empty in client mode means the JID's domain,
+	// found through DNS SRV records as usual.
+	Address string
+	// JID and Password are the bridge account's, in client mode.
+	JID      jid.JID
+	Password string
+	// ComponentDomain and ComponentSecret are the component's, in component
+	// mode; ghosts get JIDs under the domain.
+	ComponentDomain jid.JID
+	ComponentSecret string
+	TLSMode         string
+	// CAPEM, when set, is trusted in addition to the system roots.
+	CAPEM              string
+	InsecureSkipVerify bool
+	// Nick is the bridge's own nickname in rooms.
+	Nick string
+	// MaxFileSize bounds attachments fetched from XMPP, in bytes.
+	MaxFileSize int64
+	// Keepalive is the interval of pings to the server; 0 means a minute.
+	Keepalive time.Duration
+}
+
+func (c Config) tlsConfig(serverName string) (*tls.Config, error) {
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if c.CAPEM != "" && !pool.AppendCertsFromPEM([]byte(c.CAPEM)) {
+		return nil, errors.New("the CA certificate setting holds no PEM certificate")
+	}
+	return &tls.Config{
+		ServerName:         serverName,
+		RootCAs:            pool,
+		MinVersion:         tls.VersionTLS12,
+		InsecureSkipVerify: c.InsecureSkipVerify, //nolint:gosec // an explicit, documented admin choice, shown in status
+	}, nil
+}
+
+// Validate checks the settings this package depends on.
+func (c Config) Validate() error {
+	switch c.Mode {
+	case ModeClient:
+		if c.JID.Localpart() == "" || c.Password == "" {
+			return errors.New("client mode needs an account JID and password")
+		}
+	case ModeComponent:
+		if c.ComponentDomain.String() == "" || c.ComponentSecret == "" || c.Address == "" {
+			return errors.New("component mode needs a domain, a secret and the server's component address")
+		}
+	default:
+		return fmt.Errorf("unknown mode %q", c.Mode)
+	}
+	switch c.TLSMode {
+	case TLSStartTLS, TLSDirect:
+	case TLSPlainLoopback:
+		if c.Mode == ModeClient && !isLoopback(c.Address) {
+			return errors.New("plain-loopback-only needs a loopback server address such as 127.0.0.1:5222")
+		}
+	default:
+		return fmt.Errorf("unknown TLS mode %q", c.TLSMode)
+	}
+	return nil
+}
+
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// detail is the status note about security choices an admin should see.
+func (c Config) detail() string {
+	switch {
+	case c.InsecureSkipVerify:
+		return "TLS certificate verification is DISABLED (XMPPInsecureSkipVerify)"
+	case c.TLSMode == TLSPlainLoopback:
+		return "unencrypted connection to a loopback server"
+	}
+	return ""
+}

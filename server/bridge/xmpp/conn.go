@@ -1,0 +1,151 @@
+package xmpp
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+
+	"mellium.im/sasl"
+	"mellium.im/xmpp"
+	"mellium.im/xmpp/component"
+	"mellium.im/xmpp/dial"
+	"mellium.im/xmpp/jid"
+)
+
+// dialSession connects and negotiates a stream as the bridge: a client
+// session for the account in client mode, a component session otherwise.
+func (c Config) dialSession(ctx context.Context) (*xmpp.Session, error) {
+	if c.Mode == ModeComponent {
+		return c.dialComponent(ctx)
+	}
+	return c.dialClient(ctx, c.JID, c.Password)
+}
+
+func (c Config) dialTCP(ctx context.Context, addr jid.JID) (net.Conn, error) {
+	if c.Address == "" {
+		var d dial.Dialer
+		if c.TLSMode == TLSDirect {
+			d.NoTLS = false
+		} else {
+			d.NoTLS = true
+		}
+		if c.TLSMode == TLSDirect {
+			tc, err := c.tlsConfig(addr.Domainpart())
+			if err != nil {
+				return nil, err
+			}
+			d.TLSConfig = tc
+		}
+		return d.Dial(ctx, "tcp", addr)
+	}
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", c.Address)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", c.Address, err)
+	}
+	if c.TLSMode != TLSDirect {
+		return conn, nil
+	}
+	tc, err := c.tlsConfig(addr.Domainpart())
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	tconn := tls.Client(conn, tc)
+	if err = tconn.HandshakeContext(ctx); err != nil {
+		conn.Close()
+		return nil, explainTLS(addr.Domainpart(), err)
+	}
+	return tconn, nil
+}
+
+// mechanisms lists SASL mechanisms strongest first. PLAIN is offered only on
+// an encrypted stream: the SASL feature is negotiated after TLS, and a plain
+// loopback stream never offers it.
+func (c Config) mechanisms() []sasl.Mechanism {
+	m := []sasl.Mechanism{sasl.ScramSha256Plus, sasl.ScramSha256, sasl.ScramSha1Plus, sasl.ScramSha1}
+	if c.TLSMode != TLSPlainLoopback {
+		m = append(m, sasl.Plain)
+	}
+	return m
+}
+
+// dialClient logs in as account; ghosts in client mode use it too.
+func (c Config) dialClient(ctx context.Context, account jid.JID, password string) (*xmpp.Session, error) {
+	conn, err := c.dialTCP(ctx, account)
+	if err != nil {
+		return nil, err
+	}
+	features := []xmpp.StreamFeature{xmpp.SASL("", password, c.mechanisms()...), xmpp.BindResource()}
+	var state xmpp.SessionState
+	switch c.TLSMode {
+	case TLSStartTLS:
+		tc, terr := c.tlsConfig(account.Domainpart())
+		if terr != nil {
+			conn.Close()
+			return nil, terr
+		}
+		features = append([]xmpp.StreamFeature{xmpp.StartTLS(tc)}, features...)
+	default:
+		// Direct TLS is already secure; a plain loopback stream is treated as
+		// such so SCRAM can run, with PLAIN left out above.
+		state = xmpp.Secure
+	}
+	s, err := xmpp.NewSession(ctx, account.Domain(), account, conn, state, xmpp.NewNegotiator(func(*xmpp.Session, *xmpp.StreamConfig) xmpp.StreamConfig {
+		return xmpp.StreamConfig{Features: features}
+	}))
+	if err != nil {
+		conn.Close()
+		return nil, explainNegotiation(account.Domainpart(), err)
+	}
+	return s, nil
+}
+
+func (c Config) dialComponent(ctx context.Context) (*xmpp.Session, error) {
+	conn, err := c.dialTCP(ctx, c.ComponentDomain)
+	if err != nil {
+		return nil, err
+	}
+	s, err := component.NewSession(ctx, c.ComponentDomain, []byte(c.ComponentSecret), conn)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("component handshake for %s failed (check the component secret and domain): %w", c.ComponentDomain, err)
+	}
+	return s, nil
+}
+
+// ErrAuth means the server refused the credentials.
+var ErrAuth = errors.New("the XMPP server refused the credentials")
+
+// ErrUntrustedCert means the server's certificate did not verify.
+var ErrUntrustedCert = errors.New("the XMPP server's TLS certificate is not trusted")
+
+func explainTLS(server string, err error) error {
+	var unknown x509.UnknownAuthorityError
+	var hostErr x509.HostnameError
+	var certErr *tls.CertificateVerificationError
+	switch {
+	case errors.As(err, &unknown), errors.As(err, &certErr) && errors.As(certErr.Err, &unknown):
+		return fmt.Errorf("%w: %s presents a certificate from an unknown authority; add its CA in XMPPCACertificate (%v)", ErrUntrustedCert, server, err)
+	case errors.As(err, &hostErr):
+		return fmt.Errorf("%w: the certificate is not valid for %s (%v)", ErrUntrustedCert, server, err)
+	case errors.As(err, &certErr):
+		return fmt.Errorf("%w: %v", ErrUntrustedCert, err)
+	}
+	return fmt.Errorf("TLS with %s failed: %w", server, err)
+}
+
+func explainNegotiation(server string, err error) error {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "x509:") || strings.Contains(msg, "tls:"):
+		return explainTLS(server, err)
+	case strings.Contains(msg, "not-authorized") || errors.Is(err, sasl.ErrAuthn) || strings.Contains(msg, "authentication"):
+		return fmt.Errorf("%w (%v)", ErrAuth, err)
+	}
+	return fmt.Errorf("XMPP stream negotiation with %s failed: %w", server, err)
+}

@@ -1,0 +1,226 @@
+package xmpp
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"slices"
+	"strings"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge"
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/emoji"
+)
+
+// Alias namespaces. In a room a message has two IDs: the one its sender
+// chose (used by corrections, XEP-0308) and the one the room assigned
+// (XEP-0359 stanza-id, used by retractions, reactions and replies). The
+// bridge's native ID is the room's; aliases map between the two.
+func originNS(room string) string   { return "xmpp-origin|" + room }
+func stanzaNS(room string) string   { return "xmpp-stanza|" + room }
+func reactionNS(room string) string { return "xmpp-reactions|" + room }
+
+func (b *Bridge) handleInbound(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case raw := <-b.inbound:
+			if bytes.HasPrefix(raw, []byte("<presence")) {
+				b.handlePresence(raw)
+			} else {
+				b.handleMessage(ctx, raw)
+			}
+		}
+	}
+}
+
+// sendTo hands an event to the core, logging what it refuses.
+func (b *Bridge) sendTo(ctx context.Context, ev bridge.Event) {
+	b.mu.Lock()
+	sink := b.sink
+	b.mu.Unlock()
+	if sink == nil {
+		return
+	}
+	if err := sink.Receive(ctx, ev); err != nil {
+		b.log.Warn("Could not relay an XMPP message", "room", ev.Origin.Room, "kind", string(ev.Kind), "error", err.Error())
+		return
+	}
+	b.touched()
+}
+
+func (b *Bridge) handleMessage(ctx context.Context, raw []byte) {
+	m, err := parseMessage(raw, b.cfg.maxBody())
+	if err != nil {
+		b.log.Debug("Ignoring a malformed XMPP message", "error", err.Error())
+		return
+	}
+	if m.Type == "error" {
+		b.failReflection(m)
+		return
+	}
+	if m.Archived != nil {
+		// A MAM result: the archived groupchat message inside.
+		b.handleGroupchat(ctx, m.Archived, true)
+		return
+	}
+	if m.Type == "groupchat" {
+		b.handleGroupchat(ctx, m, false)
+	}
+}
+
+// handleGroupchat turns one room message into events. Archived messages
+// (catch-up after a disconnect) go the same way; the router drops any the
+// channel already has.
+func (b *Bridge) handleGroupchat(ctx context.Context, m *inMsg, archived bool) {
+	roomJID := m.From.Bare()
+	nick := m.From.Resourcepart()
+	key := roomJID.String()
+
+	b.mu.Lock()
+	r, linked := b.rooms[key]
+	var occ occupant
+	var ours bool
+	if linked {
+		occ = r.occupants[nick]
+		ours = r.ourNicks[nick]
+	}
+	b.mu.Unlock()
+	if !linked || nick == "" {
+		return // not ours, or the room itself speaking (subject, notices)
+	}
+	if b.resolveReflection(m) || ours {
+		b.remember(key, m)
+		return
+	}
+	nativeID := m.StanzaID(roomJID)
+	if nativeID == "" {
+		nativeID = m.ID
+	}
+	if nativeID == "" {
+		return
+	}
+	b.remember(key, m)
+
+	if m.OccupantID != "" {
+		occ.OccupantID = m.OccupantID
+	}
+	sender := b.senderOf(roomJID, nick, occ)
+	at := m.Delay
+	if at.IsZero() {
+		at = time.Now()
+	}
+	base := bridge.Event{Origin: bridge.Ref{Network: bridge.NetworkXMPP, Room: key, ID: nativeID}, Sender: sender, Time: at}
+
+	switch {
+	case m.Retract != "":
+		ev := base
+		ev.Kind, ev.Target = bridge.KindDelete, m.Retract
+		b.sendTo(ctx, ev)
+	case m.Replace != "":
+		ev := base
+		ev.Kind, ev.Target, ev.Text = bridge.KindEdit, b.resolveOrigin(key, m.Replace), toMarkdown(m.Body)
+		b.sendTo(ctx, ev)
+	case m.ReactionsTo != "":
+		b.relayReactions(ctx, base, m.ReactionsTo, m.Reactions)
+	case m.Body != "" || len(m.OOB) > 0:
+		ev := base
+		ev.Kind = bridge.KindMessage
+		ev.Text = toMarkdown(m.Body)
+		ev.Parent = m.ReplyTo
+		for _, u := range m.OOB {
+			if !strings.Contains(ev.Text, u) {
+				ev.Text = strings.TrimSpace(ev.Text + "\n" + u)
+			}
+		}
+		b.sendTo(ctx, ev)
+	}
+	if archived || m.StanzaID(roomJID) != "" {
+		b.saveArchivePosition(key, m.StanzaID(roomJID))
+	}
+}
+
+// remember records the aliases of a message seen in a room.
+func (b *Bridge) remember(room string, m *inMsg) {
+	stanzaID := m.StanzaID(m.From.Bare())
+	origin := m.OriginID
+	if origin == "" {
+		origin = m.ID
+	}
+	if stanzaID == "" || origin == "" || m.Replace != "" || m.Retract != "" || m.ReactionsTo != "" {
+		return
+	}
+	if err := b.store.SetAlias(originNS(room), origin, stanzaID); err != nil {
+		b.log.Warn("Could not record an XMPP message ID", "error", err.Error())
+	}
+	if err := b.store.SetAlias(stanzaNS(room), stanzaID, origin); err != nil {
+		b.log.Warn("Could not record an XMPP message ID", "error", err.Error())
+	}
+}
+
+// resolveOrigin turns a sender-chosen ID into the room's ID for it.
+func (b *Bridge) resolveOrigin(room, id string) string {
+	if v, ok, err := b.store.Alias(originNS(room), id); err == nil && ok {
+		return v
+	}
+	return id
+}
+
+// senderOf picks the most stable identity the room reveals: the real JID,
+// else the occupant ID, else the nick.
+func (b *Bridge) senderOf(roomJID jid.JID, nick string, occ occupant) bridge.Sender {
+	s := bridge.Sender{Network: bridge.NetworkXMPP, Username: nick, DisplayName: nick}
+	switch {
+	case occ.RealJID.String() != "":
+		s.ID = "jid:" + occ.RealJID.String()
+		if lp := occ.RealJID.Localpart(); lp != "" {
+			s.Username = lp
+		}
+	case occ.OccupantID != "":
+		s.ID = "occupant:" + roomJID.String() + "|" + occ.OccupantID
+	default:
+		s.ID = "nick:" + roomJID.String() + "|" + nick
+	}
+	return s
+}
+
+// relayReactions turns XEP-0444's "my reactions to this message are now
+// this set" into added and removed reactions, against the last set seen.
+func (b *Bridge) relayReactions(ctx context.Context, base bridge.Event, target string, now []string) {
+	key := target + "|" + base.Sender.ID
+	var before []string
+	if v, ok, err := b.store.Alias(reactionNS(base.Origin.Room), key); err == nil && ok {
+		_ = json.Unmarshal([]byte(v), &before)
+	}
+	names := make([]string, 0, len(now))
+	for _, r := range now {
+		if n, ok := emoji.ToName(r); ok {
+			names = append(names, n)
+		} else {
+			names = append(names, r)
+		}
+	}
+	for _, n := range names {
+		if !slices.Contains(before, n) {
+			ev := base
+			ev.Kind, ev.Target, ev.Emoji = bridge.KindReactionAdd, target, n
+			ev.Origin.ID = target + "|" + base.Sender.ID + "|+" + n
+			b.sendTo(ctx, ev)
+		}
+	}
+	for _, n := range before {
+		if !slices.Contains(names, n) {
+			ev := base
+			ev.Kind, ev.Target, ev.Emoji = bridge.KindReactionRemove, target, n
+			ev.Origin.ID = target + "|" + base.Sender.ID + "|-" + n
+			b.sendTo(ctx, ev)
+		}
+	}
+	enc, _ := json.Marshal(names)
+	if err := b.store.SetAlias(reactionNS(base.Origin.Room), key, string(enc)); err != nil {
+		b.log.Warn("Could not record XMPP reactions", "error", err.Error())
+	}
+}

@@ -1,0 +1,299 @@
+package xmpp
+
+import (
+	"context"
+	"encoding/json"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"mellium.im/xmlstream"
+	"mellium.im/xmpp"
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
+
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge"
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/emoji"
+)
+
+// reflectionWait bounds how long a delivery waits for the room to echo a
+// message back with the ID it assigned.
+const reflectionWait = 10 * time.Second
+
+func myReactionNS(room string) string { return "xmpp-myreactions|" + room }
+
+// Deliver sends an event into a room, as the sender's ghost in component
+// mode and as the bridge account with the sender's name in front otherwise.
+func (b *Bridge) Deliver(ctx context.Context, d *bridge.Delivery) (string, error) {
+	roomJID, err := jid.Parse(d.Room)
+	if err != nil || roomJID.Localpart() == "" {
+		return "", bridge.Permanentf("%q is not a room JID", d.Room)
+	}
+	roomJID = roomJID.Bare()
+	s, err := b.currentSession(ctx)
+	if err != nil {
+		return "", err
+	}
+	if err = b.join(ctx, s, roomJID); err != nil {
+		return "", err
+	}
+	from, prefix, err := b.speaker(ctx, s, roomJID, d.Sender)
+	if err != nil {
+		return "", err
+	}
+	room := roomJID.String()
+	msg := stanza.Message{To: roomJID, From: from, Type: stanza.GroupChatMessage, ID: randomID()}
+
+	switch d.Kind {
+	case bridge.KindMessage:
+		return b.sendMessage(ctx, s, msg, prefix+fromMarkdown(d.Text), d.ParentID)
+	case bridge.KindEdit:
+		origin := d.TargetID
+		if v, ok, aerr := b.store.Alias(stanzaNS(room), d.TargetID); aerr == nil && ok {
+			origin = v
+		}
+		payload := xmlstream.MultiReader(bodyXML(prefix+fromMarkdown(d.Text)), emptyElement(nsCorrection, "replace", xml.Attr{Name: xml.Name{Local: "id"}, Value: origin}))
+		return d.TargetID, s.Send(ctx, msg.Wrap(payload))
+	case bridge.KindDelete:
+		payload := xmlstream.MultiReader(
+			emptyElement(nsRetract, "retract", xml.Attr{Name: xml.Name{Local: "id"}, Value: d.TargetID}),
+			emptyElement(nsFallback, "fallback", xml.Attr{Name: xml.Name{Local: "for"}, Value: nsRetract}),
+			bodyXML(prefix+"retracted a message."),
+		)
+		return d.TargetID, s.Send(ctx, msg.Wrap(payload))
+	case bridge.KindReactionAdd, bridge.KindReactionRemove:
+		set, rerr := b.updateMyReactions(room, d)
+		if rerr != nil {
+			return "", rerr
+		}
+		var inner []xml.TokenReader
+		for _, r := range set {
+			inner = append(inner, xmlstream.Wrap(xmlstream.Token(xml.CharData(r)), xml.StartElement{Name: xml.Name{Local: "reaction"}}))
+		}
+		payload := xmlstream.Wrap(xmlstream.MultiReader(inner...), xml.StartElement{
+			Name: xml.Name{Space: nsReactions, Local: "reactions"},
+			Attr: []xml.Attr{{Name: xml.Name{Local: "id"}, Value: d.TargetID}},
+		})
+		return d.TargetID, s.Send(ctx, msg.Wrap(payload))
+	}
+	return "", bridge.Permanentf("the XMPP bridge cannot send %q events", d.Kind)
+}
+
+// sendMessage sends a new message and waits for the room to reflect it, to
+// learn the ID the room gave it (the native ID others refer to).
+func (b *Bridge) sendMessage(ctx context.Context, s *xmpp.Session, msg stanza.Message, body, parentID string) (string, error) {
+	if strings.TrimSpace(body) == "" {
+		return "", bridge.Permanentf("empty message")
+	}
+	payload := []xml.TokenReader{bodyXML(body), emptyElement(nsStanzaID, "origin-id", xml.Attr{Name: xml.Name{Local: "id"}, Value: msg.ID})}
+	if parentID != "" {
+		payload = append(payload, emptyElement(nsReply, "reply", xml.Attr{Name: xml.Name{Local: "id"}, Value: parentID}))
+	}
+	wait := make(chan string, 1)
+	b.mu.Lock()
+	b.reflections[msg.ID] = wait
+	b.mu.Unlock()
+	defer func() {
+		b.mu.Lock()
+		delete(b.reflections, msg.ID)
+		b.mu.Unlock()
+	}()
+	if err := s.Send(ctx, msg.Wrap(xmlstream.MultiReader(payload...))); err != nil {
+		return "", err
+	}
+	timer := time.NewTimer(reflectionWait)
+	defer timer.Stop()
+	select {
+	case id := <-wait:
+		if strings.HasPrefix(id, "error:") {
+			return "", bridge.Permanentf("the room refused the message: %s", strings.TrimPrefix(id, "error:"))
+		}
+		if id == "" {
+			id = msg.ID // the room assigns no IDs; the sender's is all there is
+		}
+		return id, nil
+	case <-timer.C:
+		// Sent, but no echo: the message is out, so it must not be sent
+		// again; refer to it by our own ID.
+		return msg.ID, nil
+	case <-ctx.Done():
+		return msg.ID, nil
+	}
+}
+
+// resolveReflection reports whether m is our own message coming back, and
+// hands its room-assigned ID to the delivery waiting for it.
+func (b *Bridge) resolveReflection(m *inMsg) bool {
+	id := m.OriginID
+	if id == "" {
+		id = m.ID
+	}
+	b.mu.Lock()
+	wait, ok := b.reflections[id]
+	b.mu.Unlock()
+	if !ok {
+		return false
+	}
+	select {
+	case wait <- m.StanzaID(m.From.Bare()):
+	default:
+	}
+	return true
+}
+
+// failReflection wakes a delivery whose message the room bounced.
+func (b *Bridge) failReflection(m *inMsg) {
+	b.mu.Lock()
+	wait, ok := b.reflections[m.ID]
+	b.mu.Unlock()
+	if ok {
+		select {
+		case wait <- "error:" + m.ErrorText:
+		default:
+		}
+	}
+}
+
+// speaker returns who a Mattermost user's message is sent as: their ghost
+// occupant in component mode, or the bridge account with a name prefix.
+func (b *Bridge) speaker(ctx context.Context, s *xmpp.Session, roomJID jid.JID, sender bridge.Sender) (jid.JID, string, error) {
+	name := sender.DisplayName
+	if name == "" {
+		name = sender.Username
+	}
+	if b.cfg.Mode != ModeComponent {
+		return jid.JID{}, "<" + name + "> ", nil
+	}
+	ghost, err := b.ghostJID(sender)
+	if err != nil {
+		return jid.JID{}, "", err
+	}
+	if err = b.joinGhost(ctx, s, roomJID, sender.ID, ghost, name); err != nil {
+		return jid.JID{}, "", err
+	}
+	return ghost, "", nil
+}
+
+// ghostJID is a Mattermost user's address under the component's domain.
+func (b *Bridge) ghostJID(sender bridge.Sender) (jid.JID, error) {
+	local := strings.ToLower(sender.Username)
+	if local == "" {
+		local = sender.ID
+	}
+	j, err := jid.New(local, b.cfg.ComponentDomain.Domainpart(), "mattermost")
+	if err != nil {
+		j, err = jid.New(sender.ID, b.cfg.ComponentDomain.Domainpart(), "mattermost")
+	}
+	if err != nil {
+		return jid.JID{}, bridge.Permanentf("no valid ghost address for %q: %v", sender.Username, err)
+	}
+	return j, nil
+}
+
+// joinGhost puts a ghost in a room once per session, with the user's
+// display name as nick, made unique in the room.
+func (b *Bridge) joinGhost(ctx context.Context, s *xmpp.Session, roomJID jid.JID, userID string, ghost jid.JID, name string) error {
+	r := b.roomState(roomJID)
+	b.mu.Lock()
+	_, joined := r.ghosts[userID]
+	b.mu.Unlock()
+	if joined {
+		return nil
+	}
+	g := &room{jid: roomJID}
+	g.reset()
+	for attempt := 0; attempt < 5; attempt++ {
+		nick := name
+		if attempt > 0 {
+			nick = fmt.Sprintf("%s (%d)", name, attempt+1)
+		}
+		// The presence handler looks rooms up by JID, so the ghost's join
+		// is tracked on a private copy swapped in for the attempt.
+		err := b.withGhostJoin(ctx, s, r, g, ghost, nick)
+		if err == nil {
+			b.mu.Lock()
+			r.ghosts[userID] = nick
+			r.ourNicks[nick] = true
+			b.mu.Unlock()
+			return nil
+		}
+		if !errors.Is(err, errNickConflict) {
+			return err
+		}
+	}
+	return fmt.Errorf("no free nickname for %s in %s", name, roomJID)
+}
+
+func (b *Bridge) withGhostJoin(ctx context.Context, s *xmpp.Session, r, g *room, ghost jid.JID, nick string) error {
+	b.mu.Lock()
+	g.reset()
+	g.nick = nick
+	b.pendingGhost[roomJIDKey(r.jid, nick)] = g
+	b.mu.Unlock()
+	defer func() {
+		b.mu.Lock()
+		delete(b.pendingGhost, roomJIDKey(r.jid, nick))
+		b.mu.Unlock()
+	}()
+	occ, err := r.jid.WithResource(nick)
+	if err != nil {
+		return bridge.Permanentf("nickname %q is not valid: %v", nick, err)
+	}
+	b.mu.Lock()
+	r.ourNicks[nick] = true
+	b.mu.Unlock()
+	p := stanza.Presence{To: occ, From: ghost, ID: randomID()}
+	history := xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Local: "history"}, Attr: []xml.Attr{{Name: xml.Name{Local: "maxstanzas"}, Value: "0"}}})
+	if err = s.Send(ctx, p.Wrap(xmlstream.Wrap(history, xml.StartElement{Name: xml.Name{Space: nsMUC, Local: "x"}}))); err != nil {
+		return err
+	}
+	select {
+	case <-g.joined:
+		return nil
+	case err = <-g.joinErr:
+		b.mu.Lock()
+		delete(r.ourNicks, nick)
+		b.mu.Unlock()
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("no answer from %s to the ghost's join: %w", r.jid, ctx.Err())
+	}
+}
+
+func roomJIDKey(room jid.JID, nick string) string { return room.Bare().String() + "/" + nick }
+
+// updateMyReactions keeps the set of reactions a Mattermost user has on a
+// message: XEP-0444 always sends the whole set.
+func (b *Bridge) updateMyReactions(room string, d *bridge.Delivery) ([]string, error) {
+	key := d.TargetID + "|" + d.Sender.ID
+	var set []string
+	if v, ok, err := b.store.Alias(myReactionNS(room), key); err != nil {
+		return nil, err
+	} else if ok {
+		_ = json.Unmarshal([]byte(v), &set)
+	}
+	r := d.Emoji
+	if u, ok := emoji.Unicode(d.Emoji); ok {
+		r = u
+	}
+	if d.Kind == bridge.KindReactionAdd {
+		if !slices.Contains(set, r) {
+			set = append(set, r)
+		}
+	} else {
+		set = slices.DeleteFunc(set, func(x string) bool { return x == r })
+	}
+	enc, _ := json.Marshal(set)
+	return set, b.store.SetAlias(myReactionNS(room), key, string(enc))
+}
+
+func bodyXML(text string) xml.TokenReader {
+	return xmlstream.Wrap(xmlstream.Token(xml.CharData(text)), xml.StartElement{Name: xml.Name{Local: "body"}})
+}
+
+func emptyElement(space, local string, attrs ...xml.Attr) xml.TokenReader {
+	return xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Space: space, Local: local}, Attr: attrs})
+}

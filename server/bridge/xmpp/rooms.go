@@ -1,0 +1,345 @@
+package xmpp
+
+import (
+	"context"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"mellium.im/xmlstream"
+	"mellium.im/xmpp"
+	"mellium.im/xmpp/disco"
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
+)
+
+const (
+	nsMUC     = "http://jabber.org/protocol/muc"
+	nsMUCUser = "http://jabber.org/protocol/muc#user"
+)
+
+// occupant is what the bridge knows of someone in a room, from presence.
+type occupant struct {
+	RealJID    jid.JID // bare; zero when the room hides it
+	OccupantID string  // XEP-0421, when the room offers it
+}
+
+// room is the bridge's view of one joined room.
+type room struct {
+	jid       jid.JID
+	nick      string
+	joined    chan struct{} // closed by our own presence reflecting back
+	joinErr   chan error    // receives an error presence for our join
+	occupants map[string]occupant
+	// ourNicks are the nicks of the bridge and its ghosts in this room.
+	ourNicks map[string]bool
+	// ghosts maps Mattermost user IDs to their ghost's nick in this room.
+	ghosts map[string]string
+}
+
+func newRoom(j jid.JID) *room {
+	r := &room{jid: j}
+	r.reset()
+	return r
+}
+
+// reset forgets everything that belongs to a session.
+func (r *room) reset() {
+	r.joined = make(chan struct{})
+	r.joinErr = make(chan error, 1)
+	r.occupants = map[string]occupant{}
+	r.ourNicks = map[string]bool{}
+	r.ghosts = map[string]string{}
+}
+
+// selfJID is who the bridge is in rooms: the account in client mode, an
+// address under the component's domain otherwise.
+func (b *Bridge) selfJID(s *xmpp.Session) jid.JID {
+	if b.cfg.Mode == ModeComponent {
+		j, _ := jid.New("bridge", b.cfg.ComponentDomain.Domainpart(), "mattermost")
+		return j
+	}
+	return s.LocalAddr()
+}
+
+func (b *Bridge) roomState(j jid.JID) *room {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	key := j.Bare().String()
+	r, ok := b.rooms[key]
+	if !ok {
+		r = newRoom(j.Bare())
+		b.rooms[key] = r
+	}
+	return r
+}
+
+// join enters a room as the bridge, picking another nick on a conflict.
+// History is not requested: missed messages come from the archive (MAM)
+// so each arrives once.
+func (b *Bridge) join(ctx context.Context, s *xmpp.Session, roomJID jid.JID) error {
+	r := b.roomState(roomJID)
+	b.mu.Lock()
+	joined := r.joined
+	b.mu.Unlock()
+	select {
+	case <-joined:
+		return nil
+	default:
+	}
+	nick := b.cfg.Nick
+	for attempt := 0; attempt < 5; attempt++ {
+		if attempt > 0 {
+			nick = fmt.Sprintf("%s (%d)", b.cfg.Nick, attempt+1)
+		}
+		err := b.sendJoin(ctx, s, r, b.selfJID(s), nick)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, errNickConflict) {
+			return err
+		}
+	}
+	return fmt.Errorf("every nickname the bridge tried in %s is taken", roomJID)
+}
+
+var errNickConflict = errors.New("nickname already in use in the room")
+
+func (b *Bridge) sendJoin(ctx context.Context, s *xmpp.Session, r *room, from jid.JID, nick string) error {
+	occ, err := r.jid.WithResource(nick)
+	if err != nil {
+		return fmt.Errorf("nickname %q is not valid: %w", nick, err)
+	}
+	b.mu.Lock()
+	r.nick = nick
+	r.ourNicks[nick] = true
+	joined, joinErr := r.joined, r.joinErr
+	b.mu.Unlock()
+
+	p := stanza.Presence{To: occ, From: from, ID: randomID()}
+	if b.cfg.Mode != ModeComponent {
+		p.From = jid.JID{}
+	}
+	history := xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Local: "history"}, Attr: []xml.Attr{{Name: xml.Name{Local: "maxstanzas"}, Value: "0"}}})
+	x := xmlstream.Wrap(history, xml.StartElement{Name: xml.Name{Space: nsMUC, Local: "x"}})
+	if err = s.Send(ctx, p.Wrap(x)); err != nil {
+		return err
+	}
+	select {
+	case <-joined:
+		return nil
+	case err = <-joinErr:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("no answer from %s to the join: %w", r.jid, ctx.Err())
+	}
+}
+
+// presence is the part of a presence stanza the bridge reads.
+type presence struct {
+	From string `xml:"from,attr"`
+	Type string `xml:"type,attr"`
+	MUC  *struct {
+		Items []struct {
+			JID  string `xml:"jid,attr"`
+			Nick string `xml:"nick,attr"`
+		} `xml:"item"`
+		Status []struct {
+			Code int `xml:"code,attr"`
+		} `xml:"status"`
+	} `xml:"http://jabber.org/protocol/muc#user x"`
+	OccupantID *struct {
+		ID string `xml:"id,attr"`
+	} `xml:"urn:xmpp:occupant-id:0 occupant-id"`
+	Error *struct {
+		Conflict *struct{} `xml:"urn:ietf:params:xml:ns:xmpp-stanzas conflict"`
+		Text     string    `xml:"urn:ietf:params:xml:ns:xmpp-stanzas text"`
+		Inner    []struct {
+			XMLName xml.Name
+		} `xml:",any"`
+	} `xml:"error"`
+}
+
+func (p *presence) status(code int) bool {
+	if p.MUC == nil {
+		return false
+	}
+	for _, s := range p.MUC.Status {
+		if s.Code == code {
+			return true
+		}
+	}
+	return false
+}
+
+func (b *Bridge) handlePresence(raw []byte) {
+	var p presence
+	if err := xml.Unmarshal(raw, &p); err != nil {
+		b.log.Debug("Ignoring a malformed presence", "error", err.Error())
+		return
+	}
+	from, err := jid.Parse(p.From)
+	if err != nil || from.Resourcepart() == "" {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	nick := from.Resourcepart()
+	if g, ok := b.pendingGhost[roomJIDKey(from, nick)]; ok && nick == g.nick {
+		b.ghostJoinResult(g, &p)
+	}
+	r, ok := b.rooms[from.Bare().String()]
+	if !ok {
+		return
+	}
+	switch {
+	case p.Type == "error":
+		if nick == r.nick {
+			var err error = errors.New("the room refused the join")
+			if p.Error != nil && p.Error.Conflict != nil {
+				err = errNickConflict
+			} else if p.Error != nil {
+				reason := p.Error.Text
+				for _, in := range p.Error.Inner {
+					if reason == "" && in.XMLName.Local != "text" {
+						reason = in.XMLName.Local
+					}
+				}
+				err = fmt.Errorf("the room refused the join: %s", reason)
+			}
+			select {
+			case r.joinErr <- err:
+			default:
+			}
+		}
+	case p.Type == "unavailable":
+		delete(r.occupants, nick)
+		if p.status(303) && p.MUC != nil && len(p.MUC.Items) > 0 && p.MUC.Items[0].Nick != "" {
+			// A rename: the occupant stays who they were under the new nick.
+			r.occupants[p.MUC.Items[0].Nick] = occupantOf(&p)
+		}
+	default:
+		r.occupants[nick] = occupantOf(&p)
+		if nick == r.nick {
+			select {
+			case <-r.joined:
+			default:
+				close(r.joined)
+			}
+		}
+	}
+}
+
+// ghostJoinResult completes a ghost's pending join from the room's answer.
+func (b *Bridge) ghostJoinResult(g *room, p *presence) {
+	switch p.Type {
+	case "error":
+		var err error = errors.New("the room refused the ghost's join")
+		if p.Error != nil && p.Error.Conflict != nil {
+			err = errNickConflict
+		}
+		select {
+		case g.joinErr <- err:
+		default:
+		}
+	case "unavailable":
+	default:
+		select {
+		case <-g.joined:
+		default:
+			close(g.joined)
+		}
+	}
+}
+
+func occupantOf(p *presence) occupant {
+	var o occupant
+	if p.MUC != nil && len(p.MUC.Items) > 0 && p.MUC.Items[0].JID != "" {
+		if j, err := jid.Parse(p.MUC.Items[0].JID); err == nil {
+			o.RealJID = j.Bare()
+		}
+	}
+	if p.OccupantID != nil {
+		o.OccupantID = p.OccupantID.ID
+	}
+	return o
+}
+
+// CheckRoom checks that a room exists and is a multi-user chat room before
+// it is linked.
+func (b *Bridge) CheckRoom(ctx context.Context, room string) (string, error) {
+	j, err := jid.Parse(room)
+	if err != nil || j.Localpart() == "" {
+		return "", fmt.Errorf("%q is not a room JID", room)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	s, err := b.currentSession(ctx)
+	if err != nil {
+		return "", err
+	}
+	info, err := disco.GetInfo(ctx, "", j.Bare(), s)
+	if err != nil {
+		var se stanza.Error
+		if errors.As(err, &se) && (se.Condition == stanza.ItemNotFound || se.Condition == stanza.RemoteServerNotFound) {
+			return "", fmt.Errorf("room %s does not exist", j.Bare())
+		}
+		return "", fmt.Errorf("could not look up room %s: %w", j.Bare(), err)
+	}
+	isMUC := false
+	for _, f := range info.Features {
+		if f.Var == nsMUC {
+			isMUC = true
+		}
+	}
+	if !isMUC {
+		return "", fmt.Errorf("%s is not a multi-user chat room", j.Bare())
+	}
+	return j.Bare().String(), nil
+}
+
+// RoomLinked joins a newly linked room.
+func (b *Bridge) RoomLinked(ctx context.Context, room string) error {
+	j, err := jid.Parse(room)
+	if err != nil {
+		return err
+	}
+	s, err := b.currentSession(ctx)
+	if err != nil {
+		return err
+	}
+	return b.join(ctx, s, j.Bare())
+}
+
+// RoomUnlinked leaves a room no channel is linked to any more.
+func (b *Bridge) RoomUnlinked(ctx context.Context, room string) error {
+	j, err := jid.Parse(room)
+	if err != nil {
+		return err
+	}
+	b.mu.Lock()
+	r, ok := b.rooms[j.Bare().String()]
+	delete(b.rooms, j.Bare().String())
+	s := b.session
+	b.mu.Unlock()
+	if !ok || s == nil {
+		return nil
+	}
+	occ, err := r.jid.WithResource(r.nick)
+	if err != nil {
+		return nil
+	}
+	p := stanza.Presence{To: occ, Type: stanza.UnavailablePresence}
+	if b.cfg.Mode == ModeComponent {
+		p.From = b.selfJID(s)
+	}
+	return s.Send(ctx, p.Wrap(nil))
+}
+
+// randomID makes stanza IDs; they must be unique, not secret.
+func randomID() string {
+	return strconv.FormatUint(rand.Uint64(), 36) + strconv.FormatUint(rand.Uint64(), 36) //nolint:gosec // uniqueness only
+}
