@@ -1,0 +1,243 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mattermost/mattermost/server/public/model"
+	"mellium.im/xmpp/jid"
+
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/xmpp/prosodytest"
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/testhost"
+)
+
+// xmppHarness is a Mattermost test host with the plugin, a real Prosody, a
+// channel linked with a room, and a person in that room on a second client.
+type xmppHarness struct {
+	t        *testing.T
+	ctx      context.Context
+	prosody  *prosodytest.Server
+	s        *testhost.Server
+	n        *testhost.Node
+	admin    *model.User
+	alice    *model.User
+	bob      *model.User
+	ch       *model.Channel
+	room     jid.JID
+	occupant *prosodytest.Client
+}
+
+const bridgePassword = "bridge-Secret-pw-1"
+
+func newXMPPHarness(t *testing.T, mode string) *xmppHarness {
+	t.Helper()
+	h := &xmppHarness{t: t}
+	var cancel context.CancelFunc
+	h.ctx, cancel = context.WithTimeout(context.Background(), 3*time.Minute)
+	t.Cleanup(cancel)
+	h.prosody = prosodytest.Start(t, prosodytest.Options{})
+	h.prosody.CreateUser(t, "bridge", bridgePassword)
+	h.prosody.CreateUser(t, "carol", "carol-pw")
+	h.room = h.prosody.RoomJID(t, "dev")
+	h.occupant = h.prosody.Client(t, "carol", "carol-pw")
+	if err := h.occupant.JoinRoom(h.ctx, h.room, "Carol"); err != nil {
+		t.Fatal(err)
+	}
+
+	settings := map[string]any{
+		"XMPPEnabled": true, "XMPPMode": mode, "XMPPTLSMode": "starttls",
+		"XMPPCACertificate": h.prosody.CACertPEM,
+	}
+	if mode == "component" {
+		settings["XMPPServerAddress"] = h.prosody.ComponentAddr()
+		settings["XMPPComponentDomain"] = h.prosody.ComponentDomain
+		settings["XMPPComponentSecret"] = h.prosody.ComponentSecret
+	} else {
+		settings["XMPPServerAddress"] = h.prosody.C2SAddr()
+		settings["XMPPJID"] = "bridge@" + h.prosody.Domain
+		settings["XMPPPassword"] = bridgePassword
+	}
+	h.s = testhost.NewServer(t, testhost.WithPluginID(manifest.Id), testhost.WithPluginSettings(settings))
+	h.n = h.s.Node(0)
+	if err := h.n.ActivateInProcess(testhost.RepoManifest(t), func() any { return &Plugin{} }); err != nil {
+		t.Fatal(err)
+	}
+	team := h.s.DefaultTeam()
+	h.admin = h.s.CreateUser("admin", true)
+	h.alice = h.s.CreateUserWith(&model.User{Username: "alice", Email: "alice@example.com", FirstName: "Alice", LastName: "Liddell", Password: "Passw0rd!x"})
+	h.bob = h.s.CreateUserWith(&model.User{Username: "bob", Email: "bob@example.com", FirstName: "Bob", LastName: "Builder", Password: "Passw0rd!x"})
+	h.ch = h.s.CreateChannel(team.Id, "xmpp-dev")
+	for _, u := range []*model.User{h.admin, h.alice, h.bob} {
+		h.s.AddToTeam(u.Id, team.Id)
+		h.s.AddToChannel(u.Id, h.ch.Id)
+	}
+	testhost.WaitFor(t, 30*time.Second, func() bool {
+		resp, _ := h.n.ExecuteCommand(h.admin.Id, h.ch.Id, team.Id, "/xmppbridge status")
+		return resp != nil && strings.Contains(resp.Text, "XMPP bridge: connected")
+	}, "the XMPP bridge to connect")
+	h.command("/xmppbridge map "+h.room.String(), "Linked this channel")
+	return h
+}
+
+func (h *xmppHarness) command(cmd, want string) string {
+	h.t.Helper()
+	resp, appErr := h.n.ExecuteCommand(h.admin.Id, h.ch.Id, h.ch.TeamId, cmd)
+	if appErr != nil {
+		h.t.Fatalf("%s: %v", cmd, appErr)
+	}
+	if !strings.Contains(resp.Text, want) {
+		h.t.Fatalf("%s answered %q, want it to say %q", cmd, resp.Text, want)
+	}
+	return resp.Text
+}
+
+func (h *xmppHarness) post(user *model.User, text, rootID string) *model.Post {
+	h.t.Helper()
+	p, appErr := h.n.CreatePost(&model.Post{UserId: user.Id, ChannelId: h.ch.Id, Message: text, RootId: rootID})
+	if appErr != nil {
+		h.t.Fatalf("post %q: %v", text, appErr)
+	}
+	return p
+}
+
+// roomMessage waits until the occupant sees a groupchat message matching.
+func (h *xmppHarness) roomMessage(what string, match func(prosodytest.Message) bool) prosodytest.Message {
+	h.t.Helper()
+	ctx, cancel := context.WithTimeout(h.ctx, 20*time.Second)
+	defer cancel()
+	m, err := h.occupant.WaitMessage(ctx, func(m prosodytest.Message) bool {
+		return m.Type == "groupchat" && m.Forwarded == nil && match(m)
+	})
+	if err != nil {
+		h.t.Fatalf("waiting for %s in the room: %v", what, err)
+	}
+	return m
+}
+
+func (h *xmppHarness) channelPost(what string, pred func(*model.Post) bool) *model.Post {
+	h.t.Helper()
+	var found *model.Post
+	testhost.WaitFor(h.t, 20*time.Second, func() bool {
+		for _, p := range h.s.ChannelPosts(h.ch.Id) {
+			if pred(p) {
+				found = p
+				return true
+			}
+		}
+		return false
+	}, "a post: %s", what)
+	return found
+}
+
+func (h *xmppHarness) raw(format string, args ...any) {
+	h.t.Helper()
+	if err := h.occupant.SendRaw(h.ctx, fmt.Sprintf(format, args...)); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// XMPP check 1 and 2: text and every message kind both ways, client mode.
+func TestXMPPClientModeEveryKindBothWays(t *testing.T) {
+	h := newXMPPHarness(t, "client")
+
+	// Mattermost -> XMPP.
+	hello := h.post(h.alice, "hello **xmpp** room", "")
+	out := h.roomMessage("alice's message", func(m prosodytest.Message) bool { return strings.Contains(m.Body, "hello *xmpp* room") })
+	if !strings.HasPrefix(out.Body, "<Alice Liddell> ") || out.StanzaID == "" {
+		t.Fatalf("room got %q (stanza-id %q)", out.Body, out.StanzaID)
+	}
+
+	// XMPP -> Mattermost.
+	carolID, err := h.occupant.Say(h.ctx, h.room, "hi from *xmpp*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := h.channelPost("carol's message", func(p *model.Post) bool { return p.Message == "hi from **xmpp**" })
+	cu := h.s.User(in.UserId)
+	if cu == nil || cu.RemoteId == nil || !strings.HasSuffix(cu.Username, ":xmpp") || cu.Nickname != "Carol" {
+		t.Fatalf("remote user = %+v", cu)
+	}
+	carolMsg := h.roomMessage("carol's own message back", func(m prosodytest.Message) bool { return m.ID == carolID || m.OriginID == carolID })
+
+	// Edits both ways.
+	if _, appErr := h.n.PatchPost(h.alice.Id, hello.Id, "hello, edited"); appErr != nil {
+		t.Fatal(appErr)
+	}
+	h.roomMessage("alice's correction", func(m prosodytest.Message) bool {
+		return strings.Contains(m.Raw, "urn:xmpp:message-correct:0") && strings.Contains(m.Body, "hello, edited")
+	})
+	h.raw(`<message to='%s' type='groupchat' id='edit1'><body>hi, corrected</body><replace xmlns='urn:xmpp:message-correct:0' id='%s'/></message>`, h.room, carolID)
+	testhost.WaitFor(t, 20*time.Second, func() bool { return h.s.Post(in.Id).Message == "hi, corrected" }, "carol's correction")
+
+	// Reactions both ways.
+	if _, appErr := h.n.React(h.bob.Id, in.Id, "thumbsup"); appErr != nil {
+		t.Fatal(appErr)
+	}
+	h.roomMessage("bob's reaction", func(m prosodytest.Message) bool {
+		return strings.Contains(m.Raw, "urn:xmpp:reactions:0") && strings.Contains(m.Raw, carolMsg.StanzaID) && strings.Contains(m.Raw, "👍")
+	})
+	h.raw(`<message to='%s' type='groupchat' id='react1'><reactions xmlns='urn:xmpp:reactions:0' id='%s'><reaction>🎉</reaction></reactions><store xmlns='urn:xmpp:hints'/></message>`, h.room, out.StanzaID)
+	testhost.WaitFor(t, 20*time.Second, func() bool {
+		rs := h.s.Reactions(hello.Id)
+		return len(rs) == 1 && rs[0].EmojiName == "tada" && rs[0].UserId == cu.Id
+	}, "carol's reaction")
+	h.raw(`<message to='%s' type='groupchat' id='react2'><reactions xmlns='urn:xmpp:reactions:0' id='%s'/><store xmlns='urn:xmpp:hints'/></message>`, h.room, out.StanzaID)
+	testhost.WaitFor(t, 20*time.Second, func() bool { return len(h.s.Reactions(hello.Id)) == 0 }, "carol's reaction removed")
+
+	// Replies both ways.
+	h.post(h.bob, "replying to carol", in.Id)
+	h.roomMessage("bob's reply", func(m prosodytest.Message) bool {
+		return strings.Contains(m.Raw, "urn:xmpp:reply:0") && strings.Contains(m.Raw, carolMsg.StanzaID) && strings.Contains(m.Body, "replying to carol")
+	})
+	h.raw(`<message to='%s' type='groupchat' id='reply1'><body>answering alice</body><reply xmlns='urn:xmpp:reply:0' id='%s'/></message>`, h.room, out.StanzaID)
+	h.channelPost("carol's reply", func(p *model.Post) bool { return p.Message == "answering alice" && p.RootId == hello.Id })
+
+	// Retractions both ways.
+	if appErr := h.n.DeletePost(h.alice.Id, hello.Id); appErr != nil {
+		t.Fatal(appErr)
+	}
+	h.roomMessage("alice's retraction", func(m prosodytest.Message) bool {
+		return strings.Contains(m.Raw, "urn:xmpp:message-retract:1") && strings.Contains(m.Raw, out.StanzaID)
+	})
+	h.raw(`<message to='%s' type='groupchat' id='retract1'><retract xmlns='urn:xmpp:message-retract:1' id='%s'/><body>retracted</body></message>`, h.room, carolMsg.StanzaID)
+	testhost.WaitFor(t, 20*time.Second, func() bool { p := h.s.Post(in.Id); return p == nil || p.DeleteAt > 0 }, "carol's retraction")
+
+	// Nothing echoed back into Mattermost: every post by a remote user is
+	// carol's.
+	h.s.WaitHooks(10 * time.Second)
+	for _, p := range h.s.ChannelPosts(h.ch.Id) {
+		if u := h.s.User(p.UserId); u.RemoteId != nil && *u.RemoteId != "" && p.UserId != cu.Id {
+			t.Fatalf("an echo became a post: %q by %s", p.Message, u.Username)
+		}
+		if strings.Contains(p.Message, "<Alice Liddell>") {
+			t.Fatalf("the bridge's own message came back: %q", p.Message)
+		}
+	}
+}
+
+// XMPP check 3: in component mode each Mattermost user is their own
+// occupant, and nothing they say comes back.
+func TestXMPPComponentModeGhosts(t *testing.T) {
+	h := newXMPPHarness(t, "component")
+	h.post(h.alice, "alice speaking", "")
+	h.post(h.bob, "bob speaking", "")
+	a := h.roomMessage("alice's message", func(m prosodytest.Message) bool { return m.Body == "alice speaking" })
+	b := h.roomMessage("bob's message", func(m prosodytest.Message) bool { return m.Body == "bob speaking" })
+	if a.From.Resourcepart() != "Alice Liddell" || b.From.Resourcepart() != "Bob Builder" {
+		t.Fatalf("occupants: %q and %q", a.From, b.From)
+	}
+	if _, err := h.occupant.Say(h.ctx, h.room, "carol answers"); err != nil {
+		t.Fatal(err)
+	}
+	h.channelPost("carol's answer", func(p *model.Post) bool { return p.Message == "carol answers" })
+	h.s.WaitHooks(10 * time.Second)
+	time.Sleep(500 * time.Millisecond)
+	for _, p := range h.s.ChannelPosts(h.ch.Id) {
+		if strings.Contains(p.Message, "speaking") && p.UserId != h.alice.Id && p.UserId != h.bob.Id {
+			t.Fatalf("a ghost's message came back as %q by %s", p.Message, h.s.User(p.UserId).Username)
+		}
+	}
+}
