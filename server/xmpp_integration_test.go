@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mattermost/mattermost/server/public/model"
+	"mellium.im/xmpp/history"
 	"mellium.im/xmpp/jid"
 
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/xmpp/prosodytest"
@@ -240,4 +241,130 @@ func TestXMPPComponentModeGhosts(t *testing.T) {
 			t.Fatalf("a ghost's message came back as %q by %s", p.Message, h.s.User(p.UserId).Username)
 		}
 	}
+}
+
+// roomBodies reads the room's whole archive, oldest first.
+func (h *xmppHarness) roomBodies(c *prosodytest.Client) []string {
+	h.t.Helper()
+	ctx, cancel := context.WithTimeout(h.ctx, 20*time.Second)
+	defer cancel()
+	msgs, _, err := c.FetchHistory(ctx, h.room, history.Query{Limit: 1000})
+	if err != nil {
+		h.t.Fatalf("reading the room archive: %v", err)
+	}
+	var out []string
+	for _, m := range msgs {
+		if m.Body != "" {
+			out = append(out, m.Body)
+		}
+	}
+	return out
+}
+
+// carolPosts returns the texts of posts in the channel by remote users.
+func (h *xmppHarness) remotePosts() []string {
+	var out []string
+	for _, p := range h.s.ChannelPosts(h.ch.Id) {
+		if u := h.s.User(p.UserId); u != nil && u.RemoteId != nil && *u.RemoteId != "" {
+			out = append(out, p.Message)
+		}
+	}
+	return out
+}
+
+func filterPrefix(list []string, substr string) []string {
+	var out []string
+	for _, s := range list {
+		if strings.Contains(s, substr) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (h *xmppHarness) expectExactlyOnceInOrder(what string, got func() []string, want []string) {
+	h.t.Helper()
+	var last []string
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		last = got()
+		if strings.Join(last, "|") == strings.Join(want, "|") {
+			// Hold on a moment: a late duplicate must not follow.
+			time.Sleep(time.Second)
+			if last = got(); strings.Join(last, "|") == strings.Join(want, "|") {
+				return
+			}
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	h.t.Fatalf("%s:\n got  %q\n want %q", what, last, want)
+}
+
+// XMPP check 4a: Prosody dies while messages flow both ways and comes back:
+// every message arrives once, in order.
+func TestXMPPSurvivesProsodyRestart(t *testing.T) {
+	h := newXMPPHarness(t, "client")
+	h.post(h.alice, "mm 1", "")
+	h.roomMessage("mm 1", func(m prosodytest.Message) bool { return strings.HasSuffix(m.Body, "mm 1") })
+	if _, err := h.occupant.Say(h.ctx, h.room, "x 1"); err != nil {
+		t.Fatal(err)
+	}
+	h.channelPost("x 1", func(p *model.Post) bool { return p.Message == "x 1" })
+
+	if err := h.prosody.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	h.post(h.alice, "mm 2", "")
+	h.post(h.bob, "mm 3", "")
+	time.Sleep(time.Second)
+	h.prosody.Restart(t)
+
+	carol := h.prosody.Client(t, "carol", "carol-pw")
+	if err := carol.JoinRoom(h.ctx, h.room, "Carol"); err != nil {
+		t.Fatal(err)
+	}
+	h.occupant = carol
+	for _, text := range []string{"x 2", "x 3"} {
+		if _, err := carol.Say(h.ctx, h.room, text); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.post(h.alice, "mm 4", "")
+
+	h.expectExactlyOnceInOrder("the channel", func() []string { return filterPrefix(h.remotePosts(), "x ") }, []string{"x 1", "x 2", "x 3"})
+	h.expectExactlyOnceInOrder("the room", func() []string { return filterPrefix(h.roomBodies(carol), "mm ") },
+		[]string{"<Alice Liddell> mm 1", "<Alice Liddell> mm 2", "<Bob Builder> mm 3", "<Alice Liddell> mm 4"})
+}
+
+// XMPP check 4b: the plugin is deactivated while both sides keep talking;
+// after activation every message arrives once, in order.
+func TestXMPPCatchesUpAfterDeactivation(t *testing.T) {
+	h := newXMPPHarness(t, "client")
+	h.post(h.alice, "mm 1", "")
+	h.roomMessage("mm 1", func(m prosodytest.Message) bool { return strings.HasSuffix(m.Body, "mm 1") })
+	if _, err := h.occupant.Say(h.ctx, h.room, "x 1"); err != nil {
+		t.Fatal(err)
+	}
+	h.channelPost("x 1", func(p *model.Post) bool { return p.Message == "x 1" })
+
+	h.n.Deactivate()
+	for _, text := range []string{"x 2", "x 3"} {
+		if _, err := h.occupant.Say(h.ctx, h.room, text); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.post(h.bob, "mm 2", "")
+	h.post(h.alice, "mm 3", "")
+	if err := h.n.ActivateInProcess(testhost.RepoManifest(t), func() any { return &Plugin{} }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.occupant.Say(h.ctx, h.room, "x 4"); err != nil {
+		t.Fatal(err)
+	}
+	h.post(h.alice, "mm 4", "")
+
+	h.expectExactlyOnceInOrder("the channel", func() []string { return filterPrefix(h.remotePosts(), "x ") }, []string{"x 1", "x 2", "x 3", "x 4"})
+	h.expectExactlyOnceInOrder("the room", func() []string { return filterPrefix(h.roomBodies(h.occupant), "mm ") },
+		[]string{"<Alice Liddell> mm 1", "<Bob Builder> mm 2", "<Alice Liddell> mm 3", "<Alice Liddell> mm 4"})
 }

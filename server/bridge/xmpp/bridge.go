@@ -45,13 +45,19 @@ type Bridge struct {
 	// connected is closed while a session is up and replaced when it drops,
 	// so deliveries can wait for a reconnect instead of failing at once.
 	connected chan struct{}
+	// dropped is closed when the current session ends.
+	dropped chan struct{}
 	// reflections wait for the room to echo a message we sent, which tells
 	// us the ID the room gave it.
 	reflections map[string]chan string // origin ID -> stanza ID
 	// pendingGhost tracks ghost joins in flight, by room/nick.
 	pendingGhost map[string]*room
+	// positionQueries are archive queries whose results only tell where the
+	// archive ends; their messages are not relayed.
+	positionQueries map[string]bool
 
 	inbound chan []byte // raw stanzas, handled in order off the read loop
+	runCtx  context.Context
 }
 
 var (
@@ -76,11 +82,12 @@ func New(cfg Config, st Store, log bridge.Logger) (*Bridge, error) {
 	}
 	return &Bridge{
 		cfg: cfg, store: st, log: log,
-		rooms:        map[string]*room{},
-		health:       bridge.Health{State: bridge.StateDisabled, Detail: cfg.detail()},
-		connected:    make(chan struct{}),
-		reflections:  map[string]chan string{},
-		pendingGhost: map[string]*room{},
+		rooms:           map[string]*room{},
+		health:          bridge.Health{State: bridge.StateDisabled, Detail: cfg.detail()},
+		connected:       make(chan struct{}),
+		reflections:     map[string]chan string{},
+		pendingGhost:    map[string]*room{},
+		positionQueries: map[string]bool{},
 	}, nil
 }
 
@@ -125,6 +132,7 @@ func (b *Bridge) Start(ctx context.Context, sink bridge.Sink) error {
 		return errors.New("xmpp: already started")
 	}
 	ctx, b.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	b.runCtx = ctx
 	b.sink = sink
 	b.done = make(chan struct{})
 	b.inbound = make(chan []byte, 256)
@@ -201,6 +209,8 @@ func (b *Bridge) connectOnce(ctx context.Context) error {
 
 	b.mu.Lock()
 	b.session = s
+	dropped := make(chan struct{})
+	b.dropped = dropped
 	b.health.State = bridge.StateConnected
 	b.health.LastError = ""
 	for _, r := range b.rooms {
@@ -235,6 +245,7 @@ loop:
 	b.mu.Lock()
 	b.session = nil
 	b.connected = make(chan struct{})
+	close(dropped)
 	b.mu.Unlock()
 	_ = s.Conn().Close()
 	if end != nil && ctx.Err() == nil {
@@ -346,6 +357,5 @@ func (b *Bridge) joinLinkedRooms(ctx context.Context, s *xmpp.Session) {
 			b.setState(bridge.StateConnected, err)
 		}
 		cancel()
-		b.catchUp(ctx, s, r)
 	}
 }

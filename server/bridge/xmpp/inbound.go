@@ -28,7 +28,9 @@ func (b *Bridge) handleInbound(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case raw := <-b.inbound:
-			if bytes.HasPrefix(raw, []byte("<presence")) {
+			if room, ok := bytes.CutPrefix(raw, caughtUpMarker); ok {
+				b.caughtUp(ctx, string(room))
+			} else if bytes.HasPrefix(raw, []byte("<presence")) {
 				b.handlePresence(raw)
 			} else {
 				b.handleMessage(ctx, raw)
@@ -63,12 +65,66 @@ func (b *Bridge) handleMessage(ctx context.Context, raw []byte) {
 		return
 	}
 	if m.Archived != nil {
-		// A MAM result: the archived groupchat message inside.
-		b.handleGroupchat(ctx, m.Archived, true)
+		// A MAM result: the archived groupchat message inside, unless the
+		// query only looked for the archive's end.
+		b.mu.Lock()
+		_, positionOnly := b.positionQueries[m.QueryID]
+		b.mu.Unlock()
+		if !positionOnly {
+			b.handleGroupchat(ctx, m.Archived, true)
+		}
 		return
 	}
-	if m.Type == "groupchat" {
-		b.handleGroupchat(ctx, m, false)
+	if m.Type != "groupchat" {
+		return
+	}
+	b.mu.Lock()
+	r, ok := b.rooms[m.From.Bare().String()]
+	if ok && r.catchingUp && !b.isReflection(m) {
+		r.held = append(r.held, m)
+		b.mu.Unlock()
+		return
+	}
+	b.mu.Unlock()
+	b.handleGroupchat(ctx, m, false)
+}
+
+// isReflection reports whether m is a message a delivery waits for; those
+// are never held, or the delivery would wait for the catch-up. Callers hold
+// b.mu.
+func (b *Bridge) isReflection(m *inMsg) bool {
+	id := m.OriginID
+	if id == "" {
+		id = m.ID
+	}
+	_, ok := b.reflections[id]
+	return ok
+}
+
+// caughtUpMarker, queued behind a room's archived messages, says its
+// catch-up is complete; it can never start a stanza.
+var caughtUpMarker = []byte("\x00caught-up:")
+
+// caughtUp releases the live messages held during a room's catch-up.
+func (b *Bridge) caughtUp(ctx context.Context, room string) {
+	for {
+		b.mu.Lock()
+		r, ok := b.rooms[room]
+		if !ok {
+			b.mu.Unlock()
+			return
+		}
+		held := r.held
+		r.held = nil
+		if len(held) == 0 {
+			r.catchingUp = false
+			b.mu.Unlock()
+			return
+		}
+		b.mu.Unlock()
+		for _, m := range held {
+			b.handleGroupchat(ctx, m, false)
+		}
 	}
 }
 

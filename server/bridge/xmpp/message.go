@@ -41,8 +41,8 @@ type inMsg struct {
 	ErrorText          string
 	// Archived is the message inside a MAM result.
 	Archived *inMsg
-	// ArchiveID is the archive's ID of Archived.
-	ArchiveID string
+	// ArchiveID is the archive's ID of Archived; QueryID the query's.
+	ArchiveID, QueryID string
 }
 
 type stanzaID struct{ By, ID string }
@@ -110,6 +110,7 @@ type rawMessage struct {
 	} `xml:"error"`
 	Result *struct {
 		ID        string `xml:"id,attr"`
+		QueryID   string `xml:"queryid,attr"`
 		Forwarded struct {
 			Delay *struct {
 				Stamp string `xml:"stamp,attr"`
@@ -194,7 +195,7 @@ func convert(r *rawMessage, maxBody int) (*inMsg, error) {
 		if d := r.Result.Forwarded.Delay; d != nil && inner.Delay.IsZero() {
 			inner.Delay, _ = time.Parse(time.RFC3339Nano, d.Stamp)
 		}
-		m.Archived, m.ArchiveID = inner, r.Result.ID
+		m.Archived, m.ArchiveID, m.QueryID = inner, r.Result.ID, r.Result.QueryID
 		if inner.StanzaID(inner.From.Bare()) == "" && inner.From.String() != "" {
 			// The archive ID is the room's stanza ID for the message.
 			inner.stanzaIDs = append(inner.stanzaIDs, stanzaID{By: inner.From.Bare().String(), ID: r.Result.ID})

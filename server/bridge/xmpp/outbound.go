@@ -2,6 +2,8 @@ package xmpp
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/xml"
 	"errors"
@@ -45,7 +47,7 @@ func (b *Bridge) Deliver(ctx context.Context, d *bridge.Delivery) (string, error
 		return "", err
 	}
 	room := roomJID.String()
-	msg := stanza.Message{To: roomJID, From: from, Type: stanza.GroupChatMessage, ID: randomID()}
+	msg := stanza.Message{To: roomJID, From: from, Type: stanza.GroupChatMessage, ID: deliveryID(d)}
 
 	switch d.Kind {
 	case bridge.KindMessage:
@@ -92,9 +94,16 @@ func (b *Bridge) sendMessage(ctx context.Context, s *xmpp.Session, msg stanza.Me
 	if parentID != "" {
 		payload = append(payload, emptyElement(nsReply, "reply", xml.Attr{Name: xml.Name{Local: "id"}, Value: parentID}))
 	}
+	room := msg.To.String()
+	if id, ok, err := b.store.Alias(originNS(room), msg.ID); err == nil && ok {
+		// An earlier attempt reached the room before the connection
+		// dropped; the catch-up saw it there. Sending again would double it.
+		return id, nil
+	}
 	wait := make(chan string, 1)
 	b.mu.Lock()
 	b.reflections[msg.ID] = wait
+	dropped := b.dropped
 	b.mu.Unlock()
 	defer func() {
 		b.mu.Lock()
@@ -115,6 +124,11 @@ func (b *Bridge) sendMessage(ctx context.Context, s *xmpp.Session, msg stanza.Me
 			id = msg.ID // the room assigns no IDs; the sender's is all there is
 		}
 		return id, nil
+	case <-dropped:
+		// The session dropped before the echo: whether the room got it is
+		// unknown. The retry after the reconnect sends it again unless the
+		// catch-up finds it in the archive (same ID, see above).
+		return "", errors.New("the XMPP connection dropped while sending")
 	case <-timer.C:
 		// Sent, but no echo: the message is out, so it must not be sent
 		// again; refer to it by our own ID.
@@ -296,4 +310,13 @@ func bodyXML(text string) xml.TokenReader {
 
 func emptyElement(space, local string, attrs ...xml.Attr) xml.TokenReader {
 	return xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Space: space, Local: local}, Attr: attrs})
+}
+
+// deliveryID derives a message's stanza ID from the event, so a retried
+// delivery carries the same ID and a copy that already reached the room is
+// recognised.
+func deliveryID(d *bridge.Delivery) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s|%s|%s|%s|%d|%s", d.Kind, d.Origin.Key(), d.TargetID, d.Emoji, d.Time.UnixNano(), d.Room)
+	return "mm-" + hex.EncodeToString(h.Sum(nil)[:12])
 }

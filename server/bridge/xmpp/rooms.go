@@ -38,6 +38,10 @@ type room struct {
 	ourNicks map[string]bool
 	// ghosts maps Mattermost user IDs to their ghost's nick in this room.
 	ghosts map[string]string
+	// catchingUp is set from the join until the archive catch-up is done;
+	// live messages wait in held so the room's order is kept.
+	catchingUp bool
+	held       []*inMsg
 }
 
 func newRoom(j jid.JID) *room {
@@ -53,6 +57,8 @@ func (r *room) reset() {
 	r.occupants = map[string]occupant{}
 	r.ourNicks = map[string]bool{}
 	r.ghosts = map[string]string{}
+	r.catchingUp = true
+	r.held = nil
 }
 
 // selfJID is who the bridge is in rooms: the account in client mode, an
@@ -97,6 +103,7 @@ func (b *Bridge) join(ctx context.Context, s *xmpp.Session, roomJID jid.JID) err
 		}
 		err := b.sendJoin(ctx, s, r, b.selfJID(s), nick)
 		if err == nil {
+			go b.afterJoin(s, roomJID)
 			return nil
 		}
 		if !errors.Is(err, errNickConflict) {

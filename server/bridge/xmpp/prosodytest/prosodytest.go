@@ -1,0 +1,694 @@
+// Package prosodytest starts a real Prosody XMPP server (the Debian package,
+// "apt-get install prosody") for the XMPP bridge's tests, and offers a small
+// XMPP client to stand in as a second room occupant.
+//
+// Each Server runs in its own t.TempDir() with its own loopback ports, its
+// own throwaway certificate authority and its own data, so tests may run in
+// parallel. It is for tests only: the configuration allows in-band
+// registration and is reachable only on 127.0.0.1.
+package prosodytest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"mellium.im/xmpp/jid"
+)
+
+const (
+	// startTimeout bounds how long Prosody may take to accept connections.
+	startTimeout = 20 * time.Second
+	// stopTimeout bounds how long Prosody may take to exit after SIGTERM
+	// before it is killed.
+	stopTimeout = 10 * time.Second
+	// startAttempts is how many sets of ports Start tries when another
+	// process takes a port between choosing it and Prosody binding it.
+	startAttempts = 3
+
+	// DefaultUploadSizeLimit is the HTTP upload size limit when
+	// Options.UploadSizeLimit is 0 (Prosody's own default).
+	DefaultUploadSizeLimit = 10 << 20
+	// DefaultStanzaSizeLimit is Prosody 0.12's c2s_stanza_size_limit, used
+	// when Options.StanzaSizeLimit is 0: a client that sends a bigger stanza
+	// gets a <policy-violation/> stream error (with a <stanza-too-big
+	// xmlns='urn:xmpp:errors'/> child) and is disconnected. Prosody checks
+	// after each 4 KiB read, so a stanza only slightly over the limit can
+	// get through when its last read completes it; send limit + 64 KiB to
+	// be sure. (The component port's default is twice that, 512 KiB.)
+	DefaultStanzaSizeLimit = 256 << 10
+	// MinStanzaSizeLimit is the smallest limit Prosody accepts; it raises
+	// smaller settings to this.
+	MinStanzaSizeLimit = 10000
+)
+
+// Options configure a Server. The zero value is a sensible default.
+type Options struct {
+	// Domain is the virtual host; "localhost" if empty. The MUC, upload and
+	// component services are "conference.", "upload." and "bridge." under it.
+	Domain string
+	// ComponentSecret is the XEP-0114 secret of the component Server.ComponentDomain;
+	// a random one if empty.
+	ComponentSecret string
+	// UploadSizeLimit is the largest file XEP-0363 upload accepts, in bytes;
+	// DefaultUploadSizeLimit if 0.
+	UploadSizeLimit int64
+	// StanzaSizeLimit sets c2s_stanza_size_limit and
+	// component_stanza_size_limit, in bytes; 0 keeps Prosody's defaults
+	// (DefaultStanzaSizeLimit for clients, 512 KiB for components).
+	StanzaSizeLimit int
+	// UntrustedCert makes Prosody present a certificate from a second
+	// authority that is not exposed: clients trusting Server.CACertPEM must
+	// refuse it.
+	UntrustedCert bool
+	// AllowUnencrypted turns c2s_require_encryption off (and allows PLAIN
+	// without TLS) so a client may log in over a plain loopback stream.
+	// STARTTLS is still offered.
+	AllowUnencrypted bool
+	// PasswordHash is Prosody's password_hash: "SHA-1" (the default, offers
+	// SCRAM-SHA-1) or "SHA-256" (offers SCRAM-SHA-256 instead). Prosody 0.12
+	// stores one hash per account, so it offers only one SCRAM family; PLAIN
+	// is always offered over TLS. The -PLUS variants are offered only on TLS
+	// 1.2 (Prosody 0.12 knows only tls-unique channel binding).
+	PasswordHash string
+	// Debug logs at debug level (every stanza) instead of info.
+	Debug bool
+	// ExtraConfig is Lua appended to the global section of the config.
+	ExtraConfig string
+}
+
+// Server is a running (or stopped) Prosody.
+type Server struct {
+	// Domain is the virtual host of user accounts, such as "localhost".
+	Domain string
+	// MUCDomain is the multi-user chat service, such as "conference.localhost".
+	MUCDomain string
+	// UploadDomain is the XEP-0363 HTTP upload service, such as "upload.localhost".
+	UploadDomain string
+	// ComponentDomain is the XEP-0114 external component, such as
+	// "bridge.localhost"; it connects to ComponentAddr() with ComponentSecret.
+	ComponentDomain string
+	ComponentSecret string
+	// HTTPURL is Prosody's HTTP server, "http://127.0.0.1:<port>" (no
+	// trailing slash). Upload slots are HTTPURL + "/file_share/<id>/<name>".
+	HTTPURL string
+	// CACertPEM is the certificate authority that signed the server's
+	// certificate (unless Options.UntrustedCert), for clients to trust.
+	CACertPEM string
+
+	// Dir holds the config file, the data directory, the log and the pid file.
+	Dir string
+	// ConfigFile is the prosody.cfg.lua path, for prosody and prosodyctl --config.
+	ConfigFile string
+	// LogFile is Prosody's log.
+	LogFile string
+
+	opts        Options
+	prosody     string
+	prosodyctl  string
+	consoleFile string
+
+	c2sPort, directTLSPort, componentPort, httpPort int
+
+	mu       sync.Mutex
+	proc     *process
+	lastUp   time.Duration
+	observer string // password of the account RoomExists uses, once created
+}
+
+type process struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error // Wait's result, set before done is closed
+}
+
+var errPortInUse = errors.New("a port was taken by another process")
+
+// Start writes a configuration in t.TempDir(), starts Prosody and waits
+// until it accepts connections. It fails the test if Prosody is not
+// installed or does not come up. t.Cleanup stops it.
+func Start(t testing.TB, opts Options) *Server {
+	t.Helper()
+	prosody, err := exec.LookPath("prosody")
+	if err != nil {
+		t.Fatalf("prosodytest: the prosody binary was not found (%v): install Prosody, e.g. `apt-get install prosody`", err)
+	}
+	prosodyctl, err := exec.LookPath("prosodyctl")
+	if err != nil {
+		t.Fatalf("prosodytest: prosodyctl was not found (%v): install Prosody, e.g. `apt-get install prosody`", err)
+	}
+
+	if opts.Domain == "" {
+		opts.Domain = "localhost"
+	}
+	if opts.ComponentSecret == "" {
+		opts.ComponentSecret = randomString()
+	}
+	if opts.UploadSizeLimit == 0 {
+		opts.UploadSizeLimit = DefaultUploadSizeLimit
+	}
+	if opts.PasswordHash == "" {
+		opts.PasswordHash = "SHA-1"
+	}
+	dir := t.TempDir()
+	s := &Server{
+		Domain:          opts.Domain,
+		MUCDomain:       "conference." + opts.Domain,
+		UploadDomain:    "upload." + opts.Domain,
+		ComponentDomain: "bridge." + opts.Domain,
+		ComponentSecret: opts.ComponentSecret,
+		Dir:             dir,
+		ConfigFile:      filepath.Join(dir, "prosody.cfg.lua"),
+		LogFile:         filepath.Join(dir, "prosody.log"),
+		opts:            opts,
+		prosody:         prosody,
+		prosodyctl:      prosodyctl,
+		consoleFile:     filepath.Join(dir, "console.log"),
+	}
+	if err := s.writeCertificates(); err != nil {
+		t.Fatalf("prosodytest: certificates: %v", err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "data"), 0o750); err != nil {
+		t.Fatalf("prosodytest: %v", err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("prosodytest: last lines of %s:\n%s", s.LogFile, s.LogTail(40))
+		}
+		if err := s.Stop(); err != nil {
+			t.Logf("prosodytest: %v", err)
+		}
+	})
+
+	for attempt := 1; ; attempt++ {
+		if err := s.choosePorts(); err != nil {
+			t.Fatalf("prosodytest: %v", err)
+		}
+		if err := s.writeConfig(); err != nil {
+			t.Fatalf("prosodytest: %v", err)
+		}
+		err := s.launch()
+		if err == nil {
+			break
+		}
+		if errors.Is(err, errPortInUse) && attempt < startAttempts {
+			t.Logf("prosodytest: %v; trying other ports", err)
+			continue
+		}
+		t.Fatalf("prosodytest: %v", err)
+	}
+	return s
+}
+
+func randomString() string {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+func (s *Server) writeCertificates() error {
+	ca, err := newAuthority("prosodytest CA")
+	if err != nil {
+		return err
+	}
+	s.CACertPEM = string(ca.pem)
+	signer := ca
+	if s.opts.UntrustedCert {
+		if signer, err = newAuthority("prosodytest untrusted CA"); err != nil {
+			return err
+		}
+	}
+	names := []string{s.Domain, "localhost", s.MUCDomain, s.UploadDomain, s.ComponentDomain}
+	if s.Domain == "localhost" {
+		names = names[1:]
+	}
+	certPEM, keyPEM, err := signer.issue(names, []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback})
+	if err != nil {
+		return err
+	}
+	certs := filepath.Join(s.Dir, "certs")
+	if err := os.Mkdir(certs, 0o700); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(s.Dir, "ca.crt"), ca.pem, 0o600); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(certs, "server.crt"), certPEM, 0o600); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(certs, "server.key"), keyPEM, 0o600)
+}
+
+// choosePorts finds four free loopback ports, holding them all open at once
+// so they differ.
+func (s *Server) choosePorts() error {
+	ports := make([]int, 0, 4)
+	listeners := make([]net.Listener, 0, 4)
+	defer func() {
+		for _, l := range listeners {
+			l.Close()
+		}
+	}()
+	for range 4 {
+		l, err := net.Listen("tcp4", "127.0.0.1:0")
+		if err != nil {
+			return fmt.Errorf("find a free port: %w", err)
+		}
+		listeners = append(listeners, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	s.c2sPort, s.directTLSPort, s.componentPort, s.httpPort = ports[0], ports[1], ports[2], ports[3]
+	s.HTTPURL = "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(s.httpPort))
+	return nil
+}
+
+func (s *Server) writeConfig() error {
+	level := "info"
+	if s.opts.Debug {
+		level = "debug"
+	}
+	data := configData{
+		Dir:               s.Dir,
+		DataDir:           filepath.Join(s.Dir, "data"),
+		PIDFile:           filepath.Join(s.Dir, "prosody.pid"),
+		LogFile:           s.LogFile,
+		LogLevel:          level,
+		CertDir:           filepath.Join(s.Dir, "certs"),
+		CertFile:          filepath.Join(s.Dir, "certs", "server.crt"),
+		KeyFile:           filepath.Join(s.Dir, "certs", "server.key"),
+		Domain:            s.Domain,
+		MUCDomain:         s.MUCDomain,
+		UploadDomain:      s.UploadDomain,
+		ComponentDomain:   s.ComponentDomain,
+		ComponentSecret:   s.ComponentSecret,
+		C2SPort:           s.c2sPort,
+		DirectTLSPort:     s.directTLSPort,
+		ComponentPort:     s.componentPort,
+		HTTPPort:          s.httpPort,
+		HTTPURL:           s.HTTPURL + "/",
+		RequireEncryption: !s.opts.AllowUnencrypted,
+		PasswordHash:      s.opts.PasswordHash,
+		StanzaSizeLimit:   s.opts.StanzaSizeLimit,
+		UploadSizeLimit:   s.opts.UploadSizeLimit,
+		UploadDailyQuota:  s.opts.UploadSizeLimit * 1000,
+		Extra:             s.opts.ExtraConfig,
+	}
+	var b bytes.Buffer
+	if err := configTemplate.Execute(&b, data); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	return os.WriteFile(s.ConfigFile, b.Bytes(), 0o600)
+}
+
+// Config returns the configuration file's text.
+func (s *Server) Config() string {
+	b, err := os.ReadFile(s.ConfigFile)
+	if err != nil {
+		return err.Error()
+	}
+	return string(b)
+}
+
+// launch starts Prosody and waits until it serves; on failure Prosody is
+// killed.
+func (s *Server) launch() error {
+	s.mu.Lock()
+	running := s.proc != nil
+	s.mu.Unlock()
+	if running {
+		return errors.New("prosody is already running")
+	}
+	logStart := fileSize(s.LogFile)
+	console, err := os.OpenFile(s.consoleFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	// -F: stay in the foreground (Prosody 0.12 deprecates the daemonize
+	// option in favour of -D/-F).
+	cmd := exec.Command(s.prosody, "--config", s.ConfigFile, "-F")
+	cmd.Dir = s.Dir
+	cmd.Stdout = console
+	cmd.Stderr = console
+	cmd.SysProcAttr = sysProcAttr()
+	began := time.Now()
+	if err := cmd.Start(); err != nil {
+		console.Close()
+		return fmt.Errorf("start %s: %w", s.prosody, err)
+	}
+	p := &process{cmd: cmd, done: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		console.Close()
+		close(p.done)
+	}()
+	s.mu.Lock()
+	s.proc = p
+	s.mu.Unlock()
+
+	if err := s.waitUp(p, logStart); err != nil {
+		_ = s.stop(syscall.SIGKILL)
+		return err
+	}
+	s.mu.Lock()
+	s.lastUp = time.Since(began)
+	s.mu.Unlock()
+	return nil
+}
+
+func fileSize(name string) int64 {
+	fi, err := os.Stat(name)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+// waitUp polls until every port serves, Prosody exits, logs an error, or
+// startTimeout passes.
+func (s *Server) waitUp(p *process, logStart int64) error {
+	deadline := time.Now().Add(startTimeout)
+	for {
+		select {
+		case <-p.done:
+			return fmt.Errorf("prosody exited while starting (%v)\n%s", p.err, s.diagnostics())
+		default:
+		}
+		if err := s.startupErrors(logStart); err != nil {
+			return err
+		}
+		probeErr := s.probe()
+		if probeErr == nil {
+			// Errors logged while the ports opened still count.
+			return s.startupErrors(logStart)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("prosody did not come up within %v: %v\n%s", startTimeout, probeErr, s.diagnostics())
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+// startupErrors reports error lines Prosody logged since logStart.
+func (s *Server) startupErrors(logStart int64) error {
+	f, err := os.Open(s.LogFile)
+	if err != nil {
+		return nil // not written yet
+	}
+	defer f.Close()
+	if _, err := f.Seek(logStart, io.SeekStart); err != nil {
+		return nil
+	}
+	var errs []string
+	portInUse := false
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.Contains(line, "\terror\t") {
+			continue
+		}
+		errs = append(errs, line)
+		if strings.Contains(line, "Failed to open server port") {
+			portInUse = true
+		}
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	msg := fmt.Sprintf("prosody logged errors while starting:\n%s\n%s", strings.Join(errs, "\n"), s.diagnostics())
+	if portInUse {
+		return fmt.Errorf("%w: %s", errPortInUse, msg)
+	}
+	return errors.New(msg)
+}
+
+// probe checks that every port accepts connections and that the client port
+// answers a stream header, which shows Prosody's event loop is running.
+func (s *Server) probe() error {
+	for _, addr := range []string{s.DirectTLSAddr(), s.ComponentAddr(), s.httpAddr()} {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			return err
+		}
+		c.Close()
+	}
+	c, err := net.DialTimeout("tcp", s.C2SAddr(), time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.SetDeadline(time.Now().Add(2 * time.Second)); err != nil {
+		return err
+	}
+	header := "<?xml version='1.0'?><stream:stream to='" + s.Domain +
+		"' version='1.0' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>"
+	if _, err := io.WriteString(c, header); err != nil {
+		return err
+	}
+	var got []byte
+	buf := make([]byte, 4096)
+	for !bytes.Contains(got, []byte("features")) {
+		n, err := c.Read(buf)
+		got = append(got, buf[:n]...)
+		if err != nil {
+			return fmt.Errorf("c2s port: no stream features yet (%w), got %q", err, got)
+		}
+	}
+	_, _ = io.WriteString(c, "</stream:stream>")
+	return nil
+}
+
+func (s *Server) diagnostics() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "--- last lines of %s:\n%s", s.LogFile, s.LogTail(30))
+	if console := tail(s.consoleFile, 15); strings.TrimSpace(console) != "" {
+		fmt.Fprintf(&b, "--- prosody's output (%s):\n%s", s.consoleFile, console)
+	}
+	return b.String()
+}
+
+// LogTail returns the last n lines of Prosody's log.
+func (s *Server) LogTail(n int) string {
+	return tail(s.LogFile, n)
+}
+
+func tail(name string, n int) string {
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return fmt.Sprintf("(%v)\n", err)
+	}
+	lines := strings.SplitAfter(string(b), "\n")
+	if len(lines) > 0 && lines[len(lines)-1] == "" {
+		lines = lines[:len(lines)-1]
+	}
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "")
+}
+
+// StartupTime is how long the last start or restart took until every port
+// served.
+func (s *Server) StartupTime() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lastUp
+}
+
+// Running reports whether Prosody was started and has not been stopped,
+// killed or exited.
+func (s *Server) Running() bool {
+	s.mu.Lock()
+	p := s.proc
+	s.mu.Unlock()
+	if p == nil {
+		return false
+	}
+	select {
+	case <-p.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// Stop sends SIGTERM and waits for Prosody to exit (killing it after 10s).
+// Stopping a stopped server does nothing. The error says whether Prosody had
+// already exited on its own or had to be killed.
+func (s *Server) Stop() error {
+	return s.stop(syscall.SIGTERM)
+}
+
+// Kill sends SIGKILL, as a crash would, and waits for Prosody to exit.
+func (s *Server) Kill() error {
+	return s.stop(syscall.SIGKILL)
+}
+
+func (s *Server) stop(sig syscall.Signal) error {
+	s.mu.Lock()
+	p := s.proc
+	s.proc = nil
+	s.mu.Unlock()
+	if p == nil {
+		return nil
+	}
+	select {
+	case <-p.done:
+		return fmt.Errorf("prosody had already exited: %v", p.err)
+	default:
+	}
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		<-p.done
+		return nil
+	}
+	select {
+	case <-p.done:
+		return nil
+	case <-time.After(stopTimeout):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		return fmt.Errorf("prosody did not exit within %v of %v and was killed", stopTimeout, sig)
+	}
+}
+
+// Restart stops Prosody if it runs and starts it again with the same
+// configuration, data and ports, waiting until it serves. Accounts, rooms
+// and archives persist.
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
+	if err := s.Stop(); err != nil {
+		t.Logf("prosodytest: %v", err)
+	}
+	if err := s.launch(); err != nil {
+		t.Fatalf("prosodytest: restart: %v", err)
+	}
+}
+
+// C2SAddr is the client port (host:port), which offers STARTTLS.
+func (s *Server) C2SAddr() string {
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.c2sPort))
+}
+
+// DirectTLSAddr is the client port that speaks TLS from the first byte
+// (XEP-0368, c2s_direct_tls_ports in Prosody 0.12).
+func (s *Server) DirectTLSAddr() string {
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.directTLSPort))
+}
+
+// ComponentAddr is the XEP-0114 component port.
+func (s *Server) ComponentAddr() string {
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.componentPort))
+}
+
+func (s *Server) httpAddr() string {
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.httpPort))
+}
+
+// CertPool returns a pool holding only CACertPEM.
+func (s *Server) CertPool() *x509.CertPool {
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM([]byte(s.CACertPEM))
+	return pool
+}
+
+// TLSConfig returns a client configuration that trusts only CACertPEM, for
+// the server name Domain.
+func (s *Server) TLSConfig() *tls.Config {
+	return &tls.Config{
+		ServerName: s.Domain,
+		RootCAs:    s.CertPool(),
+		MinVersion: tls.VersionTLS12,
+	}
+}
+
+// JID parses localpart@Domain (or Domain if localpart is empty), failing the
+// test if that is no valid JID.
+func (s *Server) JID(t testing.TB, localpart string) jid.JID {
+	t.Helper()
+	j, err := jid.New(localpart, s.Domain, "")
+	if err != nil {
+		t.Fatalf("prosodytest: %q@%s: %v", localpart, s.Domain, err)
+	}
+	return j
+}
+
+// RoomJID returns name@MUCDomain, failing the test if that is no valid JID.
+func (s *Server) RoomJID(t testing.TB, name string) jid.JID {
+	t.Helper()
+	j, err := jid.New(name, s.MUCDomain, "")
+	if err != nil {
+		t.Fatalf("prosodytest: room %q: %v", name, err)
+	}
+	return j
+}
+
+// CreateUser creates (or resets the password of) the account
+// localpart@Domain with prosodyctl; Prosody need not be running.
+func (s *Server) CreateUser(t testing.TB, localpart, password string) jid.JID {
+	t.Helper()
+	j := s.JID(t, localpart)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, s.prosodyctl, "--config", s.ConfigFile, "register", localpart, s.Domain, password)
+	cmd.Dir = s.Dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("prosodytest: prosodyctl register %s %s: %v\n%s", localpart, s.Domain, err, out)
+	}
+	return j
+}
+
+// RoomExists asks the MUC service, by disco#info, whether room exists. It
+// logs in as a dedicated account created on first use.
+func (s *Server) RoomExists(t testing.TB, room jid.JID) bool {
+	t.Helper()
+	const observer = "prosodytest-observer"
+	s.mu.Lock()
+	password := s.observer
+	s.mu.Unlock()
+	if password == "" {
+		password = randomString()
+		s.CreateUser(t, observer, password)
+		s.mu.Lock()
+		s.observer = password
+		s.mu.Unlock()
+	}
+	c := s.Client(t, observer, password)
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	exists, err := c.RoomExists(ctx, room)
+	if err != nil {
+		t.Fatalf("prosodytest: disco#info %s: %v", room, err)
+	}
+	return exists
+}
+
+// UploadJID is the XEP-0363 upload service's JID, for upload.GetSlot.
+func (s *Server) UploadJID(t testing.TB) jid.JID {
+	t.Helper()
+	j, err := jid.New("", s.UploadDomain, "")
+	if err != nil {
+		t.Fatalf("prosodytest: %v", err)
+	}
+	return j
+}
