@@ -33,13 +33,17 @@ type xmppHarness struct {
 
 const bridgePassword = "bridge-Secret-pw-1"
 
-func newXMPPHarness(t *testing.T, mode string) *xmppHarness {
+func newXMPPHarness(t *testing.T, mode string, opts ...prosodytest.Options) *xmppHarness {
 	t.Helper()
 	h := &xmppHarness{t: t}
 	var cancel context.CancelFunc
 	h.ctx, cancel = context.WithTimeout(context.Background(), 3*time.Minute)
 	t.Cleanup(cancel)
-	h.prosody = prosodytest.Start(t, prosodytest.Options{})
+	var o prosodytest.Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	h.prosody = prosodytest.Start(t, o)
 	h.prosody.CreateUser(t, "bridge", bridgePassword)
 	h.prosody.CreateUser(t, "carol", "carol-pw")
 	h.room = h.prosody.RoomJID(t, "dev")
@@ -367,4 +371,123 @@ func TestXMPPCatchesUpAfterDeactivation(t *testing.T) {
 	h.expectExactlyOnceInOrder("the channel", func() []string { return filterPrefix(h.remotePosts(), "x ") }, []string{"x 1", "x 2", "x 3", "x 4"})
 	h.expectExactlyOnceInOrder("the room", func() []string { return filterPrefix(h.roomBodies(h.occupant), "mm ") },
 		[]string{"<Alice Liddell> mm 1", "<Bob Builder> mm 2", "<Alice Liddell> mm 3", "<Alice Liddell> mm 4"})
+}
+
+func (h *xmppHarness) statusSays(want ...string) {
+	h.t.Helper()
+	var text string
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		resp, appErr := h.n.ExecuteCommand(h.admin.Id, h.ch.Id, h.ch.TeamId, "/xmppbridge status")
+		if resp == nil {
+			text = fmt.Sprint(appErr)
+			continue
+		}
+		text = resp.Text
+		missing := false
+		for _, w := range want {
+			missing = missing || !strings.Contains(text, w)
+		}
+		if !missing {
+			return
+		}
+	}
+	h.t.Fatalf("status does not say %q; last status:\n%s", want, text)
+}
+
+// newBareHarness starts Prosody and the plugin with the given XMPP settings,
+// without linking anything.
+func newBareHarness(t *testing.T, opts prosodytest.Options, settings func(p *prosodytest.Server) map[string]any) *xmppHarness {
+	t.Helper()
+	h := &xmppHarness{t: t}
+	var cancel context.CancelFunc
+	h.ctx, cancel = context.WithTimeout(context.Background(), 3*time.Minute)
+	t.Cleanup(cancel)
+	h.prosody = prosodytest.Start(t, opts)
+	h.prosody.CreateUser(t, "bridge", bridgePassword)
+	h.s = testhost.NewServer(t, testhost.WithPluginID(manifest.Id), testhost.WithPluginSettings(settings(h.prosody)))
+	h.n = h.s.Node(0)
+	if err := h.n.ActivateInProcess(testhost.RepoManifest(t), func() any { return &Plugin{} }); err != nil {
+		t.Fatal(err)
+	}
+	team := h.s.DefaultTeam()
+	h.admin = h.s.CreateUser("admin", true)
+	h.ch = h.s.CreateChannel(team.Id, "xmpp-dev")
+	h.s.AddToTeam(h.admin.Id, team.Id)
+	h.s.AddToChannel(h.admin.Id, h.ch.Id)
+	return h
+}
+
+func clientSettings(p *prosodytest.Server, password, ca string) map[string]any {
+	return map[string]any{
+		"XMPPEnabled": true, "XMPPMode": "client", "XMPPTLSMode": "starttls",
+		"XMPPServerAddress": p.C2SAddr(), "XMPPJID": "bridge@" + p.Domain, "XMPPPassword": password,
+		"XMPPCACertificate": ca,
+	}
+}
+
+// XMPP check 5: a certificate the bridge cannot verify is refused with a
+// clear error; giving the CA fixes it; skipping verification says so.
+func TestXMPPTLSVerification(t *testing.T) {
+	h := newBareHarness(t, prosodytest.Options{}, func(p *prosodytest.Server) map[string]any {
+		return clientSettings(p, bridgePassword, "")
+	})
+	h.statusSays("XMPP bridge: error", "not trusted", "XMPPCACertificate")
+
+	h.Must(h.s.SetPluginSettings(clientSettings(h.prosody, bridgePassword, h.prosody.CACertPEM)))
+	h.statusSays("XMPP bridge: connected")
+
+	insecure := clientSettings(h.prosody, bridgePassword, "")
+	insecure["XMPPInsecureSkipVerify"] = true
+	h.Must(h.s.SetPluginSettings(insecure))
+	h.statusSays("XMPP bridge: connected", "verification is DISABLED")
+}
+
+func (h *xmppHarness) Must(err error) {
+	h.t.Helper()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// XMPP check 6: bad input gets clear errors and the bridge keeps running.
+func TestXMPPBadInput(t *testing.T) {
+	t.Run("wrong password", func(t *testing.T) {
+		h := newBareHarness(t, prosodytest.Options{}, func(p *prosodytest.Server) map[string]any {
+			return clientSettings(p, "not-the-password", p.CACertPEM)
+		})
+		h.statusSays("XMPP bridge: error", "refused the credentials")
+		for _, line := range h.s.Logs() {
+			if strings.Contains(line, "not-the-password") {
+				t.Fatalf("the password reached a log line: %s", line)
+			}
+		}
+	})
+
+	// Prosody must let the oversized stanza through for the bridge to see it.
+	h := newXMPPHarness(t, "client", prosodytest.Options{StanzaSizeLimit: 1 << 20})
+	h.command("/xmppbridge map not@a@jid", "not a valid XMPP room")
+	h.command("/xmppbridge map nosuchroom@"+h.prosody.MUCDomain, "does not exist")
+	h.command("/xmppbridge map "+h.prosody.Domain, "not a valid XMPP room")
+
+	// Malformed references, unknown targets and junk reactions: ignored.
+	for _, raw := range []string{
+		`<message to='%s' type='groupchat' id='m1'><replace xmlns='urn:xmpp:message-correct:0'/><body>no id</body></message>`,
+		`<message to='%s' type='groupchat' id='m2'><retract xmlns='urn:xmpp:message-retract:1' id='never-seen'/></message>`,
+		`<message to='%s' type='groupchat' id='m3'><reactions xmlns='urn:xmpp:reactions:0' id='never-seen'><reaction>not an emoji</reaction></reactions></message>`,
+		`<message to='%s' type='groupchat' id='m4'><body></body></message>`,
+		`<message to='%s' type='groupchat' id='m5'><body>` + strings.Repeat("x", 300<<10) + `</body></message>`,
+	} {
+		h.raw(raw, h.room)
+	}
+	// The bridge is still there: the next message goes through.
+	if _, err := h.occupant.Say(h.ctx, h.room, "still alive?"); err != nil {
+		t.Fatal(err)
+	}
+	h.channelPost("the message after the junk", func(p *model.Post) bool { return p.Message == "still alive?" })
+	for _, p := range h.s.ChannelPosts(h.ch.Id) {
+		if strings.Contains(p.Message, "xxxxxxxx") || strings.Contains(p.Message, "no id") {
+			t.Fatalf("junk became a post: %.60q", p.Message)
+		}
+	}
+	h.statusSays("XMPP bridge: connected")
 }

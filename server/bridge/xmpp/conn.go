@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"net"
@@ -141,11 +142,48 @@ func explainTLS(server string, err error) error {
 
 func explainNegotiation(server string, err error) error {
 	msg := err.Error()
-	switch {
-	case strings.Contains(msg, "x509:") || strings.Contains(msg, "tls:"):
+	if strings.Contains(msg, "x509:") || strings.Contains(msg, "tls:") {
 		return explainTLS(server, err)
-	case strings.Contains(msg, "not-authorized") || errors.Is(err, sasl.ErrAuthn) || strings.Contains(msg, "authentication"):
+	}
+	if cond, ok := saslFailure(err); ok {
+		switch cond {
+		case "not-authorized", "account-disabled", "credentials-expired", "invalid-authzid":
+			return fmt.Errorf("%w (%s: %v)", ErrAuth, cond, err)
+		}
+		return fmt.Errorf("XMPP login to %s failed (%s): %w", server, cond, err)
+	}
+	if errors.Is(err, sasl.ErrAuthn) {
 		return fmt.Errorf("%w (%v)", ErrAuth, err)
 	}
 	return fmt.Errorf("XMPP stream negotiation with %s failed: %w", server, err)
 }
+
+// saslFailure returns the condition of a SASL <failure/> from the server.
+// mellium keeps its SASL error type internal, but the error still renders
+// as the failure element, which is read here.
+func saslFailure(err error) (string, bool) {
+	var x interface {
+		error
+		TokenReader() xml.TokenReader
+	}
+	if !errors.As(err, &x) {
+		return "", false
+	}
+	r := x.TokenReader()
+	tok, terr := r.Token()
+	start, ok := tok.(xml.StartElement)
+	if terr != nil || !ok || start.Name.Space != nsSASL || start.Name.Local != "failure" {
+		return "", false
+	}
+	for {
+		tok, terr = r.Token()
+		if terr != nil {
+			return "", true
+		}
+		if se, ok := tok.(xml.StartElement); ok && se.Name.Local != "text" {
+			return se.Name.Local, true
+		}
+	}
+}
+
+const nsSASL = "urn:ietf:params:xml:ns:xmpp-sasl"

@@ -22,6 +22,7 @@ const (
 	nsForward    = "urn:xmpp:forward:0"         // XEP-0297
 	nsDelay      = "urn:xmpp:delay"             // XEP-0203
 	nsOOB        = "jabber:x:oob"               // XEP-0066
+	nsHints      = "urn:xmpp:hints"             // XEP-0334
 )
 
 // inMsg is what the bridge reads from a message stanza.
@@ -155,14 +156,22 @@ func convert(r *rawMessage, maxBody int) (*inMsg, error) {
 	if r.OriginID != nil {
 		m.OriginID = r.OriginID.ID
 	}
+	// A reference without its ID is malformed: acting on it as a plain
+	// message would show, say, a correction as a new message.
 	if r.Replace != nil {
-		m.Replace = r.Replace.ID
+		if m.Replace = r.Replace.ID; m.Replace == "" {
+			return nil, errors.New("correction without the id of the corrected message")
+		}
 	}
 	if r.Retract != nil {
-		m.Retract = r.Retract.ID
+		if m.Retract = r.Retract.ID; m.Retract == "" {
+			return nil, errors.New("retraction without the id of the retracted message")
+		}
 	}
 	if r.Reactions != nil {
-		m.ReactionsTo, m.Reactions = r.Reactions.ID, r.Reactions.Reactions
+		if m.ReactionsTo, m.Reactions = r.Reactions.ID, r.Reactions.Reactions; m.ReactionsTo == "" {
+			return nil, errors.New("reactions without the id of the message reacted to")
+		}
 	}
 	if r.Reply != nil {
 		m.ReplyTo = r.Reply.ID
@@ -225,5 +234,3 @@ func stripFallback(body string, r *rawMessage, forNS string) string {
 	}
 	return body
 }
-
-var errTooLarge = errors.New("too large")

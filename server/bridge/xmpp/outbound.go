@@ -75,10 +75,12 @@ func (b *Bridge) Deliver(ctx context.Context, d *bridge.Delivery) (string, error
 		for _, r := range set {
 			inner = append(inner, xmlstream.Wrap(xmlstream.Token(xml.CharData(r)), xml.StartElement{Name: xml.Name{Local: "reaction"}}))
 		}
-		payload := xmlstream.Wrap(xmlstream.MultiReader(inner...), xml.StartElement{
+		// The store hint makes the room archive it (a message without a
+		// body is not archived otherwise), so a catch-up sees it too.
+		payload := xmlstream.MultiReader(xmlstream.Wrap(xmlstream.MultiReader(inner...), xml.StartElement{
 			Name: xml.Name{Space: nsReactions, Local: "reactions"},
 			Attr: []xml.Attr{{Name: xml.Name{Local: "id"}, Value: d.TargetID}},
-		})
+		}), emptyElement(nsHints, "store"))
 		return d.TargetID, s.Send(ctx, msg.Wrap(payload))
 	}
 	return "", bridge.Permanentf("the XMPP bridge cannot send %q events", d.Kind)
