@@ -116,7 +116,7 @@ func (b *Bridge) queryArchive(ctx context.Context, s *xmpp.Session, roomJID jid.
 
 // archiveQuery pages through a room's archive: forward after the given ID,
 // or with positionOnly, backward from the end to learn the newest ID.
-func (b *Bridge) archiveQuery(ctx context.Context, s *xmpp.Session, roomJID jid.JID, after string, max int, positionOnly bool) (last string, complete bool, err error) {
+func (b *Bridge) archiveQuery(ctx context.Context, s *xmpp.Session, roomJID jid.JID, after string, pageSize int, positionOnly bool) (last string, complete bool, err error) {
 	field := func(v, val string, hidden bool) xml.TokenReader {
 		attrs := []xml.Attr{{Name: xml.Name{Local: "var"}, Value: v}}
 		if hidden {
@@ -128,7 +128,7 @@ func (b *Bridge) archiveQuery(ctx context.Context, s *xmpp.Session, roomJID jid.
 	form := xmlstream.Wrap(field("FORM_TYPE", nsMAM, true), xml.StartElement{
 		Name: xml.Name{Space: nsDataForms, Local: "x"}, Attr: []xml.Attr{{Name: xml.Name{Local: "type"}, Value: "submit"}},
 	})
-	page := []xml.TokenReader{xmlstream.Wrap(xmlstream.Token(xml.CharData(fmt.Sprint(max))), xml.StartElement{Name: xml.Name{Local: "max"}})}
+	page := []xml.TokenReader{xmlstream.Wrap(xmlstream.Token(xml.CharData(fmt.Sprint(pageSize))), xml.StartElement{Name: xml.Name{Local: "max"}})}
 	switch {
 	case positionOnly:
 		page = append(page, xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Local: "before"}}))
@@ -159,8 +159,8 @@ func (b *Bridge) archiveQuery(ctx context.Context, s *xmpp.Session, roomJID jid.
 		iq.From = b.selfJID(s)
 	}
 	var fin mamFin
-	if err = s.UnmarshalIQElement(ctx, query, iq, &fin); err != nil {
-		return "", false, err
+	if qerr := s.UnmarshalIQElement(ctx, query, iq, &fin); qerr != nil {
+		return "", false, qerr
 	}
 	return fin.Set.Last, fin.Complete, nil
 }

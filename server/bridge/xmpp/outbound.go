@@ -39,8 +39,8 @@ func (b *Bridge) Deliver(ctx context.Context, d *bridge.Delivery) (string, error
 	if err != nil {
 		return "", err
 	}
-	if err = b.join(ctx, s, roomJID); err != nil {
-		return "", err
+	if jerr := b.join(ctx, s, roomJID); jerr != nil {
+		return "", jerr
 	}
 	from, prefix, err := b.speaker(ctx, s, roomJID, d.Sender)
 	if err != nil {
@@ -187,8 +187,8 @@ func (b *Bridge) speaker(ctx context.Context, s *xmpp.Session, roomJID jid.JID, 
 	if err != nil {
 		return jid.JID{}, "", err
 	}
-	if err = b.joinGhost(ctx, s, roomJID, sender.ID, ghost, name); err != nil {
-		return jid.JID{}, "", err
+	if jerr := b.joinGhost(ctx, s, roomJID, sender.ID, ghost, name); jerr != nil {
+		return jid.JID{}, "", jerr
 	}
 	return ghost, "", nil
 }
@@ -263,8 +263,8 @@ func (b *Bridge) withGhostJoin(ctx context.Context, s *xmpp.Session, r, g *room,
 	b.mu.Unlock()
 	p := stanza.Presence{To: occ, From: ghost, ID: randomID()}
 	history := xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Local: "history"}, Attr: []xml.Attr{{Name: xml.Name{Local: "maxstanzas"}, Value: "0"}}})
-	if err = s.Send(ctx, p.Wrap(xmlstream.Wrap(history, xml.StartElement{Name: xml.Name{Space: nsMUC, Local: "x"}}))); err != nil {
-		return err
+	if serr := s.Send(ctx, p.Wrap(xmlstream.Wrap(history, xml.StartElement{Name: xml.Name{Space: nsMUC, Local: "x"}}))); serr != nil {
+		return serr
 	}
 	select {
 	case <-g.joined:

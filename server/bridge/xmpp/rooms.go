@@ -132,8 +132,8 @@ func (b *Bridge) sendJoin(ctx context.Context, s *xmpp.Session, r *room, from ji
 	}
 	history := xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Local: "history"}, Attr: []xml.Attr{{Name: xml.Name{Local: "maxstanzas"}, Value: "0"}}})
 	x := xmlstream.Wrap(history, xml.StartElement{Name: xml.Name{Space: nsMUC, Local: "x"}})
-	if err = s.Send(ctx, p.Wrap(x)); err != nil {
-		return err
+	if serr := s.Send(ctx, p.Wrap(x)); serr != nil {
+		return serr
 	}
 	select {
 	case <-joined:
@@ -202,10 +202,10 @@ func (b *Bridge) handlePresence(raw []byte) {
 	if !ok {
 		return
 	}
-	switch {
-	case p.Type == "error":
+	switch p.Type {
+	case "error":
 		if nick == r.nick {
-			var err error = errors.New("the room refused the join")
+			err := errors.New("the room refused the join")
 			if p.Error != nil && p.Error.Conflict != nil {
 				err = errNickConflict
 			} else if p.Error != nil {
@@ -222,7 +222,7 @@ func (b *Bridge) handlePresence(raw []byte) {
 			default:
 			}
 		}
-	case p.Type == "unavailable":
+	case "unavailable":
 		delete(r.occupants, nick)
 		if p.status(303) && p.MUC != nil && len(p.MUC.Items) > 0 && p.MUC.Items[0].Nick != "" {
 			// A rename: the occupant stays who they were under the new nick.
@@ -244,7 +244,7 @@ func (b *Bridge) handlePresence(raw []byte) {
 func (b *Bridge) ghostJoinResult(g *room, p *presence) {
 	switch p.Type {
 	case "error":
-		var err error = errors.New("the room refused the ghost's join")
+		err := errors.New("the room refused the ghost's join")
 		if p.Error != nil && p.Error.Conflict != nil {
 			err = errNickConflict
 		}
