@@ -26,6 +26,7 @@ type configuration struct {
 	MessageMapRetentionDays flexInt
 	MaxFileSizeMB           flexInt
 	QueueSize               flexInt
+	EncryptionKey           string
 
 	XMPPEnabled            bool
 	XMPPMode               string
@@ -225,7 +226,7 @@ func validServerName(s string) bool {
 // secrets lists the values that must never reach a log line or an error.
 func (c *configuration) secrets() []string {
 	var out []string
-	for _, s := range []string{c.XMPPPassword, c.XMPPComponentSecret, c.MatrixASToken, c.MatrixHSToken, c.SlackBotToken, c.SlackAppToken} {
+	for _, s := range []string{c.EncryptionKey, c.XMPPPassword, c.XMPPComponentSecret, c.MatrixASToken, c.MatrixHSToken, c.SlackBotToken, c.SlackAppToken} {
 		if s != "" {
 			out = append(out, s)
 		}

@@ -83,6 +83,17 @@ const manifestStr = `
             "default": 1000,
             "hosting": "",
             "secret": false
+          },
+          {
+            "key": "EncryptionKey",
+            "display_name": "Encryption key:",
+            "type": "generated",
+            "help_text": "Encrypts the passwords of the XMPP accounts the bridge registers for Mattermost users. Regenerating it makes the bridge register new accounts.",
+            "regenerate_help_text": "Regenerating the key makes stored ghost passwords unreadable: the bridge then registers new XMPP accounts for Mattermost users.",
+            "placeholder": "",
+            "default": "",
+            "hosting": "",
+            "secret": true
           }
         ],
         "header": "",

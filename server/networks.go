@@ -10,6 +10,7 @@ import (
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/xmpp"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/command"
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/secret"
 )
 
 // network is everything the plugin knows about one remote network: its
@@ -92,6 +93,21 @@ func newXMPPBridge(rt *runtime, c *configuration) (bridge.Bridge, error) {
 		if cfg.ComponentDomain, err = jid.Parse(c.XMPPComponentDomain); err != nil {
 			return nil, fmt.Errorf("XMPPComponentDomain: %w", err)
 		}
+	}
+	if cfg.Mode == xmpp.ModeClient {
+		key := c.EncryptionKey
+		if key == "" {
+			// No key generated in the System Console yet: use the
+			// installation's own secret so ghosts still work.
+			if key, err = rt.store.InstanceSecret(); err != nil {
+				return nil, fmt.Errorf("read the instance secret: %w", err)
+			}
+		}
+		box, berr := secret.New(key)
+		if berr != nil {
+			return nil, berr
+		}
+		cfg.Ghosts, cfg.Secrets = rt.store, box
 	}
 	return xmpp.New(cfg, rt.store, rt.logger)
 }

@@ -151,8 +151,9 @@ func TestXMPPClientModeEveryKindBothWays(t *testing.T) {
 	// Mattermost -> XMPP.
 	hello := h.post(h.alice, "hello **xmpp** room", "")
 	out := h.roomMessage("alice's message", func(m prosodytest.Message) bool { return strings.Contains(m.Body, "hello *xmpp* room") })
-	if !strings.HasPrefix(out.Body, "<Alice Liddell> ") || out.StanzaID == "" {
-		t.Fatalf("room got %q (stanza-id %q)", out.Body, out.StanzaID)
+	// Alice speaks through her own account, registered with XEP-0077.
+	if out.From.Resourcepart() != "Alice Liddell" || out.Body != "hello *xmpp* room" || out.StanzaID == "" {
+		t.Fatalf("room got %q from %s (stanza-id %q)", out.Body, out.From, out.StanzaID)
 	}
 
 	// XMPP -> Mattermost.
@@ -217,16 +218,32 @@ func TestXMPPClientModeEveryKindBothWays(t *testing.T) {
 		if u := h.s.User(p.UserId); u.RemoteId != nil && *u.RemoteId != "" && p.UserId != cu.Id {
 			t.Fatalf("an echo became a post: %q by %s", p.Message, u.Username)
 		}
-		if strings.Contains(p.Message, "<Alice Liddell>") {
+		if strings.Contains(p.Message, "hello") && p.UserId != h.alice.Id {
 			t.Fatalf("the bridge's own message came back: %q", p.Message)
 		}
 	}
 }
 
-// XMPP check 3: in component mode each Mattermost user is their own
-// occupant, and nothing they say comes back.
-func TestXMPPComponentModeGhosts(t *testing.T) {
-	h := newXMPPHarness(t, "component")
+// XMPP check 3: each Mattermost user is their own occupant (a ghost under
+// the component's domain, or an account registered with XEP-0077 in client
+// mode), and nothing they say comes back.
+func TestXMPPComponentModeGhosts(t *testing.T) { testGhosts(t, "component") }
+
+func TestXMPPClientModeGhosts(t *testing.T) { testGhosts(t, "client") }
+
+// Without in-band registration, client mode falls back to the bridge
+// account with the sender's name in front.
+func TestXMPPClientModeWithoutRegistration(t *testing.T) {
+	h := newXMPPHarness(t, "client", prosodytest.Options{NoRegistration: true})
+	h.post(h.alice, "no ghosts here", "")
+	m := h.roomMessage("alice's message", func(m prosodytest.Message) bool { return strings.HasSuffix(m.Body, "no ghosts here") })
+	if m.Body != "<Alice Liddell> no ghosts here" || m.From.Resourcepart() != "Mattermost" {
+		t.Fatalf("room got %q from %s", m.Body, m.From)
+	}
+}
+
+func testGhosts(t *testing.T, mode string) {
+	h := newXMPPHarness(t, mode)
 	h.post(h.alice, "alice speaking", "")
 	h.post(h.bob, "bob speaking", "")
 	a := h.roomMessage("alice's message", func(m prosodytest.Message) bool { return m.Body == "alice speaking" })
@@ -259,7 +276,7 @@ func (h *xmppHarness) roomBodies(c *prosodytest.Client) []string {
 	var out []string
 	for _, m := range msgs {
 		if m.Body != "" {
-			out = append(out, m.Body)
+			out = append(out, m.From.Resourcepart()+": "+m.Body)
 		}
 	}
 	return out
@@ -338,7 +355,7 @@ func TestXMPPSurvivesProsodyRestart(t *testing.T) {
 
 	h.expectExactlyOnceInOrder("the channel", func() []string { return filterPrefix(h.remotePosts(), "x ") }, []string{"x 1", "x 2", "x 3"})
 	h.expectExactlyOnceInOrder("the room", func() []string { return filterPrefix(h.roomBodies(carol), "mm ") },
-		[]string{"<Alice Liddell> mm 1", "<Alice Liddell> mm 2", "<Bob Builder> mm 3", "<Alice Liddell> mm 4"})
+		[]string{"Alice Liddell: mm 1", "Alice Liddell: mm 2", "Bob Builder: mm 3", "Alice Liddell: mm 4"})
 }
 
 // XMPP check 4b: the plugin is deactivated while both sides keep talking;
@@ -370,7 +387,7 @@ func TestXMPPCatchesUpAfterDeactivation(t *testing.T) {
 
 	h.expectExactlyOnceInOrder("the channel", func() []string { return filterPrefix(h.remotePosts(), "x ") }, []string{"x 1", "x 2", "x 3", "x 4"})
 	h.expectExactlyOnceInOrder("the room", func() []string { return filterPrefix(h.roomBodies(h.occupant), "mm ") },
-		[]string{"<Alice Liddell> mm 1", "<Bob Builder> mm 2", "<Alice Liddell> mm 3", "<Alice Liddell> mm 4"})
+		[]string{"Alice Liddell: mm 1", "Bob Builder: mm 2", "Alice Liddell: mm 3", "Alice Liddell: mm 4"})
 }
 
 func (h *xmppHarness) statusSays(want ...string) {

@@ -62,6 +62,7 @@ func TestSettings(t *testing.T) {
 		"MessageMapRetentionDays": {"General", "number", 90.0, false},
 		"MaxFileSizeMB":           {"General", "number", 50.0, false},
 		"QueueSize":               {"General", "number", 1000.0, false},
+		"EncryptionKey":           {"General", "generated", "", true},
 
 		"XMPPEnabled":            {"XMPP", "bool", false, false},
 		"XMPPMode":               {"XMPP", "dropdown", "client", false},

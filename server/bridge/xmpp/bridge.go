@@ -57,6 +57,8 @@ type Bridge struct {
 	positionQueries map[string]bool
 
 	inbound chan []byte // raw stanzas, handled in order off the read loop
+	// ghostPool holds client-mode ghost connections.
+	ghostPool ghostPool
 	runCtx  context.Context
 }
 
@@ -87,6 +89,7 @@ func New(cfg Config, st Store, log bridge.Logger) (*Bridge, error) {
 		connected:       make(chan struct{}),
 		reflections:     map[string]chan string{},
 		pendingGhost:    map[string]*room{},
+		ghostPool:       ghostPool{ghosts: map[string]*clientGhost{}},
 		positionQueries: map[string]bool{},
 	}, nil
 }
@@ -139,6 +142,18 @@ func (b *Bridge) Start(ctx context.Context, sink bridge.Sink) error {
 	b.health.State = bridge.StateConnecting
 	go b.run(ctx)
 	go b.handleInbound(ctx)
+	go func() {
+		tick := time.NewTicker(time.Minute)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				b.closeIdleGhosts()
+			}
+		}
+	}()
 	return nil
 }
 
@@ -158,6 +173,7 @@ func (b *Bridge) Stop(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	b.closeAllGhosts()
 	b.setState(bridge.StateDisabled, nil)
 	return nil
 }
@@ -205,7 +221,7 @@ func (b *Bridge) connectOnce(ctx context.Context) error {
 		return err
 	}
 	served := make(chan error, 1)
-	go func() { served <- s.Serve(xmpp.HandlerFunc(b.handleStanza(s))) }()
+	go func() { served <- s.Serve(xmpp.HandlerFunc(b.handleStanza)) }()
 
 	b.mu.Lock()
 	b.session = s
@@ -274,33 +290,43 @@ func (b *Bridge) currentSession(ctx context.Context) (*xmpp.Session, error) {
 // handleStanza reads each incoming message or presence whole and queues it:
 // the session holds its stream locks while a handler runs, so anything that
 // sends must happen elsewhere.
-func (b *Bridge) handleStanza(s *xmpp.Session) func(t xmlstream.TokenReadEncoder, start *xml.StartElement) error {
-	return func(t xmlstream.TokenReadEncoder, start *xml.StartElement) error {
-		if start.Name.Local == "iq" {
-			return b.answerIQ(t, start)
-		}
-		if start.Name.Local != "message" && start.Name.Local != "presence" {
-			return nil
-		}
-		var buf bytes.Buffer
-		e := xml.NewEncoder(&buf)
-		if err := e.EncodeToken(*start); err != nil {
-			return nil
-		}
-		if _, err := xmlstream.Copy(e, xmlstream.Inner(t)); err != nil {
-			b.log.Debug("Dropping an unreadable stanza", "error", err.Error())
-			return nil
-		}
-		if err := e.EncodeToken(start.End()); err != nil || e.Flush() != nil {
-			return nil
-		}
-		select {
-		case b.inbound <- buf.Bytes():
-		default:
-			b.log.Warn("XMPP inbound queue full; dropping a stanza", "kind", start.Name.Local)
-		}
+func (b *Bridge) handleStanza(t xmlstream.TokenReadEncoder, start *xml.StartElement) error {
+	if start.Name.Local == "iq" {
+		return b.answerIQ(t, start)
+	}
+	if start.Name.Local != "message" && start.Name.Local != "presence" {
 		return nil
 	}
+	raw, err := readStanza(t, start)
+	if err != nil {
+		b.log.Debug("Dropping an unreadable stanza", "error", err.Error())
+		return nil
+	}
+	select {
+	case b.inbound <- raw:
+	default:
+		b.log.Warn("XMPP inbound queue full; dropping a stanza", "kind", start.Name.Local)
+	}
+	return nil
+}
+
+// readStanza re-encodes a whole stanza from its start element and tokens.
+func readStanza(t xml.TokenReader, start *xml.StartElement) ([]byte, error) {
+	var buf bytes.Buffer
+	e := xml.NewEncoder(&buf)
+	if err := e.EncodeToken(*start); err != nil {
+		return nil, err
+	}
+	if _, err := xmlstream.Copy(e, xmlstream.Inner(t)); err != nil {
+		return nil, err
+	}
+	if err := e.EncodeToken(start.End()); err != nil {
+		return nil, err
+	}
+	if err := e.Flush(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
 // answerIQ answers pings and refuses everything else, as a client should.

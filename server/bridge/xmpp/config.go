@@ -53,6 +53,11 @@ type Config struct {
 	MaxFileSize int64
 	// Keepalive is the interval of pings to the server; 0 means a minute.
 	Keepalive time.Duration
+	// Ghosts and Secrets, in client mode, let the bridge register an XMPP
+	// account per Mattermost user (XEP-0077) and keep its password sealed.
+	// Without them messages go out from the bridge account.
+	Ghosts  GhostStore
+	Secrets Sealer
 }
 
 func (c Config) tlsConfig(serverName string) (*tls.Config, error) {

@@ -42,7 +42,7 @@ func (b *Bridge) Deliver(ctx context.Context, d *bridge.Delivery) (string, error
 	if jerr := b.join(ctx, s, roomJID); jerr != nil {
 		return "", jerr
 	}
-	from, prefix, err := b.speaker(ctx, s, roomJID, d.Sender)
+	s, from, prefix, err := b.speaker(ctx, s, roomJID, d.Sender)
 	if err != nil {
 		return "", err
 	}
@@ -173,24 +173,40 @@ func (b *Bridge) failReflection(m *inMsg) {
 	}
 }
 
-// speaker returns who a Mattermost user's message is sent as: their ghost
-// occupant in component mode, or the bridge account with a name prefix.
-func (b *Bridge) speaker(ctx context.Context, s *xmpp.Session, roomJID jid.JID, sender bridge.Sender) (jid.JID, string, error) {
+// speaker returns how a Mattermost user's message is sent: the session to
+// send on, the from address and a prefix for the body. In component mode the
+// user is a ghost under the component's domain; in client mode a ghost
+// account of their own when registration works, else the bridge account
+// with "<name> " in front.
+func (b *Bridge) speaker(ctx context.Context, s *xmpp.Session, roomJID jid.JID, sender bridge.Sender) (*xmpp.Session, jid.JID, string, error) {
 	name := sender.DisplayName
 	if name == "" {
 		name = sender.Username
 	}
-	if b.cfg.Mode != ModeComponent {
-		return jid.JID{}, "<" + name + "> ", nil
+	switch {
+	case b.cfg.Mode == ModeComponent:
+		ghost, err := b.ghostJID(sender)
+		if err != nil {
+			return nil, jid.JID{}, "", err
+		}
+		if jerr := b.joinGhost(ctx, s, roomJID, sender.ID, ghost, name); jerr != nil {
+			return nil, jid.JID{}, "", jerr
+		}
+		return s, ghost, "", nil
+	case b.ghostsEnabled():
+		g, err := b.clientGhostFor(ctx, sender)
+		if err == nil {
+			if jerr := b.joinGhost(ctx, g.session, roomJID, sender.ID, jid.JID{}, name); jerr != nil {
+				return nil, jid.JID{}, "", jerr
+			}
+			return g.session, jid.JID{}, "", nil
+		}
+		if !errors.Is(err, ErrRegistrationRefused) {
+			return nil, jid.JID{}, "", err
+		}
+		b.log.Debug("Sending as the bridge account", "reason", err.Error())
 	}
-	ghost, err := b.ghostJID(sender)
-	if err != nil {
-		return jid.JID{}, "", err
-	}
-	if jerr := b.joinGhost(ctx, s, roomJID, sender.ID, ghost, name); jerr != nil {
-		return jid.JID{}, "", jerr
-	}
-	return ghost, "", nil
+	return s, jid.JID{}, "<" + name + "> ", nil
 }
 
 // ghostJID is a Mattermost user's address under the component's domain.

@@ -18,6 +18,7 @@ type configData struct {
 	HTTPURL                                         string
 
 	RequireEncryption bool
+	AllowRegistration bool
 	PasswordHash      string
 	StanzaSizeLimit   int
 	UploadSizeLimit   int64
@@ -108,7 +109,7 @@ modules_disabled = {
 
 authentication = "internal_hashed"
 password_hash = {{lua .PasswordHash}}
-allow_registration = true -- acceptable only because this server is loopback-only and throwaway
+allow_registration = {{.AllowRegistration}} -- acceptable only because this server is loopback-only and throwaway
 c2s_require_encryption = {{.RequireEncryption}}
 allow_unencrypted_plain_auth = {{not .RequireEncryption}}
 s2s_require_encryption = true

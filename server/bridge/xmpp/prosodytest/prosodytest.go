@@ -82,6 +82,8 @@ type Options struct {
 	// without TLS) so a client may log in over a plain loopback stream.
 	// STARTTLS is still offered.
 	AllowUnencrypted bool
+	// NoRegistration turns in-band registration (XEP-0077) off.
+	NoRegistration bool
 	// PasswordHash is Prosody's password_hash: "SHA-1" (the default, offers
 	// SCRAM-SHA-1) or "SHA-256" (offers SCRAM-SHA-256 instead). Prosody 0.12
 	// stores one hash per account, so it offers only one SCRAM family; PLAIN
@@ -306,6 +308,7 @@ func (s *Server) writeConfig() error {
 		HTTPPort:          s.httpPort,
 		HTTPURL:           s.HTTPURL + "/",
 		RequireEncryption: !s.opts.AllowUnencrypted,
+		AllowRegistration: !s.opts.NoRegistration,
 		PasswordHash:      s.opts.PasswordHash,
 		StanzaSizeLimit:   s.opts.StanzaSizeLimit,
 		UploadSizeLimit:   s.opts.UploadSizeLimit,

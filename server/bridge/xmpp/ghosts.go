@@ -1,0 +1,331 @@
+package xmpp
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"mellium.im/xmlstream"
+	"mellium.im/xmpp"
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
+
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge"
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/store"
+)
+
+// In client mode each Mattermost user speaks through an XMPP account of
+// their own, registered with XEP-0077 in-band registration and logged in on
+// demand; the connection is kept while it is used and closed when idle.
+
+const (
+	nsRegister = "jabber:iq:register"
+	// ghostIdle is how long an unused ghost connection stays open.
+	ghostIdle = 10 * time.Minute
+	// registrationRetry is how long the bridge waits before trying
+	// registration again after the server refused it.
+	registrationRetry = 10 * time.Minute
+)
+
+// ErrRegistrationRefused means the server does not let the bridge create
+// accounts; messages then go out from the bridge account with the sender's
+// name in front.
+var ErrRegistrationRefused = errors.New("the XMPP server refused in-band registration (XEP-0077)")
+
+// GhostStore keeps ghost accounts.
+type GhostStore interface {
+	GetGhost(network bridge.Network, userID string) (*store.Ghost, error)
+	SaveGhost(g store.Ghost) error
+}
+
+// Sealer encrypts ghost passwords for the store.
+type Sealer interface {
+	Seal([]byte) ([]byte, error)
+	Open([]byte) ([]byte, error)
+}
+
+type clientGhost struct {
+	mu       sync.Mutex
+	session  *xmpp.Session
+	jid      jid.JID
+	lastUsed time.Time
+	rooms    map[string]string // room -> nick
+	dropped  chan struct{}
+}
+
+type ghostPool struct {
+	mu        sync.Mutex
+	ghosts    map[string]*clientGhost // Mattermost user ID -> ghost
+	refusedAt time.Time
+}
+
+func (b *Bridge) ghostsEnabled() bool {
+	return b.cfg.Mode == ModeClient && b.cfg.Secrets != nil && b.cfg.Ghosts != nil
+}
+
+// clientGhostFor returns the logged-in ghost of a Mattermost user, creating
+// the account the first time.
+func (b *Bridge) clientGhostFor(ctx context.Context, sender bridge.Sender) (*clientGhost, error) {
+	p := &b.ghostPool
+	p.mu.Lock()
+	if time.Since(p.refusedAt) < registrationRetry {
+		p.mu.Unlock()
+		return nil, ErrRegistrationRefused
+	}
+	g, ok := p.ghosts[sender.ID]
+	if !ok {
+		g = &clientGhost{rooms: map[string]string{}}
+		p.ghosts[sender.ID] = g
+	}
+	p.mu.Unlock()
+
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.lastUsed = time.Now()
+	if g.session != nil {
+		select {
+		case <-g.dropped:
+			g.session, g.rooms = nil, map[string]string{}
+		default:
+			return g, nil
+		}
+	}
+	account, password, err := b.ghostCredentials(ctx, sender)
+	if errors.Is(err, ErrRegistrationRefused) {
+		p.mu.Lock()
+		p.refusedAt = time.Now()
+		p.mu.Unlock()
+	}
+	if err != nil {
+		return nil, err
+	}
+	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	s, err := b.cfg.dialClient(dctx, account, password)
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("ghost %s cannot log in: %w", account, err)
+	}
+	g.session, g.jid, g.dropped = s, s.LocalAddr(), make(chan struct{})
+	b.forgetGhostJoins(sender.ID) // a new connection is in no room yet
+	dropped := g.dropped
+	go func() {
+		_ = s.Serve(xmpp.HandlerFunc(b.handleGhostStanza))
+		close(dropped)
+	}()
+	return g, nil
+}
+
+// ghostCredentials reads a user's ghost account from the store, or
+// registers a new one.
+func (b *Bridge) ghostCredentials(ctx context.Context, sender bridge.Sender) (jid.JID, string, error) {
+	rec, err := b.cfg.Ghosts.GetGhost(bridge.NetworkXMPP, sender.ID)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return jid.JID{}, "", err
+	}
+	if rec != nil {
+		account, perr := jid.Parse(rec.RemoteID)
+		password, oerr := b.cfg.Secrets.Open(rec.Secret)
+		if perr == nil && oerr == nil {
+			return account, string(password), nil
+		}
+		b.log.Warn("A ghost's stored password cannot be read; registering a new account", "user_id", sender.ID)
+	}
+	buf := make([]byte, 24)
+	if _, err = rand.Read(buf); err != nil {
+		return jid.JID{}, "", err
+	}
+	password := base64.RawURLEncoding.EncodeToString(buf)
+	base := ghostLocalpart(sender)
+	for attempt := 0; attempt < 5; attempt++ {
+		local := base
+		if attempt > 0 {
+			local = fmt.Sprintf("%s-%d", base, attempt+1)
+		}
+		account, jerr := jid.New(local, b.cfg.JID.Domainpart(), "")
+		if jerr != nil {
+			return jid.JID{}, "", bridge.Permanentf("no valid ghost JID for %q: %v", sender.Username, jerr)
+		}
+		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err = b.cfg.register(rctx, account, password)
+		cancel()
+		if errors.Is(err, errAccountExists) {
+			continue // someone has the name: try the next one
+		}
+		if err != nil {
+			return jid.JID{}, "", err
+		}
+		sealed, serr := b.cfg.Secrets.Seal([]byte(password))
+		if serr != nil {
+			return jid.JID{}, "", serr
+		}
+		if serr = b.cfg.Ghosts.SaveGhost(store.Ghost{Network: bridge.NetworkXMPP, UserID: sender.ID, RemoteID: account.String(), Secret: sealed}); serr != nil {
+			return jid.JID{}, "", serr
+		}
+		b.log.Info("Registered an XMPP account for a Mattermost user", "user_id", sender.ID, "jid", account.String())
+		return account, password, nil
+	}
+	return jid.JID{}, "", fmt.Errorf("no free XMPP account name for %q", sender.Username)
+}
+
+var notLocalpart = regexp.MustCompile(`[^a-z0-9._-]+`)
+
+// ghostLocalpart names a ghost account after the Mattermost username, with
+// a prefix that keeps it apart from real people's accounts.
+func ghostLocalpart(s bridge.Sender) string {
+	name := strings.Trim(notLocalpart.ReplaceAllString(strings.ToLower(s.Username), "-"), "-.")
+	if name == "" {
+		name = strings.ToLower(s.ID)
+	}
+	return "mm-" + name
+}
+
+var errAccountExists = errors.New("account already exists")
+
+// registerFeature stands for the server's in-band registration stream
+// feature. Negotiating it does nothing: it only lets the stream become ready
+// unauthenticated, so the registration IQ can be sent.
+var registerFeature = xmpp.StreamFeature{
+	Name:       xml.Name{Space: "http://jabber.org/features/iq-register", Local: "register"},
+	Necessary:  xmpp.Secure,
+	Prohibited: xmpp.Authn,
+	Parse: func(_ context.Context, d *xml.Decoder, _ *xml.StartElement) (bool, any, error) {
+		return false, nil, d.Skip()
+	},
+	Negotiate: func(context.Context, *xmpp.Session, any) (xmpp.SessionState, io.ReadWriter, error) {
+		return xmpp.Ready, nil, nil
+	},
+}
+
+// register creates account with XEP-0077 on a stream that is secured but
+// not authenticated.
+func (c Config) register(ctx context.Context, account jid.JID, password string) error {
+	conn, err := c.dialTCP(ctx, account)
+	if err != nil {
+		return err
+	}
+	var features []xmpp.StreamFeature
+	var state xmpp.SessionState
+	if c.TLSMode == TLSStartTLS {
+		tc, terr := c.tlsConfig(account.Domainpart())
+		if terr != nil {
+			conn.Close()
+			return terr
+		}
+		features = append(features, xmpp.StartTLS(tc))
+	} else {
+		state = xmpp.Secure
+	}
+	// The stream stops after TLS and the registration feature, unauthenticated:
+	// servers take the registration IQ there.
+	features = append(features, registerFeature)
+	s, err := xmpp.NewSession(ctx, account.Domain(), account, conn, state, xmpp.NewNegotiator(func(*xmpp.Session, *xmpp.StreamConfig) xmpp.StreamConfig {
+		return xmpp.StreamConfig{Features: features}
+	}))
+	if err != nil {
+		conn.Close()
+		if strings.Contains(err.Error(), "out of order") {
+			// What the server offers after TLS has no registration in it.
+			return fmt.Errorf("%w: the server does not offer it", ErrRegistrationRefused)
+		}
+		return explainNegotiation(account.Domainpart(), err)
+	}
+	defer s.Close()
+	go func() { _ = s.Serve(nil) }()
+	field := func(name, value string) xml.TokenReader {
+		return xmlstream.Wrap(xmlstream.Token(xml.CharData(value)), xml.StartElement{Name: xml.Name{Local: name}})
+	}
+	query := xmlstream.Wrap(xmlstream.MultiReader(field("username", account.Localpart()), field("password", password)),
+		xml.StartElement{Name: xml.Name{Space: nsRegister, Local: "query"}})
+	err = s.UnmarshalIQElement(ctx, query, stanza.IQ{Type: stanza.SetIQ, To: account.Domain()}, nil)
+	var se stanza.Error
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &se) && se.Condition == stanza.Conflict:
+		return errAccountExists
+	case errors.As(err, &se) && (se.Condition == stanza.NotAllowed || se.Condition == stanza.FeatureNotImplemented ||
+		se.Condition == stanza.ServiceUnavailable || se.Condition == stanza.Forbidden || se.Condition == stanza.NotAcceptable):
+		return fmt.Errorf("%w: %s", ErrRegistrationRefused, se.Condition)
+	}
+	return fmt.Errorf("registering %s: %w", account, err)
+}
+
+// handleGhostStanza serves a ghost's connection. Ghosts see every room
+// message too; only the answers to their own joins and sends matter, the
+// bridge account relays the rest.
+func (b *Bridge) handleGhostStanza(t xmlstream.TokenReadEncoder, start *xml.StartElement) error {
+	switch start.Name.Local {
+	case "iq":
+		return b.answerIQ(t, start)
+	case "presence":
+		return b.handleStanza(t, start)
+	case "message":
+		raw, err := readStanza(t, start)
+		if err != nil {
+			return nil
+		}
+		m, err := parseMessage(raw, b.cfg.maxBody())
+		if err != nil {
+			return nil
+		}
+		if m.Type == "error" {
+			b.failReflection(m)
+		} else {
+			b.resolveReflection(m)
+		}
+	}
+	return nil
+}
+
+// closeIdleGhosts ends ghost connections unused for ghostIdle.
+func (b *Bridge) closeIdleGhosts() {
+	p := &b.ghostPool
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for id, g := range p.ghosts {
+		g.mu.Lock()
+		if g.session != nil && time.Since(g.lastUsed) > ghostIdle {
+			_ = g.session.Close()
+			_ = g.session.Conn().Close()
+			g.session = nil
+			delete(p.ghosts, id)
+		}
+		g.mu.Unlock()
+	}
+}
+
+// closeAllGhosts ends every ghost connection (on stop).
+func (b *Bridge) closeAllGhosts() {
+	p := &b.ghostPool
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for id, g := range p.ghosts {
+		g.mu.Lock()
+		if g.session != nil {
+			_ = g.session.Close()
+			_ = g.session.Conn().Close()
+		}
+		g.mu.Unlock()
+		delete(p.ghosts, id)
+	}
+}
+
+// forgetGhostJoins marks a user's ghost as out of every room.
+func (b *Bridge) forgetGhostJoins(userID string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, r := range b.rooms {
+		if nick, ok := r.ghosts[userID]; ok {
+			delete(r.ghosts, userID)
+			delete(r.ourNicks, nick)
+		}
+	}
+}
