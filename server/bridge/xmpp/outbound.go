@@ -19,6 +19,12 @@ import (
 
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/emoji"
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/xmppext/correction"
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/xmppext/fallback"
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/xmppext/reactions"
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/xmppext/reply"
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/xmppext/retract"
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/xmppext/stanzaid"
 )
 
 // reflectionWait bounds how long a delivery waits for the room to echo a
@@ -57,12 +63,12 @@ func (b *Bridge) Deliver(ctx context.Context, d *bridge.Delivery) (string, error
 		if v, ok, aerr := b.store.Alias(stanzaNS(room), d.TargetID); aerr == nil && ok {
 			origin = v
 		}
-		payload := xmlstream.MultiReader(bodyXML(prefix+fromMarkdown(d.Text)), emptyElement(nsCorrection, "replace", xml.Attr{Name: xml.Name{Local: "id"}, Value: origin}))
+		payload := xmlstream.MultiReader(bodyXML(prefix+fromMarkdown(d.Text)), emptyElement(correction.NS, "replace", xml.Attr{Name: xml.Name{Local: "id"}, Value: origin}))
 		return d.TargetID, s.Send(ctx, msg.Wrap(payload))
 	case bridge.KindDelete:
 		payload := xmlstream.MultiReader(
-			emptyElement(nsRetract, "retract", xml.Attr{Name: xml.Name{Local: "id"}, Value: d.TargetID}),
-			emptyElement(nsFallback, "fallback", xml.Attr{Name: xml.Name{Local: "for"}, Value: nsRetract}),
+			emptyElement(retract.NS, "retract", xml.Attr{Name: xml.Name{Local: "id"}, Value: d.TargetID}),
+			emptyElement(fallback.NS, "fallback", xml.Attr{Name: xml.Name{Local: "for"}, Value: retract.NS}),
 			bodyXML(prefix+"retracted a message."),
 		)
 		return d.TargetID, s.Send(ctx, msg.Wrap(payload))
@@ -78,7 +84,7 @@ func (b *Bridge) Deliver(ctx context.Context, d *bridge.Delivery) (string, error
 		// The store hint makes the room archive it (a message without a
 		// body is not archived otherwise), so a catch-up sees it too.
 		payload := xmlstream.MultiReader(xmlstream.Wrap(xmlstream.MultiReader(inner...), xml.StartElement{
-			Name: xml.Name{Space: nsReactions, Local: "reactions"},
+			Name: xml.Name{Space: reactions.NS, Local: "reactions"},
 			Attr: []xml.Attr{{Name: xml.Name{Local: "id"}, Value: d.TargetID}},
 		}), emptyElement(nsHints, "store"))
 		return d.TargetID, s.Send(ctx, msg.Wrap(payload))
@@ -92,9 +98,9 @@ func (b *Bridge) sendMessage(ctx context.Context, s *xmpp.Session, msg stanza.Me
 	if strings.TrimSpace(body) == "" {
 		return "", bridge.Permanentf("empty message")
 	}
-	payload := []xml.TokenReader{bodyXML(body), emptyElement(nsStanzaID, "origin-id", xml.Attr{Name: xml.Name{Local: "id"}, Value: msg.ID})}
+	payload := []xml.TokenReader{bodyXML(body), emptyElement(stanzaid.NS, "origin-id", xml.Attr{Name: xml.Name{Local: "id"}, Value: msg.ID})}
 	if parentID != "" {
-		payload = append(payload, emptyElement(nsReply, "reply", xml.Attr{Name: xml.Name{Local: "id"}, Value: parentID}))
+		payload = append(payload, emptyElement(reply.NS, "reply", xml.Attr{Name: xml.Name{Local: "id"}, Value: parentID}))
 	}
 	room := msg.To.String()
 	if id, ok, err := b.store.Alias(originNS(room), msg.ID); err == nil && ok {
