@@ -254,11 +254,22 @@ func testGhosts(t *testing.T, mode string) {
 	if _, err := h.occupant.Say(h.ctx, h.room, "carol answers"); err != nil {
 		t.Fatal(err)
 	}
-	h.channelPost("carol's answer", func(p *model.Post) bool { return p.Message == "carol answers" })
+	answer := h.channelPost("carol's answer", func(p *model.Post) bool { return p.Message == "carol answers" })
+
+	// Mentions both ways: @names become nicks in the room, and the nicks of
+	// Mattermost people in the room become @mentions.
+	carolName := h.s.User(answer.UserId).Username
+	h.post(h.alice, "@bob and @"+carolName+", look", "")
+	h.roomMessage("alice's mentions", func(m prosodytest.Message) bool { return m.Body == "Bob Builder and Carol, look" })
+	if _, err := h.occupant.Say(h.ctx, h.room, "Alice Liddell: seen it"); err != nil {
+		t.Fatal(err)
+	}
+	h.channelPost("carol's mention of alice", func(p *model.Post) bool { return p.Message == "@alice: seen it" })
+
 	h.s.WaitHooks(10 * time.Second)
 	time.Sleep(500 * time.Millisecond)
 	for _, p := range h.s.ChannelPosts(h.ch.Id) {
-		if strings.Contains(p.Message, "speaking") && p.UserId != h.alice.Id && p.UserId != h.bob.Id {
+		if (strings.Contains(p.Message, "speaking") || strings.Contains(p.Message, "look")) && p.UserId != h.alice.Id && p.UserId != h.bob.Id {
 			t.Fatalf("a ghost's message came back as %q by %s", p.Message, h.s.User(p.UserId).Username)
 		}
 	}

@@ -93,6 +93,18 @@ type Event struct {
 	// exists, else the Unicode character.
 	Emoji string    `json:"emoji,omitempty"`
 	Time  time.Time `json:"time"`
+	// Mentions are the people Text mentions, so each network can write
+	// them its own way.
+	Mentions []Mention `json:"mentions,omitempty"`
+}
+
+// Mention is one mention in an event's text.
+type Mention struct {
+	// Text is the mention as it appears in Event.Text, e.g. "@alice".
+	Text string `json:"text"`
+	// Person is who is mentioned; for someone from another network,
+	// Network and ID say where they come from.
+	Person Sender `json:"person"`
 }
 
 // Delivery is an event addressed to one destination room, with the IDs it

@@ -30,6 +30,7 @@ type Store interface {
 	GetLink(channelID string) (*store.Link, error)
 	ListLinks() ([]store.Link, error)
 	GetRemoteUser(network bridge.Network, remoteID string) (*store.RemoteUser, error)
+	RemoteUserByMattermostID(userID string) (*store.RemoteUser, error)
 	SaveRemoteUser(u store.RemoteUser) error
 	ClaimRemoteUser(network bridge.Network, remoteID, userID string) (existing string, won bool, err error)
 	GetCursor(linkID, name string) (string, bool, error)

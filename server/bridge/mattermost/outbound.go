@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"regexp"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/mattermost/mattermost/server/public/model"
@@ -159,6 +161,7 @@ func (b *Bridge) messageEvent(post *model.Post) bridge.Event {
 		Parent:      post.RootId,
 		Sender:      b.sender(post.UserId),
 		Text:        post.Message,
+		Mentions:    b.mentions(post.Message),
 		Attachments: b.attachments(post.FileIds),
 		Time:        millis(max(post.UpdateAt, post.CreateAt)),
 	}
@@ -166,13 +169,14 @@ func (b *Bridge) messageEvent(post *model.Post) bridge.Event {
 
 func (b *Bridge) editEvent(post *model.Post) bridge.Event {
 	return bridge.Event{
-		Kind:   bridge.KindEdit,
-		Origin: bridge.Ref{Network: bridge.NetworkMattermost, Room: post.ChannelId, ID: post.Id},
-		Target: post.Id,
-		Parent: post.RootId,
-		Sender: b.sender(post.UserId),
-		Text:   post.Message,
-		Time:   millis(max(post.UpdateAt, post.EditAt)),
+		Kind:     bridge.KindEdit,
+		Origin:   bridge.Ref{Network: bridge.NetworkMattermost, Room: post.ChannelId, ID: post.Id},
+		Target:   post.Id,
+		Parent:   post.RootId,
+		Sender:   b.sender(post.UserId),
+		Text:     post.Message,
+		Mentions: b.mentions(post.Message),
+		Time:     millis(max(post.UpdateAt, post.EditAt)),
 	}
 }
 
@@ -321,4 +325,38 @@ func (b *Bridge) replayChanges(channelID string, since int64) {
 	for _, ev := range changes {
 		b.emit(ev)
 	}
+}
+
+var mentionPattern = regexp.MustCompile(`(^|[^\w@])@([a-z0-9][a-z0-9._:-]*[a-z0-9_])`)
+
+// mentions resolves the @username mentions of a message to people, so
+// other networks can show them their way (an XMPP nick, a Matrix pill).
+// Mentions of the plugin's remote users carry their identity on their own
+// network.
+func (b *Bridge) mentions(text string) []bridge.Mention {
+	var out []bridge.Mention
+	seen := map[string]bool{}
+	for _, m := range mentionPattern.FindAllStringSubmatch(strings.ToLower(text), 20) {
+		name := strings.TrimRight(m[2], ".-_:")
+		if seen[name] || name == "all" || name == "channel" || name == "here" {
+			continue
+		}
+		seen[name] = true
+		user, appErr := b.api.GetUserByUsername(name)
+		if appErr != nil {
+			continue
+		}
+		person := bridge.Sender{
+			Network: bridge.NetworkMattermost, ID: user.Id, Username: user.Username,
+			DisplayName: user.GetDisplayName(model.ShowNicknameFullName),
+		}
+		if b.isOwnUser(user.Id) {
+			if rec, err := b.store.RemoteUserByMattermostID(user.Id); err == nil {
+				person.Network, person.ID = rec.Network, rec.RemoteID
+				person.DisplayName = rec.DisplayName
+			}
+		}
+		out = append(out, bridge.Mention{Text: "@" + name, Person: person})
+	}
+	return out
 }

@@ -59,7 +59,7 @@ type Bridge struct {
 	inbound chan []byte // raw stanzas, handled in order off the read loop
 	// ghostPool holds client-mode ghost connections.
 	ghostPool ghostPool
-	runCtx  context.Context
+	runCtx    context.Context
 }
 
 var (

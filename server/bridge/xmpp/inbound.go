@@ -178,14 +178,14 @@ func (b *Bridge) handleGroupchat(ctx context.Context, m *inMsg, archived bool) {
 		b.sendTo(ctx, ev)
 	case m.Replace != "":
 		ev := base
-		ev.Kind, ev.Target, ev.Text = bridge.KindEdit, b.resolveOrigin(key, m.Replace), toMarkdown(m.Body)
+		ev.Kind, ev.Target, ev.Text = bridge.KindEdit, b.resolveOrigin(key, m.Replace), b.readMentions(key, toMarkdown(m.Body))
 		b.sendTo(ctx, ev)
 	case m.ReactionsTo != "":
 		b.relayReactions(ctx, base, m.ReactionsTo, m.Reactions)
 	case m.Body != "" || len(m.OOB) > 0:
 		ev := base
 		ev.Kind = bridge.KindMessage
-		ev.Text = toMarkdown(m.Body)
+		ev.Text = b.readMentions(key, toMarkdown(m.Body))
 		ev.Parent = m.ReplyTo
 		for _, u := range m.OOB {
 			if !strings.Contains(ev.Text, u) {

@@ -57,13 +57,13 @@ func (b *Bridge) Deliver(ctx context.Context, d *bridge.Delivery) (string, error
 
 	switch d.Kind {
 	case bridge.KindMessage:
-		return b.sendMessage(ctx, s, msg, prefix+fromMarkdown(d.Text), d.ParentID)
+		return b.sendMessage(ctx, s, msg, prefix+fromMarkdown(b.writeMentions(roomJID, d.Text, d.Mentions)), d.ParentID)
 	case bridge.KindEdit:
 		origin := d.TargetID
 		if v, ok, aerr := b.store.Alias(stanzaNS(room), d.TargetID); aerr == nil && ok {
 			origin = v
 		}
-		payload := xmlstream.MultiReader(bodyXML(prefix+fromMarkdown(d.Text)), emptyElement(correction.NS, "replace", xml.Attr{Name: xml.Name{Local: "id"}, Value: origin}))
+		payload := xmlstream.MultiReader(bodyXML(prefix+fromMarkdown(b.writeMentions(roomJID, d.Text, d.Mentions))), emptyElement(correction.NS, "replace", xml.Attr{Name: xml.Name{Local: "id"}, Value: origin}))
 		return d.TargetID, s.Send(ctx, msg.Wrap(payload))
 	case bridge.KindDelete:
 		payload := xmlstream.MultiReader(
@@ -195,14 +195,14 @@ func (b *Bridge) speaker(ctx context.Context, s *xmpp.Session, roomJID jid.JID, 
 		if err != nil {
 			return nil, jid.JID{}, "", err
 		}
-		if jerr := b.joinGhost(ctx, s, roomJID, sender.ID, ghost, name); jerr != nil {
+		if jerr := b.joinGhost(ctx, s, roomJID, sender, ghost, name); jerr != nil {
 			return nil, jid.JID{}, "", jerr
 		}
 		return s, ghost, "", nil
 	case b.ghostsEnabled():
 		g, err := b.clientGhostFor(ctx, sender)
 		if err == nil {
-			if jerr := b.joinGhost(ctx, g.session, roomJID, sender.ID, jid.JID{}, name); jerr != nil {
+			if jerr := b.joinGhost(ctx, g.session, roomJID, sender, jid.JID{}, name); jerr != nil {
 				return nil, jid.JID{}, "", jerr
 			}
 			return g.session, jid.JID{}, "", nil
@@ -233,7 +233,8 @@ func (b *Bridge) ghostJID(sender bridge.Sender) (jid.JID, error) {
 
 // joinGhost puts a ghost in a room once per session, with the user's
 // display name as nick, made unique in the room.
-func (b *Bridge) joinGhost(ctx context.Context, s *xmpp.Session, roomJID jid.JID, userID string, ghost jid.JID, name string) error {
+func (b *Bridge) joinGhost(ctx context.Context, s *xmpp.Session, roomJID jid.JID, sender bridge.Sender, ghost jid.JID, name string) error {
+	userID := sender.ID
 	r := b.roomState(roomJID)
 	b.mu.Lock()
 	_, joined := r.ghosts[userID]
@@ -254,6 +255,7 @@ func (b *Bridge) joinGhost(ctx context.Context, s *xmpp.Session, roomJID jid.JID
 		if err == nil {
 			b.mu.Lock()
 			r.ghosts[userID] = nick
+			r.ghostUsers[nick] = sender.Username
 			r.ourNicks[nick] = true
 			b.mu.Unlock()
 			return nil

@@ -36,8 +36,10 @@ type room struct {
 	occupants map[string]occupant
 	// ourNicks are the nicks of the bridge and its ghosts in this room.
 	ourNicks map[string]bool
-	// ghosts maps Mattermost user IDs to their ghost's nick in this room.
-	ghosts map[string]string
+	// ghosts maps Mattermost user IDs to their ghost's nick in this room,
+	// ghostUsers nicks back to Mattermost usernames (for mentions).
+	ghosts     map[string]string
+	ghostUsers map[string]string
 	// catchingUp is set from the join until the archive catch-up is done;
 	// live messages wait in held so the room's order is kept.
 	catchingUp bool
@@ -57,6 +59,7 @@ func (r *room) reset() {
 	r.occupants = map[string]occupant{}
 	r.ourNicks = map[string]bool{}
 	r.ghosts = map[string]string{}
+	r.ghostUsers = map[string]string{}
 	r.catchingUp = true
 	r.held = nil
 }
