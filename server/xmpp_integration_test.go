@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/xmpp/prosodytest"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/testhost"
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/xmppext/httpfile"
 )
 
 // xmppHarness is a Mattermost test host with the plugin, a real Prosody, a
@@ -200,6 +202,35 @@ func TestXMPPClientModeEveryKindBothWays(t *testing.T) {
 	})
 	h.raw(`<message to='%s' type='groupchat' id='reply1'><body>answering alice</body><reply xmlns='urn:xmpp:reply:0' id='%s'/></message>`, h.room, out.StanzaID)
 	h.channelPost("carol's reply", func(p *model.Post) bool { return p.Message == "answering alice" && p.RootId == hello.Id })
+
+	// Files both ways: out through the server's upload service with an
+	// out-of-band link, in by fetching the link.
+	info := h.s.UploadFile(h.alice.Id, h.ch.Id, "notes.txt", []byte("file from mattermost"))
+	if _, appErr := h.n.CreatePost(&model.Post{UserId: h.alice.Id, ChannelId: h.ch.Id, Message: "see attached", FileIds: []string{info.Id}}); appErr != nil {
+		t.Fatal(appErr)
+	}
+	withFile := h.roomMessage("alice's file", func(m prosodytest.Message) bool {
+		return strings.HasPrefix(m.Body, "see attached") && strings.Contains(m.Raw, "jabber:x:oob")
+	})
+	fileURL := strings.TrimSpace(strings.TrimPrefix(withFile.Body, "see attached"))
+	got, err := (&httpfile.Fetcher{AllowPrivate: true}).Fetch(h.ctx, fileURL, 1<<20)
+	if err != nil || string(got.Data) != "file from mattermost" {
+		t.Fatalf("fetching %q from the room: %q, %v", fileURL, got.Data, err)
+	}
+	svc, err := httpfile.Discover(h.ctx, h.occupant.Session(), h.prosody.JID(t, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pic := pngImage(t, 4)
+	picURL, err := svc.Upload(h.ctx, h.occupant.Session(), "pic.png", "image/png", int64(len(pic)), bytes.NewReader(pic), (&httpfile.Fetcher{AllowPrivate: true}).Client())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.raw(`<message to='%s' type='groupchat' id='file1'><body>%s</body><x xmlns='jabber:x:oob'><url>%s</url></x></message>`, h.room, picURL, picURL)
+	fp := h.channelPost("carol's picture", func(p *model.Post) bool { return len(p.FileIds) == 1 && p.UserId == cu.Id })
+	if !bytes.Equal(h.s.FileData(fp.FileIds[0]), pic) || h.s.FileInfo(fp.FileIds[0]).Name != "pic.png" || strings.Contains(fp.Message, "http") {
+		t.Fatalf("carol's file arrived as %q (%q)", h.s.FileInfo(fp.FileIds[0]).Name, fp.Message)
+	}
 
 	// Retractions both ways.
 	if appErr := h.n.DeletePost(h.alice.Id, hello.Id); appErr != nil {

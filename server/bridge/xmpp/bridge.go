@@ -18,6 +18,7 @@ import (
 
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/store"
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/xmppext/httpfile"
 )
 
 // Store is the part of the KV store the XMPP bridge uses.
@@ -59,6 +60,10 @@ type Bridge struct {
 	inbound chan []byte // raw stanzas, handled in order off the read loop
 	// ghostPool holds client-mode ghost connections.
 	ghostPool ghostPool
+	// uploadSvc is the server's XEP-0363 service, when it has one; files
+	// is the HTTP side of uploads and downloads.
+	uploadSvc *httpfile.Service
+	files     *httpfile.Fetcher
 	runCtx    context.Context
 }
 
@@ -98,7 +103,7 @@ func (b *Bridge) Network() bridge.Network { return bridge.NetworkXMPP }
 
 func (b *Bridge) Capabilities() bridge.Capabilities {
 	return bridge.Capabilities{
-		Edits: true, Deletes: true, Reactions: true, Threads: true, Files: false,
+		Edits: true, Deletes: true, Reactions: true, Threads: true, Files: true,
 		// Servers commonly refuse stanzas over about 256 KiB; leave room for
 		// the envelope.
 		MaxTextLength: 60000,
@@ -236,7 +241,10 @@ func (b *Bridge) connectOnce(ctx context.Context) error {
 	b.mu.Unlock()
 	b.log.Info("XMPP connected", "jid", s.LocalAddr().String())
 
-	go b.joinLinkedRooms(ctx, s)
+	go func() {
+		b.discoverUpload(ctx, s)
+		b.joinLinkedRooms(ctx, s)
+	}()
 
 	ticker := time.NewTicker(b.cfg.Keepalive)
 	defer ticker.Stop()

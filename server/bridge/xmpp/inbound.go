@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"slices"
-	"strings"
 	"time"
 
 	"mellium.im/xmpp/jid"
@@ -187,10 +186,9 @@ func (b *Bridge) handleGroupchat(ctx context.Context, m *inMsg, archived bool) {
 		ev.Kind = bridge.KindMessage
 		ev.Text = b.readMentions(key, toMarkdown(m.Body))
 		ev.Parent = m.ReplyTo
-		for _, u := range m.OOB {
-			if !strings.Contains(ev.Text, u) {
-				ev.Text = strings.TrimSpace(ev.Text + "\n" + u)
-			}
+		ev.Text, ev.Attachments = b.fetchAll(ctx, ev.Text, m.OOB)
+		if ev.Text == "" && len(ev.Attachments) == 0 {
+			return
 		}
 		b.sendTo(ctx, ev)
 	}

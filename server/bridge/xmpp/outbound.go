@@ -57,7 +57,14 @@ func (b *Bridge) Deliver(ctx context.Context, d *bridge.Delivery) (string, error
 
 	switch d.Kind {
 	case bridge.KindMessage:
-		return b.sendMessage(ctx, s, msg, prefix+fromMarkdown(b.writeMentions(roomJID, d.Text, d.Mentions)), d.ParentID)
+		body := fromMarkdown(b.writeMentions(roomJID, d.Text, d.Mentions))
+		urls, notes, uerr := b.uploadAll(ctx, s, d.Attachments)
+		if uerr != nil {
+			return "", uerr
+		}
+		// Clients without out-of-band support show the links in the body.
+		body = strings.TrimSpace(strings.Join(append(append([]string{body}, urls...), notes...), "\n"))
+		return b.sendMessage(ctx, s, msg, prefix+body, d.ParentID, oobPayload(urls)...)
 	case bridge.KindEdit:
 		origin := d.TargetID
 		if v, ok, aerr := b.store.Alias(stanzaNS(room), d.TargetID); aerr == nil && ok {
@@ -94,11 +101,12 @@ func (b *Bridge) Deliver(ctx context.Context, d *bridge.Delivery) (string, error
 
 // sendMessage sends a new message and waits for the room to reflect it, to
 // learn the ID the room gave it (the native ID others refer to).
-func (b *Bridge) sendMessage(ctx context.Context, s *xmpp.Session, msg stanza.Message, body, parentID string) (string, error) {
+func (b *Bridge) sendMessage(ctx context.Context, s *xmpp.Session, msg stanza.Message, body, parentID string, extra ...xml.TokenReader) (string, error) {
 	if strings.TrimSpace(body) == "" {
 		return "", bridge.Permanentf("empty message")
 	}
 	payload := []xml.TokenReader{bodyXML(body), emptyElement(stanzaid.NS, "origin-id", xml.Attr{Name: xml.Name{Local: "id"}, Value: msg.ID})}
+	payload = append(payload, extra...)
 	if parentID != "" {
 		payload = append(payload, emptyElement(reply.NS, "reply", xml.Attr{Name: xml.Name{Local: "id"}, Value: parentID}))
 	}

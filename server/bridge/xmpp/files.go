@@ -1,0 +1,143 @@
+package xmpp
+
+import (
+	"bytes"
+	"context"
+	"encoding/xml"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"time"
+
+	"mellium.im/xmpp"
+	"mellium.im/xmpp/jid"
+
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge"
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/xmppext/httpfile"
+)
+
+// Files go out through the server's XEP-0363 upload service, as a link in
+// the body with an XEP-0066 out-of-band element, which is what XMPP clients
+// show inline. Incoming out-of-band links are fetched and attached.
+
+// fetcher returns the HTTP client side for uploads and downloads. Links
+// people post may point anywhere, so private addresses are refused, except
+// the XMPP server's own hosts, whose upload service may well live on one.
+func (b *Bridge) fetcher() *httpfile.Fetcher {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.files != nil {
+		return b.files
+	}
+	hosts := []string{b.cfg.JID.Domainpart(), b.cfg.ComponentDomain.Domainpart()}
+	if host, _, err := net.SplitHostPort(b.cfg.Address); err == nil {
+		hosts = append(hosts, host)
+	}
+	if b.uploadSvc != nil {
+		hosts = append(hosts, b.uploadSvc.JID.Domainpart())
+	}
+	tc, err := b.cfg.tlsConfig("")
+	if err != nil {
+		tc = nil
+	}
+	if tc != nil {
+		tc.ServerName = "" // per request, from the URL
+	}
+	b.files = &httpfile.Fetcher{TLSConfig: tc, AllowedHosts: hosts}
+	return b.files
+}
+
+// discoverUpload finds the server's upload service once per connection.
+func (b *Bridge) discoverUpload(ctx context.Context, s *xmpp.Session) {
+	domain := s.LocalAddr().Domain()
+	if b.cfg.Mode == ModeComponent {
+		// The component's parent domain hosts the server's services.
+		if _, parent, ok := strings.Cut(b.cfg.ComponentDomain.Domainpart(), "."); ok {
+			if d, err := jid.New("", parent, ""); err == nil {
+				domain = d
+			}
+		}
+	}
+	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	svc, err := httpfile.Discover(dctx, s, domain)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err != nil {
+		b.uploadSvc = nil
+		b.log.Info("No XMPP upload service; files will be named, not sent", "domain", domain.String(), "reason", err.Error())
+		return
+	}
+	b.uploadSvc = &svc
+	b.files = nil // rebuild with the service's host allowed
+}
+
+// uploadAll uploads a message's attachments and returns their URLs; files
+// that cannot go out are described in notes instead.
+func (b *Bridge) uploadAll(ctx context.Context, s *xmpp.Session, atts []bridge.Attachment) (urls, notes []string, err error) {
+	b.mu.Lock()
+	svc := b.uploadSvc
+	b.mu.Unlock()
+	for _, a := range atts {
+		if svc == nil {
+			notes = append(notes, fmt.Sprintf("(file %s not sent: the XMPP server has no upload service)", a.Name))
+			continue
+		}
+		if svc.MaxSize > 0 && a.Size > svc.MaxSize {
+			notes = append(notes, fmt.Sprintf("(file %s too large for the XMPP server: %d bytes)", a.Name, a.Size))
+			continue
+		}
+		r, oerr := a.Open(ctx)
+		if oerr != nil {
+			return nil, nil, fmt.Errorf("read %s: %w", a.Name, oerr)
+		}
+		data, rerr := io.ReadAll(io.LimitReader(r, svc.MaxSize+1))
+		r.Close()
+		if rerr != nil {
+			return nil, nil, rerr
+		}
+		url, uerr := svc.Upload(ctx, s, a.Name, a.MIMEType, int64(len(data)), bytes.NewReader(data), b.fetcher().Client())
+		if uerr != nil {
+			return nil, nil, fmt.Errorf("upload %s: %w", a.Name, uerr)
+		}
+		urls = append(urls, url)
+	}
+	return urls, notes, nil
+}
+
+// oobPayload is one out-of-band element per URL.
+func oobPayload(urls []string) []xml.TokenReader {
+	out := make([]xml.TokenReader, 0, len(urls))
+	for _, u := range urls {
+		out = append(out, httpfile.OOB(u, ""))
+	}
+	return out
+}
+
+// fetchAll downloads the files a room message links out of band. A link
+// that cannot be fetched stays in the text.
+func (b *Bridge) fetchAll(ctx context.Context, text string, urls []string) (string, []bridge.Attachment) {
+	var atts []bridge.Attachment
+	for _, u := range urls {
+		fctx, cancel := context.WithTimeout(ctx, time.Minute)
+		f, err := b.fetcher().Fetch(fctx, u, b.cfg.MaxFileSize)
+		cancel()
+		if err != nil {
+			b.log.Info("Could not fetch a file linked in an XMPP room", "url", u, "error", err.Error())
+			if !strings.Contains(text, u) {
+				text = strings.TrimSpace(text + "\n" + u)
+			}
+			continue
+		}
+		data := f.Data
+		atts = append(atts, bridge.Attachment{
+			Name: f.Name, MIMEType: f.ContentType, Size: int64(len(data)),
+			Open: func(context.Context) (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil },
+		})
+		// Clients put the link in the body for those without OOB support;
+		// the attachment replaces it.
+		text = strings.TrimSpace(strings.ReplaceAll(text, u, ""))
+	}
+	return text, atts
+}
