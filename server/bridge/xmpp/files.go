@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"mellium.im/xmpp"
-	"mellium.im/xmpp/jid"
 
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/xmppext/httpfile"
@@ -51,14 +50,6 @@ func (b *Bridge) fetcher() *httpfile.Fetcher {
 // discoverUpload finds the server's upload service once per connection.
 func (b *Bridge) discoverUpload(ctx context.Context, s *xmpp.Session) {
 	domain := s.LocalAddr().Domain()
-	if b.cfg.Mode == ModeComponent {
-		// The component's parent domain hosts the server's services.
-		if _, parent, ok := strings.Cut(b.cfg.ComponentDomain.Domainpart(), "."); ok {
-			if d, err := jid.New("", parent, ""); err == nil {
-				domain = d
-			}
-		}
-	}
 	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	svc, err := httpfile.Discover(dctx, s, domain)

@@ -166,8 +166,8 @@ func (b *Bridge) ghostCredentials(ctx context.Context, sender bridge.Sender) (ji
 		if serr != nil {
 			return jid.JID{}, "", serr
 		}
-		if serr = b.cfg.Ghosts.SaveGhost(store.Ghost{Network: bridge.NetworkXMPP, UserID: sender.ID, RemoteID: account.String(), Secret: sealed}); serr != nil {
-			return jid.JID{}, "", serr
+		if werr := b.cfg.Ghosts.SaveGhost(store.Ghost{Network: bridge.NetworkXMPP, UserID: sender.ID, RemoteID: account.String(), Secret: sealed}); werr != nil {
+			return jid.JID{}, "", werr
 		}
 		b.log.Info("Registered an XMPP account for a Mattermost user", "user_id", sender.ID, "jid", account.String())
 		return account, password, nil

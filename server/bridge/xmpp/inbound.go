@@ -236,7 +236,11 @@ func (b *Bridge) senderOf(roomJID jid.JID, nick string, occ occupant) bridge.Sen
 	case occ.OccupantID != "":
 		s.ID = "occupant:" + roomJID.String() + "|" + occ.OccupantID
 	default:
-		s.ID = "nick:" + roomJID.String() + "|" + nick
+		first := occ.FirstNick
+		if first == "" {
+			first = nick
+		}
+		s.ID = "nick:" + roomJID.String() + "|" + first
 	}
 	return s
 }

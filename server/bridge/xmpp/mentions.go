@@ -30,7 +30,7 @@ func (b *Bridge) writeMentions(roomJID jid.JID, text string, mentions []bridge.M
 			return r.ghosts[p.ID]
 		case bridge.NetworkXMPP:
 			for nick, o := range r.occupants {
-				if p.ID == "jid:"+o.RealJID.String() || p.ID == "occupant:"+roomJID.String()+"|"+o.OccupantID || p.ID == "nick:"+roomJID.String()+"|"+nick {
+				if p.ID == "jid:"+o.RealJID.String() || p.ID == "occupant:"+roomJID.String()+"|"+o.OccupantID || p.ID == "nick:"+roomJID.String()+"|"+nick || (o.FirstNick != "" && p.ID == "nick:"+roomJID.String()+"|"+o.FirstNick) {
 					return nick
 				}
 			}

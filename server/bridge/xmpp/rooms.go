@@ -25,6 +25,9 @@ const (
 type occupant struct {
 	RealJID    jid.JID // bare; zero when the room hides it
 	OccupantID string  // XEP-0421, when the room offers it
+	// FirstNick is the nick the occupant had when the bridge first saw
+	// them, so a rename keeps a nick-identified person the same person.
+	FirstNick string
 }
 
 // room is the bridge's view of one joined room.
@@ -226,13 +229,32 @@ func (b *Bridge) handlePresence(raw []byte) {
 			}
 		}
 	case "unavailable":
+		old := r.occupants[nick]
 		delete(r.occupants, nick)
 		if p.status(303) && p.MUC != nil && len(p.MUC.Items) > 0 && p.MUC.Items[0].Nick != "" {
 			// A rename: the occupant stays who they were under the new nick.
-			r.occupants[p.MUC.Items[0].Nick] = occupantOf(&p)
+			o := occupantOf(&p)
+			if o.RealJID.String() == "" {
+				o.RealJID = old.RealJID
+			}
+			if o.OccupantID == "" {
+				o.OccupantID = old.OccupantID
+			}
+			o.FirstNick = old.FirstNick
+			if o.FirstNick == "" {
+				o.FirstNick = nick
+			}
+			if r.ourNicks[nick] {
+				r.ourNicks[p.MUC.Items[0].Nick] = true
+			}
+			r.occupants[p.MUC.Items[0].Nick] = o
 		}
 	default:
-		r.occupants[nick] = occupantOf(&p)
+		o := occupantOf(&p)
+		if prev, ok := r.occupants[nick]; ok && prev.FirstNick != "" {
+			o.FirstNick = prev.FirstNick
+		}
+		r.occupants[nick] = o
 		if nick == r.nick {
 			select {
 			case <-r.joined:

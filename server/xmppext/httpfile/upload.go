@@ -37,6 +37,11 @@ const defaultType = "application/octet-stream"
 // A file bigger than s.MaxSize is refused before a slot is asked for, and
 // one that the service refuses as too big fails too; both errors wrap
 // ErrTooLarge.
+//
+// Once ctx is done, body is read no more and the upload fails, but as with
+// net/http a Read of body that is blocked at that moment must return before
+// Upload can: a body that may block for long should itself end when ctx is
+// done.
 func (svc Service) Upload(ctx context.Context, s *xmpp.Session, name, contentType string, size int64, body io.Reader, client *http.Client) (getURL string, err error) {
 	if svc.JID.Equal(jid.JID{}) {
 		return "", fmt.Errorf("httpfile: upload %q: %w: the Service is the zero value", name, ErrNoUploadService)
@@ -191,7 +196,7 @@ func httpURL(u *url.URL) bool {
 func put(ctx context.Context, client *http.Client, slot upload.Slot, contentType string, size int64, body io.Reader) error {
 	var reqBody io.Reader = http.NoBody
 	if size > 0 {
-		reqBody = &exactReader{r: body, n: size}
+		reqBody = &exactReader{ctx: ctx, r: body, n: size}
 	} else if err := checkEmpty(body); err != nil {
 		return err
 	}
@@ -244,7 +249,7 @@ var (
 
 // checkEmpty fails unless r is at its end.
 func checkEmpty(r io.Reader) error {
-	_, err := (&exactReader{r: r}).Read(nil)
+	_, err := (&exactReader{ctx: context.Background(), r: r}).Read(nil)
 	if err == io.EOF {
 		return nil
 	}
@@ -252,14 +257,18 @@ func checkEmpty(r io.Reader) error {
 }
 
 // exactReader reads exactly n bytes from r, failing if r holds fewer or
-// more. It hides whether r is an io.Closer, so that the HTTP client does not
-// close the caller's reader.
+// more, and stops reading once ctx is done. It hides whether r is an
+// io.Closer, so that the HTTP client does not close the caller's reader.
 type exactReader struct {
-	r io.Reader
-	n int64
+	ctx context.Context
+	r   io.Reader
+	n   int64
 }
 
 func (e *exactReader) Read(p []byte) (int, error) {
+	if err := e.ctx.Err(); err != nil {
+		return 0, err
+	}
 	if e.n <= 0 {
 		var b [1]byte
 		for range 100 {
