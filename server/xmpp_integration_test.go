@@ -495,6 +495,15 @@ func TestXMPPTLSVerification(t *testing.T) {
 	h.Must(h.s.SetPluginSettings(clientSettings(h.prosody, bridgePassword, h.prosody.CACertPEM)))
 	h.statusSays("XMPP bridge: connected")
 
+	// Direct TLS (XEP-0368 style port) verifies the same way.
+	direct := clientSettings(h.prosody, bridgePassword, h.prosody.CACertPEM)
+	direct["XMPPTLSMode"], direct["XMPPServerAddress"] = "tls", h.prosody.DirectTLSAddr()
+	h.Must(h.s.SetPluginSettings(direct))
+	h.statusSays("XMPP bridge: connected")
+	direct["XMPPCACertificate"] = ""
+	h.Must(h.s.SetPluginSettings(direct))
+	h.statusSays("XMPP bridge: error", "not trusted")
+
 	insecure := clientSettings(h.prosody, bridgePassword, "")
 	insecure["XMPPInsecureSkipVerify"] = true
 	h.Must(h.s.SetPluginSettings(insecure))
