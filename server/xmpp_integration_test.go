@@ -287,6 +287,22 @@ func testGhosts(t *testing.T, mode string) {
 	}
 	answer := h.channelPost("carol's answer", func(p *model.Post) bool { return p.Message == "carol answers" })
 
+	// A ghost's file goes through the server's upload service.
+	info := h.s.UploadFile(h.bob.Id, h.ch.Id, "plan.txt", []byte("bob's plan"))
+	if _, appErr := h.n.CreatePost(&model.Post{UserId: h.bob.Id, ChannelId: h.ch.Id, Message: "the plan", FileIds: []string{info.Id}}); appErr != nil {
+		t.Fatal(appErr)
+	}
+	plan := h.roomMessage("bob's file", func(m prosodytest.Message) bool {
+		return strings.HasPrefix(m.Body, "the plan") && strings.Contains(m.Raw, "jabber:x:oob")
+	})
+	if plan.From.Resourcepart() != "Bob Builder" {
+		t.Fatalf("bob's file came from %s", plan.From)
+	}
+	f, err := (&httpfile.Fetcher{AllowPrivate: true}).Fetch(h.ctx, strings.TrimSpace(strings.TrimPrefix(plan.Body, "the plan")), 1<<20)
+	if err != nil || string(f.Data) != "bob's plan" {
+		t.Fatalf("bob's file: %q, %v", f.Data, err)
+	}
+
 	// Mentions both ways: @names become nicks in the room, and the nicks of
 	// Mattermost people in the room become @mentions.
 	carolName := h.s.User(answer.UserId).Username

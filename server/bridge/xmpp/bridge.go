@@ -241,11 +241,7 @@ func (b *Bridge) connectOnce(ctx context.Context) error {
 	b.mu.Unlock()
 	b.log.Info("XMPP connected", "jid", s.LocalAddr().String())
 
-	if b.cfg.Mode == ModeClient {
-		// Component streams need an explicit from on every IQ, which the
-		// upload code does not set yet: component mode sends file names.
-		go b.discoverUpload(ctx, s)
-	}
+	go b.discoverUpload(ctx, s)
 	go b.joinLinkedRooms(ctx, s)
 
 	ticker := time.NewTicker(b.cfg.Keepalive)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"mellium.im/xmpp"
+	"mellium.im/xmpp/jid"
 
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/xmppext/httpfile"
@@ -50,9 +51,20 @@ func (b *Bridge) fetcher() *httpfile.Fetcher {
 // discoverUpload finds the server's upload service once per connection.
 func (b *Bridge) discoverUpload(ctx context.Context, s *xmpp.Session) {
 	domain := s.LocalAddr().Domain()
+	var from jid.JID
+	if b.cfg.Mode == ModeComponent {
+		// A component names itself on every stanza, and the server's
+		// services live on the component's parent domain.
+		from = b.selfJID(s)
+		if _, parent, ok := strings.Cut(b.cfg.ComponentDomain.Domainpart(), "."); ok {
+			if d, err := jid.New("", parent, ""); err == nil {
+				domain = d
+			}
+		}
+	}
 	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	svc, err := httpfile.Discover(dctx, s, domain)
+	svc, err := httpfile.DiscoverAs(dctx, s, from, domain)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if err != nil {

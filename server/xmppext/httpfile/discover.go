@@ -29,6 +29,8 @@ type Service struct {
 	// it did not say. Upload refuses bigger files itself; the service
 	// refuses them anyway.
 	MaxSize int64
+	// From, when set, is the sender of slot requests (see DiscoverAs).
+	From jid.JID
 }
 
 // discoInfo is the part of a disco#info result that Discover reads. It is
@@ -89,9 +91,9 @@ type discoItems struct {
 	} `xml:"http://jabber.org/protocol/disco#items item"`
 }
 
-func getInfo(ctx context.Context, s *xmpp.Session, to jid.JID) (*discoInfo, error) {
+func getInfo(ctx context.Context, s *xmpp.Session, from, to jid.JID) (*discoInfo, error) {
 	var info discoInfo
-	err := s.UnmarshalIQElement(ctx, disco.InfoQuery{}.TokenReader(), stanza.IQ{To: to, Type: stanza.GetIQ}, &info)
+	err := s.UnmarshalIQElement(ctx, disco.InfoQuery{}.TokenReader(), stanza.IQ{From: from, To: to, Type: stanza.GetIQ}, &info)
 	if err != nil {
 		return nil, err
 	}
@@ -104,24 +106,35 @@ func getInfo(ctx context.Context, s *xmpp.Session, to jid.JID) (*discoInfo, erro
 // asked concurrently). ctx bounds the whole search. It fails with an error
 // wrapping ErrNoUploadService when there is none.
 func Discover(ctx context.Context, s *xmpp.Session, domain jid.JID) (Service, error) {
+	return DiscoverAs(ctx, s, jid.JID{}, domain)
+}
+
+// DiscoverAs is Discover for a session that must name the sender of every
+// stanza, such as an XEP-0114 component's: the queries, and the returned
+// Service's slot requests, come from from. Entities that are from itself are
+// skipped.
+func DiscoverAs(ctx context.Context, s *xmpp.Session, from, domain jid.JID) (Service, error) {
 	domain = domain.Domain()
-	info, err := getInfo(ctx, s, domain)
+	info, err := getInfo(ctx, s, from, domain)
 	if err != nil {
 		if ctx.Err() != nil {
 			return Service{}, fmt.Errorf("httpfile: disco#info %s: %w", domain, err)
 		}
 		// The items may still be there.
 	} else if ok, size := info.upload(); ok {
-		return Service{JID: domain, MaxSize: size}, nil
+		return Service{JID: domain, MaxSize: size, From: from}, nil
 	}
 
 	var items discoItems
-	err = s.UnmarshalIQElement(ctx, disco.ItemsQuery{}.TokenReader(), stanza.IQ{To: domain, Type: stanza.GetIQ}, &items)
+	err = s.UnmarshalIQElement(ctx, disco.ItemsQuery{}.TokenReader(), stanza.IQ{From: from, To: domain, Type: stanza.GetIQ}, &items)
 	if err != nil {
 		return Service{}, fmt.Errorf("httpfile: disco#items %s: %w", domain, err)
 	}
 	var candidates []jid.JID
 	seen := map[string]bool{domain.String(): true}
+	if from.String() != "" {
+		seen[from.Domain().String()] = true
+	}
 	for _, item := range items.Items {
 		if item.Node != "" || seen[item.JID] {
 			continue // a node is no service of its own
@@ -147,7 +160,7 @@ func Discover(ctx context.Context, s *xmpp.Session, domain jid.JID) (Service, er
 	results := make(chan result, len(candidates))
 	for _, j := range candidates {
 		go func() {
-			info, err := getInfo(ctx, s, j)
+			info, err := getInfo(ctx, s, from, j)
 			if err != nil {
 				results <- result{err: fmt.Errorf("disco#info %s: %w", j, err)}
 				return
@@ -157,7 +170,7 @@ func Discover(ctx context.Context, s *xmpp.Session, domain jid.JID) (Service, er
 				results <- result{}
 				return
 			}
-			results <- result{svc: Service{JID: j, MaxSize: size}, ok: true}
+			results <- result{svc: Service{JID: j, MaxSize: size, From: from}, ok: true}
 		}()
 	}
 	var errs []error

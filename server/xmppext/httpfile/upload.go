@@ -65,7 +65,7 @@ func (svc Service) Upload(ctx context.Context, s *xmpp.Session, name, contentTyp
 	}
 	contentType = normalizeType(contentType)
 
-	slot, err := requestSlot(ctx, s, svc.JID, upload.File{Name: name, Size: int(size), Type: contentType})
+	slot, err := requestSlot(ctx, s, svc.From, svc.JID, upload.File{Name: name, Size: int(size), Type: contentType})
 	if err != nil {
 		return "", fmt.Errorf("httpfile: upload %q: request a slot of %s: %w", name, svc.JID, err)
 	}
@@ -123,8 +123,8 @@ func (e *slotError) err() error {
 // requestSlot asks the upload service for a slot for f. It does what
 // upload.GetSlot does, and besides reports a <file-too-large/> refusal as
 // ErrTooLarge.
-func requestSlot(ctx context.Context, s *xmpp.Session, to jid.JID, f upload.File) (slot upload.Slot, err error) {
-	resp, err := s.SendIQElement(ctx, f.TokenReader(), stanza.IQ{To: to, Type: stanza.GetIQ})
+func requestSlot(ctx context.Context, s *xmpp.Session, from, to jid.JID, f upload.File) (slot upload.Slot, err error) {
+	resp, err := s.SendIQElement(ctx, f.TokenReader(), stanza.IQ{From: from, To: to, Type: stanza.GetIQ})
 	if err != nil {
 		return slot, err
 	}
