@@ -102,23 +102,12 @@ func (h *harness) activate() {
 
 func (h *harness) command(cmd, want string) string {
 	h.t.Helper()
-	resp, appErr := h.n.ExecuteCommand(h.admin.Id, h.ch.Id, h.ch.TeamId, cmd)
-	if appErr != nil {
-		h.t.Fatalf("%s: %v", cmd, appErr)
-	}
-	if !strings.Contains(resp.Text, want) {
-		h.t.Fatalf("%s answered %q, want it to say %q", cmd, resp.Text, want)
-	}
-	return resp.Text
+	return runCommand(h.t, h.n, h.admin, h.ch, cmd, want)
 }
 
 func (h *harness) post(user *model.User, text, rootID string, fileIDs ...string) *model.Post {
 	h.t.Helper()
-	p, appErr := h.n.CreatePost(&model.Post{UserId: user.Id, ChannelId: h.ch.Id, Message: text, RootId: rootID, FileIds: fileIDs})
-	if appErr != nil {
-		h.t.Fatalf("post %q: %v", text, appErr)
-	}
-	return p
+	return postAs(h.t, h.n, user, h.ch, text, rootID, fileIDs...)
 }
 
 // delivered waits for a delivery on network n matching kind and pred.
@@ -136,17 +125,7 @@ func (h *harness) delivered(n *bridgetest.Network, kind bridge.Kind, pred func(b
 // channelPost waits for a post in the linked channel matching pred.
 func (h *harness) channelPost(what string, pred func(*model.Post) bool) *model.Post {
 	h.t.Helper()
-	var found *model.Post
-	testhost.WaitFor(h.t, wait, func() bool {
-		for _, p := range h.s.ChannelPosts(h.ch.Id) {
-			if pred(p) {
-				found = p
-				return true
-			}
-		}
-		return false
-	}, "a post: %s", what)
-	return found
+	return waitPost(h.t, h.s, h.ch, what, pred)
 }
 
 func (h *harness) must(err error) {

@@ -91,23 +91,12 @@ func newXMPPHarness(t *testing.T, mode string, opts ...prosodytest.Options) *xmp
 
 func (h *xmppHarness) command(cmd, want string) string {
 	h.t.Helper()
-	resp, appErr := h.n.ExecuteCommand(h.admin.Id, h.ch.Id, h.ch.TeamId, cmd)
-	if appErr != nil {
-		h.t.Fatalf("%s: %v", cmd, appErr)
-	}
-	if !strings.Contains(resp.Text, want) {
-		h.t.Fatalf("%s answered %q, want it to say %q", cmd, resp.Text, want)
-	}
-	return resp.Text
+	return runCommand(h.t, h.n, h.admin, h.ch, cmd, want)
 }
 
 func (h *xmppHarness) post(user *model.User, text, rootID string) *model.Post {
 	h.t.Helper()
-	p, appErr := h.n.CreatePost(&model.Post{UserId: user.Id, ChannelId: h.ch.Id, Message: text, RootId: rootID})
-	if appErr != nil {
-		h.t.Fatalf("post %q: %v", text, appErr)
-	}
-	return p
+	return postAs(h.t, h.n, user, h.ch, text, rootID)
 }
 
 // roomMessage waits until the occupant sees a groupchat message matching.
@@ -126,17 +115,7 @@ func (h *xmppHarness) roomMessage(what string, match func(prosodytest.Message) b
 
 func (h *xmppHarness) channelPost(what string, pred func(*model.Post) bool) *model.Post {
 	h.t.Helper()
-	var found *model.Post
-	testhost.WaitFor(h.t, 20*time.Second, func() bool {
-		for _, p := range h.s.ChannelPosts(h.ch.Id) {
-			if pred(p) {
-				found = p
-				return true
-			}
-		}
-		return false
-	}, "a post: %s", what)
-	return found
+	return waitPost(h.t, h.s, h.ch, what, pred)
 }
 
 func (h *xmppHarness) raw(format string, args ...any) {
