@@ -38,6 +38,7 @@ type configuration struct {
 	XMPPTLSMode            string
 	XMPPCACertificate      string
 	XMPPInsecureSkipVerify bool
+	XMPPPostSubjects       bool
 
 	MatrixEnabled       bool
 	MatrixHomeserverURL string

@@ -229,6 +229,16 @@ const manifestStr = `
             "default": false,
             "hosting": "",
             "secret": false
+          },
+          {
+            "key": "XMPPPostSubjects",
+            "display_name": "Post room subject changes:",
+            "type": "bool",
+            "help_text": "When true, a change of an XMPP room's subject is posted in the linked channel.",
+            "placeholder": "",
+            "default": false,
+            "hosting": "",
+            "secret": false
           }
         ],
         "header": "",

@@ -81,6 +81,7 @@ func newXMPPBridge(rt *runtime, c *configuration) (bridge.Bridge, error) {
 		TLSMode:            c.XMPPTLSMode,
 		CAPEM:              c.XMPPCACertificate,
 		InsecureSkipVerify: c.XMPPInsecureSkipVerify,
+		PostSubjects:       c.XMPPPostSubjects,
 		MaxFileSize:        int64(c.MaxFileSizeMB) << 20,
 	}
 	var err error

@@ -56,7 +56,7 @@ func newXMPPHarness(t *testing.T, mode string, opts ...prosodytest.Options) *xmp
 
 	settings := map[string]any{
 		"XMPPEnabled": true, "XMPPMode": mode, "XMPPTLSMode": "starttls",
-		"XMPPCACertificate": h.prosody.CACertPEM,
+		"XMPPCACertificate": h.prosody.CACertPEM, "XMPPPostSubjects": true,
 	}
 	if mode == "component" {
 		settings["XMPPServerAddress"] = h.prosody.ComponentAddr()
@@ -181,6 +181,12 @@ func TestXMPPClientModeEveryKindBothWays(t *testing.T) {
 	})
 	h.raw(`<message to='%s' type='groupchat' id='reply1'><body>answering alice</body><reply xmlns='urn:xmpp:reply:0' id='%s'/></message>`, h.room, out.StanzaID)
 	h.channelPost("carol's reply", func(p *model.Post) bool { return p.Message == "answering alice" && p.RootId == hello.Id })
+
+	// A subject change is posted (XMPPPostSubjects).
+	h.raw(`<message to='%s' type='groupchat' id='subj1'><subject>Release *planning*</subject></message>`, h.room)
+	h.channelPost("the subject change", func(p *model.Post) bool {
+		return p.Message == "_changed the room subject to: Release **planning**_" && p.UserId == cu.Id
+	})
 
 	// Files both ways: out through the server's upload service with an
 	// out-of-band link, in by fetching the link.

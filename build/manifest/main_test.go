@@ -74,6 +74,7 @@ func TestSettings(t *testing.T) {
 		"XMPPTLSMode":            {"XMPP", "dropdown", "starttls", false},
 		"XMPPCACertificate":      {"XMPP", "longtext", "", false},
 		"XMPPInsecureSkipVerify": {"XMPP", "bool", false, false},
+		"XMPPPostSubjects":       {"XMPP", "bool", false, false},
 
 		"MatrixEnabled":       {"Matrix", "bool", false, false},
 		"MatrixHomeserverURL": {"Matrix", "text", "", false},

@@ -47,6 +47,8 @@ type Config struct {
 	// CAPEM, when set, is trusted in addition to the system roots.
 	CAPEM              string
 	InsecureSkipVerify bool
+	// PostSubjects relays room subject changes as messages.
+	PostSubjects bool
 	// Nick is the bridge's own nickname in rooms.
 	Nick string
 	// MaxFileSize bounds attachments fetched from XMPP, in bytes.

@@ -139,13 +139,31 @@ func (b *Bridge) handleGroupchat(ctx context.Context, m *inMsg, archived bool) {
 	r, linked := b.rooms[key]
 	var occ occupant
 	var ours bool
+	var selfNick string
+	firstSubject := false
 	if linked {
 		occ = r.occupants[nick]
 		ours = r.ourNicks[nick]
+		selfNick = r.nick
+		if m.Subject != nil && m.Body == "" && !archived {
+			firstSubject = !r.subjectSeen
+			r.subjectSeen = true
+		}
 	}
 	b.mu.Unlock()
-	if !linked || nick == "" {
-		return // not ours, or the room itself speaking (subject, notices)
+	if !linked {
+		return
+	}
+	if m.Subject != nil && m.Body == "" {
+		// Rooms send the current subject on every join; only later
+		// changes are news.
+		if b.cfg.PostSubjects && !archived && !firstSubject && m.Delay.IsZero() && !ours && nick != selfNick {
+			b.relaySubject(ctx, roomJID, nick, occ, m)
+		}
+		return
+	}
+	if nick == "" {
+		return // the room itself speaking (notices)
 	}
 	if b.resolveReflection(m) || ours {
 		b.remember(key, m)
@@ -281,4 +299,27 @@ func (b *Bridge) relayReactions(ctx context.Context, base bridge.Event, target s
 	if err := b.store.SetAlias(reactionNS(base.Origin.Room), key, string(enc)); err != nil {
 		b.log.Warn("Could not record XMPP reactions", "error", err.Error())
 	}
+}
+
+// relaySubject posts a subject change as a message from whoever made it.
+func (b *Bridge) relaySubject(ctx context.Context, roomJID jid.JID, nick string, occ occupant, m *inMsg) {
+	id := m.StanzaID(roomJID)
+	if id == "" {
+		id = m.ID
+	}
+	if id == "" {
+		id = "subject-" + randomID()
+	}
+	sender := b.senderOf(roomJID, nick, occ)
+	if nick == "" {
+		sender = bridge.Sender{Network: bridge.NetworkXMPP, ID: "room:" + roomJID.String(), Username: roomJID.Localpart(), DisplayName: roomJID.Localpart()}
+	}
+	text := "changed the room subject to: " + toMarkdown(*m.Subject)
+	if *m.Subject == "" {
+		text = "cleared the room subject"
+	}
+	b.sendTo(ctx, bridge.Event{
+		Kind: bridge.KindMessage, Origin: bridge.Ref{Network: bridge.NetworkXMPP, Room: roomJID.String(), ID: id},
+		Sender: sender, Text: "_" + text + "_", Time: time.Now(),
+	})
 }

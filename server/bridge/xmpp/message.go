@@ -22,6 +22,7 @@ type inMsg struct {
 	Type, ID, OriginID string
 	From               jid.JID
 	Body               string
+	Subject            *string // set when the message changes the subject
 	parsed             *msgparse.Parsed
 	Replace            string
 	Retract            string
@@ -77,6 +78,10 @@ func fromParsed(p *msgparse.Parsed) *inMsg {
 	}
 	if m.Type == "" {
 		m.Type = "normal"
+	}
+	if p.HasSubject {
+		subject := p.Subject
+		m.Subject = &subject
 	}
 	if p.Replace != nil {
 		m.Replace = p.Replace.ID

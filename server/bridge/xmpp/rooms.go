@@ -47,6 +47,9 @@ type room struct {
 	// live messages wait in held so the room's order is kept.
 	catchingUp bool
 	held       []*inMsg
+	// subjectSeen is set by the first subject after a join: rooms send the
+	// current subject to everyone who joins, which is not news.
+	subjectSeen bool
 }
 
 func newRoom(j jid.JID) *room {
@@ -65,6 +68,7 @@ func (r *room) reset() {
 	r.ghostUsers = map[string]string{}
 	r.catchingUp = true
 	r.held = nil
+	r.subjectSeen = false
 }
 
 // selfJID is who the bridge is in rooms: the account in client mode, an
