@@ -179,7 +179,8 @@ func (p *Plugin) OnActivate() error {
 			OnDropped: func(linkID string, dest bridge.Ref, ev bridge.Event, reason string, _ error) {
 				// Work cut off by a shutdown is replayed on the next
 				// activation, so it must not move the cursor past it.
-				if reason != bridge.ReasonShutdown && reason != bridge.ReasonClosed {
+				// A full queue is retried by the Mattermost bridge.
+				if reason != bridge.ReasonShutdown && reason != bridge.ReasonClosed && reason != bridge.ReasonQueueFull {
 					rt.mm.Progress(linkID, dest, ev)
 				}
 			},

@@ -68,10 +68,12 @@ type harness struct {
 	ctx        context.Context
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t *testing.T) *harness { return newHarnessWith(t, nil) }
+
+func newHarnessWith(t *testing.T, settings map[string]any) *harness {
 	t.Helper()
 	h := &harness{t: t, net: bridgetest.New("testnet"), net2: bridgetest.New("othernet")}
-	h.s = testhost.NewServer(t, testhost.WithPluginID(manifest.Id))
+	h.s = testhost.NewServer(t, testhost.WithPluginID(manifest.Id), testhost.WithPluginSettings(settings))
 	h.n = h.s.Node(0)
 	h.newPlugin = func() any {
 		return &Plugin{networks: append(defaultNetworks(), testNetwork(h.net), testNetwork(h.net2))}
@@ -600,4 +602,30 @@ func pngImage(t *testing.T, size int) []byte {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
+}
+
+// A destination whose queue is full makes the Mattermost side wait and
+// retry: a burst larger than QueueSize still arrives whole and in order.
+func TestBurstOverQueueSizeArrivesWhole(t *testing.T) {
+	h := newHarnessWith(t, map[string]any{"QueueSize": 10})
+	release := h.net.Hang("lobby")
+	var want []string
+	for i := range 40 {
+		text := fmt.Sprintf("burst %02d", i)
+		h.post(h.alice, text, "")
+		want = append(want, text)
+	}
+	h.s.WaitHooks(wait)
+	release()
+	testhost.WaitFor(t, 30*time.Second, func() bool {
+		return countDeliveries(h.net, func(d bridgetest.Delivered) bool { return d.Kind == bridge.KindMessage }) >= len(want)
+	}, "the whole burst")
+	time.Sleep(500 * time.Millisecond)
+	var got []string
+	for _, d := range h.net.Delivered() {
+		got = append(got, d.Text)
+	}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("delivered %d messages:\n%q", len(got), got)
+	}
 }

@@ -138,13 +138,14 @@ func (b *Bridge) Stop(ctx context.Context) error {
 }
 
 // emit hands an event to the core.
-func (b *Bridge) emit(ev bridge.Event) {
+func (b *Bridge) emit(ev bridge.Event) error {
 	b.mu.Lock()
 	sink, ctx := b.sink, b.ctx
 	b.mu.Unlock()
-	if sink != nil {
-		b.send(ctx, sink, ev)
+	if sink == nil {
+		return nil
 	}
+	return b.send(ctx, sink, ev)
 }
 
 // awaitReady blocks a hook until the start-up replay is over; false means
@@ -164,11 +165,13 @@ func (b *Bridge) awaitReady() bool {
 	}
 }
 
-func (b *Bridge) send(ctx context.Context, sink bridge.Sink, ev bridge.Event) {
-	if err := sink.Receive(ctx, ev); err != nil && !errors.Is(err, bridge.ErrNotLinked) {
+func (b *Bridge) send(ctx context.Context, sink bridge.Sink, ev bridge.Event) error {
+	err := sink.Receive(ctx, ev)
+	if err != nil && !errors.Is(err, bridge.ErrNotLinked) {
 		b.log.Warn("Could not relay a Mattermost event", "kind", string(ev.Kind), "channel_id", ev.Origin.Room, "error", err.Error())
 		b.setError(err)
 	}
+	return err
 }
 
 func (b *Bridge) setError(err error) {

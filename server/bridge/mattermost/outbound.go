@@ -3,12 +3,14 @@ package mattermost
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/mattermost/mattermost/server/public/model"
 
@@ -50,8 +52,8 @@ func (b *Bridge) OnPostUpdated(newPost, oldPost *model.Post) {
 	if !b.awaitReady() {
 		return
 	}
-	b.pull(newPost.ChannelId) // the message goes before its edit
-	b.emit(b.editEvent(newPost))
+	b.pull(newPost.ChannelId)        // the message goes before its edit
+	_ = b.emit(b.editEvent(newPost)) // failures are logged by send
 }
 
 // OnPostDeleted handles MessageHasBeenDeleted.
@@ -60,7 +62,7 @@ func (b *Bridge) OnPostDeleted(post *model.Post) {
 		return
 	}
 	b.pull(post.ChannelId)
-	b.emit(b.deleteEvent(post))
+	_ = b.emit(b.deleteEvent(post)) // failures are logged by send
 }
 
 // OnReaction handles ReactionHasBeenAdded and ReactionHasBeenRemoved.
@@ -89,7 +91,7 @@ func (b *Bridge) OnReaction(r *model.Reaction, added bool) {
 	if at == 0 {
 		at = model.GetMillis()
 	}
-	b.emit(bridge.Event{
+	_ = b.emit(bridge.Event{
 		Kind:   kind,
 		Origin: bridge.Ref{Network: bridge.NetworkMattermost, Room: channelID, ID: r.PostId + ":" + r.UserId + ":" + r.EmojiName},
 		Target: r.PostId,
@@ -250,17 +252,34 @@ func (b *Bridge) pull(channelID string) {
 		if p.CreateAt < st.after || st.atAfter[p.Id] {
 			continue
 		}
+		if p.DeleteAt == 0 && !p.IsSystemMessage() && p.Type != model.PostTypeEphemeral && !b.isOwnUser(p.UserId) {
+			ev := b.messageEvent(p)
+			ev.Time = millis(p.CreateAt)
+			if err := b.emit(ev); errors.Is(err, bridge.ErrQueueFull) {
+				// A destination is backed up: stay at this post and try
+				// again shortly. Destinations that took it already skip
+				// it then, so nothing is doubled or lost.
+				b.retryPullLater(channelID)
+				return
+			}
+		}
 		if p.CreateAt > st.after {
 			st.after, st.atAfter = p.CreateAt, map[string]bool{}
 		}
 		st.atAfter[p.Id] = true
-		if p.DeleteAt > 0 || p.IsSystemMessage() || p.Type == model.PostTypeEphemeral || b.isOwnUser(p.UserId) {
-			continue
-		}
-		ev := b.messageEvent(p)
-		ev.Time = millis(p.CreateAt)
-		b.emit(ev)
 	}
+}
+
+// retryPullLater pulls a channel again after a pause, unless stopped.
+func (b *Bridge) retryPullLater(channelID string) {
+	b.mu.Lock()
+	ctx := b.ctx
+	b.mu.Unlock()
+	time.AfterFunc(time.Second, func() {
+		if ctx != nil && ctx.Err() == nil {
+			b.pull(channelID)
+		}
+	})
 }
 
 func sortedPosts(list *model.PostList) []*model.Post {
@@ -323,7 +342,7 @@ func (b *Bridge) replayChanges(channelID string, since int64) {
 	}
 	sort.SliceStable(changes, func(i, j int) bool { return changes[i].Time.Before(changes[j].Time) })
 	for _, ev := range changes {
-		b.emit(ev)
+		_ = b.emit(ev)
 	}
 }
 

@@ -308,10 +308,14 @@ func (b *Bridge) handleStanza(t xmlstream.TokenReadEncoder, start *xml.StartElem
 		b.log.Debug("Dropping an unreadable stanza", "error", err.Error())
 		return nil
 	}
+	// A full queue holds the read loop back rather than dropping: the
+	// server then buffers, and nothing is skipped past.
+	b.mu.Lock()
+	ctx := b.runCtx
+	b.mu.Unlock()
 	select {
 	case b.inbound <- raw:
-	default:
-		b.log.Warn("XMPP inbound queue full; dropping a stanza", "kind", start.Name.Local)
+	case <-ctx.Done():
 	}
 	return nil
 }
