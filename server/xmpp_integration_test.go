@@ -54,28 +54,13 @@ func newXMPPHarness(t *testing.T, mode string, opts ...prosodytest.Options) *xmp
 		t.Fatal(err)
 	}
 
-	settings := map[string]any{
-		"XMPPEnabled": true, "XMPPMode": mode, "XMPPTLSMode": "starttls",
-		"XMPPCACertificate": h.prosody.CACertPEM, "XMPPPostSubjects": true,
-	}
-	if mode == "component" {
-		settings["XMPPServerAddress"] = h.prosody.ComponentAddr()
-		settings["XMPPComponentDomain"] = h.prosody.ComponentDomain
-		settings["XMPPComponentSecret"] = h.prosody.ComponentSecret
-	} else {
-		settings["XMPPServerAddress"] = h.prosody.C2SAddr()
-		settings["XMPPJID"] = "bridge@" + h.prosody.Domain
-		settings["XMPPPassword"] = bridgePassword
-	}
-	h.s = testhost.NewServer(t, testhost.WithPluginID(manifest.Id), testhost.WithPluginSettings(settings))
+	h.s = testhost.NewServer(t, testhost.WithPluginID(manifest.Id), testhost.WithPluginSettings(xmppSettings(h.prosody, mode)))
 	h.n = h.s.Node(0)
 	if err := h.n.ActivateInProcess(testhost.RepoManifest(t), func() any { return &Plugin{} }); err != nil {
 		t.Fatal(err)
 	}
 	team := h.s.DefaultTeam()
-	h.admin = h.s.CreateUser("admin", true)
-	h.alice = h.s.CreateUserWith(&model.User{Username: "alice", Email: "alice@example.com", FirstName: "Alice", LastName: "Liddell", Password: "Passw0rd!x"})
-	h.bob = h.s.CreateUserWith(&model.User{Username: "bob", Email: "bob@example.com", FirstName: "Bob", LastName: "Builder", Password: "Passw0rd!x"})
+	h.admin, h.alice, h.bob = createPeople(h.s)
 	h.ch = h.s.CreateChannel(team.Id, "xmpp-dev")
 	for _, u := range []*model.User{h.admin, h.alice, h.bob} {
 		h.s.AddToTeam(u.Id, team.Id)
@@ -87,6 +72,32 @@ func newXMPPHarness(t *testing.T, mode string, opts ...prosodytest.Options) *xmp
 	}, "the XMPP bridge to connect")
 	h.command("/xmppbridge map "+h.room.String(), "Linked this channel")
 	return h
+}
+
+// xmppSettings are the plugin settings that connect the bridge to p in mode.
+func xmppSettings(p *prosodytest.Server, mode string) map[string]any {
+	settings := map[string]any{
+		"XMPPEnabled": true, "XMPPMode": mode, "XMPPTLSMode": "starttls",
+		"XMPPCACertificate": p.CACertPEM, "XMPPPostSubjects": true,
+	}
+	if mode == "component" {
+		settings["XMPPServerAddress"] = p.ComponentAddr()
+		settings["XMPPComponentDomain"] = p.ComponentDomain
+		settings["XMPPComponentSecret"] = p.ComponentSecret
+	} else {
+		settings["XMPPServerAddress"] = p.C2SAddr()
+		settings["XMPPJID"] = "bridge@" + p.Domain
+		settings["XMPPPassword"] = bridgePassword
+	}
+	return settings
+}
+
+// createPeople makes a system admin and two people with full names.
+func createPeople(s *testhost.Server) (admin, alice, bob *model.User) {
+	admin = s.CreateUser("admin", true)
+	alice = s.CreateUserWith(&model.User{Username: "alice", Email: "alice@example.com", FirstName: "Alice", LastName: "Liddell", Password: "Passw0rd!x"})
+	bob = s.CreateUserWith(&model.User{Username: "bob", Email: "bob@example.com", FirstName: "Bob", LastName: "Builder", Password: "Passw0rd!x"})
+	return admin, alice, bob
 }
 
 func (h *xmppHarness) command(cmd, want string) string {
