@@ -28,12 +28,8 @@ func (c Config) dialSession(ctx context.Context) (*xmpp.Session, error) {
 
 func (c Config) dialTCP(ctx context.Context, addr jid.JID) (net.Conn, error) {
 	if c.Address == "" {
-		var d dial.Dialer
-		if c.TLSMode == TLSDirect {
-			d.NoTLS = false
-		} else {
-			d.NoTLS = true
-		}
+		// No address: find the server through the domain's SRV records.
+		d := dial.Dialer{NoTLS: c.TLSMode != TLSDirect}
 		if c.TLSMode == TLSDirect {
 			tc, err := c.tlsConfig(addr.Domainpart())
 			if err != nil {
