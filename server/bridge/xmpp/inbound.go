@@ -167,6 +167,7 @@ func (b *Bridge) handleGroupchat(ctx context.Context, m *inMsg, archived bool) {
 	}
 	if b.resolveReflection(m) || ours {
 		b.remember(key, m)
+		b.saveArchivePosition(key, m.StanzaID(roomJID))
 		return
 	}
 	nativeID := m.StanzaID(roomJID)
