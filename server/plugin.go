@@ -53,7 +53,10 @@ type runtime struct {
 const (
 	botUsername   = "bridge"
 	settingsPath  = "System Console > Plugins > Mattermost Bridge for XMPP, Matrix and Slack"
-	shutdownGrace = 20 * time.Second
+	// shutdownGrace bounds the drain on deactivation: the server gives
+	// OnDeactivate 10 s in all, and bridges get up to 5 s more to stop. What is
+	// not delivered by then is replayed on the next activation.
+	shutdownGrace = 4 * time.Second
 )
 
 func (p *Plugin) getConfiguration() *configuration {
