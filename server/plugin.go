@@ -51,8 +51,8 @@ type runtime struct {
 }
 
 const (
-	botUsername   = "bridge"
-	settingsPath  = "System Console > Plugins > Mattermost Bridge for XMPP, Matrix and Slack"
+	botUsername  = "bridge"
+	settingsPath = "System Console > Plugins > Mattermost Bridge for XMPP, Matrix and Slack"
 	// shutdownGrace bounds the drain on deactivation: the server gives
 	// OnDeactivate 10 s in all, and bridges get up to 5 s more to stop. What is
 	// not delivered by then is replayed on the next activation.
