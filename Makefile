@@ -167,6 +167,25 @@ golangci-lint:
 		GOBIN=$(CURDIR)/bin $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION); \
 	fi
 
+# Dendrite, the Matrix homeserver the Matrix bridge's tests run
+# (server/bridge/matrix/dendritetest), is pinned in build/tools/dendrite/go.mod:
+# a module of its own, so its many dependencies stay out of the plugin's go.mod.
+# CGO_ENABLED=0 selects Dendrite's pure-Go SQLite driver (modernc.org/sqlite):
+# it builds faster from cold than mattn/go-sqlite3 and needs no C compiler.
+DENDRITE_DIR := build/tools/dendrite
+DENDRITE_CMDS := dendrite generate-keys generate-config
+
+## Builds the Dendrite Matrix homeserver (bin/dendrite, bin/generate-keys, bin/generate-config) for the Matrix bridge's tests.
+.PHONY: dendrite
+dendrite: bin/dendrite
+
+bin/dendrite: $(DENDRITE_DIR)/go.mod $(DENDRITE_DIR)/go.sum
+	cd $(DENDRITE_DIR) && GOWORK=off GOFLAGS=-mod=readonly CGO_ENABLED=0 \
+		$(GO) build -trimpath -o $(CURDIR)/bin/ $(addprefix github.com/element-hq/dendrite/cmd/,$(DENDRITE_CMDS))
+
+# go test ./... runs server/bridge/matrix/dendritetest, which needs bin/dendrite.
+test: dendrite
+
 build/bin/pluginctl: $(wildcard build/pluginctl/*.go) go.mod go.sum
 	$(GO) build -o $@ ./build/pluginctl
 

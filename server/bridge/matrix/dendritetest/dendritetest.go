@@ -1,0 +1,536 @@
+// Package dendritetest starts a real Matrix homeserver, Dendrite v0.15.2,
+// for the Matrix bridge's tests. The binaries come from "make dendrite",
+// which builds them from the pinned module in build/tools/dendrite into
+// <repo>/bin.
+//
+// Each Server runs in its own t.TempDir() with SQLite databases, an
+// embedded NATS JetStream, its own loopback port and its own signing key, so
+// tests may run in parallel. It is for tests only: federation is off, the
+// registration shared secret is known, rate limiting is off and it listens
+// only on 127.0.0.1.
+package dendritetest
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const (
+	// Version is the Dendrite version build/tools/dendrite pins; Start
+	// refuses another.
+	Version = "0.15.2"
+
+	// startTimeout bounds how long Dendrite may take to answer
+	// /_matrix/client/versions.
+	startTimeout = 60 * time.Second
+	// stopTimeout bounds how long Dendrite may take to exit after SIGTERM
+	// before it is killed.
+	stopTimeout = 15 * time.Second
+	// startAttempts is how many ports Start tries when another process takes
+	// the chosen port before Dendrite binds it.
+	startAttempts = 3
+)
+
+// BinaryEnv names an environment variable that, when set, is the dendrite
+// binary to run instead of <repo>/bin/dendrite; generate-keys is looked for
+// next to it.
+const BinaryEnv = "DENDRITE_BIN"
+
+// Namespace is one regular expression of an application service's users,
+// aliases or rooms namespace. Dendrite does not anchor the expression
+// (it uses MatchString), so write ^...$ to match whole IDs.
+type Namespace struct {
+	Regex     string
+	Exclusive bool
+}
+
+// AppService is an application-service registration (the plugin is the
+// application service).
+type AppService struct {
+	// ID is unique per homeserver; "bridge" if empty.
+	ID string
+	// URL is where Dendrite pushes transactions
+	// (PUT URL/_matrix/app/v1/transactions/{txnId}); empty means Dendrite
+	// pushes nothing.
+	URL string
+	// ASToken authenticates the application service to Dendrite
+	// ("Authorization: Bearer ASToken"); random if empty.
+	ASToken string
+	// HSToken authenticates Dendrite to the application service: Dendrite
+	// sends "Authorization: Bearer HSToken" (and no access_token query
+	// parameter); random if empty.
+	HSToken string
+	// SenderLocalpart is the application service's own user, which Dendrite
+	// creates at start; "bridge" if empty.
+	SenderLocalpart string
+	// Users, Aliases and Rooms are the namespaces. An event is pushed if its
+	// sender, its room ID, the state key of an m.room.member event or one of
+	// the room's aliases matches, or if a user in Users is joined to the
+	// room.
+	Users, Aliases, Rooms []Namespace
+}
+
+// Options configure a Server. The zero value is a sensible default.
+type Options struct {
+	// ServerName is the homeserver's name, the part after the colon of user
+	// IDs; "localhost" if empty.
+	ServerName string
+	// AppService, if not nil, is written to a registration file listed in
+	// app_service_api.config_files. Server.AppService holds it with its
+	// defaults filled in.
+	AppService *AppService
+	// SharedSecret is registration_shared_secret; random if empty.
+	SharedSecret string
+	// LogLevel is Dendrite's log level ("trace", "debug", "info", "warn",
+	// "error"); "info" if empty.
+	LogLevel string
+}
+
+// Server is a running (or stopped) Dendrite.
+type Server struct {
+	// URL is the client-server (and application-service-facing) API,
+	// "http://127.0.0.1:<port>", without a trailing slash.
+	URL string
+	// ServerName is the homeserver's name, such as "localhost".
+	ServerName string
+	// SharedSecret is the registration shared secret.
+	SharedSecret string
+	// AppService is Options.AppService with defaults filled in, or nil.
+	AppService *AppService
+
+	// Dir holds the configuration, the key, the databases and the log.
+	Dir string
+	// ConfigFile is dendrite.yaml.
+	ConfigFile string
+	// LogFile is Dendrite's standard output and error.
+	LogFile string
+
+	opts     Options
+	dendrite string
+	port     int
+
+	mu     sync.Mutex
+	proc   *process
+	lastUp time.Duration
+}
+
+type process struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error // Wait's result, set before done is closed
+}
+
+var errPortInUse = errors.New("the port was taken by another process")
+
+// Start writes a signing key and a configuration in t.TempDir(), starts
+// Dendrite and waits until /_matrix/client/versions answers. It fails the
+// test if the binaries are missing (run "make dendrite") or Dendrite does not
+// come up. t.Cleanup stops it.
+func Start(t testing.TB, opts Options) *Server {
+	t.Helper()
+	dendrite, err := binary()
+	if err != nil {
+		t.Fatalf("dendritetest: %v", err)
+	}
+	if opts.ServerName == "" {
+		opts.ServerName = "localhost"
+	}
+	if opts.SharedSecret == "" {
+		opts.SharedSecret = randomString()
+	}
+	if opts.LogLevel == "" {
+		opts.LogLevel = "info"
+	}
+	dir := t.TempDir()
+	s := &Server{
+		ServerName:   opts.ServerName,
+		SharedSecret: opts.SharedSecret,
+		Dir:          dir,
+		ConfigFile:   filepath.Join(dir, "dendrite.yaml"),
+		LogFile:      filepath.Join(dir, "dendrite.log"),
+		opts:         opts,
+		dendrite:     dendrite,
+	}
+	if opts.AppService != nil {
+		as := *opts.AppService
+		if as.ID == "" {
+			as.ID = "bridge"
+		}
+		if as.ASToken == "" {
+			as.ASToken = randomString()
+		}
+		if as.HSToken == "" {
+			as.HSToken = randomString()
+		}
+		if as.SenderLocalpart == "" {
+			as.SenderLocalpart = "bridge"
+		}
+		s.AppService = &as
+	}
+	if err := s.writeKey(); err != nil {
+		t.Fatalf("dendritetest: signing key: %v", err)
+	}
+	if err := s.writeConfig(); err != nil {
+		t.Fatalf("dendritetest: %v", err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("dendritetest: last lines of %s:\n%s", s.LogFile, s.LogTail(40))
+		}
+		if err := s.Stop(); err != nil {
+			t.Logf("dendritetest: %v", err)
+		}
+	})
+
+	for attempt := 1; ; attempt++ {
+		if err := s.choosePort(); err != nil {
+			t.Fatalf("dendritetest: %v", err)
+		}
+		err := s.launch()
+		if err == nil {
+			break
+		}
+		if errors.Is(err, errPortInUse) && attempt < startAttempts {
+			t.Logf("dendritetest: %v; trying another port", err)
+			continue
+		}
+		t.Fatalf("dendritetest: %v", err)
+	}
+	return s
+}
+
+// binary finds the dendrite binary and checks its version.
+func binary() (string, error) {
+	path := os.Getenv(BinaryEnv)
+	if path == "" {
+		root, err := repoRoot()
+		if err != nil {
+			return "", err
+		}
+		path = filepath.Join(root, "bin", "dendrite")
+	}
+	if _, err := os.Stat(path); err != nil {
+		return "", fmt.Errorf("the Dendrite homeserver was not found (%v): run `make dendrite` in the repository root to build bin/dendrite", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, path, "-version").Output()
+	if err != nil {
+		return "", fmt.Errorf("%s -version: %v: run `make dendrite` to rebuild it", path, err)
+	}
+	if v := strings.TrimSpace(string(out)); v != Version {
+		return "", fmt.Errorf("%s is Dendrite %q, want %q: run `make dendrite` to rebuild it", path, v, Version)
+	}
+	return path, nil
+}
+
+// repoRoot walks up from the working directory (the package directory under
+// go test) to the directory holding build/tools/dendrite/go.mod.
+func repoRoot() (string, error) {
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for dir := wd; ; {
+		if _, err := os.Stat(filepath.Join(dir, "build", "tools", "dendrite", "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("no build/tools/dendrite/go.mod above %s: cannot find the repository's bin/dendrite; set %s or run the tests inside the repository", wd, BinaryEnv)
+		}
+		dir = parent
+	}
+}
+
+func randomString() string {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+// writeKey runs generate-keys, from beside the dendrite binary, for the
+// Ed25519 signing key.
+func (s *Server) writeKey() error {
+	gen := filepath.Join(filepath.Dir(s.dendrite), "generate-keys")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, gen, "-private-key", filepath.Join(s.Dir, "matrix_key.pem"))
+	cmd.Dir = s.Dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("%s: %v\n%s(run `make dendrite` to build it)", gen, err, out)
+	}
+	return nil
+}
+
+func (s *Server) writeConfig() error {
+	data := configData{
+		ServerName:   s.ServerName,
+		Dir:          s.Dir,
+		PrivateKey:   filepath.Join(s.Dir, "matrix_key.pem"),
+		JetStreamDir: filepath.Join(s.Dir, "jetstream"),
+		MediaDir:     filepath.Join(s.Dir, "media"),
+		SharedSecret: s.SharedSecret,
+		LogLevel:     s.opts.LogLevel,
+	}
+	if as := s.AppService; as != nil {
+		data.AppServiceFile = filepath.Join(s.Dir, "appservice.yaml")
+		var b bytes.Buffer
+		err := appServiceTemplate.Execute(&b, struct {
+			*AppService
+			Namespaces map[string][]Namespace
+		}{as, map[string][]Namespace{"users": as.Users, "aliases": as.Aliases, "rooms": as.Rooms}})
+		if err != nil {
+			return fmt.Errorf("application service registration: %w", err)
+		}
+		if err := os.WriteFile(data.AppServiceFile, b.Bytes(), 0o600); err != nil {
+			return err
+		}
+	}
+	var b bytes.Buffer
+	if err := configTemplate.Execute(&b, data); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	return os.WriteFile(s.ConfigFile, b.Bytes(), 0o600)
+}
+
+// Config returns the configuration file's text.
+func (s *Server) Config() string {
+	b, err := os.ReadFile(s.ConfigFile)
+	if err != nil {
+		return err.Error()
+	}
+	return string(b)
+}
+
+// choosePort finds a free loopback port.
+func (s *Server) choosePort() error {
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("find a free port: %w", err)
+	}
+	s.port = l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	s.URL = "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
+	return nil
+}
+
+// launch starts Dendrite and waits until it serves; on failure Dendrite is
+// killed.
+func (s *Server) launch() error {
+	s.mu.Lock()
+	running := s.proc != nil
+	s.mu.Unlock()
+	if running {
+		return errors.New("dendrite is already running")
+	}
+	logStart := fileSize(s.LogFile)
+	logf, err := os.OpenFile(s.LogFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
+	// The HTTPS listener only starts with -tls-cert and -tls-key, so
+	// -https-bind-address is moot; give it the same loopback address anyway
+	// so nothing could listen on all interfaces.
+	cmd := exec.Command(s.dendrite,
+		"-config", s.ConfigFile,
+		"-http-bind-address", addr,
+		"-https-bind-address", addr,
+	)
+	cmd.Dir = s.Dir
+	cmd.Stdout = logf
+	cmd.Stderr = logf
+	cmd.SysProcAttr = sysProcAttr()
+	began := time.Now()
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("start %s: %w", s.dendrite, err)
+	}
+	p := &process{cmd: cmd, done: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		logf.Close()
+		close(p.done)
+	}()
+	s.mu.Lock()
+	s.proc = p
+	s.mu.Unlock()
+
+	if err := s.waitUp(p, logStart); err != nil {
+		_ = s.stop(syscall.SIGKILL)
+		return err
+	}
+	s.mu.Lock()
+	s.lastUp = time.Since(began)
+	s.mu.Unlock()
+	return nil
+}
+
+func fileSize(name string) int64 {
+	fi, err := os.Stat(name)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+// waitUp polls /_matrix/client/versions until it answers 200, Dendrite
+// exits, or startTimeout passes.
+func (s *Server) waitUp(p *process, logStart int64) error {
+	client := &http.Client{Timeout: 2 * time.Second}
+	deadline := time.Now().Add(startTimeout)
+	for {
+		select {
+		case <-p.done:
+			log := s.logSince(logStart)
+			err := fmt.Errorf("dendrite exited while starting (%v)\n%s", p.err, lastLines(log, 30))
+			if strings.Contains(log, "address already in use") {
+				return fmt.Errorf("%w: %w", errPortInUse, err)
+			}
+			return err
+		default:
+		}
+		probeErr := s.probe(client)
+		if probeErr == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("dendrite did not answer within %v: %v\n%s", startTimeout, probeErr, lastLines(s.logSince(logStart), 30))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (s *Server) probe(client *http.Client) error {
+	resp, err := client.Get(s.URL + "/_matrix/client/versions")
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("/_matrix/client/versions: %s", resp.Status)
+	}
+	return nil
+}
+
+func (s *Server) logSince(offset int64) string {
+	b, err := os.ReadFile(s.LogFile)
+	if err != nil {
+		return fmt.Sprintf("(%v)\n", err)
+	}
+	if offset <= int64(len(b)) {
+		b = b[offset:]
+	}
+	return string(b)
+}
+
+// LogTail returns the last n lines of Dendrite's log.
+func (s *Server) LogTail(n int) string {
+	return lastLines(s.logSince(0), n)
+}
+
+func lastLines(text string, n int) string {
+	lines := strings.SplitAfter(text, "\n")
+	if len(lines) > 0 && lines[len(lines)-1] == "" {
+		lines = lines[:len(lines)-1]
+	}
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "")
+}
+
+// StartupTime is how long the last start or restart took until the client
+// API answered.
+func (s *Server) StartupTime() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lastUp
+}
+
+// Running reports whether Dendrite was started and has not been stopped,
+// killed or exited.
+func (s *Server) Running() bool {
+	s.mu.Lock()
+	p := s.proc
+	s.mu.Unlock()
+	if p == nil {
+		return false
+	}
+	select {
+	case <-p.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// Stop sends SIGTERM and waits for Dendrite to exit (killing it after 15s).
+// Stopping a stopped server does nothing. The error says whether Dendrite
+// had already exited on its own or had to be killed.
+func (s *Server) Stop() error {
+	return s.stop(syscall.SIGTERM)
+}
+
+// Kill sends SIGKILL, as a crash would, and waits for Dendrite to exit.
+func (s *Server) Kill() error {
+	return s.stop(syscall.SIGKILL)
+}
+
+func (s *Server) stop(sig syscall.Signal) error {
+	s.mu.Lock()
+	p := s.proc
+	s.proc = nil
+	s.mu.Unlock()
+	if p == nil {
+		return nil
+	}
+	select {
+	case <-p.done:
+		return fmt.Errorf("dendrite had already exited: %v", p.err)
+	default:
+	}
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		<-p.done
+		return nil
+	}
+	select {
+	case <-p.done:
+		return nil
+	case <-time.After(stopTimeout):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		return fmt.Errorf("dendrite did not exit within %v of %v and was killed", stopTimeout, sig)
+	}
+}
+
+// Restart stops Dendrite if it runs and starts it again with the same
+// configuration, key, data and port, waiting until it serves. Accounts,
+// access tokens, rooms and events persist.
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
+	if err := s.Stop(); err != nil {
+		t.Logf("dendritetest: %v", err)
+	}
+	if err := s.launch(); err != nil {
+		t.Fatalf("dendritetest: restart: %v", err)
+	}
+}
