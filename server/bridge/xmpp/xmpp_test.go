@@ -1,0 +1,100 @@
+package xmpp
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge"
+)
+
+func TestConfigValidate(t *testing.T) {
+	account := jid.MustParse("bridge@example.com")
+	good := Config{Mode: ModeClient, JID: account, Password: "pw", TLSMode: TLSStartTLS}
+	if err := good.Validate(); err != nil {
+		t.Fatalf("valid config refused: %v", err)
+	}
+	cases := map[string]Config{
+		"no password":          {Mode: ModeClient, JID: account, TLSMode: TLSStartTLS},
+		"component, no secret": {Mode: ModeComponent, ComponentDomain: jid.MustParse("bridge.example.com"), Address: "x:5347", TLSMode: TLSStartTLS},
+		"unknown mode":         {Mode: "telepathy", TLSMode: TLSStartTLS},
+		"plain, not loopback":  {Mode: ModeClient, JID: account, Password: "pw", TLSMode: TLSPlainLoopback, Address: "192.0.2.1:5222"},
+		"unknown TLS mode":     {Mode: ModeClient, JID: account, Password: "pw", TLSMode: "maybe"},
+	}
+	for name, c := range cases {
+		if err := c.Validate(); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	plain := Config{Mode: ModeClient, JID: account, Password: "pw", TLSMode: TLSPlainLoopback, Address: "127.0.0.1:5222"}
+	if err := plain.Validate(); err != nil {
+		t.Fatalf("plain loopback refused: %v", err)
+	}
+	for _, m := range plain.mechanisms() {
+		if m.Name == "PLAIN" {
+			t.Fatal("PLAIN offered on an unencrypted stream")
+		}
+	}
+}
+
+func TestDeliveryIDIsStableAcrossRetries(t *testing.T) {
+	d := &bridge.Delivery{Event: bridge.Event{Kind: bridge.KindMessage, Origin: bridge.Ref{Network: "mattermost", Room: "c", ID: "p1"}, Time: time.Unix(5, 0)}, Room: "r@muc.example"}
+	again := *d
+	if deliveryID(d) != deliveryID(&again) {
+		t.Fatal("the same delivery got two IDs")
+	}
+	other := *d
+	other.Room = "other@muc.example"
+	edit := *d
+	edit.Kind = bridge.KindEdit
+	if deliveryID(d) == deliveryID(&other) || deliveryID(d) == deliveryID(&edit) {
+		t.Fatal("different deliveries share an ID")
+	}
+}
+
+func TestReplaceWordsOnlyWholeWords(t *testing.T) {
+	got := replaceWords("@bob and @bobby, ask @Bob.", []string{"@bob", "Bob Builder"})
+	if got != "Bob Builder and @bobby, ask Bob Builder." {
+		t.Fatalf("got %q", got)
+	}
+	if got := replaceWords("cost $5", []string{"cost", "price $1"}); got != "price $1 $5" {
+		t.Fatalf("dollar signs in replacements must stay literal: %q", got)
+	}
+}
+
+func TestGhostLocalpart(t *testing.T) {
+	for in, want := range map[string]string{"alice": "mm-alice", "Al.Ice_9": "mm-al.ice_9", "ünï cödé": "mm-n-c-d"} {
+		if got := ghostLocalpart(bridge.Sender{Username: in, ID: "id1"}); got != want {
+			t.Errorf("ghostLocalpart(%q) = %q, want %q", in, got, want)
+		}
+	}
+	if got := ghostLocalpart(bridge.Sender{Username: "!!!", ID: "ABC"}); got != "mm-abc" {
+		t.Errorf("a name with nothing usable gave %q", got)
+	}
+}
+
+func TestExplainErrors(t *testing.T) {
+	err := explainNegotiation("example.com", errors.New("tls: failed to verify certificate: x509: certificate signed by unknown authority"))
+	if !errors.Is(err, ErrUntrustedCert) && !strings.Contains(err.Error(), "TLS") {
+		t.Fatalf("TLS failure explained as %v", err)
+	}
+	if _, ok := saslFailure(errors.New("plain error")); ok {
+		t.Fatal("a plain error taken for a SASL failure")
+	}
+}
+
+func TestBackoffGrowsWithJitterAndCaps(t *testing.T) {
+	for attempt := range 12 {
+		d := backoff(attempt)
+		ceiling := time.Second << min(attempt, 7)
+		if ceiling > 2*time.Minute {
+			ceiling = 2 * time.Minute
+		}
+		if d < ceiling/2 || d > ceiling {
+			t.Fatalf("attempt %d waits %v, want within [%v, %v]", attempt, d, ceiling/2, ceiling)
+		}
+	}
+}
