@@ -13,8 +13,6 @@ package dendritetest
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -28,6 +26,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/internal/servertest"
 )
 
 const (
@@ -125,14 +125,8 @@ type Server struct {
 	port     int
 
 	mu     sync.Mutex
-	proc   *process
+	proc   *servertest.Process
 	lastUp time.Duration
-}
-
-type process struct {
-	cmd  *exec.Cmd
-	done chan struct{}
-	err  error // Wait's result, set before done is closed
 }
 
 var errPortInUse = errors.New("the port was taken by another process")
@@ -151,7 +145,7 @@ func Start(t testing.TB, opts Options) *Server {
 		opts.ServerName = "localhost"
 	}
 	if opts.SharedSecret == "" {
-		opts.SharedSecret = randomString()
+		opts.SharedSecret = servertest.RandomString()
 	}
 	if opts.LogLevel == "" {
 		opts.LogLevel = "info"
@@ -172,10 +166,10 @@ func Start(t testing.TB, opts Options) *Server {
 			as.ID = "bridge"
 		}
 		if as.ASToken == "" {
-			as.ASToken = randomString()
+			as.ASToken = servertest.RandomString()
 		}
 		if as.HSToken == "" {
-			as.HSToken = randomString()
+			as.HSToken = servertest.RandomString()
 		}
 		if as.SenderLocalpart == "" {
 			as.SenderLocalpart = "bridge"
@@ -258,14 +252,6 @@ func repoRoot() (string, error) {
 	}
 }
 
-func randomString() string {
-	b := make([]byte, 16)
-	if _, err := rand.Read(b); err != nil {
-		panic(err)
-	}
-	return hex.EncodeToString(b)
-}
-
 // writeKey runs generate-keys, from beside the dendrite binary, for the
 // Ed25519 signing key.
 func (s *Server) writeKey() error {
@@ -341,7 +327,7 @@ func (s *Server) launch() error {
 	if running {
 		return errors.New("dendrite is already running")
 	}
-	logStart := fileSize(s.LogFile)
+	logStart := servertest.FileSize(s.LogFile)
 	logf, err := os.OpenFile(s.LogFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
@@ -356,20 +342,11 @@ func (s *Server) launch() error {
 		"-https-bind-address", addr,
 	)
 	cmd.Dir = s.Dir
-	cmd.Stdout = logf
-	cmd.Stderr = logf
-	cmd.SysProcAttr = sysProcAttr()
 	began := time.Now()
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return fmt.Errorf("start %s: %w", s.dendrite, err)
+	p, err := servertest.Launch("dendrite", cmd, logf)
+	if err != nil {
+		return err
 	}
-	p := &process{cmd: cmd, done: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		logf.Close()
-		close(p.done)
-	}()
 	s.mu.Lock()
 	s.proc = p
 	s.mu.Unlock()
@@ -384,24 +361,16 @@ func (s *Server) launch() error {
 	return nil
 }
 
-func fileSize(name string) int64 {
-	fi, err := os.Stat(name)
-	if err != nil {
-		return 0
-	}
-	return fi.Size()
-}
-
 // waitUp polls /_matrix/client/versions until it answers 200, Dendrite
 // exits, or startTimeout passes.
-func (s *Server) waitUp(p *process, logStart int64) error {
+func (s *Server) waitUp(p *servertest.Process, logStart int64) error {
 	client := &http.Client{Timeout: 2 * time.Second}
 	deadline := time.Now().Add(startTimeout)
 	for {
 		select {
-		case <-p.done:
+		case <-p.Done():
 			log := s.logSince(logStart)
-			err := fmt.Errorf("dendrite exited while starting (%v)\n%s", p.err, lastLines(log, 30))
+			err := fmt.Errorf("dendrite exited while starting (%v)\n%s", p.Err(), servertest.LastLines(log, 30))
 			if strings.Contains(log, "address already in use") {
 				return fmt.Errorf("%w: %w", errPortInUse, err)
 			}
@@ -413,7 +382,7 @@ func (s *Server) waitUp(p *process, logStart int64) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("dendrite did not answer within %v: %v\n%s", startTimeout, probeErr, lastLines(s.logSince(logStart), 30))
+			return fmt.Errorf("dendrite did not answer within %v: %v\n%s", startTimeout, probeErr, servertest.LastLines(s.logSince(logStart), 30))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -432,30 +401,12 @@ func (s *Server) probe(client *http.Client) error {
 }
 
 func (s *Server) logSince(offset int64) string {
-	b, err := os.ReadFile(s.LogFile)
-	if err != nil {
-		return fmt.Sprintf("(%v)\n", err)
-	}
-	if offset <= int64(len(b)) {
-		b = b[offset:]
-	}
-	return string(b)
+	return servertest.ReadFrom(s.LogFile, offset)
 }
 
 // LogTail returns the last n lines of Dendrite's log.
 func (s *Server) LogTail(n int) string {
-	return lastLines(s.logSince(0), n)
-}
-
-func lastLines(text string, n int) string {
-	lines := strings.SplitAfter(text, "\n")
-	if len(lines) > 0 && lines[len(lines)-1] == "" {
-		lines = lines[:len(lines)-1]
-	}
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "")
+	return servertest.LastLines(s.logSince(0), n)
 }
 
 // StartupTime is how long the last start or restart took until the client
@@ -472,15 +423,7 @@ func (s *Server) Running() bool {
 	s.mu.Lock()
 	p := s.proc
 	s.mu.Unlock()
-	if p == nil {
-		return false
-	}
-	select {
-	case <-p.done:
-		return false
-	default:
-		return true
-	}
+	return p != nil && p.Running()
 }
 
 // Stop sends SIGTERM and waits for Dendrite to exit (killing it after 15s).
@@ -503,23 +446,7 @@ func (s *Server) stop(sig syscall.Signal) error {
 	if p == nil {
 		return nil
 	}
-	select {
-	case <-p.done:
-		return fmt.Errorf("dendrite had already exited: %v", p.err)
-	default:
-	}
-	if err := p.cmd.Process.Signal(sig); err != nil {
-		<-p.done
-		return nil
-	}
-	select {
-	case <-p.done:
-		return nil
-	case <-time.After(stopTimeout):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-		return fmt.Errorf("dendrite did not exit within %v of %v and was killed", stopTimeout, sig)
-	}
+	return p.Stop(sig, stopTimeout)
 }
 
 // Restart stops Dendrite if it runs and starts it again with the same

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/internal/servertest"
 )
 
 // appService is a stand-in application service recording the transactions
@@ -150,7 +152,7 @@ func whoami(t *testing.T, s *Server, token string) string {
 // every event of the room is then pushed to the application service.
 func TestAppServiceUserNamespace(t *testing.T) {
 	t.Parallel()
-	hsToken := "hs-" + randomString()
+	hsToken := "hs-" + servertest.RandomString()
 	as, asSrv := newAppService(t, hsToken)
 	s := Start(t, Options{AppService: &AppService{
 		URL:             asSrv.URL,
@@ -236,7 +238,7 @@ func TestAppServiceUserNamespace(t *testing.T) {
 // that data, tokens and pushing survive a restart.
 func TestAppServiceRoomsNamespace(t *testing.T) {
 	t.Parallel()
-	hsToken := "hs-" + randomString()
+	hsToken := "hs-" + servertest.RandomString()
 	as, asSrv := newAppService(t, hsToken)
 	s := Start(t, Options{
 		ServerName: "matrix.test",

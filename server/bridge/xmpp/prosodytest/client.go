@@ -24,6 +24,8 @@ import (
 	"mellium.im/xmpp/mux"
 	"mellium.im/xmpp/ping"
 	"mellium.im/xmpp/stanza"
+
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/internal/servertest"
 )
 
 // nsSID is XEP-0359's namespace (origin-id, stanza-id).
@@ -394,7 +396,7 @@ func (c *Client) LeaveRoom(ctx context.Context, room jid.JID) error {
 // Say sends a groupchat message with body to room; the returned id is both
 // the stanza's id and its XEP-0359 origin-id.
 func (c *Client) Say(ctx context.Context, room jid.JID, body string) (string, error) {
-	id := randomString()
+	id := servertest.RandomString()
 	msg := stanza.Message{To: room.Bare(), Type: stanza.GroupChatMessage, ID: id}
 	err := c.session.Send(ctx, msg.Wrap(xmlstream.MultiReader(
 		xmlstream.Wrap(xmlstream.Token(xml.CharData(body)), xml.StartElement{Name: xml.Name{Local: "body"}}),
@@ -489,7 +491,7 @@ func (c *Client) Features(ctx context.Context, to jid.JID) ([]string, error) {
 // the server's default page of 20 (this server allows up to 1000).
 func (c *Client) FetchHistory(ctx context.Context, archive jid.JID, q history.Query) ([]Message, history.Result, error) {
 	if q.ID == "" {
-		q.ID = randomString()
+		q.ID = servertest.RandomString()
 	}
 	res, err := history.Fetch(ctx, q, archive, c.session)
 	if err != nil {

@@ -12,10 +12,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -31,6 +29,8 @@ import (
 	"time"
 
 	"mellium.im/xmpp/jid"
+
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/internal/servertest"
 )
 
 const (
@@ -130,15 +130,9 @@ type Server struct {
 	c2sPort, directTLSPort, componentPort, httpPort int
 
 	mu       sync.Mutex
-	proc     *process
+	proc     *servertest.Process
 	lastUp   time.Duration
 	observer string // password of the account RoomExists uses, once created
-}
-
-type process struct {
-	cmd  *exec.Cmd
-	done chan struct{}
-	err  error // Wait's result, set before done is closed
 }
 
 var errPortInUse = errors.New("a port was taken by another process")
@@ -161,7 +155,7 @@ func Start(t testing.TB, opts Options) *Server {
 		opts.Domain = "localhost"
 	}
 	if opts.ComponentSecret == "" {
-		opts.ComponentSecret = randomString()
+		opts.ComponentSecret = servertest.RandomString()
 	}
 	if opts.UploadSizeLimit == 0 {
 		opts.UploadSizeLimit = DefaultUploadSizeLimit
@@ -217,14 +211,6 @@ func Start(t testing.TB, opts Options) *Server {
 		t.Fatalf("prosodytest: %v", err)
 	}
 	return s
-}
-
-func randomString() string {
-	b := make([]byte, 16)
-	if _, err := rand.Read(b); err != nil {
-		panic(err)
-	}
-	return hex.EncodeToString(b)
 }
 
 func (s *Server) writeCertificates() error {
@@ -340,7 +326,7 @@ func (s *Server) launch() error {
 	if running {
 		return errors.New("prosody is already running")
 	}
-	logStart := fileSize(s.LogFile)
+	logStart := servertest.FileSize(s.LogFile)
 	console, err := os.OpenFile(s.consoleFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
@@ -349,20 +335,11 @@ func (s *Server) launch() error {
 	// option in favour of -D/-F).
 	cmd := exec.Command(s.prosody, "--config", s.ConfigFile, "-F")
 	cmd.Dir = s.Dir
-	cmd.Stdout = console
-	cmd.Stderr = console
-	cmd.SysProcAttr = sysProcAttr()
 	began := time.Now()
-	if err := cmd.Start(); err != nil {
-		console.Close()
-		return fmt.Errorf("start %s: %w", s.prosody, err)
+	p, err := servertest.Launch("prosody", cmd, console)
+	if err != nil {
+		return err
 	}
-	p := &process{cmd: cmd, done: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		console.Close()
-		close(p.done)
-	}()
 	s.mu.Lock()
 	s.proc = p
 	s.mu.Unlock()
@@ -377,22 +354,14 @@ func (s *Server) launch() error {
 	return nil
 }
 
-func fileSize(name string) int64 {
-	fi, err := os.Stat(name)
-	if err != nil {
-		return 0
-	}
-	return fi.Size()
-}
-
 // waitUp polls until every port serves, Prosody exits, logs an error, or
 // startTimeout passes.
-func (s *Server) waitUp(p *process, logStart int64) error {
+func (s *Server) waitUp(p *servertest.Process, logStart int64) error {
 	deadline := time.Now().Add(startTimeout)
 	for {
 		select {
-		case <-p.done:
-			return fmt.Errorf("prosody exited while starting (%v)\n%s", p.err, s.diagnostics())
+		case <-p.Done():
+			return fmt.Errorf("prosody exited while starting (%v)\n%s", p.Err(), s.diagnostics())
 		default:
 		}
 		if err := s.startupErrors(logStart); err != nil {
@@ -483,7 +452,7 @@ func (s *Server) probe() error {
 func (s *Server) diagnostics() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "--- last lines of %s:\n%s", s.LogFile, s.LogTail(30))
-	if console := tail(s.consoleFile, 15); strings.TrimSpace(console) != "" {
+	if console := servertest.LastLines(servertest.ReadFrom(s.consoleFile, 0), 15); strings.TrimSpace(console) != "" {
 		fmt.Fprintf(&b, "--- prosody's output (%s):\n%s", s.consoleFile, console)
 	}
 	return b.String()
@@ -491,22 +460,7 @@ func (s *Server) diagnostics() string {
 
 // LogTail returns the last n lines of Prosody's log.
 func (s *Server) LogTail(n int) string {
-	return tail(s.LogFile, n)
-}
-
-func tail(name string, n int) string {
-	b, err := os.ReadFile(name)
-	if err != nil {
-		return fmt.Sprintf("(%v)\n", err)
-	}
-	lines := strings.SplitAfter(string(b), "\n")
-	if len(lines) > 0 && lines[len(lines)-1] == "" {
-		lines = lines[:len(lines)-1]
-	}
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "")
+	return servertest.LastLines(servertest.ReadFrom(s.LogFile, 0), n)
 }
 
 // StartupTime is how long the last start or restart took until every port
@@ -523,15 +477,7 @@ func (s *Server) Running() bool {
 	s.mu.Lock()
 	p := s.proc
 	s.mu.Unlock()
-	if p == nil {
-		return false
-	}
-	select {
-	case <-p.done:
-		return false
-	default:
-		return true
-	}
+	return p != nil && p.Running()
 }
 
 // Stop sends SIGTERM and waits for Prosody to exit (killing it after 10s).
@@ -554,23 +500,7 @@ func (s *Server) stop(sig syscall.Signal) error {
 	if p == nil {
 		return nil
 	}
-	select {
-	case <-p.done:
-		return fmt.Errorf("prosody had already exited: %v", p.err)
-	default:
-	}
-	if err := p.cmd.Process.Signal(sig); err != nil {
-		<-p.done
-		return nil
-	}
-	select {
-	case <-p.done:
-		return nil
-	case <-time.After(stopTimeout):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-		return fmt.Errorf("prosody did not exit within %v of %v and was killed", stopTimeout, sig)
-	}
+	return p.Stop(sig, stopTimeout)
 }
 
 // Restart stops Prosody if it runs and starts it again with the same
@@ -669,7 +599,7 @@ func (s *Server) RoomExists(t testing.TB, room jid.JID) bool {
 	password := s.observer
 	s.mu.Unlock()
 	if password == "" {
-		password = randomString()
+		password = servertest.RandomString()
 		s.CreateUser(t, observer, password)
 		s.mu.Lock()
 		s.observer = password

@@ -1,6 +1,6 @@
 //go:build !linux
 
-package dendritetest
+package servertest
 
 import "syscall"
 
