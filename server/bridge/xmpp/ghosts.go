@@ -272,7 +272,7 @@ func (b *Bridge) handleGhostStanza(t xmlstream.TokenReadEncoder, start *xml.Star
 		if err != nil {
 			return nil
 		}
-		m, err := parseMessage(raw, b.cfg.maxBody())
+		m, err := parseMessage(raw)
 		if err != nil {
 			return nil
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/emoji"
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/xmppext/styling"
 )
 
 // Alias namespaces. In a room a message has two IDs: the one its sender
@@ -54,7 +55,7 @@ func (b *Bridge) sendTo(ctx context.Context, ev bridge.Event) {
 }
 
 func (b *Bridge) handleMessage(ctx context.Context, raw []byte) {
-	m, err := parseMessage(raw, b.cfg.maxBody())
+	m, err := parseMessage(raw)
 	if err != nil {
 		b.log.Debug("Ignoring a malformed XMPP message", "error", err.Error())
 		return
@@ -92,11 +93,7 @@ func (b *Bridge) handleMessage(ctx context.Context, raw []byte) {
 // are never held, or the delivery would wait for the catch-up. Callers hold
 // b.mu.
 func (b *Bridge) isReflection(m *inMsg) bool {
-	id := m.OriginID
-	if id == "" {
-		id = m.ID
-	}
-	_, ok := b.reflections[id]
+	_, ok := b.reflections[m.senderID()]
 	return ok
 }
 
@@ -196,14 +193,14 @@ func (b *Bridge) handleGroupchat(ctx context.Context, m *inMsg, archived bool) {
 		b.sendTo(ctx, ev)
 	case m.Replace != "":
 		ev := base
-		ev.Kind, ev.Target, ev.Text = bridge.KindEdit, b.resolveOrigin(key, m.Replace), b.readMentions(key, toMarkdown(m.Body))
+		ev.Kind, ev.Target, ev.Text = bridge.KindEdit, b.resolveOrigin(key, m.Replace), b.readMentions(key, styling.ToMarkdown(m.Body))
 		b.sendTo(ctx, ev)
 	case m.ReactionsTo != "":
 		b.relayReactions(ctx, base, m.ReactionsTo, m.Reactions)
 	case m.Body != "" || len(m.OOB) > 0:
 		ev := base
 		ev.Kind = bridge.KindMessage
-		ev.Text = b.readMentions(key, toMarkdown(m.Body))
+		ev.Text = b.readMentions(key, styling.ToMarkdown(m.Body))
 		ev.Parent = m.ReplyTo
 		ev.Text, ev.Attachments = b.fetchAll(ctx, ev.Text, m.OOB)
 		if ev.Text == "" && len(ev.Attachments) == 0 {
@@ -219,10 +216,7 @@ func (b *Bridge) handleGroupchat(ctx context.Context, m *inMsg, archived bool) {
 // remember records the aliases of a message seen in a room.
 func (b *Bridge) remember(room string, m *inMsg) {
 	stanzaID := m.StanzaID(m.From.Bare())
-	origin := m.OriginID
-	if origin == "" {
-		origin = m.ID
-	}
+	origin := m.senderID()
 	if stanzaID == "" || origin == "" || m.Replace != "" || m.Retract != "" || m.ReactionsTo != "" {
 		return
 	}
@@ -315,7 +309,7 @@ func (b *Bridge) relaySubject(ctx context.Context, roomJID jid.JID, nick string,
 	if nick == "" {
 		sender = bridge.Sender{Network: bridge.NetworkXMPP, ID: "room:" + roomJID.String(), Username: roomJID.Localpart(), DisplayName: roomJID.Localpart()}
 	}
-	text := "changed the room subject to: " + toMarkdown(*m.Subject)
+	text := "changed the room subject to: " + styling.ToMarkdown(*m.Subject)
 	if *m.Subject == "" {
 		text = "cleared the room subject"
 	}

@@ -39,6 +39,15 @@ type inMsg struct {
 	ArchiveID, QueryID string
 }
 
+// senderID is the ID the sender gave the message: its XEP-0359 origin-id,
+// else the stanza's id attribute.
+func (m *inMsg) senderID() string {
+	if m.OriginID != "" {
+		return m.OriginID
+	}
+	return m.ID
+}
+
 // StanzaID returns the ID that by (the room) assigned to the message.
 func (m *inMsg) StanzaID(by jid.JID) string {
 	if id := m.parsed.StanzaID(by); id != "" {
@@ -51,9 +60,12 @@ func (m *inMsg) StanzaID(by jid.JID) string {
 	return ""
 }
 
+// maxBody is the largest message body the bridge reads.
+const maxBody = 256 << 10
+
 // parseMessage decodes a message stanza, refusing bodies over maxBody bytes
 // and malformed extensions.
-func parseMessage(raw []byte, maxBody int) (*inMsg, error) {
+func parseMessage(raw []byte) (*inMsg, error) {
 	lim := msgparse.DefaultLimits
 	lim.MaxBody = maxBody
 	p, err := msgparse.Parse(xml.NewDecoder(bytes.NewReader(raw)), lim)

@@ -25,6 +25,7 @@ import (
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/xmppext/reply"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/xmppext/retract"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/xmppext/stanzaid"
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/xmppext/styling"
 )
 
 // reflectionWait bounds how long a delivery waits for the room to echo a
@@ -57,7 +58,7 @@ func (b *Bridge) Deliver(ctx context.Context, d *bridge.Delivery) (string, error
 
 	switch d.Kind {
 	case bridge.KindMessage:
-		body := fromMarkdown(b.writeMentions(roomJID, d.Text, d.Mentions))
+		body := styling.FromMarkdown(b.writeMentions(roomJID, d.Text, d.Mentions))
 		urls, notes, uerr := b.uploadAll(ctx, s, d.Attachments)
 		if uerr != nil {
 			return "", uerr
@@ -70,7 +71,7 @@ func (b *Bridge) Deliver(ctx context.Context, d *bridge.Delivery) (string, error
 		if v, ok, aerr := b.store.Alias(stanzaNS(room), d.TargetID); aerr == nil && ok {
 			origin = v
 		}
-		payload := xmlstream.MultiReader(bodyXML(prefix+fromMarkdown(b.writeMentions(roomJID, d.Text, d.Mentions))), emptyElement(correction.NS, "replace", xml.Attr{Name: xml.Name{Local: "id"}, Value: origin}))
+		payload := xmlstream.MultiReader(bodyXML(prefix+styling.FromMarkdown(b.writeMentions(roomJID, d.Text, d.Mentions))), emptyElement(correction.NS, "replace", xml.Attr{Name: xml.Name{Local: "id"}, Value: origin}))
 		return d.TargetID, s.Send(ctx, msg.Wrap(payload))
 	case bridge.KindDelete:
 		payload := xmlstream.MultiReader(
@@ -157,12 +158,8 @@ func (b *Bridge) sendMessage(ctx context.Context, s *xmpp.Session, msg stanza.Me
 // resolveReflection reports whether m is our own message coming back, and
 // hands its room-assigned ID to the delivery waiting for it.
 func (b *Bridge) resolveReflection(m *inMsg) bool {
-	id := m.OriginID
-	if id == "" {
-		id = m.ID
-	}
 	b.mu.Lock()
-	wait, ok := b.reflections[id]
+	wait, ok := b.reflections[m.senderID()]
 	b.mu.Unlock()
 	if !ok {
 		return false
