@@ -290,9 +290,7 @@ func (b *Bridge) withGhostJoin(ctx context.Context, s *xmpp.Session, r, g *room,
 	b.mu.Lock()
 	r.ourNicks[nick] = true
 	b.mu.Unlock()
-	p := stanza.Presence{To: occ, From: ghost, ID: randomID()}
-	history := xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Local: "history"}, Attr: []xml.Attr{{Name: xml.Name{Local: "maxstanzas"}, Value: "0"}}})
-	if serr := s.Send(ctx, p.Wrap(xmlstream.Wrap(history, xml.StartElement{Name: xml.Name{Space: nsMUC, Local: "x"}}))); serr != nil {
+	if serr := s.Send(ctx, joinPresence(occ, ghost)); serr != nil {
 		return serr
 	}
 	select {

@@ -125,6 +125,15 @@ func (b *Bridge) join(ctx context.Context, s *xmpp.Session, roomJID jid.JID) err
 
 var errNickConflict = errors.New("nickname already in use in the room")
 
+// joinPresence enters a room as occ (room/nick), from a given address on
+// component streams (zero otherwise). It asks for no history: missed
+// messages come from the archive, so each arrives once.
+func joinPresence(occ, from jid.JID) xml.TokenReader {
+	history := xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Local: "history"}, Attr: []xml.Attr{{Name: xml.Name{Local: "maxstanzas"}, Value: "0"}}})
+	x := xmlstream.Wrap(history, xml.StartElement{Name: xml.Name{Space: nsMUC, Local: "x"}})
+	return stanza.Presence{To: occ, From: from, ID: randomID()}.Wrap(x)
+}
+
 func (b *Bridge) sendJoin(ctx context.Context, s *xmpp.Session, r *room, from jid.JID, nick string) error {
 	occ, err := r.jid.WithResource(nick)
 	if err != nil {
@@ -136,13 +145,10 @@ func (b *Bridge) sendJoin(ctx context.Context, s *xmpp.Session, r *room, from ji
 	joined, joinErr := r.joined, r.joinErr
 	b.mu.Unlock()
 
-	p := stanza.Presence{To: occ, From: from, ID: randomID()}
 	if b.cfg.Mode != ModeComponent {
-		p.From = jid.JID{}
+		from = jid.JID{}
 	}
-	history := xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Local: "history"}, Attr: []xml.Attr{{Name: xml.Name{Local: "maxstanzas"}, Value: "0"}}})
-	x := xmlstream.Wrap(history, xml.StartElement{Name: xml.Name{Space: nsMUC, Local: "x"}})
-	if serr := s.Send(ctx, p.Wrap(x)); serr != nil {
+	if serr := s.Send(ctx, joinPresence(occ, from)); serr != nil {
 		return serr
 	}
 	select {
