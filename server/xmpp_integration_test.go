@@ -376,16 +376,23 @@ func (h *xmppHarness) expectExactlyOnceInOrder(what string, got func() []string,
 	h.t.Fatalf("%s:\n got  %q\n want %q", what, last, want)
 }
 
+// exchangeFirstMessages has alice say "mm 1" and carol "x 1", and waits
+// until each reached the other side: the link is live both ways.
+func (h *xmppHarness) exchangeFirstMessages() {
+	h.t.Helper()
+	h.post(h.alice, "mm 1", "")
+	h.roomMessage("mm 1", func(m prosodytest.Message) bool { return strings.HasSuffix(m.Body, "mm 1") })
+	if _, err := h.occupant.Say(h.ctx, h.room, "x 1"); err != nil {
+		h.t.Fatal(err)
+	}
+	h.channelPost("x 1", func(p *model.Post) bool { return p.Message == "x 1" })
+}
+
 // XMPP check 4a: Prosody dies while messages flow both ways and comes back:
 // every message arrives once, in order.
 func TestXMPPSurvivesProsodyRestart(t *testing.T) {
 	h := newXMPPHarness(t, "client")
-	h.post(h.alice, "mm 1", "")
-	h.roomMessage("mm 1", func(m prosodytest.Message) bool { return strings.HasSuffix(m.Body, "mm 1") })
-	if _, err := h.occupant.Say(h.ctx, h.room, "x 1"); err != nil {
-		t.Fatal(err)
-	}
-	h.channelPost("x 1", func(p *model.Post) bool { return p.Message == "x 1" })
+	h.exchangeFirstMessages()
 
 	if err := h.prosody.Kill(); err != nil {
 		t.Fatal(err)
@@ -416,12 +423,7 @@ func TestXMPPSurvivesProsodyRestart(t *testing.T) {
 // after activation every message arrives once, in order.
 func TestXMPPCatchesUpAfterDeactivation(t *testing.T) {
 	h := newXMPPHarness(t, "client")
-	h.post(h.alice, "mm 1", "")
-	h.roomMessage("mm 1", func(m prosodytest.Message) bool { return strings.HasSuffix(m.Body, "mm 1") })
-	if _, err := h.occupant.Say(h.ctx, h.room, "x 1"); err != nil {
-		t.Fatal(err)
-	}
-	h.channelPost("x 1", func(p *model.Post) bool { return p.Message == "x 1" })
+	h.exchangeFirstMessages()
 
 	h.n.Deactivate()
 	for _, text := range []string{"x 2", "x 3"} {
