@@ -15,3 +15,17 @@ type RoomWatcher interface {
 	RoomLinked(ctx context.Context, room string) error
 	RoomUnlinked(ctx context.Context, room string) error
 }
+
+// MemberWatcher is implemented by bridges that show who is in a linked
+// channel on the remote side (Matrix puppets join and leave with their
+// Mattermost users). member is the Mattermost user, as a Sender.
+type MemberWatcher interface {
+	MemberJoined(ctx context.Context, room string, member Sender) error
+	MemberLeft(ctx context.Context, room string, member Sender) error
+}
+
+// RoomCreator is implemented by bridges that can make a new remote room for
+// a channel. It returns the new room's canonical ID.
+type RoomCreator interface {
+	CreateRoom(ctx context.Context, name, topic string) (room string, err error)
+}
