@@ -23,7 +23,8 @@ func (k QueueKey) String() string { return k.Link + " -> " + k.Dest }
 // Task is the work of one queued item. It is called once per attempt with a
 // context that ends at the per-attempt timeout or when the bus is shut down;
 // it must honour it. Returning an error marked Permanent (or wrapping a
-// *DropReason) drops the item; any other error is retried.
+// *DropReason) drops the item; any other error is retried, after the delay
+// it carries from RetryAfter if it has one.
 type Task func(ctx context.Context) error
 
 // Item is what Enqueue accepts.
@@ -427,7 +428,7 @@ func (b *Bus) run(q *queue, it *queuedItem) (string, error) {
 		if b.opts.MaxAttempts > 0 && attempt >= b.opts.MaxAttempts {
 			return ReasonRetriesExhausted, err
 		}
-		delay := b.backoff(attempt)
+		delay, advised := b.retryDelay(attempt, err)
 		if b.opts.MaxAge > 0 && time.Since(it.enqueued)+delay > b.opts.MaxAge {
 			return ReasonExpired, err
 		}
@@ -436,7 +437,7 @@ func (b *Bus) run(q *queue, it *queuedItem) (string, error) {
 		q.lastError, q.lastErrorAt = err.Error(), time.Now()
 		b.mu.Unlock()
 		b.log.Debug("bridge: delivery failed, retrying", "link", q.key.Link, "dest", q.key.Dest,
-			"label", it.Label, "attempt", attempt, "retry_in", delay.String(), "error", err.Error())
+			"label", it.Label, "attempt", attempt, "retry_in", delay.String(), "advised", advised, "error", err.Error())
 
 		t := time.NewTimer(delay)
 		select {
@@ -460,6 +461,24 @@ func (b *Bus) attempt(it *queuedItem) (err error) {
 		}
 	}()
 	return it.Task(ctx)
+}
+
+// maxAdvisedDelay caps a delay a destination asks for with RetryAfter, so a
+// wrong or hostile hint (Retry-After: one day) cannot park a queue; MaxAge
+// still decides whether the item waits at all.
+const maxAdvisedDelay = 10 * time.Minute
+
+// retryDelay returns the wait after the given failed attempt: the delay err
+// carries from RetryAfter when it has one (advised is then true), else the
+// backoff. The item stays at the head of its queue while it waits, so what
+// is queued behind it keeps its order. A zero hint says nothing about how
+// long the destination needs, so it gets the backoff rather than a retry
+// at once, which could spin until MaxAge.
+func (b *Bus) retryDelay(attempt int, err error) (delay time.Duration, advised bool) {
+	if d, ok := RetryDelay(err); ok && d > 0 {
+		return min(d, maxAdvisedDelay), true
+	}
+	return b.backoff(attempt), false
 }
 
 // backoff returns the wait after the given failed attempt (1-based):

@@ -478,3 +478,133 @@ func TestPluginLogger(t *testing.T) {
 		t.Fatal("nil api")
 	}
 }
+
+func TestBusWaitsTheAdvisedDelay(t *testing.T) {
+	b := fastBus(t, BusOptions{})
+	c := newCollector()
+	key := QueueKey{"link", "matrix|room"}
+	const advised = 300 * time.Millisecond
+	var attempts []time.Time // only this queue's goroutine touches it
+	mustEnqueue(t, b, key, c.item("limited", func(context.Context) error {
+		attempts = append(attempts, time.Now())
+		if len(attempts) == 1 {
+			return RetryAfter(errors.New("429 too many requests"), advised)
+		}
+		return nil
+	}))
+	var behindAt time.Time
+	mustEnqueue(t, b, key, c.item("behind", func(context.Context) error {
+		behindAt = time.Now()
+		return nil
+	}))
+	got := c.wait(t, 2)
+	if got[0].label != "limited" || got[0].reason != "" || got[1].label != "behind" || got[1].reason != "" {
+		t.Fatalf("outcomes = %+v", got)
+	}
+	if len(attempts) != 2 {
+		t.Fatalf("%d attempts, want 2", len(attempts))
+	}
+	if gap := attempts[1].Sub(attempts[0]); gap < advised {
+		t.Fatalf("retried after %v, before the advised %v (the backoff is at most 2ms)", gap, advised)
+	}
+	if behindAt.Before(attempts[1]) {
+		t.Fatal("the item behind overtook the rate-limited one")
+	}
+	qs, _ := b.QueueStats(key)
+	if qs.Retries != 1 || qs.Delivered != 2 || qs.LastError != "429 too many requests" {
+		t.Fatalf("stats = %+v", qs)
+	}
+}
+
+func TestBusAdvisedDelayLimits(t *testing.T) {
+	t.Run("max age", func(t *testing.T) {
+		b := fastBus(t, BusOptions{MaxAge: 100 * time.Millisecond})
+		c := newCollector()
+		n := 0
+		mustEnqueue(t, b, QueueKey{"l", "d"}, c.item("x", func(context.Context) error {
+			n++
+			return RetryAfter(errors.New("slow down"), time.Second)
+		}))
+		if o := c.wait(t, 1)[0]; o.reason != ReasonExpired || n != 1 {
+			t.Fatalf("outcome = %+v after %d attempts", o, n)
+		}
+	})
+	t.Run("max attempts", func(t *testing.T) {
+		b := fastBus(t, BusOptions{MaxAttempts: 1})
+		c := newCollector()
+		mustEnqueue(t, b, QueueKey{"l", "d"}, c.item("x", func(context.Context) error {
+			return RetryAfter(errors.New("slow down"), time.Hour)
+		}))
+		if o := c.wait(t, 1)[0]; o.reason != ReasonRetriesExhausted {
+			t.Fatalf("outcome = %+v", o)
+		}
+	})
+	t.Run("permanent wins", func(t *testing.T) {
+		b := fastBus(t, BusOptions{})
+		c := newCollector()
+		mustEnqueue(t, b, QueueKey{"l", "d"}, c.item("x", func(context.Context) error {
+			return RetryAfter(Permanent(errors.New("forbidden")), time.Hour)
+		}))
+		if o := c.wait(t, 1)[0]; o.reason != ReasonPermanent {
+			t.Fatalf("outcome = %+v", o)
+		}
+	})
+	t.Run("shutdown", func(t *testing.T) {
+		b := fastBus(t, BusOptions{})
+		c := newCollector()
+		failed := make(chan struct{}, 1)
+		mustEnqueue(t, b, QueueKey{"l", "d"}, c.item("x", func(context.Context) error {
+			failed <- struct{}{}
+			return RetryAfter(errors.New("slow down"), time.Minute) // within MaxAge
+		}))
+		recv(t, failed, "the first attempt")
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		start := time.Now()
+		if n := b.Close(ctx); n != 1 {
+			t.Fatalf("Close abandoned %d, want 1", n)
+		}
+		if o := c.wait(t, 1)[0]; o.reason != ReasonShutdown {
+			t.Fatalf("outcome = %+v", o)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Fatalf("Close waited %v on an advised delay", d)
+		}
+	})
+	t.Run("cap and fallback", func(t *testing.T) {
+		b := NewBus(BusOptions{InitialBackoff: 250 * time.Millisecond})
+		defer b.Close(context.Background())
+		b.jitter = func(d time.Duration) time.Duration { return d }
+		if d, advised := b.retryDelay(1, fmt.Errorf("wrapped: %w", RetryAfter(errors.New("x"), 2*time.Second))); d != 2*time.Second || !advised {
+			t.Fatalf("advised delay = %v, %v", d, advised)
+		}
+		if d, _ := b.retryDelay(1, RetryAfter(errors.New("x"), 24*time.Hour)); d != maxAdvisedDelay {
+			t.Fatalf("a day's hint waits %v, want the cap %v", d, maxAdvisedDelay)
+		}
+		for _, err := range []error{errors.New("x"), RetryAfter(errors.New("x"), 0), RetryAfter(errors.New("x"), -time.Second)} {
+			if d, advised := b.retryDelay(1, err); d != 250*time.Millisecond || advised {
+				t.Fatalf("%v: delay %v advised %v, want the backoff", err, d, advised)
+			}
+		}
+	})
+}
+
+func TestRetryAfterErrors(t *testing.T) {
+	if RetryAfter(nil, time.Second) != nil {
+		t.Fatal("RetryAfter(nil) is not nil")
+	}
+	base := errors.New("rate limited")
+	err := fmt.Errorf("send: %w", RetryAfter(base, 1500*time.Millisecond))
+	if d, ok := RetryDelay(err); !ok || d != 1500*time.Millisecond {
+		t.Fatalf("RetryDelay = %v, %v", d, ok)
+	}
+	if !errors.Is(err, base) || err.Error() != "send: rate limited" || IsPermanent(err) || DropCode(err) != "" {
+		t.Fatalf("wrapped error: %v", err)
+	}
+	if _, ok := RetryDelay(base); ok {
+		t.Fatal("a plain error carries a delay")
+	}
+	if d, ok := RetryDelay(RetryAfter(base, -time.Second)); !ok || d != 0 {
+		t.Fatalf("negative delay = %v, %v", d, ok)
+	}
+}

@@ -3,6 +3,7 @@ package bridge
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // ErrNotConfigured is returned by a bridge whose settings are incomplete.
@@ -40,6 +41,36 @@ func IsPermanent(err error) bool {
 	}
 	var d *DropReason
 	return errors.As(err, &d)
+}
+
+type retryAfterError struct {
+	err   error
+	delay time.Duration
+}
+
+func (e retryAfterError) Error() string { return e.err.Error() }
+func (e retryAfterError) Unwrap() error { return e.err }
+
+// RetryAfter wraps err with the delay the destination asked for before the
+// next attempt (an HTTP 429's Retry-After, Matrix's retry_after_ms). The bus
+// then waits that long instead of its own backoff: retrying sooner only earns
+// another refusal, and backing off longer delays the queue for nothing. A
+// negative d counts as 0. RetryAfter(nil, d) is nil.
+func RetryAfter(err error, d time.Duration) error {
+	if err == nil {
+		return nil
+	}
+	return retryAfterError{err: err, delay: max(d, 0)}
+}
+
+// RetryDelay returns the delay carried by err, or anything it wraps, from
+// RetryAfter; ok is false when there is none.
+func RetryDelay(err error) (d time.Duration, ok bool) {
+	var r retryAfterError
+	if errors.As(err, &r) {
+		return r.delay, true
+	}
+	return 0, false
 }
 
 // ErrInvalidEvent is wrapped by the error Receive returns for an event that
