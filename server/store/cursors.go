@@ -110,3 +110,17 @@ func (s *Store) MarkSeen(namespace, id string, ttl time.Duration) (first bool, e
 	}
 	return s.insert(seenKey(namespace, id), b, ttlSeconds(ttl))
 }
+
+// Seen reports whether id was recorded in namespace by MarkSeen and has
+// not expired. Callers that must finish work before recording it check
+// with Seen first and MarkSeen after.
+func (s *Store) Seen(namespace, id string) (bool, error) {
+	if err := checkString("namespace", namespace); err != nil {
+		return false, err
+	}
+	if err := checkString("ID", id); err != nil {
+		return false, err
+	}
+	b, err := s.get(seenKey(namespace, id))
+	return b != nil, err
+}

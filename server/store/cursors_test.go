@@ -113,3 +113,25 @@ func TestMarkSeen(t *testing.T) {
 		t.Fatalf("%d callers were first", firsts.Load())
 	}
 }
+
+func TestSeenOnlyReads(t *testing.T) {
+	s, _, clock := newClockedStore(t)
+	if seen, err := s.Seen("matrix-txn", "t1"); err != nil || seen {
+		t.Fatalf("Seen before MarkSeen = %v, %v", seen, err)
+	}
+	if seen, _ := s.Seen("matrix-txn", "t1"); seen {
+		t.Fatal("Seen recorded the ID")
+	}
+	_, err := s.MarkSeen("matrix-txn", "t1", time.Hour)
+	must(t, err)
+	if seen, err := s.Seen("matrix-txn", "t1"); err != nil || !seen {
+		t.Fatalf("Seen after MarkSeen = %v, %v", seen, err)
+	}
+	clock.Advance(time.Hour)
+	if seen, _ := s.Seen("matrix-txn", "t1"); seen {
+		t.Fatal("Seen after expiry")
+	}
+	if _, err := s.Seen("", "t1"); err == nil {
+		t.Fatal("empty namespace accepted")
+	}
+}

@@ -1,0 +1,302 @@
+package matrix
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"maunium.net/go/mautrix/appservice"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/format"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge"
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/emoji"
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/store"
+)
+
+// handleTransaction hands a transaction's events to the core in order. It
+// returns an error (and the status to answer with) when the homeserver
+// should send the transaction again; a transaction already handled, here or
+// on another node, is acknowledged without doing anything.
+func (b *Bridge) handleTransaction(ctx context.Context, txnID string, txn *appservice.Transaction) (int, error) {
+	b.txnMu.Lock()
+	defer b.txnMu.Unlock()
+	b.mu.Lock()
+	sink := b.sink
+	b.mu.Unlock()
+	if sink == nil {
+		return http.StatusServiceUnavailable, errors.New("the Matrix bridge is not running")
+	}
+	seen, err := b.store.Seen(nsTxn, txnID)
+	if err != nil {
+		return http.StatusInternalServerError, fmt.Errorf("check the transaction: %w", err)
+	}
+	if seen {
+		return http.StatusOK, nil
+	}
+	for _, evt := range txn.Events {
+		err := b.handleEvent(ctx, sink, evt)
+		switch {
+		case err == nil:
+		case errors.Is(err, errBadEvent), errors.Is(err, bridge.ErrInvalidEvent), errors.Is(err, bridge.ErrNotLinked):
+			// Refusing the transaction would make the homeserver resend
+			// it forever; the rest of it still counts.
+			b.log.Warn("Skipped a Matrix event", "txn", txnID, "error", err.Error())
+		default:
+			b.log.Warn("Matrix transaction failed; the homeserver will send it again", "txn", txnID, "error", err.Error())
+			return http.StatusInternalServerError, err
+		}
+	}
+	if _, err := b.store.MarkSeen(nsTxn, txnID, txnMemory); err != nil {
+		// Safe to fail: events already handed on are deduplicated when the
+		// homeserver sends the transaction again.
+		return http.StatusInternalServerError, fmt.Errorf("record the transaction: %w", err)
+	}
+	if len(txn.Events) > 0 {
+		b.touched()
+	}
+	return http.StatusOK, nil
+}
+
+func (b *Bridge) handleEvent(ctx context.Context, sink bridge.Sink, evt *event.Event) error {
+	if evt == nil || evt.RoomID == "" || evt.ID == "" || evt.Sender == "" || evt.Type.Type == "" {
+		return fmt.Errorf("%w: missing room_id, event_id, sender or type", errBadEvent)
+	}
+	if err := evt.Content.ParseRaw(evt.Type); err != nil && !errors.Is(err, event.ErrContentAlreadyParsed) && !errors.Is(err, event.ErrUnsupportedContentType) {
+		return fmt.Errorf("%w: %s %s: %v", errBadEvent, evt.Type.Type, evt.ID, err)
+	}
+	if evt.Type == event.StateMember {
+		return b.handleMember(ctx, evt)
+	}
+	// Loop prevention by identity: whatever the bot or a puppet did, the
+	// bridge did.
+	if evt.Sender == b.bot || b.ownsUser(evt.Sender) {
+		return nil
+	}
+	if _, err := b.store.ChannelForRoom(bridge.NetworkMatrix, string(evt.RoomID)); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		return err
+	}
+	ev, err := b.toEvent(ctx, evt)
+	if err != nil || ev == nil {
+		return err
+	}
+	return sink.Receive(ctx, *ev)
+}
+
+// handleMember keeps names and pictures current and accepts invitations to
+// the bot, so invite-only rooms can be mapped.
+func (b *Bridge) handleMember(ctx context.Context, evt *event.Event) error {
+	c, ok := evt.Content.Parsed.(*event.MemberEventContent)
+	if !ok || evt.StateKey == nil {
+		return fmt.Errorf("%w: member event without content or state key", errBadEvent)
+	}
+	user := id.UserID(*evt.StateKey)
+	b.mu.Lock()
+	if c.Membership == event.MembershipJoin {
+		b.profiles[string(evt.RoomID)+"|"+string(user)] = profile{Name: c.Displayname, Avatar: c.AvatarURL}
+	} else {
+		delete(b.profiles, string(evt.RoomID)+"|"+string(user))
+	}
+	b.mu.Unlock()
+	if user == b.bot && c.Membership == event.MembershipInvite {
+		if _, err := b.as.BotIntent().JoinRoomByID(ctx, evt.RoomID); err != nil {
+			b.log.Warn("Matrix bot could not accept an invitation", "room", evt.RoomID.String(), "error", err.Error())
+		}
+	}
+	return nil
+}
+
+// toEvent translates a room event; nil means it is not something the bridge
+// carries (state, typing, unknown types).
+func (b *Bridge) toEvent(ctx context.Context, evt *event.Event) (*bridge.Event, error) {
+	ev := &bridge.Event{
+		Kind:   bridge.KindMessage,
+		Origin: bridge.Ref{Network: bridge.NetworkMatrix, Room: string(evt.RoomID), ID: string(evt.ID)},
+		Time:   time.UnixMilli(evt.Timestamp).UTC(),
+	}
+	switch evt.Type {
+	case event.EventMessage, event.EventSticker:
+		c, ok := evt.Content.Parsed.(*event.MessageEventContent)
+		if !ok {
+			return nil, fmt.Errorf("%w: %s has no message content", errBadEvent, evt.ID)
+		}
+		ev.Sender = b.sender(ctx, evt.RoomID, evt.Sender)
+		if err := b.message(ctx, ev, evt, c); err != nil {
+			return nil, err
+		}
+	case event.EventReaction:
+		c, ok := evt.Content.Parsed.(*event.ReactionEventContent)
+		if !ok || c.RelatesTo.Type != event.RelAnnotation || c.RelatesTo.EventID == "" || c.RelatesTo.Key == "" {
+			return nil, fmt.Errorf("%w: reaction %s without an annotation", errBadEvent, evt.ID)
+		}
+		ev.Kind, ev.Target, ev.Emoji = bridge.KindReactionAdd, string(c.RelatesTo.EventID), reactionName(c.RelatesTo.Key)
+		ev.Sender = b.sender(ctx, evt.RoomID, evt.Sender)
+		// A reaction is taken back by redacting it: remember what it was.
+		if err := b.store.SetAlias(nsReaction, string(evt.ID), ev.Target+"\n"+ev.Emoji); err != nil {
+			return nil, err
+		}
+	case event.EventRedaction:
+		redacts := evt.Redacts
+		if c, ok := evt.Content.Parsed.(*event.RedactionEventContent); ok && redacts == "" {
+			redacts = c.Redacts
+		}
+		if redacts == "" {
+			return nil, fmt.Errorf("%w: redaction %s names no event", errBadEvent, evt.ID)
+		}
+		ev.Sender = b.sender(ctx, evt.RoomID, evt.Sender)
+		ev.Kind, ev.Target = bridge.KindDelete, string(redacts)
+		was, ok, err := b.store.Alias(nsReaction, string(redacts))
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			target, key, _ := strings.Cut(was, "\n")
+			ev.Kind, ev.Target, ev.Emoji = bridge.KindReactionRemove, target, key
+		}
+	default:
+		return nil, nil
+	}
+	return ev, nil
+}
+
+func reactionName(key string) string {
+	if name, ok := emoji.ToName(key); ok {
+		return name
+	}
+	return key
+}
+
+// message fills ev from an m.room.message: edits, replies and threads,
+// text and files.
+func (b *Bridge) message(ctx context.Context, ev *bridge.Event, evt *event.Event, c *event.MessageEventContent) error {
+	if rel := c.RelatesTo; rel != nil {
+		switch {
+		case rel.Type == event.RelReplace:
+			if rel.EventID == "" {
+				return fmt.Errorf("%w: edit %s names no event", errBadEvent, evt.ID)
+			}
+			ev.Kind, ev.Target = bridge.KindEdit, string(rel.EventID)
+			if c.NewContent != nil {
+				c = c.NewContent
+			}
+			ev.Text = b.text(ctx, c)
+			return nil
+		case rel.Type == event.RelThread:
+			ev.Parent = string(rel.EventID)
+		case rel.InReplyTo != nil:
+			ev.Parent = string(rel.InReplyTo.EventID)
+		}
+		c.RemoveReplyFallback()
+	}
+	switch c.MsgType {
+	case event.MsgImage, event.MsgFile, event.MsgVideo, event.MsgAudio:
+		att, err := b.attachment(c)
+		if err != nil {
+			return err
+		}
+		ev.Attachments = []bridge.Attachment{att}
+		if c.FileName != "" && c.Body != "" && c.Body != c.FileName {
+			ev.Text = b.text(ctx, c) // a caption
+		}
+	case event.MsgEmote:
+		name := ev.Sender.DisplayName
+		if name == "" {
+			name = ev.Sender.Username
+		}
+		ev.Text = "*" + name + " " + b.text(ctx, c) + "*"
+	default:
+		if evt.Type == event.EventSticker {
+			att, err := b.attachment(c)
+			if err != nil {
+				return err
+			}
+			ev.Attachments = []bridge.Attachment{att}
+			return nil
+		}
+		ev.Text = b.text(ctx, c)
+	}
+	if strings.TrimSpace(ev.Text) == "" && len(ev.Attachments) == 0 {
+		return fmt.Errorf("%w: %s has neither text nor a file", errBadEvent, evt.ID)
+	}
+	return nil
+}
+
+// text renders a message as Mattermost markdown; pills become @mentions of
+// the people's Mattermost accounts.
+func (b *Bridge) text(ctx context.Context, c *event.MessageEventContent) string {
+	if c.Format != event.FormatHTML || c.FormattedBody == "" {
+		return c.Body
+	}
+	parser := *format.MarkdownHTMLParser
+	parser.PillConverter = func(displayname, mxid, eventID string, fctx format.Context) string {
+		if strings.HasPrefix(mxid, "@") {
+			if name := b.mattermostName(id.UserID(mxid)); name != "" {
+				return "@" + name
+			}
+			return displayname
+		}
+		return format.DefaultPillConverter(displayname, mxid, eventID, fctx)
+	}
+	return parser.Parse(c.FormattedBody, format.NewContext(ctx))
+}
+
+// mattermostName is the Mattermost username a Matrix user appears as:
+// puppets are Mattermost users, others their bridged account, if any.
+func (b *Bridge) mattermostName(user id.UserID) string {
+	if local, ok := b.puppetUsername(user); ok {
+		return local
+	}
+	if u, err := b.store.GetRemoteUser(bridge.NetworkMatrix, string(user)); err == nil && u.Username != "" {
+		return u.Username
+	}
+	return ""
+}
+
+// sender describes a Matrix user with their name and picture in the room.
+func (b *Bridge) sender(ctx context.Context, room id.RoomID, user id.UserID) bridge.Sender {
+	p := b.profile(ctx, room, user)
+	local, _, _ := user.Parse()
+	s := bridge.Sender{Network: bridge.NetworkMatrix, ID: string(user), Username: local, DisplayName: p.Name}
+	if p.Avatar != "" {
+		s.AvatarURL, s.AvatarHash = string(p.Avatar), string(p.Avatar)
+		s.Avatar = func(ctx context.Context) ([]byte, error) {
+			rc, err := b.download(ctx, p.Avatar.ParseOrIgnore(), 5<<20)
+			if err != nil {
+				return nil, err
+			}
+			defer rc.Close()
+			return io.ReadAll(rc)
+		}
+	}
+	return s
+}
+
+// profile returns the person's room profile, asking the homeserver the
+// first time; member events in later transactions keep it current.
+func (b *Bridge) profile(ctx context.Context, room id.RoomID, user id.UserID) profile {
+	key := string(room) + "|" + string(user)
+	b.mu.Lock()
+	p, ok := b.profiles[key]
+	b.mu.Unlock()
+	if ok {
+		return p
+	}
+	var m event.MemberEventContent
+	if err := b.as.BotIntent().StateEvent(ctx, room, event.StateMember, string(user), &m); err != nil {
+		b.log.Debug("Could not read a Matrix member's profile", "user", string(user), "error", err.Error())
+		return profile{}
+	}
+	p = profile{Name: m.Displayname, Avatar: m.AvatarURL}
+	b.mu.Lock()
+	b.profiles[key] = p
+	b.mu.Unlock()
+	return p
+}
