@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/mattermost/mattermost/server/public/model"
 
@@ -29,6 +30,54 @@ type Spec struct {
 	// ParseRoom checks a room's syntax and returns its normalized form. The
 	// message of its error is shown to the user.
 	ParseRoom func(string) (string, error)
+	// Extra are the network's own subcommands, beside the shared ones. They
+	// show in help and autocomplete and, like the others, run for system
+	// admins only. An Extra named like a shared subcommand ("map", "help"...)
+	// or like an earlier Extra is ignored, so a network cannot change what
+	// the shared ones do.
+	Extra []Subcommand
+}
+
+// Subcommand is one network-specific subcommand, such as
+// /matrixbridge registration.
+type Subcommand struct {
+	// Name is what people type after the trigger: one lower-case word.
+	Name string
+	// Args hints at the arguments in help and autocomplete, e.g. "[room]";
+	// empty when there are none.
+	Args string
+	// Help is one line for help and autocomplete.
+	Help string
+	// Run answers the command. Its text, or the message of its error, is
+	// shown only to the person who ran it.
+	Run func(ctx context.Context, call Call) (string, error)
+}
+
+// Call is what a Subcommand runs with.
+type Call struct {
+	Args *model.CommandArgs
+	// Fields are the words after the subcommand's name.
+	Fields []string
+	Spec   Spec
+}
+
+// builtins are the shared subcommands and their aliases.
+var builtins = map[string]bool{"help": true, "map": true, "link": true, "unmap": true, "unlink": true, "status": true, "list": true}
+
+// extras returns the Extra subcommands of s that can run, in order.
+func (s Spec) extras() []Subcommand {
+	var out []Subcommand
+	seen := map[string]bool{}
+	for _, sub := range s.Extra {
+		name := sub.Name
+		if name == "" || name != strings.ToLower(name) || strings.ContainsFunc(name, unicode.IsSpace) ||
+			builtins[name] || seen[name] || sub.Run == nil {
+			continue
+		}
+		seen[name] = true
+		out = append(out, sub)
+	}
+	return out
 }
 
 // Links is the part of the store the commands change.
@@ -92,7 +141,19 @@ func (h *Handler) Commands() []*model.Command {
 		ac.AddCommand(u)
 		ac.AddCommand(model.NewAutocompleteData("status", "", "Show this channel's links and the bridge's health"))
 		ac.AddCommand(model.NewAutocompleteData("list", "", fmt.Sprintf("List every channel linked with %s", s.Title)))
+		names := []string{"map", "unmap", "status", "list"}
+		for _, x := range s.extras() {
+			xc := model.NewAutocompleteData(x.Name, x.Args, x.Help)
+			if x.Args != "" {
+				// Positional arguments must be "required" for the server; Run
+				// still checks its own and says what is wrong, as unmap does.
+				xc.AddTextArgument("", x.Args, "")
+			}
+			ac.AddCommand(xc)
+			names = append(names, x.Name)
+		}
 		ac.AddCommand(model.NewAutocompleteData("help", "", "Show help"))
+		names = append(names, "help")
 		for _, sub := range ac.SubCommands {
 			sub.RoleID = model.SystemAdminRoleId
 		}
@@ -102,7 +163,7 @@ func (h *Handler) Commands() []*model.Command {
 			DisplayName:      s.Title + " Bridge",
 			Description:      fmt.Sprintf("Link Mattermost channels with %s rooms", s.Title),
 			AutoComplete:     true,
-			AutoCompleteDesc: "Available commands: map, unmap, status, list, help",
+			AutoCompleteDesc: "Available commands: " + strings.Join(names, ", "),
 			AutoCompleteHint: "[command]",
 			AutocompleteData: ac,
 		})
@@ -141,6 +202,15 @@ func (h *Handler) Execute(ctx context.Context, args *model.CommandArgs) *model.C
 	case "list":
 		return reply(h.list(spec))
 	}
+	for _, x := range spec.extras() {
+		if x.Name == sub {
+			text, err := x.Run(ctx, Call{Args: args, Fields: rest, Spec: spec})
+			if err != nil {
+				return reply(err.Error())
+			}
+			return reply(text)
+		}
+	}
 	return reply(fmt.Sprintf("Unknown subcommand %q.\n\n%s", sub, h.help(spec)))
 }
 
@@ -149,14 +219,23 @@ func reply(text string) *model.CommandResponse {
 }
 
 func (h *Handler) help(s Spec) string {
+	var extra strings.Builder
+	for _, x := range s.extras() {
+		usage := x.Name
+		if x.Args != "" {
+			usage += " " + x.Args
+		}
+		fmt.Fprintf(&extra, "* `/%s %s`: %s\n", s.Trigger, usage, x.Help)
+	}
 	return fmt.Sprintf("#### /%[1]s: link this channel with %[2]s rooms\n"+
 		"* `/%[1]s map <%[3]s>`: link this channel with a %[2]s room, e.g. `/%[1]s map %[4]s`\n"+
 		"* `/%[1]s unmap [%[3]s]`: unlink a %[2]s room from this channel\n"+
 		"* `/%[1]s status`: show this channel's links and the %[2]s bridge's health\n"+
 		"* `/%[1]s list`: list every channel linked with %[2]s\n"+
+		"%[5]s"+
 		"* `/%[1]s help`: show this help\n\n"+
 		"A channel can be linked with rooms on several networks at once; messages from any of them reach all the others.",
-		s.Trigger, s.Title, s.RoomArg, s.RoomExample)
+		s.Trigger, s.Title, s.RoomArg, s.RoomExample, extra.String())
 }
 
 func (h *Handler) mapRoom(ctx context.Context, s Spec, args *model.CommandArgs, rest []string) string {

@@ -52,7 +52,7 @@ type fixture struct {
 	team    string
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T, extra ...Subcommand) *fixture {
 	t.Helper()
 	f := &fixture{
 		kv: memkv.New(nil).Plugin("p"), net: &checkingNetwork{fakeNet: bridgetest.New(testNet)},
@@ -67,6 +67,7 @@ func newFixture(t *testing.T) *fixture {
 			}
 			return s, nil
 		},
+		Extra: extra,
 	}
 	f.h = NewHandler(Env{
 		Links: f.st,
@@ -188,5 +189,82 @@ func TestCommandsHaveAutocomplete(t *testing.T) {
 	}
 	if strings.Join(subs, ",") != "map,unmap,status,list,help" {
 		t.Fatalf("subcommands = %v", subs)
+	}
+}
+
+func TestExtraSubcommands(t *testing.T) {
+	var calls []Call
+	echo := Subcommand{Name: "echo", Args: "[words]", Help: "Repeat the words", Run: func(_ context.Context, c Call) (string, error) {
+		calls = append(calls, c)
+		return "echo: " + strings.Join(c.Fields, " "), nil
+	}}
+	fail := Subcommand{Name: "fail", Help: "Always fails", Run: func(context.Context, Call) (string, error) {
+		return "", errors.New("the homeserver is not set up: set Site URL first")
+	}}
+	never := func(context.Context, Call) (string, error) {
+		t.Error("an ignored subcommand ran")
+		return "", nil
+	}
+	f := newFixture(t, echo, fail,
+		Subcommand{Name: "map", Help: "Shadows map", Run: never},
+		Subcommand{Name: "echo", Help: "Second echo", Run: never},
+		Subcommand{Name: "Loud", Help: "Not lower case", Run: never},
+		Subcommand{Name: "", Help: "No name", Run: never},
+		Subcommand{Name: "norun", Help: "No Run"},
+	)
+
+	resp := f.h.Execute(context.Background(), &model.CommandArgs{UserId: f.admin, ChannelId: f.channel, TeamId: f.team, Command: "/testbridge Echo  one two"})
+	if resp.Text != "echo: one two" || resp.ResponseType != model.CommandResponseTypeEphemeral {
+		t.Fatalf("echo answered %+v", resp)
+	}
+	if len(calls) != 1 || calls[0].Args.ChannelId != f.channel || calls[0].Spec.Trigger != "testbridge" || strings.Join(calls[0].Fields, ",") != "one,two" {
+		t.Fatalf("calls = %+v", calls)
+	}
+	resp = f.h.Execute(context.Background(), &model.CommandArgs{UserId: f.admin, ChannelId: f.channel, TeamId: f.team, Command: "/testbridge fail"})
+	if resp.Text != "the homeserver is not set up: set Site URL first" || resp.ResponseType != model.CommandResponseTypeEphemeral {
+		t.Fatalf("fail answered %+v", resp)
+	}
+	if got := f.run(f.user, "/testbridge echo hi"); !strings.Contains(got, "Only system admins") || len(calls) != 1 {
+		t.Fatalf("echo by a regular user: %q (%d calls)", got, len(calls))
+	}
+	// Shared subcommands cannot be replaced, and broken extras do not run.
+	if got := f.run(f.admin, "/testbridge map lobby"); !strings.Contains(got, "Linked this channel") {
+		t.Fatalf("map: %q", got)
+	}
+	for _, cmd := range []string{"/testbridge loud", "/testbridge norun"} {
+		if got := f.run(f.admin, cmd); !strings.Contains(got, "Unknown subcommand") {
+			t.Errorf("%s: %q", cmd, got)
+		}
+	}
+
+	help := f.run(f.admin, "/testbridge help")
+	if !strings.Contains(help, "* `/testbridge echo [words]`: Repeat the words\n* `/testbridge fail`: Always fails\n* `/testbridge help`") {
+		t.Fatalf("help does not list the extras before help:\n%s", help)
+	}
+	for _, ignored := range []string{"Shadows map", "Second echo", "Not lower case", "No name", "No Run"} {
+		if strings.Contains(help, ignored) {
+			t.Errorf("help lists an ignored subcommand: %q", ignored)
+		}
+	}
+
+	cmd := f.h.Commands()[0]
+	if err := cmd.AutocompleteData.IsValid(); err != nil {
+		t.Fatalf("autocomplete data invalid: %v", err)
+	}
+	var subs []string
+	for _, s := range cmd.AutocompleteData.SubCommands {
+		subs = append(subs, s.Trigger)
+		if s.RoleID != model.SystemAdminRoleId {
+			t.Errorf("%s is offered to %q", s.Trigger, s.RoleID)
+		}
+	}
+	if strings.Join(subs, ",") != "map,unmap,status,list,echo,fail,help" {
+		t.Fatalf("subcommands = %v", subs)
+	}
+	if cmd.AutoCompleteDesc != "Available commands: map, unmap, status, list, echo, fail, help" {
+		t.Fatalf("AutoCompleteDesc = %q", cmd.AutoCompleteDesc)
+	}
+	if ac := cmd.AutocompleteData.SubCommands[4]; ac.HelpText != "Repeat the words" || ac.Hint != "[words]" || len(ac.Arguments) != 1 {
+		t.Fatalf("echo autocomplete = %+v", ac)
 	}
 }
