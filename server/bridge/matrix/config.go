@@ -76,9 +76,14 @@ func Registration(c Config, pluginURL string) *appservice.Registration {
 		SenderLocalpart: c.BotLocalpart,
 		RateLimited:     &f,
 		Namespaces: appservice.Namespaces{
+			// Anchored: some homeservers (Dendrite) match unanchored. The bot
+			// is listed too: Dendrite pushes a room's events only when a
+			// user of the namespace is in it, and at first only the bot is.
 			UserIDs: appservice.NamespaceList{{
-				// Anchored: some homeservers (Dendrite) match unanchored.
 				Regex:     "^@" + regexp.QuoteMeta(c.UserPrefix) + ".*:" + regexp.QuoteMeta(c.ServerName) + "$",
+				Exclusive: true,
+			}, {
+				Regex:     "^@" + regexp.QuoteMeta(c.BotLocalpart) + ":" + regexp.QuoteMeta(c.ServerName) + "$",
 				Exclusive: true,
 			}},
 		},

@@ -1,0 +1,295 @@
+package matrix
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge"
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/store"
+)
+
+// memStore is the part of the store the bridge uses, in memory.
+type memStore struct {
+	mu      sync.Mutex
+	seen    map[string]bool
+	aliases map[string]string
+	rooms   map[string]string // room -> channel
+	fail    error
+}
+
+func newMemStore() *memStore {
+	return &memStore{seen: map[string]bool{}, aliases: map[string]string{}, rooms: map[string]string{}}
+}
+
+func (m *memStore) ListLinks() ([]store.Link, error) { return nil, nil }
+func (m *memStore) ChannelForRoom(_ bridge.Network, room string) (string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if c, ok := m.rooms[room]; ok {
+		return c, nil
+	}
+	return "", store.ErrNotFound
+}
+func (m *memStore) GetRemoteUser(bridge.Network, string) (*store.RemoteUser, error) {
+	return nil, store.ErrNotFound
+}
+func (m *memStore) Seen(ns, id string) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.seen[ns+"|"+id], m.fail
+}
+func (m *memStore) MarkSeen(ns, id string, _ time.Duration) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	first := !m.seen[ns+"|"+id]
+	m.seen[ns+"|"+id] = true
+	return first, nil
+}
+func (m *memStore) SetAlias(ns, k, v string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.aliases[ns+"|"+k] = v
+	return nil
+}
+func (m *memStore) Alias(ns, k string) (string, bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	v, ok := m.aliases[ns+"|"+k]
+	return v, ok, nil
+}
+
+func testConfig(hs string) Config {
+	return Config{
+		HomeserverURL: hs, ServerName: "example.org",
+		ASToken: "as-token-0123456789", HSToken: "hs-token-0123456789",
+		UserPrefix: "mm_", BotLocalpart: "mattermostbridge",
+	}
+}
+
+type recordingSink struct {
+	mu     sync.Mutex
+	events []bridge.Event
+	err    error
+}
+
+func (s *recordingSink) Receive(_ context.Context, ev bridge.Event) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return s.err
+	}
+	s.events = append(s.events, ev)
+	return nil
+}
+
+// newTestBridge returns a started bridge whose homeserver is hs.
+func newTestBridge(t *testing.T, hs http.Handler) (*Bridge, *memStore, *recordingSink) {
+	t.Helper()
+	srv := httptest.NewServer(hs)
+	t.Cleanup(srv.Close)
+	st := newMemStore()
+	b, err := New(testConfig(srv.URL), st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &recordingSink{}
+	if err := b.Start(context.Background(), sink); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Stop(context.Background()) })
+	return b, st, sink
+}
+
+func put(b *Bridge, path, token, body string) *httptest.ResponseRecorder {
+	r := httptest.NewRequest(http.MethodPut, path, strings.NewReader(body))
+	if token != "" {
+		r.Header.Set("Authorization", "Bearer "+token)
+	}
+	w := httptest.NewRecorder()
+	b.ServeHTTP(w, r)
+	return w
+}
+
+const textEvent = `{"events":[{"type":"m.room.message","room_id":"!room:example.org","event_id":"$e1","sender":"@carol:example.org","origin_server_ts":1700000000000,"content":{"msgtype":"m.text","body":"hi"}}]}`
+
+func TestConfigValidateNamesEveryBadSettingWithoutValues(t *testing.T) {
+	c := Config{HomeserverURL: "ftp://secret-host", ASToken: "short-secret", HSToken: "short-secret", UserPrefix: "MM", BotLocalpart: "mm_bot"}
+	err := c.Validate()
+	if err == nil {
+		t.Fatal("invalid config accepted")
+	}
+	for _, want := range []string{"MatrixHomeserverURL", "MatrixServerName", "MatrixASToken", "MatrixHSToken", "MatrixUserPrefix"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not name %s: %v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), "short-secret") || strings.Contains(err.Error(), "secret-host") {
+		t.Fatalf("error echoes a value: %v", err)
+	}
+	if err := testConfig("https://matrix.example.org").Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRegistrationYAMLAnchorsNamespaces(t *testing.T) {
+	y, err := RegistrationYAML(testConfig("https://hs"), "https://mm.example.org/plugins/com.mattermost.bridge")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"url: https://mm.example.org/plugins/com.mattermost.bridge", "as_token: as-token-0123456789",
+		"hs_token: hs-token-0123456789", "sender_localpart: mattermostbridge", `regex: ^@mm_.*:example\.org$`,
+		`regex: ^@mattermostbridge:example\.org$`, "exclusive: true", "rate_limited: false",
+	} {
+		if !strings.Contains(y, want) {
+			t.Errorf("registration lacks %q:\n%s", want, y)
+		}
+	}
+}
+
+func TestHSTokenIsRequired(t *testing.T) {
+	b, _, sink := newTestBridge(t, http.NotFoundHandler())
+	b.store.(*memStore).rooms["!room:example.org"] = "channel"
+	for name, token := range map[string]string{"missing": "", "wrong": "hs-token-wrong"} {
+		w := put(b, "/_matrix/app/v1/transactions/t1", token, textEvent)
+		if w.Code != http.StatusForbidden || !strings.Contains(w.Body.String(), "M_FORBIDDEN") {
+			t.Errorf("%s token: %d %s", name, w.Code, w.Body)
+		}
+	}
+	// The legacy query parameter works, and a wrong one does not.
+	r := httptest.NewRequest(http.MethodGet, "/_matrix/app/v1/users/@x:example.org?access_token=nope", nil)
+	w := httptest.NewRecorder()
+	b.ServeHTTP(w, r)
+	if w.Code != http.StatusForbidden {
+		t.Errorf("wrong access_token: %d", w.Code)
+	}
+	if len(sink.events) != 0 {
+		t.Fatalf("unauthenticated transactions were handled: %+v", sink.events)
+	}
+	if seen, _ := b.store.Seen(nsTxn, "t1"); seen {
+		t.Fatal("an unauthenticated transaction was recorded")
+	}
+}
+
+func TestTransactionsAreIdempotentAndRetriedOnFailure(t *testing.T) {
+	b, st, sink := newTestBridge(t, http.NotFoundHandler())
+	st.rooms["!room:example.org"] = "channel"
+	b.profiles["!room:example.org|@carol:example.org"] = profile{Name: "Carol"}
+
+	// A failing core makes the homeserver send the transaction again.
+	sink.err = bridge.ErrQueueFull
+	if w := put(b, "/_matrix/app/v1/transactions/t1", b.cfg.HSToken, textEvent); w.Code != http.StatusInternalServerError {
+		t.Fatalf("failed handling answered %d", w.Code)
+	}
+	sink.err = nil
+	for range 2 {
+		if w := put(b, "/_matrix/app/v1/transactions/t1", b.cfg.HSToken, textEvent); w.Code != http.StatusOK {
+			t.Fatalf("transaction answered %d %s", w.Code, w.Body)
+		}
+	}
+	if len(sink.events) != 1 {
+		t.Fatalf("%d events from one transaction sent twice", len(sink.events))
+	}
+	ev := sink.events[0]
+	if ev.Kind != bridge.KindMessage || ev.Text != "hi" || ev.Origin.ID != "$e1" || ev.Sender.DisplayName != "Carol" || ev.Sender.ID != "@carol:example.org" {
+		t.Fatalf("event = %+v", ev)
+	}
+}
+
+func TestMalformedInputIsRejectedCleanly(t *testing.T) {
+	b, st, sink := newTestBridge(t, http.NotFoundHandler())
+	st.rooms["!room:example.org"] = "channel"
+	if w := put(b, "/_matrix/app/v1/transactions/t1", b.cfg.HSToken, `{"events":[`); w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), "M_NOT_JSON") {
+		t.Fatalf("broken JSON: %d %s", w.Code, w.Body)
+	}
+	// Events the bridge cannot use are skipped; the transaction still
+	// counts, so the homeserver does not resend it forever.
+	bad := `{"events":[{"type":"m.room.message","room_id":"!room:example.org","sender":"@carol:example.org","content":{"body":"no id"}},` +
+		`{"type":"m.reaction","room_id":"!room:example.org","event_id":"$r","sender":"@carol:example.org","content":{"m.relates_to":{"rel_type":"m.annotation"}}},` +
+		`{"type":"m.room.message","room_id":"!room:example.org","event_id":"$f","sender":"@carol:example.org","content":{"msgtype":"m.image","body":"x.png","url":"not-mxc"}},` +
+		`{"type":"m.room.redaction","room_id":"!room:example.org","event_id":"$d","sender":"@carol:example.org","content":{}}]}`
+	b.profiles["!room:example.org|@carol:example.org"] = profile{Name: "Carol"}
+	if w := put(b, "/_matrix/app/v1/transactions/t2", b.cfg.HSToken, bad); w.Code != http.StatusOK {
+		t.Fatalf("bad events: %d %s", w.Code, w.Body)
+	}
+	if len(sink.events) != 0 {
+		t.Fatalf("malformed events were handed on: %+v", sink.events)
+	}
+	for _, path := range []string{"/_matrix/app/v1/transactions/", "/_matrix/app/v1/nothing"} {
+		if w := put(b, path, b.cfg.HSToken, `{}`); w.Code/100 != 4 {
+			t.Errorf("%s answered %d", path, w.Code)
+		}
+	}
+}
+
+func TestEchoesOfPuppetsAndBotAreDropped(t *testing.T) {
+	b, st, sink := newTestBridge(t, http.NotFoundHandler())
+	st.rooms["!room:example.org"] = "channel"
+	body := strings.NewReplacer("@carol:example.org", "@mm_alice:example.org").Replace(textEvent)
+	put(b, "/_matrix/app/v1/transactions/a", b.cfg.HSToken, body)
+	body = strings.NewReplacer("@carol:example.org", "@mattermostbridge:example.org", "$e1", "$e2").Replace(textEvent)
+	put(b, "/_matrix/app/v1/transactions/b", b.cfg.HSToken, body)
+	if len(sink.events) != 0 {
+		t.Fatalf("the bridge's own events came back: %+v", sink.events)
+	}
+}
+
+func TestRateLimitsWaitTheAdvisedDelay(t *testing.T) {
+	err := classify(mautrix.HTTPError{RespError: &mautrix.RespError{
+		ErrCode: "M_LIMIT_EXCEEDED", StatusCode: 429, ExtraData: map[string]any{"retry_after_ms": float64(1500)},
+	}})
+	if d, ok := bridge.RetryDelay(err); !ok || d != 1500*time.Millisecond {
+		t.Fatalf("rate limit: delay %v, %v", d, ok)
+	}
+	if bridge.IsPermanent(err) {
+		t.Fatal("a rate limit is permanent")
+	}
+	if err := classify(mautrix.HTTPError{RespError: &mautrix.RespError{ErrCode: "M_FORBIDDEN", StatusCode: 403}}); !bridge.IsPermanent(err) {
+		t.Fatalf("M_FORBIDDEN: %v", err)
+	}
+	if err := classify(errors.New("connection refused")); bridge.IsPermanent(err) {
+		t.Fatal("a network error is permanent")
+	}
+}
+
+func TestPuppetIDs(t *testing.T) {
+	b, err := New(testConfig("https://hs"), newMemStore(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mm := b.puppetID(bridge.Sender{Network: bridge.NetworkMattermost, ID: "u1", Username: "Alice.Smith"})
+	if mm != id.UserID("@mm_alice.smith:example.org") || !b.ownsUser(mm) {
+		t.Fatalf("Mattermost puppet %s", mm)
+	}
+	x1 := b.puppetID(bridge.Sender{Network: bridge.NetworkXMPP, ID: "jid:a@x", Username: "Bob Ross"})
+	x2 := b.puppetID(bridge.Sender{Network: bridge.NetworkXMPP, ID: "jid:b@x", Username: "Bob Ross"})
+	if x1 == x2 || !strings.HasPrefix(string(x1), "@mm_xmpp_bob_ross_") {
+		t.Fatalf("XMPP puppets %s and %s", x1, x2)
+	}
+	if b.ownsUser("@carol:example.org") || b.ownsUser("@mm_alice:elsewhere.org") {
+		t.Fatal("owns foreign users")
+	}
+}
+
+func TestRenderMentionsBecomePills(t *testing.T) {
+	b, err := New(testConfig("https://hs"), newMemStore(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := b.render("hi @bob and @bobby, **bold**", []bridge.Mention{{Text: "@bob", Person: bridge.Sender{Network: bridge.NetworkMattermost, Username: "bob", DisplayName: "Bob B"}}})
+	if !strings.Contains(c.FormattedBody, `<a href="https://matrix.to/#/@mm_bob:example.org">Bob B</a> and @bobby`) || !strings.Contains(c.FormattedBody, "<strong>bold</strong>") {
+		t.Fatalf("formatted %q", c.FormattedBody)
+	}
+	if c.Mentions == nil || len(c.Mentions.UserIDs) != 1 {
+		t.Fatalf("mentions %+v", c.Mentions)
+	}
+}
