@@ -246,6 +246,12 @@ func (h *Handler) mapRoom(ctx context.Context, s Spec, args *model.CommandArgs, 
 	if err != nil {
 		return fmt.Sprintf("%q is not a valid %s room: %v. Nothing was changed.", rest[0], s.Title, err)
 	}
+	return h.Link(ctx, s, args, room)
+}
+
+// Link links the command's channel with room, as map does once the room's
+// syntax is checked; subcommands that make a room link it through here.
+func (h *Handler) Link(ctx context.Context, s Spec, args *model.CommandArgs, room string) string {
 	b, running := h.env.Bridge(s.Network)
 	if !running {
 		return fmt.Sprintf("The %s bridge is not configured or not running. Set it up in %s, then try again. Nothing was changed.", s.Title, h.env.SettingsPath)
@@ -257,7 +263,7 @@ func (h *Handler) mapRoom(ctx context.Context, s Spec, args *model.CommandArgs, 
 		}
 		room = canonical
 	}
-	_, err = h.env.Links.AddRemote(args.ChannelId, args.TeamId, store.RemoteRoom{
+	_, err := h.env.Links.AddRemote(args.ChannelId, args.TeamId, store.RemoteRoom{
 		Network: s.Network, Room: room, LinkedBy: args.UserId, LinkedAt: h.env.Now().UTC(),
 	})
 	var taken *store.RoomTakenError
