@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -118,8 +119,12 @@ func (n *Node) SetPluginSettings(settings map[string]any) error {
 // like a request to /plugins/<id>/...: any Mattermost-User-ID header sent
 // by the client is removed, and set to userID when userID is not empty
 // (an authenticated request); a "/plugins/<id>" prefix is stripped from
-// the path. It returns the plugin's response (404 if the plugin is not
-// active or does not implement ServeHTTP).
+// the path. Like the server, it also removes the Mattermost-Plugin-ID and
+// Referer headers, the session cookie and the access_token query
+// parameter, and the Authorization header of an authenticated request (an
+// unauthenticated request keeps it: the server passes on a token that is
+// not a session's, e.g. a homeserver's). It returns the plugin's response
+// (404 if the plugin is not active or does not implement ServeHTTP).
 func (n *Node) ServeHTTP(userID string, r *http.Request) *http.Response {
 	id := n.s.PluginID()
 	rec := newRecorder()
@@ -131,7 +136,19 @@ func (n *Node) ServeHTTP(userID string, r *http.Request) *http.Response {
 	req := r.Clone(context.Background())
 	req.Header.Del("Mattermost-User-ID")
 	req.Header.Del("Mattermost-Plugin-ID")
+	req.Header.Del("Referer")
+	cookies := req.Cookies()
+	req.Header.Del("Cookie")
+	for _, c := range cookies {
+		if c.Name != model.SessionCookieToken {
+			req.AddCookie(c)
+		}
+	}
+	q := req.URL.Query()
+	q.Del("access_token")
+	req.URL.RawQuery = q.Encode() // re-encoded, as the server does
 	if userID != "" {
+		req.Header.Del("Authorization")
 		req.Header.Set("Mattermost-User-ID", userID)
 	}
 	prefix := "/plugins/" + id
@@ -141,13 +158,13 @@ func (n *Node) ServeHTTP(userID string, r *http.Request) *http.Response {
 			req.URL.Path = "/"
 		}
 		req.URL.RawPath = ""
-		req.RequestURI = req.URL.RequestURI()
 	}
-	if req.RequestURI == "" {
-		req.RequestURI = req.URL.RequestURI()
-	}
+	req.RequestURI = req.URL.RequestURI()
 	c := userPluginContext(userID)
 	c.IPAddress = req.RemoteAddr
+	if host, _, err := net.SplitHostPort(req.RemoteAddr); err == nil {
+		c.IPAddress = host // the server's utils.GetIPAddress drops the port
+	}
 	c.AcceptLanguage = req.Header.Get("Accept-Language")
 	c.UserAgent = req.UserAgent()
 	hooks.ServeHTTP(c, rec, req)

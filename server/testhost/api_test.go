@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/mattermost/mattermost/server/public/model"
@@ -438,5 +439,66 @@ func TestKVAndConfigThroughTheAPI(t *testing.T) {
 	}
 	if site := api.GetConfig().ServiceSettings.SiteURL; site == nil || *site != DefaultSiteURL {
 		t.Fatalf("SiteURL = %v", site)
+	}
+}
+
+func TestFailKV(t *testing.T) {
+	t.Parallel()
+	f, api := newAPIFixture(t)
+	if appErr := api.KVSet("k", []byte("v")); appErr != nil {
+		t.Fatal(appErr)
+	}
+	f.s.FailKV(4, "disk full")
+	failed := func(method string, appErr *model.AppError) {
+		t.Helper()
+		if appErr == nil || appErr.Id != KVFaultID || appErr.Message != "disk full" || appErr.Where != method ||
+			appErr.StatusCode != http.StatusInternalServerError {
+			t.Fatalf("%s: %#v", method, appErr)
+		}
+	}
+	failed("KVSet", api.KVSet("k", []byte("changed")))
+	_, appErr := api.KVGet("k")
+	failed("KVGet", appErr)
+	// The test's own view of the store neither fails nor uses up failures.
+	if v, appErr := f.s.KVStore().Get(testPluginID, "k"); appErr != nil || string(v) != "v" {
+		t.Fatalf("the store changed: %q %v", v, appErr)
+	}
+	if left := f.s.KVFaultsLeft(); left != 2 {
+		t.Fatalf("%d failures left, want 2", left)
+	}
+	_, appErr = api.KVList(0, 10)
+	failed("KVList", appErr)
+	ok, appErr := api.KVCompareAndSet("k", []byte("v"), []byte("w"))
+	failed("KVCompareAndSet", appErr)
+	if ok || f.s.KVFaultsLeft() != 0 {
+		t.Fatalf("CAS reported success, or failures left: %d", f.s.KVFaultsLeft())
+	}
+	if v, appErr := api.KVGet("k"); appErr != nil || string(v) != "v" {
+		t.Fatalf("after the failures: %q %v", v, appErr)
+	}
+
+	f.s.FailKV(5, "gone")
+	f.s.FailKV(0, "")
+	if appErr := api.KVDelete("k"); appErr != nil {
+		t.Fatalf("after cancelling: %v", appErr)
+	}
+
+	// Concurrent calls: exactly n fail.
+	f.s.FailKV(25, "busy")
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	failures := 0
+	for range 100 {
+		wg.Go(func() {
+			if _, appErr := api.KVSetWithOptions("c", []byte("x"), model.PluginKVSetOptions{}); appErr != nil {
+				mu.Lock()
+				failures++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if failures != 25 {
+		t.Fatalf("%d concurrent calls failed, want 25", failures)
 	}
 }

@@ -40,6 +40,11 @@
 // "has been" hooks. Server.Logs returns every log line; the logs are
 // written with t.Log when a test fails or BRIDGE_TEST_VERBOSE=1.
 //
+// Server.ListenHTTP serves the plugin's /plugins/<id>/... endpoints on a
+// real port, for other processes (a Matrix homeserver) to call, with an
+// optional interceptor to lose or fake responses; Server.FailKV makes the
+// next plugin KV calls fail.
+//
 // The plugin API methods the host does not implement (see
 // api_stubs_gen.go, written by `go generate`) return an error saying
 // "not implemented by the test host: <Method>".

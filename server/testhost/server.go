@@ -83,6 +83,7 @@ type Server struct {
 	ensureBotMu sync.Mutex // EnsureBotUser is serialised server-wide
 
 	allowFailures atomic.Bool
+	kvFaults      kvFaults
 
 	nodesMu sync.Mutex
 	nodes   []*Node

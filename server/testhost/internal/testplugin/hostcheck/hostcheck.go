@@ -6,6 +6,7 @@ package hostcheck
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"strings"
@@ -242,8 +243,20 @@ func (p *Plugin) OnPluginClusterEvent(_ *plugin.Context, ev model.PluginClusterE
 func (p *Plugin) ServeHTTP(_ *plugin.Context, w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain")
 	w.Header().Set("X-Hostcheck", "1")
-	if r.URL.Path == "/teapot" {
+	switch r.URL.Path {
+	case "/teapot":
 		w.WriteHeader(http.StatusTeapot)
+	case "/echo": // what reached the plugin
+		body, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "%s query=%s auth=%s referer=%s cookie=%s body=%s", r.Method, r.URL.RawQuery,
+			r.Header.Get("Authorization"), r.Header.Get("Referer"), r.Header.Get("Cookie"), body)
+		return
+	case "/kv": // stores the body under ?key=, to see that a request got through
+		body, _ := io.ReadAll(r.Body)
+		if appErr := p.API.KVSet(r.URL.Query().Get("key"), body); appErr != nil {
+			http.Error(w, appErr.Message, http.StatusInternalServerError)
+			return
+		}
 	}
 	fmt.Fprintf(w, "user=%s path=%s", r.Header.Get("Mattermost-User-ID"), r.URL.Path)
 }
