@@ -8,6 +8,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge"
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/matrix"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/xmpp"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/command"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/secret"
@@ -50,7 +51,7 @@ func defaultNetworks() []network {
 			},
 			SettingsPrefix: "Matrix",
 			Enabled:        func(c *configuration) bool { return c.MatrixEnabled },
-			New:            notYet("Matrix"),
+			New:            newMatrixBridge,
 		},
 		{
 			Command: command.Spec{
@@ -111,6 +112,10 @@ func newXMPPBridge(rt *runtime, c *configuration) (bridge.Bridge, error) {
 		cfg.Ghosts, cfg.Secrets = rt.store, box
 	}
 	return xmpp.New(cfg, rt.store, rt.logger)
+}
+
+func newMatrixBridge(rt *runtime, c *configuration) (bridge.Bridge, error) {
+	return matrix.New(matrixConfig(c), rt.store, rt.logger)
 }
 
 // parseRoomJID accepts a bare room JID such as room@conference.example.com.

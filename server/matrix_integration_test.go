@@ -1,0 +1,327 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mattermost/mattermost/server/public/model"
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/matrix"
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/matrix/dendritetest"
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/internal/servertest"
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/testhost"
+)
+
+// matrixHarness is a Mattermost test host with the plugin registered as the
+// application service of a real Dendrite, a channel linked with a room, and
+// two Matrix people in that room: carol talks, dave watches.
+type matrixHarness struct {
+	t        *testing.T
+	ctx      context.Context
+	dendrite *dendritetest.Server
+	web      *testhost.PluginHTTP
+	s        *testhost.Server
+	n        *testhost.Node
+	admin    *model.User
+	alice    *model.User
+	bob      *model.User
+	ch       *model.Channel
+	room     id.RoomID
+	cfg      matrix.Config
+	carol    *matrixUser
+	dave     *matrixUser
+}
+
+func newMatrixHarness(t *testing.T) *matrixHarness {
+	t.Helper()
+	h := &matrixHarness{t: t}
+	var cancel context.CancelFunc
+	h.ctx, cancel = context.WithTimeout(context.Background(), 4*time.Minute)
+	t.Cleanup(cancel)
+
+	h.s = testhost.NewServer(t, testhost.WithPluginID(manifest.Id))
+	var err error
+	if h.web, err = h.s.ListenHTTP(); err != nil {
+		t.Fatal(err)
+	}
+	h.cfg = matrix.Config{
+		ServerName: "localhost", ASToken: servertest.RandomString(), HSToken: servertest.RandomString(),
+		UserPrefix: "mm_", BotLocalpart: "mattermostbridge",
+	}
+	h.dendrite = dendritetest.Start(t, dendritetest.Options{ServerName: h.cfg.ServerName, AppService: appServiceFor(h.cfg, h.web.PluginURL())})
+	h.cfg.HomeserverURL = h.dendrite.URL
+	if err := h.s.SetPluginSettings(matrixPluginSettings(h.cfg)); err != nil {
+		t.Fatal(err)
+	}
+	h.n = h.s.Node(0)
+	if err := h.n.ActivateInProcess(testhost.RepoManifest(t), func() any { return &Plugin{} }); err != nil {
+		t.Fatal(err)
+	}
+	team := h.s.DefaultTeam()
+	h.admin, h.alice, h.bob = createPeople(h.s)
+	h.ch = h.s.CreateChannel(team.Id, "matrix-dev")
+	for _, u := range []*model.User{h.admin, h.alice, h.bob} {
+		h.s.AddToTeam(u.Id, team.Id)
+		h.s.AddToChannel(u.Id, h.ch.Id)
+	}
+	h.carol = newMatrixUser(t, h.ctx, h.dendrite, "carol", "Carol Jones")
+	h.dave = newMatrixUser(t, h.ctx, h.dendrite, "dave", "Dave Observer")
+	h.room = h.carol.createRoom("dev")
+	h.dave.join(h.room)
+	testhost.WaitFor(t, 30*time.Second, func() bool {
+		resp, _ := h.n.ExecuteCommand(h.admin.Id, h.ch.Id, team.Id, "/matrixbridge status")
+		return resp != nil && strings.Contains(resp.Text, "Matrix bridge: connected")
+	}, "the Matrix bridge to reach Dendrite")
+	h.command("/matrixbridge map "+string(h.room), "Linked this channel")
+	return h
+}
+
+// appServiceFor is the registration the plugin would offer, in the form
+// dendritetest writes it.
+func appServiceFor(c matrix.Config, url string) *dendritetest.AppService {
+	reg := matrix.Registration(c, url)
+	as := &dendritetest.AppService{
+		ID: reg.ID, URL: reg.URL, ASToken: reg.AppToken, HSToken: reg.ServerToken, SenderLocalpart: reg.SenderLocalpart,
+	}
+	for _, ns := range reg.Namespaces.UserIDs {
+		as.Users = append(as.Users, dendritetest.Namespace{Regex: ns.Regex, Exclusive: ns.Exclusive})
+	}
+	return as
+}
+
+func matrixPluginSettings(c matrix.Config) map[string]any {
+	return map[string]any{
+		"MatrixEnabled": true, "MatrixHomeserverURL": c.HomeserverURL, "MatrixServerName": c.ServerName,
+		"MatrixASToken": c.ASToken, "MatrixHSToken": c.HSToken,
+		"MatrixUserPrefix": c.UserPrefix, "MatrixBotLocalpart": c.BotLocalpart,
+	}
+}
+
+func (h *matrixHarness) command(cmd, want string) string {
+	h.t.Helper()
+	return runCommand(h.t, h.n, h.admin, h.ch, cmd, want)
+}
+
+func (h *matrixHarness) post(user *model.User, text, rootID string) *model.Post {
+	h.t.Helper()
+	return postAs(h.t, h.n, user, h.ch, text, rootID)
+}
+
+// puppet is the Matrix user that stands for a Mattermost user.
+func (h *matrixHarness) puppet(u *model.User) id.UserID {
+	return id.NewUserID(h.cfg.UserPrefix+u.Username, h.cfg.ServerName)
+}
+
+// remotePost waits for a post by the Mattermost copy of a Matrix user.
+func (h *matrixHarness) remotePost(what string, pred func(*model.Post) bool) *model.Post {
+	h.t.Helper()
+	return waitPost(h.t, h.s, h.ch, what, func(p *model.Post) bool {
+		u := h.s.User(p.UserId)
+		return u != nil && u.RemoteId != nil && *u.RemoteId != "" && pred(p)
+	})
+}
+
+// matrixUser is a real Matrix account on the test Dendrite, syncing in the
+// background so tests can wait for what arrives in its rooms.
+type matrixUser struct {
+	t   *testing.T
+	cli *mautrix.Client
+	ID  id.UserID
+
+	mu     sync.Mutex
+	events []*event.Event
+}
+
+func newMatrixUser(t *testing.T, ctx context.Context, d *dendritetest.Server, localpart, displayName string) *matrixUser {
+	t.Helper()
+	userID, token := d.RegisterUser(t, localpart, localpart+"-password")
+	cli, err := mautrix.NewClient(d.URL, id.UserID(userID), token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli.DefaultHTTPRetries = 2
+	u := &matrixUser{t: t, cli: cli, ID: id.UserID(userID)}
+	if err := cli.SetDisplayName(ctx, displayName); err != nil {
+		t.Fatal(err)
+	}
+	go u.sync(ctx)
+	return u
+}
+
+func (u *matrixUser) sync(ctx context.Context) {
+	since := ""
+	for ctx.Err() == nil {
+		resp, err := u.cli.SyncRequest(ctx, 1000, since, "", false, event.PresenceOffline)
+		if err != nil {
+			time.Sleep(200 * time.Millisecond)
+			continue
+		}
+		since = resp.NextBatch
+		u.mu.Lock()
+		for roomID, room := range resp.Rooms.Join {
+			for _, evt := range room.Timeline.Events {
+				evt.RoomID = roomID
+				_ = evt.Content.ParseRaw(evt.Type)
+				u.events = append(u.events, evt)
+			}
+		}
+		u.mu.Unlock()
+	}
+}
+
+// waitEvent waits for an event in room that matches.
+func (u *matrixUser) waitEvent(room id.RoomID, what string, match func(*event.Event) bool) *event.Event {
+	u.t.Helper()
+	var found *event.Event
+	testhost.WaitFor(u.t, 30*time.Second, func() bool {
+		u.mu.Lock()
+		defer u.mu.Unlock()
+		for _, e := range u.events {
+			if e.RoomID == room && match(e) {
+				found = e
+				return true
+			}
+		}
+		return false
+	}, "%s to see %s", u.ID, what)
+	return found
+}
+
+// seen returns the events in room so far that match.
+func (u *matrixUser) seen(room id.RoomID, match func(*event.Event) bool) []*event.Event {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	var out []*event.Event
+	for _, e := range u.events {
+		if e.RoomID == room && match(e) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func (u *matrixUser) createRoom(name string) id.RoomID {
+	u.t.Helper()
+	resp, err := u.cli.CreateRoom(context.Background(), &mautrix.ReqCreateRoom{Name: name, Preset: "public_chat"})
+	if err != nil {
+		u.t.Fatal(err)
+	}
+	return resp.RoomID
+}
+
+func (u *matrixUser) join(room id.RoomID) {
+	u.t.Helper()
+	if _, err := u.cli.JoinRoomByID(context.Background(), room); err != nil {
+		u.t.Fatal(err)
+	}
+}
+
+func (u *matrixUser) send(room id.RoomID, typ event.Type, content any) id.EventID {
+	u.t.Helper()
+	resp, err := u.cli.SendMessageEvent(context.Background(), room, typ, content)
+	if err != nil {
+		u.t.Fatalf("%s sends %s: %v", u.ID, typ.Type, err)
+	}
+	return resp.EventID
+}
+
+func (u *matrixUser) say(room id.RoomID, text string) id.EventID {
+	u.t.Helper()
+	return u.send(room, event.EventMessage, &event.MessageEventContent{MsgType: event.MsgText, Body: text})
+}
+
+// message returns the message content of e, or an empty one.
+func message(e *event.Event) *event.MessageEventContent {
+	if c, ok := e.Content.Parsed.(*event.MessageEventContent); ok {
+		return c
+	}
+	return &event.MessageEventContent{}
+}
+
+func bodyIs(text string) func(*event.Event) bool {
+	return func(e *event.Event) bool { return e.Type == event.EventMessage && message(e).Body == text }
+}
+
+// Matrix check 1: text, formatting and mentions both ways, with dave
+// watching from a second Matrix account.
+func TestMatrixTextFormattingAndMentionsBothWays(t *testing.T) {
+	h := newMatrixHarness(t)
+
+	// Mattermost -> Matrix: markdown becomes HTML, @bob a pill.
+	h.post(h.bob, "bob is here", "")
+	h.post(h.alice, "hello **matrix**, @bob", "")
+	e := h.dave.waitEvent(h.room, "alice's message", func(e *event.Event) bool {
+		return e.Sender == h.puppet(h.alice) && strings.HasPrefix(message(e).Body, "hello")
+	})
+	c := message(e)
+	if c.Format != event.FormatHTML || !strings.Contains(c.FormattedBody, "<strong>matrix</strong>") ||
+		!strings.Contains(c.FormattedBody, `href="https://matrix.to/#/`+string(h.puppet(h.bob))+`"`) ||
+		c.Mentions == nil || len(c.Mentions.UserIDs) != 1 || c.Mentions.UserIDs[0] != h.puppet(h.bob) {
+		t.Fatalf("alice's message arrived as %q / %q, mentions %+v", c.Body, c.FormattedBody, c.Mentions)
+	}
+	if c.Body != "hello **matrix**, Bob Builder" && c.Body != "hello matrix, Bob Builder" {
+		t.Fatalf("plain body %q", c.Body)
+	}
+
+	// Matrix -> Mattermost: HTML becomes markdown, a pill of alice's puppet
+	// an @mention of alice.
+	h.carol.send(h.room, event.EventMessage, &event.MessageEventContent{
+		MsgType: event.MsgText, Body: "Alice Liddell: that is *great*", Format: event.FormatHTML,
+		FormattedBody: `<a href="https://matrix.to/#/` + string(h.puppet(h.alice)) + `">Alice Liddell</a>: that is <strong>great</strong> <code>x := 1</code>`,
+	})
+	p := h.remotePost("carol's answer", func(p *model.Post) bool { return strings.Contains(p.Message, "that is") })
+	if p.Message != "@alice: that is **great** `x := 1`" {
+		t.Fatalf("carol's answer became %q", p.Message)
+	}
+	cu := h.s.User(p.UserId)
+	if !strings.HasPrefix(cu.Username, "carol") || !strings.Contains(cu.Username, "matrix") || cu.Nickname != "Carol Jones" {
+		t.Fatalf("carol's Mattermost user = %q (%q)", cu.Username, cu.Nickname)
+	}
+	// Plain text stays plain.
+	h.carol.say(h.room, "just text <b>not html</b>")
+	h.remotePost("carol's plain text", func(p *model.Post) bool { return p.Message == "just text <b>not html</b>" })
+}
+
+// Matrix check 3: two Mattermost users are two Matrix users with their
+// display names, and nothing they say comes back.
+func TestMatrixPuppets(t *testing.T) {
+	h := newMatrixHarness(t)
+	h.post(h.alice, "alice speaking", "")
+	h.post(h.bob, "bob speaking", "")
+	a := h.dave.waitEvent(h.room, "alice's message", bodyIs("alice speaking"))
+	b := h.dave.waitEvent(h.room, "bob's message", bodyIs("bob speaking"))
+	if a.Sender != h.puppet(h.alice) || b.Sender != h.puppet(h.bob) {
+		t.Fatalf("senders %s and %s", a.Sender, b.Sender)
+	}
+	for _, u := range []*model.User{h.alice, h.bob} {
+		var m event.MemberEventContent
+		if err := h.dave.cli.StateEvent(h.ctx, h.room, event.StateMember, string(h.puppet(u)), &m); err != nil {
+			t.Fatal(err)
+		}
+		if want := u.FirstName + " " + u.LastName; m.Displayname != want || m.Membership != event.MembershipJoin {
+			t.Fatalf("%s in the room: %q (%s), want %q", h.puppet(u), m.Displayname, m.Membership, want)
+		}
+	}
+	h.carol.say(h.room, "carol answers")
+	h.remotePost("carol's answer", func(p *model.Post) bool { return p.Message == "carol answers" })
+
+	h.s.WaitHooks(10 * time.Second)
+	time.Sleep(time.Second)
+	for _, p := range h.s.ChannelPosts(h.ch.Id) {
+		if strings.Contains(p.Message, "speaking") && p.UserId != h.alice.Id && p.UserId != h.bob.Id {
+			t.Fatalf("a puppet's message came back as %q", p.Message)
+		}
+	}
+	if n := len(h.dave.seen(h.room, bodyIs("alice speaking"))); n != 1 {
+		t.Fatalf("alice's message is in the room %d times", n)
+	}
+	if n := len(h.dave.seen(h.room, bodyIs("carol answers"))); n != 1 {
+		t.Fatalf("carol's message is in the room %d times", n)
+	}
+}
