@@ -2,10 +2,9 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -48,6 +47,7 @@ type runtime struct {
 	remoteIDs map[bridge.Network]string
 	// startErrors holds why an enabled network is not running.
 	startErrors sync.Map // bridge.Network -> string
+	members     *memberSync
 }
 
 const (
@@ -152,7 +152,7 @@ func (p *Plugin) OnActivate() error {
 	}
 	st.SetMessageRetention(time.Duration(cfg.MessageMapRetentionDays) * 24 * time.Hour)
 
-	rt := &runtime{ctx: ctx, cancel: cancel, store: st, botID: botID, remoteIDs: map[bridge.Network]string{}}
+	rt := &runtime{ctx: ctx, cancel: cancel, store: st, botID: botID, remoteIDs: map[bridge.Network]string{}, members: newMemberSync()}
 	for _, n := range p.allNetworks() {
 		remoteID, rerr := p.API.RegisterPluginForSharedChannels(model.RegisterPluginOpts{
 			Displayname: n.Command.Title,
@@ -346,6 +346,21 @@ func (p *Plugin) ReactionHasBeenRemoved(_ *plugin.Context, r *model.Reaction) {
 	}
 }
 
+// UserHasJoinedChannel gives the person a presence in the channel's linked
+// rooms on networks that show members (see memberChanged).
+func (p *Plugin) UserHasJoinedChannel(_ *plugin.Context, cm *model.ChannelMember, _ *model.User) {
+	if cm != nil {
+		p.memberChanged(cm.ChannelId, cm.UserId)
+	}
+}
+
+// UserHasLeftChannel takes that presence away again.
+func (p *Plugin) UserHasLeftChannel(_ *plugin.Context, cm *model.ChannelMember, _ *model.User) {
+	if cm != nil {
+		p.memberChanged(cm.ChannelId, cm.UserId)
+	}
+}
+
 func (p *Plugin) ExecuteCommand(_ *plugin.Context, args *model.CommandArgs) (*model.CommandResponse, *model.AppError) {
 	rt := p.active()
 	if rt == nil {
@@ -371,36 +386,15 @@ func (p *Plugin) OnSharedChannelsPing(rc *model.RemoteCluster) bool {
 	return false
 }
 
-// statusReport is what the status endpoint returns to system admins.
-type statusReport struct {
-	Networks map[bridge.Network]bridge.Health `json:"networks"`
-	Bus      bridge.BusStats                  `json:"bus"`
-	Links    int                              `json:"links"`
-}
-
 func (p *Plugin) ServeHTTP(_ *plugin.Context, w http.ResponseWriter, r *http.Request) {
-	userID := r.Header.Get("Mattermost-User-ID")
-	rt := p.active()
-	switch {
-	case r.URL.Path != "/api/v1/status":
-		http.NotFound(w, r)
-	case userID == "" || !p.API.HasPermissionTo(userID, model.PermissionManageSystem):
-		http.Error(w, "only system admins can read the bridge status", http.StatusForbidden)
-	case rt == nil:
-		http.Error(w, "the bridge is not running", http.StatusServiceUnavailable)
+	switch path := r.URL.Path; {
+	case strings.HasPrefix(path, "/_matrix/"):
+		p.serveMatrix(w, r)
+	case path == "/api/v1/status":
+		p.serveStatus(w, r)
+	case path == "/api/v1/matrix/registration":
+		p.serveMatrixRegistration(w, r)
 	default:
-		report := statusReport{Networks: map[bridge.Network]bridge.Health{}, Bus: rt.manager.Stats()}
-		report.Networks[bridge.NetworkMattermost] = p.health(rt, bridge.NetworkMattermost)
-		for _, n := range p.allNetworks() {
-			report.Networks[n.Command.Network] = p.health(rt, n.Command.Network)
-		}
-		links, err := rt.store.ListLinks()
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			http.Error(w, "could not list links", http.StatusInternalServerError)
-			return
-		}
-		report.Links = len(links)
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(report)
+		http.NotFound(w, r)
 	}
 }

@@ -35,11 +35,15 @@ type Network struct {
 	started   bool
 	nextID    int
 	delivered []Delivered
+	members   []MemberChange
 	failures  map[string]error         // room -> error every delivery returns
 	hangs     map[string]chan struct{} // room -> closed to release hung deliveries
 }
 
-var _ bridge.Bridge = (*Network)(nil)
+var (
+	_ bridge.Bridge        = (*Network)(nil)
+	_ bridge.MemberWatcher = (*Network)(nil)
+)
 
 // New returns a network named name that supports every kind of event.
 func New(name bridge.Network) *Network {
@@ -176,6 +180,62 @@ func (n *Network) WaitFor(ctx context.Context, match func(Delivered) bool) (Deli
 		}
 		if ctx.Err() != nil {
 			return Delivered{}, fmt.Errorf("no matching delivery on %s: %w", n.name, ctx.Err())
+		}
+		n.cond.Wait()
+	}
+}
+
+// MemberChange is one call of MemberJoined (Joined true) or MemberLeft.
+type MemberChange struct {
+	Room   string
+	Member bridge.Sender
+	Joined bool
+}
+
+// MemberJoined records the call; the network has no member list to change.
+func (n *Network) MemberJoined(_ context.Context, room string, member bridge.Sender) error {
+	n.recordMember(MemberChange{Room: room, Member: member, Joined: true})
+	return nil
+}
+
+// MemberLeft records the call.
+func (n *Network) MemberLeft(_ context.Context, room string, member bridge.Sender) error {
+	n.recordMember(MemberChange{Room: room, Member: member})
+	return nil
+}
+
+func (n *Network) recordMember(c MemberChange) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.members = append(n.members, c)
+	n.cond.Broadcast()
+}
+
+// MemberChanges returns every MemberJoined and MemberLeft call so far, in order.
+func (n *Network) MemberChanges() []MemberChange {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append([]MemberChange(nil), n.members...)
+}
+
+// WaitForMember waits until some member change matches, and returns it.
+func (n *Network) WaitForMember(ctx context.Context, match func(MemberChange) bool) (MemberChange, error) {
+	stop := context.AfterFunc(ctx, func() {
+		n.mu.Lock()
+		n.cond.Broadcast()
+		n.mu.Unlock()
+	})
+	defer stop()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for {
+		for _, c := range n.members {
+			if match(c) {
+				return c, nil
+			}
+		}
+		if ctx.Err() != nil {
+			return MemberChange{}, fmt.Errorf("no matching member change on %s: %w", n.name, ctx.Err())
 		}
 		n.cond.Wait()
 	}

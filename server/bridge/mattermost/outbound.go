@@ -114,15 +114,20 @@ func sameFiles(a, b model.StringArray) bool {
 }
 
 func (b *Bridge) sender(userID string) bridge.Sender {
-	s := bridge.Sender{Network: bridge.NetworkMattermost, ID: userID}
 	user, appErr := b.api.GetUser(userID)
 	if appErr != nil {
-		return s
+		return bridge.Sender{Network: bridge.NetworkMattermost, ID: userID}
 	}
-	s.Username = user.Username
-	s.DisplayName = user.GetDisplayName(model.ShowNicknameFullName)
-	s.AvatarHash = strconv.FormatInt(user.LastPictureUpdate, 10)
-	api := b.api
+	return b.senderOf(user)
+}
+
+func (b *Bridge) senderOf(user *model.User) bridge.Sender {
+	s := bridge.Sender{
+		Network: bridge.NetworkMattermost, ID: user.Id, Username: user.Username,
+		DisplayName: user.GetDisplayName(model.ShowNicknameFullName),
+		AvatarHash:  strconv.FormatInt(user.LastPictureUpdate, 10),
+	}
+	api, userID := b.api, user.Id
 	s.Avatar = func(context.Context) ([]byte, error) {
 		data, appErr := api.GetProfileImage(userID)
 		if appErr != nil {
@@ -131,6 +136,23 @@ func (b *Bridge) sender(userID string) bridge.Sender {
 		return data, nil
 	}
 	return s
+}
+
+// Member returns the Sender that stands for a Mattermost user in other
+// networks' member lists, built as for the author of a post so that a
+// person's puppet looks the same either way. ok is false for bots and
+// remote users: they are not people of this server, and a remote user the
+// plugin made for someone on Matrix would otherwise get a puppet beside that
+// person's real account.
+func (b *Bridge) Member(userID string) (s bridge.Sender, ok bool, err error) {
+	user, appErr := b.api.GetUser(userID)
+	if appErr != nil {
+		return bridge.Sender{}, false, appErr
+	}
+	if user.IsBot || user.IsRemote() || user.Id == b.opts.BotUserID {
+		return bridge.Sender{}, false, nil
+	}
+	return b.senderOf(user), true, nil
 }
 
 func (b *Bridge) attachments(fileIDs []string) []bridge.Attachment {
