@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"strings"
 	"sync"
@@ -323,5 +324,124 @@ func TestMatrixPuppets(t *testing.T) {
 	}
 	if n := len(h.dave.seen(h.room, bodyIs("carol answers"))); n != 1 {
 		t.Fatalf("carol's message is in the room %d times", n)
+	}
+}
+
+// Matrix check 2: edits, redactions, reactions (add and remove), replies,
+// threads and an image, both ways.
+func TestMatrixEveryKindBothWays(t *testing.T) {
+	h := newMatrixHarness(t)
+
+	hello := h.post(h.alice, "hello matrix", "")
+	out := h.dave.waitEvent(h.room, "alice's message", bodyIs("hello matrix"))
+	carolID := h.carol.say(h.room, "hi from matrix")
+	in := h.remotePost("carol's message", func(p *model.Post) bool { return p.Message == "hi from matrix" })
+	cu := h.s.User(in.UserId)
+
+	// Edits both ways.
+	if _, appErr := h.n.PatchPost(h.alice.Id, hello.Id, "hello, edited"); appErr != nil {
+		t.Fatal(appErr)
+	}
+	h.dave.waitEvent(h.room, "alice's edit", func(e *event.Event) bool {
+		c := message(e)
+		return c.RelatesTo != nil && c.RelatesTo.Type == event.RelReplace && c.RelatesTo.EventID == out.ID &&
+			c.NewContent != nil && c.NewContent.Body == "hello, edited"
+	})
+	edit := &event.MessageEventContent{MsgType: event.MsgText, Body: "* hi, corrected"}
+	edit.NewContent = &event.MessageEventContent{MsgType: event.MsgText, Body: "hi, corrected"}
+	edit.RelatesTo = (&event.RelatesTo{}).SetReplace(carolID)
+	h.carol.send(h.room, event.EventMessage, edit)
+	testhost.WaitFor(t, wait, func() bool { return h.s.Post(in.Id).Message == "hi, corrected" }, "carol's edit")
+
+	// Reactions both ways, and their removal.
+	if _, appErr := h.n.React(h.bob.Id, in.Id, "thumbsup"); appErr != nil {
+		t.Fatal(appErr)
+	}
+	bobReaction := h.dave.waitEvent(h.room, "bob's reaction", func(e *event.Event) bool {
+		c, ok := e.Content.Parsed.(*event.ReactionEventContent)
+		return ok && e.Sender == h.puppet(h.bob) && c.RelatesTo.EventID == carolID && c.RelatesTo.Key == "👍"
+	})
+	if appErr := h.n.RemoveReaction(&model.Reaction{UserId: h.bob.Id, PostId: in.Id, EmojiName: "thumbsup"}); appErr != nil {
+		t.Fatal(appErr)
+	}
+	h.dave.waitEvent(h.room, "bob's reaction taken back", func(e *event.Event) bool {
+		return e.Type == event.EventRedaction && (e.Redacts == bobReaction.ID || e.Content.AsRedaction().Redacts == bobReaction.ID)
+	})
+	tada := h.carol.send(h.room, event.EventReaction, &event.ReactionEventContent{RelatesTo: event.RelatesTo{Type: event.RelAnnotation, EventID: out.ID, Key: "🎉"}})
+	testhost.WaitFor(t, wait, func() bool {
+		rs := h.s.Reactions(hello.Id)
+		return len(rs) == 1 && rs[0].EmojiName == "tada" && rs[0].UserId == cu.Id
+	}, "carol's reaction")
+	if _, err := h.carol.cli.RedactEvent(h.ctx, h.room, tada); err != nil {
+		t.Fatal(err)
+	}
+	testhost.WaitFor(t, wait, func() bool { return len(h.s.Reactions(hello.Id)) == 0 }, "carol's reaction removed")
+
+	// Threads both ways: a Mattermost reply is in the Matrix thread of its
+	// root; a Matrix thread reply and a plain reply land in the thread.
+	h.post(h.bob, "replying to carol", in.Id)
+	h.dave.waitEvent(h.room, "bob's thread reply", func(e *event.Event) bool {
+		c := message(e)
+		return c.Body == "replying to carol" && c.RelatesTo != nil && c.RelatesTo.Type == event.RelThread && c.RelatesTo.EventID == carolID
+	})
+	threaded := &event.MessageEventContent{MsgType: event.MsgText, Body: "in the thread"}
+	threaded.RelatesTo = &event.RelatesTo{Type: event.RelThread, EventID: out.ID, IsFallingBack: true, InReplyTo: &event.InReplyTo{EventID: out.ID}}
+	h.carol.send(h.room, event.EventMessage, threaded)
+	h.remotePost("carol's thread reply", func(p *model.Post) bool { return p.Message == "in the thread" && p.RootId == hello.Id })
+	reply := &event.MessageEventContent{
+		MsgType: event.MsgText, Body: "> <@mm_alice:localhost> hello, edited\n\nanswering alice",
+		Format: event.FormatHTML, FormattedBody: "<mx-reply><blockquote>hello, edited</blockquote></mx-reply>answering alice",
+		RelatesTo: &event.RelatesTo{InReplyTo: &event.InReplyTo{EventID: out.ID}},
+	}
+	h.carol.send(h.room, event.EventMessage, reply)
+	h.remotePost("carol's reply", func(p *model.Post) bool { return p.Message == "answering alice" && p.RootId == hello.Id })
+
+	// An image both ways: uploaded to the media repository, and fetched
+	// from it with authenticated media.
+	pic := pngImage(t, 4)
+	info := h.s.UploadFile(h.alice.Id, h.ch.Id, "pic.png", pic)
+	if _, appErr := h.n.CreatePost(&model.Post{UserId: h.alice.Id, ChannelId: h.ch.Id, Message: "see attached", FileIds: []string{info.Id}}); appErr != nil {
+		t.Fatal(appErr)
+	}
+	h.dave.waitEvent(h.room, "alice's caption", bodyIs("see attached"))
+	img := h.dave.waitEvent(h.room, "alice's image", func(e *event.Event) bool { return message(e).MsgType == event.MsgImage })
+	if c := message(img); c.Body != "pic.png" || c.Info == nil || c.Info.MimeType != "image/png" || img.Sender != h.puppet(h.alice) {
+		t.Fatalf("alice's image arrived as %+v from %s", c, img.Sender)
+	}
+	got, err := h.dave.cli.DownloadBytes(h.ctx, message(img).URL.ParseOrIgnore())
+	if err != nil || !bytes.Equal(got, pic) {
+		t.Fatalf("downloading alice's image: %d bytes, %v", len(got), err)
+	}
+	up, err := h.carol.cli.UploadBytesWithName(h.ctx, pic, "image/png", "carol.png")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.carol.send(h.room, event.EventMessage, &event.MessageEventContent{
+		MsgType: event.MsgImage, Body: "carol.png", URL: up.ContentURI.CUString(),
+		Info: &event.FileInfo{MimeType: "image/png", Size: len(pic)},
+	})
+	fp := h.remotePost("carol's image", func(p *model.Post) bool { return len(p.FileIds) == 1 })
+	if !bytes.Equal(h.s.FileData(fp.FileIds[0]), pic) || h.s.FileInfo(fp.FileIds[0]).Name != "carol.png" || fp.UserId != cu.Id {
+		t.Fatalf("carol's image arrived as %q", h.s.FileInfo(fp.FileIds[0]).Name)
+	}
+
+	// Redactions both ways.
+	if appErr := h.n.DeletePost(h.alice.Id, hello.Id); appErr != nil {
+		t.Fatal(appErr)
+	}
+	h.dave.waitEvent(h.room, "alice's redaction", func(e *event.Event) bool {
+		return e.Type == event.EventRedaction && (e.Redacts == out.ID || e.Content.AsRedaction().Redacts == out.ID)
+	})
+	if _, err := h.carol.cli.RedactEvent(h.ctx, h.room, carolID); err != nil {
+		t.Fatal(err)
+	}
+	testhost.WaitFor(t, wait, func() bool { p := h.s.Post(in.Id); return p == nil || p.DeleteAt > 0 }, "carol's redaction")
+
+	// Nothing came back: the only remote author in the channel is carol.
+	h.s.WaitHooks(10 * time.Second)
+	for _, p := range h.s.ChannelPosts(h.ch.Id) {
+		if u := h.s.User(p.UserId); u.RemoteId != nil && *u.RemoteId != "" && p.UserId != cu.Id {
+			t.Fatalf("an echo became a post: %q by %s", p.Message, u.Username)
+		}
 	}
 }

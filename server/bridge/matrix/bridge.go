@@ -40,6 +40,8 @@ const (
 	nsOwnReact  = "matrix-myreact"  // room|target|puppet|key -> reaction event (outbound)
 	nsExtraPart = "matrix-parts"    // first event of a delivery -> the file events after it
 	nsPuppet    = "matrix-puppet"   // puppet user ID -> Mattermost username
+	nsRedaction = "matrix-redacted" // redaction events already handed on
+	nsSync      = "matrix-sync"     // bot user ID -> its /sync position
 	nsProfile   = "matrix-profile"  // puppet user ID -> name and picture last set
 	txnMemory   = 30 * 24 * time.Hour
 )
@@ -198,6 +200,7 @@ func (b *Bridge) run(ctx context.Context) {
 		delay = min(delay*2, 2*time.Minute)
 	}
 	b.setState(bridge.StateConnected, nil)
+	go b.followRedactions(ctx)
 	// Keep health honest: a homeserver that goes away shows up in status.
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()

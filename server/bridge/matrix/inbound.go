@@ -43,7 +43,7 @@ func (b *Bridge) handleTransaction(ctx context.Context, txnID string, txn *appse
 		err := b.handleEvent(ctx, sink, evt)
 		switch {
 		case err == nil:
-		case errors.Is(err, errBadEvent), errors.Is(err, bridge.ErrInvalidEvent), errors.Is(err, bridge.ErrNotLinked):
+		case skippable(err):
 			// Refusing the transaction would make the homeserver resend
 			// it forever; the rest of it still counts.
 			b.log.Warn("Skipped a Matrix event", "txn", txnID, "error", err.Error())
@@ -61,6 +61,12 @@ func (b *Bridge) handleTransaction(ctx context.Context, txnID string, txn *appse
 		b.touched()
 	}
 	return http.StatusOK, nil
+}
+
+// skippable errors concern one event and would fail again: the event is
+// skipped.
+func skippable(err error) bool {
+	return errors.Is(err, errBadEvent) || errors.Is(err, bridge.ErrInvalidEvent) || errors.Is(err, bridge.ErrNotLinked)
 }
 
 func (b *Bridge) handleEvent(ctx context.Context, sink bridge.Sink, evt *event.Event) error {
@@ -88,7 +94,19 @@ func (b *Bridge) handleEvent(ctx context.Context, sink bridge.Sink, evt *event.E
 	if err != nil || ev == nil {
 		return err
 	}
-	return sink.Receive(ctx, *ev)
+	if evt.Type != event.EventRedaction {
+		return sink.Receive(ctx, *ev)
+	}
+	// Redactions come both pushed and from the bot's sync (see
+	// followRedactions): whichever is first hands it on.
+	if seen, err := b.store.Seen(nsRedaction, string(evt.ID)); err != nil || seen {
+		return err
+	}
+	if err := sink.Receive(ctx, *ev); err != nil {
+		return err
+	}
+	_, err = b.store.MarkSeen(nsRedaction, string(evt.ID), txnMemory)
+	return err
 }
 
 // handleMember keeps names and pictures current and accepts invitations to
