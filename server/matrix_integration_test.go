@@ -445,3 +445,64 @@ func TestMatrixEveryKindBothWays(t *testing.T) {
 		}
 	}
 }
+
+// /matrixbridge create makes a room for the channel; members joining and
+// leaving the channel join and leave it as their puppets.
+func TestMatrixCreateRoomAndMembership(t *testing.T) {
+	h := newMatrixHarness(t)
+	team := h.s.DefaultTeam()
+	ch := h.s.CreateChannelWith(&model.Channel{TeamId: team.Id, Name: "launch", DisplayName: "Launch Plans", Purpose: "Rockets", Type: model.ChannelTypeOpen})
+	for _, u := range []*model.User{h.admin, h.alice, h.bob} {
+		h.s.AddToChannel(u.Id, ch.Id)
+	}
+	answer := runCommand(t, h.n, h.admin, ch, "/matrixbridge create", "Linked this channel with Matrix room !")
+	room := id.RoomID(strings.TrimSuffix(strings.Fields(answer[strings.Index(answer, "!"):])[0], "."))
+	h.dave.join(room)
+	var name event.RoomNameEventContent
+	if err := h.dave.cli.StateEvent(h.ctx, room, event.StateRoomName, "", &name); err != nil || name.Name != "Launch Plans" {
+		t.Fatalf("room name %q, %v", name.Name, err)
+	}
+	membership := func(u *model.User) event.Membership {
+		var m event.MemberEventContent
+		if err := h.dave.cli.StateEvent(h.ctx, room, event.StateMember, string(h.puppet(u)), &m); err != nil {
+			return ""
+		}
+		return m.Membership
+	}
+	testhost.WaitFor(t, wait, func() bool {
+		return membership(h.alice) == event.MembershipJoin && membership(h.bob) == event.MembershipJoin
+	}, "the members' puppets to join the new room")
+
+	if appErr := h.n.LeaveChannel(ch.Id, h.bob.Id); appErr != nil {
+		t.Fatal(appErr)
+	}
+	testhost.WaitFor(t, wait, func() bool { return membership(h.bob) == event.MembershipLeave }, "bob's puppet to leave")
+	erin := h.s.CreateUserWith(&model.User{Username: "erin", Email: "erin@example.com", FirstName: "Erin", Password: "Passw0rd!x"})
+	h.s.AddToTeam(erin.Id, team.Id)
+	if _, appErr := h.n.AddChannelMember(ch.Id, erin.Id, h.admin.Id); appErr != nil {
+		t.Fatal(appErr)
+	}
+	testhost.WaitFor(t, wait, func() bool { return membership(erin) == event.MembershipJoin }, "erin's puppet to join")
+
+	// A second create is refused: the channel has its room.
+	runCommand(t, h.n, h.admin, ch, "/matrixbridge create", "already linked")
+}
+
+// /matrixbridge registration shows the registration file to admins only.
+func TestMatrixRegistrationCommand(t *testing.T) {
+	h := newMatrixHarness(t)
+	site := "https://chat.example.com"
+	if err := h.s.UpdateConfig(func(c *model.Config) { c.ServiceSettings.SiteURL = &site }); err != nil {
+		t.Fatal(err)
+	}
+	text := h.command("/matrixbridge registration", "url: https://chat.example.com/plugins/com.mattermost.bridge")
+	for _, want := range []string{"as_token: " + h.cfg.ASToken, "hs_token: " + h.cfg.HSToken, "sender_localpart: mattermostbridge"} {
+		if !strings.Contains(text, want) {
+			t.Fatalf("registration lacks %q:\n%s", want, text)
+		}
+	}
+	resp, _ := h.n.ExecuteCommand(h.alice.Id, h.ch.Id, h.ch.TeamId, "/matrixbridge registration")
+	if resp == nil || strings.Contains(resp.Text, h.cfg.ASToken) || !strings.Contains(resp.Text, "Only system admins") {
+		t.Fatalf("a non-admin got %q", resp.Text)
+	}
+}

@@ -26,6 +26,8 @@ type network struct {
 	Enabled func(*configuration) bool
 	// New builds the bridge from valid settings.
 	New func(rt *runtime, cfg *configuration) (bridge.Bridge, error)
+	// Extra returns the network's own slash subcommands, if any.
+	Extra func(p *Plugin) []command.Subcommand
 }
 
 // siteURL is the stable identity of the network's shared-channels remote.
@@ -52,6 +54,7 @@ func defaultNetworks() []network {
 			SettingsPrefix: "Matrix",
 			Enabled:        func(c *configuration) bool { return c.MatrixEnabled },
 			New:            newMatrixBridge,
+			Extra:          (*Plugin).matrixSubcommands,
 		},
 		{
 			Command: command.Spec{

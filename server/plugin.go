@@ -230,7 +230,11 @@ func (p *Plugin) OnActivate() error {
 func (p *Plugin) commandSpecs() []command.Spec {
 	specs := make([]command.Spec, 0, len(p.allNetworks()))
 	for _, n := range p.allNetworks() {
-		specs = append(specs, n.Command)
+		spec := n.Command
+		if n.Extra != nil {
+			spec.Extra = n.Extra(p)
+		}
+		specs = append(specs, spec)
 	}
 	return specs
 }
