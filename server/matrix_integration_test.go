@@ -23,7 +23,7 @@ import (
 // application service of a real Dendrite, a channel linked with a room, and
 // two Matrix people in that room: carol talks, dave watches.
 type matrixHarness struct {
-	t        *testing.T
+	t        testing.TB
 	ctx      context.Context
 	dendrite *dendritetest.Server
 	web      *testhost.PluginHTTP
@@ -39,7 +39,7 @@ type matrixHarness struct {
 	dave     *matrixUser
 }
 
-func newMatrixHarness(t *testing.T) *matrixHarness {
+func newMatrixHarness(t testing.TB) *matrixHarness {
 	t.Helper()
 	h := &matrixHarness{t: t}
 	var cancel context.CancelFunc
@@ -131,7 +131,7 @@ func (h *matrixHarness) remotePost(what string, pred func(*model.Post) bool) *mo
 // matrixUser is a real Matrix account on the test Dendrite, syncing in the
 // background so tests can wait for what arrives in its rooms.
 type matrixUser struct {
-	t   *testing.T
+	t   testing.TB
 	cli *mautrix.Client
 	ID  id.UserID
 
@@ -139,7 +139,7 @@ type matrixUser struct {
 	events []*event.Event
 }
 
-func newMatrixUser(t *testing.T, ctx context.Context, d *dendritetest.Server, localpart, displayName string) *matrixUser {
+func newMatrixUser(t testing.TB, ctx context.Context, d *dendritetest.Server, localpart, displayName string) *matrixUser {
 	t.Helper()
 	userID, token := d.RegisterUser(t, localpart, localpart+"-password")
 	cli, err := mautrix.NewClient(d.URL, id.UserID(userID), token)
