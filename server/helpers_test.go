@@ -3,6 +3,7 @@ package main
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mattermost/mattermost/server/public/model"
 
@@ -49,4 +50,35 @@ func waitPost(t testing.TB, s *testhost.Server, ch *model.Channel, what string, 
 		return false
 	}, "a post: %s", what)
 	return found
+}
+
+// remotePosts are the messages in ch posted by remote users, oldest first.
+func remotePosts(s *testhost.Server, ch *model.Channel) []string {
+	var out []string
+	for _, p := range s.ChannelPosts(ch.Id) {
+		if u := s.User(p.UserId); u != nil && u.RemoteId != nil && *u.RemoteId != "" {
+			out = append(out, p.Message)
+		}
+	}
+	return out
+}
+
+// expectExactlyOnceInOrder waits until got() is want, and fails unless it
+// stays so a moment longer (a late duplicate must not follow).
+func expectExactlyOnceInOrder(t testing.TB, what string, got func() []string, want []string) {
+	t.Helper()
+	var last []string
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		last = got()
+		if strings.Join(last, "|") == strings.Join(want, "|") {
+			time.Sleep(time.Second)
+			if last = got(); strings.Join(last, "|") == strings.Join(want, "|") {
+				return
+			}
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("%s:\n got  %q\n want %q", what, last, want)
 }

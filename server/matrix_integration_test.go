@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -505,4 +506,74 @@ func TestMatrixRegistrationCommand(t *testing.T) {
 	if resp == nil || strings.Contains(resp.Text, h.cfg.ASToken) || !strings.Contains(resp.Text, "Only system admins") {
 		t.Fatalf("a non-admin got %q", resp.Text)
 	}
+}
+
+// roomBodies are the bodies of the room's messages that start with
+// prefix, oldest first, read from the room's history (not from a sync,
+// which may skip a gap after a restart).
+func (h *matrixHarness) roomBodies(prefix string) []string {
+	resp, err := h.dave.cli.Messages(h.ctx, h.room, "", "", mautrix.DirectionBackward, nil, 1000)
+	if err != nil {
+		h.t.Logf("reading the room history: %v", err)
+		return nil
+	}
+	var out []string
+	for i := len(resp.Chunk) - 1; i >= 0; i-- {
+		e := resp.Chunk[i]
+		if e.Type != event.EventMessage {
+			continue
+		}
+		_ = e.Content.ParseRaw(e.Type)
+		if b := message(e).Body; strings.HasPrefix(b, prefix) {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+func (h *matrixHarness) activate() {
+	h.t.Helper()
+	if err := h.n.ActivateInProcess(testhost.RepoManifest(h.t), func() any { return &Plugin{} }); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// Matrix check 5: Dendrite stops while Mattermost people talk, and the
+// plugin is off while Matrix people talk; afterwards every message is on
+// the other side exactly once, in order.
+func TestMatrixSurvivesDendriteRestartAndDeactivation(t *testing.T) {
+	h := newMatrixHarness(t)
+	h.post(h.alice, "mm 1", "")
+	h.dave.waitEvent(h.room, "mm 1", bodyIs("mm 1"))
+
+	// Dendrite goes away in the middle of a stream of posts.
+	var want []string
+	for i := 2; i <= 11; i++ {
+		text := fmt.Sprintf("mm %d", i)
+		want = append(want, text)
+		h.post(h.alice, text, "")
+		if i == 5 {
+			if err := h.dendrite.Stop(); err != nil {
+				t.Log(err)
+			}
+		}
+	}
+	time.Sleep(2 * time.Second)
+	h.dendrite.Restart(t)
+	expectExactlyOnceInOrder(t, "the room", func() []string { return h.roomBodies("mm ") }, append([]string{"mm 1"}, want...))
+
+	// The plugin is off while carol talks, and while alice posts.
+	h.carol.say(h.room, "mx 1")
+	h.remotePost("mx 1", func(p *model.Post) bool { return p.Message == "mx 1" })
+	h.n.Deactivate()
+	for i := 2; i <= 6; i++ {
+		h.carol.say(h.room, fmt.Sprintf("mx %d", i))
+	}
+	h.post(h.bob, "mm 12", "")
+	time.Sleep(time.Second)
+	h.activate()
+	h.carol.say(h.room, "mx 7")
+	expectExactlyOnceInOrder(t, "the channel", func() []string { return filterPrefix(remotePosts(h.s, h.ch), "mx ") },
+		[]string{"mx 1", "mx 2", "mx 3", "mx 4", "mx 5", "mx 6", "mx 7"})
+	expectExactlyOnceInOrder(t, "the room", func() []string { return h.roomBodies("mm 12") }, []string{"mm 12"})
 }

@@ -337,15 +337,7 @@ func (h *xmppHarness) roomBodies(c *prosodytest.Client) []string {
 }
 
 // carolPosts returns the texts of posts in the channel by remote users.
-func (h *xmppHarness) remotePosts() []string {
-	var out []string
-	for _, p := range h.s.ChannelPosts(h.ch.Id) {
-		if u := h.s.User(p.UserId); u != nil && u.RemoteId != nil && *u.RemoteId != "" {
-			out = append(out, p.Message)
-		}
-	}
-	return out
-}
+func (h *xmppHarness) remotePosts() []string { return remotePosts(h.s, h.ch) }
 
 func filterPrefix(list []string, substr string) []string {
 	var out []string
@@ -359,21 +351,7 @@ func filterPrefix(list []string, substr string) []string {
 
 func (h *xmppHarness) expectExactlyOnceInOrder(what string, got func() []string, want []string) {
 	h.t.Helper()
-	var last []string
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		last = got()
-		if strings.Join(last, "|") == strings.Join(want, "|") {
-			// Hold on a moment: a late duplicate must not follow.
-			time.Sleep(time.Second)
-			if last = got(); strings.Join(last, "|") == strings.Join(want, "|") {
-				return
-			}
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	h.t.Fatalf("%s:\n got  %q\n want %q", what, last, want)
+	expectExactlyOnceInOrder(h.t, what, got, want)
 }
 
 // exchangeFirstMessages has alice say "mm 1" and carol "x 1", and waits
