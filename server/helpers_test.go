@@ -52,11 +52,12 @@ func waitPost(t testing.TB, s *testhost.Server, ch *model.Channel, what string, 
 	return found
 }
 
-// remotePosts are the messages in ch posted by remote users, oldest first.
+// remotePosts are the messages in ch posted by remote users, oldest first
+// (not the system messages about them).
 func remotePosts(s *testhost.Server, ch *model.Channel) []string {
 	var out []string
 	for _, p := range s.ChannelPosts(ch.Id) {
-		if u := s.User(p.UserId); u != nil && u.RemoteId != nil && *u.RemoteId != "" {
+		if u := s.User(p.UserId); !p.IsSystemMessage() && u != nil && u.RemoteId != nil && *u.RemoteId != "" {
 			out = append(out, p.Message)
 		}
 	}

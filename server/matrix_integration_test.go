@@ -4,8 +4,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -576,4 +580,191 @@ func TestMatrixSurvivesDendriteRestartAndDeactivation(t *testing.T) {
 	expectExactlyOnceInOrder(t, "the channel", func() []string { return filterPrefix(remotePosts(h.s, h.ch), "mx ") },
 		[]string{"mx 1", "mx 2", "mx 3", "mx 4", "mx 5", "mx 6", "mx 7"})
 	expectExactlyOnceInOrder(t, "the room", func() []string { return h.roomBodies("mm 12") }, []string{"mm 12"})
+}
+
+// asRequest sends a request to the plugin's application-service API the
+// way the homeserver does, through the real listener.
+func (h *matrixHarness) asRequest(method, path, token, body string) (int, string) {
+	h.t.Helper()
+	req, err := http.NewRequestWithContext(h.ctx, method, h.web.PluginURL()+path, strings.NewReader(body))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// txnRecorder keeps the transactions Dendrite pushed and what the plugin
+// answered.
+type txnRecorder struct {
+	mu    sync.Mutex
+	paths map[string][]string // body marker -> paths of the transactions carrying it
+	codes map[string][]int    // path -> the plugin's answers
+	fail  map[string]func(w http.ResponseWriter, forward func() *http.Response) bool
+}
+
+func (h *matrixHarness) recordTransactions() *txnRecorder {
+	rec := &txnRecorder{paths: map[string][]string{}, codes: map[string][]int{}, fail: map[string]func(http.ResponseWriter, func() *http.Response) bool{}}
+	h.web.SetIntercept(func(w http.ResponseWriter, r *http.Request, forward func() *http.Response) bool {
+		if !strings.Contains(r.URL.Path, "/transactions/") {
+			return false
+		}
+		body, _ := io.ReadAll(r.Body)
+		rec.mu.Lock()
+		var special func(http.ResponseWriter, func() *http.Response) bool
+		for marker, f := range rec.fail {
+			if strings.Contains(string(body), marker) {
+				rec.paths[marker] = append(rec.paths[marker], r.URL.Path)
+				special = f
+			}
+		}
+		rec.mu.Unlock()
+		answered := special != nil && special(w, forward)
+		resp := forward()
+		rec.mu.Lock()
+		rec.codes[r.URL.Path] = append(rec.codes[r.URL.Path], resp.StatusCode)
+		rec.mu.Unlock()
+		return answered
+	})
+	return rec
+}
+
+func (rec *txnRecorder) watch(marker string, f func(w http.ResponseWriter, forward func() *http.Response) bool) {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	rec.fail[marker] = f
+}
+
+func (rec *txnRecorder) pathsOf(marker string) []string {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	return slices.Clone(rec.paths[marker])
+}
+
+func (rec *txnRecorder) codesOf(path string) []int {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	return slices.Clone(rec.codes[path])
+}
+
+// Matrix check 4: a transaction sent again creates nothing new; one whose
+// handling fails is sent again by Dendrite and then lands once.
+func TestMatrixTransactionsAreIdempotent(t *testing.T) {
+	h := newMatrixHarness(t)
+	rec := h.recordTransactions()
+	count := func(text string) int { return len(filterExact(remotePosts(h.s, h.ch), text)) }
+
+	// Replayed by the homeserver: the same transaction ID twice.
+	rec.watch("replay me", func(http.ResponseWriter, func() *http.Response) bool { return false })
+	h.carol.say(h.room, "replay me")
+	h.remotePost("replay me", func(p *model.Post) bool { return p.Message == "replay me" })
+	path := rec.pathsOf("replay me")[0]
+	body := `{"events":[{"type":"m.room.message","room_id":"` + string(h.room) + `","event_id":"$replayed","sender":"` + string(h.carol.ID) + `","origin_server_ts":1,"content":{"msgtype":"m.text","body":"replay me"}}]}`
+	if code, text := h.asRequest(http.MethodPut, strings.TrimPrefix(path, "/plugins/"+manifest.Id), h.cfg.HSToken, body); code != http.StatusOK {
+		t.Fatalf("replayed transaction: %d %s", code, text)
+	}
+
+	// The plugin handled it, but its answer was lost: Dendrite sends the
+	// same transaction again.
+	var lost atomic.Bool
+	rec.watch("lost answer", func(w http.ResponseWriter, forward func() *http.Response) bool {
+		if lost.CompareAndSwap(false, true) {
+			forward()
+			w.WriteHeader(http.StatusBadGateway)
+			return true
+		}
+		return false
+	})
+	h.carol.say(h.room, "lost answer")
+	testhost.WaitFor(t, 30*time.Second, func() bool { return len(rec.pathsOf("lost answer")) >= 2 }, "Dendrite to send the transaction again")
+	if p := rec.pathsOf("lost answer"); p[0] != p[1] {
+		t.Fatalf("the transaction came back under another ID: %v", p)
+	}
+
+	// Handling fails (the KV store refuses): the plugin answers 500, and
+	// Dendrite's next attempt lands.
+	var failed atomic.Bool
+	rec.watch("store trouble", func(http.ResponseWriter, func() *http.Response) bool {
+		if failed.CompareAndSwap(false, true) {
+			h.s.FailKV(1, "disk full")
+		}
+		return false
+	})
+	h.carol.say(h.room, "store trouble")
+	h.remotePost("store trouble", func(p *model.Post) bool { return p.Message == "store trouble" })
+	troubled := rec.pathsOf("store trouble")
+	if codes := rec.codesOf(troubled[0]); len(codes) < 2 || codes[0] != http.StatusInternalServerError || codes[len(codes)-1] != http.StatusOK {
+		t.Fatalf("the plugin answered %v to the failing transaction", codes)
+	}
+
+	h.carol.say(h.room, "after all that")
+	h.remotePost("after all that", func(p *model.Post) bool { return p.Message == "after all that" })
+	h.s.WaitHooks(5 * time.Second)
+	for _, text := range []string{"replay me", "lost answer", "store trouble"} {
+		if n := count(text); n != 1 {
+			t.Fatalf("%q is in the channel %d times", text, n)
+		}
+	}
+}
+
+func filterExact(list []string, text string) []string {
+	var out []string
+	for _, s := range list {
+		if s == text {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// Matrix check 6: a wrong or missing hs_token gets 403 and changes
+// nothing; malformed transactions are refused cleanly and the bridge keeps
+// working.
+func TestMatrixBadInput(t *testing.T) {
+	h := newMatrixHarness(t)
+	forged := `{"events":[{"type":"m.room.message","room_id":"` + string(h.room) + `","event_id":"$forged","sender":"@mallory:localhost","origin_server_ts":1,"content":{"msgtype":"m.text","body":"forged"}}]}`
+	for name, token := range map[string]string{"missing": "", "wrong": "not-the-hs-token", "the as_token": h.cfg.ASToken} {
+		for _, r := range []struct{ method, path, body string }{
+			{http.MethodPut, "/_matrix/app/v1/transactions/forged1", forged},
+			{http.MethodGet, "/_matrix/app/v1/users/@mm_alice:localhost", ""},
+			{http.MethodPost, "/_matrix/app/v1/ping", "{}"},
+		} {
+			if code, body := h.asRequest(r.method, r.path, token, r.body); code != http.StatusForbidden || !strings.Contains(body, "M_FORBIDDEN") {
+				t.Errorf("%s token, %s %s: %d %s", name, r.method, r.path, code, body)
+			}
+		}
+	}
+	if code, _ := h.asRequest(http.MethodPost, "/_matrix/app/v1/ping", h.cfg.HSToken, `{"transaction_id":"p1"}`); code != http.StatusOK {
+		t.Errorf("ping with the right token: %d", code)
+	}
+	for _, body := range []string{`{"events":[`, `[1,2,3]`, `{"events":"nope"}`} {
+		if code, text := h.asRequest(http.MethodPut, "/_matrix/app/v1/transactions/bad-"+fmt.Sprint(len(body)), h.cfg.HSToken, body); code != http.StatusBadRequest {
+			t.Errorf("malformed transaction %s: %d %s", body, code, text)
+		}
+	}
+	// Events that make no sense are skipped; the transaction is accepted
+	// so the homeserver does not send it forever.
+	junk := `{"events":[{"type":"m.room.message","room_id":"` + string(h.room) + `","sender":"@x:localhost","content":{"body":"no event id"}},` +
+		`{"type":"m.room.message","room_id":"` + string(h.room) + `","event_id":"$img","sender":"@x:localhost","content":{"msgtype":"m.image","body":"a.png","url":"https://example.com/a.png"}},` +
+		`{"type":"m.reaction","room_id":"` + string(h.room) + `","event_id":"$re","sender":"@x:localhost","content":{}}]}`
+	if code, text := h.asRequest(http.MethodPut, "/_matrix/app/v1/transactions/junk", h.cfg.HSToken, junk); code != http.StatusOK {
+		t.Errorf("junk events: %d %s", code, text)
+	}
+
+	h.carol.say(h.room, "still bridging")
+	h.remotePost("still bridging", func(p *model.Post) bool { return p.Message == "still bridging" })
+	h.s.WaitHooks(5 * time.Second)
+	for _, m := range remotePosts(h.s, h.ch) {
+		if m != "still bridging" {
+			t.Fatalf("bad input became a post: %q", m)
+		}
+	}
 }
