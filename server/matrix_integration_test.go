@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/matrix"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/matrix/dendritetest"
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/xmpp/prosodytest"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/internal/servertest"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/testhost"
 )
@@ -44,7 +46,10 @@ type matrixHarness struct {
 	dave     *matrixUser
 }
 
-func newMatrixHarness(t testing.TB) *matrixHarness {
+func newMatrixHarness(t testing.TB) *matrixHarness { return newMatrixHarnessWith(t, nil) }
+
+// newMatrixHarnessWith adds settings (another network's) to the plugin's.
+func newMatrixHarnessWith(t testing.TB, extra map[string]any) *matrixHarness {
 	t.Helper()
 	h := &matrixHarness{t: t}
 	var cancel context.CancelFunc
@@ -62,7 +67,9 @@ func newMatrixHarness(t testing.TB) *matrixHarness {
 	}
 	h.dendrite = dendritetest.Start(t, dendritetest.Options{ServerName: h.cfg.ServerName, AppService: appServiceFor(h.cfg, h.web.PluginURL())})
 	h.cfg.HomeserverURL = h.dendrite.URL
-	if err := h.s.SetPluginSettings(matrixPluginSettings(h.cfg)); err != nil {
+	settings := matrixPluginSettings(h.cfg)
+	maps.Copy(settings, extra)
+	if err := h.s.SetPluginSettings(settings); err != nil {
 		t.Fatal(err)
 	}
 	h.n = h.s.Node(0)
@@ -766,5 +773,77 @@ func TestMatrixBadInput(t *testing.T) {
 		if m != "still bridging" {
 			t.Fatalf("bad input became a post: %q", m)
 		}
+	}
+}
+
+// Matrix check 7: a channel linked with an XMPP room and a Matrix room
+// relays between the two through the bus, and both reach Mattermost.
+func TestMatrixAndXMPPThroughOneChannel(t *testing.T) {
+	prosody := prosodytest.Start(t, prosodytest.Options{})
+	prosody.CreateUser(t, "eve", "eve-password")
+	xroom := prosody.RoomJID(t, "bridge")
+	eve := prosody.Client(t, "eve", "eve-password")
+	h := newMatrixHarnessWith(t, xmppSettings(prosody, "component"))
+	if err := eve.JoinRoom(h.ctx, xroom, "Eve"); err != nil {
+		t.Fatal(err)
+	}
+	testhost.WaitFor(t, 30*time.Second, func() bool {
+		resp, _ := h.n.ExecuteCommand(h.admin.Id, h.ch.Id, h.ch.TeamId, "/xmppbridge status")
+		return resp != nil && strings.Contains(resp.Text, "XMPP bridge: connected")
+	}, "the XMPP bridge to connect")
+	h.command("/xmppbridge map "+xroom.String(), "Linked this channel")
+
+	// XMPP -> Matrix (and Mattermost): eve has a puppet of her own.
+	if _, err := eve.Say(h.ctx, xroom, "hello from *xmpp*"); err != nil {
+		t.Fatal(err)
+	}
+	e := h.dave.waitEvent(h.room, "eve's message", func(e *event.Event) bool { return strings.Contains(message(e).Body, "hello from") })
+	if !strings.HasPrefix(string(e.Sender), "@mm_xmpp_eve_") || !strings.Contains(message(e).FormattedBody, "<strong>xmpp</strong>") {
+		t.Fatalf("eve's message reached Matrix from %s as %q", e.Sender, message(e).FormattedBody)
+	}
+	var m event.MemberEventContent
+	if err := h.dave.cli.StateEvent(h.ctx, h.room, event.StateMember, string(e.Sender), &m); err != nil || m.Displayname != "Eve" {
+		t.Fatalf("eve's puppet is called %q (%v)", m.Displayname, err)
+	}
+	h.remotePost("eve's message", func(p *model.Post) bool { return p.Message == "hello from **xmpp**" })
+
+	// Matrix -> XMPP (and Mattermost).
+	carolID := h.carol.say(h.room, "hello from matrix")
+	ctx, cancel := context.WithTimeout(h.ctx, 30*time.Second)
+	defer cancel()
+	got, err := eve.WaitMessage(ctx, func(m prosodytest.Message) bool { return m.Type == "groupchat" && strings.Contains(m.Body, "hello from matrix") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.From.Resourcepart() != "Carol Jones" {
+		t.Fatalf("carol's message reached XMPP from %s", got.From)
+	}
+	h.remotePost("carol's message", func(p *model.Post) bool { return p.Message == "hello from matrix" })
+
+	// eve's reaction to carol's message reaches Matrix on the right event.
+	if err := eve.SendRaw(h.ctx, fmt.Sprintf(`<message to='%s' type='groupchat' id='r1'><reactions xmlns='urn:xmpp:reactions:0' id='%s'><reaction>👍</reaction></reactions><store xmlns='urn:xmpp:hints'/></message>`, xroom, got.StanzaID)); err != nil {
+		t.Fatal(err)
+	}
+	h.dave.waitEvent(h.room, "eve's reaction", func(e *event.Event) bool {
+		c, ok := e.Content.Parsed.(*event.ReactionEventContent)
+		return ok && strings.HasPrefix(string(e.Sender), "@mm_xmpp_eve_") && c.RelatesTo.EventID == carolID && c.RelatesTo.Key == "👍"
+	})
+
+	// Mattermost reaches both.
+	h.post(h.alice, "and from mattermost", "")
+	if _, err := eve.WaitMessage(ctx, func(m prosodytest.Message) bool { return strings.Contains(m.Body, "and from mattermost") }); err != nil {
+		t.Fatal(err)
+	}
+	h.dave.waitEvent(h.room, "alice's message", bodyIs("and from mattermost"))
+	// Each message is once on each side.
+	h.s.WaitHooks(5 * time.Second)
+	time.Sleep(time.Second)
+	for _, text := range []string{"hello from matrix", "and from mattermost"} {
+		if n := len(h.dave.seen(h.room, bodyIs(text))); n != 1 {
+			t.Fatalf("%q is in the Matrix room %d times", text, n)
+		}
+	}
+	if n := len(filterExact(remotePosts(h.s, h.ch), "hello from **xmpp**")); n != 1 {
+		t.Fatalf("eve's message is in the channel %d times", n)
 	}
 }
