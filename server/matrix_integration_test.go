@@ -811,7 +811,9 @@ func TestMatrixAndXMPPThroughOneChannel(t *testing.T) {
 	carolID := h.carol.say(h.room, "hello from matrix")
 	ctx, cancel := context.WithTimeout(h.ctx, 30*time.Second)
 	defer cancel()
-	got, err := eve.WaitMessage(ctx, func(m prosodytest.Message) bool { return m.Type == "groupchat" && strings.Contains(m.Body, "hello from matrix") })
+	got, err := eve.WaitMessage(ctx, func(m prosodytest.Message) bool {
+		return m.Type == "groupchat" && strings.Contains(m.Body, "hello from matrix")
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
