@@ -83,8 +83,8 @@ func newMatrixHarnessWith(t testing.TB, extra map[string]any) *matrixHarness {
 		h.s.AddToTeam(u.Id, team.Id)
 		h.s.AddToChannel(u.Id, h.ch.Id)
 	}
-	h.carol = newMatrixUser(t, h.ctx, h.dendrite, "carol", "Carol Jones")
-	h.dave = newMatrixUser(t, h.ctx, h.dendrite, "dave", "Dave Observer")
+	h.carol = newMatrixUser(h.ctx, t, h.dendrite, "carol", "Carol Jones")
+	h.dave = newMatrixUser(h.ctx, t, h.dendrite, "dave", "Dave Observer")
 	h.room = h.carol.createRoom("dev")
 	h.dave.join(h.room)
 	testhost.WaitFor(t, 30*time.Second, func() bool {
@@ -151,7 +151,7 @@ type matrixUser struct {
 	events []*event.Event
 }
 
-func newMatrixUser(t testing.TB, ctx context.Context, d *dendritetest.Server, localpart, displayName string) *matrixUser {
+func newMatrixUser(ctx context.Context, t testing.TB, d *dendritetest.Server, localpart, displayName string) *matrixUser {
 	t.Helper()
 	userID, token := d.RegisterUser(t, localpart, localpart+"-password")
 	cli, err := mautrix.NewClient(d.URL, id.UserID(userID), token)
@@ -468,7 +468,8 @@ func TestMatrixCreateRoomAndMembership(t *testing.T) {
 		h.s.AddToChannel(u.Id, ch.Id)
 	}
 	answer := runCommand(t, h.n, h.admin, ch, "/matrixbridge create", "Linked this channel with Matrix room !")
-	room := id.RoomID(strings.TrimSuffix(strings.Fields(answer[strings.Index(answer, "!"):])[0], "."))
+	_, after, _ := strings.Cut(answer, "Matrix room ")
+	room := id.RoomID(strings.TrimSuffix(strings.Fields(after)[0], "."))
 	h.dave.join(room)
 	var name event.RoomNameEventContent
 	if err := h.dave.cli.StateEvent(h.ctx, room, event.StateRoomName, "", &name); err != nil || name.Name != "Launch Plans" {

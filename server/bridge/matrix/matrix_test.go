@@ -42,16 +42,16 @@ func (m *memStore) ChannelForRoom(_ bridge.Network, room string) (string, error)
 func (m *memStore) GetRemoteUser(bridge.Network, string) (*store.RemoteUser, error) {
 	return nil, store.ErrNotFound
 }
-func (m *memStore) Seen(ns, id string) (bool, error) {
+func (m *memStore) Seen(ns, key string) (bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.seen[ns+"|"+id], m.fail
+	return m.seen[ns+"|"+key], m.fail
 }
-func (m *memStore) MarkSeen(ns, id string, _ time.Duration) (bool, error) {
+func (m *memStore) MarkSeen(ns, key string, _ time.Duration) (bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	first := !m.seen[ns+"|"+id]
-	m.seen[ns+"|"+id] = true
+	first := !m.seen[ns+"|"+key]
+	m.seen[ns+"|"+key] = true
 	return first, nil
 }
 func (m *memStore) SetAlias(ns, k, v string) error {
@@ -166,7 +166,7 @@ func TestHSTokenIsRequired(t *testing.T) {
 		}
 	}
 	// The legacy query parameter works, and a wrong one does not.
-	r := httptest.NewRequest(http.MethodGet, "/_matrix/app/v1/users/@x:example.org?access_token=nope", nil)
+	r := httptest.NewRequest(http.MethodGet, "/_matrix/app/v1/users/@x:example.org?access_token=nope", http.NoBody)
 	w := httptest.NewRecorder()
 	b.ServeHTTP(w, r)
 	if w.Code != http.StatusForbidden {
