@@ -322,6 +322,16 @@ const manifestStr = `
             "default": "mattermostbridge",
             "hosting": "",
             "secret": false
+          },
+          {
+            "key": "MatrixRegistration",
+            "display_name": "Registration file:",
+            "type": "custom",
+            "help_text": "The application-service registration for the homeserver, built from the saved settings above (save them first; the Site URL must be set). Put the file on the homeserver, list it in its configuration (Synapse: ` + "`" + `app_service_config_files` + "`" + ` in homeserver.yaml; Dendrite: ` + "`" + `app_service_api.config_files` + "`" + ` in dendrite.yaml) and restart the homeserver. ` + "`" + `/matrixbridge registration` + "`" + ` shows the same file. It holds both tokens: keep it secret.",
+            "placeholder": "",
+            "default": null,
+            "hosting": "",
+            "secret": false
           }
         ],
         "header": "",
