@@ -324,6 +324,14 @@ func TestMatrixPuppets(t *testing.T) {
 	h.carol.say(h.room, "carol answers")
 	h.remotePost("carol's answer", func(p *model.Post) bool { return p.Message == "carol answers" })
 
+	// The homeserver may ask whether a puppet exists.
+	if code, _ := h.asRequest(http.MethodGet, "/_matrix/app/v1/users/"+string(h.puppet(h.alice)), h.cfg.HSToken, ""); code != http.StatusOK {
+		t.Fatalf("user query for alice's puppet: %d", code)
+	}
+	if code, _ := h.asRequest(http.MethodGet, "/_matrix/app/v1/users/@mm_nobody:localhost", h.cfg.HSToken, ""); code != http.StatusNotFound {
+		t.Fatalf("user query for a puppet never made: %d", code)
+	}
+
 	h.s.WaitHooks(10 * time.Second)
 	time.Sleep(time.Second)
 	for _, p := range h.s.ChannelPosts(h.ch.Id) {
@@ -848,5 +856,31 @@ func TestMatrixAndXMPPThroughOneChannel(t *testing.T) {
 	}
 	if n := len(filterExact(remotePosts(h.s, h.ch), "hello from **xmpp**")); n != 1 {
 		t.Fatalf("eve's message is in the channel %d times", n)
+	}
+}
+
+// An as_token the homeserver does not know shows in status as something
+// to fix, without the token.
+func TestMatrixWrongASTokenShowsInStatus(t *testing.T) {
+	h := newMatrixHarness(t)
+	wrong := "wrong-as-token-" + servertest.RandomString()
+	settings := matrixPluginSettings(h.cfg)
+	settings["MatrixASToken"] = wrong
+	if err := h.s.SetPluginSettings(settings); err != nil {
+		t.Fatal(err)
+	}
+	var text string
+	testhost.WaitFor(t, 30*time.Second, func() bool {
+		resp, _ := h.n.ExecuteCommand(h.admin.Id, h.ch.Id, h.ch.TeamId, "/matrixbridge status")
+		text = resp.Text
+		return strings.Contains(text, "does not accept the as_token")
+	}, "status to explain the refused as_token")
+	if strings.Contains(text, wrong) {
+		t.Fatalf("status shows the token: %s", text)
+	}
+	for _, line := range h.s.Logs() {
+		if strings.Contains(line, wrong) {
+			t.Fatalf("a log line holds the token: %s", line)
+		}
 	}
 }

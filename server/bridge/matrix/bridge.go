@@ -253,7 +253,7 @@ func (b *Bridge) connect(ctx context.Context) error {
 // describe turns client errors into something an admin can act on.
 func describe(err error) error {
 	switch {
-	case errors.Is(err, mautrix.MUnknownToken), errors.Is(err, mautrix.MForbidden) && strings.Contains(err.Error(), "as_token"):
+	case errors.Is(err, mautrix.MUnknownToken):
 		return fmt.Errorf("the homeserver does not accept the as_token (is the registration file installed and the homeserver restarted?): %w", err)
 	case errors.Is(err, mautrix.MExclusive):
 		return fmt.Errorf("the homeserver says the user is reserved by another application service: %w", err)

@@ -30,7 +30,7 @@ func (b *Bridge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case strings.HasPrefix(path, "/transactions/") && r.Method == http.MethodPut:
 		b.serveTransaction(w, r, strings.TrimPrefix(path, "/transactions/"))
 	case strings.HasPrefix(path, "/users/") && r.Method == http.MethodGet:
-		b.serveUserQuery(w, r, strings.TrimPrefix(path, "/users/"))
+		b.serveUserQuery(w, strings.TrimPrefix(path, "/users/"))
 	case strings.HasPrefix(path, "/rooms/") && r.Method == http.MethodGet:
 		// The bridge owns no room aliases.
 		writeError(w, http.StatusNotFound, "M_NOT_FOUND", "no such room alias")
@@ -82,14 +82,12 @@ func (b *Bridge) serveTransaction(w http.ResponseWriter, r *http.Request, txnID 
 	writeJSON(w, http.StatusOK, struct{}{})
 }
 
-// serveUserQuery says whether a puppet exists. Puppets are created when a
-// Mattermost user first needs one, so an unknown one is reported missing.
-func (b *Bridge) serveUserQuery(w http.ResponseWriter, r *http.Request, userID string) {
-	if _, err := b.as.StateStore.IsRegistered(r.Context(), id.UserID(userID)); err == nil && b.ownsUser(id.UserID(userID)) {
-		if ok, _ := b.as.StateStore.IsRegistered(r.Context(), id.UserID(userID)); ok {
-			writeJSON(w, http.StatusOK, struct{}{})
-			return
-		}
+// serveUserQuery says whether a puppet exists. Puppets are made when a
+// Mattermost user first needs one, so one not made yet is reported missing.
+func (b *Bridge) serveUserQuery(w http.ResponseWriter, userID string) {
+	if _, ok := b.puppetUsername(id.UserID(userID)); ok {
+		writeJSON(w, http.StatusOK, struct{}{})
+		return
 	}
 	writeError(w, http.StatusNotFound, "M_NOT_FOUND", "no such user")
 }
