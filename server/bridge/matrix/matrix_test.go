@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -291,5 +292,42 @@ func TestRenderMentionsBecomePills(t *testing.T) {
 	}
 	if c.Mentions == nil || len(c.Mentions.UserIDs) != 1 {
 		t.Fatalf("mentions %+v", c.Mentions)
+	}
+}
+
+// A homeserver that rate-limits a send makes Deliver ask the bus to wait
+// the advised time; nothing is dropped.
+func TestDeliverHonoursRateLimits(t *testing.T) {
+	var sends atomic.Int32
+	hs := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case strings.Contains(r.URL.Path, "/send/"):
+			if sends.Add(1) == 1 {
+				w.WriteHeader(http.StatusTooManyRequests)
+				_, _ = w.Write([]byte(`{"errcode":"M_LIMIT_EXCEEDED","error":"slow down","retry_after_ms":750}`))
+				return
+			}
+			_, _ = w.Write([]byte(`{"event_id":"$sent"}`))
+		case strings.Contains(r.URL.Path, "/profile/"):
+			_, _ = w.Write([]byte(`{}`))
+		case strings.Contains(r.URL.Path, "/join"):
+			_, _ = w.Write([]byte(`{"room_id":"!room:example.org"}`))
+		default:
+			_, _ = w.Write([]byte(`{}`))
+		}
+	})
+	b, _, _ := newTestBridge(t, hs)
+	d := &bridge.Delivery{
+		Event: bridge.Event{Kind: bridge.KindMessage, Origin: bridge.Ref{Network: bridge.NetworkMattermost, Room: "c", ID: "p1"},
+			Sender: bridge.Sender{Network: bridge.NetworkMattermost, ID: "u1", Username: "alice"}, Text: "hi"},
+		Room: "!room:example.org",
+	}
+	_, err := b.Deliver(context.Background(), d)
+	if delay, ok := bridge.RetryDelay(err); !ok || delay != 750*time.Millisecond || bridge.IsPermanent(err) {
+		t.Fatalf("rate-limited delivery: %v (delay %v, %v)", err, delay, ok)
+	}
+	id, err := b.Deliver(context.Background(), d)
+	if err != nil || id != "$sent" {
+		t.Fatalf("retry: %q, %v", id, err)
 	}
 }
