@@ -326,8 +326,8 @@ func TestDeliverHonoursRateLimits(t *testing.T) {
 	if delay, ok := bridge.RetryDelay(err); !ok || delay != 750*time.Millisecond || bridge.IsPermanent(err) {
 		t.Fatalf("rate-limited delivery: %v (delay %v, %v)", err, delay, ok)
 	}
-	id, err := b.Deliver(context.Background(), d)
-	if err != nil || id != "$sent" {
-		t.Fatalf("retry: %q, %v", id, err)
+	eventID, err := b.Deliver(context.Background(), d)
+	if err != nil || eventID != "$sent" {
+		t.Fatalf("retry: %q, %v", eventID, err)
 	}
 }
