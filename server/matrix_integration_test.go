@@ -884,3 +884,37 @@ func TestMatrixWrongASTokenShowsInStatus(t *testing.T) {
 		}
 	}
 }
+
+// map takes an alias as well as a room ID; an invite-only room is refused
+// until someone invites the bot, which then joins by itself.
+func TestMatrixMapByAliasAndInvitation(t *testing.T) {
+	h := newMatrixHarness(t)
+	team := h.s.DefaultTeam()
+	public := h.s.CreateChannel(team.Id, "by-alias")
+	private := h.s.CreateChannel(team.Id, "invite-only")
+	for _, ch := range []*model.Channel{public, private} {
+		h.s.AddToChannel(h.admin.Id, ch.Id)
+	}
+
+	resp, err := h.carol.cli.CreateRoom(h.ctx, &mautrix.ReqCreateRoom{Name: "aliased", Preset: "public_chat", RoomAliasName: "aliased"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCommand(t, h.n, h.admin, public, "/matrixbridge map #aliased:localhost", "Linked this channel with Matrix room "+string(resp.RoomID))
+	runCommand(t, h.n, h.admin, public, "/matrixbridge map #missing:localhost", "no Matrix room has the alias")
+
+	closed, err := h.carol.cli.CreateRoom(h.ctx, &mautrix.ReqCreateRoom{Name: "closed", Preset: "private_chat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCommand(t, h.n, h.admin, private, "/matrixbridge map "+string(closed.RoomID), "invite it to the room first")
+	if _, err := h.carol.cli.InviteUser(h.ctx, closed.RoomID, &mautrix.ReqInviteUser{UserID: id.NewUserID(h.cfg.BotLocalpart, h.cfg.ServerName)}); err != nil {
+		t.Fatal(err)
+	}
+	testhost.WaitFor(t, wait, func() bool {
+		r, _ := h.n.ExecuteCommand(h.admin.Id, private.Id, team.Id, "/matrixbridge map "+string(closed.RoomID))
+		return r != nil && strings.Contains(r.Text, "Linked this channel")
+	}, "the bot to accept the invitation")
+	h.carol.say(closed.RoomID, "in the closed room")
+	waitPost(t, h.s, private, "carol's message", func(p *model.Post) bool { return p.Message == "in the closed room" })
+}
