@@ -103,6 +103,9 @@ func New(cfg Config, st Store, log bridge.Logger) (*Bridge, error) {
 	// would hold the queue for minutes.
 	as.DefaultHTTPRetries = 0
 	as.HTTPClient.Timeout = time.Minute
+	// mautrix makes the bot's client and intent on first use without a
+	// lock: make them now, before any goroutine can race to.
+	as.BotIntent()
 	return &Bridge{
 		cfg: cfg, store: st, log: log, as: as, bot: as.BotMXID(),
 		health:   bridge.Health{State: bridge.StateDisabled},

@@ -25,12 +25,16 @@ func (b *Bridge) followRedactions(ctx context.Context) {
 		b.log.Warn("Could not read the Matrix sync position", "error", err.Error())
 	}
 	delay := time.Second
+	// A request is never cancelled halfway: Dendrite on SQLite can be left
+	// with a locked database by a /sync cut off mid-query. Stopping ends
+	// the loop within one short long-poll instead.
+	reqCtx := context.WithoutCancel(ctx)
 	for ctx.Err() == nil {
-		timeout := 30000
+		timeout := 10000
 		if since == "" {
 			timeout = 0
 		}
-		resp, err := b.as.BotClient().SyncRequest(ctx, timeout, since, redactionFilter, false, event.PresenceOffline)
+		resp, err := b.as.BotClient().SyncRequest(reqCtx, timeout, since, redactionFilter, false, event.PresenceOffline)
 		if err != nil {
 			if ctx.Err() == nil {
 				b.log.Debug("Matrix sync failed", "error", err.Error(), "retry_in", delay.String())
