@@ -61,6 +61,10 @@ type Bridge struct {
 	done     chan struct{}
 	profiles map[string]profile // room|user -> what their member event says
 	synced   map[id.UserID]profile
+	// unsure holds the transaction IDs of sends that failed: the event
+	// may exist all the same. started is when this bridge was made.
+	unsure  map[string]bool
+	started time.Time
 
 	// txnMu makes transactions run one at a time, so events are handed on
 	// in the order the homeserver sent them.
@@ -111,6 +115,8 @@ func New(cfg Config, st Store, log bridge.Logger) (*Bridge, error) {
 		health:   bridge.Health{State: bridge.StateDisabled},
 		profiles: map[string]profile{},
 		synced:   map[id.UserID]profile{},
+		unsure:   map[string]bool{},
+		started:  time.Now(),
 	}, nil
 }
 

@@ -3,6 +3,8 @@ package matrix
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -329,5 +331,62 @@ func TestDeliverHonoursRateLimits(t *testing.T) {
 	eventID, err := b.Deliver(context.Background(), d)
 	if err != nil || eventID != "$sent" {
 		t.Fatalf("retry: %q, %v", eventID, err)
+	}
+}
+
+// A send the homeserver stored but answered with an error is found in the
+// room on the retry instead of being sent again.
+func TestRetryFindsAnEventStoredDespiteAnError(t *testing.T) {
+	var mu sync.Mutex
+	var stored []string // bodies of the events the homeserver keeps
+	hs := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case strings.Contains(r.URL.Path, "/send/"):
+			body, _ := io.ReadAll(r.Body)
+			stored = append(stored, string(body))
+			if len(stored) == 1 {
+				w.WriteHeader(http.StatusInternalServerError)
+				_, _ = w.Write([]byte(`{"errcode":"M_UNKNOWN","error":"database is locked"}`))
+				return
+			}
+			_, _ = w.Write([]byte(`{"event_id":"$second"}`))
+		case strings.HasSuffix(r.URL.Path, "/messages"):
+			var chunk []string
+			for i, body := range stored {
+				chunk = append(chunk, fmt.Sprintf(`{"type":"m.room.message","event_id":"$ev%d","sender":"@mm_alice:example.org","room_id":"!room:example.org","content":%s}`, i, body))
+			}
+			_, _ = w.Write([]byte(`{"chunk":[` + strings.Join(chunk, ",") + `]}`))
+		case strings.Contains(r.URL.Path, "/join"):
+			_, _ = w.Write([]byte(`{"room_id":"!room:example.org"}`))
+		default:
+			_, _ = w.Write([]byte(`{}`))
+		}
+	})
+	b, _, _ := newTestBridge(t, hs)
+	d := &bridge.Delivery{
+		Event: bridge.Event{Kind: bridge.KindMessage, Origin: bridge.Ref{Network: bridge.NetworkMattermost, Room: "c", ID: "p1"},
+			Sender: bridge.Sender{Network: bridge.NetworkMattermost, ID: "u1", Username: "alice"}, Text: "hi", Time: time.Now()},
+		Room: "!room:example.org",
+	}
+	if _, err := b.Deliver(context.Background(), d); err == nil {
+		t.Fatal("the failed send succeeded")
+	}
+	eventID, err := b.Deliver(context.Background(), d)
+	if err != nil || eventID != "$ev0" {
+		t.Fatalf("retry: %q, %v", eventID, err)
+	}
+	mu.Lock()
+	sends := len(stored)
+	mu.Unlock()
+	if sends != 1 {
+		t.Fatalf("the retry sent again: %d sends", sends)
+	}
+	// A delivery that never failed is sent without a search.
+	d2 := *d
+	d2.Origin.ID, d2.Text = "p2", "second"
+	if eventID, err := b.Deliver(context.Background(), &d2); err != nil || eventID != "$second" {
+		t.Fatalf("second message: %q, %v", eventID, err)
 	}
 }

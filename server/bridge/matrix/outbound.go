@@ -99,14 +99,63 @@ func inThread(c *event.MessageEventContent, parent string) {
 	}
 }
 
+// deliveryKey marks every event the bridge sends with its transaction ID.
+const deliveryKey = "com.mattermost.bridge.delivery"
+
 // send sends with a transaction ID derived from the delivery, so a retry
-// of a request whose answer was lost does not post twice.
+// of a request whose answer was lost does not post twice. Homeservers only
+// remember transaction IDs that succeeded, and not across restarts, so
+// when an earlier attempt failed, or the delivery is a replay of something
+// older than this start, the room is searched for the event first.
 func (b *Bridge) send(ctx context.Context, intent *appservice.IntentAPI, room id.RoomID, typ event.Type, content any, d *bridge.Delivery, part int) (string, error) {
-	resp, err := intent.SendMessageEvent(ctx, room, typ, content, mautrix.ReqSendEvent{TransactionID: txnID(d, part)})
+	txn := txnID(d, part)
+	b.mu.Lock()
+	uncertain := b.unsure[txn] || (!d.Time.IsZero() && d.Time.Before(b.started))
+	b.mu.Unlock()
+	if uncertain {
+		eventID, err := b.findDelivered(ctx, intent, room, typ, txn)
+		if err != nil {
+			return "", err
+		}
+		if eventID != "" {
+			b.settled(txn, true)
+			return eventID, nil
+		}
+	}
+	resp, err := intent.SendMessageEvent(ctx, room, typ, &event.Content{Parsed: content, Raw: map[string]any{deliveryKey: txn}},
+		mautrix.ReqSendEvent{TransactionID: txn})
 	if err != nil {
+		b.settled(txn, false)
 		return "", err
 	}
+	b.settled(txn, true)
 	return string(resp.EventID), nil
+}
+
+func (b *Bridge) settled(txn string, ok bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if ok {
+		delete(b.unsure, txn)
+	} else {
+		b.unsure[txn] = true
+	}
+}
+
+// findDelivered looks for the event a delivery created among the puppet's
+// latest events in the room.
+func (b *Bridge) findDelivered(ctx context.Context, intent *appservice.IntentAPI, room id.RoomID, typ event.Type, txn string) (string, error) {
+	filter := &mautrix.FilterPart{Senders: []id.UserID{intent.UserID}, Types: []event.Type{typ}}
+	resp, err := intent.Messages(ctx, room, "", "", mautrix.DirectionBackward, filter, 100)
+	if err != nil {
+		return "", fmt.Errorf("look for an earlier attempt in the room: %w", err)
+	}
+	for _, e := range resp.Chunk {
+		if v, _ := e.Content.Raw[deliveryKey].(string); v == txn && e.Sender == intent.UserID {
+			return string(e.ID), nil
+		}
+	}
+	return "", nil
 }
 
 func txnID(d *bridge.Delivery, part int) string {

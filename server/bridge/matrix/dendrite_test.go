@@ -1,0 +1,75 @@
+package matrix
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge"
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/matrix/dendritetest"
+)
+
+// Against a real Dendrite: a retry finds the event an earlier attempt
+// created by its delivery mark, so it is not sent twice even when the
+// homeserver has forgotten the transaction ID (here: a restart).
+func TestRetryAfterHomeserverRestartFindsTheEvent(t *testing.T) {
+	cfg := testConfig("")
+	cfg.ServerName = "localhost"
+	reg := Registration(cfg, "")
+	as := &dendritetest.AppService{ID: reg.ID, ASToken: cfg.ASToken, HSToken: cfg.HSToken, SenderLocalpart: cfg.BotLocalpart}
+	for _, ns := range reg.Namespaces.UserIDs {
+		as.Users = append(as.Users, dendritetest.Namespace{Regex: ns.Regex, Exclusive: ns.Exclusive})
+	}
+	d := dendritetest.Start(t, dendritetest.Options{ServerName: "localhost", AppService: as})
+	cfg.HomeserverURL = d.URL
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	userID, token := d.RegisterUser(t, "carol", "carol-password")
+	carol, err := mautrix.NewClient(d.URL, id.UserID(userID), token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	created, err := carol.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := newMemStore()
+	b, err := New(cfg, st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	del := &bridge.Delivery{
+		Event: bridge.Event{Kind: bridge.KindMessage, Origin: bridge.Ref{Network: bridge.NetworkMattermost, Room: "c", ID: "p1"},
+			Sender: bridge.Sender{Network: bridge.NetworkMattermost, ID: "u1", Username: "alice"}, Text: "only once", Time: time.Now()},
+		Room: string(created.RoomID),
+	}
+	first, err := b.Deliver(ctx, del)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Restart(t)
+	// As if the answer to the first attempt had been lost.
+	b.settled(txnID(del, 0), false)
+	again, err := b.Deliver(ctx, del)
+	if err != nil || again != first {
+		t.Fatalf("retry gave %q (%v), want the first event %q", again, err, first)
+	}
+	msgs, err := carol.Messages(ctx, created.RoomID, "", "", mautrix.DirectionBackward, nil, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range msgs.Chunk {
+		if e.Type == event.EventMessage && e.Content.Raw["body"] == "only once" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("the message is in the room %d times", n)
+	}
+}
