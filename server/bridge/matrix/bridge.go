@@ -56,7 +56,7 @@ type Bridge struct {
 
 	mu       sync.Mutex
 	sink     bridge.Sink
-	health   bridge.Health
+	health   bridge.HealthKeeper
 	cancel   context.CancelFunc
 	done     chan struct{}
 	profiles map[string]profile // room|user -> what their member event says
@@ -112,7 +112,6 @@ func New(cfg Config, st Store, log bridge.Logger) (*Bridge, error) {
 	as.BotIntent()
 	return &Bridge{
 		cfg: cfg, store: st, log: log, as: as, bot: as.BotMXID(),
-		health:   bridge.Health{State: bridge.StateDisabled},
 		profiles: map[string]profile{},
 		synced:   map[id.UserID]profile{},
 		unsure:   map[string]bool{},
@@ -131,26 +130,7 @@ func (b *Bridge) Capabilities() bridge.Capabilities {
 	}
 }
 
-func (b *Bridge) Health() bridge.Health {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.health
-}
-
-func (b *Bridge) setState(state bridge.State, err error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.health.State = state
-	if err != nil {
-		b.health.LastError = err.Error()
-	}
-}
-
-func (b *Bridge) touched() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.health.LastMessage = time.Now().UTC()
-}
+func (b *Bridge) Health() bridge.Health { return b.health.Health() }
 
 // Start checks the homeserver in the background until it answers, then
 // makes sure the bot is in every linked room.
@@ -162,7 +142,7 @@ func (b *Bridge) Start(_ context.Context, sink bridge.Sink) error {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	b.sink, b.cancel, b.done = sink, cancel, make(chan struct{})
-	b.health.State = bridge.StateConnecting
+	b.health.Set(bridge.StateConnecting, nil)
 	go b.run(ctx)
 	return nil
 }
@@ -186,7 +166,7 @@ func (b *Bridge) Stop(ctx context.Context) error {
 	// Wait for a transaction in flight.
 	b.txnMu.Lock()
 	defer b.txnMu.Unlock()
-	b.setState(bridge.StateDisconnected, nil)
+	b.health.Set(bridge.StateDisconnected, nil)
 	return nil
 }
 
@@ -201,14 +181,14 @@ func (b *Bridge) run(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		b.setState(bridge.StateError, err)
+		b.health.Set(bridge.StateError, err)
 		b.log.Warn("Matrix homeserver check failed", "error", err.Error(), "retry_in", delay.String())
 		if !sleep(ctx, delay/2+rand.N(delay/2+1)) {
 			return
 		}
 		delay = min(delay*2, 2*time.Minute)
 	}
-	b.setState(bridge.StateConnected, nil)
+	b.health.Connected()
 	go b.followRedactions(ctx)
 	// Keep health honest: a homeserver that goes away shows up in status.
 	t := time.NewTicker(time.Minute)
@@ -222,9 +202,9 @@ func (b *Bridge) run(ctx context.Context) {
 			_, err := b.as.BotIntent().Whoami(cctx)
 			cancel()
 			if err != nil && ctx.Err() == nil {
-				b.setState(bridge.StateError, describe(err))
+				b.health.Set(bridge.StateError, describe(err))
 			} else if err == nil {
-				b.setState(bridge.StateConnected, nil)
+				b.health.Connected()
 			}
 		}
 	}

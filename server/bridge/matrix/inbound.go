@@ -58,7 +58,7 @@ func (b *Bridge) handleTransaction(ctx context.Context, txnID string, txn *appse
 		return http.StatusInternalServerError, fmt.Errorf("record the transaction: %w", err)
 	}
 	if len(txn.Events) > 0 {
-		b.touched()
+		b.health.Touch(time.Now())
 	}
 	return http.StatusOK, nil
 }

@@ -47,7 +47,7 @@ func (b *Bridge) Deliver(ctx context.Context, d *bridge.Delivery) (string, error
 	if err != nil {
 		return "", classify(err)
 	}
-	b.touched()
+	b.health.Touch(time.Now())
 	return nativeID, nil
 }
 

@@ -47,7 +47,7 @@ func (b *Bridge) Deliver(ctx context.Context, d *bridge.Delivery) (string, error
 		err = bridge.Permanentf("unknown event kind %q", d.Kind)
 	}
 	if err == nil {
-		b.touched(b.opts.Now())
+		b.health.Touch(b.opts.Now())
 	}
 	return id, err
 }

@@ -67,7 +67,7 @@ type Bridge struct {
 	ready chan struct{}
 	// channels holds each linked channel's relay position (*channelState).
 	channels sync.Map
-	health   bridge.Health
+	health   bridge.HealthKeeper
 	done     chan struct{}
 
 	// ownUsers caches whether a user ID is the bot or one of the plugin's
@@ -87,7 +87,7 @@ func New(api plugin.API, st Store, opts Options) *Bridge {
 	if opts.Logger == nil {
 		opts.Logger = bridge.NewPluginLogger(api)
 	}
-	return &Bridge{api: api, store: st, opts: opts, log: opts.Logger, health: bridge.Health{State: bridge.StateDisabled}}
+	return &Bridge{api: api, store: st, opts: opts, log: opts.Logger}
 }
 
 func (b *Bridge) Network() bridge.Network { return bridge.NetworkMattermost }
@@ -100,11 +100,7 @@ func (b *Bridge) Capabilities() bridge.Capabilities {
 	}
 }
 
-func (b *Bridge) Health() bridge.Health {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.health
-}
+func (b *Bridge) Health() bridge.Health { return b.health.Health() }
 
 // Start begins relaying. Posts made while the plugin was not running are
 // replayed first, from each link's cursors; hooks wait until that is done.
@@ -113,7 +109,7 @@ func (b *Bridge) Start(ctx context.Context, sink bridge.Sink) error {
 	defer b.mu.Unlock()
 	b.sink = sink
 	b.ctx, b.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	b.health = bridge.Health{State: bridge.StateConnected}
+	b.health.Connected()
 	b.done = make(chan struct{})
 	b.ready = make(chan struct{})
 	go b.replay(b.ctx, b.done, b.ready)
@@ -123,7 +119,7 @@ func (b *Bridge) Start(ctx context.Context, sink bridge.Sink) error {
 func (b *Bridge) Stop(ctx context.Context) error {
 	b.mu.Lock()
 	cancel, done := b.cancel, b.done
-	b.health.State = bridge.StateDisabled
+	b.health.Set(bridge.StateDisabled, nil)
 	b.mu.Unlock()
 	if cancel == nil {
 		return nil
@@ -169,23 +165,9 @@ func (b *Bridge) send(ctx context.Context, sink bridge.Sink, ev bridge.Event) er
 	err := sink.Receive(ctx, ev)
 	if err != nil && !errors.Is(err, bridge.ErrNotLinked) {
 		b.log.Warn("Could not relay a Mattermost event", "kind", string(ev.Kind), "channel_id", ev.Origin.Room, "error", err.Error())
-		b.setError(err)
+		b.health.Failed(err)
 	}
 	return err
-}
-
-func (b *Bridge) setError(err error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.health.LastError = err.Error()
-}
-
-func (b *Bridge) touched(t time.Time) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if t.After(b.health.LastMessage) {
-		b.health.LastMessage = t
-	}
 }
 
 // isOwnUser reports whether userID is the plugin's bot or a remote user the

@@ -267,7 +267,7 @@ func (b *Bridge) pull(channelID string) {
 	list, appErr := b.api.GetPostsSince(channelID, st.after-1)
 	if appErr != nil {
 		b.log.Warn("Could not read a channel's new posts", "channel_id", channelID, "error", appErr.Error())
-		b.setError(appErr)
+		b.health.Failed(appErr)
 		return
 	}
 	for _, p := range sortedPosts(list) {
@@ -327,7 +327,7 @@ func (b *Bridge) replay(ctx context.Context, done, ready chan struct{}) {
 	links, err := b.store.ListLinks()
 	if err != nil {
 		b.log.Error("Could not list links to replay missed posts", "error", err.Error())
-		b.setError(err)
+		b.health.Failed(err)
 	}
 	for _, link := range links {
 		if ctx.Err() != nil {

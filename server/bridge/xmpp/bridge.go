@@ -40,7 +40,7 @@ type Bridge struct {
 	sink    bridge.Sink
 	session *xmpp.Session
 	rooms   map[string]*room // bare room JID -> state
-	health  bridge.Health
+	health  *bridge.HealthKeeper
 	cancel  context.CancelFunc
 	done    chan struct{}
 	// connected is closed while a session is up and replaced when it drops,
@@ -90,7 +90,7 @@ func New(cfg Config, st Store, log bridge.Logger) (*Bridge, error) {
 	return &Bridge{
 		cfg: cfg, store: st, log: log,
 		rooms:           map[string]*room{},
-		health:          bridge.Health{State: bridge.StateDisabled, Detail: cfg.detail()},
+		health:          bridge.NewHealthKeeper(bridge.Health{State: bridge.StateDisabled, Detail: cfg.detail()}),
 		connected:       make(chan struct{}),
 		reflections:     map[string]chan string{},
 		pendingGhost:    map[string]*room{},
@@ -111,26 +111,7 @@ func (b *Bridge) Capabilities() bridge.Capabilities {
 	}
 }
 
-func (b *Bridge) Health() bridge.Health {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.health
-}
-
-func (b *Bridge) setState(state bridge.State, err error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.health.State = state
-	if err != nil {
-		b.health.LastError = err.Error()
-	}
-}
-
-func (b *Bridge) touched() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.health.LastMessage = time.Now().UTC()
-}
+func (b *Bridge) Health() bridge.Health { return b.health.Health() }
 
 // Start connects in the background and keeps reconnecting until Stop.
 func (b *Bridge) Start(ctx context.Context, sink bridge.Sink) error {
@@ -144,7 +125,7 @@ func (b *Bridge) Start(ctx context.Context, sink bridge.Sink) error {
 	b.sink = sink
 	b.done = make(chan struct{})
 	b.inbound = make(chan []byte, 256)
-	b.health.State = bridge.StateConnecting
+	b.health.Set(bridge.StateConnecting, nil)
 	go b.run(ctx)
 	go b.handleInbound(ctx)
 	go func() {
@@ -179,7 +160,7 @@ func (b *Bridge) Stop(ctx context.Context) error {
 		return ctx.Err()
 	}
 	b.closeAllGhosts()
-	b.setState(bridge.StateDisabled, nil)
+	b.health.Set(bridge.StateDisabled, nil)
 	return nil
 }
 
@@ -203,10 +184,10 @@ func (b *Bridge) run(ctx context.Context) {
 		}
 		if err != nil {
 			b.log.Warn("XMPP connection failed", "error", err.Error(), "attempt", attempt+1)
-			b.setState(bridge.StateError, err)
+			b.health.Set(bridge.StateError, err)
 		} else {
 			attempt = 0 // a session that was up resets the backoff
-			b.setState(bridge.StateDisconnected, nil)
+			b.health.Set(bridge.StateDisconnected, nil)
 		}
 		select {
 		case <-ctx.Done():
@@ -232,8 +213,7 @@ func (b *Bridge) connectOnce(ctx context.Context) error {
 	b.session = s
 	dropped := make(chan struct{})
 	b.dropped = dropped
-	b.health.State = bridge.StateConnected
-	b.health.LastError = ""
+	b.health.Connected()
 	for _, r := range b.rooms {
 		r.reset()
 	}
@@ -390,7 +370,7 @@ func (b *Bridge) joinLinkedRooms(ctx context.Context, s *xmpp.Session) {
 		jctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		if err := b.join(jctx, s, r); err != nil {
 			b.log.Warn("Could not join an XMPP room", "room", r.String(), "error", err.Error())
-			b.setState(bridge.StateConnected, err)
+			b.health.Set(bridge.StateConnected, err)
 		}
 		cancel()
 	}

@@ -51,7 +51,7 @@ func (b *Bridge) sendTo(ctx context.Context, ev bridge.Event) {
 		b.log.Warn("Could not relay an XMPP message", "room", ev.Origin.Room, "kind", string(ev.Kind), "error", err.Error())
 		return
 	}
-	b.touched()
+	b.health.Touch(time.Now())
 }
 
 func (b *Bridge) handleMessage(ctx context.Context, raw []byte) {
