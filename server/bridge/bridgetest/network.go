@@ -164,6 +164,21 @@ func (n *Network) Delivered() []Delivered {
 
 // WaitFor waits until some delivery matches, and returns it.
 func (n *Network) WaitFor(ctx context.Context, match func(Delivered) bool) (Delivered, error) {
+	var found Delivered
+	err := n.waitUntil(ctx, "delivery", func() bool {
+		for _, d := range n.delivered {
+			if match(d) {
+				found = d
+				return true
+			}
+		}
+		return false
+	})
+	return found, err
+}
+
+// waitUntil waits until found, called with n.mu held, reports true.
+func (n *Network) waitUntil(ctx context.Context, what string, found func() bool) error {
 	stop := context.AfterFunc(ctx, func() {
 		n.mu.Lock()
 		n.cond.Broadcast()
@@ -172,17 +187,13 @@ func (n *Network) WaitFor(ctx context.Context, match func(Delivered) bool) (Deli
 	defer stop()
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	for {
-		for _, d := range n.delivered {
-			if match(d) {
-				return d, nil
-			}
-		}
+	for !found() {
 		if ctx.Err() != nil {
-			return Delivered{}, fmt.Errorf("no matching delivery on %s: %w", n.name, ctx.Err())
+			return fmt.Errorf("no matching %s on %s: %w", what, n.name, ctx.Err())
 		}
 		n.cond.Wait()
 	}
+	return nil
 }
 
 // MemberChange is one call of MemberJoined (Joined true) or MemberLeft.
@@ -220,25 +231,17 @@ func (n *Network) MemberChanges() []MemberChange {
 
 // WaitForMember waits until some member change matches, and returns it.
 func (n *Network) WaitForMember(ctx context.Context, match func(MemberChange) bool) (MemberChange, error) {
-	stop := context.AfterFunc(ctx, func() {
-		n.mu.Lock()
-		n.cond.Broadcast()
-		n.mu.Unlock()
-	})
-	defer stop()
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	for {
+	var found MemberChange
+	err := n.waitUntil(ctx, "member change", func() bool {
 		for _, c := range n.members {
 			if match(c) {
-				return c, nil
+				found = c
+				return true
 			}
 		}
-		if ctx.Err() != nil {
-			return MemberChange{}, fmt.Errorf("no matching member change on %s: %w", n.name, ctx.Err())
-		}
-		n.cond.Wait()
-	}
+		return false
+	})
+	return found, err
 }
 
 // Person is someone speaking on the network. Avatar, when set, is their

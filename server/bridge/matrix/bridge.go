@@ -147,6 +147,13 @@ func (b *Bridge) Start(_ context.Context, sink bridge.Sink) error {
 	return nil
 }
 
+// currentSink is where events go; nil while the bridge is stopped.
+func (b *Bridge) currentSink() bridge.Sink {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.sink
+}
+
 // Stop ends the background work; transactions arriving afterwards are
 // refused so the homeserver keeps them for the next start.
 func (b *Bridge) Stop(ctx context.Context) error {

@@ -26,9 +26,7 @@ import (
 func (b *Bridge) handleTransaction(ctx context.Context, txnID string, txn *appservice.Transaction) (int, error) {
 	b.txnMu.Lock()
 	defer b.txnMu.Unlock()
-	b.mu.Lock()
-	sink := b.sink
-	b.mu.Unlock()
+	sink := b.currentSink()
 	if sink == nil {
 		return http.StatusServiceUnavailable, errors.New("the Matrix bridge is not running")
 	}

@@ -63,9 +63,7 @@ func (b *Bridge) followRedactions(ctx context.Context) {
 func (b *Bridge) handleSynced(ctx context.Context, rooms map[id.RoomID]*mautrix.SyncJoinedRoom) bool {
 	b.txnMu.Lock()
 	defer b.txnMu.Unlock()
-	b.mu.Lock()
-	sink := b.sink
-	b.mu.Unlock()
+	sink := b.currentSink()
 	if sink == nil {
 		return false
 	}
