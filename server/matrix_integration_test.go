@@ -313,8 +313,41 @@ func TestMatrixPuppets(t *testing.T) {
 			t.Fatalf("%s in the room: %q (%s), want %q", h.puppet(u), m.Displayname, m.Membership, want)
 		}
 	}
+	// Pictures go both ways, and a new name or picture follows.
+	api := h.n.API(manifest.Id)
+	pic := pngImage(t, 6)
+	if appErr := api.SetProfileImage(h.alice.Id, pic); appErr != nil {
+		t.Fatal(appErr)
+	}
+	renamed := h.s.User(h.alice.Id)
+	renamed.FirstName = "Alicia"
+	if _, appErr := api.UpdateUser(renamed); appErr != nil {
+		t.Fatal(appErr)
+	}
+	h.post(h.alice, "alice renamed", "")
+	h.dave.waitEvent(h.room, "alice's message after the change", bodyIs("alice renamed"))
+	var m event.MemberEventContent
+	testhost.WaitFor(t, wait, func() bool {
+		err := h.dave.cli.StateEvent(h.ctx, h.room, event.StateMember, string(h.puppet(h.alice)), &m)
+		return err == nil && m.Displayname == "Alicia Liddell"
+	}, "alice's new name in the room")
+	if got, err := h.dave.cli.DownloadBytes(h.ctx, m.AvatarURL.ParseOrIgnore()); err != nil || !bytes.Equal(got, pic) {
+		t.Fatalf("alice's picture in Matrix: %d bytes, %v", len(got), err)
+	}
+	up, err := h.carol.cli.UploadBytesWithName(h.ctx, pic, "image/png", "carol.png")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.carol.cli.SetAvatarURL(h.ctx, up.ContentURI); err != nil {
+		t.Fatal(err)
+	}
+
 	h.carol.say(h.room, "carol answers")
-	h.remotePost("carol's answer", func(p *model.Post) bool { return p.Message == "carol answers" })
+	answer := h.remotePost("carol's answer", func(p *model.Post) bool { return p.Message == "carol answers" })
+	testhost.WaitFor(t, wait, func() bool {
+		got, appErr := api.GetProfileImage(answer.UserId)
+		return appErr == nil && bytes.Equal(got, pic)
+	}, "carol's picture in Mattermost")
 
 	// The homeserver may ask whether a puppet exists.
 	if code, _ := h.asRequest(http.MethodGet, "/_matrix/app/v1/users/"+string(h.puppet(h.alice)), h.cfg.HSToken, ""); code != http.StatusOK {
