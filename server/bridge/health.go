@@ -59,3 +59,10 @@ func (k *HealthKeeper) Touch(t time.Time) {
 		k.h.LastMessage = t.UTC()
 	}
 }
+
+// SetDetail replaces the network-specific note status pages show.
+func (k *HealthKeeper) SetDetail(detail string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.h.Detail = detail
+}

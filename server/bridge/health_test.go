@@ -26,6 +26,10 @@ func TestHealthKeeper(t *testing.T) {
 	if h := k.Health(); !h.LastMessage.Equal(now) {
 		t.Fatalf("an older message moved LastMessage back: %v", h.LastMessage)
 	}
+	k.SetDetail("TLS verification disabled")
+	if h := k.Health(); h.Detail != "TLS verification disabled" {
+		t.Fatalf("detail: %+v", h)
+	}
 	k.Failed(errors.New("one post failed"))
 	if h := k.Health(); h.State != StateConnected || h.LastError != "one post failed" {
 		t.Fatalf("failed: %+v", h)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -229,6 +230,7 @@ func (b *Bridge) connect(ctx context.Context) error {
 	if who.UserID != b.bot {
 		return fmt.Errorf("the homeserver says the as_token belongs to %s, not %s: check MatrixBotLocalpart and MatrixServerName", who.UserID, b.bot)
 	}
+	b.health.SetDetail(b.pingDetail(cctx))
 	links, err := b.store.ListLinks()
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("list links: %w", err)
@@ -244,6 +246,20 @@ func (b *Bridge) connect(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// pingDetail asks the homeserver to call the plugin back (Matrix 1.7
+// appservice ping), so a registration URL it cannot reach shows in status
+// instead of as silence.
+func (b *Bridge) pingDetail(ctx context.Context) string {
+	_, err := b.as.BotClient().AppservicePing(ctx, RegistrationID, "mmb-ping-"+strconv.FormatInt(time.Now().UnixNano(), 36))
+	switch {
+	case err == nil:
+		return "the homeserver reaches the plugin"
+	case errors.Is(err, mautrix.MUnrecognized), isStatus(err, http.StatusNotFound, http.StatusMethodNotAllowed):
+		return "" // Homeservers before Matrix 1.7 cannot tell.
+	}
+	return "the homeserver cannot reach the plugin at the registration file's url (check the Site URL and reinstall the registration): " + err.Error()
 }
 
 // describe turns client errors into something an admin can act on.

@@ -390,3 +390,26 @@ func TestRetryFindsAnEventStoredDespiteAnError(t *testing.T) {
 		t.Fatalf("second message: %q, %v", eventID, err)
 	}
 }
+
+// A homeserver that cannot call the plugin back says so in status.
+func TestStatusSaysWhenTheHomeserverCannotReachThePlugin(t *testing.T) {
+	hs := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case strings.HasSuffix(r.URL.Path, "/whoami"):
+			_, _ = w.Write([]byte(`{"user_id":"@mattermostbridge:example.org"}`))
+		case strings.HasSuffix(r.URL.Path, "/appservice/"+RegistrationID+"/ping"):
+			w.WriteHeader(http.StatusBadGateway)
+			_, _ = w.Write([]byte(`{"errcode":"M_CONNECTION_FAILED","error":"connection refused"}`))
+		default:
+			_, _ = w.Write([]byte(`{}`))
+		}
+	})
+	b, _, _ := newTestBridge(t, hs)
+	deadline := time.Now().Add(10 * time.Second)
+	for b.Health().State != bridge.StateConnected && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if h := b.Health(); h.State != bridge.StateConnected || !strings.Contains(h.Detail, "cannot reach the plugin") {
+		t.Fatalf("health %+v", h)
+	}
+}
