@@ -61,7 +61,7 @@ type Bridge struct {
 	cancel   context.CancelFunc
 	done     chan struct{}
 	profiles map[string]profile // room|user -> what their member event says
-	synced   map[id.UserID]profile
+	synced   map[id.UserID]puppetProfile
 	// unsure holds the transaction IDs of sends that failed: the event
 	// may exist all the same. started is when this bridge was made.
 	unsure  map[string]bool
@@ -72,10 +72,17 @@ type Bridge struct {
 	txnMu sync.Mutex
 }
 
-// profile is a person's name and picture.
+// profile is a Matrix person's name and picture in a room.
 type profile struct {
 	Name   string
 	Avatar id.ContentURIString
+}
+
+// puppetProfile is what the bridge last gave a puppet: a name, and the
+// picture by the hash its sender's network gave it.
+type puppetProfile struct {
+	Name       string
+	AvatarHash string
 }
 
 var (
@@ -114,7 +121,7 @@ func New(cfg Config, st Store, log bridge.Logger) (*Bridge, error) {
 	return &Bridge{
 		cfg: cfg, store: st, log: log, as: as, bot: as.BotMXID(),
 		profiles: map[string]profile{},
-		synced:   map[id.UserID]profile{},
+		synced:   map[id.UserID]puppetProfile{},
 		unsure:   map[string]bool{},
 		started:  time.Now(),
 	}, nil

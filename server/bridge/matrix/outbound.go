@@ -367,7 +367,7 @@ func (b *Bridge) puppet(ctx context.Context, room id.RoomID, s bridge.Sender) (*
 // was last set is kept in KV so a restart does not upload every picture
 // again.
 func (b *Bridge) syncProfile(ctx context.Context, intent *appservice.IntentAPI, s bridge.Sender) error {
-	want := profile{Name: s.DisplayName, Avatar: id.ContentURIString(s.AvatarHash)}
+	want := puppetProfile{Name: s.DisplayName, AvatarHash: s.AvatarHash}
 	if want.Name == "" {
 		want.Name = s.Username
 	}
@@ -380,7 +380,7 @@ func (b *Bridge) syncProfile(ctx context.Context, intent *appservice.IntentAPI, 
 	if !known {
 		if v, ok, err := b.store.Alias(nsProfile, string(intent.UserID)); err == nil && ok {
 			name, hash, _ := strings.Cut(v, "\n")
-			have = profile{Name: name, Avatar: id.ContentURIString(hash)}
+			have = puppetProfile{Name: name, AvatarHash: hash}
 		}
 		if s.Network == bridge.NetworkMattermost {
 			// Lets pills of this puppet become @mentions of the user.
@@ -394,7 +394,7 @@ func (b *Bridge) syncProfile(ctx context.Context, intent *appservice.IntentAPI, 
 			return fmt.Errorf("set the display name of %s: %w", intent.UserID, err)
 		}
 	}
-	if have.Avatar != want.Avatar && s.Avatar != nil {
+	if have.AvatarHash != want.AvatarHash && s.Avatar != nil {
 		if data, err := s.Avatar(ctx); err == nil && len(data) > 0 {
 			up, err := intent.UploadMedia(ctx, mautrix.ReqUploadMedia{ContentBytes: data, ContentType: sniff(data), FileName: "avatar"})
 			if err != nil {
@@ -404,11 +404,11 @@ func (b *Bridge) syncProfile(ctx context.Context, intent *appservice.IntentAPI, 
 				return fmt.Errorf("set the picture of %s: %w", intent.UserID, err)
 			}
 		} else {
-			want.Avatar = have.Avatar // try again next time
+			want.AvatarHash = have.AvatarHash // try again next time
 		}
 	}
 	if have != want {
-		if err := b.store.SetAlias(nsProfile, string(intent.UserID), want.Name+"\n"+string(want.Avatar)); err != nil {
+		if err := b.store.SetAlias(nsProfile, string(intent.UserID), want.Name+"\n"+want.AvatarHash); err != nil {
 			return err
 		}
 	}
