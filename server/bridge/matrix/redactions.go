@@ -10,6 +10,9 @@ import (
 	"maunium.net/go/mautrix/id"
 )
 
+// redactionPollGap is the least time between two /sync requests.
+const redactionPollGap = 2 * time.Second
+
 // redactionFilter asks /sync for redactions only.
 const redactionFilter = `{"presence":{"types":[]},"account_data":{"types":[]},` +
 	`"room":{"timeline":{"types":["m.room.redaction"],"limit":100},"state":{"types":[]},"ephemeral":{"types":[]},"account_data":{"types":[]}}}`
@@ -46,6 +49,12 @@ func (b *Bridge) followRedactions(ctx context.Context) {
 			continue
 		}
 		delay = time.Second
+		// A busy room would otherwise wake this loop for every message,
+		// adding a /sync per event to the homeserver's load, for events
+		// it filters out anyway; redactions can wait a moment.
+		if !sleep(ctx, redactionPollGap) {
+			return
+		}
 		if since != "" && !b.handleSynced(ctx, resp.Rooms.Join) {
 			// Not handed on: read the same batch again later.
 			sleep(ctx, 5*time.Second)
