@@ -291,6 +291,20 @@ func TestMatrixTextFormattingAndMentionsBothWays(t *testing.T) {
 	// Plain text stays plain.
 	h.carol.say(h.room, "just text <b>not html</b>")
 	h.remotePost("carol's plain text", func(p *model.Post) bool { return p.Message == "just text <b>not html</b>" })
+
+	// Links, lists and code blocks keep their shape; an emote names its
+	// author.
+	h.post(h.bob, "see [the docs](https://example.com/docs)\n\n- one\n- two\n\n```go\nx := 1\n```", "")
+	rich := message(h.dave.waitEvent(h.room, "bob's formatted message", func(e *event.Event) bool {
+		return e.Sender == h.puppet(h.bob) && strings.HasPrefix(message(e).Body, "see")
+	}))
+	for _, want := range []string{`<a href="https://example.com/docs">the docs</a>`, "<li>one</li>", `<pre><code class="language-go">x := 1`} {
+		if !strings.Contains(rich.FormattedBody, want) {
+			t.Fatalf("bob's message lacks %s: %q", want, rich.FormattedBody)
+		}
+	}
+	h.carol.send(h.room, event.EventMessage, &event.MessageEventContent{MsgType: event.MsgEmote, Body: "waves"})
+	h.remotePost("carol's emote", func(p *model.Post) bool { return p.Message == "*Carol Jones waves*" })
 }
 
 // Matrix check 3: two Mattermost users are two Matrix users with their
