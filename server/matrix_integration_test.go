@@ -7,6 +7,7 @@ import (
 	"io"
 	"maps"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -765,10 +766,27 @@ func TestMatrixTransactionsAreIdempotent(t *testing.T) {
 		t.Fatalf("the plugin answered %v to the transactions carrying the failing event", codes)
 	}
 
+	// Across nodes: the same transaction given to two nodes of a cluster
+	// lands once.
+	n1 := h.s.AddNode()
+	if err := n1.ActivateInProcess(testhost.RepoManifest(t), func() any { return &Plugin{} }); err != nil {
+		t.Fatal(err)
+	}
+	waitConnected(t, n1, h.admin, h.ch, "matrixbridge", "Matrix")
+	clustered := `{"events":[{"type":"m.room.message","room_id":"` + string(h.room) + `","event_id":"$clustered","sender":"` + string(h.carol.ID) + `","origin_server_ts":2,"content":{"msgtype":"m.text","body":"on two nodes"}}]}`
+	for _, node := range []*testhost.Node{h.n, n1} {
+		req := httptest.NewRequest(http.MethodPut, "/_matrix/app/v1/transactions/cluster-1", strings.NewReader(clustered))
+		req.Header.Set("Authorization", "Bearer "+h.cfg.HSToken)
+		if resp := node.ServeHTTP("", req); resp.StatusCode != http.StatusOK {
+			t.Fatalf("node %s answered %d", node.ID(), resp.StatusCode)
+		}
+	}
+	h.remotePost("on two nodes", func(p *model.Post) bool { return p.Message == "on two nodes" })
+
 	h.carol.say(h.room, "after all that")
 	h.remotePost("after all that", func(p *model.Post) bool { return p.Message == "after all that" })
 	h.s.WaitHooks(5 * time.Second)
-	for _, text := range []string{"replay me", "lost answer", "store trouble"} {
+	for _, text := range []string{"replay me", "lost answer", "store trouble", "on two nodes"} {
 		if n := count(text); n != 1 {
 			t.Fatalf("%q is in the channel %d times", text, n)
 		}
