@@ -41,14 +41,12 @@ func (b *Bridge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// authorized compares the homeserver's token in constant time. Homeservers
-// send it as a bearer token; older ones as ?access_token=.
+// authorized compares the homeserver's bearer token in constant time. The
+// older ?access_token= form never arrives: Mattermost removes it from
+// plugin requests.
 func (b *Bridge) authorized(r *http.Request) bool {
 	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok {
-		token = r.URL.Query().Get("access_token")
-	}
-	return token != "" && subtle.ConstantTimeCompare([]byte(token), []byte(b.cfg.HSToken)) == 1
+	return ok && token != "" && subtle.ConstantTimeCompare([]byte(token), []byte(b.cfg.HSToken)) == 1
 }
 
 func (b *Bridge) serveTransaction(w http.ResponseWriter, r *http.Request, txnID string) {
