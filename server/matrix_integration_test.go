@@ -625,9 +625,15 @@ func TestMatrixSurvivesDendriteRestartAndDeactivation(t *testing.T) {
 	// The plugin is off while carol talks, and while alice posts.
 	h.carol.say(h.room, "mx 1")
 	h.remotePost("mx 1", func(p *model.Post) bool { return p.Message == "mx 1" })
+	regret := h.carol.say(h.room, "regretted")
+	regretted := h.remotePost("regretted", func(p *model.Post) bool { return p.Message == "regretted" })
+	h.s.WaitHooks(5 * time.Second)
 	h.n.Deactivate()
 	for i := 2; i <= 6; i++ {
 		h.carol.say(h.room, fmt.Sprintf("mx %d", i))
+	}
+	if _, err := h.carol.cli.RedactEvent(h.ctx, h.room, regret); err != nil {
+		t.Fatal(err)
 	}
 	h.post(h.bob, "mm 12", "")
 	time.Sleep(time.Second)
@@ -636,6 +642,8 @@ func TestMatrixSurvivesDendriteRestartAndDeactivation(t *testing.T) {
 	expectExactlyOnceInOrder(t, "the channel", func() []string { return filterPrefix(remotePosts(h.s, h.ch), "mx ") },
 		[]string{"mx 1", "mx 2", "mx 3", "mx 4", "mx 5", "mx 6", "mx 7"})
 	expectExactlyOnceInOrder(t, "the room", func() []string { return h.roomBodies("mm 12") }, []string{"mm 12"})
+	// The redaction made while the plugin was off is caught up too.
+	testhost.WaitFor(t, wait, func() bool { p := h.s.Post(regretted.Id); return p == nil || p.DeleteAt > 0 }, "carol's redaction made while the plugin was off")
 }
 
 // asRequest sends a request to the plugin's application-service API the
