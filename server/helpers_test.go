@@ -115,3 +115,25 @@ func waitConnected(t testing.TB, n *testhost.Node, admin *model.User, ch *model.
 		return resp != nil && strings.Contains(resp.Text, title+" bridge: connected")
 	}, "the %s bridge to connect", title)
 }
+
+// channelHarness is what every network's integration harness has: the test
+// host with the plugin, three people and the channel under test.
+type channelHarness struct {
+	t     testing.TB
+	s     *testhost.Server
+	n     *testhost.Node
+	admin *model.User
+	alice *model.User
+	bob   *model.User
+	ch    *model.Channel
+}
+
+func (h *channelHarness) command(cmd, want string) string {
+	h.t.Helper()
+	return runCommand(h.t, h.n, h.admin, h.ch, cmd, want)
+}
+
+func (h *channelHarness) post(user *model.User, text, rootID string) *model.Post {
+	h.t.Helper()
+	return postAs(h.t, h.n, user, h.ch, text, rootID)
+}

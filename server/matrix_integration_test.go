@@ -31,16 +31,10 @@ import (
 // application service of a real Dendrite, a channel linked with a room, and
 // two Matrix people in that room: carol talks, dave watches.
 type matrixHarness struct {
-	t        testing.TB
+	channelHarness
 	ctx      context.Context
 	dendrite *dendritetest.Server
 	web      *testhost.PluginHTTP
-	s        *testhost.Server
-	n        *testhost.Node
-	admin    *model.User
-	alice    *model.User
-	bob      *model.User
-	ch       *model.Channel
 	room     id.RoomID
 	cfg      matrix.Config
 	carol    *matrixUser
@@ -52,7 +46,7 @@ func newMatrixHarness(t testing.TB) *matrixHarness { return newMatrixHarnessWith
 // newMatrixHarnessWith adds settings (another network's) to the plugin's.
 func newMatrixHarnessWith(t testing.TB, extra map[string]any) *matrixHarness {
 	t.Helper()
-	h := &matrixHarness{t: t}
+	h := &matrixHarness{channelHarness: channelHarness{t: t}}
 	var cancel context.CancelFunc
 	h.ctx, cancel = context.WithTimeout(context.Background(), 4*time.Minute)
 	t.Cleanup(cancel)
@@ -107,16 +101,6 @@ func matrixPluginSettings(c matrix.Config) map[string]any {
 		"MatrixASToken": c.ASToken, "MatrixHSToken": c.HSToken,
 		"MatrixUserPrefix": c.UserPrefix, "MatrixBotLocalpart": c.BotLocalpart,
 	}
-}
-
-func (h *matrixHarness) command(cmd, want string) string {
-	h.t.Helper()
-	return runCommand(h.t, h.n, h.admin, h.ch, cmd, want)
-}
-
-func (h *matrixHarness) post(user *model.User, text, rootID string) *model.Post {
-	h.t.Helper()
-	return postAs(h.t, h.n, user, h.ch, text, rootID)
 }
 
 // puppet is the Matrix user that stands for a Mattermost user.

@@ -20,15 +20,9 @@ import (
 // xmppHarness is a Mattermost test host with the plugin, a real Prosody, a
 // channel linked with a room, and a person in that room on a second client.
 type xmppHarness struct {
-	t        *testing.T
+	channelHarness
 	ctx      context.Context
 	prosody  *prosodytest.Server
-	s        *testhost.Server
-	n        *testhost.Node
-	admin    *model.User
-	alice    *model.User
-	bob      *model.User
-	ch       *model.Channel
 	room     jid.JID
 	occupant *prosodytest.Client
 }
@@ -37,7 +31,7 @@ const bridgePassword = "bridge-Secret-pw-1"
 
 func newXMPPHarness(t *testing.T, mode string, opts ...prosodytest.Options) *xmppHarness {
 	t.Helper()
-	h := &xmppHarness{t: t}
+	h := &xmppHarness{channelHarness: channelHarness{t: t}}
 	var cancel context.CancelFunc
 	h.ctx, cancel = context.WithTimeout(context.Background(), 3*time.Minute)
 	t.Cleanup(cancel)
@@ -82,16 +76,6 @@ func xmppSettings(p *prosodytest.Server, mode string) map[string]any {
 		settings["XMPPPassword"] = bridgePassword
 	}
 	return settings
-}
-
-func (h *xmppHarness) command(cmd, want string) string {
-	h.t.Helper()
-	return runCommand(h.t, h.n, h.admin, h.ch, cmd, want)
-}
-
-func (h *xmppHarness) post(user *model.User, text, rootID string) *model.Post {
-	h.t.Helper()
-	return postAs(h.t, h.n, user, h.ch, text, rootID)
 }
 
 // roomMessage waits until the occupant sees a groupchat message matching.
@@ -433,7 +417,7 @@ func (h *xmppHarness) statusSays(want ...string) {
 // without linking anything.
 func newBareHarness(t *testing.T, opts prosodytest.Options, settings func(p *prosodytest.Server) map[string]any) *xmppHarness {
 	t.Helper()
-	h := &xmppHarness{t: t}
+	h := &xmppHarness{channelHarness: channelHarness{t: t}}
 	var cancel context.CancelFunc
 	h.ctx, cancel = context.WithTimeout(context.Background(), 3*time.Minute)
 	t.Cleanup(cancel)

@@ -9,7 +9,6 @@ import (
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
-	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/matrix/dendritetest"
 )
 
@@ -43,11 +42,8 @@ func TestRetryAfterHomeserverRestartFindsTheEvent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	del := &bridge.Delivery{
-		Event: bridge.Event{Kind: bridge.KindMessage, Origin: bridge.Ref{Network: bridge.NetworkMattermost, Room: "c", ID: "p1"},
-			Sender: bridge.Sender{Network: bridge.NetworkMattermost, ID: "u1", Username: "alice"}, Text: "only once", Time: time.Now()},
-		Room: string(created.RoomID),
-	}
+	del := aliceSays("only once", time.Now())
+	del.Room = string(created.RoomID)
 	first, err := b.Deliver(ctx, del)
 	if err != nil {
 		t.Fatal(err)

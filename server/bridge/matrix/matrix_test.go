@@ -112,6 +112,15 @@ func newTestBridge(t *testing.T, hs http.Handler) (*Bridge, *memStore, *recordin
 	return b, st, sink
 }
 
+// aliceSays is a message from Mattermost user alice to !room.
+func aliceSays(text string, at time.Time) *bridge.Delivery {
+	return &bridge.Delivery{
+		Event: bridge.Event{Kind: bridge.KindMessage, Origin: bridge.Ref{Network: bridge.NetworkMattermost, Room: "c", ID: "p1"},
+			Sender: bridge.Sender{Network: bridge.NetworkMattermost, ID: "u1", Username: "alice"}, Text: text, Time: at},
+		Room: "!room:example.org",
+	}
+}
+
 func put(b *Bridge, path, token, body string) *httptest.ResponseRecorder {
 	r := httptest.NewRequest(http.MethodPut, path, strings.NewReader(body))
 	if token != "" {
@@ -319,11 +328,7 @@ func TestDeliverHonoursRateLimits(t *testing.T) {
 		}
 	})
 	b, _, _ := newTestBridge(t, hs)
-	d := &bridge.Delivery{
-		Event: bridge.Event{Kind: bridge.KindMessage, Origin: bridge.Ref{Network: bridge.NetworkMattermost, Room: "c", ID: "p1"},
-			Sender: bridge.Sender{Network: bridge.NetworkMattermost, ID: "u1", Username: "alice"}, Text: "hi"},
-		Room: "!room:example.org",
-	}
+	d := aliceSays("hi", time.Time{})
 	_, err := b.Deliver(context.Background(), d)
 	if delay, ok := bridge.RetryDelay(err); !ok || delay != 750*time.Millisecond || bridge.IsPermanent(err) {
 		t.Fatalf("rate-limited delivery: %v (delay %v, %v)", err, delay, ok)
@@ -365,11 +370,7 @@ func TestRetryFindsAnEventStoredDespiteAnError(t *testing.T) {
 		}
 	})
 	b, _, _ := newTestBridge(t, hs)
-	d := &bridge.Delivery{
-		Event: bridge.Event{Kind: bridge.KindMessage, Origin: bridge.Ref{Network: bridge.NetworkMattermost, Room: "c", ID: "p1"},
-			Sender: bridge.Sender{Network: bridge.NetworkMattermost, ID: "u1", Username: "alice"}, Text: "hi", Time: time.Now()},
-		Room: "!room:example.org",
-	}
+	d := aliceSays("hi", time.Now())
 	if _, err := b.Deliver(context.Background(), d); err == nil {
 		t.Fatal("the failed send succeeded")
 	}
