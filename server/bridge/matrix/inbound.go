@@ -115,11 +115,14 @@ func (b *Bridge) handleMember(ctx context.Context, evt *event.Event) error {
 		return fmt.Errorf("%w: member event without content or state key", errBadEvent)
 	}
 	user := id.UserID(*evt.StateKey)
+	key := string(evt.RoomID) + "|" + string(user)
 	b.mu.Lock()
-	if c.Membership == event.MembershipJoin {
-		b.profiles[string(evt.RoomID)+"|"+string(user)] = profile{Name: c.Displayname, Avatar: c.AvatarURL}
+	// Only people already looked up (speakers in linked rooms) are kept
+	// current, so the cache does not grow with every room the bot sees.
+	if _, known := b.profiles[key]; known && c.Membership == event.MembershipJoin {
+		b.profiles[key] = profile{Name: c.Displayname, Avatar: c.AvatarURL}
 	} else {
-		delete(b.profiles, string(evt.RoomID)+"|"+string(user))
+		delete(b.profiles, key)
 	}
 	b.mu.Unlock()
 	if user == b.bot && c.Membership == event.MembershipInvite {
