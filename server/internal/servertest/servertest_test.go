@@ -1,6 +1,7 @@
 package servertest
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -70,5 +71,45 @@ func TestLastLinesAndReadFrom(t *testing.T) {
 	}
 	if got := ReadFrom(name, 4); got != "new\n" {
 		t.Fatalf("ReadFrom = %q", got)
+	}
+}
+
+func TestSlotStartStopAndRestart(t *testing.T) {
+	s := Slot{Name: "sleeper", StopTimeout: 5 * time.Second}
+	start := func() error {
+		out, err := os.Create(filepath.Join(t.TempDir(), "out"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.Start(exec.Command("sleep", "30"), out, func(*Process) error { return nil })
+	}
+	if s.Running() {
+		t.Fatal("running before Start")
+	}
+	if err := start(); err != nil {
+		t.Fatal(err)
+	}
+	if !s.Running() || s.StartupTime() <= 0 {
+		t.Fatalf("after Start: running %v, startup %v", s.Running(), s.StartupTime())
+	}
+	if err := start(); err == nil || !strings.Contains(err.Error(), "sleeper is already running") {
+		t.Fatalf("second Start: %v", err)
+	}
+	if err := s.Stop(); err != nil || s.Running() {
+		t.Fatalf("Stop: %v, running %v", err, s.Running())
+	}
+	if err := s.Stop(); err != nil {
+		t.Fatalf("stopping a stopped slot: %v", err)
+	}
+	// A start whose readiness check fails leaves nothing running.
+	out, _ := os.Create(filepath.Join(t.TempDir(), "out"))
+	if err := s.Start(exec.Command("sleep", "30"), out, func(*Process) error { return errors.New("never up") }); err == nil || s.Running() {
+		t.Fatalf("failed start: %v, running %v", err, s.Running())
+	}
+	if err := start(); err != nil {
+		t.Fatalf("restart: %v", err)
+	}
+	if err := s.Kill(); err != nil || s.Running() {
+		t.Fatalf("Kill: %v", err)
 	}
 }

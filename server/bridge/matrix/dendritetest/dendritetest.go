@@ -22,8 +22,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -124,9 +122,7 @@ type Server struct {
 	dendrite string
 	port     int
 
-	mu     sync.Mutex
-	proc   *servertest.Process
-	lastUp time.Duration
+	servertest.Slot
 }
 
 var errPortInUse = errors.New("the port was taken by another process")
@@ -159,6 +155,7 @@ func Start(t testing.TB, opts Options) *Server {
 		LogFile:      filepath.Join(dir, "dendrite.log"),
 		opts:         opts,
 		dendrite:     dendrite,
+		Slot:         servertest.Slot{Name: "dendrite", StopTimeout: stopTimeout},
 	}
 	if opts.AppService != nil {
 		as := *opts.AppService
@@ -321,12 +318,6 @@ func (s *Server) choosePort() error {
 // launch starts Dendrite and waits until it serves; on failure Dendrite is
 // killed.
 func (s *Server) launch() error {
-	s.mu.Lock()
-	running := s.proc != nil
-	s.mu.Unlock()
-	if running {
-		return errors.New("dendrite is already running")
-	}
 	logStart := servertest.FileSize(s.LogFile)
 	logf, err := os.OpenFile(s.LogFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
@@ -342,23 +333,7 @@ func (s *Server) launch() error {
 		"-https-bind-address", addr,
 	)
 	cmd.Dir = s.Dir
-	began := time.Now()
-	p, err := servertest.Launch("dendrite", cmd, logf)
-	if err != nil {
-		return err
-	}
-	s.mu.Lock()
-	s.proc = p
-	s.mu.Unlock()
-
-	if err := s.waitUp(p, logStart); err != nil {
-		_ = s.stop(syscall.SIGKILL)
-		return err
-	}
-	s.mu.Lock()
-	s.lastUp = time.Since(began)
-	s.mu.Unlock()
-	return nil
+	return s.Start(cmd, logf, func(p *servertest.Process) error { return s.waitUp(p, logStart) })
 }
 
 // waitUp polls /_matrix/client/versions until it answers 200, Dendrite
@@ -407,46 +382,6 @@ func (s *Server) logSince(offset int64) string {
 // LogTail returns the last n lines of Dendrite's log.
 func (s *Server) LogTail(n int) string {
 	return servertest.LastLines(s.logSince(0), n)
-}
-
-// StartupTime is how long the last start or restart took until the client
-// API answered.
-func (s *Server) StartupTime() time.Duration {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.lastUp
-}
-
-// Running reports whether Dendrite was started and has not been stopped,
-// killed or exited.
-func (s *Server) Running() bool {
-	s.mu.Lock()
-	p := s.proc
-	s.mu.Unlock()
-	return p != nil && p.Running()
-}
-
-// Stop sends SIGTERM and waits for Dendrite to exit (killing it after 15s).
-// Stopping a stopped server does nothing. The error says whether Dendrite
-// had already exited on its own or had to be killed.
-func (s *Server) Stop() error {
-	return s.stop(syscall.SIGTERM)
-}
-
-// Kill sends SIGKILL, as a crash would, and waits for Dendrite to exit.
-func (s *Server) Kill() error {
-	return s.stop(syscall.SIGKILL)
-}
-
-func (s *Server) stop(sig syscall.Signal) error {
-	s.mu.Lock()
-	p := s.proc
-	s.proc = nil
-	s.mu.Unlock()
-	if p == nil {
-		return nil
-	}
-	return p.Stop(sig, stopTimeout)
 }
 
 // Restart stops Dendrite if it runs and starts it again with the same

@@ -24,7 +24,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -129,9 +128,8 @@ type Server struct {
 
 	c2sPort, directTLSPort, componentPort, httpPort int
 
+	servertest.Slot
 	mu       sync.Mutex
-	proc     *servertest.Process
-	lastUp   time.Duration
 	observer string // password of the account RoomExists uses, once created
 }
 
@@ -170,6 +168,7 @@ func Start(t testing.TB, opts Options) *Server {
 		UploadDomain:    "upload." + opts.Domain,
 		ComponentDomain: "bridge." + opts.Domain,
 		ComponentSecret: opts.ComponentSecret,
+		Slot:            servertest.Slot{Name: "prosody", StopTimeout: stopTimeout},
 		Dir:             dir,
 		ConfigFile:      filepath.Join(dir, "prosody.cfg.lua"),
 		LogFile:         filepath.Join(dir, "prosody.log"),
@@ -320,12 +319,6 @@ func (s *Server) Config() string {
 // launch starts Prosody and waits until it serves; on failure Prosody is
 // killed.
 func (s *Server) launch() error {
-	s.mu.Lock()
-	running := s.proc != nil
-	s.mu.Unlock()
-	if running {
-		return errors.New("prosody is already running")
-	}
 	logStart := servertest.FileSize(s.LogFile)
 	console, err := os.OpenFile(s.consoleFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
@@ -335,23 +328,7 @@ func (s *Server) launch() error {
 	// option in favour of -D/-F).
 	cmd := exec.Command(s.prosody, "--config", s.ConfigFile, "-F")
 	cmd.Dir = s.Dir
-	began := time.Now()
-	p, err := servertest.Launch("prosody", cmd, console)
-	if err != nil {
-		return err
-	}
-	s.mu.Lock()
-	s.proc = p
-	s.mu.Unlock()
-
-	if err := s.waitUp(p, logStart); err != nil {
-		_ = s.stop(syscall.SIGKILL)
-		return err
-	}
-	s.mu.Lock()
-	s.lastUp = time.Since(began)
-	s.mu.Unlock()
-	return nil
+	return s.Start(cmd, console, func(p *servertest.Process) error { return s.waitUp(p, logStart) })
 }
 
 // waitUp polls until every port serves, Prosody exits, logs an error, or
@@ -461,46 +438,6 @@ func (s *Server) diagnostics() string {
 // LogTail returns the last n lines of Prosody's log.
 func (s *Server) LogTail(n int) string {
 	return servertest.LastLines(servertest.ReadFrom(s.LogFile, 0), n)
-}
-
-// StartupTime is how long the last start or restart took until every port
-// served.
-func (s *Server) StartupTime() time.Duration {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.lastUp
-}
-
-// Running reports whether Prosody was started and has not been stopped,
-// killed or exited.
-func (s *Server) Running() bool {
-	s.mu.Lock()
-	p := s.proc
-	s.mu.Unlock()
-	return p != nil && p.Running()
-}
-
-// Stop sends SIGTERM and waits for Prosody to exit (killing it after 10s).
-// Stopping a stopped server does nothing. The error says whether Prosody had
-// already exited on its own or had to be killed.
-func (s *Server) Stop() error {
-	return s.stop(syscall.SIGTERM)
-}
-
-// Kill sends SIGKILL, as a crash would, and waits for Prosody to exit.
-func (s *Server) Kill() error {
-	return s.stop(syscall.SIGKILL)
-}
-
-func (s *Server) stop(sig syscall.Signal) error {
-	s.mu.Lock()
-	p := s.proc
-	s.proc = nil
-	s.mu.Unlock()
-	if p == nil {
-		return nil
-	}
-	return p.Stop(sig, stopTimeout)
 }
 
 // Restart stops Prosody if it runs and starts it again with the same
