@@ -54,6 +54,7 @@ const (
 	ReasonEcho             = "echo"              // a copy the bridge itself posted came back
 	ReasonDuplicate        = "duplicate"         // the message already reached the destination
 	ReasonNoBridge         = "no_bridge"         // no running bridge for the destination network
+	ReasonTooLarge         = "too_large"         // a file over the destination's limit
 )
 
 // quietReasons are expected in normal operation and logged at debug level.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"regexp"
+	"strings"
 
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/appservice"
@@ -23,27 +24,9 @@ func sniff(data []byte) string { return http.DetectContentType(data) }
 // upload puts an attachment in the media repository and returns the event
 // that shows it.
 func (b *Bridge) upload(ctx context.Context, intent *appservice.IntentAPI, a bridge.Attachment) (*event.MessageEventContent, error) {
-	if a.Open == nil {
-		return nil, bridge.Permanentf("matrix: attachment %q has no content", a.Name)
-	}
-	if b.cfg.MaxFileSize > 0 && a.Size > b.cfg.MaxFileSize {
-		return nil, bridge.Dropf("too_large", "matrix: %q is %d bytes, over the %d-byte limit", a.Name, a.Size, b.cfg.MaxFileSize)
-	}
-	rc, err := a.Open(ctx)
+	data, err := bridge.ReadAttachment(ctx, a, b.cfg.MaxFileSize)
 	if err != nil {
-		return nil, fmt.Errorf("matrix: open %q: %w", a.Name, err)
-	}
-	defer rc.Close()
-	limit := b.cfg.MaxFileSize
-	if limit <= 0 {
-		limit = 1 << 30
-	}
-	data, err := io.ReadAll(io.LimitReader(rc, limit+1))
-	if err != nil {
-		return nil, fmt.Errorf("matrix: read %q: %w", a.Name, err)
-	}
-	if int64(len(data)) > limit {
-		return nil, bridge.Dropf("too_large", "matrix: %q is over the %d-byte limit", a.Name, limit)
+		return nil, err
 	}
 	mime := a.MIMEType
 	if mime == "" {
@@ -55,11 +38,11 @@ func (b *Bridge) upload(ctx context.Context, intent *appservice.IntentAPI, a bri
 	}
 	msgType := event.MsgFile
 	switch {
-	case hasPrefix(mime, "image/"):
+	case strings.HasPrefix(mime, "image/"):
 		msgType = event.MsgImage
-	case hasPrefix(mime, "video/"):
+	case strings.HasPrefix(mime, "video/"):
 		msgType = event.MsgVideo
-	case hasPrefix(mime, "audio/"):
+	case strings.HasPrefix(mime, "audio/"):
 		msgType = event.MsgAudio
 	}
 	return &event.MessageEventContent{
@@ -68,8 +51,6 @@ func (b *Bridge) upload(ctx context.Context, intent *appservice.IntentAPI, a bri
 		Info: &event.FileInfo{MimeType: mime, Size: len(data)},
 	}, nil
 }
-
-func hasPrefix(s, p string) bool { return len(s) >= len(p) && s[:len(p)] == p }
 
 // attachment describes a file event; its bytes are fetched only by a
 // destination that takes files.
@@ -114,7 +95,7 @@ func (b *Bridge) download(ctx context.Context, uri id.ContentURI, limit int64) (
 	}
 	if limit > 0 && resp.ContentLength > limit {
 		resp.Body.Close()
-		return nil, bridge.Dropf("too_large", "matrix: %s is %d bytes, over the %d-byte limit", uri, resp.ContentLength, limit)
+		return nil, bridge.Dropf(bridge.ReasonTooLarge, "matrix: %s is %d bytes, over the %d-byte limit", uri, resp.ContentLength, limit)
 	}
 	if limit <= 0 {
 		return resp.Body, nil

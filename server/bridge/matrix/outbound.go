@@ -275,7 +275,7 @@ func (b *Bridge) unreact(ctx context.Context, intent *appservice.IntentAPI, room
 		return "", err
 	}
 	if !ok {
-		return "", bridge.Dropf("unknown_target", "matrix: no reaction %s by %s on %s to take back", key, intent.UserID, d.TargetID)
+		return "", bridge.Dropf(bridge.ReasonUnknownTarget, "matrix: no reaction %s by %s on %s to take back", key, intent.UserID, d.TargetID)
 	}
 	if err := b.redact(ctx, intent, room, id.EventID(eventID)); err != nil {
 		return "", err
@@ -303,7 +303,7 @@ func classify(err error) error {
 		}
 		return bridge.RetryAfter(err, delay)
 	case re.ErrCode == mautrix.MTooLarge.ErrCode:
-		return bridge.Drop("too_large", err)
+		return bridge.Drop(bridge.ReasonTooLarge, err)
 	case re.ErrCode == "M_BAD_JSON", re.ErrCode == "M_NOT_JSON", re.ErrCode == "M_INVALID_PARAM", re.ErrCode == mautrix.MForbidden.ErrCode:
 		return bridge.Permanent(err)
 	}

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"regexp"
 	"strings"
@@ -118,27 +117,9 @@ func (b *Bridge) rootOf(parentID string) string {
 }
 
 func (b *Bridge) upload(ctx context.Context, channelID string, a bridge.Attachment) (string, error) {
-	if a.Open == nil {
-		return "", bridge.Permanentf("attachment %q has no content", a.Name)
-	}
-	if b.opts.MaxFileSize > 0 && a.Size > b.opts.MaxFileSize {
-		return "", bridge.Permanentf("attachment %q is %d bytes, over the %d-byte limit", a.Name, a.Size, b.opts.MaxFileSize)
-	}
-	r, err := a.Open(ctx)
+	data, err := bridge.ReadAttachment(ctx, a, b.opts.MaxFileSize)
 	if err != nil {
-		return "", fmt.Errorf("read attachment %q: %w", a.Name, err)
-	}
-	defer r.Close()
-	limit := b.opts.MaxFileSize
-	if limit <= 0 {
-		limit = 1 << 30
-	}
-	data, err := io.ReadAll(io.LimitReader(r, limit+1))
-	if err != nil {
-		return "", fmt.Errorf("read attachment %q: %w", a.Name, err)
-	}
-	if int64(len(data)) > limit {
-		return "", bridge.Permanentf("attachment %q is over the %d-byte limit", a.Name, limit)
+		return "", err
 	}
 	name := a.Name
 	if name == "" {
