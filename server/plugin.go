@@ -178,6 +178,7 @@ func (p *Plugin) OnActivate() error {
 	rt.manager = bridge.NewManager(st, bridge.ManagerOptions{
 		Bus: bridge.BusOptions{QueueCapacity: int(cfg.QueueSize)},
 		Router: bridge.RouterOptions{
+			Home:        bridge.NetworkMattermost,
 			OnDelivered: func(linkID string, dest bridge.Ref, ev bridge.Event, _ string) { rt.mm.Progress(linkID, dest, ev) },
 			OnDropped: func(linkID string, dest bridge.Ref, ev bridge.Event, reason string, _ error) {
 				// Work cut off by a shutdown is replayed on the next
@@ -212,6 +213,7 @@ func (p *Plugin) OnActivate() error {
 		IsSystemAdmin: func(userID string) bool { return p.API.HasPermissionTo(userID, model.PermissionManageSystem) },
 		ChannelName:   p.channelName,
 		SettingsPath:  settingsPath,
+		Stats:         rt.manager.Stats,
 	}, p.commandSpecs()...)
 	for _, c := range rt.commands.Commands() {
 		if err = p.API.RegisterCommand(c); err != nil {

@@ -375,6 +375,70 @@ func TestEveryMessageKindBothWays(t *testing.T) {
 	}
 }
 
+// Issue 8 item 2: only the author edits or deletes a message. A remote
+// person cannot change carol's message nor a Mattermost user's post; a
+// Mattermost admin's delete of carol's post reaches the network as a
+// moderation, and the plugin's own removals never travel back.
+func TestOnlyAuthorsEditOrDeleteAndAdminDeletesModerate(t *testing.T) {
+	h := newHarness(t)
+	mallory := bridgetest.Person{ID: "mallory-id", Username: "mallory", DisplayName: "Mallory"}
+	carolMsg, err := h.net.Say(h.ctx, "lobby", carol, "carol's words", "")
+	h.must(err)
+	in := h.channelPost("carol's message", func(p *model.Post) bool { return p.Message == "carol's words" })
+	hello := h.post(h.alice, "alice's words", "")
+	out := h.delivered(h.net, bridge.KindMessage, func(d bridgetest.Delivered) bool { return d.Origin.ID == hello.Id })
+
+	h.must(h.net.Edit(h.ctx, "lobby", mallory, carolMsg, "carol's words, forged"))
+	h.must(h.net.Delete(h.ctx, "lobby", mallory, carolMsg))
+	h.must(h.net.Edit(h.ctx, "lobby", mallory, out.NativeID, "alice's words, forged"))
+	h.must(h.net.Delete(h.ctx, "lobby", mallory, out.NativeID))
+	h.must(h.net.Delete(h.ctx, "lobby", carol, out.NativeID)) // an author, but not of this one
+	// The network's own later message shows the refused ones were handled.
+	_, err = h.net.Say(h.ctx, "lobby", carol, "after the forgeries", "")
+	h.must(err)
+	h.channelPost("carol's later message", func(p *model.Post) bool { return p.Message == "after the forgeries" })
+	h.s.WaitHooks(wait)
+	if p := h.s.Post(in.Id); p == nil || p.DeleteAt != 0 || p.Message != "carol's words" {
+		t.Fatalf("carol's post after mallory's edit and delete: %+v", p)
+	}
+	if p := h.s.Post(hello.Id); p == nil || p.DeleteAt != 0 || p.Message != "alice's words" {
+		t.Fatalf("alice's post after remote edits and deletes: %+v", p)
+	}
+	if n := h.status("testnetbridge", "not_author"); n == "" {
+		t.Fatal("status does not count the refused edits and deletes under not_author")
+	}
+
+	// The admin removes carol's post: the network is asked to moderate.
+	h.must(appErrOrNil(h.n.DeletePost(h.admin.Id, in.Id)))
+	del := h.delivered(h.net, bridge.KindDelete, func(d bridgetest.Delivered) bool { return d.TargetID == carolMsg })
+	if !del.Moderate || !del.Moderated || del.Sender.ID != h.admin.Id {
+		t.Fatalf("the admin's delete reached the network as %+v", del.Delivery)
+	}
+
+	// carol removes her own message: the plugin deletes its post, and that
+	// removal is not sent back.
+	second, err := h.net.Say(h.ctx, "lobby", carol, "soon gone", "")
+	h.must(err)
+	gone := h.channelPost("carol's second message", func(p *model.Post) bool { return p.Message == "soon gone" })
+	h.must(h.net.Delete(h.ctx, "lobby", carol, second))
+	testhost.WaitFor(t, wait, func() bool { p := h.s.Post(gone.Id); return p == nil || p.DeleteAt > 0 }, "carol's delete")
+	h.s.WaitHooks(wait)
+	time.Sleep(200 * time.Millisecond) // let a stray echo surface
+	if n := countDeliveries(h.net, func(d bridgetest.Delivered) bool { return d.Kind == bridge.KindDelete }); n != 1 {
+		t.Fatalf("%d deletes reached the network, want only the admin's", n)
+	}
+}
+
+// status runs /<trigger> status and returns the line that mentions what.
+func (h *harness) status(trigger, what string) string {
+	for _, line := range strings.Split(h.command("/"+trigger+" status", ""), "\n") {
+		if strings.Contains(line, what) {
+			return line
+		}
+	}
+	return ""
+}
+
 // Check 4: links and message maps live in the KV store: after a restart an
 // edit still finds its counterpart.
 func TestLinksAndMessageMapsSurviveRestart(t *testing.T) {

@@ -55,11 +55,14 @@ const (
 	ReasonDuplicate        = "duplicate"         // the message already reached the destination
 	ReasonNoBridge         = "no_bridge"         // no running bridge for the destination network
 	ReasonTooLarge         = "too_large"         // a file over the destination's limit
+	ReasonNotAuthor        = "not_author"        // an edit or delete by someone who did not write the message and may not moderate it
+	ReasonNoRights         = "no_rights"         // a moderation delete where the bridge is not a moderator
 )
 
-// quietReasons are expected in normal operation and logged at debug level.
+// quietReasons are logged at debug level: expected in normal operation, or
+// (not_author) sent by whoever is in a room, who must not flood the log.
 var quietReasons = map[string]bool{
-	ReasonEcho: true, ReasonDuplicate: true, ReasonUnsupported: true, ReasonNoBridge: true,
+	ReasonEcho: true, ReasonDuplicate: true, ReasonUnsupported: true, ReasonNoBridge: true, ReasonNotAuthor: true,
 }
 
 // Bus defaults, used when the matching BusOptions field is zero.

@@ -62,6 +62,16 @@ type Sender struct {
 	Avatar     func(ctx context.Context) ([]byte, error) `json:"-"`
 }
 
+// Identity names one person across the bridge: their network and their ID
+// there. Two events are by the same person exactly when their senders'
+// identities are equal; "" when the ID is unknown.
+func (s Sender) Identity() string {
+	if s.ID == "" {
+		return ""
+	}
+	return string(s.Network) + "|" + s.ID
+}
+
 // Attachment is a file carried by a message. Open reads the bytes lazily so a
 // destination that cannot take files never downloads them.
 type Attachment struct {
@@ -96,6 +106,12 @@ type Event struct {
 	// Mentions are the people Text mentions, so each network can write
 	// them its own way.
 	Mentions []Mention `json:"mentions,omitempty"`
+	// Moderated marks a delete by someone other than the author whom the
+	// origin network itself allows to remove other people's messages in the
+	// origin room (a Mattermost user with delete_others_posts, an XEP-0425
+	// moderation the room sent, a Matrix redaction by a member with the
+	// power level for it). Only the origin's bridge sets it, after checking.
+	Moderated bool `json:"moderated,omitempty"`
 }
 
 // Mention is one mention in an event's text.
@@ -118,6 +134,11 @@ type Delivery struct {
 	// ParentID is the destination's native ID of the thread root or replied-to
 	// message; empty when the parent never reached this destination.
 	ParentID string
+	// Moderate says a delete's target in this room was written there by
+	// someone of this network, not posted by the bridge: removing it takes
+	// the room's moderation rights (XEP-0425, a redaction by the bot). A
+	// bridge that does not hold them returns a ReasonNoRights drop.
+	Moderate bool
 }
 
 // Valid reports whether n can name a network: a short lowercase identifier.

@@ -167,6 +167,7 @@ type fakeDirectory struct {
 	links  map[string][]Ref // link ID -> rooms (IDs empty)
 	groups map[string]int   // message key -> group
 	origin map[int]Ref      // group -> origin message
+	author map[int]string   // group -> who wrote the origin
 	member map[int]map[string]string
 	nextG  int
 
@@ -179,6 +180,7 @@ func newFakeDirectory() *fakeDirectory {
 		links:  map[string][]Ref{},
 		groups: map[string]int{},
 		origin: map[int]Ref{},
+		author: map[int]string{},
 		member: map[int]map[string]string{},
 	}
 }
@@ -219,7 +221,7 @@ func (d *fakeDirectory) Counterpart(_ context.Context, msg Ref, destRoom Ref) (s
 	return id, ok, nil
 }
 
-func (d *fakeDirectory) RecordCounterpart(_ context.Context, origin Ref, dest Ref) error {
+func (d *fakeDirectory) RecordCounterpart(_ context.Context, origin Ref, dest Ref, author string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.recordErr != nil {
@@ -233,6 +235,7 @@ func (d *fakeDirectory) RecordCounterpart(_ context.Context, origin Ref, dest Re
 		g = d.nextG
 		d.groups[origin.Key()] = g
 		d.origin[g] = origin
+		d.author[g] = author
 		d.member[g] = map[string]string{origin.RoomKey(): origin.ID}
 	}
 	d.groups[dest.Key()] = g
@@ -251,6 +254,16 @@ func (d *fakeDirectory) OriginOf(_ context.Context, msg Ref) (Ref, bool, error) 
 		return Ref{}, false, nil
 	}
 	return d.origin[g], true, nil
+}
+
+func (d *fakeDirectory) AuthorOf(_ context.Context, msg Ref) (Ref, string, bool, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	g, ok := d.groups[msg.Key()]
+	if !ok {
+		return Ref{}, "", false, nil
+	}
+	return d.origin[g], d.author[g], true, nil
 }
 
 // fakePluginAPI records LogX calls.

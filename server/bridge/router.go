@@ -21,8 +21,13 @@ type Directory interface {
 	// counterpart of a copy in the origin's room is the origin.
 	Counterpart(ctx context.Context, msg Ref, destRoom Ref) (id string, ok bool, err error)
 	// RecordCounterpart stores that dest (with ID) is the copy of origin (with
-	// ID); both map to one bridged message.
-	RecordCounterpart(ctx context.Context, origin Ref, dest Ref) error
+	// ID); both map to one bridged message, written by author (the origin
+	// sender's Identity).
+	RecordCounterpart(ctx context.Context, origin Ref, dest Ref, author string) error
+	// AuthorOf returns the origin of the bridged message msg belongs to and
+	// the Identity of who wrote it ("" when it was not recorded); ok=false if
+	// msg was never bridged.
+	AuthorOf(ctx context.Context, msg Ref) (origin Ref, author string, ok bool, err error)
 	// OriginOf returns the origin of the bridged message msg belongs to
 	// (msg itself when msg is an origin); ok=false if msg was never bridged.
 	OriginOf(ctx context.Context, msg Ref) (origin Ref, ok bool, err error)
@@ -48,7 +53,12 @@ type RouterOptions struct {
 	// code (see the Reason constants) and the error when there is one. dest is
 	// the zero Ref for an event dropped before routing (an echo).
 	OnDropped func(linkID string, dest Ref, ev Event, reason string, err error)
-	Logger    Logger
+	// Home is the network the plugin runs in (Mattermost). Its moderators
+	// may remove any bridged message, wherever it was written; moderators
+	// elsewhere remove only messages written in their own room, so a
+	// remote room's moderator never deletes a Home person's post.
+	Home   Network
+	Logger Logger
 }
 
 // Router is the core's Sink: it validates events from bridges and queues one
@@ -300,7 +310,7 @@ func (j *job) record(ctx context.Context) error {
 	}
 	dest := j.dest
 	dest.ID = j.nativeID
-	if err := j.r.dir.RecordCounterpart(ctx, j.ev.Origin, dest); err != nil {
+	if err := j.r.dir.RecordCounterpart(ctx, j.ev.Origin, dest, j.ev.Sender.Identity()); err != nil {
 		return fmt.Errorf("recording counterpart: %w", err)
 	}
 	j.recorded = true
@@ -308,6 +318,10 @@ func (j *job) record(ctx context.Context) error {
 }
 
 func (j *job) action(ctx context.Context, b Bridge, caps Capabilities) error {
+	moderate, err := j.authorize(ctx)
+	if err != nil {
+		return err
+	}
 	target, ok, err := j.r.dir.Counterpart(ctx, j.ref(j.ev.Target), j.dest)
 	if err != nil {
 		return fmt.Errorf("translating target %s: %w", j.ev.Target, err)
@@ -319,7 +333,7 @@ func (j *job) action(ctx context.Context, b Bridge, caps Capabilities) error {
 	if err != nil {
 		return err
 	}
-	d := &Delivery{Event: j.ev, Room: j.dest.Room, TargetID: target, ParentID: parentID}
+	d := &Delivery{Event: j.ev, Room: j.dest.Room, TargetID: target, ParentID: parentID, Moderate: moderate}
 	if j.ev.Kind == KindEdit {
 		// Rebuild the text the way the original was built, so the copy keeps
 		// its file notes; a long edit replaces the first part only.
@@ -332,6 +346,40 @@ func (j *job) action(ctx context.Context, b Bridge, caps Capabilities) error {
 	}
 	j.nativeID = id
 	return nil
+}
+
+// authorize lets an edit or delete through only from the target's author,
+// or a delete from a moderator the origin network vouched for (see
+// RouterOptions.Home for whose moderation reaches where). moderate is true
+// when the target in the destination room is not the bridge's copy but the
+// original, so removing it needs the room's moderation rights. Reactions
+// are keyed by their sender and need no check.
+func (j *job) authorize(ctx context.Context) (moderate bool, err error) {
+	if j.ev.Kind != KindEdit && j.ev.Kind != KindDelete {
+		return false, nil
+	}
+	origin, author, ok, err := j.r.dir.AuthorOf(ctx, j.ref(j.ev.Target))
+	if err != nil {
+		return false, fmt.Errorf("looking up the author of %s: %w", j.ev.Target, err)
+	}
+	if !ok {
+		return false, Dropf(ReasonUnknownTarget, "%s was never bridged", j.ref(j.ev.Target).Key())
+	}
+	if author != "" && author == j.ev.Sender.Identity() {
+		return false, nil
+	}
+	if j.ev.Kind == KindDelete && j.ev.Moderated &&
+		(j.ev.Origin.Network == j.r.opts.Home || origin.RoomKey() == j.ev.Origin.RoomKey()) {
+		return origin.RoomKey() == j.dest.RoomKey(), nil
+	}
+	return false, Dropf(ReasonNotAuthor, "%s by %s of %s, written by %s", j.ev.Kind, j.ev.Sender.Identity(), origin.Key(), orUnknown(author))
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "an unrecorded author"
+	}
+	return s
 }
 
 // adaptContent replaces the attachments the destination cannot take with a

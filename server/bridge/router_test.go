@@ -151,7 +151,8 @@ func TestRouterTranslatesTargets(t *testing.T) {
 	e.receive(t, message(mmRoom, "p1", "hello"))
 	e.outcomes(t, 2)
 
-	e.receive(t, Event{Kind: KindEdit, Origin: msgIn(mmRoom, "p1"), Target: "p1", Text: "hello!"})
+	alice := message(mmRoom, "p1", "").Sender
+	e.receive(t, Event{Kind: KindEdit, Origin: msgIn(mmRoom, "p1"), Target: "p1", Text: "hello!", Sender: alice})
 	e.outcomes(t, 2)
 	if d := x.got()[1]; d.Kind != KindEdit || d.TargetID != "xmpp-1" || d.Text != "hello!" {
 		t.Fatalf("xmpp edit = %+v", d)
@@ -173,11 +174,108 @@ func TestRouterTranslatesTargets(t *testing.T) {
 		t.Fatalf("matrix reaction = %+v", d)
 	}
 
-	e.receive(t, Event{Kind: KindDelete, Origin: mmRoom, Target: "p1"})
+	e.receive(t, Event{Kind: KindDelete, Origin: mmRoom, Target: "p1", Sender: alice})
 	e.outcomes(t, 2)
 	if d := x.got()[2]; d.Kind != KindDelete || d.TargetID != "xmpp-1" {
 		t.Fatalf("xmpp delete = %+v", d)
 	}
+}
+
+// Only a message's author edits or deletes it; a delete by someone else
+// passes only as a moderation its origin network vouched for, and a remote
+// room's moderators reach only messages written in their own room.
+func TestRouterOnlyAuthorEditsOrDeletes(t *testing.T) {
+	e, mm, x, mx := newRouterEnvHome(t)
+	eve := Sender{Network: NetworkXMPP, ID: "jid:eve@example.com", Username: "eve"}
+	bob := Sender{Network: NetworkXMPP, ID: "jid:bob@example.com", Username: "bob"}
+	carol := Sender{Network: NetworkMatrix, ID: "@carol:hs", Username: "carol"}
+	alice := Sender{Network: NetworkMattermost, ID: "alice-id", Username: "alice"}
+	admin := Sender{Network: NetworkMattermost, ID: "admin-id", Username: "admin"}
+
+	fromEve := message(xmppRoom, "x1", "eve's")
+	fromEve.Sender = eve
+	e.receive(t, fromEve)
+	fromAlice := message(mmRoom, "p1", "alice's")
+	fromAlice.Sender = alice
+	e.receive(t, fromAlice)
+	e.outcomes(t, 4)
+	xmppCopyOfAlice, _, _ := e.dir.Counterpart(context.Background(), msgIn(mmRoom, "p1"), xmppRoom)
+	mmCopyOfEve, _, _ := e.dir.Counterpart(context.Background(), msgIn(xmppRoom, "x1"), mmRoom)
+	before := func() (int, int, int) { return len(mm.got()), len(x.got()), len(mx.got()) }
+	m0, x0, mx0 := before()
+
+	refused := []Event{
+		// Another occupant of the same room edits or retracts eve's message.
+		{Kind: KindEdit, Origin: xmppRoom, Target: "x1", Text: "forged", Sender: bob},
+		{Kind: KindDelete, Origin: xmppRoom, Target: "x1", Sender: bob},
+		// A Matrix user edits the copy of eve's message.
+		{Kind: KindEdit, Origin: matrixRoom, Target: "matrix-1", Text: "forged", Sender: carol},
+		// A remote person edits or deletes a Mattermost user's post.
+		{Kind: KindEdit, Origin: xmppRoom, Target: xmppCopyOfAlice, Text: "forged", Sender: eve},
+		{Kind: KindDelete, Origin: xmppRoom, Target: xmppCopyOfAlice, Sender: eve},
+		// ...even as a moderator of their own room: alice wrote it elsewhere.
+		{Kind: KindDelete, Origin: xmppRoom, Target: xmppCopyOfAlice, Sender: bob, Moderated: true},
+		// A Mattermost admin edits eve's message: edits are never moderation.
+		{Kind: KindEdit, Origin: mmRoom, Target: mmCopyOfEve, Text: "forged", Sender: admin, Moderated: true},
+		// A delete by someone else that nobody vouched for.
+		{Kind: KindDelete, Origin: mmRoom, Target: mmCopyOfEve, Sender: admin},
+	}
+	for _, ev := range refused {
+		e.receive(t, ev)
+		for n, o := range e.outcomes(t, 2) {
+			if len(o) != 1 || o[0].reason != ReasonNotAuthor {
+				t.Errorf("%s by %s of %s: %s outcome %+v, want %s", ev.Kind, ev.Sender.Username, ev.Target, n, o, ReasonNotAuthor)
+			}
+		}
+	}
+	if m, xx, mxx := before(); m != m0 || xx != x0 || mxx != mx0 {
+		t.Fatalf("refused actions were delivered: %d/%d/%d deliveries, had %d/%d/%d", m, xx, mxx, m0, x0, mx0)
+	}
+	if qs, _ := e.bus.QueueStats(QueueKey{"chan1", mmRoom.RoomKey()}); qs.Drops[ReasonNotAuthor] == 0 {
+		t.Fatalf("not_author drops are not counted: %+v", qs)
+	}
+
+	// The author edits; the room's moderator removes eve's message: both
+	// reach every copy, and none needs moderation rights there.
+	e.receive(t, Event{Kind: KindEdit, Origin: xmppRoom, Target: "x1", Text: "eve's, edited", Sender: eve})
+	e.outcomes(t, 2)
+	if d := mm.got()[len(mm.got())-1]; d.Kind != KindEdit || d.TargetID != mmCopyOfEve || d.Text != "eve's, edited" {
+		t.Fatalf("eve's edit = %+v", d)
+	}
+
+	// A Mattermost admin's delete of eve's message reaches the XMPP room as
+	// a moderation (the target there is eve's own message) and Matrix as
+	// the removal of the bridge's copy.
+	e.receive(t, Event{Kind: KindDelete, Origin: mmRoom, Target: mmCopyOfEve, Sender: admin, Moderated: true})
+	e.outcomes(t, 2)
+	if d := x.got()[len(x.got())-1]; d.Kind != KindDelete || d.TargetID != "x1" || !d.Moderate {
+		t.Fatalf("xmpp delivery of the admin's delete = %+v, want a moderation of x1", d)
+	}
+	if d := mx.got()[len(mx.got())-1]; d.Kind != KindDelete || d.Moderate {
+		t.Fatalf("matrix delivery of the admin's delete = %+v, want a plain removal of the copy", d)
+	}
+
+	// An XMPP moderator removes a message written in their room.
+	fromBob := message(xmppRoom, "x2", "bob's")
+	fromBob.Sender = bob
+	e.receive(t, fromBob)
+	e.outcomes(t, 2)
+	e.receive(t, Event{Kind: KindDelete, Origin: xmppRoom, Target: "x2", Sender: eve, Moderated: true})
+	for n, o := range e.outcomes(t, 2) {
+		if len(o) != 1 || o[0].reason != "" {
+			t.Fatalf("moderator's delete to %s: %+v", n, o)
+		}
+	}
+	if d := mm.got()[len(mm.got())-1]; d.Kind != KindDelete || d.Moderate {
+		t.Fatalf("mattermost delivery of the moderator's delete = %+v", d)
+	}
+}
+
+// newRouterEnvHome is standard with Mattermost as the home network.
+func newRouterEnvHome(t *testing.T) (*routerEnv, *fakeBridge, *fakeBridge, *fakeBridge) {
+	e, mm, x, mx := standard(t)
+	e.r.opts.Home = NetworkMattermost
+	return e, mm, x, mx
 }
 
 func TestRouterUnknownTarget(t *testing.T) {
@@ -292,7 +390,7 @@ func TestRouterUnsupportedKind(t *testing.T) {
 	e.receive(t, message(mmRoom, "p1", "hello"))
 	e.outcomes(t, 2)
 
-	e.receive(t, Event{Kind: KindEdit, Origin: mmRoom, Target: "p1", Text: "hello!"})
+	e.receive(t, Event{Kind: KindEdit, Origin: mmRoom, Target: "p1", Text: "hello!", Sender: message(mmRoom, "", "").Sender})
 	got := e.outcomes(t, 2)
 	if o := got[NetworkMatrix]; len(o) != 1 || o[0].reason != ReasonUnsupported {
 		t.Fatalf("matrix outcome = %+v", o)
@@ -354,7 +452,7 @@ func TestRouterSplitsLongText(t *testing.T) {
 		t.Fatalf("matrix got %q", texts)
 	}
 	// The first part stands for the message: edits go to it.
-	e.receive(t, Event{Kind: KindEdit, Origin: mmRoom, Target: "p1", Text: "short now"})
+	e.receive(t, Event{Kind: KindEdit, Origin: mmRoom, Target: "p1", Text: "short now", Sender: message(mmRoom, "", "").Sender})
 	e.outcomes(t, 2)
 	if d := x.got()[5]; d.TargetID != "xmpp-2" || d.Text != "short now" {
 		t.Fatalf("edit = %+v", d)

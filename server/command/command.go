@@ -102,6 +102,8 @@ type Env struct {
 	SettingsPath string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Stats returns the bus's counters; nil leaves them out of status.
+	Stats func() bridge.BusStats
 }
 
 // Handler executes the commands of every registered Spec.
@@ -351,8 +353,29 @@ func (h *Handler) status(s Spec, args *model.CommandArgs) string {
 		for _, r := range link.Remotes {
 			fmt.Fprintf(&b, "* %s room %s (%s, linked %s)\n", networkTitle(r.Network, s), r.Room, h.env.Health(r.Network).State, r.LinkedAt.UTC().Format("2006-01-02"))
 		}
+		h.refusals(&b, args.ChannelId)
 	}
 	return b.String()
+}
+
+// refusals tells, for a channel's link, how many edits and deletes the
+// bridge refused and where it could not moderate.
+func (h *Handler) refusals(b *strings.Builder, linkID string) {
+	if h.env.Stats == nil {
+		return
+	}
+	for _, q := range h.env.Stats().Queues {
+		if q.Key.Link != linkID {
+			continue
+		}
+		network, room, _ := strings.Cut(q.Key.Dest, "|")
+		if n := q.Drops[bridge.ReasonNotAuthor]; n > 0 {
+			fmt.Fprintf(b, "* Not relayed to %s %s: %d edits or deletes by someone other than the message's author (not_author)\n", network, room, n)
+		}
+		if n := q.Drops[bridge.ReasonNoRights]; n > 0 {
+			fmt.Fprintf(b, "* Not applied in %s %s: %d moderation deletes; the bridge is not a moderator there (no_rights)\n", network, room, n)
+		}
+	}
 }
 
 func (h *Handler) list(s Spec) string {

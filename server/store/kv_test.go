@@ -134,7 +134,7 @@ func TestAppErrorsPropagate(t *testing.T) {
 	_, checks["AddRemote"] = s.AddRemote(model.NewId(), model.NewId(), RemoteRoom{Network: "xmpp", Room: "r@conf"})
 	_, checks["ListLinks"] = s.ListLinks()
 	_, _, checks["LinkedRooms"] = s.LinkedRooms(ctx, roomRef("xmpp", "r@conf"))
-	checks["RecordCounterpart"] = s.RecordCounterpart(ctx, msgOf("xmpp", "r", "1"), msgOf("mattermost", model.NewId(), "2"))
+	checks["RecordCounterpart"] = s.RecordCounterpart(ctx, msgOf("xmpp", "r", "1"), msgOf("mattermost", model.NewId(), "2"), "")
 	_, checks["MarkSeen"] = s.MarkSeen("ns", "1", 0)
 	checks["Migrate"] = s.Migrate(ctx)
 	for name, err := range checks {

@@ -17,6 +17,9 @@ import (
 type msgPointer struct {
 	Ref    bridge.Ref `json:"ref"`
 	Origin bridge.Ref `json:"origin"`
+	// Author is the Identity of who wrote the origin, so an edit or delete
+	// can be checked against it from any copy in one read.
+	Author string `json:"author,omitempty"`
 }
 
 type msgGroup struct {
@@ -65,10 +68,11 @@ func (s *Store) pointer(ref bridge.Ref) (*msgPointer, []byte, error) {
 }
 
 // RecordCounterpart implements bridge.Directory: dest (with ID) is a copy of
-// origin (with ID). When origin is itself a recorded copy, dest joins the
-// bridged message origin belongs to. Concurrent calls for one message (one
-// per destination) never lose a copy.
-func (s *Store) RecordCounterpart(ctx context.Context, origin bridge.Ref, dest bridge.Ref) error {
+// origin (with ID), written by author. When origin is itself a recorded
+// copy, dest joins the bridged message origin belongs to, and keeps the
+// author recorded first. Concurrent calls for one message (one per
+// destination) never lose a copy.
+func (s *Store) RecordCounterpart(ctx context.Context, origin bridge.Ref, dest bridge.Ref, author string) error {
 	if err := checkMessage("origin", origin); err != nil {
 		return err
 	}
@@ -86,6 +90,9 @@ func (s *Store) RecordCounterpart(ctx context.Context, origin bridge.Ref, dest b
 	}
 	if p != nil {
 		root = p.Origin
+		if p.Author != "" {
+			author = p.Author
+		}
 	}
 	if dest == root {
 		return nil
@@ -107,10 +114,10 @@ func (s *Store) RecordCounterpart(ctx context.Context, origin bridge.Ref, dest b
 	if err != nil {
 		return err
 	}
-	if err := s.putJSON(messageKey(root), msgPointer{Ref: root, Origin: root}, ttl); err != nil {
+	if err := s.putJSON(messageKey(root), msgPointer{Ref: root, Origin: root, Author: author}, ttl); err != nil {
 		return err
 	}
-	return s.putJSON(messageKey(dest), msgPointer{Ref: dest, Origin: root}, ttl)
+	return s.putJSON(messageKey(dest), msgPointer{Ref: dest, Origin: root, Author: author}, ttl)
 }
 
 // Counterpart implements bridge.Directory: the native ID in destRoom of the
@@ -163,6 +170,23 @@ func (s *Store) OriginOf(ctx context.Context, msg bridge.Ref) (bridge.Ref, bool,
 		return bridge.Ref{}, false, err
 	}
 	return p.Origin, true, nil
+}
+
+// AuthorOf implements bridge.Directory: the origin of the bridged message
+// msg belongs to and who wrote it ("" for maps recorded before authors
+// were); ok=false if msg was never bridged (or its map expired).
+func (s *Store) AuthorOf(ctx context.Context, msg bridge.Ref) (bridge.Ref, string, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return bridge.Ref{}, "", false, err
+	}
+	if err := checkMessage("message", msg); err != nil {
+		return bridge.Ref{}, "", false, err
+	}
+	p, _, err := s.pointer(msgRef(msg))
+	if err != nil || p == nil {
+		return bridge.Ref{}, "", false, err
+	}
+	return p.Origin, p.Author, true, nil
 }
 
 // ForgetMessage drops ref from the message maps. Forgetting an origin

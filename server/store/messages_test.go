@@ -55,9 +55,9 @@ func TestMessageMapRoundTripAcrossRestart(t *testing.T) {
 	origin := msgOf(bridge.NetworkMattermost, ch, model.NewId())
 	xCopy := msgOf(bridge.NetworkXMPP, xRoom.Room, "stanza-1")
 	mCopy := msgOf(bridge.NetworkMatrix, mRoom.Room, "$ev1")
-	must(t, s.RecordCounterpart(ctx, origin, xCopy))
-	must(t, s.RecordCounterpart(ctx, origin, mCopy))
-	must(t, s.RecordCounterpart(ctx, origin, mCopy)) // idempotent
+	must(t, s.RecordCounterpart(ctx, origin, xCopy, "mattermost|alice"))
+	must(t, s.RecordCounterpart(ctx, origin, mCopy, "mattermost|alice"))
+	must(t, s.RecordCounterpart(ctx, origin, mCopy, "mattermost|alice")) // idempotent
 
 	for name, st := range map[string]*Store{"same store": s, "after restart": New(kv)} {
 		t.Run(name, func(t *testing.T) {
@@ -73,12 +73,22 @@ func TestMessageMapRoundTripAcrossRestart(t *testing.T) {
 			wantOrigin(t, st, xCopy, origin)
 			wantOrigin(t, st, mCopy, origin)
 			wantOrigin(t, st, msgOf(bridge.NetworkSlack, "C1", "1.2"), bridge.Ref{})
+			for _, msg := range []bridge.Ref{origin, xCopy, mCopy} {
+				if o, author, ok, err := st.AuthorOf(ctx, msg); err != nil || !ok || o != origin || author != "mattermost|alice" {
+					t.Errorf("AuthorOf(%s) = %v, %q, %v, %v", msg.Key(), o, author, ok, err)
+				}
+			}
 		})
 	}
 
 	// A copy of a copy joins the original bridged message.
 	sCopy := msgOf(bridge.NetworkSlack, "C1", "1700000000.000100")
-	must(t, s.RecordCounterpart(ctx, xCopy, sCopy))
+	// A copy of a copy joins the original bridged message, whose author
+	// stays who wrote the original whatever the later call says.
+	must(t, s.RecordCounterpart(ctx, xCopy, sCopy, "xmpp|mallory"))
+	if _, author, _, _ := s.AuthorOf(ctx, sCopy); author != "mattermost|alice" {
+		t.Errorf("author of a copy of a copy = %q", author)
+	}
 	wantOrigin(t, s, sCopy, origin)
 	wantCounterpart(t, s, origin, sRoom, sCopy.ID)
 	wantCounterpart(t, s, sCopy, xRoom, xCopy.ID)
@@ -93,7 +103,7 @@ func TestRecordCounterpartConcurrent(t *testing.T) {
 		node := New(kv)
 		wg.Go(func() {
 			dest := msgOf(bridge.NetworkXMPP, fmt.Sprintf("room%d@conf", i), fmt.Sprintf("id%d", i))
-			if err := node.RecordCounterpart(context.Background(), origin, dest); err != nil {
+			if err := node.RecordCounterpart(context.Background(), origin, dest, ""); err != nil {
 				t.Error(err)
 			}
 		})
@@ -114,13 +124,13 @@ func TestMessageMapExpiry(t *testing.T) {
 	origin := msgOf(bridge.NetworkSlack, "C1", "1.1")
 	a := msgOf(bridge.NetworkXMPP, "a@conf", "a1")
 	b := msgOf(bridge.NetworkMatrix, "!b:hs", "$b1")
-	must(t, s.RecordCounterpart(ctx, origin, a))
+	must(t, s.RecordCounterpart(ctx, origin, a, ""))
 
 	clock.Advance(50 * time.Minute)
 	wantCounterpart(t, s, origin, roomRef(a.Network, a.Room), "a1")
 	// A new copy re-saves the group and the origin's pointer: their clock
 	// restarts; a's pointer keeps its own.
-	must(t, s.RecordCounterpart(ctx, origin, b))
+	must(t, s.RecordCounterpart(ctx, origin, b, ""))
 
 	clock.Advance(20 * time.Minute) // 70 min after a, 20 after b
 	wantOrigin(t, s, a, bridge.Ref{})
@@ -138,7 +148,7 @@ func TestMessageMapExpiry(t *testing.T) {
 
 	// Retention 0 keeps maps forever.
 	s.SetMessageRetention(0)
-	must(t, s.RecordCounterpart(ctx, origin, a))
+	must(t, s.RecordCounterpart(ctx, origin, a, ""))
 	clock.Advance(24 * 365 * time.Hour)
 	wantCounterpart(t, s, a, roomRef(origin.Network, origin.Room), origin.ID)
 }
@@ -149,8 +159,8 @@ func TestForgetMessage(t *testing.T) {
 	origin := msgOf(bridge.NetworkSlack, "C1", "1.1")
 	a := msgOf(bridge.NetworkXMPP, "a@conf", "a1")
 	b := msgOf(bridge.NetworkMatrix, "!b:hs", "$b1")
-	must(t, s.RecordCounterpart(ctx, origin, a))
-	must(t, s.RecordCounterpart(ctx, origin, b))
+	must(t, s.RecordCounterpart(ctx, origin, a, ""))
+	must(t, s.RecordCounterpart(ctx, origin, b, ""))
 
 	// Forgetting a copy forgets that copy only.
 	must(t, s.ForgetMessage(a))
@@ -179,7 +189,7 @@ func TestMessageMapRejectsBadRefs(t *testing.T) {
 		msgOf(bridge.NetworkXMPP, "a@conf", ""),
 		msgOf(bridge.NetworkXMPP, "a@conf", "\xff"),
 	} {
-		if err := s.RecordCounterpart(ctx, good, bad); err == nil {
+		if err := s.RecordCounterpart(ctx, good, bad, ""); err == nil {
 			t.Errorf("RecordCounterpart(%v) accepted", bad)
 		}
 		if _, _, err := s.OriginOf(ctx, bad); err == nil {
@@ -189,7 +199,7 @@ func TestMessageMapRejectsBadRefs(t *testing.T) {
 			t.Errorf("Counterpart(%v) accepted", bad)
 		}
 	}
-	if err := s.RecordCounterpart(ctx, good, msgOf(bridge.NetworkXMPP, "a@conf", "2")); err == nil {
+	if err := s.RecordCounterpart(ctx, good, msgOf(bridge.NetworkXMPP, "a@conf", "2"), ""); err == nil {
 		t.Error("a copy in its origin's room was accepted")
 	}
 }

@@ -19,7 +19,7 @@ func TestBadInputWritesNothing(t *testing.T) {
 	// Some state to compare against.
 	_, err := s.AddRemote(ch, team, remote(bridge.NetworkXMPP, "a@conf"))
 	must(t, err)
-	must(t, s.RecordCounterpart(ctx, msgOf(bridge.NetworkMattermost, ch, model.NewId()), msgOf(bridge.NetworkXMPP, "a@conf", "1")))
+	must(t, s.RecordCounterpart(ctx, msgOf(bridge.NetworkMattermost, ch, model.NewId()), msgOf(bridge.NetworkXMPP, "a@conf", "1"), ""))
 	before := dump(t, kv)
 
 	good := RemoteRoom{Network: bridge.NetworkMatrix, Room: "!r:hs"}
@@ -73,7 +73,7 @@ func TestBadInputWritesNothing(t *testing.T) {
 		"MarkSeen negative ttl":    func() error { _, err := s.MarkSeen("ns", "1", -time.Second); return err },
 		"ForgetMessage no id":      func() error { return s.ForgetMessage(roomRef(bridge.NetworkXMPP, "a@conf")) },
 		"RecordCounterpart no id": func() error {
-			return s.RecordCounterpart(ctx, msgOf(bridge.NetworkXMPP, "a@conf", "1"), roomRef(bridge.NetworkMatrix, "!r:hs"))
+			return s.RecordCounterpart(ctx, msgOf(bridge.NetworkXMPP, "a@conf", "1"), roomRef(bridge.NetworkMatrix, "!r:hs"), "")
 		},
 	}
 	for name, call := range calls {

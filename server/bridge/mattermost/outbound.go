@@ -56,13 +56,19 @@ func (b *Bridge) OnPostUpdated(newPost, oldPost *model.Post) {
 	_ = b.emit(b.editEvent(newPost)) // failures are logged by send
 }
 
-// OnPostDeleted handles MessageHasBeenDeleted.
+// OnPostDeleted handles MessageHasBeenDeleted. Besides people's own
+// posts, a person's delete of a remote user's post is relayed: it is a
+// moderation the server allowed (delete_others_posts).
 func (b *Bridge) OnPostDeleted(post *model.Post) {
-	if !b.relayable(post) || !b.awaitReady() {
+	if post == nil || post.IsSystemMessage() || post.Type == model.PostTypeEphemeral || !b.linked(post.ChannelId) {
+		return
+	}
+	ev, ok := b.deleteEvent(post)
+	if !ok || !b.awaitReady() {
 		return
 	}
 	b.pull(post.ChannelId)
-	_ = b.emit(b.deleteEvent(post)) // failures are logged by send
+	_ = b.emit(ev) // failures are logged by send
 }
 
 // OnReaction handles ReactionHasBeenAdded and ReactionHasBeenRemoved.
@@ -204,14 +210,33 @@ func (b *Bridge) editEvent(post *model.Post) bridge.Event {
 	}
 }
 
-func (b *Bridge) deleteEvent(post *model.Post) bridge.Event {
-	return bridge.Event{
+// deleteEvent is the delete of post by whoever the server says deleted it
+// (the deleteBy prop app.DeletePost sets). Someone other than the author
+// makes it a moderation. ok is false when no person of this server did it:
+// the plugin removing a remote user's post because its original went away
+// must not travel back.
+func (b *Bridge) deleteEvent(post *model.Post) (ev bridge.Event, ok bool) {
+	ev = bridge.Event{
 		Kind:   bridge.KindDelete,
 		Origin: bridge.Ref{Network: bridge.NetworkMattermost, Room: post.ChannelId, ID: post.Id},
 		Target: post.Id,
-		Sender: b.sender(post.UserId),
 		Time:   millis(max(post.UpdateAt, post.DeleteAt)),
 	}
+	authorIsOwn := b.isOwnUser(post.UserId)
+	deleter, _ := post.GetProp(model.PostPropsDeleteBy).(string)
+	if deleter != "" && deleter != post.UserId && !b.isOwnUser(deleter) {
+		if user, appErr := b.api.GetUser(deleter); appErr == nil && !user.IsBot {
+			ev.Sender, ev.Moderated = b.senderOf(user), true
+			return ev, true
+		}
+	}
+	if authorIsOwn {
+		return ev, false
+	}
+	// The author, or a plugin or bot acting with the server's leave: the
+	// post is gone here, so its copies go too.
+	ev.Sender = b.sender(post.UserId)
+	return ev, true
 }
 
 // channelState is how far a channel's new posts have been handed to the
@@ -352,13 +377,15 @@ func (b *Bridge) replayChanges(channelID string, since int64) {
 	}
 	var changes []bridge.Event
 	for _, p := range sortedPosts(list) {
-		if p.CreateAt > since || p.IsSystemMessage() || b.isOwnUser(p.UserId) {
+		if p.CreateAt > since || p.IsSystemMessage() {
 			continue
 		}
 		switch {
 		case p.DeleteAt > since:
-			changes = append(changes, b.deleteEvent(p))
-		case p.EditAt > since:
+			if ev, ok := b.deleteEvent(p); ok {
+				changes = append(changes, ev)
+			}
+		case p.EditAt > since && !b.isOwnUser(p.UserId):
 			changes = append(changes, b.editEvent(p))
 		}
 	}
