@@ -519,3 +519,78 @@ func TestXMPPBadInput(t *testing.T) {
 	}
 	h.statusSays("XMPP bridge: connected")
 }
+
+// Issue 8 item 2, XMPP side, in both modes. Another occupant cannot
+// correct or retract carol's message, nor a Mattermost user's; the room's
+// moderation (XEP-0425, sent by the room for its moderator) of dave's
+// message reaches Mattermost, but not of alice's post. A Mattermost
+// admin's delete of carol's message is a moderation in the room once the
+// bridge is a room admin; until then status says why it was not applied.
+func TestXMPPOnlyAuthorsAndModerators(t *testing.T) {
+	for _, mode := range []string{"component", "client"} {
+		t.Run(mode, func(t *testing.T) {
+			h := newXMPPHarness(t, mode)
+			h.prosody.CreateUser(t, "dave", "dave-pw")
+			dave := h.prosody.Client(t, "dave", "dave-pw")
+			h.Must(dave.JoinRoom(h.ctx, h.room, "Dave"))
+
+			carolID, err := h.occupant.Say(h.ctx, h.room, "carol's words")
+			h.Must(err)
+			carolPost := h.channelPost("carol's message", func(p *model.Post) bool { return p.Message == "carol's words" })
+			carolMsg := h.roomMessage("carol's message back", func(m prosodytest.Message) bool { return m.ID == carolID || m.OriginID == carolID })
+			alicePost := h.post(h.alice, "alice's words", "")
+			aliceMsg := h.roomMessage("alice's message", func(m prosodytest.Message) bool { return strings.Contains(m.Body, "alice's words") })
+
+			// dave corrects and retracts what is not his.
+			for i, target := range []prosodytest.Message{carolMsg, aliceMsg} {
+				origin := target.OriginID
+				if origin == "" {
+					origin = target.ID
+				}
+				h.Must(dave.SendRaw(h.ctx, fmt.Sprintf(`<message to='%s' type='groupchat' id='fix%d'><body>forged</body><replace xmlns='urn:xmpp:message-correct:0' id='%s'/></message>`, h.room, i, origin)))
+				h.Must(dave.SendRaw(h.ctx, fmt.Sprintf(`<message to='%s' type='groupchat' id='del%d'><retract xmlns='urn:xmpp:message-retract:1' id='%s'/><body>retracted</body></message>`, h.room, i, target.StanzaID)))
+			}
+			daveID, err := dave.Say(h.ctx, h.room, "dave's words")
+			h.Must(err)
+			davePost := h.channelPost("dave's message", func(p *model.Post) bool { return p.Message == "dave's words" })
+			h.s.WaitHooks(wait)
+			for _, p := range []*model.Post{carolPost, alicePost} {
+				if got := h.s.Post(p.Id); got == nil || got.DeleteAt != 0 || strings.Contains(got.Message, "forged") {
+					t.Fatalf("dave changed someone else's post: %+v", got)
+				}
+			}
+			h.statusSays("not_author")
+
+			// carol owns the room: her moderation of dave's message reaches
+			// Mattermost; of alice's message, it stays in Mattermost.
+			daveMsg := h.roomMessage("dave's message back", func(m prosodytest.Message) bool { return m.ID == daveID || m.OriginID == daveID })
+			for i, id := range []string{daveMsg.StanzaID, aliceMsg.StanzaID} {
+				h.raw(`<iq type='set' to='%s' id='mod%d'><apply-to xmlns='urn:xmpp:fasten:0' id='%s'><moderate xmlns='urn:xmpp:message-moderate:0'><retract xmlns='urn:xmpp:message-retract:0'/></moderate></apply-to></iq>`, h.room, i, id)
+			}
+			testhost.WaitFor(t, 20*time.Second, func() bool { p := h.s.Post(davePost.Id); return p == nil || p.DeleteAt > 0 }, "the moderation of dave's message")
+			h.s.WaitHooks(wait)
+			if got := h.s.Post(alicePost.Id); got == nil || got.DeleteAt != 0 {
+				t.Fatal("a room moderator deleted a Mattermost user's post")
+			}
+
+			// The admin deletes carol's post: the bridge is no moderator yet.
+			h.Must(appErrOrNil(h.n.DeletePost(h.admin.Id, carolPost.Id)))
+			h.statusSays("no_rights")
+
+			// carol makes the bridge a room admin; the next delete lands.
+			bridgeJID := "bridge@" + h.prosody.Domain
+			if mode == "component" {
+				bridgeJID = "bridge@" + h.prosody.ComponentDomain
+			}
+			h.raw(`<iq type='set' to='%s' id='aff1'><query xmlns='http://jabber.org/protocol/muc#admin'><item affiliation='admin' jid='%s'/></query></iq>`, h.room, bridgeJID)
+			againID, err := h.occupant.Say(h.ctx, h.room, "carol again")
+			h.Must(err)
+			again := h.channelPost("carol's second message", func(p *model.Post) bool { return p.Message == "carol again" })
+			againMsg := h.roomMessage("carol's second message back", func(m prosodytest.Message) bool { return m.ID == againID || m.OriginID == againID })
+			h.Must(appErrOrNil(h.n.DeletePost(h.admin.Id, again.Id)))
+			h.roomMessage("the bridge's moderation", func(m prosodytest.Message) bool {
+				return m.From.Equal(h.room) && strings.Contains(m.Raw, "urn:xmpp:message-moderate:") && strings.Contains(m.Raw, againMsg.StanzaID)
+			})
+		})
+	}
+}

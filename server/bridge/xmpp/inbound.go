@@ -160,7 +160,10 @@ func (b *Bridge) handleGroupchat(ctx context.Context, m *inMsg, archived bool) {
 		return
 	}
 	if nick == "" {
-		return // the room itself speaking (notices)
+		// The room itself speaking: notices, and XEP-0425 moderations,
+		// which only the room sends and only for its moderators.
+		b.relayModeration(ctx, roomJID, m)
+		return
 	}
 	if b.resolveReflection(m) || ours {
 		b.remember(key, m)
@@ -211,6 +214,49 @@ func (b *Bridge) handleGroupchat(ctx context.Context, m *inMsg, archived bool) {
 	if archived || m.StanzaID(roomJID) != "" {
 		b.saveArchivePosition(key, m.StanzaID(roomJID))
 	}
+}
+
+// relayModeration turns the room's announcement that a moderator
+// retracted a message into a moderated delete, unless the moderator is the
+// bridge itself (relaying a Mattermost admin's delete).
+func (b *Bridge) relayModeration(ctx context.Context, roomJID jid.JID, m *inMsg) {
+	rt := m.parsed.Retract
+	if rt == nil || rt.Moderated == nil || rt.ID == "" {
+		return
+	}
+	by := rt.Moderated.By
+	if !by.Bare().Equal(roomJID) || by.Resourcepart() == "" {
+		b.log.Debug("Ignoring an XMPP moderation that names no moderator of the room", "room", roomJID.String())
+		return
+	}
+	modNick := by.Resourcepart()
+	key := roomJID.String()
+	b.mu.Lock()
+	r, linked := b.rooms[key]
+	var occ occupant
+	ours := false
+	if linked {
+		occ, ours = r.occupants[modNick], r.ourNicks[modNick] || modNick == r.nick
+	}
+	b.mu.Unlock()
+	if !linked || ours {
+		return
+	}
+	if rt.Moderated.OccupantID != "" {
+		occ.OccupantID = rt.Moderated.OccupantID
+	}
+	id := m.StanzaID(roomJID)
+	if id == "" {
+		id = m.ID
+	}
+	at := m.Delay
+	if at.IsZero() {
+		at = time.Now()
+	}
+	b.sendTo(ctx, bridge.Event{
+		Kind: bridge.KindDelete, Origin: bridge.Ref{Network: bridge.NetworkXMPP, Room: key, ID: id},
+		Target: rt.ID, Sender: b.senderOf(roomJID, modNick, occ), Moderated: true, Time: at,
+	})
 }
 
 // remember records the aliases of a message seen in a room.

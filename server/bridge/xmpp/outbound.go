@@ -49,6 +49,11 @@ func (b *Bridge) Deliver(ctx context.Context, d *bridge.Delivery) (string, error
 	if jerr := b.join(ctx, s, roomJID); jerr != nil {
 		return "", jerr
 	}
+	if d.Kind == bridge.KindDelete && d.Moderate {
+		// Someone's own message here, removed by a Mattermost admin: only a
+		// room moderator can, and the bridge's account is the one to ask.
+		return d.TargetID, b.moderate(ctx, s, roomJID, d.TargetID)
+	}
 	s, from, prefix, err := b.speaker(ctx, s, roomJID, d.Sender)
 	if err != nil {
 		return "", err

@@ -132,7 +132,7 @@ storage_archive_item_limit = 1000000
 VirtualHost {{lua .Domain}}
 
 Component {{lua .MUCDomain}} "muc"
-	modules_enabled = { "muc_mam" }
+	modules_enabled = { "muc_mam", "muc_moderation" } -- muc_moderation: XEP-0425, from Debian's prosody-modules
 	name = "prosodytest rooms"
 	restrict_room_creation = false -- anyone may create a room
 	muc_room_locking = false -- a new room is usable at once, no configuration step
