@@ -975,3 +975,81 @@ func TestMatrixMapByAliasAndInvitation(t *testing.T) {
 	h.carol.say(closed.RoomID, "in the closed room")
 	waitPost(t, h.s, private, "carol's message", func(p *model.Post) bool { return p.Message == "in the closed room" })
 }
+
+// Issue 8 item 2, Matrix side: an edit (m.replace) counts only from the
+// original sender; a redaction only from the sender or a member whose
+// power level allows redacting others, and then only of what was written
+// in the room. A Mattermost admin's delete of carol's message is a
+// redaction by the bot once it has the power for it; until then status
+// says why it was not applied.
+func TestMatrixOnlyAuthorsAndModerators(t *testing.T) {
+	h := newMatrixHarness(t)
+	carolEv := h.carol.say(h.room, "carol's words")
+	carolPost := h.remotePost("carol's message", func(p *model.Post) bool { return p.Message == "carol's words" })
+	alicePost := h.post(h.alice, "alice's words", "")
+	aliceEv := h.carol.waitEvent(h.room, "alice's message", func(e *event.Event) bool {
+		return e.Sender == h.puppet(h.alice) && strings.Contains(string(e.Content.VeryRaw), "alice's words")
+	}).ID
+
+	// dave (power level 0) edits carol's and alice's messages, and pushes
+	// redactions of them the homeserver would not apply.
+	for _, target := range []id.EventID{carolEv, aliceEv} {
+		edit := &event.MessageEventContent{MsgType: event.MsgText, Body: "* forged", NewContent: &event.MessageEventContent{MsgType: event.MsgText, Body: "forged"}}
+		edit.SetEdit(target)
+		h.dave.send(h.room, event.EventMessage, edit)
+		body := `{"events":[{"type":"m.room.redaction","room_id":"` + string(h.room) + `","event_id":"$forged-` + string(target[1:8]) + `","sender":"` + string(h.dave.ID) + `","origin_server_ts":1,"redacts":"` + string(target) + `","content":{"redacts":"` + string(target) + `"}}]}`
+		if code, text := h.asRequest(http.MethodPut, "/_matrix/app/v1/transactions/forged-"+string(target[1:8]), h.cfg.HSToken, body); code != http.StatusOK {
+			t.Fatalf("transaction with dave's redaction: %d %s", code, text)
+		}
+	}
+	h.dave.say(h.room, "dave's words")
+	davePost := h.remotePost("dave's message", func(p *model.Post) bool { return p.Message == "dave's words" })
+	h.s.WaitHooks(wait)
+	for _, p := range []*model.Post{carolPost, alicePost} {
+		if got := h.s.Post(p.Id); got == nil || got.DeleteAt != 0 || strings.Contains(got.Message, "forged") {
+			t.Fatalf("dave changed someone else's post: %+v", got)
+		}
+	}
+
+	// carol created the room (power 100): her redaction of dave's message
+	// reaches Mattermost; of alice's message, it stays in Mattermost.
+	daveEv := h.carol.waitEvent(h.room, "dave's message", func(e *event.Event) bool {
+		return e.Sender == h.dave.ID && strings.Contains(string(e.Content.VeryRaw), "dave's words")
+	}).ID
+	for _, target := range []id.EventID{daveEv, aliceEv} {
+		if _, err := h.carol.cli.RedactEvent(h.ctx, h.room, target); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testhost.WaitFor(t, 30*time.Second, func() bool { p := h.s.Post(davePost.Id); return p == nil || p.DeleteAt > 0 }, "carol's redaction of dave's message")
+	h.s.WaitHooks(wait)
+	if got := h.s.Post(alicePost.Id); got == nil || got.DeleteAt != 0 {
+		t.Fatal("a Matrix room moderator deleted a Mattermost user's post")
+	}
+
+	// The admin deletes carol's post: the bot has no power to redact yet.
+	if appErr := h.n.DeletePost(h.admin.Id, carolPost.Id); appErr != nil {
+		t.Fatal(appErr)
+	}
+	testhost.WaitFor(t, 30*time.Second, func() bool {
+		return strings.Contains(runCommand(t, h.n, h.admin, h.ch, "/matrixbridge status", ""), "no_rights")
+	}, "status to say the bot could not moderate")
+
+	// carol raises the bot to the redact level; the next delete lands.
+	var pl event.PowerLevelsEventContent
+	if err := h.carol.cli.StateEvent(h.ctx, h.room, event.StatePowerLevels, "", &pl); err != nil {
+		t.Fatal(err)
+	}
+	pl.SetUserLevel(id.NewUserID(h.cfg.BotLocalpart, h.cfg.ServerName), pl.Redact())
+	if _, err := h.carol.cli.SendStateEvent(h.ctx, h.room, event.StatePowerLevels, "", &pl); err != nil {
+		t.Fatal(err)
+	}
+	againEv := h.carol.say(h.room, "carol again")
+	again := h.remotePost("carol's second message", func(p *model.Post) bool { return p.Message == "carol again" })
+	if appErr := h.n.DeletePost(h.admin.Id, again.Id); appErr != nil {
+		t.Fatal(appErr)
+	}
+	h.carol.waitEvent(h.room, "the bot's redaction", func(e *event.Event) bool {
+		return e.Type == event.EventRedaction && (e.Redacts == againEv || strings.Contains(string(e.Content.VeryRaw), string(againEv)))
+	})
+}

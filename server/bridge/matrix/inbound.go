@@ -158,8 +158,9 @@ func (b *Bridge) toEvent(ctx context.Context, evt *event.Event) (*bridge.Event, 
 		}
 		ev.Kind, ev.Target, ev.Emoji = bridge.KindReactionAdd, string(c.RelatesTo.EventID), reactionName(c.RelatesTo.Key)
 		ev.Sender = b.sender(ctx, evt.RoomID, evt.Sender)
-		// A reaction is taken back by redacting it: remember what it was.
-		if err := b.store.SetAlias(nsReaction, string(evt.ID), ev.Target+"\n"+ev.Emoji); err != nil {
+		// A reaction is taken back by redacting it: remember what it was
+		// and whose it was.
+		if err := b.store.SetAlias(nsReaction, string(evt.ID), ev.Target+"\n"+ev.Emoji+"\n"+string(evt.Sender)); err != nil {
 			return nil, err
 		}
 	case event.EventRedaction:
@@ -172,18 +173,46 @@ func (b *Bridge) toEvent(ctx context.Context, evt *event.Event) (*bridge.Event, 
 		}
 		ev.Sender = b.sender(ctx, evt.RoomID, evt.Sender)
 		ev.Kind, ev.Target = bridge.KindDelete, string(redacts)
+		// Any member may send a redaction; the homeserver applies it only
+		// from the author or someone with the power to redact others.
+		// The router knows the author; the room's power levels say who
+		// moderates.
+		moderator, err := b.mayRedactOthers(ctx, evt.RoomID, evt.Sender)
+		if err != nil {
+			return nil, err
+		}
+		ev.Moderated = moderator
 		was, ok, err := b.store.Alias(nsReaction, string(redacts))
 		if err != nil {
 			return nil, err
 		}
 		if ok {
-			target, key, _ := strings.Cut(was, "\n")
-			ev.Kind, ev.Target, ev.Emoji = bridge.KindReactionRemove, target, key
+			target, rest, _ := strings.Cut(was, "\n")
+			key, reactor, _ := strings.Cut(rest, "\n")
+			if reactor != "" && id.UserID(reactor) != evt.Sender {
+				if !moderator {
+					b.log.Debug("Ignoring a Matrix redaction of someone else's reaction", "room", evt.RoomID.String(), "event", evt.ID.String())
+					return nil, nil
+				}
+				ev.Sender = b.sender(ctx, evt.RoomID, id.UserID(reactor))
+			}
+			ev.Kind, ev.Target, ev.Emoji, ev.Moderated = bridge.KindReactionRemove, target, key, false
 		}
 	default:
 		return nil, nil
 	}
 	return ev, nil
+}
+
+// mayRedactOthers reports whether user's power level in room reaches the
+// level for redacting other people's events, read from the homeserver
+// now (so a demoted moderator is not trusted from a stale copy).
+func (b *Bridge) mayRedactOthers(ctx context.Context, room id.RoomID, user id.UserID) (bool, error) {
+	var pl event.PowerLevelsEventContent
+	if err := b.as.BotClient().StateEvent(ctx, room, event.StatePowerLevels, "", &pl); err != nil {
+		return false, fmt.Errorf("reading the power levels of %s: %w", room, err)
+	}
+	return pl.GetUserLevel(user) >= pl.Redact(), nil
 }
 
 func reactionName(key string) string {

@@ -23,6 +23,9 @@ import (
 // Deliver acts in d.Room as the sender's puppet.
 func (b *Bridge) Deliver(ctx context.Context, d *bridge.Delivery) (string, error) {
 	room := id.RoomID(d.Room)
+	if d.Kind == bridge.KindDelete && d.Moderate {
+		return d.TargetID, b.moderate(ctx, room, id.EventID(d.TargetID))
+	}
 	intent, err := b.puppet(ctx, room, d.Sender)
 	if err != nil {
 		return "", classify(err)
@@ -246,6 +249,19 @@ func (b *Bridge) redact(ctx context.Context, intent *appservice.IntentAPI, room 
 		}
 	}
 	return nil
+}
+
+// moderate redacts someone's own event as the bot, for a Mattermost
+// admin's delete; without the power level for it, that is a no_rights drop.
+func (b *Bridge) moderate(ctx context.Context, room id.RoomID, target id.EventID) error {
+	_, err := b.as.BotIntent().RedactEvent(ctx, room, target)
+	switch {
+	case err == nil || errors.Is(err, mautrix.MNotFound):
+		return nil
+	case errors.Is(err, mautrix.MForbidden):
+		return bridge.Dropf(bridge.ReasonNoRights, "the bridge's bot may not redact other people's events in %s: raise its power level to the room's redact level", room)
+	}
+	return classify(err)
 }
 
 func reactionKey(emojiName string) string {
