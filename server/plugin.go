@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"reflect"
 	"strings"
 	"sync"
 	"time"
@@ -255,13 +256,21 @@ func (p *Plugin) buildBridge(rt *runtime, n network, cfg *configuration) bridge.
 	return b
 }
 
+// applyLive hands the settings the running plugin takes in place (no
+// bridge is rebuilt for them) to the parts that read them.
+func (rt *runtime) applyLive(cfg *configuration) {
+	rt.store.SetMessageRetention(time.Duration(cfg.MessageMapRetentionDays) * 24 * time.Hour)
+	rt.manager.SetQueueCapacity(int(cfg.QueueSize))
+	rt.mm.SetMaxFileSize(int64(cfg.MaxFileSizeMB) << 20)
+}
+
 func (p *Plugin) reconfigure(old, cfg *configuration) {
 	rt := p.running
-	rt.store.SetMessageRetention(time.Duration(cfg.MessageMapRetentionDays) * 24 * time.Hour)
+	rt.applyLive(cfg)
 	want := map[bridge.Network]bridge.Bridge{bridge.NetworkMattermost: rt.mm}
 	for _, n := range p.allNetworks() {
 		cur, running := rt.manager.Bridge(n.Command.Network)
-		if running && old != nil && old.EnableBridge == cfg.EnableBridge && cfg.sameSettings(old, n.SettingsPrefix) {
+		if running && old != nil && old.EnableBridge == cfg.EnableBridge && !bridgeSettingsChanged(n, old, cfg) {
 			want[n.Command.Network] = cur
 			continue
 		}
@@ -272,6 +281,15 @@ func (p *Plugin) reconfigure(old, cfg *configuration) {
 	if err := rt.manager.Reconfigure(rt.ctx, want); err != nil {
 		p.API.LogWarn("Some bridges did not restart cleanly", "error", err.Error())
 	}
+}
+
+// bridgeSettingsChanged reports whether a running bridge of n must be
+// rebuilt to follow the change from old to cfg.
+func bridgeSettingsChanged(n network, old, cfg *configuration) bool {
+	if !cfg.sameSettings(old, n.SettingsPrefix) {
+		return true
+	}
+	return n.BuiltFrom != nil && !reflect.DeepEqual(n.BuiltFrom(old), n.BuiltFrom(cfg))
 }
 
 func (p *Plugin) OnDeactivate() error {
