@@ -11,7 +11,6 @@ import (
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/matrix"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/xmpp"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/command"
-	"github.com/mattermost-community/mattermost-plugin-bridge/server/secret"
 )
 
 // network is everything the plugin knows about one remote network: its
@@ -119,19 +118,9 @@ func newXMPPBridge(rt *runtime, c *configuration) (bridge.Bridge, error) {
 		return nil, err
 	}
 	if cfg.Mode == xmpp.ModeClient {
-		key := c.EncryptionKey
-		if key == "" {
-			// No key generated in the System Console yet: use the
-			// installation's own secret so ghosts still work.
-			if key, err = rt.store.InstanceSecret(); err != nil {
-				return nil, fmt.Errorf("read the instance secret: %w", err)
-			}
-		}
-		box, berr := secret.New(key)
-		if berr != nil {
-			return nil, berr
-		}
-		cfg.Ghosts, cfg.Secrets = rt.store, box
+		// The runtime's keyring, not a copy: a regenerated EncryptionKey
+		// reaches the running bridge (see keyRotator).
+		cfg.Ghosts, cfg.Secrets = rt.store, rt.keys.keys
 	}
 	return xmpp.New(cfg, rt.store, rt.logger)
 }

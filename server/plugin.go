@@ -49,6 +49,8 @@ type runtime struct {
 	// startErrors holds why an enabled network is not running.
 	startErrors sync.Map // bridge.Network -> string
 	members     *memberSync
+	// keys seals ghost secrets and follows the EncryptionKey setting.
+	keys *keyRotator
 }
 
 const (
@@ -170,6 +172,15 @@ func (p *Plugin) OnActivate() error {
 
 	logger := redactingLogger{base: bridge.NewPluginLogger(p.API), secrets: func() []string { return p.getConfiguration().secrets() }}
 	rt.logger = logger
+	key, err := effectiveKey(st, cfg)
+	if err != nil {
+		cancel()
+		return err
+	}
+	if rt.keys, err = newKeyRotator(st, logger, key); err != nil {
+		cancel()
+		return err
+	}
 	rt.mm = mattermost.New(p.API, st, mattermost.Options{
 		BotUserID:   botID,
 		RemoteIDs:   rt.remoteIDs,
@@ -224,6 +235,9 @@ func (p *Plugin) OnActivate() error {
 	if err = rt.manager.Start(ctx); err != nil {
 		p.API.LogWarn("Some bridges did not start", "error", err.Error())
 	}
+	if err = rt.keys.resume(ctx); err != nil {
+		p.API.LogError("Cannot resume re-sealing ghost passwords under the new encryption key", "error", err.Error())
+	}
 	p.running = rt
 	return nil
 }
@@ -262,6 +276,13 @@ func (rt *runtime) applyLive(cfg *configuration) {
 	rt.store.SetMessageRetention(time.Duration(cfg.MessageMapRetentionDays) * 24 * time.Hour)
 	rt.manager.SetQueueCapacity(int(cfg.QueueSize))
 	rt.mm.SetMaxFileSize(int64(cfg.MaxFileSizeMB) << 20)
+	key, err := effectiveKey(rt.store, cfg)
+	if err == nil {
+		err = rt.keys.rotateTo(rt.ctx, key)
+	}
+	if err != nil {
+		rt.logger.Error("Cannot switch to the new encryption key", "error", err.Error())
+	}
 }
 
 func (p *Plugin) reconfigure(old, cfg *configuration) {
@@ -303,6 +324,7 @@ func (p *Plugin) OnDeactivate() error {
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
 	abandoned, err := rt.manager.Stop(ctx)
+	rt.keys.stop() // an unfinished re-sealing resumes on activation
 	rt.cancel()
 	if abandoned > 0 {
 		// Not lost: Mattermost posts replay from their cursors on the next
