@@ -33,6 +33,14 @@ import (
 // value names its key, so nothing depends on how far the work got. If the
 // key changed while the plugin was not running, the earlier key is unknown:
 // those ghosts register new accounts when they next speak.
+//
+// In a cluster every node gets the new settings and runs the same rotation
+// (the record is merged, the re-sealing is compare-and-set, so they do not
+// conflict). A node that has not received the new settings yet still seals
+// a newly registered ghost under the old key; its own rotation, when the
+// settings arrive, re-seals that record too. Only a registration whose write
+// lands after the last rotation finished its pass keeps the old key, and
+// that ghost registers a new account when it next speaks.
 type keyRotator struct {
 	store *store.Store
 	keys  *secret.Keyring
@@ -222,8 +230,8 @@ func (r *keyRotator) resealAll(ctx context.Context, next *secret.Box) error {
 	}
 	var resealed, unreadable int
 	for _, g := range ghosts {
-		if err = ctx.Err(); err != nil {
-			return err
+		if cerr := ctx.Err(); cerr != nil {
+			return cerr
 		}
 		if len(g.Secret) == 0 || next.Sealed(g.Secret) {
 			continue
