@@ -11,7 +11,6 @@ import (
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/matrix"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/xmpp"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/command"
-	"github.com/mattermost-community/mattermost-plugin-bridge/server/secret"
 )
 
 // network is everything the plugin knows about one remote network: its
@@ -20,8 +19,12 @@ import (
 type network struct {
 	Command command.Spec
 	// SettingsPrefix is the prefix of the network's setting names; the bridge
-	// restarts only when one of those changes.
+	// is rebuilt when one of those changes.
 	SettingsPrefix string
+	// BuiltFrom returns what the network's bridge is built from; the bridge is
+	// also rebuilt when that changes, so a shared setting it reads (such as
+	// MaxFileSizeMB) reaches it too. Nil when only SettingsPrefix counts.
+	BuiltFrom func(*configuration) any
 	// Enabled reports whether the settings turn the network on.
 	Enabled func(*configuration) bool
 	// New builds the bridge from valid settings.
@@ -44,7 +47,11 @@ func defaultNetworks() []network {
 			},
 			SettingsPrefix: "XMPP",
 			Enabled:        func(c *configuration) bool { return c.XMPPEnabled },
-			New:            newXMPPBridge,
+			BuiltFrom: func(c *configuration) any {
+				cfg, _ := xmppConfig(c) // settings are validated; the prefix covers the rest
+				return cfg
+			},
+			New: newXMPPBridge,
 		},
 		{
 			Command: command.Spec{
@@ -53,6 +60,7 @@ func defaultNetworks() []network {
 			},
 			SettingsPrefix: "Matrix",
 			Enabled:        func(c *configuration) bool { return c.MatrixEnabled },
+			BuiltFrom:      func(c *configuration) any { return matrixConfig(c) },
 			New:            newMatrixBridge,
 			Extra:          (*Plugin).matrixSubcommands,
 		},
@@ -76,7 +84,9 @@ func notYet(title string) func(*runtime, *configuration) (bridge.Bridge, error) 
 	}
 }
 
-func newXMPPBridge(rt *runtime, c *configuration) (bridge.Bridge, error) {
+// xmppConfig is the XMPP bridge's view of the settings, without the ghost
+// store and keyring the runtime adds.
+func xmppConfig(c *configuration) (xmpp.Config, error) {
 	cfg := xmpp.Config{
 		Mode:               c.XMPPMode,
 		Address:            c.XMPPServerAddress,
@@ -91,28 +101,26 @@ func newXMPPBridge(rt *runtime, c *configuration) (bridge.Bridge, error) {
 	var err error
 	if c.XMPPJID != "" {
 		if cfg.JID, err = jid.Parse(c.XMPPJID); err != nil {
-			return nil, fmt.Errorf("XMPPJID: %w", err)
+			return cfg, fmt.Errorf("XMPPJID: %w", err)
 		}
 	}
 	if c.XMPPComponentDomain != "" {
 		if cfg.ComponentDomain, err = jid.Parse(c.XMPPComponentDomain); err != nil {
-			return nil, fmt.Errorf("XMPPComponentDomain: %w", err)
+			return cfg, fmt.Errorf("XMPPComponentDomain: %w", err)
 		}
 	}
+	return cfg, nil
+}
+
+func newXMPPBridge(rt *runtime, c *configuration) (bridge.Bridge, error) {
+	cfg, err := xmppConfig(c)
+	if err != nil {
+		return nil, err
+	}
 	if cfg.Mode == xmpp.ModeClient {
-		key := c.EncryptionKey
-		if key == "" {
-			// No key generated in the System Console yet: use the
-			// installation's own secret so ghosts still work.
-			if key, err = rt.store.InstanceSecret(); err != nil {
-				return nil, fmt.Errorf("read the instance secret: %w", err)
-			}
-		}
-		box, berr := secret.New(key)
-		if berr != nil {
-			return nil, berr
-		}
-		cfg.Ghosts, cfg.Secrets = rt.store, box
+		// The runtime's keyring, not a copy: a regenerated EncryptionKey
+		// reaches the running bridge (see keyRotator).
+		cfg.Ghosts, cfg.Secrets = rt.store, rt.keys.keys
 	}
 	return xmpp.New(cfg, rt.store, rt.logger)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"reflect"
 	"strings"
 	"sync"
 	"time"
@@ -48,6 +49,8 @@ type runtime struct {
 	// startErrors holds why an enabled network is not running.
 	startErrors sync.Map // bridge.Network -> string
 	members     *memberSync
+	// keys seals ghost secrets and follows the EncryptionKey setting.
+	keys *keyRotator
 }
 
 const (
@@ -169,6 +172,15 @@ func (p *Plugin) OnActivate() error {
 
 	logger := redactingLogger{base: bridge.NewPluginLogger(p.API), secrets: func() []string { return p.getConfiguration().secrets() }}
 	rt.logger = logger
+	key, err := effectiveKey(st, cfg)
+	if err != nil {
+		cancel()
+		return err
+	}
+	if rt.keys, err = newKeyRotator(st, logger, key); err != nil {
+		cancel()
+		return err
+	}
 	rt.mm = mattermost.New(p.API, st, mattermost.Options{
 		BotUserID:   botID,
 		RemoteIDs:   rt.remoteIDs,
@@ -225,6 +237,9 @@ func (p *Plugin) OnActivate() error {
 	if err = rt.manager.Start(ctx); err != nil {
 		p.API.LogWarn("Some bridges did not start", "error", err.Error())
 	}
+	if err = rt.keys.resume(ctx); err != nil {
+		p.API.LogError("Cannot resume re-sealing ghost passwords under the new encryption key", "error", err.Error())
+	}
 	p.running = rt
 	return nil
 }
@@ -257,13 +272,28 @@ func (p *Plugin) buildBridge(rt *runtime, n network, cfg *configuration) bridge.
 	return b
 }
 
+// applyLive hands the settings the running plugin takes in place (no
+// bridge is rebuilt for them) to the parts that read them.
+func (rt *runtime) applyLive(cfg *configuration) {
+	rt.store.SetMessageRetention(time.Duration(cfg.MessageMapRetentionDays) * 24 * time.Hour)
+	rt.manager.SetQueueCapacity(int(cfg.QueueSize))
+	rt.mm.SetMaxFileSize(int64(cfg.MaxFileSizeMB) << 20)
+	key, err := effectiveKey(rt.store, cfg)
+	if err == nil {
+		err = rt.keys.rotateTo(rt.ctx, key)
+	}
+	if err != nil {
+		rt.logger.Error("Cannot switch to the new encryption key", "error", err.Error())
+	}
+}
+
 func (p *Plugin) reconfigure(old, cfg *configuration) {
 	rt := p.running
-	rt.store.SetMessageRetention(time.Duration(cfg.MessageMapRetentionDays) * 24 * time.Hour)
+	rt.applyLive(cfg)
 	want := map[bridge.Network]bridge.Bridge{bridge.NetworkMattermost: rt.mm}
 	for _, n := range p.allNetworks() {
 		cur, running := rt.manager.Bridge(n.Command.Network)
-		if running && old != nil && old.EnableBridge == cfg.EnableBridge && cfg.sameSettings(old, n.SettingsPrefix) {
+		if running && old != nil && old.EnableBridge == cfg.EnableBridge && !bridgeSettingsChanged(n, old, cfg) {
 			want[n.Command.Network] = cur
 			continue
 		}
@@ -274,6 +304,15 @@ func (p *Plugin) reconfigure(old, cfg *configuration) {
 	if err := rt.manager.Reconfigure(rt.ctx, want); err != nil {
 		p.API.LogWarn("Some bridges did not restart cleanly", "error", err.Error())
 	}
+}
+
+// bridgeSettingsChanged reports whether a running bridge of n must be
+// rebuilt to follow the change from old to cfg.
+func bridgeSettingsChanged(n network, old, cfg *configuration) bool {
+	if !cfg.sameSettings(old, n.SettingsPrefix) {
+		return true
+	}
+	return n.BuiltFrom != nil && !reflect.DeepEqual(n.BuiltFrom(old), n.BuiltFrom(cfg))
 }
 
 func (p *Plugin) OnDeactivate() error {
@@ -287,6 +326,7 @@ func (p *Plugin) OnDeactivate() error {
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
 	abandoned, err := rt.manager.Stop(ctx)
+	rt.keys.stop() // an unfinished re-sealing resumes on activation
 	rt.cancel()
 	if abandoned > 0 {
 		// Not lost: Mattermost posts replay from their cursors on the next

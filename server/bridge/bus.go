@@ -234,6 +234,19 @@ func (b *Bus) queueLocked(key QueueKey) *queue {
 	return q
 }
 
+// SetQueueCapacity changes QueueCapacity of every queue, existing and new,
+// so a saved QueueSize applies without a restart. A queue already holding
+// more than a smaller capacity keeps its items and refuses new ones until it
+// drains below it. n <= 0 means DefaultQueueCapacity.
+func (b *Bus) SetQueueCapacity(n int) {
+	if n <= 0 {
+		n = DefaultQueueCapacity
+	}
+	b.mu.Lock()
+	b.opts.QueueCapacity = n
+	b.mu.Unlock()
+}
+
 // Enqueue appends it to the queue of key and returns at once. It fails with
 // ErrQueueFull when the queue is at capacity and ErrBusClosed after Close;
 // either way the item is counted as dropped.

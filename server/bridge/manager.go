@@ -87,6 +87,10 @@ func (m *Manager) Router() *Router { return m.router }
 // Stats returns the bus statistics.
 func (m *Manager) Stats() BusStats { return m.bus.Stats() }
 
+// SetQueueCapacity changes the bus's per-queue capacity in place (see
+// Bus.SetQueueCapacity).
+func (m *Manager) SetQueueCapacity(n int) { m.bus.SetQueueCapacity(n) }
+
 // Register adds b before Start; Start will start it. It fails if a bridge of
 // the same network is registered or the manager was already started (use
 // Replace then).

@@ -117,7 +117,7 @@ func (b *Bridge) rootOf(parentID string) string {
 }
 
 func (b *Bridge) upload(ctx context.Context, channelID string, a bridge.Attachment) (string, error) {
-	data, err := bridge.ReadAttachment(ctx, a, b.opts.MaxFileSize)
+	data, err := bridge.ReadAttachment(ctx, a, b.maxFileSize.Load())
 	if err != nil {
 		return "", err
 	}

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mattermost/mattermost/server/public/model"
@@ -45,7 +46,8 @@ type Options struct {
 	// registered for it. Remote users get it as their RemoteId, which is how
 	// the plugin recognises its own users and posts.
 	RemoteIDs map[bridge.Network]string
-	// MaxFileSize bounds attachments in both directions, in bytes.
+	// MaxFileSize bounds attachments in both directions, in bytes; see
+	// SetMaxFileSize for changing it later.
 	MaxFileSize int64
 	Logger      bridge.Logger
 	Now         func() time.Time
@@ -75,6 +77,9 @@ type Bridge struct {
 	ownUsers sync.Map // user ID -> bool
 	// members caches user+channel memberships already ensured.
 	members sync.Map
+	// maxFileSize is Options.MaxFileSize as it is now: a saved setting
+	// applies to the next file without restarting the bridge.
+	maxFileSize atomic.Int64
 }
 
 var _ bridge.Bridge = (*Bridge)(nil)
@@ -87,8 +92,14 @@ func New(api plugin.API, st Store, opts Options) *Bridge {
 	if opts.Logger == nil {
 		opts.Logger = bridge.NewPluginLogger(api)
 	}
-	return &Bridge{api: api, store: st, opts: opts, log: opts.Logger}
+	b := &Bridge{api: api, store: st, opts: opts, log: opts.Logger}
+	b.maxFileSize.Store(opts.MaxFileSize)
+	return b
 }
+
+// SetMaxFileSize changes the attachment limit, in bytes, for the files
+// handled from now on (both directions) and in Capabilities.
+func (b *Bridge) SetMaxFileSize(n int64) { b.maxFileSize.Store(n) }
 
 func (b *Bridge) Network() bridge.Network { return bridge.NetworkMattermost }
 
@@ -96,7 +107,7 @@ func (b *Bridge) Capabilities() bridge.Capabilities {
 	return bridge.Capabilities{
 		Edits: true, Deletes: true, Reactions: true, Threads: true, Files: true,
 		MaxTextLength: model.PostMessageMaxRunesV2,
-		MaxFileSize:   b.opts.MaxFileSize,
+		MaxFileSize:   b.maxFileSize.Load(),
 	}
 }
 
