@@ -404,7 +404,7 @@ func TestOnlyAuthorsEditOrDeleteAndAdminDeletesModerate(t *testing.T) {
 	if p := h.s.Post(hello.Id); p == nil || p.DeleteAt != 0 || p.Message != "alice's words" {
 		t.Fatalf("alice's post after remote edits and deletes: %+v", p)
 	}
-	if n := h.status("testnetbridge", "not_author"); n == "" {
+	if n := h.statusLine("testnetbridge", "not_author"); n == "" {
 		t.Fatal("status does not count the refused edits and deletes under not_author")
 	}
 
@@ -429,8 +429,8 @@ func TestOnlyAuthorsEditOrDeleteAndAdminDeletesModerate(t *testing.T) {
 	}
 }
 
-// status runs /<trigger> status and returns the line that mentions what.
-func (h *harness) status(trigger, what string) string {
+// statusLine runs /<trigger> status and returns the line that mentions what.
+func (h *harness) statusLine(trigger, what string) string {
 	for _, line := range strings.Split(h.command("/"+trigger+" status", ""), "\n") {
 		if strings.Contains(line, what) {
 			return line
