@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/mattermost/mattermost/server/public/model"
 
@@ -198,15 +200,32 @@ func (b *Bridge) ensureUser(ctx context.Context, s bridge.Sender, channel *model
 	return rec.UserID, nil
 }
 
+// displayName is the first name and nickname of the remote user standing
+// for s: their name with their network after it, "Alice Smith (XMPP)", so
+// that under every name-display setting they never look like a local
+// person. The name is cut to fit the server's limits, never the network.
+// Control and formatting characters (line breaks, bidi overrides) go: they
+// could move or hide the network.
 func displayName(s bridge.Sender) string {
 	name := s.DisplayName
-	if name == "" {
+	if strings.TrimSpace(name) == "" {
 		name = s.Username
 	}
-	if r := []rune(name); len(r) > model.UserNicknameMaxRunes {
-		name = string(r[:model.UserNicknameMaxRunes])
+	name = strings.Join(strings.Fields(strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == utf8.RuneError {
+			return ' '
+		}
+		return r
+	}, name)), " ")
+	if name == "" {
+		return ""
 	}
-	return name
+	suffix := " (" + s.Network.Label() + ")"
+	limit := min(model.UserNicknameMaxRunes, model.UserFirstNameMaxRunes) - utf8.RuneCountInString(suffix)
+	if r := []rune(name); len(r) > limit {
+		name = strings.TrimSpace(string(r[:limit]))
+	}
+	return name + suffix
 }
 
 func randomPassword() string {
