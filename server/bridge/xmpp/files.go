@@ -91,12 +91,18 @@ func (b *Bridge) uploadAll(ctx context.Context, s *xmpp.Session, atts []bridge.A
 			notes = append(notes, fmt.Sprintf("(file %s too large for the XMPP server: %d bytes)", a.Name, a.Size))
 			continue
 		}
-		r, oerr := a.Open(ctx)
-		if oerr != nil {
-			return nil, nil, fmt.Errorf("read %s: %w", a.Name, oerr)
+		// Read whole or not at all: a file cut at a limit must not go out
+		// as if it were the file. (A service that names no limit has
+		// MaxSize 0.)
+		limit := b.cfg.MaxFileSize
+		if svc.MaxSize > 0 && (limit <= 0 || svc.MaxSize < limit) {
+			limit = svc.MaxSize
 		}
-		data, rerr := io.ReadAll(io.LimitReader(r, svc.MaxSize+1))
-		r.Close()
+		data, rerr := bridge.ReadAttachment(ctx, a, limit)
+		if bridge.DropCode(rerr) == bridge.ReasonTooLarge {
+			notes = append(notes, fmt.Sprintf("(file %s too large for the XMPP server: over %d bytes)", a.Name, limit))
+			continue
+		}
 		if rerr != nil {
 			return nil, nil, rerr
 		}
