@@ -270,7 +270,7 @@ func TestMatrixTextFormattingAndMentionsBothWays(t *testing.T) {
 		t.Fatalf("carol's answer became %q", p.Message)
 	}
 	cu := h.s.User(p.UserId)
-	if !strings.HasPrefix(cu.Username, "carol") || !strings.Contains(cu.Username, "matrix") || cu.Nickname != "Carol Jones" {
+	if !strings.HasPrefix(cu.Username, "carol") || !strings.Contains(cu.Username, "matrix") || cu.Nickname != "Carol Jones (Matrix)" {
 		t.Fatalf("carol's Mattermost user = %q (%q)", cu.Username, cu.Nickname)
 	}
 	// Plain text stays plain.

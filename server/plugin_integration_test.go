@@ -273,7 +273,7 @@ func TestEveryMessageKindBothWays(t *testing.T) {
 	h.must(err)
 	in := h.channelPost("carol's message", func(p *model.Post) bool { return p.Message == "hi from the network" })
 	cu := h.s.User(in.UserId)
-	if cu == nil || cu.Username != "carol:testnet" || cu.RemoteId == nil || *cu.RemoteId == "" || cu.Nickname != "Carol Remote" {
+	if cu == nil || cu.Username != "carol:testnet" || cu.RemoteId == nil || *cu.RemoteId == "" || cu.Nickname != "Carol Remote (testnet)" {
 		t.Fatalf("remote user = %+v", cu)
 	}
 	if !model.IsValidUsernameAllowRemote(cu.Username) {
@@ -652,7 +652,7 @@ func TestRemoteUsersNamesAndProfiles(t *testing.T) {
 	}
 	testhost.WaitFor(t, wait, func() bool {
 		img, _ := h.s.ProfileImage(post.UserId)
-		return h.s.User(post.UserId).Nickname == "Carol the Second" && string(img) == string(twin.Avatar)
+		return h.s.User(post.UserId).Nickname == "Carol the Second (testnet)" && string(img) == string(twin.Avatar)
 	}, "updated profile")
 }
 

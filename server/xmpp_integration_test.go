@@ -123,7 +123,7 @@ func TestXMPPClientModeEveryKindBothWays(t *testing.T) {
 	}
 	in := h.channelPost("carol's message", func(p *model.Post) bool { return p.Message == "hi from **xmpp**" })
 	cu := h.s.User(in.UserId)
-	if cu == nil || cu.RemoteId == nil || !strings.HasSuffix(cu.Username, ":xmpp") || cu.Nickname != "Carol" {
+	if cu == nil || cu.RemoteId == nil || !strings.HasSuffix(cu.Username, ":xmpp") || cu.Nickname != "Carol (XMPP)" {
 		t.Fatalf("remote user = %+v", cu)
 	}
 	carolMsg := h.roomMessage("carol's own message back", func(m prosodytest.Message) bool { return m.ID == carolID || m.OriginID == carolID })

@@ -37,3 +37,36 @@ func ReadAttachment(ctx context.Context, a Attachment, limit int64) ([]byte, err
 	}
 	return data, nil
 }
+
+// RefuseOver returns a reader of r's bytes that fails with a ReasonTooLarge
+// drop once r holds more than limit of them, instead of ending there: a body
+// cut at the limit would pass for the whole file. Closing it closes r.
+func RefuseOver(r io.ReadCloser, limit int64, name string) io.ReadCloser {
+	return &cappedReader{r: r, left: limit, limit: limit, name: name}
+}
+
+type cappedReader struct {
+	r     io.ReadCloser
+	left  int64 // bytes still allowed
+	limit int64
+	name  string
+}
+
+func (c *cappedReader) Read(p []byte) (int, error) {
+	if c.left < 0 {
+		return 0, Dropf(ReasonTooLarge, "file %q is over the %d-byte limit", c.name, c.limit)
+	}
+	// Read one byte past the limit at most, to tell a file of exactly the
+	// limit from a longer one.
+	if int64(len(p)) > c.left+1 {
+		p = p[:c.left+1]
+	}
+	n, err := c.r.Read(p)
+	c.left -= int64(n)
+	if c.left < 0 {
+		return n + int(c.left), Dropf(ReasonTooLarge, "file %q is over the %d-byte limit", c.name, c.limit)
+	}
+	return n, err
+}
+
+func (c *cappedReader) Close() error { return c.r.Close() }

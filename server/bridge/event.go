@@ -21,6 +21,23 @@ const (
 	NetworkSlack      Network = "slack"
 )
 
+// Label is how people call the network: it is shown with remote people's
+// names and in command answers. Networks the bridge does not know (tests
+// add some) go by their identifier.
+func (n Network) Label() string {
+	switch n {
+	case NetworkMattermost:
+		return "Mattermost"
+	case NetworkXMPP:
+		return "XMPP"
+	case NetworkMatrix:
+		return "Matrix"
+	case NetworkSlack:
+		return "Slack"
+	}
+	return string(n)
+}
+
 // Kind says what an event does.
 type Kind string
 

@@ -402,13 +402,5 @@ func networkTitle(n bridge.Network, s Spec) string {
 	if n == s.Network {
 		return s.Title
 	}
-	switch n {
-	case bridge.NetworkXMPP:
-		return "XMPP"
-	case bridge.NetworkMatrix:
-		return "Matrix"
-	case bridge.NetworkSlack:
-		return "Slack"
-	}
-	return string(n)
+	return n.Label()
 }

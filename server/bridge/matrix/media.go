@@ -100,12 +100,9 @@ func (b *Bridge) download(ctx context.Context, uri id.ContentURI, limit int64) (
 	if limit <= 0 {
 		return resp.Body, nil
 	}
-	return limitedBody{Reader: io.LimitReader(resp.Body, limit), Closer: resp.Body}, nil
-}
-
-type limitedBody struct {
-	io.Reader
-	io.Closer
+	// A chunked body has no Content-Length: it is over the limit only once
+	// read.
+	return bridge.RefuseOver(resp.Body, limit, uri.String()), nil
 }
 
 func isStatus(err error, codes ...int) bool {

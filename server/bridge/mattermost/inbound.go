@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/mattermost/mattermost/server/public/model"
 
@@ -63,13 +65,12 @@ func asError(appErr *model.AppError) error {
 }
 
 func (b *Bridge) createPost(ctx context.Context, userID string, channel *model.Channel, d *bridge.Delivery) (string, error) {
-	text := d.Text
-	props := model.StringInterface{PropOrigin: string(d.Origin.Network), PropOriginID: d.Origin.ID}
-	if defanged, had := defangChannelMentions(text); had {
-		text = defanged
-		// The server also skips channel-wide notifications for posts with
-		// this prop.
-		props[model.PostPropsMentionHighlightDisabled] = true
+	text := defangChannelMentions(d.Text)
+	props := model.StringInterface{
+		PropOrigin: string(d.Origin.Network), PropOriginID: d.Origin.ID,
+		// No post from outside notifies a whole channel, whatever the
+		// text turns out to hold.
+		model.PostPropsMentionHighlightDisabled: true,
 	}
 	var fileIDs []string
 	for _, a := range d.Attachments {
@@ -137,15 +138,13 @@ func (b *Bridge) editPost(d *bridge.Delivery) error {
 	if appErr != nil {
 		return asError(appErr)
 	}
-	text, had := defangChannelMentions(d.Text)
+	text := defangChannelMentions(d.Text)
 	if post.Message == text {
 		return nil
 	}
 	post = post.Clone()
 	post.Message = text
-	if had {
-		post.AddProp(model.PostPropsMentionHighlightDisabled, true)
-	}
+	post.AddProp(model.PostPropsMentionHighlightDisabled, true)
 	_, appErr = b.api.UpdatePost(post)
 	return asError(appErr)
 }
@@ -169,18 +168,6 @@ func (b *Bridge) react(userID, channelID string, d *bridge.Delivery) error {
 		return asError(appErr)
 	}
 	return asError(b.api.RemoveReaction(r))
-}
-
-var channelMention = regexp.MustCompile(`(?i)(^|[^\w@])@(channel|all|here)\b`)
-
-// defangChannelMentions keeps @channel, @all and @here from outside from
-// notifying everyone: a word joiner after the @ shows the same text without
-// forming a mention.
-func defangChannelMentions(text string) (string, bool) {
-	if !channelMention.MatchString(text) {
-		return text, false
-	}
-	return channelMention.ReplaceAllString(text, "${1}@\u2060${2}"), true
 }
 
 // ensureUser returns the remote user standing for sender, creating it once
@@ -213,15 +200,32 @@ func (b *Bridge) ensureUser(ctx context.Context, s bridge.Sender, channel *model
 	return rec.UserID, nil
 }
 
+// displayName is the first name and nickname of the remote user standing
+// for s: their name with their network after it, "Alice Smith (XMPP)", so
+// that under every name-display setting they never look like a local
+// person. The name is cut to fit the server's limits, never the network.
+// Control and formatting characters (line breaks, bidi overrides) go: they
+// could move or hide the network.
 func displayName(s bridge.Sender) string {
 	name := s.DisplayName
-	if name == "" {
+	if strings.TrimSpace(name) == "" {
 		name = s.Username
 	}
-	if r := []rune(name); len(r) > model.UserNicknameMaxRunes {
-		name = string(r[:model.UserNicknameMaxRunes])
+	name = strings.Join(strings.Fields(strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == utf8.RuneError {
+			return ' '
+		}
+		return r
+	}, name)), " ")
+	if name == "" {
+		return ""
 	}
-	return name
+	suffix := " (" + s.Network.Label() + ")"
+	limit := min(model.UserNicknameMaxRunes, model.UserFirstNameMaxRunes) - utf8.RuneCountInString(suffix)
+	if r := []rune(name); len(r) > limit {
+		name = strings.TrimSpace(string(r[:limit]))
+	}
+	return name + suffix
 }
 
 func randomPassword() string {

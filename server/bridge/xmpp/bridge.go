@@ -63,8 +63,11 @@ type Bridge struct {
 	// uploadSvc is the server's XEP-0363 service, when it has one; files
 	// is the HTTP side of uploads and downloads.
 	uploadSvc *httpfile.Service
-	files     *httpfile.Fetcher
-	runCtx    context.Context
+	// uploadAddrs are the host:port pairs the service takes and serves
+	// files at: the only private addresses files are fetched from.
+	uploadAddrs []string
+	files       *httpfile.Fetcher
+	runCtx      context.Context
 }
 
 var (

@@ -6,7 +6,6 @@ import (
 	"encoding/xml"
 	"fmt"
 	"io"
-	"net"
 	"strings"
 	"time"
 
@@ -23,19 +22,14 @@ import (
 
 // fetcher returns the HTTP client side for uploads and downloads. Links
 // people post may point anywhere, so private addresses are refused, except
-// the XMPP server's own hosts, whose upload service may well live on one.
+// the exact addresses (host and port) of the upload service the XMPP server
+// advertised, which may well live on one. Other ports of the XMPP server's
+// host are other services, and stay out of reach.
 func (b *Bridge) fetcher() *httpfile.Fetcher {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.files != nil {
 		return b.files
-	}
-	hosts := []string{b.cfg.JID.Domainpart(), b.cfg.ComponentDomain.Domainpart()}
-	if host, _, err := net.SplitHostPort(b.cfg.Address); err == nil {
-		hosts = append(hosts, host)
-	}
-	if b.uploadSvc != nil {
-		hosts = append(hosts, b.uploadSvc.JID.Domainpart())
 	}
 	tc, err := b.cfg.tlsConfig("")
 	if err != nil {
@@ -44,11 +38,12 @@ func (b *Bridge) fetcher() *httpfile.Fetcher {
 	if tc != nil {
 		tc.ServerName = "" // per request, from the URL
 	}
-	b.files = &httpfile.Fetcher{TLSConfig: tc, AllowedHosts: hosts}
+	b.files = &httpfile.Fetcher{TLSConfig: tc, AllowedAddrs: b.uploadAddrs}
 	return b.files
 }
 
-// discoverUpload finds the server's upload service once per connection.
+// discoverUpload finds the server's upload service, and the addresses it
+// serves files at, once per connection.
 func (b *Bridge) discoverUpload(ctx context.Context, s *xmpp.Session) {
 	domain := s.LocalAddr().Domain()
 	var from jid.JID
@@ -65,15 +60,22 @@ func (b *Bridge) discoverUpload(ctx context.Context, s *xmpp.Session) {
 	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	svc, err := httpfile.DiscoverAs(dctx, s, from, domain)
+	var addrs []string
+	if err == nil {
+		var aerr error
+		if addrs, aerr = svc.Addrs(dctx, s); aerr != nil {
+			b.log.Info("Could not learn the XMPP upload service's address; files on a private address will not be fetched", "service", svc.JID.String(), "reason", aerr.Error())
+		}
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.files = nil // rebuild with the service's addresses allowed
 	if err != nil {
-		b.uploadSvc = nil
+		b.uploadSvc, b.uploadAddrs = nil, nil
 		b.log.Info("No XMPP upload service; files will be named, not sent", "domain", domain.String(), "reason", err.Error())
 		return
 	}
-	b.uploadSvc = &svc
-	b.files = nil // rebuild with the service's host allowed
+	b.uploadSvc, b.uploadAddrs = &svc, addrs
 }
 
 // uploadAll uploads a message's attachments and returns their URLs; files
@@ -91,12 +93,18 @@ func (b *Bridge) uploadAll(ctx context.Context, s *xmpp.Session, atts []bridge.A
 			notes = append(notes, fmt.Sprintf("(file %s too large for the XMPP server: %d bytes)", a.Name, a.Size))
 			continue
 		}
-		r, oerr := a.Open(ctx)
-		if oerr != nil {
-			return nil, nil, fmt.Errorf("read %s: %w", a.Name, oerr)
+		// Read whole or not at all: a file cut at a limit must not go out
+		// as if it were the file. (A service that names no limit has
+		// MaxSize 0.)
+		limit := b.cfg.MaxFileSize
+		if svc.MaxSize > 0 && (limit <= 0 || svc.MaxSize < limit) {
+			limit = svc.MaxSize
 		}
-		data, rerr := io.ReadAll(io.LimitReader(r, svc.MaxSize+1))
-		r.Close()
+		data, rerr := bridge.ReadAttachment(ctx, a, limit)
+		if bridge.DropCode(rerr) == bridge.ReasonTooLarge {
+			notes = append(notes, fmt.Sprintf("(file %s too large for the XMPP server: over %d bytes)", a.Name, limit))
+			continue
+		}
 		if rerr != nil {
 			return nil, nil, rerr
 		}

@@ -193,3 +193,31 @@ func DiscoverAs(ctx context.Context, s *xmpp.Session, from, domain jid.JID) (Ser
 	}
 	return Service{}, err
 }
+
+// probeName and probeSize describe the file Addrs asks a slot for.
+const (
+	probeName = "address-probe.txt"
+	probeSize = 1
+)
+
+// Addrs returns the "host:port" addresses the service takes and serves its
+// files at: those of the PUT and GET URLs of a slot it grants, for a
+// one-byte file that is never uploaded. XEP-0363 names no HTTP address in
+// disco, only in slots, and a Fetcher's AllowedAddrs should hold these and
+// nothing else of the XMPP server's. The unused slot costs the service a
+// record until it expires (Prosody's mod_http_file_share counts one byte
+// against the daily quota).
+func (svc Service) Addrs(ctx context.Context, s *xmpp.Session) ([]string, error) {
+	if svc.JID.Equal(jid.JID{}) {
+		return nil, fmt.Errorf("httpfile: %w: the Service is the zero value", ErrNoUploadService)
+	}
+	slot, err := requestSlot(ctx, s, svc.From, svc.JID, upload.File{Name: probeName, Size: probeSize, Type: "text/plain"})
+	if err != nil {
+		return nil, fmt.Errorf("httpfile: request a slot of %s to learn its address: %w", svc.JID, err)
+	}
+	addrs := []string{URLAddr(slot.PutURL)}
+	if get := URLAddr(slot.GetURL); get != addrs[0] {
+		addrs = append(addrs, get)
+	}
+	return addrs, nil
+}

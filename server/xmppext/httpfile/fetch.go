@@ -39,11 +39,16 @@ type Fetcher struct {
 	// unspecified ones, which are refused by default: those reach into the
 	// network the Mattermost server runs in.
 	AllowPrivate bool
-	// AllowedHosts are host names (or IP addresses) that may be reached even
-	// when they resolve to non-public addresses, such as the bridge's own
-	// XMPP server's upload host on a private network. They are compared
-	// case-insensitively with the URL's host, without the port.
-	AllowedHosts []string
+	// AllowedAddrs are "host:port" pairs that may be reached even when the
+	// host resolves to non-public addresses, such as the address of the
+	// bridge's own XMPP server's upload service on a private network (see
+	// Service.Addrs). Each is compared with the host and port a URL, or a
+	// redirect's target, connects to (the scheme's default port when the
+	// URL names none): the host case-insensitively and exactly as written
+	// (not resolved), the port exactly. Other ports of the same host stay
+	// refused, for they are other services. An entry without a port allows
+	// nothing.
+	AllowedAddrs []string
 	// MaxRedirects is how many redirects a fetch follows; 0 means
 	// DefaultMaxRedirects, and a negative number none.
 	MaxRedirects int
@@ -74,13 +79,16 @@ func (f *Fetcher) Client() *http.Client {
 		if !f.AllowPrivate {
 			guarded := *dialer
 			guarded.Control = refuseNonPublic
-			allowed := make(map[string]bool, len(f.AllowedHosts))
-			for _, h := range f.AllowedHosts {
-				allowed[normalizeHost(h)] = true
+			allowed := make(map[string]bool, len(f.AllowedAddrs))
+			for _, a := range f.AllowedAddrs {
+				if key, ok := normalizeAddr(a); ok {
+					allowed[key] = true
+				}
 			}
+			// The transport dials the host and port of each request's URL,
+			// redirects' included, so every hop is checked here.
 			t.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-				host, _, err := net.SplitHostPort(addr)
-				if err == nil && allowed[normalizeHost(host)] {
+				if key, ok := normalizeAddr(addr); ok && allowed[key] {
 					return dialer.DialContext(ctx, network, addr)
 				}
 				return guarded.DialContext(ctx, network, addr)
@@ -93,8 +101,27 @@ func (f *Fetcher) Client() *http.Client {
 	return f.client
 }
 
-func normalizeHost(h string) string {
-	return strings.ToLower(strings.TrimSuffix(strings.Trim(h, "[]"), "."))
+// normalizeAddr returns host:port with the host in lower case and without a
+// trailing dot; ok is false unless addr has both a host and a port.
+func normalizeAddr(addr string) (key string, ok bool) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || host == "" || port == "" {
+		return "", false
+	}
+	return net.JoinHostPort(strings.ToLower(strings.TrimSuffix(host, ".")), port), true
+}
+
+// URLAddr returns the "host:port" a request to u connects to: u's port, or
+// the default port of its scheme (80 for http, 443 for https).
+func URLAddr(u *url.URL) string {
+	port := u.Port()
+	if port == "" {
+		port = "80"
+		if strings.EqualFold(u.Scheme, "https") {
+			port = "443"
+		}
+	}
+	return net.JoinHostPort(u.Hostname(), port)
 }
 
 // Fetch fetches the file at rawURL with f's client, following f.MaxRedirects

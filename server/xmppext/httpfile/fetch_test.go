@@ -189,13 +189,42 @@ func TestFetchRefusesNonPublic(t *testing.T) {
 
 	// Nor may a redirect lead there.
 	srv := fileServer(t)
-	f := &httpfile.Fetcher{AllowedHosts: []string{"127.0.0.1"}}
+	f := &httpfile.Fetcher{AllowedAddrs: []string{srv.Listener.Addr().String()}}
 	if _, err := f.Fetch(ctx, srv.URL+"/hello", 100); err != nil {
-		t.Fatalf("fetch from an allowed host: %v", err)
+		t.Fatalf("fetch from an allowed address: %v", err)
 	}
 	u := srv.URL + "/to?url=" + strings.Replace(srv.URL, "127.0.0.1", "localhost", 1) + "/hello"
 	if _, err := f.Fetch(ctx, u, 100); !errors.Is(err, httpfile.ErrPrivateAddress) {
 		t.Errorf("Fetch %s = %v, want ErrPrivateAddress", u, err)
+	}
+}
+
+// An allowed address is one host and one port: the host's other ports are
+// other services (the XMPP server's own host may run anything), and stay
+// refused, linked directly or reached by a redirect.
+func TestFetchAllowsOnlyTheExactAddress(t *testing.T) {
+	t.Parallel()
+	ctx := timeout(t, 10*time.Second)
+	upload, other := fileServer(t), fileServer(t)
+	f := &httpfile.Fetcher{AllowedAddrs: []string{upload.Listener.Addr().String()}}
+	if file, err := f.Fetch(ctx, upload.URL+"/a.txt", 100); err != nil || string(file.Data) != "hello" {
+		t.Fatalf("fetch from the allowed address: %q, %v", file.Data, err)
+	}
+	for _, u := range []string{
+		other.URL + "/secret",
+		upload.URL + "/to?url=" + other.URL + "/secret",
+	} {
+		if _, err := f.Fetch(ctx, u, 100); !errors.Is(err, httpfile.ErrPrivateAddress) {
+			t.Errorf("Fetch %s = %v, want ErrPrivateAddress", u, err)
+		}
+	}
+	if _, err := f.Fetch(ctx, upload.URL+"/redirect/2/b.txt", 100); err != nil {
+		t.Errorf("a redirect within the allowed address: %v", err)
+	}
+	// A host without a port allows no port at all.
+	bare := &httpfile.Fetcher{AllowedAddrs: []string{"127.0.0.1", "127.0.0.1:"}}
+	if _, err := bare.Fetch(ctx, upload.URL+"/a.txt", 100); !errors.Is(err, httpfile.ErrPrivateAddress) {
+		t.Errorf("a bare host allowed %s: %v", upload.URL, err)
 	}
 }
 

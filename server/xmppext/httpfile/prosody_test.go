@@ -353,8 +353,8 @@ func TestFetchDefaultRefusesLoopback(t *testing.T) {
 	}{
 		{"NilClient", func(url string) (httpfile.File, error) { return httpfile.Fetch(ctx, nil, url, 1<<20) }},
 		{"ZeroFetcher", func(url string) (httpfile.File, error) { return (&httpfile.Fetcher{}).Fetch(ctx, url, 1<<20) }},
-		{"OtherAllowedHost", func(url string) (httpfile.File, error) {
-			f := &httpfile.Fetcher{AllowedHosts: []string{"upload.example.org"}}
+		{"OtherAllowedAddr", func(url string) (httpfile.File, error) {
+			f := &httpfile.Fetcher{AllowedAddrs: []string{"upload.example.org:" + u.Port()}}
 			return f.Fetch(ctx, url, 1<<20)
 		}},
 	} {
@@ -369,8 +369,13 @@ func TestFetchDefaultRefusesLoopback(t *testing.T) {
 		})
 	}
 
-	t.Run("AllowedHost", func(t *testing.T) {
-		f := &httpfile.Fetcher{AllowedHosts: []string{u.Hostname()}}
+	t.Run("AdvertisedAddr", func(t *testing.T) {
+		// The service's address, as a slot of its own says it.
+		addrs, err := svc.Addrs(ctx, alice.Session())
+		if err != nil || len(addrs) != 1 || addrs[0] != u.Host {
+			t.Fatalf("Addrs = %q, %v; want [%s]", addrs, err, u.Host)
+		}
+		f := &httpfile.Fetcher{AllowedAddrs: addrs}
 		file, err := f.Fetch(ctx, getURL, 2)
 		if err != nil || string(file.Data) != "hi" {
 			t.Fatalf("fetch %s from an allowed host = %q, %v", getURL, file.Data, err)
