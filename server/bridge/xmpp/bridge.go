@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 
@@ -53,9 +54,10 @@ type Bridge struct {
 	reflections map[string]chan string // origin ID -> stanza ID
 	// pendingGhost tracks ghost joins in flight, by room/nick.
 	pendingGhost map[string]*room
-	// positionQueries are archive queries whose results only tell where the
-	// archive ends; their messages are not relayed.
-	positionQueries map[string]bool
+	// archiveQueries are the MAM queries in flight, by query ID; results
+	// answering none of them are ignored and counted in ignoredResults.
+	archiveQueries map[string]openQuery
+	ignoredResults int
 
 	inbound chan []byte // raw stanzas, handled in order off the read loop
 	// ghostPool holds client-mode ghost connections.
@@ -89,13 +91,13 @@ func New(cfg Config, st Store, log bridge.Logger) (*Bridge, error) {
 	}
 	return &Bridge{
 		cfg: cfg, store: st, log: log,
-		rooms:           map[string]*room{},
-		health:          bridge.NewHealthKeeper(bridge.Health{State: bridge.StateDisabled, Detail: cfg.detail()}),
-		connected:       make(chan struct{}),
-		reflections:     map[string]chan string{},
-		pendingGhost:    map[string]*room{},
-		ghostPool:       ghostPool{ghosts: map[string]*clientGhost{}},
-		positionQueries: map[string]bool{},
+		rooms:          map[string]*room{},
+		health:         bridge.NewHealthKeeper(bridge.Health{State: bridge.StateDisabled}),
+		connected:      make(chan struct{}),
+		reflections:    map[string]chan string{},
+		pendingGhost:   map[string]*room{},
+		ghostPool:      ghostPool{ghosts: map[string]*clientGhost{}},
+		archiveQueries: map[string]openQuery{},
 	}, nil
 }
 
@@ -111,7 +113,20 @@ func (b *Bridge) Capabilities() bridge.Capabilities {
 	}
 }
 
-func (b *Bridge) Health() bridge.Health { return b.health.Health() }
+// Health adds to the connection state what an admin should know: how the
+// stream is protected, and what the bridge refused from outside.
+func (b *Bridge) Health() bridge.Health {
+	h := b.health.Health()
+	notes := b.cfg.detail()
+	b.mu.Lock()
+	ignored := b.ignoredResults
+	b.mu.Unlock()
+	if ignored > 0 {
+		notes = append(notes, fmt.Sprintf("%d archive results ignored (not answers to the bridge's own queries)", ignored))
+	}
+	h.Detail = strings.Join(notes, "; ")
+	return h
+}
 
 // Start connects in the background and keeps reconnecting until Stop.
 func (b *Bridge) Start(ctx context.Context, sink bridge.Sink) error {

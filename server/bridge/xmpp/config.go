@@ -93,13 +93,19 @@ func (c Config) Validate() error {
 		return fmt.Errorf("unknown mode %q", c.Mode)
 	}
 	switch c.TLSMode {
-	case TLSStartTLS, TLSDirect:
+	case TLSDirect:
+	case TLSStartTLS:
+		if c.Mode == ModeComponent {
+			// XEP-0114 streams have no STARTTLS: this would be plaintext.
+			return errors.New(`XMPPTLSMode: "starttls" is not possible in component mode (XEP-0114 has no STARTTLS); ` +
+				`use "tls" with the server's direct-TLS component port, or "plain-loopback-only" with a loopback XMPPServerAddress`)
+		}
 	case TLSPlainLoopback:
-		if c.Mode == ModeClient && !isLoopback(c.Address) {
-			return errors.New("plain-loopback-only needs a loopback server address such as 127.0.0.1:5222")
+		if !isLoopback(c.Address) {
+			return errors.New(`XMPPTLSMode: "plain-loopback-only" needs a loopback XMPPServerAddress such as 127.0.0.1:5222`)
 		}
 	default:
-		return fmt.Errorf("unknown TLS mode %q", c.TLSMode)
+		return fmt.Errorf("XMPPTLSMode: unknown TLS mode %q", c.TLSMode)
 	}
 	return nil
 }
@@ -116,13 +122,22 @@ func isLoopback(addr string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// detail is the status note about security choices an admin should see.
-func (c Config) detail() string {
-	switch {
-	case c.InsecureSkipVerify:
-		return "TLS certificate verification is DISABLED (XMPPInsecureSkipVerify)"
-	case c.TLSMode == TLSPlainLoopback:
-		return "unencrypted connection to a loopback server"
+// transport says how the stream to the server is protected.
+func (c Config) transport() string {
+	switch c.TLSMode {
+	case TLSPlainLoopback:
+		return "plaintext (loopback)"
+	case TLSStartTLS:
+		return "TLS (STARTTLS)"
 	}
-	return ""
+	return "TLS (direct)"
+}
+
+// detail is the status note about security choices an admin should see.
+func (c Config) detail() []string {
+	notes := []string{"transport: " + c.transport()}
+	if c.InsecureSkipVerify && c.TLSMode != TLSPlainLoopback {
+		notes = append(notes, "TLS certificate verification is DISABLED (XMPPInsecureSkipVerify)")
+	}
+	return notes
 }
