@@ -67,6 +67,10 @@ type Bridge struct {
 	uploadSvc *httpfile.Service
 	files     *httpfile.Fetcher
 	runCtx    context.Context
+
+	// testHookGhostLookedUp runs between a delivery finding its ghost
+	// and using it, so tests can close idle ghosts right there.
+	testHookGhostLookedUp func()
 }
 
 var (
@@ -151,7 +155,7 @@ func (b *Bridge) Start(ctx context.Context, sink bridge.Sink) error {
 			case <-ctx.Done():
 				return
 			case <-tick.C:
-				b.closeIdleGhosts()
+				b.closeIdleGhosts(ghostIdle)
 			}
 		}
 	}()

@@ -53,12 +53,16 @@ type Sealer interface {
 }
 
 type clientGhost struct {
-	mu       sync.Mutex
-	session  *xmpp.Session
-	jid      jid.JID
+	mu      sync.Mutex // held while logging in
+	session *xmpp.Session
+	jid     jid.JID
+	rooms   map[string]string // room -> nick
+	dropped chan struct{}
+	// busy counts deliveries using the ghost and lastUsed is when the last
+	// one ended; both are guarded by the pool's mutex, so a ghost is never
+	// closed (and dropped from the pool) under a delivery.
+	busy     int
 	lastUsed time.Time
-	rooms    map[string]string // room -> nick
-	dropped  chan struct{}
 }
 
 type ghostPool struct {
@@ -72,30 +76,50 @@ func (b *Bridge) ghostsEnabled() bool {
 }
 
 // clientGhostFor returns the logged-in ghost of a Mattermost user, creating
-// the account the first time.
-func (b *Bridge) clientGhostFor(ctx context.Context, sender bridge.Sender) (*clientGhost, error) {
+// the account the first time. The ghost stays open until release is called.
+func (b *Bridge) clientGhostFor(ctx context.Context, sender bridge.Sender) (g *clientGhost, release func(), err error) {
 	p := &b.ghostPool
 	p.mu.Lock()
 	if time.Since(p.refusedAt) < registrationRetry {
 		p.mu.Unlock()
-		return nil, ErrRegistrationRefused
+		return nil, nil, ErrRegistrationRefused
 	}
 	g, ok := p.ghosts[sender.ID]
 	if !ok {
 		g = &clientGhost{rooms: map[string]string{}}
 		p.ghosts[sender.ID] = g
 	}
+	// Marked in use in the same critical section that found it: from here
+	// on closeIdleGhosts leaves it alone.
+	g.busy++
 	p.mu.Unlock()
+	release = func() {
+		p.mu.Lock()
+		g.busy--
+		g.lastUsed = time.Now()
+		p.mu.Unlock()
+	}
+	if b.testHookGhostLookedUp != nil {
+		b.testHookGhostLookedUp()
+	}
+	if err = b.logInGhost(ctx, g, sender); err != nil {
+		release()
+		return nil, nil, err
+	}
+	return g, release, nil
+}
 
+// logInGhost connects g unless it is connected already.
+func (b *Bridge) logInGhost(ctx context.Context, g *clientGhost, sender bridge.Sender) error {
+	p := &b.ghostPool
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.lastUsed = time.Now()
 	if g.session != nil {
 		select {
 		case <-g.dropped:
 			g.session, g.rooms = nil, map[string]string{}
 		default:
-			return g, nil
+			return nil
 		}
 	}
 	account, password, err := b.ghostCredentials(ctx, sender)
@@ -105,22 +129,36 @@ func (b *Bridge) clientGhostFor(ctx context.Context, sender bridge.Sender) (*cli
 		p.mu.Unlock()
 	}
 	if err != nil {
-		return nil, err
+		return err
 	}
 	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	s, err := b.cfg.dialClient(dctx, account, password)
 	cancel()
 	if err != nil {
-		return nil, fmt.Errorf("ghost %s cannot log in: %w", account, err)
+		return fmt.Errorf("ghost %s cannot log in: %w", account, err)
 	}
 	g.session, g.jid, g.dropped = s, s.LocalAddr(), make(chan struct{})
 	b.forgetGhostJoins(sender.ID) // a new connection is in no room yet
 	dropped := g.dropped
 	go func() {
 		_ = s.Serve(xmpp.HandlerFunc(b.handleGhostStanza))
+		b.ghostSessionEnded(sender.ID, g)
 		close(dropped)
 	}()
-	return g, nil
+	return nil
+}
+
+// ghostSessionEnded forgets the rooms of a ghost whose connection ended
+// while it was still the user's ghost, so its nicks are free for others. A
+// ghost closed for idleness was forgotten when it was closed; a newer
+// ghost of the same user must keep its rooms.
+func (b *Bridge) ghostSessionEnded(userID string, g *clientGhost) {
+	p := &b.ghostPool
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ghosts[userID] == g {
+		b.forgetGhostJoins(userID)
+	}
 }
 
 // ghostCredentials reads a user's ghost account from the store, or
@@ -285,20 +323,26 @@ func (b *Bridge) handleGhostStanza(t xmlstream.TokenReadEncoder, start *xml.Star
 	return nil
 }
 
-// closeIdleGhosts ends ghost connections unused for ghostIdle.
-func (b *Bridge) closeIdleGhosts() {
+// closeIdleGhosts ends ghost connections no delivery has used for idle,
+// and forgets their rooms: the nicks they had are no longer the bridge's.
+// Lock order: the pool, then a ghost (free when not busy), then the bridge.
+func (b *Bridge) closeIdleGhosts(idle time.Duration) {
 	p := &b.ghostPool
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for id, g := range p.ghosts {
+		if g.busy > 0 || time.Since(g.lastUsed) < idle {
+			continue
+		}
 		g.mu.Lock()
-		if g.session != nil && time.Since(g.lastUsed) > ghostIdle {
+		if g.session != nil {
 			_ = g.session.Close()
 			_ = g.session.Conn().Close()
 			g.session = nil
-			delete(p.ghosts, id)
 		}
 		g.mu.Unlock()
+		delete(p.ghosts, id)
+		b.forgetGhostJoins(id)
 	}
 }
 
@@ -326,6 +370,7 @@ func (b *Bridge) forgetGhostJoins(userID string) {
 		if nick, ok := r.ghosts[userID]; ok {
 			delete(r.ghosts, userID)
 			delete(r.ourNicks, nick)
+			delete(r.ghostUsers, nick)
 		}
 	}
 }
