@@ -58,6 +58,9 @@ type Bridge struct {
 	// answering none of them are ignored and counted in ignoredResults.
 	archiveQueries map[string]openQuery
 	ignoredResults int
+	// ghostNamesTaken counts ghost registrations whose name someone else
+	// already had (client mode).
+	ghostNamesTaken int
 
 	inbound chan []byte // raw stanzas, handled in order off the read loop
 	// ghostPool holds client-mode ghost connections.
@@ -123,10 +126,13 @@ func (b *Bridge) Health() bridge.Health {
 	h := b.health.Health()
 	notes := b.cfg.detail()
 	b.mu.Lock()
-	ignored := b.ignoredResults
+	ignored, taken := b.ignoredResults, b.ghostNamesTaken
 	b.mu.Unlock()
 	if ignored > 0 {
 		notes = append(notes, fmt.Sprintf("%d archive results ignored (not answers to the bridge's own queries)", ignored))
+	}
+	if taken > 0 {
+		notes = append(notes, fmt.Sprintf("%d ghost account names were already registered by someone else; random names were used instead (see the log)", taken))
 	}
 	h.Detail = strings.Join(notes, "; ")
 	return h

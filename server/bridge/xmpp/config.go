@@ -60,6 +60,9 @@ type Config struct {
 	// Without them messages go out from the bridge account.
 	Ghosts  GhostStore
 	Secrets Sealer
+	// GhostNameKey keys the names of ghost accounts (see ghostLocalpart):
+	// a per-installation secret, so nobody can register them first.
+	GhostNameKey []byte
 }
 
 func (c Config) tlsConfig(serverName string) (*tls.Config, error) {
@@ -84,6 +87,9 @@ func (c Config) Validate() error {
 	case ModeClient:
 		if c.JID.Localpart() == "" || c.Password == "" {
 			return errors.New("client mode needs an account JID and password")
+		}
+		if c.Ghosts != nil && len(c.GhostNameKey) < 16 {
+			return errors.New("ghost accounts need a key of at least 16 bytes for their names")
 		}
 	case ModeComponent:
 		if c.ComponentDomain.String() == "" || c.ComponentSecret == "" || c.Address == "" {

@@ -61,7 +61,7 @@ func clientBridge(ctx context.Context, t *testing.T, p *prosodytest.Server, room
 	p.CreateUser(t, "bridge", "bridge-pw")
 	b, err := New(Config{
 		Mode: ModeClient, Address: p.C2SAddr(), JID: p.JID(t, "bridge"), Password: "bridge-pw",
-		TLSMode: TLSStartTLS, CAPEM: p.CACertPEM, Ghosts: ghosts, Secrets: clearSealer{},
+		TLSMode: TLSStartTLS, CAPEM: p.CACertPEM, Ghosts: ghosts, Secrets: clearSealer{}, GhostNameKey: testGhostNameKey,
 	}, newMemStore(), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -80,6 +80,8 @@ func clientBridge(ctx context.Context, t *testing.T, p *prosodytest.Server, room
 	}
 	return b, rec
 }
+
+var testGhostNameKey = []byte("this installation's secret key")
 
 var alice = bridge.Sender{Network: bridge.NetworkMattermost, ID: "alice-user-id", Username: "alice", DisplayName: "Alice Liddell"}
 
@@ -187,5 +189,80 @@ func TestIdleGhostsCloseCleanlyAndFreeTheirNicks(t *testing.T) {
 		if strings.Contains(joined, "Carol: carol after dave") || time.Now().After(deadline) {
 			t.Fatalf("the real occupant using the ghost's old nick was not relayed; got:\n%s", joined)
 		}
+	}
+}
+
+// Issue 8 item 5: a ghost account's name cannot be derived from the
+// Mattermost username, so nobody can register it first.
+func TestGhostAccountNamesCannotBePreRegistered(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	p := prosodytest.Start(t, prosodytest.Options{})
+	p.CreateUser(t, "carol", "carol-pw")
+	room := p.RoomJID(t, "dev")
+	carol := p.Client(t, "carol", "carol-pw")
+	if err := carol.JoinRoom(ctx, room, "Carol"); err != nil {
+		t.Fatal(err)
+	}
+	// Mallory registers every name she can derive from "alice".
+	taken := map[string]bool{}
+	for _, name := range []string{"mm-alice", "mm-alice-2", "mm-alice-3", "mm-alice-4", "mm-alice-5", "alice"} {
+		p.CreateUser(t, name, "mallory-pw")
+		taken[name] = true
+	}
+	ghosts := &memGhosts{}
+	b, _ := clientBridge(ctx, t, p, room, ghosts)
+	if _, err := say(ctx, b, room, alice, "alice speaks"); err != nil {
+		t.Fatalf("alice's delivery: %v", err)
+	}
+	wctx, wcancel := context.WithTimeout(ctx, 15*time.Second)
+	m, err := carol.WaitMessage(wctx, func(m prosodytest.Message) bool { return m.Body == "alice speaks" && m.Forwarded == nil })
+	wcancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := ghosts.GetGhost(bridge.NetworkXMPP, alice.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	account := jid.MustParse(rec.RemoteID)
+	if m.From.Resourcepart() != "Alice Liddell" || taken[account.Localpart()] || !strings.HasPrefix(account.Localpart(), "mm-alice-") {
+		t.Fatalf("alice spoke as %s through account %s", m.From, account)
+	}
+
+	// If the keyed name is taken anyway (it leaked), a random one is used
+	// and status says so.
+	bob := bridge.Sender{Network: bridge.NetworkMattermost, ID: "bob-user-id", Username: "bob", DisplayName: "Bob Builder"}
+	leaked := ghostLocalpart(testGhostNameKey, bob)
+	p.CreateUser(t, leaked, "mallory-pw")
+	if _, err = say(ctx, b, room, bob, "bob speaks"); err != nil {
+		t.Fatalf("bob's delivery: %v", err)
+	}
+	if rec, _ = ghosts.GetGhost(bridge.NetworkXMPP, bob.ID); rec == nil || strings.HasPrefix(rec.RemoteID, leaked+"@") || !strings.HasPrefix(rec.RemoteID, "mm-bob-") {
+		t.Fatalf("bob's ghost record: %+v", rec)
+	}
+	if d := b.Health().Detail; !strings.Contains(d, "1 ghost account names were already registered by someone else") {
+		t.Fatalf("status does not tell about the taken name: %q", d)
+	}
+
+	// A ghost registered under the old, predictable scheme keeps its
+	// account: the record names it.
+	dora := bridge.Sender{Network: bridge.NetworkMattermost, ID: "dora-user-id", Username: "dora", DisplayName: "Dora"}
+	old := p.CreateUser(t, "mm-dora", "dora-ghost-pw")
+	sealed, _ := clearSealer{}.Seal([]byte("dora-ghost-pw"))
+	if err = ghosts.SaveGhost(store.Ghost{Network: bridge.NetworkXMPP, UserID: dora.ID, RemoteID: old.String(), Secret: sealed}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err = say(ctx, b, room, dora, "dora speaks"); err != nil {
+		t.Fatalf("dora's delivery: %v", err)
+	}
+	wctx, wcancel = context.WithTimeout(ctx, 15*time.Second)
+	m, err = carol.WaitMessage(wctx, func(m prosodytest.Message) bool { return m.Body == "dora speaks" && m.Forwarded == nil })
+	wcancel()
+	if err != nil || m.From.Resourcepart() != "Dora" {
+		t.Fatalf("dora's message: %v from %s", err, m.From)
+	}
+	if rec, _ = ghosts.GetGhost(bridge.NetworkXMPP, dora.ID); rec.RemoteID != old.String() {
+		t.Fatalf("dora's existing ghost was replaced by %s", rec.RemoteID)
 	}
 }

@@ -2,7 +2,10 @@ package xmpp
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base32"
 	"encoding/base64"
 	"encoding/xml"
 	"errors"
@@ -181,11 +184,12 @@ func (b *Bridge) ghostCredentials(ctx context.Context, sender bridge.Sender) (ji
 		return jid.JID{}, "", err
 	}
 	password := base64.RawURLEncoding.EncodeToString(buf)
-	base := ghostLocalpart(sender)
-	for attempt := 0; attempt < 5; attempt++ {
-		local := base
+	// The keyed name first; if someone holds it anyway, random ones, which
+	// nobody can know in advance either. The record keeps whichever it is.
+	local := ghostLocalpart(b.cfg.GhostNameKey, sender)
+	for attempt := 0; attempt < 3; attempt++ {
 		if attempt > 0 {
-			local = fmt.Sprintf("%s-%d", base, attempt+1)
+			local = ghostFallbackLocalpart(sender)
 		}
 		account, jerr := jid.New(local, b.cfg.JID.Domainpart(), "")
 		if jerr != nil {
@@ -195,7 +199,11 @@ func (b *Bridge) ghostCredentials(ctx context.Context, sender bridge.Sender) (ji
 		err = b.cfg.register(rctx, account, password)
 		cancel()
 		if errors.Is(err, errAccountExists) {
-			continue // someone has the name: try the next one
+			b.mu.Lock()
+			b.ghostNamesTaken++
+			b.mu.Unlock()
+			b.log.Warn("A ghost account name was already registered on the XMPP server; using a random one", "user_id", sender.ID, "jid", account.String())
+			continue
 		}
 		if err != nil {
 			return jid.JID{}, "", err
@@ -215,14 +223,37 @@ func (b *Bridge) ghostCredentials(ctx context.Context, sender bridge.Sender) (ji
 
 var notLocalpart = regexp.MustCompile(`[^a-z0-9._-]+`)
 
-// ghostLocalpart names a ghost account after the Mattermost username, with
-// a prefix that keeps it apart from real people's accounts.
-func ghostLocalpart(s bridge.Sender) string {
+// ghostNamePart is the readable part of a ghost account's name: the
+// Mattermost username, reduced to what every server accepts.
+func ghostNamePart(s bridge.Sender) string {
 	name := strings.Trim(notLocalpart.ReplaceAllString(strings.ToLower(s.Username), "-"), "-.")
-	if name == "" {
-		name = strings.ToLower(s.ID)
+	if len(name) > 32 {
+		name = strings.TrimRight(name[:32], "-.")
 	}
-	return "mm-" + name
+	if name == "" {
+		name = "user"
+	}
+	return name
+}
+
+var tagEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
+
+// ghostLocalpart names a ghost account "mm-<username>-<tag>", the tag an
+// HMAC of the Mattermost user ID under the installation's key: the prefix
+// keeps ghosts apart from people's accounts, and the tag makes the name
+// impossible to derive (and so to register first) without the key. It is
+// stable, so a lost ghost record finds the same name again.
+func ghostLocalpart(key []byte, s bridge.Sender) string {
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte("xmpp-ghost-localpart|" + s.ID))
+	return "mm-" + ghostNamePart(s) + "-" + strings.ToLower(tagEncoding.EncodeToString(mac.Sum(nil)[:10]))
+}
+
+// ghostFallbackLocalpart is a random name, for when the keyed one is taken.
+func ghostFallbackLocalpart(s bridge.Sender) string {
+	var tag [10]byte
+	_, _ = rand.Read(tag[:]) // crypto/rand.Read does not fail (Go 1.24+)
+	return "mm-" + ghostNamePart(s) + "-" + strings.ToLower(tagEncoding.EncodeToString(tag[:]))
 }
 
 var errAccountExists = errors.New("account already exists")
