@@ -88,3 +88,28 @@ func TestArchiveResultsCountOnlyForOpenQueries(t *testing.T) {
 		t.Fatalf("status detail %q does not count the ignored results", got)
 	}
 }
+
+// Only the room answers for a message the bridge sent there: a bounce or an
+// echo with the same ID from anyone else neither fails nor resolves it.
+func TestReflectionsOnlyFromTheRoom(t *testing.T) {
+	ctx := context.Background()
+	b, _, _ := newInProcessBridge(t)
+	wait := make(chan string, 1)
+	b.reflections["mm-1"] = wait
+	for _, raw := range []string{
+		`<message from="mallory@example.com/phone" type="error" id="mm-1"><error type="cancel"><forbidden xmlns="urn:ietf:params:xml:ns:xmpp-stanzas"/></error></message>`,
+		`<message from="other@conference.example.com" type="error" id="mm-1"><error type="cancel"><forbidden xmlns="urn:ietf:params:xml:ns:xmpp-stanzas"/></error></message>`,
+	} {
+		b.handleMessage(ctx, []byte(raw))
+	}
+	b.handleGhostMessage([]byte(`<message from="mallory@example.com/phone" type="chat" id="mm-1"><body>x</body><stanza-id xmlns="urn:xmpp:sid:0" id="bogus" by="mallory@example.com"/></message>`))
+	select {
+	case got := <-wait:
+		t.Fatalf("an outsider answered for the room: %q", got)
+	default:
+	}
+	b.handleMessage(ctx, []byte(`<message from="dev@conference.example.com" type="error" id="mm-1"><error type="cancel"><forbidden xmlns="urn:ietf:params:xml:ns:xmpp-stanzas"/></error></message>`))
+	if got := <-wait; !strings.HasPrefix(got, "error:") {
+		t.Fatalf("the room's bounce gave %q", got)
+	}
+}

@@ -341,17 +341,23 @@ func (b *Bridge) handleGhostStanza(t xmlstream.TokenReadEncoder, start *xml.Star
 		if err != nil {
 			return nil
 		}
-		m, err := parseMessage(raw)
-		if err != nil {
-			return nil
-		}
-		if m.Type == "error" {
-			b.failReflection(m)
-		} else {
-			b.resolveReflection(m)
-		}
+		b.handleGhostMessage(raw)
 	}
 	return nil
+}
+
+// handleGhostMessage takes from a ghost's stream the room's answers to
+// what the ghost sent.
+func (b *Bridge) handleGhostMessage(raw []byte) {
+	m, err := parseMessage(raw)
+	if err != nil {
+		return
+	}
+	if m.Type == "error" {
+		b.failReflection(m)
+	} else if m.Type == "groupchat" && b.inRoom(m.From) {
+		b.resolveReflection(m)
+	}
 }
 
 // closeIdleGhosts ends ghost connections no delivery has used for idle,

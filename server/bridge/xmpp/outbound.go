@@ -177,8 +177,13 @@ func (b *Bridge) resolveReflection(m *inMsg) bool {
 	return true
 }
 
-// failReflection wakes a delivery whose message the room bounced.
+// failReflection wakes a delivery whose message the room bounced. Only a
+// room the bridge is in can bounce it; anyone else could send an error
+// with the same ID.
 func (b *Bridge) failReflection(m *inMsg) {
+	if !b.inRoom(m.From) {
+		return
+	}
 	b.mu.Lock()
 	wait, ok := b.reflections[m.ID]
 	b.mu.Unlock()
@@ -188,6 +193,15 @@ func (b *Bridge) failReflection(m *inMsg) {
 		default:
 		}
 	}
+}
+
+// inRoom reports whether from is a room the bridge is in, or one of its
+// occupants.
+func (b *Bridge) inRoom(from jid.JID) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	_, ok := b.rooms[from.Bare().String()]
+	return ok
 }
 
 // speaker returns how a Mattermost user's message is sent: the session to
