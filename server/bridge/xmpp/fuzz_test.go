@@ -37,6 +37,9 @@ var inboundSeeds = []string{
 	`<message from="other@conference.example.com/Eve" type="groupchat" id="g2"><body>an unlinked room</body></message>`,
 	`<message from="dev@conference.example.com/Eve" type="chat" id="g3"><body>private</body></message>`,
 	`<message><body>no sender</body></message>`,
+	// XEP-0425: the room announces that its moderator retracted a message.
+	`<message from="dev@conference.example.com" type="groupchat" id="mod1"><retract id="s1" xmlns="urn:xmpp:message-retract:1"><moderated by="dev@conference.example.com/Carol" xmlns="urn:xmpp:message-moderate:1"><occupant-id xmlns="urn:xmpp:occupant-id:0" id="carol-occ"/></moderated><reason>spam</reason></retract><stanza-id xmlns="urn:xmpp:sid:0" id="s9" by="dev@conference.example.com"/></message>`,
+	`<message from="mallory@example.com/phone" type="groupchat" id="mod2"><retract id="s1" xmlns="urn:xmpp:message-retract:1"><moderated by="dev@conference.example.com/Carol" xmlns="urn:xmpp:message-moderate:1"/></retract></message>`,
 }
 
 // FuzzInbound feeds stanzas through msgparse and the bridge's dispatch. No
@@ -70,7 +73,14 @@ func FuzzInbound(f *testing.F) {
 				t.Fatalf("event outside the room: %+v\n%s", ev, raw)
 			}
 			if nick == "" {
-				if ev.Sender.ID != "room:"+testRoom.String() {
+				// The room speaking itself: a subject it set, or its
+				// announcement of a moderator's retraction, which names
+				// the moderator.
+				if mod := moderator(raw); ev.Moderated && mod != "" {
+					if ev.Sender.DisplayName != mod {
+						t.Fatalf("a moderation by %q sent as %+v\n%s", mod, ev.Sender, raw)
+					}
+				} else if ev.Sender.ID != "room:"+testRoom.String() {
 					t.Fatalf("the room's own message sent as %+v\n%s", ev.Sender, raw)
 				}
 				continue
@@ -110,4 +120,18 @@ func realSender(raw []byte) (nick string, ok bool) {
 // which the room sets (and which then is the identity).
 func hasOccupantID(raw []byte) bool {
 	return bytes.Contains(raw, []byte("urn:xmpp:occupant-id:0"))
+}
+
+// moderator is the nick of the moderator a room's XEP-0425 announcement
+// names, "" unless the room itself names one of its occupants.
+func moderator(raw []byte) string {
+	p, err := msgparse.Parse(xml.NewDecoder(bytes.NewReader(raw)), msgparse.Limits{MaxBody: maxBody})
+	if err != nil || p.MAM != nil && p.MAM.Message == nil {
+		return ""
+	}
+	m := p.Unwrap()
+	if m.Retract == nil || m.Retract.Moderated == nil || !m.Retract.Moderated.By.Bare().Equal(testRoom) {
+		return ""
+	}
+	return m.Retract.Moderated.By.Resourcepart()
 }
