@@ -28,7 +28,7 @@ func testForgedArchiveResults(t *testing.T, mode string) {
 	if _, err := h.occupant.Say(h.ctx, h.room, "carol's real message"); err != nil {
 		t.Fatal(err)
 	}
-	real := h.channelPost("carol's message", func(p *model.Post) bool { return p.Message == "carol's real message" })
+	carolPost := h.channelPost("carol's message", func(p *model.Post) bool { return p.Message == "carol's real message" })
 	carolMsg := h.roomMessage("carol's message back", func(m prosodytest.Message) bool { return m.Body == "carol's real message" })
 
 	// Where the outsider writes: the component's domain and the bridge's
@@ -63,7 +63,7 @@ func testForgedArchiveResults(t *testing.T, mode string) {
 		}
 		return nil
 	}
-	deleted := func() bool { p := h.s.Post(real.Id); return p == nil || p.DeleteAt > 0 }
+	deleted := func() bool { p := h.s.Post(carolPost.Id); return p == nil || p.DeleteAt > 0 }
 	want := fmt.Sprintf("%d archive results ignored", 2*len(targets))
 	testhost.WaitFor(t, 30*time.Second, func() bool {
 		return forgedPost() != nil || deleted() || strings.Contains(h.status(), want)
