@@ -190,7 +190,7 @@ const manifestStr = `
             "key": "XMPPTLSMode",
             "display_name": "TLS mode:",
             "type": "dropdown",
-            "help_text": "**STARTTLS**: connect in plain text and upgrade with STARTTLS (required). **Direct TLS**: TLS from the first byte. **Plain, loopback only**: no encryption, allowed only when the server address is a loopback address (for a server on the same machine or for tests).",
+            "help_text": "**STARTTLS**: connect in plain text and upgrade with STARTTLS (required). **Direct TLS**: TLS from the first byte. **Plain, loopback only**: no encryption, allowed only when the server address is a loopback address (for a server on the same machine or for tests). Component mode has no STARTTLS (XEP-0114): choose Direct TLS or Plain, loopback only.",
             "placeholder": "",
             "default": "starttls",
             "options": [

@@ -121,6 +121,13 @@ func newXMPPBridge(rt *runtime, c *configuration) (bridge.Bridge, error) {
 		// The runtime's keyring, not a copy: a regenerated EncryptionKey
 		// reaches the running bridge (see keyRotator).
 		cfg.Ghosts, cfg.Secrets = rt.store, rt.keys.keys
+		// Ghost account names are keyed by the installation's own secret,
+		// which never changes (EncryptionKey may be regenerated).
+		nameKey, kerr := rt.store.InstanceSecret()
+		if kerr != nil {
+			return nil, fmt.Errorf("read the instance secret: %w", kerr)
+		}
+		cfg.GhostNameKey = []byte(nameKey)
 	}
 	return xmpp.New(cfg, rt.store, rt.logger)
 }

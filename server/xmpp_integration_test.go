@@ -67,7 +67,9 @@ func xmppSettings(p *prosodytest.Server, mode string) map[string]any {
 		"XMPPCACertificate": p.CACertPEM, "XMPPPostSubjects": true,
 	}
 	if mode == "component" {
-		settings["XMPPServerAddress"] = p.ComponentAddr()
+		// XEP-0114 has no STARTTLS: components use the direct-TLS port.
+		settings["XMPPTLSMode"] = "tls"
+		settings["XMPPServerAddress"] = p.ComponentTLSAddr()
 		settings["XMPPComponentDomain"] = p.ComponentDomain
 		settings["XMPPComponentSecret"] = p.ComponentSecret
 	} else {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 
@@ -53,9 +54,13 @@ type Bridge struct {
 	reflections map[string]chan string // origin ID -> stanza ID
 	// pendingGhost tracks ghost joins in flight, by room/nick.
 	pendingGhost map[string]*room
-	// positionQueries are archive queries whose results only tell where the
-	// archive ends; their messages are not relayed.
-	positionQueries map[string]bool
+	// archiveQueries are the MAM queries in flight, by query ID; results
+	// answering none of them are ignored and counted in ignoredResults.
+	archiveQueries map[string]openQuery
+	ignoredResults int
+	// ghostNamesTaken counts ghost registrations whose name someone else
+	// already had (client mode).
+	ghostNamesTaken int
 
 	inbound chan []byte // raw stanzas, handled in order off the read loop
 	// ghostPool holds client-mode ghost connections.
@@ -68,6 +73,10 @@ type Bridge struct {
 	uploadAddrs []string
 	files       *httpfile.Fetcher
 	runCtx      context.Context
+
+	// testHookGhostLookedUp runs between a delivery finding its ghost
+	// and using it, so tests can close idle ghosts right there.
+	testHookGhostLookedUp func()
 }
 
 var (
@@ -92,13 +101,13 @@ func New(cfg Config, st Store, log bridge.Logger) (*Bridge, error) {
 	}
 	return &Bridge{
 		cfg: cfg, store: st, log: log,
-		rooms:           map[string]*room{},
-		health:          bridge.NewHealthKeeper(bridge.Health{State: bridge.StateDisabled, Detail: cfg.detail()}),
-		connected:       make(chan struct{}),
-		reflections:     map[string]chan string{},
-		pendingGhost:    map[string]*room{},
-		ghostPool:       ghostPool{ghosts: map[string]*clientGhost{}},
-		positionQueries: map[string]bool{},
+		rooms:          map[string]*room{},
+		health:         bridge.NewHealthKeeper(bridge.Health{State: bridge.StateDisabled}),
+		connected:      make(chan struct{}),
+		reflections:    map[string]chan string{},
+		pendingGhost:   map[string]*room{},
+		ghostPool:      ghostPool{ghosts: map[string]*clientGhost{}},
+		archiveQueries: map[string]openQuery{},
 	}, nil
 }
 
@@ -114,7 +123,23 @@ func (b *Bridge) Capabilities() bridge.Capabilities {
 	}
 }
 
-func (b *Bridge) Health() bridge.Health { return b.health.Health() }
+// Health adds to the connection state what an admin should know: how the
+// stream is protected, and what the bridge refused from outside.
+func (b *Bridge) Health() bridge.Health {
+	h := b.health.Health()
+	notes := b.cfg.detail()
+	b.mu.Lock()
+	ignored, taken := b.ignoredResults, b.ghostNamesTaken
+	b.mu.Unlock()
+	if ignored > 0 {
+		notes = append(notes, fmt.Sprintf("%d archive results ignored (not answers to the bridge's own queries)", ignored))
+	}
+	if taken > 0 {
+		notes = append(notes, fmt.Sprintf("%d ghost account names were already registered by someone else; random names were used instead (see the log)", taken))
+	}
+	h.Detail = strings.Join(notes, "; ")
+	return h
+}
 
 // Start connects in the background and keeps reconnecting until Stop.
 func (b *Bridge) Start(ctx context.Context, sink bridge.Sink) error {
@@ -139,7 +164,7 @@ func (b *Bridge) Start(ctx context.Context, sink bridge.Sink) error {
 			case <-ctx.Done():
 				return
 			case <-tick.C:
-				b.closeIdleGhosts()
+				b.closeIdleGhosts(ghostIdle)
 			}
 		}
 	}()

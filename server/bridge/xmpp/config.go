@@ -60,6 +60,9 @@ type Config struct {
 	// Without them messages go out from the bridge account.
 	Ghosts  GhostStore
 	Secrets Sealer
+	// GhostNameKey keys the names of ghost accounts (see ghostLocalpart):
+	// a per-installation secret, so nobody can register them first.
+	GhostNameKey []byte
 }
 
 func (c Config) tlsConfig(serverName string) (*tls.Config, error) {
@@ -85,6 +88,9 @@ func (c Config) Validate() error {
 		if c.JID.Localpart() == "" || c.Password == "" {
 			return errors.New("client mode needs an account JID and password")
 		}
+		if c.Ghosts != nil && len(c.GhostNameKey) < 16 {
+			return errors.New("ghost accounts need a key of at least 16 bytes for their names")
+		}
 	case ModeComponent:
 		if c.ComponentDomain.String() == "" || c.ComponentSecret == "" || c.Address == "" {
 			return errors.New("component mode needs a domain, a secret and the server's component address")
@@ -93,13 +99,19 @@ func (c Config) Validate() error {
 		return fmt.Errorf("unknown mode %q", c.Mode)
 	}
 	switch c.TLSMode {
-	case TLSStartTLS, TLSDirect:
+	case TLSDirect:
+	case TLSStartTLS:
+		if c.Mode == ModeComponent {
+			// XEP-0114 streams have no STARTTLS: this would be plaintext.
+			return errors.New(`XMPPTLSMode: "starttls" is not possible in component mode (XEP-0114 has no STARTTLS); ` +
+				`use "tls" with the server's direct-TLS component port, or "plain-loopback-only" with a loopback XMPPServerAddress`)
+		}
 	case TLSPlainLoopback:
-		if c.Mode == ModeClient && !isLoopback(c.Address) {
-			return errors.New("plain-loopback-only needs a loopback server address such as 127.0.0.1:5222")
+		if !isLoopback(c.Address) {
+			return errors.New(`XMPPTLSMode: "plain-loopback-only" needs a loopback XMPPServerAddress such as 127.0.0.1:5222`)
 		}
 	default:
-		return fmt.Errorf("unknown TLS mode %q", c.TLSMode)
+		return fmt.Errorf("XMPPTLSMode: unknown TLS mode %q", c.TLSMode)
 	}
 	return nil
 }
@@ -116,13 +128,22 @@ func isLoopback(addr string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// detail is the status note about security choices an admin should see.
-func (c Config) detail() string {
-	switch {
-	case c.InsecureSkipVerify:
-		return "TLS certificate verification is DISABLED (XMPPInsecureSkipVerify)"
-	case c.TLSMode == TLSPlainLoopback:
-		return "unencrypted connection to a loopback server"
+// transport says how the stream to the server is protected.
+func (c Config) transport() string {
+	switch c.TLSMode {
+	case TLSPlainLoopback:
+		return "plaintext (loopback)"
+	case TLSStartTLS:
+		return "TLS (STARTTLS)"
 	}
-	return ""
+	return "TLS (direct)"
+}
+
+// detail is the status note about security choices an admin should see.
+func (c Config) detail() []string {
+	notes := []string{"transport: " + c.transport()}
+	if c.InsecureSkipVerify && c.TLSMode != TLSPlainLoopback {
+		notes = append(notes, "TLS certificate verification is DISABLED (XMPPInsecureSkipVerify)")
+	}
+	return notes
 }

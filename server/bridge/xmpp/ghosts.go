@@ -2,7 +2,10 @@ package xmpp
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base32"
 	"encoding/base64"
 	"encoding/xml"
 	"errors"
@@ -53,12 +56,16 @@ type Sealer interface {
 }
 
 type clientGhost struct {
-	mu       sync.Mutex
-	session  *xmpp.Session
-	jid      jid.JID
+	mu      sync.Mutex // held while logging in
+	session *xmpp.Session
+	jid     jid.JID
+	rooms   map[string]string // room -> nick
+	dropped chan struct{}
+	// busy counts deliveries using the ghost and lastUsed is when the last
+	// one ended; both are guarded by the pool's mutex, so a ghost is never
+	// closed (and dropped from the pool) under a delivery.
+	busy     int
 	lastUsed time.Time
-	rooms    map[string]string // room -> nick
-	dropped  chan struct{}
 }
 
 type ghostPool struct {
@@ -72,30 +79,50 @@ func (b *Bridge) ghostsEnabled() bool {
 }
 
 // clientGhostFor returns the logged-in ghost of a Mattermost user, creating
-// the account the first time.
-func (b *Bridge) clientGhostFor(ctx context.Context, sender bridge.Sender) (*clientGhost, error) {
+// the account the first time. The ghost stays open until release is called.
+func (b *Bridge) clientGhostFor(ctx context.Context, sender bridge.Sender) (g *clientGhost, release func(), err error) {
 	p := &b.ghostPool
 	p.mu.Lock()
 	if time.Since(p.refusedAt) < registrationRetry {
 		p.mu.Unlock()
-		return nil, ErrRegistrationRefused
+		return nil, nil, ErrRegistrationRefused
 	}
 	g, ok := p.ghosts[sender.ID]
 	if !ok {
 		g = &clientGhost{rooms: map[string]string{}}
 		p.ghosts[sender.ID] = g
 	}
+	// Marked in use in the same critical section that found it: from here
+	// on closeIdleGhosts leaves it alone.
+	g.busy++
 	p.mu.Unlock()
+	release = func() {
+		p.mu.Lock()
+		g.busy--
+		g.lastUsed = time.Now()
+		p.mu.Unlock()
+	}
+	if b.testHookGhostLookedUp != nil {
+		b.testHookGhostLookedUp()
+	}
+	if err = b.logInGhost(ctx, g, sender); err != nil {
+		release()
+		return nil, nil, err
+	}
+	return g, release, nil
+}
 
+// logInGhost connects g unless it is connected already.
+func (b *Bridge) logInGhost(ctx context.Context, g *clientGhost, sender bridge.Sender) error {
+	p := &b.ghostPool
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.lastUsed = time.Now()
 	if g.session != nil {
 		select {
 		case <-g.dropped:
 			g.session, g.rooms = nil, map[string]string{}
 		default:
-			return g, nil
+			return nil
 		}
 	}
 	account, password, err := b.ghostCredentials(ctx, sender)
@@ -105,22 +132,36 @@ func (b *Bridge) clientGhostFor(ctx context.Context, sender bridge.Sender) (*cli
 		p.mu.Unlock()
 	}
 	if err != nil {
-		return nil, err
+		return err
 	}
 	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	s, err := b.cfg.dialClient(dctx, account, password)
 	cancel()
 	if err != nil {
-		return nil, fmt.Errorf("ghost %s cannot log in: %w", account, err)
+		return fmt.Errorf("ghost %s cannot log in: %w", account, err)
 	}
 	g.session, g.jid, g.dropped = s, s.LocalAddr(), make(chan struct{})
 	b.forgetGhostJoins(sender.ID) // a new connection is in no room yet
 	dropped := g.dropped
 	go func() {
 		_ = s.Serve(xmpp.HandlerFunc(b.handleGhostStanza))
+		b.ghostSessionEnded(sender.ID, g)
 		close(dropped)
 	}()
-	return g, nil
+	return nil
+}
+
+// ghostSessionEnded forgets the rooms of a ghost whose connection ended
+// while it was still the user's ghost, so its nicks are free for others. A
+// ghost closed for idleness was forgotten when it was closed; a newer
+// ghost of the same user must keep its rooms.
+func (b *Bridge) ghostSessionEnded(userID string, g *clientGhost) {
+	p := &b.ghostPool
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ghosts[userID] == g {
+		b.forgetGhostJoins(userID)
+	}
 }
 
 // ghostCredentials reads a user's ghost account from the store, or
@@ -143,11 +184,12 @@ func (b *Bridge) ghostCredentials(ctx context.Context, sender bridge.Sender) (ji
 		return jid.JID{}, "", err
 	}
 	password := base64.RawURLEncoding.EncodeToString(buf)
-	base := ghostLocalpart(sender)
-	for attempt := 0; attempt < 5; attempt++ {
-		local := base
+	// The keyed name first; if someone holds it anyway, random ones, which
+	// nobody can know in advance either. The record keeps whichever it is.
+	local := ghostLocalpart(b.cfg.GhostNameKey, sender)
+	for attempt := 0; attempt < 3; attempt++ {
 		if attempt > 0 {
-			local = fmt.Sprintf("%s-%d", base, attempt+1)
+			local = ghostFallbackLocalpart(sender)
 		}
 		account, jerr := jid.New(local, b.cfg.JID.Domainpart(), "")
 		if jerr != nil {
@@ -157,7 +199,11 @@ func (b *Bridge) ghostCredentials(ctx context.Context, sender bridge.Sender) (ji
 		err = b.cfg.register(rctx, account, password)
 		cancel()
 		if errors.Is(err, errAccountExists) {
-			continue // someone has the name: try the next one
+			b.mu.Lock()
+			b.ghostNamesTaken++
+			b.mu.Unlock()
+			b.log.Warn("A ghost account name was already registered on the XMPP server; using a random one", "user_id", sender.ID, "jid", account.String())
+			continue
 		}
 		if err != nil {
 			return jid.JID{}, "", err
@@ -177,14 +223,37 @@ func (b *Bridge) ghostCredentials(ctx context.Context, sender bridge.Sender) (ji
 
 var notLocalpart = regexp.MustCompile(`[^a-z0-9._-]+`)
 
-// ghostLocalpart names a ghost account after the Mattermost username, with
-// a prefix that keeps it apart from real people's accounts.
-func ghostLocalpart(s bridge.Sender) string {
+// ghostNamePart is the readable part of a ghost account's name: the
+// Mattermost username, reduced to what every server accepts.
+func ghostNamePart(s bridge.Sender) string {
 	name := strings.Trim(notLocalpart.ReplaceAllString(strings.ToLower(s.Username), "-"), "-.")
-	if name == "" {
-		name = strings.ToLower(s.ID)
+	if len(name) > 32 {
+		name = strings.TrimRight(name[:32], "-.")
 	}
-	return "mm-" + name
+	if name == "" {
+		name = "user"
+	}
+	return name
+}
+
+var tagEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
+
+// ghostLocalpart names a ghost account "mm-<username>-<tag>", the tag an
+// HMAC of the Mattermost user ID under the installation's key: the prefix
+// keeps ghosts apart from people's accounts, and the tag makes the name
+// impossible to derive (and so to register first) without the key. It is
+// stable, so a lost ghost record finds the same name again.
+func ghostLocalpart(key []byte, s bridge.Sender) string {
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte("xmpp-ghost-localpart|" + s.ID))
+	return "mm-" + ghostNamePart(s) + "-" + strings.ToLower(tagEncoding.EncodeToString(mac.Sum(nil)[:10]))
+}
+
+// ghostFallbackLocalpart is a random name, for when the keyed one is taken.
+func ghostFallbackLocalpart(s bridge.Sender) string {
+	var tag [10]byte
+	_, _ = rand.Read(tag[:]) // crypto/rand.Read does not fail (Go 1.24+)
+	return "mm-" + ghostNamePart(s) + "-" + strings.ToLower(tagEncoding.EncodeToString(tag[:]))
 }
 
 var errAccountExists = errors.New("account already exists")
@@ -272,33 +341,45 @@ func (b *Bridge) handleGhostStanza(t xmlstream.TokenReadEncoder, start *xml.Star
 		if err != nil {
 			return nil
 		}
-		m, err := parseMessage(raw)
-		if err != nil {
-			return nil
-		}
-		if m.Type == "error" {
-			b.failReflection(m)
-		} else {
-			b.resolveReflection(m)
-		}
+		b.handleGhostMessage(raw)
 	}
 	return nil
 }
 
-// closeIdleGhosts ends ghost connections unused for ghostIdle.
-func (b *Bridge) closeIdleGhosts() {
+// handleGhostMessage takes from a ghost's stream the room's answers to
+// what the ghost sent.
+func (b *Bridge) handleGhostMessage(raw []byte) {
+	m, err := parseMessage(raw)
+	if err != nil {
+		return
+	}
+	if m.Type == "error" {
+		b.failReflection(m)
+	} else if m.Type == "groupchat" && b.inRoom(m.From) {
+		b.resolveReflection(m)
+	}
+}
+
+// closeIdleGhosts ends ghost connections no delivery has used for idle,
+// and forgets their rooms: the nicks they had are no longer the bridge's.
+// Lock order: the pool, then a ghost (free when not busy), then the bridge.
+func (b *Bridge) closeIdleGhosts(idle time.Duration) {
 	p := &b.ghostPool
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for id, g := range p.ghosts {
+		if g.busy > 0 || time.Since(g.lastUsed) < idle {
+			continue
+		}
 		g.mu.Lock()
-		if g.session != nil && time.Since(g.lastUsed) > ghostIdle {
+		if g.session != nil {
 			_ = g.session.Close()
 			_ = g.session.Conn().Close()
 			g.session = nil
-			delete(p.ghosts, id)
 		}
 		g.mu.Unlock()
+		delete(p.ghosts, id)
+		b.forgetGhostJoins(id)
 	}
 }
 
@@ -326,6 +407,7 @@ func (b *Bridge) forgetGhostJoins(userID string) {
 		if nick, ok := r.ghosts[userID]; ok {
 			delete(r.ghosts, userID)
 			delete(r.ourNicks, nick)
+			delete(r.ghostUsers, nick)
 		}
 	}
 }

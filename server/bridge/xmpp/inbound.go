@@ -30,6 +30,8 @@ func (b *Bridge) handleInbound(ctx context.Context) {
 		case raw := <-b.inbound:
 			if room, ok := bytes.CutPrefix(raw, caughtUpMarker); ok {
 				b.caughtUp(ctx, string(room))
+			} else if id, ok := bytes.CutPrefix(raw, queryDoneMarker); ok {
+				b.endArchiveQuery(string(id))
 			} else if bytes.HasPrefix(raw, []byte("<presence")) {
 				b.handlePresence(raw)
 			} else {
@@ -65,12 +67,15 @@ func (b *Bridge) handleMessage(ctx context.Context, raw []byte) {
 		return
 	}
 	if m.Archived != nil {
-		// A MAM result: the archived groupchat message inside, unless the
-		// query only looked for the archive's end.
-		b.mu.Lock()
-		_, positionOnly := b.positionQueries[m.QueryID]
-		b.mu.Unlock()
-		if !positionOnly {
+		// A MAM result: the archived groupchat message inside, if it
+		// answers our query, unless the query only looked for the
+		// archive's end.
+		q, ok := b.archiveResult(m)
+		if !ok {
+			b.ignoreArchiveResult(m)
+			return
+		}
+		if !q.positionOnly {
 			b.handleGroupchat(ctx, m.Archived, true)
 		}
 		return

@@ -10,6 +10,8 @@ import (
 	"mellium.im/xmpp"
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
+
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/xmppext/stanzaid"
 )
 
 const (
@@ -108,6 +110,78 @@ func (b *Bridge) initArchivePosition(ctx context.Context, s *xmpp.Session, roomJ
 // everything.
 const archiveStart = "-"
 
+// openQuery is a MAM query in flight: its results count only from the
+// archive asked (the room's bare JID) until the answer ends it.
+type openQuery struct {
+	archive jid.JID
+	// positionOnly queries only learn where the archive ends; their
+	// messages are not relayed.
+	positionOnly bool
+}
+
+// queryDoneMarker, queued behind a query's results, ends the query in the
+// order the server sent things: every result before the answer has been
+// handled by then. Like caughtUpMarker it can never start a stanza.
+var queryDoneMarker = []byte("\x00query-done:")
+
+// openArchiveQuery registers a new query to archive and returns its ID,
+// unpredictable so that nobody can answer a query they did not see.
+func (b *Bridge) openArchiveQuery(archive jid.JID, positionOnly bool) string {
+	id := stanzaid.New()
+	b.mu.Lock()
+	b.archiveQueries[id] = openQuery{archive: archive.Bare(), positionOnly: positionOnly}
+	b.mu.Unlock()
+	return id
+}
+
+// finishArchiveQuery ends a query once the results already read from the
+// stream are handled; with no inbound loop running it ends it at once.
+func (b *Bridge) finishArchiveQuery(id string) {
+	b.mu.Lock()
+	ctx, inbound := b.runCtx, b.inbound
+	b.mu.Unlock()
+	if inbound != nil && ctx != nil {
+		select {
+		case inbound <- append(append([]byte{}, queryDoneMarker...), id...):
+			return
+		case <-ctx.Done():
+		}
+	}
+	b.endArchiveQuery(id)
+}
+
+func (b *Bridge) endArchiveQuery(id string) {
+	b.mu.Lock()
+	delete(b.archiveQueries, id)
+	b.mu.Unlock()
+}
+
+// archiveResult returns the query m answers, if m is a result the bridge
+// may believe: it answers an open query of ours, comes from the archive
+// that query asked (the room's bare JID, as the room itself sends it), and
+// the message inside is that room's. Anyone can send the bridge a message
+// wrapping a <result/>; only these are the room speaking.
+func (b *Bridge) archiveResult(m *inMsg) (openQuery, bool) {
+	b.mu.Lock()
+	q, ok := b.archiveQueries[m.QueryID]
+	b.mu.Unlock()
+	if !ok || m.QueryID == "" {
+		return openQuery{}, false
+	}
+	if !m.From.Equal(q.archive) || !m.Archived.From.Bare().Equal(q.archive) {
+		return openQuery{}, false
+	}
+	return q, true
+}
+
+// ignoreArchiveResult counts and logs a result the bridge does not believe.
+func (b *Bridge) ignoreArchiveResult(m *inMsg) {
+	b.mu.Lock()
+	b.ignoredResults++
+	b.mu.Unlock()
+	b.log.Debug("Ignoring an archive result that answers no query of ours", "from", m.From.String(), "query_id", m.QueryID)
+}
+
 // queryArchive asks for one page after the given archive ID. The results
 // arrive as messages, before the answer, and go through the usual handler.
 func (b *Bridge) queryArchive(ctx context.Context, s *xmpp.Session, roomJID jid.JID, after string) (last string, complete bool, err error) {
@@ -136,21 +210,10 @@ func (b *Bridge) archiveQuery(ctx context.Context, s *xmpp.Session, roomJID jid.
 		page = append(page, xmlstream.Wrap(xmlstream.Token(xml.CharData(after)), xml.StartElement{Name: xml.Name{Local: "after"}}))
 	}
 	set := xmlstream.Wrap(xmlstream.MultiReader(page...), xml.StartElement{Name: xml.Name{Space: nsRSM, Local: "set"}})
-	queryID := randomID()
-	if positionOnly {
-		b.mu.Lock()
-		b.positionQueries[queryID] = true
-		b.mu.Unlock()
-		defer func() {
-			// Results are handled off the read loop; forget the query only
-			// once they had time to pass.
-			time.AfterFunc(time.Minute, func() {
-				b.mu.Lock()
-				delete(b.positionQueries, queryID)
-				b.mu.Unlock()
-			})
-		}()
-	}
+	queryID := b.openArchiveQuery(roomJID, positionOnly)
+	// The answer (<fin/>) ends the query: results that come after it, or
+	// after we gave up waiting, are no longer answers to anything.
+	defer b.finishArchiveQuery(queryID)
 	query := xmlstream.Wrap(xmlstream.MultiReader(form, set), xml.StartElement{
 		Name: xml.Name{Space: nsMAM, Local: "query"}, Attr: []xml.Attr{{Name: xml.Name{Local: "queryid"}, Value: queryID}},
 	})

@@ -54,10 +54,11 @@ func (b *Bridge) Deliver(ctx context.Context, d *bridge.Delivery) (string, error
 		// room moderator can, and the bridge's account is the one to ask.
 		return d.TargetID, b.moderate(ctx, s, roomJID, d.TargetID)
 	}
-	s, from, prefix, err := b.speaker(ctx, s, roomJID, d.Sender)
+	s, from, prefix, release, err := b.speaker(ctx, s, roomJID, d.Sender)
 	if err != nil {
 		return "", err
 	}
+	defer release()
 	room := roomJID.String()
 	msg := stanza.Message{To: roomJID, From: from, Type: stanza.GroupChatMessage, ID: deliveryID(d)}
 
@@ -176,8 +177,13 @@ func (b *Bridge) resolveReflection(m *inMsg) bool {
 	return true
 }
 
-// failReflection wakes a delivery whose message the room bounced.
+// failReflection wakes a delivery whose message the room bounced. Only a
+// room the bridge is in can bounce it; anyone else could send an error
+// with the same ID.
 func (b *Bridge) failReflection(m *inMsg) {
+	if !b.inRoom(m.From) {
+		return
+	}
 	b.mu.Lock()
 	wait, ok := b.reflections[m.ID]
 	b.mu.Unlock()
@@ -189,40 +195,51 @@ func (b *Bridge) failReflection(m *inMsg) {
 	}
 }
 
+// inRoom reports whether from is a room the bridge is in, or one of its
+// occupants.
+func (b *Bridge) inRoom(from jid.JID) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	_, ok := b.rooms[from.Bare().String()]
+	return ok
+}
+
 // speaker returns how a Mattermost user's message is sent: the session to
 // send on, the from address and a prefix for the body. In component mode the
 // user is a ghost under the component's domain; in client mode a ghost
 // account of their own when registration works, else the bridge account
 // with "<name> " in front.
-func (b *Bridge) speaker(ctx context.Context, s *xmpp.Session, roomJID jid.JID, sender bridge.Sender) (*xmpp.Session, jid.JID, string, error) {
+func (b *Bridge) speaker(ctx context.Context, s *xmpp.Session, roomJID jid.JID, sender bridge.Sender) (_ *xmpp.Session, from jid.JID, prefix string, release func(), _ error) {
 	name := sender.DisplayName
 	if name == "" {
 		name = sender.Username
 	}
+	noRelease := func() {}
 	switch {
 	case b.cfg.Mode == ModeComponent:
 		ghost, err := b.ghostJID(sender)
 		if err != nil {
-			return nil, jid.JID{}, "", err
+			return nil, jid.JID{}, "", nil, err
 		}
 		if jerr := b.joinGhost(ctx, s, roomJID, sender, ghost, name); jerr != nil {
-			return nil, jid.JID{}, "", jerr
+			return nil, jid.JID{}, "", nil, jerr
 		}
-		return s, ghost, "", nil
+		return s, ghost, "", noRelease, nil
 	case b.ghostsEnabled():
-		g, err := b.clientGhostFor(ctx, sender)
+		g, release, err := b.clientGhostFor(ctx, sender)
 		if err == nil {
 			if jerr := b.joinGhost(ctx, g.session, roomJID, sender, jid.JID{}, name); jerr != nil {
-				return nil, jid.JID{}, "", jerr
+				release()
+				return nil, jid.JID{}, "", nil, jerr
 			}
-			return g.session, jid.JID{}, "", nil
+			return g.session, jid.JID{}, "", release, nil
 		}
 		if !errors.Is(err, ErrRegistrationRefused) {
-			return nil, jid.JID{}, "", err
+			return nil, jid.JID{}, "", nil, err
 		}
 		b.log.Debug("Sending as the bridge account", "reason", err.Error())
 	}
-	return s, jid.JID{}, "<" + name + "> ", nil
+	return s, jid.JID{}, "<" + name + "> ", noRelease, nil
 }
 
 // ghostJID is a Mattermost user's address under the component's domain.

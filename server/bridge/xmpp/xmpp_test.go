@@ -66,13 +66,35 @@ func TestReplaceWordsOnlyWholeWords(t *testing.T) {
 }
 
 func TestGhostLocalpart(t *testing.T) {
-	for in, want := range map[string]string{"alice": "mm-alice", "Al.Ice_9": "mm-al.ice_9", "ünï cödé": "mm-n-c-d"} {
-		if got := ghostLocalpart(bridge.Sender{Username: in, ID: "id1"}); got != want {
-			t.Errorf("ghostLocalpart(%q) = %q, want %q", in, got, want)
+	key := []byte("installation key one")
+	alice := bridge.Sender{Username: "Al.Ice_9", ID: "id1"}
+	name := ghostLocalpart(key, alice)
+	if !strings.HasPrefix(name, "mm-al.ice_9-") || len(name) != len("mm-al.ice_9-")+16 {
+		t.Fatalf("ghostLocalpart = %q", name)
+	}
+	if ghostLocalpart(key, alice) != name {
+		t.Fatal("the same user got two names")
+	}
+	renamed := alice
+	renamed.Username = "alice"
+	if got := ghostLocalpart(key, renamed); got[len(got)-16:] != name[len(name)-16:] {
+		t.Fatalf("the tag should follow the user ID, not the username: %q and %q", got, name)
+	}
+	if ghostLocalpart([]byte("installation key two"), alice) == name {
+		t.Fatal("another installation's key gave the same name")
+	}
+	other := alice
+	other.ID = "id2"
+	if ghostLocalpart(key, other) == name {
+		t.Fatal("another user with the same username got the same name")
+	}
+	for in, want := range map[string]string{"ünï cödé": "mm-n-c-d-", "!!!": "mm-user-", strings.Repeat("a", 80): "mm-" + strings.Repeat("a", 32) + "-"} {
+		if got := ghostLocalpart(key, bridge.Sender{Username: in, ID: "id1"}); !strings.HasPrefix(got, want) {
+			t.Errorf("ghostLocalpart(%q) = %q, want prefix %q", in, got, want)
 		}
 	}
-	if got := ghostLocalpart(bridge.Sender{Username: "!!!", ID: "ABC"}); got != "mm-abc" {
-		t.Errorf("a name with nothing usable gave %q", got)
+	if a, b := ghostFallbackLocalpart(alice), ghostFallbackLocalpart(alice); a == b || a == name {
+		t.Fatalf("fallback names %q and %q should be random", a, b)
 	}
 }
 

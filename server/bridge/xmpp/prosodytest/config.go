@@ -14,8 +14,8 @@ type configData struct {
 	Domain, MUCDomain, UploadDomain, ComponentDomain string
 	ComponentSecret                                  string
 
-	C2SPort, DirectTLSPort, ComponentPort, HTTPPort int
-	HTTPURL                                         string
+	C2SPort, DirectTLSPort, ComponentPort, ComponentTLSPort, HTTPPort int
+	HTTPURL                                                           string
 
 	RequireEncryption bool
 	AllowRegistration bool
@@ -70,6 +70,10 @@ legacy_ssl_ports = { }
 s2s_ports = { }
 component_ports = { {{.ComponentPort}} }
 component_interfaces = { "127.0.0.1" }
+-- Direct TLS for components: net_multiplex's TLS port hands each stream to
+-- the service whose opening matches (here jabber:component:accept).
+ssl_ports = { {{.ComponentTLSPort}} }
+ssl_interfaces = { "127.0.0.1" }
 http_ports = { {{.HTTPPort}} }
 http_interfaces = { "127.0.0.1" }
 https_ports = { }
@@ -102,6 +106,7 @@ modules_enabled = {
 	"ping";
 	"register"; -- XEP-0077 in-band registration
 	"mam"; -- XEP-0313 archives for user accounts
+	"net_multiplex"; -- serves ssl_ports (direct TLS components)
 }
 modules_disabled = {
 	"s2s"; -- no federation: nothing listens on 5269

@@ -126,7 +126,7 @@ type Server struct {
 	prosodyctl  string
 	consoleFile string
 
-	c2sPort, directTLSPort, componentPort, httpPort int
+	c2sPort, directTLSPort, componentPort, componentTLSPort, httpPort int
 
 	servertest.Slot
 	mu       sync.Mutex
@@ -245,17 +245,17 @@ func (s *Server) writeCertificates() error {
 	return os.WriteFile(filepath.Join(certs, "server.key"), keyPEM, 0o600)
 }
 
-// choosePorts finds four free loopback ports, holding them all open at once
+// choosePorts finds five free loopback ports, holding them all open at once
 // so they differ.
 func (s *Server) choosePorts() error {
-	ports := make([]int, 0, 4)
-	listeners := make([]net.Listener, 0, 4)
+	ports := make([]int, 0, 5)
+	listeners := make([]net.Listener, 0, 5)
 	defer func() {
 		for _, l := range listeners {
 			l.Close()
 		}
 	}()
-	for range 4 {
+	for range 5 {
 		l, err := net.Listen("tcp4", "127.0.0.1:0")
 		if err != nil {
 			return fmt.Errorf("find a free port: %w", err)
@@ -263,7 +263,7 @@ func (s *Server) choosePorts() error {
 		listeners = append(listeners, l)
 		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
-	s.c2sPort, s.directTLSPort, s.componentPort, s.httpPort = ports[0], ports[1], ports[2], ports[3]
+	s.c2sPort, s.directTLSPort, s.componentPort, s.componentTLSPort, s.httpPort = ports[0], ports[1], ports[2], ports[3], ports[4]
 	s.HTTPURL = "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(s.httpPort))
 	return nil
 }
@@ -290,6 +290,7 @@ func (s *Server) writeConfig() error {
 		C2SPort:           s.c2sPort,
 		DirectTLSPort:     s.directTLSPort,
 		ComponentPort:     s.componentPort,
+		ComponentTLSPort:  s.componentTLSPort,
 		HTTPPort:          s.httpPort,
 		HTTPURL:           s.HTTPURL + "/",
 		RequireEncryption: !s.opts.AllowUnencrypted,
@@ -467,6 +468,13 @@ func (s *Server) DirectTLSAddr() string {
 // ComponentAddr is the XEP-0114 component port.
 func (s *Server) ComponentAddr() string {
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.componentPort))
+}
+
+// ComponentTLSAddr is a port that speaks TLS from the first byte and
+// carries XEP-0114 component streams inside (Prosody's net_multiplex on
+// ssl_ports): XEP-0114 itself has no STARTTLS.
+func (s *Server) ComponentTLSAddr() string {
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.componentTLSPort))
 }
 
 func (s *Server) httpAddr() string {
