@@ -864,7 +864,7 @@ func TestMatrixAndXMPPThroughOneChannel(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := h.dave.waitEvent(h.room, "eve's message", func(e *event.Event) bool { return strings.Contains(message(e).Body, "hello from") })
-	if !strings.HasPrefix(string(e.Sender), "@mm_xmpp_eve_") || !strings.Contains(message(e).FormattedBody, "<strong>xmpp</strong>") {
+	if !strings.HasPrefix(string(e.Sender), "@mm_xmpp=eve_") || !strings.Contains(message(e).FormattedBody, "<strong>xmpp</strong>") {
 		t.Fatalf("eve's message reached Matrix from %s as %q", e.Sender, message(e).FormattedBody)
 	}
 	var m event.MemberEventContent
@@ -894,7 +894,7 @@ func TestMatrixAndXMPPThroughOneChannel(t *testing.T) {
 	}
 	h.dave.waitEvent(h.room, "eve's reaction", func(e *event.Event) bool {
 		c, ok := e.Content.Parsed.(*event.ReactionEventContent)
-		return ok && strings.HasPrefix(string(e.Sender), "@mm_xmpp_eve_") && c.RelatesTo.EventID == carolID && c.RelatesTo.Key == "👍"
+		return ok && strings.HasPrefix(string(e.Sender), "@mm_xmpp=eve_") && c.RelatesTo.EventID == carolID && c.RelatesTo.Key == "👍"
 	})
 
 	// Mattermost reaches both.
@@ -913,6 +913,51 @@ func TestMatrixAndXMPPThroughOneChannel(t *testing.T) {
 	}
 	if n := len(filterExact(remotePosts(h.s, h.ch), "hello from **xmpp**")); n != 1 {
 		t.Fatalf("eve's message is in the channel %d times", n)
+	}
+}
+
+// Issue 8 item 5: a Mattermost user named like the puppet of a person from
+// a third network (XMPP here) speaks in Matrix as a puppet of their own,
+// and the XMPP person's puppet keeps its name.
+func TestMatrixMattermostUserNamedLikeAGhostGetsOwnPuppet(t *testing.T) {
+	prosody := prosodytest.Start(t, prosodytest.Options{})
+	prosody.CreateUser(t, "eve", "eve-password")
+	xroom := prosody.RoomJID(t, "bridge")
+	eve := prosody.Client(t, "eve", "eve-password")
+	h := newMatrixHarnessWith(t, xmppSettings(prosody, "component"))
+	if err := eve.JoinRoom(h.ctx, xroom, "Eve"); err != nil {
+		t.Fatal(err)
+	}
+	waitConnected(t, h.n, h.admin, h.ch, "xmppbridge", "XMPP")
+	h.command("/xmppbridge map "+xroom.String(), "Linked this channel")
+	if _, err := eve.Say(h.ctx, xroom, "i am eve"); err != nil {
+		t.Fatal(err)
+	}
+	ghost := h.dave.waitEvent(h.room, "eve's message", bodyIs("i am eve")).Sender
+	local, _, _ := ghost.Parse()
+	// The nearest Mattermost username to the ghost's localpart; before
+	// issue 8 it was the localpart itself.
+	name := strings.NewReplacer("=", "_", "/", "_", "+", "_").Replace(strings.TrimPrefix(local, h.cfg.UserPrefix))
+	if !model.IsValidUsername(name) {
+		t.Fatalf("%q is no Mattermost username", name)
+	}
+	mallory := h.s.CreateUserWith(&model.User{Username: name, Email: "mallory@example.com", FirstName: "Mallory", Password: "Passw0rd!x"})
+	h.s.AddToTeam(mallory.Id, h.ch.TeamId)
+	h.s.AddToChannel(mallory.Id, h.ch.Id)
+	h.post(mallory, "not eve", "")
+	said := h.dave.waitEvent(h.room, "mallory's message", bodyIs("not eve"))
+	if said.Sender == ghost || said.Sender != h.puppet(mallory) {
+		t.Fatalf("Mattermost user %s spoke in Matrix as %s; eve's puppet is %s", name, said.Sender, ghost)
+	}
+	if _, err := eve.Say(h.ctx, xroom, "still eve"); err != nil {
+		t.Fatal(err)
+	}
+	if e := h.dave.waitEvent(h.room, "eve's second message", bodyIs("still eve")); e.Sender != ghost {
+		t.Fatalf("eve's second message came from %s, her puppet is %s", e.Sender, ghost)
+	}
+	var m event.MemberEventContent
+	if err := h.dave.cli.StateEvent(h.ctx, h.room, event.StateMember, string(ghost), &m); err != nil || m.Displayname != "Eve" {
+		t.Fatalf("eve's puppet is called %q (%v)", m.Displayname, err)
 	}
 }
 

@@ -2,17 +2,21 @@ package matrix
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/mattermost/mattermost/server/public/model"
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/id"
 
@@ -284,11 +288,71 @@ func TestPuppetIDs(t *testing.T) {
 	}
 	x1 := b.puppetID(bridge.Sender{Network: bridge.NetworkXMPP, ID: "jid:a@x", Username: "Bob Ross"})
 	x2 := b.puppetID(bridge.Sender{Network: bridge.NetworkXMPP, ID: "jid:b@x", Username: "Bob Ross"})
-	if x1 == x2 || !strings.HasPrefix(string(x1), "@mm_xmpp_bob_ross_") {
+	if x1 == x2 || !strings.HasPrefix(string(x1), "@mm_xmpp=bob_ross_") {
 		t.Fatalf("XMPP puppets %s and %s", x1, x2)
 	}
 	if b.ownsUser("@carol:example.org") || b.ownsUser("@mm_alice:elsewhere.org") {
 		t.Fatal("owns foreign users")
+	}
+}
+
+// Puppets of Mattermost users and of other networks' people live in
+// namespaces no Mattermost username can cross: a user named like another
+// network's puppet gets a puppet of their own (issue 8, item 5).
+func TestPuppetNamespacesAreDisjoint(t *testing.T) {
+	b, err := New(testConfig("https://hs"), newMemStore(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := regexp.MustCompile(Registration(b.cfg, "").Namespaces.UserIDs[0].Regex)
+	ghosts := []bridge.Sender{
+		{Network: bridge.NetworkXMPP, ID: "jid:eve@xmpp.example", Username: "eve"},
+		{Network: bridge.NetworkXMPP, ID: "occupant:x1", Username: "Bob Ross"},
+		{Network: bridge.NetworkXMPP, ID: "jid:odd@xmpp.example", Username: "a=b/c+d:e"},
+		{Network: bridge.Network("slack"), ID: "U0123", Username: "frank"},
+		{Network: bridge.NetworkMatrix, ID: "@carol:elsewhere.org", Username: "carol"},
+	}
+	for _, g := range ghosts {
+		ghost := b.puppetID(g)
+		if !b.ownsUser(ghost) || !reg.MatchString(string(ghost)) {
+			t.Errorf("%s is outside the registered namespace", ghost)
+		}
+		local, _, _ := ghost.Parse()
+		rest := strings.TrimPrefix(local, b.cfg.UserPrefix)
+		// What the scheme before issue 8 gave this person, and what
+		// this one gives with its separator made a username character.
+		sum := sha256.Sum256([]byte(g.ID))
+		old := string(g.Network) + "_" + strings.Trim(regexp.MustCompile(`[^a-z0-9._=/+-]+`).ReplaceAllString(strings.ToLower(g.Username), "_"), "_") + "_" + hex.EncodeToString(sum[:3])
+		for _, name := range []string{rest, old, strings.NewReplacer("=", "_", "/", "_", "+", "_").Replace(rest)} {
+			mm := b.puppetID(bridge.Sender{Network: bridge.NetworkMattermost, ID: "u-" + name, Username: name})
+			if mm == ghost {
+				t.Errorf("Mattermost user %q gets the puppet of %s person %q: %s", name, g.Network, g.Username, ghost)
+			}
+			if !b.ownsUser(mm) || !reg.MatchString(string(mm)) {
+				t.Errorf("%s is outside the registered namespace", mm)
+			}
+		}
+		if model.IsValidUsername(rest) {
+			t.Errorf("a Mattermost user may be called %q, the name of %s's puppet", rest, g.Username)
+		}
+	}
+	// No Mattermost name, valid or remote (name:remote), reaches the
+	// ghosts' part of the namespace.
+	for _, name := range []string{"alice", "xmpp_eve_a1b2c3", "x=y", "bob:partner", "a/b+c", strings.Repeat("z", 64)} {
+		mm := b.puppetID(bridge.Sender{Network: bridge.NetworkMattermost, ID: "u", Username: name})
+		local, _, _ := mm.Parse()
+		if strings.ContainsAny(strings.TrimPrefix(local, b.cfg.UserPrefix), "=") {
+			t.Errorf("Mattermost user %q gets %s, in the ghosts' namespace", name, mm)
+		}
+	}
+	// Existing Mattermost puppets keep their IDs.
+	if mm := b.puppetID(bridge.Sender{Network: bridge.NetworkMattermost, ID: "u1", Username: "alice"}); mm != "@mm_alice:example.org" {
+		t.Errorf("alice's puppet moved to %s", mm)
+	}
+	// A long remote name still gives a valid user ID.
+	long := b.puppetID(bridge.Sender{Network: bridge.NetworkXMPP, ID: "jid:l@x", Username: strings.Repeat("long name ", 60)})
+	if len(long) > 255 {
+		t.Errorf("a %d-byte user ID", len(long))
 	}
 }
 

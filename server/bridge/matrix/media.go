@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"regexp"
 	"strings"
 
 	"maunium.net/go/mautrix"
@@ -16,8 +15,6 @@ import (
 
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge"
 )
-
-var notLocalpart = regexp.MustCompile(`[^a-z0-9._=/+-]+`)
 
 func sniff(data []byte) string { return http.DetectContentType(data) }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -326,21 +327,48 @@ func classify(err error) error {
 	return err
 }
 
+// ghostSeparator ends the network's name at the start of the localpart of
+// another network's person (@mm_xmpp=eve_<hash>). No Mattermost username
+// can contain it, and puppets of Mattermost users are made of username
+// characters only, so no Mattermost user can be given another network's
+// person's puppet, or the other way round. Both kinds still start with
+// the registration's prefix.
+const ghostSeparator = "="
+
+// maxGhostName bounds the name part of a ghost's localpart; the hash makes
+// it unique, the name only helps people reading IDs.
+const maxGhostName = 32
+
+var (
+	// notUsername is what a (lower-cased) Mattermost username cannot hold.
+	notUsername = regexp.MustCompile(`[^a-z0-9._-]+`)
+	// notRemoteUsername is the same for shared channels' remote users
+	// (bob:partner), whose ":" becomes "+": no local username holds
+	// either, so bob:partner and bob_partner stay two people.
+	notRemoteUsername = regexp.MustCompile(`[^a-z0-9._:-]+`)
+)
+
 // puppetID is the Matrix user that stands for a person from another
 // network: @<prefix><username> for Mattermost users; people bridged in from
-// a third network get their network's name and a hash of their ID, since
-// their names are not unique.
+// a third network get their network's name, ghostSeparator, their name
+// and a hash of their ID, since their names are not unique. 64 bits of
+// hash keep anyone from choosing an ID that lands on someone else's.
 func (b *Bridge) puppetID(s bridge.Sender) id.UserID {
 	name := strings.ToLower(s.Username)
 	if name == "" {
 		name = strings.ToLower(s.ID)
 	}
-	local := strings.Trim(notLocalpart.ReplaceAllString(name, "_"), "_")
-	if s.Network != bridge.NetworkMattermost && s.Network != "" {
-		sum := sha256.Sum256([]byte(s.ID))
-		local = string(s.Network) + "_" + local + "_" + hex.EncodeToString(sum[:3])
+	if s.Network == bridge.NetworkMattermost || s.Network == "" {
+		// Not trimmed: "_alice" and "alice" are different people.
+		local := strings.ReplaceAll(notRemoteUsername.ReplaceAllString(name, "_"), ":", "+")
+		return id.NewUserID(b.cfg.UserPrefix+local, b.cfg.ServerName)
 	}
-	return id.NewUserID(b.cfg.UserPrefix+local, b.cfg.ServerName)
+	local := strings.Trim(notUsername.ReplaceAllString(name, "_"), "_")
+	if len(local) > maxGhostName {
+		local = strings.TrimRight(local[:maxGhostName], "_")
+	}
+	sum := sha256.Sum256([]byte(string(s.Network) + "\x00" + s.ID))
+	return id.NewUserID(b.cfg.UserPrefix+string(s.Network)+ghostSeparator+local+"_"+hex.EncodeToString(sum[:8]), b.cfg.ServerName)
 }
 
 // ownsUser reports whether user is one of the bridge's puppets.
