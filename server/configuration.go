@@ -14,6 +14,8 @@ import (
 	"strings"
 
 	"mellium.im/xmpp/jid"
+
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/matrix"
 )
 
 // configuration holds the plugin's settings as the System Console saves them
@@ -47,6 +49,7 @@ type configuration struct {
 	MatrixHSToken       string
 	MatrixUserPrefix    string
 	MatrixBotLocalpart  string
+	MatrixInviteServers string
 
 	SlackEnabled  bool
 	SlackBotToken string
@@ -185,6 +188,9 @@ func (c *configuration) validate() error {
 		}
 		if c.MatrixASToken != "" && c.MatrixASToken == c.MatrixHSToken {
 			bad("MatrixHSToken", "must differ from MatrixASToken")
+		}
+		if _, err := matrix.ParseServerList(c.MatrixInviteServers); err != nil {
+			bad("MatrixInviteServers", "%v", err)
 		}
 	}
 

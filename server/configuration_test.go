@@ -68,6 +68,11 @@ func TestInvalidSettingsNameTheSettingAndHideSecrets(t *testing.T) {
 			m["MatrixEnabled"], m["MatrixHomeserverURL"], m["MatrixServerName"] = true, "ftp://x", "example.com"
 			m["MatrixASToken"], m["MatrixHSToken"] = "as-token-0123456789", "hs-token-0123456789"
 		}, "MatrixHomeserverURL"},
+		{"matrix invite servers", func(m map[string]any) {
+			m["MatrixEnabled"], m["MatrixHomeserverURL"], m["MatrixServerName"] = true, "https://matrix.example.com", "example.com"
+			m["MatrixASToken"], m["MatrixHSToken"] = "as-token-0123456789", "hs-token-0123456789"
+			m["MatrixInviteServers"] = "matrix.org, evil server"
+		}, "MatrixInviteServers"},
 		{"slack token", func(m map[string]any) {
 			m["SlackEnabled"], m["SlackBotToken"], m["SlackAppToken"] = true, "xoxp-user-token-secret", "xapp-1"
 		}, "SlackBotToken"},

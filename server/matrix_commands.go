@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/mattermost/mattermost/server/public/model"
+
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/command"
 )
@@ -61,7 +63,9 @@ func (p *Plugin) createMatrixRoom(ctx context.Context, call command.Call) (strin
 	if name == "" {
 		name = ch.Name
 	}
-	room, err := creator.CreateRoom(ctx, name, ch.Purpose)
+	// Only a public channel gets a room anyone may join.
+	inviteOnly := ch.Type != model.ChannelTypeOpen
+	room, err := creator.CreateRoom(ctx, name, ch.Purpose, inviteOnly)
 	if err != nil {
 		return "", fmt.Errorf("could not create a Matrix room: %w. Nothing was changed", err)
 	}
@@ -78,5 +82,9 @@ func (p *Plugin) createMatrixRoom(ctx context.Context, call command.Call) (strin
 			break
 		}
 	}
-	return text + "\nThe channel's members are joining the room.", nil
+	text += "\nThe channel's members are joining the room."
+	if inviteOnly {
+		text += " The room is invite-only, as the channel is not public."
+	}
+	return text, nil
 }

@@ -503,6 +503,10 @@ func TestMatrixCreateRoomAndMembership(t *testing.T) {
 	_, after, _ := strings.Cut(answer, "Matrix room ")
 	room := id.RoomID(strings.TrimSuffix(strings.Fields(after)[0], "."))
 	h.dave.join(room)
+	var rules event.JoinRulesEventContent
+	if err := h.dave.cli.StateEvent(h.ctx, room, event.StateJoinRules, "", &rules); err != nil || rules.JoinRule != event.JoinRulePublic {
+		t.Fatalf("the room of a public channel has join rule %q (%v)", rules.JoinRule, err)
+	}
 	var name event.RoomNameEventContent
 	if err := h.dave.cli.StateEvent(h.ctx, room, event.StateRoomName, "", &name); err != nil || name.Name != "Launch Plans" {
 		t.Fatalf("room name %q, %v", name.Name, err)
@@ -1097,4 +1101,64 @@ func TestMatrixOnlyAuthorsAndModerators(t *testing.T) {
 	h.carol.waitEvent(h.room, "the bot's redaction", func(e *event.Event) bool {
 		return e.Type == event.EventRedaction && (e.Redacts == againEv || strings.Contains(string(e.Content.VeryRaw), string(againEv)))
 	})
+}
+
+// Issue 8 item 6: the bot joins only where an admin wants it. An invitation
+// from a user on another server is refused (pushed here as the homeserver
+// would push one that came over federation); a private channel's new room
+// is invite-only. A local user's invitation still works (see
+// TestMatrixMapByAliasAndInvitation).
+func TestMatrixBotJoinsOnlyWhereAnAdminWantsIt(t *testing.T) {
+	h := newMatrixHarness(t)
+	bot := id.NewUserID(h.cfg.BotLocalpart, h.cfg.ServerName)
+	asBot, err := mautrix.NewClient(h.dendrite.URL, bot, h.cfg.ASToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	membership := func(room id.RoomID, user id.UserID) event.Membership {
+		var m event.MemberEventContent
+		if err := h.carol.cli.StateEvent(h.ctx, room, event.StateMember, string(user), &m); err != nil {
+			return ""
+		}
+		return m.Membership
+	}
+
+	// A public room the bot could join if it wanted to.
+	lure := h.carol.createRoom("lure")
+	invite := `{"events":[{"type":"m.room.member","room_id":"` + string(lure) + `","event_id":"$invite-from-afar","sender":"@mallory:evil.example",` +
+		`"state_key":"` + string(bot) + `","origin_server_ts":1,"content":{"membership":"invite"}}]}`
+	if code, text := h.asRequest(http.MethodPut, "/_matrix/app/v1/transactions/invite-from-afar", h.cfg.HSToken, invite); code != http.StatusOK {
+		t.Fatalf("the invitation: %d %s", code, text)
+	}
+	if m := membership(lure, bot); m == event.MembershipJoin {
+		t.Errorf("the bot joined %s on the invitation of @mallory:evil.example", lure)
+	}
+	if !slices.ContainsFunc(h.s.Logs(), func(l string) bool {
+		return strings.Contains(l, "refused an invitation") && strings.Contains(l, "@mallory:evil.example")
+	}) {
+		t.Error("the refused invitation is not logged")
+	}
+
+	// A private channel gets an invite-only room; its members' puppets
+	// are invited in by the bot.
+	team := h.s.DefaultTeam()
+	secret := h.s.CreateChannelWith(&model.Channel{TeamId: team.Id, Name: "secret-plans", DisplayName: "Secret Plans", Type: model.ChannelTypePrivate})
+	for _, u := range []*model.User{h.admin, h.alice} {
+		h.s.AddToChannel(u.Id, secret.Id)
+	}
+	answer := runCommand(t, h.n, h.admin, secret, "/matrixbridge create", "Linked this channel with Matrix room !")
+	_, after, _ := strings.Cut(answer, "Matrix room ")
+	room := id.RoomID(strings.TrimSuffix(strings.Fields(after)[0], "."))
+	var rules event.JoinRulesEventContent
+	if err := asBot.StateEvent(h.ctx, room, event.StateJoinRules, "", &rules); err != nil || rules.JoinRule != event.JoinRuleInvite {
+		t.Fatalf("the room of a private channel has join rule %q (%v)", rules.JoinRule, err)
+	}
+	if _, err := h.dave.cli.JoinRoomByID(h.ctx, room); err == nil {
+		t.Fatal("dave joined the private channel's room uninvited")
+	}
+	testhost.WaitFor(t, wait, func() bool {
+		var m event.MemberEventContent
+		err := asBot.StateEvent(h.ctx, room, event.StateMember, string(h.puppet(h.alice)), &m)
+		return err == nil && m.Membership == event.MembershipJoin
+	}, "alice's puppet to join the private channel's room")
 }

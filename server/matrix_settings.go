@@ -12,6 +12,8 @@ import (
 // bridge and the registration file are built from it alike, so the tokens
 // and namespaces the homeserver is given are the ones the bridge uses.
 func matrixConfig(c *configuration) matrix.Config {
+	// validate refuses a bad list before the bridge is made.
+	invite, _ := matrix.ParseServerList(c.MatrixInviteServers)
 	return matrix.Config{
 		HomeserverURL: c.MatrixHomeserverURL,
 		ServerName:    c.MatrixServerName,
@@ -20,6 +22,7 @@ func matrixConfig(c *configuration) matrix.Config {
 		UserPrefix:    c.MatrixUserPrefix,
 		BotLocalpart:  c.MatrixBotLocalpart,
 		MaxFileSize:   int64(c.MaxFileSizeMB) << 20,
+		InviteServers: invite,
 	}
 }
 

@@ -25,7 +25,8 @@ type MemberWatcher interface {
 }
 
 // RoomCreator is implemented by bridges that can make a new remote room for
-// a channel. It returns the new room's canonical ID.
+// a channel. It returns the new room's canonical ID. inviteOnly asks for a
+// room only invited people may join, for a channel that is not public.
 type RoomCreator interface {
-	CreateRoom(ctx context.Context, name, topic string) (room string, err error)
+	CreateRoom(ctx context.Context, name, topic string, inviteOnly bool) (room string, err error)
 }

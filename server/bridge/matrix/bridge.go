@@ -323,11 +323,24 @@ func (b *Bridge) RoomUnlinked(ctx context.Context, room string) error {
 }
 
 // CreateRoom makes a new room for a channel, with the bot as its admin.
-func (b *Bridge) CreateRoom(ctx context.Context, name, topic string) (string, error) {
+// An invite-only room (private_chat: join rule invite, history shared with
+// members) is for a channel that is not public; the bot invites the
+// members' puppets as they join. Neither kind is published in the room
+// directory or open to guests.
+func (b *Bridge) CreateRoom(ctx context.Context, name, topic string, inviteOnly bool) (string, error) {
+	preset := "public_chat"
+	if inviteOnly {
+		preset = "private_chat"
+	}
 	res, err := b.as.BotIntent().CreateRoom(ctx, &mautrix.ReqCreateRoom{
-		Name:   name,
-		Topic:  topic,
-		Preset: "public_chat",
+		Name:       name,
+		Topic:      topic,
+		Preset:     preset,
+		Visibility: "private",
+		InitialState: []*event.Event{{
+			Type:    event.StateGuestAccess,
+			Content: event.Content{Parsed: &event.GuestAccessEventContent{GuestAccess: event.GuestAccessForbidden}},
+		}},
 	})
 	if err != nil {
 		return "", fmt.Errorf("create a Matrix room: %w", describe(err))

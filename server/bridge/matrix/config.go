@@ -3,8 +3,10 @@ package matrix
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"maunium.net/go/mautrix/appservice"
@@ -28,6 +30,9 @@ type Config struct {
 	BotLocalpart string
 	// MaxFileSize bounds files either way; 0 means no limit.
 	MaxFileSize int64
+	// InviteServers are the servers besides ServerName whose users may
+	// invite the bot into a room (MatrixInviteServers).
+	InviteServers []string
 }
 
 // localpartChars are the characters the spec allows in a user localpart.
@@ -39,7 +44,7 @@ func (c Config) Validate() error {
 	if u, err := url.Parse(c.HomeserverURL); c.HomeserverURL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		errs = append(errs, errors.New("MatrixHomeserverURL must be an http(s) URL such as https://matrix.example.com"))
 	}
-	if c.ServerName == "" || strings.ContainsAny(c.ServerName, "/@ ") {
+	if !ValidServerName(c.ServerName) {
 		errs = append(errs, errors.New("MatrixServerName must be the homeserver's server name, e.g. example.com"))
 	}
 	if len(c.ASToken) < 16 {
@@ -60,7 +65,57 @@ func (c Config) Validate() error {
 	if c.UserPrefix != "" && strings.HasPrefix(c.BotLocalpart, c.UserPrefix) {
 		errs = append(errs, errors.New("MatrixBotLocalpart must not start with MatrixUserPrefix"))
 	}
+	for _, s := range c.InviteServers {
+		if !ValidServerName(s) {
+			errs = append(errs, errors.New("MatrixInviteServers must list server names such as example.com or matrix.example.org:8448, separated by commas"))
+			break
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// dnsName is the spec's dns-name: letters, digits, "-" and ".".
+var dnsName = regexp.MustCompile(`^[A-Za-z0-9.-]{1,255}$`)
+
+// ValidServerName follows the grammar of server names in the Matrix spec
+// (appendix "Server Name"): hostname [":" port], where hostname is an IPv4
+// address, a bracketed IPv6 address or a DNS name.
+func ValidServerName(s string) bool {
+	host := s
+	if i := strings.LastIndexByte(s, ':'); i >= 0 && !strings.HasSuffix(s, "]") {
+		host = s[:i]
+		port := s[i+1:]
+		if port == "" || len(port) > 5 || strings.Trim(port, "0123456789") != "" {
+			return false
+		}
+		if n, _ := strconv.Atoi(port); n < 1 || n > 65535 {
+			return false
+		}
+	}
+	if inner, ok := strings.CutPrefix(host, "["); ok {
+		inner, ok = strings.CutSuffix(inner, "]")
+		ip, err := netip.ParseAddr(inner)
+		return ok && err == nil && ip.Is6() && ip.Zone() == ""
+	}
+	return dnsName.MatchString(host)
+}
+
+// ParseServerList reads a comma-separated list of server names, as
+// MatrixInviteServers holds it. Blanks around names and empty entries are
+// ignored; the first name that is not a server name is an error.
+func ParseServerList(list string) ([]string, error) {
+	var out []string
+	for _, s := range strings.Split(list, ",") {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		if !ValidServerName(s) {
+			return nil, fmt.Errorf("%q is not a Matrix server name such as example.com or matrix.example.org:8448", s)
+		}
+		out = append(out, s)
+	}
+	return out, nil
 }
 
 // Registration is the application-service registration a homeserver admin

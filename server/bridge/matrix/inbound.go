@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -126,11 +127,44 @@ func (b *Bridge) handleMember(ctx context.Context, evt *event.Event) error {
 	}
 	b.mu.Unlock()
 	if user == b.bot && c.Membership == event.MembershipInvite {
-		if _, err := b.as.BotIntent().JoinRoomByID(ctx, evt.RoomID); err != nil {
-			b.log.Warn("Matrix bot could not accept an invitation", "room", evt.RoomID.String(), "error", err.Error())
-		}
+		b.answerInvitation(ctx, evt)
 	}
 	return nil
+}
+
+// answerInvitation accepts an invitation to the bot from a user of the
+// bridge's own homeserver or of a server the admin allowed
+// (MatrixInviteServers), so invite-only rooms can be mapped. Others are
+// rejected: anyone anywhere could otherwise pull the bot, and with it the
+// puppets of everyone it bridges, into rooms of their choosing.
+func (b *Bridge) answerInvitation(ctx context.Context, evt *event.Event) {
+	room := evt.RoomID.String()
+	if b.mayInvite(evt.Sender) {
+		if _, err := b.as.BotIntent().JoinRoomByID(ctx, evt.RoomID); err != nil {
+			b.log.Warn("Matrix bot could not accept an invitation", "room", room, "error", err.Error())
+		}
+		return
+	}
+	b.log.Info("Matrix bot refused an invitation from a server not in MatrixServerName or MatrixInviteServers", "room", room, "inviter", evt.Sender.String())
+	// A linked room stays: an admin put the bot there.
+	if _, err := b.store.ChannelForRoom(bridge.NetworkMatrix, room); err == nil {
+		return
+	}
+	// Leaving is how an invitation is rejected.
+	if _, err := b.as.BotIntent().LeaveRoom(ctx, evt.RoomID); err != nil {
+		b.log.Debug("Matrix bot could not reject an invitation", "room", room, "error", err.Error())
+	}
+}
+
+// mayInvite reports whether user is on a server whose users may invite
+// the bot.
+func (b *Bridge) mayInvite(user id.UserID) bool {
+	_, server, err := user.Parse()
+	if err != nil {
+		return false
+	}
+	// Host names are case-insensitive.
+	return strings.EqualFold(server, b.cfg.ServerName) || slices.ContainsFunc(b.cfg.InviteServers, func(s string) bool { return strings.EqualFold(server, s) })
 }
 
 // toEvent translates a room event; nil means it is not something the bridge

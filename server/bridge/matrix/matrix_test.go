@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -353,6 +354,114 @@ func TestPuppetNamespacesAreDisjoint(t *testing.T) {
 	long := b.puppetID(bridge.Sender{Network: bridge.NetworkXMPP, ID: "jid:l@x", Username: strings.Repeat("long name ", 60)})
 	if len(long) > 255 {
 		t.Errorf("a %d-byte user ID", len(long))
+	}
+}
+
+// inviteEvent invites the bot to room on behalf of sender.
+func inviteEvent(room, sender, eventID string) string {
+	return `{"type":"m.room.member","room_id":"` + room + `","event_id":"` + eventID + `","sender":"` + sender +
+		`","state_key":"@mattermostbridge:example.org","origin_server_ts":1,"content":{"membership":"invite"}}`
+}
+
+// homeserverRecorder answers every client-server request with {} and keeps
+// the paths asked for.
+type homeserverRecorder struct {
+	mu    sync.Mutex
+	paths []string
+}
+
+func (h *homeserverRecorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.mu.Lock()
+	h.paths = append(h.paths, r.Method+" "+r.URL.Path)
+	h.mu.Unlock()
+	if strings.HasSuffix(r.URL.Path, "/whoami") {
+		_, _ = w.Write([]byte(`{"user_id":"@mattermostbridge:example.org"}`))
+		return
+	}
+	_, _ = w.Write([]byte(`{"room_id":"!x:example.org"}`))
+}
+
+// asked reports whether a request for a path ending in suffix came for room.
+func (h *homeserverRecorder) asked(room, suffix string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, p := range h.paths {
+		if strings.Contains(p, "/rooms/"+room+"/") && strings.HasSuffix(p, suffix) {
+			return true
+		}
+	}
+	return false
+}
+
+// The bot accepts invitations from people on its own homeserver only; one
+// from another server is rejected (issue 8, item 6).
+func TestBotAcceptsInvitationsOnlyFromItsHomeserver(t *testing.T) {
+	hs := &homeserverRecorder{}
+	b, _, _ := newTestBridge(t, hs)
+	txn := `{"events":[` + inviteEvent("!evil:evil.example", "@mallory:evil.example", "$i1") + `,` +
+		inviteEvent("!spoof:example.org", "@mallory:evil.example", "$i2") + `,` +
+		inviteEvent("!local:example.org", "@carol:example.org", "$i3") + `]}`
+	if w := put(b, "/_matrix/app/v1/transactions/inv1", b.cfg.HSToken, txn); w.Code != http.StatusOK {
+		t.Fatalf("invitations: %d %s", w.Code, w.Body)
+	}
+	for _, room := range []string{"!evil:evil.example", "!spoof:example.org"} {
+		if hs.asked(room, "/join") {
+			t.Errorf("the bot joined %s on the invitation of @mallory:evil.example", room)
+		}
+		if !hs.asked(room, "/leave") {
+			t.Errorf("the invitation to %s from @mallory:evil.example was not rejected", room)
+		}
+	}
+	if !hs.asked("!local:example.org", "/join") {
+		t.Error("the bot did not accept the invitation of a local user")
+	}
+
+	// MatrixInviteServers lets the admin add servers; an invitation to a
+	// linked room is never answered by leaving it.
+	b.cfg.InviteServers = []string{"friends.example", "matrix.example.net:8448"}
+	b.store.(*memStore).rooms["!linked:evil.example"] = "channel"
+	txn = `{"events":[` + inviteEvent("!friend:friends.example", "@fred:Friends.Example", "$i4") + `,` +
+		inviteEvent("!port:example.net", "@pat:matrix.example.net:8448", "$i5") + `,` +
+		inviteEvent("!noport:example.net", "@pat:matrix.example.net", "$i6") + `,` +
+		inviteEvent("!linked:evil.example", "@mallory:evil.example", "$i7") + `]}`
+	if w := put(b, "/_matrix/app/v1/transactions/inv2", b.cfg.HSToken, txn); w.Code != http.StatusOK {
+		t.Fatalf("invitations: %d %s", w.Code, w.Body)
+	}
+	for _, room := range []string{"!friend:friends.example", "!port:example.net"} {
+		if !hs.asked(room, "/join") {
+			t.Errorf("the bot did not accept the invitation to %s from an allowed server", room)
+		}
+	}
+	if hs.asked("!noport:example.net", "/join") {
+		t.Error("matrix.example.net:8448 allowed matrix.example.net too")
+	}
+	if hs.asked("!linked:evil.example", "/leave") || hs.asked("!linked:evil.example", "/join") {
+		t.Error("an invitation to a linked room made the bot move")
+	}
+}
+
+func TestServerNames(t *testing.T) {
+	for _, good := range []string{"example.com", "localhost", "matrix.example.org:8448", "1.2.3.4", "1.2.3.4:80", "[::1]", "[2001:db8::1]:8448", "EXAMPLE.com"} {
+		if !ValidServerName(good) {
+			t.Errorf("%q refused", good)
+		}
+	}
+	for _, bad := range []string{"", "example.com:", "example.com:0", "example.com:65536", "example.com:x", "exa mple.com", "a/b", "@example.com", "[::1", "[1.2.3.4]", "[fe80::1%eth0]", "*.example.com", "exämple.com", strings.Repeat("a", 256)} {
+		if ValidServerName(bad) {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	got, err := ParseServerList(" friends.example, ,matrix.example.net:8448 ,")
+	if err != nil || !slices.Equal(got, []string{"friends.example", "matrix.example.net:8448"}) {
+		t.Fatalf("list: %q, %v", got, err)
+	}
+	if _, err := ParseServerList("ok.example, not a server"); err == nil || !strings.Contains(err.Error(), `"not a server"`) {
+		t.Fatalf("bad list: %v", err)
+	}
+	c := testConfig("https://hs")
+	c.InviteServers = []string{"ok.example", "bad server"}
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "MatrixInviteServers") {
+		t.Fatalf("a bad invite server passed validation: %v", err)
 	}
 }
 
