@@ -83,6 +83,7 @@ func TestSettings(t *testing.T) {
 		"MatrixHSToken":       {"Matrix", "generated", "", true},
 		"MatrixUserPrefix":    {"Matrix", "text", "mm_", false},
 		"MatrixBotLocalpart":  {"Matrix", "text", "mattermostbridge", false},
+		"MatrixInviteServers": {"Matrix", "text", "", false},
 		"MatrixRegistration":  {"Matrix", "custom", nil, false},
 
 		"SlackEnabled":  {"Slack", "bool", false, false},
