@@ -19,6 +19,7 @@ import (
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
+	"mellium.im/xmpp/jid"
 
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/matrix"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/matrix/dendritetest"
@@ -849,9 +850,10 @@ func TestMatrixBadInput(t *testing.T) {
 	}
 }
 
-// Matrix check 7: a channel linked with an XMPP room and a Matrix room
-// relays between the two through the bus, and both reach Mattermost.
-func TestMatrixAndXMPPThroughOneChannel(t *testing.T) {
+// newMatrixAndXMPPHarness links the Matrix harness's channel with an XMPP
+// room too (component mode), where eve is.
+func newMatrixAndXMPPHarness(t *testing.T) (*matrixHarness, *prosodytest.Client, jid.JID) {
+	t.Helper()
 	prosody := prosodytest.Start(t, prosodytest.Options{})
 	prosody.CreateUser(t, "eve", "eve-password")
 	xroom := prosody.RoomJID(t, "bridge")
@@ -862,6 +864,13 @@ func TestMatrixAndXMPPThroughOneChannel(t *testing.T) {
 	}
 	waitConnected(t, h.n, h.admin, h.ch, "xmppbridge", "XMPP")
 	h.command("/xmppbridge map "+xroom.String(), "Linked this channel")
+	return h, eve, xroom
+}
+
+// Matrix check 7: a channel linked with an XMPP room and a Matrix room
+// relays between the two through the bus, and both reach Mattermost.
+func TestMatrixAndXMPPThroughOneChannel(t *testing.T) {
+	h, eve, xroom := newMatrixAndXMPPHarness(t)
 
 	// XMPP -> Matrix (and Mattermost): eve has a puppet of her own.
 	if _, err := eve.Say(h.ctx, xroom, "hello from *xmpp*"); err != nil {
@@ -924,16 +933,7 @@ func TestMatrixAndXMPPThroughOneChannel(t *testing.T) {
 // a third network (XMPP here) speaks in Matrix as a puppet of their own,
 // and the XMPP person's puppet keeps its name.
 func TestMatrixMattermostUserNamedLikeAGhostGetsOwnPuppet(t *testing.T) {
-	prosody := prosodytest.Start(t, prosodytest.Options{})
-	prosody.CreateUser(t, "eve", "eve-password")
-	xroom := prosody.RoomJID(t, "bridge")
-	eve := prosody.Client(t, "eve", "eve-password")
-	h := newMatrixHarnessWith(t, xmppSettings(prosody, "component"))
-	if err := eve.JoinRoom(h.ctx, xroom, "Eve"); err != nil {
-		t.Fatal(err)
-	}
-	waitConnected(t, h.n, h.admin, h.ch, "xmppbridge", "XMPP")
-	h.command("/xmppbridge map "+xroom.String(), "Linked this channel")
+	h, eve, xroom := newMatrixAndXMPPHarness(t)
 	if _, err := eve.Say(h.ctx, xroom, "i am eve"); err != nil {
 		t.Fatal(err)
 	}

@@ -115,13 +115,7 @@ func inRoom(c *prosodytest.Client, room jid.JID) map[string]bool {
 func TestIdleGhostsCloseCleanlyAndFreeTheirNicks(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	p := prosodytest.Start(t, prosodytest.Options{})
-	p.CreateUser(t, "carol", "carol-pw")
-	room := p.RoomJID(t, "dev")
-	carol := p.Client(t, "carol", "carol-pw")
-	if err := carol.JoinRoom(ctx, room, "Carol"); err != nil {
-		t.Fatal(err)
-	}
+	p, room, carol := prosodyWithCarol(ctx, t)
 	b, rec := clientBridge(ctx, t, p, room, &memGhosts{})
 
 	// Every delivery finds its ghost just as idle connections are closed
@@ -197,13 +191,7 @@ func TestIdleGhostsCloseCleanlyAndFreeTheirNicks(t *testing.T) {
 func TestGhostAccountNamesCannotBePreRegistered(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	p := prosodytest.Start(t, prosodytest.Options{})
-	p.CreateUser(t, "carol", "carol-pw")
-	room := p.RoomJID(t, "dev")
-	carol := p.Client(t, "carol", "carol-pw")
-	if err := carol.JoinRoom(ctx, room, "Carol"); err != nil {
-		t.Fatal(err)
-	}
+	p, room, carol := prosodyWithCarol(ctx, t)
 	// Mallory registers every name she can derive from "alice".
 	taken := map[string]bool{}
 	for _, name := range []string{"mm-alice", "mm-alice-2", "mm-alice-3", "mm-alice-4", "mm-alice-5", "alice"} {
@@ -265,4 +253,17 @@ func TestGhostAccountNamesCannotBePreRegistered(t *testing.T) {
 	if rec, _ = ghosts.GetGhost(bridge.NetworkXMPP, dora.ID); rec.RemoteID != old.String() {
 		t.Fatalf("dora's existing ghost was replaced by %s", rec.RemoteID)
 	}
+}
+
+// prosodyWithCarol starts Prosody with a room "dev" where carol is.
+func prosodyWithCarol(ctx context.Context, t *testing.T) (*prosodytest.Server, jid.JID, *prosodytest.Client) {
+	t.Helper()
+	p := prosodytest.Start(t, prosodytest.Options{})
+	p.CreateUser(t, "carol", "carol-pw")
+	room := p.RoomJID(t, "dev")
+	carol := p.Client(t, "carol", "carol-pw")
+	if err := carol.JoinRoom(ctx, room, "Carol"); err != nil {
+		t.Fatal(err)
+	}
+	return p, room, carol
 }
