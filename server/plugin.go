@@ -374,9 +374,13 @@ func (p *Plugin) MessageHasBeenUpdated(_ *plugin.Context, newPost, oldPost *mode
 	}
 }
 
-func (p *Plugin) MessageHasBeenDeleted(_ *plugin.Context, post *model.Post) {
+func (p *Plugin) MessageHasBeenDeleted(c *plugin.Context, post *model.Post) {
 	if rt := p.active(); rt != nil {
-		rt.mm.OnPostDeleted(post)
+		sessionID := ""
+		if c != nil {
+			sessionID = c.SessionId
+		}
+		rt.mm.OnPostDeleted(post, sessionID)
 	}
 }
 

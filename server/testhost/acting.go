@@ -160,7 +160,7 @@ func (n *Node) ServeHTTP(userID string, r *http.Request) *http.Response {
 		req.URL.RawPath = ""
 	}
 	req.RequestURI = req.URL.RequestURI()
-	c := userPluginContext(userID)
+	c := n.s.userPluginContext(userID)
 	c.IPAddress = req.RemoteAddr
 	if host, _, err := net.SplitHostPort(req.RemoteAddr); err == nil {
 		c.IPAddress = host // the server's utils.GetIPAddress drops the port

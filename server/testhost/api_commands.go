@@ -185,7 +185,7 @@ func (n *Node) ExecuteCommandArgs(in *model.CommandArgs) (*model.CommandResponse
 	if err != nil {
 		return nil, appErr("ExecutePluginCommand", "model.plugin_command.error.app_error", http.StatusInternalServerError, "err="+err.Error())
 	}
-	resp, appError, rpcErr := hooks.ExecuteCommandWithRPCErr(userPluginContext(args.UserId), &args)
+	resp, appError, rpcErr := hooks.ExecuteCommandWithRPCErr(n.s.userPluginContext(args.UserId), &args)
 	if rpcErr != nil {
 		return nil, appErr("ExecutePluginCommand", "model.plugin_command_crash.error.app_error", http.StatusInternalServerError, "err="+rpcErr.Error())
 	}

@@ -393,12 +393,6 @@ func (a *API) GetPropertyValues(p0 string, p1 []string) (r0 []*model.PropertyVal
 	return
 }
 
-// GetSession is not implemented by the test host.
-func (a *API) GetSession(p0 string) (r0 *model.Session, r1 *model.AppError) {
-	r1 = a.notImplementedAppErr("GetSession")
-	return
-}
-
 // GetTeamIcon is not implemented by the test host.
 func (a *API) GetTeamIcon(p0 string) (r0 []uint8, r1 *model.AppError) {
 	r1 = a.notImplementedAppErr("GetTeamIcon")

@@ -277,3 +277,13 @@ func (a *API) SetProfileImage(userID string, data []byte) *model.AppError {
 	}
 	return nil
 }
+
+// GetSession resolves the session of a hook's plugin.Context to its user.
+// Like app.GetSession, an unknown session answers 401.
+func (a *API) GetSession(sessionID string) (*model.Session, *model.AppError) {
+	userID, ok := a.s.sessions.Load(sessionID)
+	if !ok {
+		return nil, appErr("GetSession", "api.context.invalid_token.error", http.StatusUnauthorized, "session_id="+sessionID)
+	}
+	return &model.Session{Id: sessionID, UserId: userID.(string)}, nil
+}

@@ -93,7 +93,7 @@ func (n *Node) createPost(in *model.Post, o origin) (*model.Post, *model.AppErro
 	}
 	post.Hashtags, _ = model.ParseHashtags(post.Message)
 
-	pctx := userPluginContext(o.userID)
+	pctx := n.s.userPluginContext(o.userID)
 	var rejection *model.AppError
 	n.runHook(plugin.MessageWillBePostedID, func(h plugin.Hooks, _ *model.Manifest) bool {
 		replacement, reason := h.MessageWillBePosted(pctx, post.ForPlugin())
@@ -211,7 +211,7 @@ func (n *Node) updatePost(in *model.Post, o origin) (*model.Post, *model.AppErro
 		oldPost.RemoteId = model.NewPointer(*received.RemoteId)
 	}
 
-	pctx := userPluginContext(o.userID)
+	pctx := n.s.userPluginContext(o.userID)
 	var rejectReason string
 	rejected := false
 	n.runHook(plugin.MessageWillBeUpdatedID, func(h plugin.Hooks, _ *model.Manifest) bool {
@@ -292,7 +292,8 @@ func (n *Node) updatePost(in *model.Post, o origin) (*model.Post, *model.AppErro
 
 // deletePost follows app.DeletePost: the post and, for a root, its replies
 // are soft-deleted (DeleteAt, UpdateAt, the deleteBy prop), its files are
-// deleted, and MessageHasBeenDeleted runs in a goroutine.
+// deleted, and MessageHasBeenDeleted runs in a goroutine with the post as
+// read before.
 func (n *Node) deletePost(postID string, o origin) *model.AppError {
 	const where = "DeletePost"
 	s := n.s
@@ -312,6 +313,11 @@ func (n *Node) deletePost(postID string, o origin) *model.AppError {
 			return forbidden(where, "user "+o.userID+" may not delete post "+postID)
 		}
 	}
+	// app.DeletePost reads the post, has the store mark it deleted (with
+	// the deleteBy prop) and fires MessageHasBeenDeleted with the post as
+	// it read it: the hook's post carries neither DeleteAt nor deleteBy.
+	// Who deleted it is the session in the hook's context.
+	hookPost := copyPost(p).ForPlugin()
 	deleteBy := o.userID
 	if deleteBy == "" {
 		deleteBy = o.pluginID
@@ -330,10 +336,9 @@ func (n *Node) deletePost(postID string, o origin) *model.AppError {
 			fi.UpdateAt = now
 		}
 	}
-	hookPost := copyPost(p).ForPlugin()
 	s.mu.Unlock()
 
-	pctx := userPluginContext(o.userID)
+	pctx := n.s.userPluginContext(o.userID)
 	n.goHook(plugin.MessageHasBeenDeletedID, func(h plugin.Hooks) { h.MessageHasBeenDeleted(pctx, hookPost) })
 	return nil
 }
@@ -406,7 +411,7 @@ func (n *Node) addReaction(in *model.Reaction, o origin) (*model.Reaction, *mode
 	out := copyReaction(r)
 	s.mu.Unlock()
 
-	pctx := userPluginContext(o.userID)
+	pctx := n.s.userPluginContext(o.userID)
 	n.goHook(plugin.ReactionHasBeenAddedID, func(h plugin.Hooks) { h.ReactionHasBeenAdded(pctx, hookReaction) })
 	return out, nil
 }
@@ -448,7 +453,7 @@ func (n *Node) removeReaction(in *model.Reaction, o origin) *model.AppError {
 	p.UpdateAt = now
 	s.mu.Unlock()
 
-	pctx := userPluginContext(o.userID)
+	pctx := n.s.userPluginContext(o.userID)
 	n.goHook(plugin.ReactionHasBeenRemovedID, func(h plugin.Hooks) { h.ReactionHasBeenRemoved(pctx, hookReaction) })
 	return nil
 }

@@ -503,12 +503,16 @@ func newPluginContext() *plugin.Context {
 	return &plugin.Context{RequestId: model.NewId()}
 }
 
-func userPluginContext(userID string) *plugin.Context {
+// userPluginContext is the context of a hook fired by userID's request:
+// like app's pluginContext, it carries the request's session, which
+// GetSession resolves to the user.
+func (s *Server) userPluginContext(userID string) *plugin.Context {
 	c := newPluginContext()
 	if userID != "" {
 		c.SessionId = model.NewId()
 		c.UserAgent = "testhost"
 		c.IPAddress = "127.0.0.1"
+		s.sessions.Store(c.SessionId, userID)
 	}
 	return c
 }

@@ -85,6 +85,9 @@ type Server struct {
 	allowFailures atomic.Bool
 	kvFaults      kvFaults
 
+	// sessions maps the session IDs of hook contexts to their users.
+	sessions sync.Map
+
 	nodesMu sync.Mutex
 	nodes   []*Node
 	closed  bool

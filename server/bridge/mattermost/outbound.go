@@ -56,14 +56,15 @@ func (b *Bridge) OnPostUpdated(newPost, oldPost *model.Post) {
 	_ = b.emit(b.editEvent(newPost)) // failures are logged by send
 }
 
-// OnPostDeleted handles MessageHasBeenDeleted. Besides people's own
-// posts, a person's delete of a remote user's post is relayed: it is a
-// moderation the server allowed (delete_others_posts).
-func (b *Bridge) OnPostDeleted(post *model.Post) {
+// OnPostDeleted handles MessageHasBeenDeleted; sessionID is the hook
+// context's, the session of the request that deleted the post. Besides
+// people's own posts, a person's delete of a remote user's post is
+// relayed: it is a moderation the server allowed (delete_others_posts).
+func (b *Bridge) OnPostDeleted(post *model.Post, sessionID string) {
 	if post == nil || post.IsSystemMessage() || post.Type == model.PostTypeEphemeral || !b.linked(post.ChannelId) {
 		return
 	}
-	ev, ok := b.deleteEvent(post)
+	ev, ok := b.deleteEvent(post, b.deleter(post, sessionID))
 	if !ok || !b.awaitReady() {
 		return
 	}
@@ -210,12 +211,24 @@ func (b *Bridge) editEvent(post *model.Post) bridge.Event {
 	}
 }
 
-// deleteEvent is the delete of post by whoever the server says deleted it
-// (the deleteBy prop app.DeletePost sets). Someone other than the author
-// makes it a moderation. ok is false when no person of this server did it:
-// the plugin removing a remote user's post because its original went away
-// must not travel back.
-func (b *Bridge) deleteEvent(post *model.Post) (ev bridge.Event, ok bool) {
+// deleter is who the server says deleted post: the user of the request's
+// session, else the deleteBy prop app.DeletePost stores (which replays
+// read back with the post); "" when neither names one.
+func (b *Bridge) deleter(post *model.Post, sessionID string) string {
+	if sessionID != "" {
+		if session, appErr := b.api.GetSession(sessionID); appErr == nil && session.UserId != "" {
+			return session.UserId
+		}
+	}
+	deleteBy, _ := post.GetProp(model.PostPropsDeleteBy).(string)
+	return deleteBy
+}
+
+// deleteEvent is the delete of post by deleter. Someone other than the
+// author makes it a moderation. ok is false when no person of this server
+// did it: the plugin removing a remote user's post because its original
+// went away must not travel back.
+func (b *Bridge) deleteEvent(post *model.Post, deleter string) (ev bridge.Event, ok bool) {
 	ev = bridge.Event{
 		Kind:   bridge.KindDelete,
 		Origin: bridge.Ref{Network: bridge.NetworkMattermost, Room: post.ChannelId, ID: post.Id},
@@ -223,7 +236,6 @@ func (b *Bridge) deleteEvent(post *model.Post) (ev bridge.Event, ok bool) {
 		Time:   millis(max(post.UpdateAt, post.DeleteAt)),
 	}
 	authorIsOwn := b.isOwnUser(post.UserId)
-	deleter, _ := post.GetProp(model.PostPropsDeleteBy).(string)
 	if deleter != "" && deleter != post.UserId && !b.isOwnUser(deleter) {
 		if user, appErr := b.api.GetUser(deleter); appErr == nil && !user.IsBot {
 			ev.Sender, ev.Moderated = b.senderOf(user), true
@@ -382,7 +394,7 @@ func (b *Bridge) replayChanges(channelID string, since int64) {
 		}
 		switch {
 		case p.DeleteAt > since:
-			if ev, ok := b.deleteEvent(p); ok {
+			if ev, ok := b.deleteEvent(p, b.deleter(p, "")); ok {
 				changes = append(changes, ev)
 			}
 		case p.EditAt > since && !b.isOwnUser(p.UserId):
