@@ -129,6 +129,11 @@ type Event struct {
 	// moderation the room sent, a Matrix redaction by a member with the
 	// power level for it). Only the origin's bridge sets it, after checking.
 	Moderated bool `json:"moderated,omitempty"`
+	// AwaitTarget says Target is a copy the bridge posted on the origin
+	// network: its map is written a moment after it appears, so an action
+	// on a fresh one waits briefly for it instead of being dropped. Only
+	// the Home network's bridge sets it.
+	AwaitTarget bool `json:"await_target,omitempty"`
 }
 
 // Mention is one mention in an event's text.

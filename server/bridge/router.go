@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -353,17 +354,17 @@ func (j *job) action(ctx context.Context, b Bridge, caps Capabilities) error {
 // RouterOptions.Home for whose moderation reaches where). moderate is true
 // when the target in the destination room is not the bridge's copy but the
 // original, so removing it needs the room's moderation rights. Reactions
-// are keyed by their sender and need no check.
+// are keyed by their sender and need no author check.
 func (j *job) authorize(ctx context.Context) (moderate bool, err error) {
-	if j.ev.Kind != KindEdit && j.ev.Kind != KindDelete {
-		return false, nil
-	}
 	origin, author, ok, err := j.r.dir.AuthorOf(ctx, j.ref(j.ev.Target))
 	if err != nil {
 		return false, fmt.Errorf("looking up the author of %s: %w", j.ev.Target, err)
 	}
 	if !ok {
-		return false, Dropf(ReasonUnknownTarget, "%s was never bridged", j.ref(j.ev.Target).Key())
+		return false, j.unknownTarget()
+	}
+	if j.ev.Kind != KindEdit && j.ev.Kind != KindDelete {
+		return false, nil
 	}
 	if author != "" && author == j.ev.Sender.Identity() {
 		return false, nil
@@ -373,6 +374,24 @@ func (j *job) authorize(ctx context.Context) (moderate bool, err error) {
 		return origin.RoomKey() == j.dest.RoomKey(), nil
 	}
 	return false, Dropf(ReasonNotAuthor, "%s by %s of %s, written by %s", j.ev.Kind, j.ev.Sender.Identity(), origin.Key(), orUnknown(author))
+}
+
+// homeSettleTime is how long an action by a Home person on a message the
+// bridge has just posted there waits for that message's map: the post
+// appears a moment before its delivery records it, in another queue.
+const homeSettleTime = 10 * time.Second
+
+// unknownTarget drops an action whose target no map knows, unless it is a
+// Home person's action on a copy the bridge posted (AwaitTarget), young
+// enough that the copy may still be being recorded: that one is retried.
+// Remote senders' actions are dropped at once, so nobody outside can hold
+// a queue up with made-up IDs; and a known message that never reached a
+// destination is dropped at once too.
+func (j *job) unknownTarget() error {
+	if j.ev.AwaitTarget && j.ev.Origin.Network == j.r.opts.Home && j.r.opts.Home != "" && time.Since(j.ev.Time) < homeSettleTime {
+		return fmt.Errorf("%s is not bridged yet", j.ref(j.ev.Target).Key())
+	}
+	return Dropf(ReasonUnknownTarget, "%s never reached %s", j.ref(j.ev.Target).Key(), j.dest.RoomKey())
 }
 
 func orUnknown(s string) string {

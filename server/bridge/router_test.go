@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 var (
@@ -276,6 +277,39 @@ func newRouterEnvHome(t *testing.T) (*routerEnv, *fakeBridge, *fakeBridge, *fake
 	e, mm, x, mx := standard(t)
 	e.r.opts.Home = NetworkMattermost
 	return e, mm, x, mx
+}
+
+// A Mattermost person's action on a post the bridge has just made waits a
+// moment for the post's map, written right after the post appears; an
+// unknown target from outside is dropped at once.
+func TestRouterHomeActionWaitsForAFreshTarget(t *testing.T) {
+	e, _, x, _ := newRouterEnvHome(t)
+	admin := Sender{Network: NetworkMattermost, ID: "admin-id"}
+	e.receive(t, Event{Kind: KindReactionAdd, Origin: xmppRoom, Target: "made-up", Emoji: "x", Sender: Sender{Network: NetworkXMPP, ID: "mallory"}, Time: time.Now()})
+	for n, o := range e.outcomes(t, 2) {
+		if len(o) != 1 || o[0].reason != ReasonUnknownTarget {
+			t.Fatalf("a remote action on a made-up ID, to %s: %+v", n, o)
+		}
+	}
+
+	// A Mattermost person's action on a post the bridge did not make (one
+	// from before the link, say) has nothing to wait for.
+	e.receive(t, Event{Kind: KindReactionAdd, Origin: mmRoom, Target: "p-old", Emoji: "thumbsup", Sender: admin, Time: time.Now()})
+	for n, o := range e.outcomes(t, 2) {
+		if len(o) != 1 || o[0].reason != ReasonUnknownTarget {
+			t.Fatalf("an action on a post never bridged, to %s: %+v", n, o)
+		}
+	}
+
+	e.receive(t, Event{Kind: KindReactionAdd, Origin: mmRoom, Target: "p-new", Emoji: "thumbsup", Sender: admin, Time: time.Now(), AwaitTarget: true})
+	time.Sleep(50 * time.Millisecond)
+	if err := e.dir.RecordCounterpart(context.Background(), msgIn(xmppRoom, "x-new"), msgIn(mmRoom, "p-new"), "xmpp|eve"); err != nil {
+		t.Fatal(err)
+	}
+	got := e.outcomes(t, 2)
+	if o := got[NetworkXMPP]; len(o) != 1 || o[0].reason != "" || x.got()[len(x.got())-1].TargetID != "x-new" {
+		t.Fatalf("the reaction to the fresh copy, to XMPP: %+v", o)
+	}
 }
 
 func TestRouterUnknownTarget(t *testing.T) {

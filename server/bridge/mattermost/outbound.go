@@ -229,16 +229,20 @@ func (b *Bridge) deleter(post *model.Post, sessionID string) string {
 // did it: the plugin removing a remote user's post because its original
 // went away must not travel back.
 func (b *Bridge) deleteEvent(post *model.Post, deleter string) (ev bridge.Event, ok bool) {
+	at := post.DeleteAt
+	if at == 0 {
+		at = model.GetMillis() // the hook's post is as read before the delete
+	}
 	ev = bridge.Event{
 		Kind:   bridge.KindDelete,
 		Origin: bridge.Ref{Network: bridge.NetworkMattermost, Room: post.ChannelId, ID: post.Id},
 		Target: post.Id,
-		Time:   millis(max(post.UpdateAt, post.DeleteAt)),
+		Time:   millis(at),
 	}
 	authorIsOwn := b.isOwnUser(post.UserId)
 	if deleter != "" && deleter != post.UserId && !b.isOwnUser(deleter) {
 		if user, appErr := b.api.GetUser(deleter); appErr == nil && !user.IsBot {
-			ev.Sender, ev.Moderated = b.senderOf(user), true
+			ev.Sender, ev.Moderated, ev.AwaitTarget = b.senderOf(user), true, authorIsOwn
 			return ev, true
 		}
 	}
