@@ -164,7 +164,7 @@ func checkBotMoves(t *testing.T, b *Bridge, writes []string, events []*event.Eve
 	invited := func(room string, allowed bool) bool {
 		for _, e := range events {
 			if e != nil && e.Type == event.StateMember && string(e.RoomID) == room && e.StateKey != nil && *e.StateKey == string(b.bot) &&
-				e.Content.Raw["membership"] == "invite" && b.mayInvite(e.Sender) == allowed {
+				isInvite(e) && b.mayInvite(e.Sender) == allowed {
 				return true
 			}
 		}
@@ -194,4 +194,11 @@ func checkBotMoves(t *testing.T, b *Bridge, writes []string, events []*event.Eve
 			t.Fatalf("unexpected request %s", wr)
 		}
 	}
+}
+
+// isInvite reads an m.room.member event's membership as the bridge does:
+// encoding/json matches keys regardless of case ("memBership" counts).
+func isInvite(e *event.Event) bool {
+	var c event.MemberEventContent
+	return json.Unmarshal(e.Content.VeryRaw, &c) == nil && c.Membership == event.MembershipInvite
 }
