@@ -429,6 +429,29 @@ func TestOnlyAuthorsEditOrDeleteAndAdminDeletesModerate(t *testing.T) {
 	}
 }
 
+// Issue 9 item 5: the real server answers DeletePost of a post already
+// deleted with 400. A delete that arrives twice is done, quietly: nothing
+// dropped.
+func TestDoubleDeleteIsQuiet(t *testing.T) {
+	h := newHarness(t)
+	id, err := h.net.Say(h.ctx, "lobby", carol, "said twice, deleted twice", "")
+	h.must(err)
+	p := h.channelPost("carol's message", func(p *model.Post) bool { return p.Message == "said twice, deleted twice" })
+	h.must(h.net.Delete(h.ctx, "lobby", carol, id))
+	h.must(h.net.Delete(h.ctx, "lobby", carol, id))
+	_, err = h.net.Say(h.ctx, "lobby", carol, "after the deletes", "")
+	h.must(err)
+	h.channelPost("carol's later message", func(p *model.Post) bool { return p.Message == "after the deletes" })
+	if got := h.s.Post(p.Id); got == nil || got.DeleteAt == 0 {
+		t.Fatal("carol's post was not deleted")
+	}
+	for _, q := range h.status().Bus.Queues {
+		if len(q.Drops) != 0 {
+			t.Fatalf("queue %s dropped %v", q.Key.Dest, q.Drops)
+		}
+	}
+}
+
 // statusLine runs /<trigger> status and returns the line that mentions what.
 func (h *harness) statusLine(trigger, what string) string {
 	for _, line := range strings.Split(h.command("/"+trigger+" status", ""), "\n") {

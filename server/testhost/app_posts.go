@@ -301,7 +301,9 @@ func (n *Node) deletePost(postID string, o origin) *model.AppError {
 	p := s.livePostLocked(postID)
 	if p == nil {
 		s.mu.Unlock()
-		return notFound(where, "app.post.get.app_error", "id="+postID)
+		// app.DeletePost reads the post with GetSingle(postID, false) and
+		// answers a missing or already deleted one with 400, not 404.
+		return badRequest(where, "app.post.get.app_error", "id="+postID)
 	}
 	if o.user() {
 		perm := model.PermissionDeletePost

@@ -151,10 +151,18 @@ func (b *Bridge) editPost(d *bridge.Delivery) error {
 
 func (b *Bridge) deletePost(d *bridge.Delivery) error {
 	appErr := b.api.DeletePost(d.TargetID)
-	if appErr != nil && appErr.StatusCode == http.StatusNotFound {
-		return nil // already gone: the goal is met
+	if alreadyGone(appErr) {
+		return nil // the goal is met
 	}
 	return asError(appErr)
+}
+
+// alreadyGone reports whether DeletePost failed because the post is gone:
+// app.DeletePost cannot read it (GetSingle leaves deleted posts out) and
+// answers 400 app.post.get.app_error; 404 is taken the same way.
+func alreadyGone(appErr *model.AppError) bool {
+	return appErr != nil && (appErr.StatusCode == http.StatusNotFound ||
+		appErr.StatusCode == http.StatusBadRequest && appErr.Id == "app.post.get.app_error")
 }
 
 func (b *Bridge) react(userID, channelID string, d *bridge.Delivery) error {
