@@ -851,14 +851,17 @@ func TestMatrixBadInput(t *testing.T) {
 }
 
 // newMatrixAndXMPPHarness links the Matrix harness's channel with an XMPP
-// room too (component mode), where eve is.
-func newMatrixAndXMPPHarness(t *testing.T) (*matrixHarness, *prosodytest.Client, jid.JID) {
+// room too, in the given XMPP mode, where eve is.
+func newMatrixAndXMPPHarness(t *testing.T, mode string) (*matrixHarness, *prosodytest.Client, jid.JID) {
 	t.Helper()
 	prosody := prosodytest.Start(t, prosodytest.Options{})
 	prosody.CreateUser(t, "eve", "eve-password")
+	if mode == "client" {
+		prosody.CreateUser(t, "bridge", bridgePassword)
+	}
 	xroom := prosody.RoomJID(t, "bridge")
 	eve := prosody.Client(t, "eve", "eve-password")
-	h := newMatrixHarnessWith(t, xmppSettings(prosody, "component"))
+	h := newMatrixHarnessWith(t, xmppSettings(prosody, mode))
 	if err := eve.JoinRoom(h.ctx, xroom, "Eve"); err != nil {
 		t.Fatal(err)
 	}
@@ -869,8 +872,16 @@ func newMatrixAndXMPPHarness(t *testing.T) (*matrixHarness, *prosodytest.Client,
 
 // Matrix check 7: a channel linked with an XMPP room and a Matrix room
 // relays between the two through the bus, and both reach Mattermost.
+// Issue 9 item 7: in both XMPP modes (in client mode a Matrix person has
+// no XMPP account and speaks through the bridge's).
 func TestMatrixAndXMPPThroughOneChannel(t *testing.T) {
-	h, eve, xroom := newMatrixAndXMPPHarness(t)
+	for _, mode := range []string{"component", "client"} {
+		t.Run(mode, func(t *testing.T) { testMatrixAndXMPPThroughOneChannel(t, mode) })
+	}
+}
+
+func testMatrixAndXMPPThroughOneChannel(t *testing.T, mode string) {
+	h, eve, xroom := newMatrixAndXMPPHarness(t, mode)
 
 	// XMPP -> Matrix (and Mattermost): eve has a puppet of her own.
 	if _, err := eve.Say(h.ctx, xroom, "hello from *xmpp*"); err != nil {
@@ -896,8 +907,9 @@ func TestMatrixAndXMPPThroughOneChannel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.From.Resourcepart() != "Carol Jones" {
-		t.Fatalf("carol's message reached XMPP from %s", got.From)
+	if mode == "component" && got.From.Resourcepart() != "Carol Jones" ||
+		mode == "client" && got.Body != "<Carol Jones> hello from matrix" {
+		t.Fatalf("carol's message reached XMPP from %s as %q", got.From, got.Body)
 	}
 	h.remotePost("carol's message", func(p *model.Post) bool { return p.Message == "hello from matrix" })
 
@@ -933,7 +945,13 @@ func TestMatrixAndXMPPThroughOneChannel(t *testing.T) {
 // a third network (XMPP here) speaks in Matrix as a puppet of their own,
 // and the XMPP person's puppet keeps its name.
 func TestMatrixMattermostUserNamedLikeAGhostGetsOwnPuppet(t *testing.T) {
-	h, eve, xroom := newMatrixAndXMPPHarness(t)
+	for _, mode := range []string{"component", "client"} {
+		t.Run(mode, func(t *testing.T) { testMattermostUserNamedLikeAGhost(t, mode) })
+	}
+}
+
+func testMattermostUserNamedLikeAGhost(t *testing.T, mode string) {
+	h, eve, xroom := newMatrixAndXMPPHarness(t, mode)
 	if _, err := eve.Say(h.ctx, xroom, "i am eve"); err != nil {
 		t.Fatal(err)
 	}

@@ -225,7 +225,9 @@ func (b *Bridge) speaker(ctx context.Context, s *xmpp.Session, roomJID jid.JID, 
 			return nil, jid.JID{}, "", nil, jerr
 		}
 		return s, ghost, "", noRelease, nil
-	case b.ghostsEnabled():
+	case b.ghostsEnabled() && sender.Network == bridge.NetworkMattermost:
+		// Accounts are registered for Mattermost people only; someone from
+		// a third network speaks through the bridge's account.
 		g, release, err := b.clientGhostFor(ctx, sender)
 		if err == nil {
 			if jerr := b.joinGhost(ctx, g.session, roomJID, sender, jid.JID{}, name); jerr != nil {
