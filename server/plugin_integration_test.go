@@ -9,6 +9,7 @@ import (
 	"image/color"
 	"image/png"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -529,6 +530,54 @@ func TestPostsWhileDeactivatedAreRelayedOnce(t *testing.T) {
 	if strings.Join(texts, "|") != strings.Join(want, "|") {
 		t.Fatalf("the network got\n%q\nwant\n%q", texts, want)
 	}
+}
+
+// Issue 9 item 4: a backlog larger than one GetPostsSince page (the
+// server's 1,000 posts, in no defined order) is relayed whole, once and in
+// order.
+func TestBacklogLargerThanOnePageIsRelayedOnce(t *testing.T) {
+	h := newHarness(t)
+	h.n.Deactivate()
+	const n = 2500
+	want := make([]string, 0, n+1)
+	for i := range n {
+		text := fmt.Sprintf("backlog %04d", i)
+		h.post(h.bob, text, "")
+		want = append(want, text)
+	}
+	h.activate()
+	h.post(h.alice, "after the backlog", "")
+	want = append(want, "after the backlog")
+	h.delivered(h.net, bridge.KindMessage, func(d bridgetest.Delivered) bool { return d.Text == "after the backlog" })
+	testhost.WaitFor(t, time.Minute, func() bool {
+		return countDeliveries(h.net, func(d bridgetest.Delivered) bool { return d.Kind == bridge.KindMessage }) >= len(want)
+	}, "the whole backlog")
+	var texts []string
+	for _, d := range h.net.Delivered() {
+		if d.Kind == bridge.KindMessage {
+			texts = append(texts, d.Text)
+		}
+	}
+	if !slices.Equal(texts, want) {
+		t.Fatalf("the network got %d messages, want %d once and in order; first differences: %v", len(texts), len(want), firstDifferences(texts, want, 5))
+	}
+}
+
+func firstDifferences(got, want []string, n int) []string {
+	var out []string
+	for i := 0; i < max(len(got), len(want)) && len(out) < n; i++ {
+		var g, w string
+		if i < len(got) {
+			g = got[i]
+		}
+		if i < len(want) {
+			w = want[i]
+		}
+		if g != w {
+			out = append(out, fmt.Sprintf("#%d got %q want %q", i, g, w))
+		}
+	}
+	return out
 }
 
 // Check 6: a destination that hangs or fails does not delay another

@@ -1,6 +1,7 @@
 package testhost
 
 import (
+	"math/rand/v2"
 	"slices"
 
 	"github.com/mattermost/mattermost/server/public/model"
@@ -57,21 +58,28 @@ func (a *API) GetPostThread(postID string) (*model.PostList, *model.AppError) {
 	return a.s.postListLocked(thread, nil), nil
 }
 
-// GetPostsSince has the semantics of the server's store: every post of the
+// getPostsSinceLimit is the LIMIT of SqlPostStore.GetPostsSince.
+const getPostsSinceLimit = 1000
+
+// GetPostsSince has the semantics of the server's store: posts of the
 // channel created, edited or deleted after time (deleted posts and edit
-// history rows included, at most 1000), plus their thread roots; Order
-// holds those changed after time, newest first.
+// history rows included), any 1000 of them when there are more, plus their
+// thread roots; Order holds those changed after time, newest first.
 func (a *API) GetPostsSince(channelID string, time int64) (*model.PostList, *model.AppError) {
 	a.s.mu.RLock()
 	defer a.s.mu.RUnlock()
+	// SqlPostStore.GetPostsSince takes at most 1,000 of the posts changed
+	// since time, with no ORDER BY in that LIMIT: which ones a busy
+	// channel returns is up to the database. Any 1,000 are fair.
 	var changed []*model.Post
 	for _, p := range a.s.sortedPostsLocked(channelID) {
 		if p.UpdateAt > time {
 			changed = append(changed, p)
-			if len(changed) == 1000 {
-				break
-			}
 		}
+	}
+	if len(changed) > getPostsSinceLimit {
+		rand.Shuffle(len(changed), func(i, j int) { changed[i], changed[j] = changed[j], changed[i] })
+		changed = changed[:getPostsSinceLimit]
 	}
 	var roots []*model.Post
 	for _, p := range changed {

@@ -305,13 +305,13 @@ func (b *Bridge) pull(channelID string) {
 		st.after, st.atAfter = b.startPoint(link), map[string]bool{}
 		st.started = true
 	}
-	list, appErr := b.api.GetPostsSince(channelID, st.after-1)
+	posts, appErr := b.postsSince(channelID, st.after)
 	if appErr != nil {
 		b.log.Warn("Could not read a channel's new posts", "channel_id", channelID, "error", appErr.Error())
 		b.health.Failed(appErr)
 		return
 	}
-	for _, p := range sortedPosts(list) {
+	for _, p := range posts {
 		if p.CreateAt < st.after || st.atAfter[p.Id] {
 			continue
 		}
@@ -330,6 +330,50 @@ func (b *Bridge) pull(channelID string) {
 			st.after, st.atAfter = p.CreateAt, map[string]bool{}
 		}
 		st.atAfter[p.Id] = true
+	}
+}
+
+// postsSincePageLimit is the most GetPostsSince returns: the server takes
+// any that many of the posts changed since, in no defined order.
+const postsSincePageLimit = 1000
+
+// channelPageSize is the page size for reading a channel newest first.
+const channelPageSize = 200
+
+// postsSince returns the channel's posts created at or after since, in
+// creation order. One GetPostsSince call covers them unless it comes back
+// full: then it may have left any of them out, and the channel is read
+// newest first, page by page, down to since. Pages shift when posts
+// arrive meanwhile, so a post may be read twice but never missed.
+func (b *Bridge) postsSince(channelID string, since int64) ([]*model.Post, *model.AppError) {
+	list, appErr := b.api.GetPostsSince(channelID, since-1)
+	if appErr != nil {
+		return nil, appErr
+	}
+	if len(list.Order) < postsSincePageLimit {
+		return sortedPosts(list), nil
+	}
+	all := model.NewPostList()
+	for page := 0; ; page++ {
+		list, appErr := b.api.GetPostsForChannel(channelID, page, channelPageSize)
+		if appErr != nil {
+			return nil, appErr
+		}
+		older := false
+		for _, id := range list.Order {
+			p := list.Posts[id]
+			if p == nil {
+				continue
+			}
+			if p.CreateAt < since {
+				older = true
+				continue
+			}
+			all.AddPost(p)
+		}
+		if older || len(list.Order) < channelPageSize {
+			return sortedPosts(all), nil
+		}
 	}
 }
 
