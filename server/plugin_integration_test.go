@@ -8,6 +8,7 @@ import (
 	"image"
 	"image/color"
 	"image/png"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -578,6 +579,41 @@ func firstDifferences(got, want []string, n int) []string {
 		}
 	}
 	return out
+}
+
+// Issue 9 item 5: the server refuses an image above MaxImageResolution.
+// The message still arrives with its text and its other files, and says
+// which file could not be attached.
+func TestOversizedImageKeepsTheMessage(t *testing.T) {
+	h := newHarness(t)
+	small := pngOf(t, 4, 4)
+	huge := pngOf(t, 8000, 5000) // 40 Mpx, over the default 7680x4320
+	file := func(name string, data []byte) bridge.Attachment {
+		return bridge.Attachment{Name: name, MIMEType: "image/png", Size: int64(len(data)),
+			Open: func(context.Context) (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil }}
+	}
+	h.must(h.net.Send(h.ctx, bridge.Event{
+		Kind: bridge.KindMessage, Origin: bridge.Ref{Network: "testnet", Room: "lobby", ID: "pics"},
+		Sender: bridge.Sender{Network: "testnet", ID: carol.ID, Username: carol.Username, DisplayName: carol.DisplayName},
+		Text:   "two pictures", Attachments: []bridge.Attachment{file("small.png", small), file("huge.png", huge)},
+	}))
+	p := h.channelPost("carol's pictures", func(p *model.Post) bool { return strings.HasPrefix(p.Message, "two pictures") })
+	if len(p.FileIds) != 1 || h.s.FileInfo(p.FileIds[0]).Name != "small.png" {
+		t.Fatalf("attached %v, want small.png alone", p.FileIds)
+	}
+	if !strings.Contains(p.Message, "huge.png") {
+		t.Fatalf("the message does not say which file is missing: %q", p.Message)
+	}
+}
+
+// pngOf encodes a w x h image; a big one compresses to little.
+func pngOf(t *testing.T, w, h int) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, image.NewGray(image.Rect(0, 0, w, h))); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
 }
 
 // Check 6: a destination that hangs or fails does not delay another

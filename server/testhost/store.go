@@ -497,6 +497,11 @@ func (s *Server) uploadFile(creatorID, channelID, name string, data []byte) (*mo
 	fi.CreateAt = s.now()
 	if cfg, _, err := image.DecodeConfig(bytes.NewReader(data)); err == nil {
 		fi.Width, fi.Height = cfg.Width, cfg.Height
+		// app.UploadFileX refuses an image with more pixels than
+		// FileSettings.MaxImageResolution (checkImageResolutionLimit).
+		if maxRes := s.st.config.FileSettings.MaxImageResolution; maxRes != nil && int64(cfg.Width)*int64(cfg.Height) > *maxRes {
+			return nil, badRequest("UploadFile", "api.file.upload_file.large_image_detailed.app_error", fmt.Sprintf("%s is %dx%d pixels, more than %d", clean, cfg.Width, cfg.Height, *maxRes))
+		}
 	}
 	teamDir := "noteam"
 	if ch := s.st.channels[channelID]; ch != nil && ch.TeamId != "" {

@@ -72,13 +72,25 @@ func (b *Bridge) createPost(ctx context.Context, userID string, channel *model.C
 		// text turns out to hold.
 		model.PostPropsMentionHighlightDisabled: true,
 	}
-	var fileIDs []string
+	var fileIDs, notes []string
 	for _, a := range d.Attachments {
 		id, err := b.upload(ctx, channel.Id, a)
-		if err != nil {
+		switch {
+		case err == nil:
+			fileIDs = append(fileIDs, id)
+		case bridge.IsPermanent(err):
+			// The server will never take this file (too large, an image
+			// over MaxImageResolution...): the message and the other
+			// files still go, saying what is missing.
+			b.log.Info("A file could not be attached to a bridged message", "file", a.Name, "error", err.Error())
+			notes = append(notes, fmt.Sprintf("(file %s could not be attached: %s)", a.Name, fileRefusal(err)))
+		default:
 			return "", err
 		}
-		fileIDs = append(fileIDs, id)
+	}
+	if len(notes) > 0 {
+		// File names come from outside too: defanged with the text.
+		text = defangChannelMentions(strings.TrimSpace(d.Text + "\n" + strings.Join(notes, "\n")))
 	}
 	if strings.TrimSpace(text) == "" && len(fileIDs) == 0 {
 		return "", bridge.Permanentf("empty message")
@@ -131,6 +143,20 @@ func (b *Bridge) upload(ctx context.Context, channelID string, a bridge.Attachme
 		return "", asError(appErr)
 	}
 	return info.Id, nil
+}
+
+// fileRefusal says in a few words why the server refused a file.
+func fileRefusal(err error) string {
+	var appErr *model.AppError
+	switch {
+	case bridge.DropCode(err) == bridge.ReasonTooLarge:
+		return "it is larger than the bridge's file size limit"
+	case errors.As(err, &appErr) && appErr.Id == "api.file.upload_file.large_image_detailed.app_error":
+		return "the image is larger than the server's maximum image resolution"
+	case errors.As(err, &appErr) && appErr.StatusCode == http.StatusRequestEntityTooLarge:
+		return "it is larger than the server's file size limit"
+	}
+	return "the server refused it"
 }
 
 func (b *Bridge) editPost(d *bridge.Delivery) error {
