@@ -616,6 +616,31 @@ func pngOf(t *testing.T, w, h int) []byte {
 	return buf.Bytes()
 }
 
+// Issue 9 item 5: a team at MaxUsersPerTeam cannot take a new remote user.
+// The person's message still appears, posted by the bridge's bot with
+// their name and network, the room does not stall, and status names the
+// setting.
+func TestFullTeamStillHearsRemotePeople(t *testing.T) {
+	h := newHarness(t)
+	members := len(h.s.TeamMembers(h.ch.TeamId))
+	h.must(h.s.UpdateConfig(func(c *model.Config) { c.TeamSettings.MaxUsersPerTeam = model.NewPointer(members) }))
+	_, err := h.net.Say(h.ctx, "lobby", carol, "can you hear me", "")
+	h.must(err)
+	p := h.channelPost("carol's message", func(p *model.Post) bool { return strings.Contains(p.Message, "can you hear me") })
+	if u := h.s.User(p.UserId); u == nil || !u.IsBot || !strings.Contains(p.Message, "Carol Remote (testnet)") {
+		t.Fatalf("carol's message is %q by %+v, want the bot's with her name and network", p.Message, u)
+	}
+	if p.GetProp(model.PostPropsMentionHighlightDisabled) != true {
+		t.Fatal("the bot's post for carol may notify the channel")
+	}
+	_, err = h.net.Say(h.ctx, "lobby", carol, "and again", "")
+	h.must(err)
+	h.channelPost("carol's next message", func(p *model.Post) bool { return strings.Contains(p.Message, "and again") })
+	if line := h.statusLine("testnetbridge", "MaxUsersPerTeam"); line == "" {
+		t.Fatal("status does not name MaxUsersPerTeam")
+	}
+}
+
 // Check 6: a destination that hangs or fails does not delay another
 // destination of the same link.
 func TestStuckDestinationDoesNotDelayOthers(t *testing.T) {

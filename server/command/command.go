@@ -342,6 +342,10 @@ func (h *Handler) status(s Spec, args *model.CommandArgs) string {
 	if !health.LastMessage.IsZero() {
 		fmt.Fprintf(&b, "* Last message: %s\n", health.LastMessage.UTC().Format(time.RFC3339))
 	}
+	if mm := h.env.Health(bridge.NetworkMattermost); mm.Detail != "" && s.Network != bridge.NetworkMattermost {
+		// What holds up the Mattermost side holds up every network.
+		fmt.Fprintf(&b, "* Mattermost: %s\n", mm.Detail)
+	}
 	link, err := h.env.Links.GetLink(args.ChannelId)
 	switch {
 	case errors.Is(err, store.ErrNotFound) || (err == nil && len(link.Remotes) == 0):

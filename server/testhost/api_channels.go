@@ -149,6 +149,10 @@ func (n *Node) addTeamMember(teamID, userID, requestorID string) (*model.TeamMem
 		s.mu.Unlock()
 		return copyTeamMember(m), nil
 	}
+	if err := s.teamFullLocked(teamID); err != nil {
+		s.mu.Unlock()
+		return nil, err
+	}
 	m := s.addTeamMemberLocked(teamID, userID)
 	var joined []*model.ChannelMember
 	townSquare := s.channelByNameLocked(teamID, model.DefaultChannelName)
@@ -558,4 +562,24 @@ func (a *API) UpdateChannelMemberNotifications(channelID, userID string, notific
 	c.LastUpdateAt = a.s.now()
 	a.s.st.channelMembers[channelID][userID] = c
 	return copyChannelMember(c), nil
+}
+
+// teamFullLocked refuses a new member of a team that has
+// TeamSettings.MaxUsersPerTeam active members already, as app.JoinUserToTeam
+// does (remote users count like anyone).
+func (s *Server) teamFullLocked(teamID string) *model.AppError {
+	limit := s.st.config.TeamSettings.MaxUsersPerTeam
+	if limit == nil {
+		return nil
+	}
+	active := 0
+	for userID, m := range s.st.teamMembers[teamID] {
+		if u := s.st.users[userID]; isTeamMember(m) && u != nil && u.DeleteAt == 0 {
+			active++
+		}
+	}
+	if active >= *limit {
+		return badRequest("JoinUserToTeam", "app.team.join_user_to_team.max_accounts.app_error", fmt.Sprintf("team_id=%s has %d members, MaxUsersPerTeam is %d", teamID, active, *limit))
+	}
+	return nil
 }

@@ -671,6 +671,20 @@ func (s *Server) ChannelMembers(channelID string) []string {
 	return slices.Sorted(maps.Keys(s.st.channelMembers[channelID]))
 }
 
+// TeamMembers returns the IDs of a team's members.
+func (s *Server) TeamMembers(teamID string) []string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var ids []string
+	for id, m := range s.st.teamMembers[teamID] {
+		if isTeamMember(m) {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
 // Post returns a copy of a post (deleted ones included), or nil.
 func (s *Server) Post(id string) *model.Post {
 	s.mu.RLock()

@@ -345,6 +345,11 @@ func (s *Server) joinTeamQuietly(teamID, userID string) error {
 	if s.st.users[userID] == nil {
 		return fmt.Errorf("no user %s", userID)
 	}
+	if !isTeamMember(s.st.teamMembers[teamID][userID]) {
+		if err := s.teamFullLocked(teamID); err != nil {
+			return err
+		}
+	}
 	s.addTeamMemberLocked(teamID, userID)
 	for _, name := range []string{model.DefaultChannelName, "off-topic"} {
 		if ch := s.channelByNameLocked(teamID, name); ch != nil {

@@ -31,7 +31,17 @@ func (b *Bridge) Deliver(ctx context.Context, d *bridge.Delivery) (string, error
 		return "", appErr
 	}
 	userID, err := b.ensureUser(ctx, d.Sender, channel)
-	if err != nil {
+	var refused *joinRefusal
+	switch {
+	case errors.As(err, &refused):
+		// The server will not take this person as a user of the team; the
+		// room must not stall on it: the bot speaks for them.
+		b.health.SetDetail(refused.status())
+		if d.Kind == bridge.KindReactionAdd || d.Kind == bridge.KindReactionRemove {
+			return "", bridge.Dropf(bridge.ReasonUnsupported, "%s cannot react in Mattermost: %v", displayName(d.Sender), refused)
+		}
+		userID = b.opts.BotUserID
+	case err != nil:
 		return "", err
 	}
 	var id string
@@ -95,6 +105,10 @@ func (b *Bridge) createPost(ctx context.Context, userID string, channel *model.C
 	if strings.TrimSpace(text) == "" && len(fileIDs) == 0 {
 		return "", bridge.Permanentf("empty message")
 	}
+	onBehalf := userID == b.opts.BotUserID
+	if onBehalf {
+		text = onBehalfOf(d.Sender, text)
+	}
 	post := &model.Post{
 		UserId:    userID,
 		ChannelId: channel.Id,
@@ -103,7 +117,7 @@ func (b *Bridge) createPost(ctx context.Context, userID string, channel *model.C
 		FileIds:   fileIDs,
 	}
 	post.SetProps(props)
-	if rid := b.opts.RemoteIDs[d.Sender.Network]; rid != "" {
+	if rid := b.opts.RemoteIDs[d.Sender.Network]; rid != "" && !onBehalf {
 		post.RemoteId = model.NewPointer(rid)
 	}
 	created, appErr := b.api.CreatePost(post)
@@ -165,6 +179,9 @@ func (b *Bridge) editPost(d *bridge.Delivery) error {
 		return asError(appErr)
 	}
 	text := defangChannelMentions(d.Text)
+	if post.UserId == b.opts.BotUserID {
+		text = onBehalfOf(d.Sender, text)
+	}
 	if post.Message == text {
 		return nil
 	}
@@ -215,6 +232,9 @@ func (b *Bridge) ensureUser(ctx context.Context, s bridge.Sender, channel *model
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		rec, err = b.createUser(s)
+		if refused := (*joinRefusal)(nil); errors.As(err, &refused) {
+			refused.teamID = channel.TeamId
+		}
 		if err != nil {
 			return "", err
 		}
@@ -293,6 +313,9 @@ func (b *Bridge) createUser(s bridge.Sender) (*store.RemoteUser, error) {
 		user, appErr = b.api.CreateUser(candidate)
 		if appErr == nil {
 			break
+		}
+		if setting := refusedSetting(appErr); setting != "" {
+			return nil, &joinRefusal{setting: setting, err: appErr}
 		}
 		// Another node may have taken the name between our check and create.
 		if attempt >= 5 || appErr.StatusCode >= 500 {
@@ -394,6 +417,46 @@ func (b *Bridge) updateAvatar(ctx context.Context, rec *store.RemoteUser, s brid
 	return b.store.SaveRemoteUser(*rec)
 }
 
+// onBehalfOf is the text of a message the bot posts for someone who
+// could not become a Mattermost user: their name and network first.
+func onBehalfOf(s bridge.Sender, text string) string {
+	return "**" + displayName(s) + ":** " + text
+}
+
+// joinRefusal is the server refusing a remote person as a user of a team
+// for one of its settings; retrying cannot help until an admin changes it.
+type joinRefusal struct {
+	setting string
+	teamID  string
+	err     *model.AppError
+}
+
+func (e *joinRefusal) Error() string {
+	return fmt.Sprintf("the server refuses new users in team %s (%s): %v", e.teamID, e.setting, e.err)
+}
+
+func (e *joinRefusal) Unwrap() error { return e.err }
+
+// status is the note for the admin.
+func (e *joinRefusal) status() string {
+	return fmt.Sprintf("Remote people cannot become Mattermost users of team %s: %s blocks it. Their messages are posted by the bridge's bot with their name.", e.teamID, e.setting)
+}
+
+// refusedSetting names the server setting behind a refusal to create a
+// user or add one to a team, "" for other errors (app.JoinUserToTeam,
+// app.CreateUser).
+func refusedSetting(appErr *model.AppError) string {
+	switch appErr.Id {
+	case "app.team.join_user_to_team.max_accounts.app_error":
+		return "TeamSettings.MaxUsersPerTeam"
+	case "api.team.join_user_to_team.allowed_domains.app_error":
+		return "the team's allowed email domains"
+	case "api.user.create_user.accepted_domain.app_error":
+		return "TeamSettings.RestrictCreationToDomains"
+	}
+	return ""
+}
+
 func (b *Bridge) ensureMember(userID string, channel *model.Channel) error {
 	key := userID + "|" + channel.Id
 	if _, ok := b.members.Load(key); ok {
@@ -402,6 +465,9 @@ func (b *Bridge) ensureMember(userID string, channel *model.Channel) error {
 	if channel.TeamId != "" {
 		if _, appErr := b.api.GetTeamMember(channel.TeamId, userID); appErr != nil {
 			if _, appErr = b.api.CreateTeamMember(channel.TeamId, userID); appErr != nil {
+				if setting := refusedSetting(appErr); setting != "" {
+					return &joinRefusal{setting: setting, teamID: channel.TeamId, err: appErr}
+				}
 				return fmt.Errorf("add remote user to team: %w", appErr)
 			}
 		}
