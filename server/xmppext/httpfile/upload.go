@@ -295,5 +295,13 @@ func (e *exactReader) Read(p []byte) (int, error) {
 		}
 		err = nil
 	}
+	if e.n == 0 && err == nil {
+		// Look for more before the last bytes go out: a body found too
+		// long only after the request is complete races the service's
+		// answer, which may accept the cut-off file.
+		if _, lerr := e.Read(nil); lerr != io.EOF {
+			return 0, lerr
+		}
+	}
 	return k, err
 }
