@@ -660,6 +660,10 @@ func TestStuckDestinationDoesNotDelayOthers(t *testing.T) {
 	if c := countDeliveries(h.net, func(bridgetest.Delivered) bool { return true }); c != 0 {
 		t.Fatalf("the hung destination got %d deliveries", c)
 	}
+	// Status shows what waits for the hung room, and since when.
+	if line := h.statusLine("testnetbridge", "Waiting for testnet lobby"); !strings.Contains(line, "3 events, the oldest queued") {
+		t.Fatalf("status about the hung room: %q", line)
+	}
 	// A message from the other network reaches Mattermost and, through the
 	// bus, the still-hung network later.
 	_, err := h.net2.Say(h.ctx, "hall", carol, "from the other network", "")

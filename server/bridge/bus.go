@@ -70,7 +70,6 @@ const (
 	DefaultQueueCapacity  = 1000
 	DefaultInitialBackoff = 250 * time.Millisecond
 	DefaultMaxBackoff     = 30 * time.Second
-	DefaultMaxAge         = 10 * time.Minute
 	DefaultAttemptTimeout = 30 * time.Second
 	DefaultIdleTimeout    = time.Minute
 	DefaultCloseGrace     = 5 * time.Second
@@ -89,8 +88,12 @@ type BusOptions struct {
 	// (MaxAge still applies).
 	MaxAttempts int
 	// MaxAge stops retrying an item once the next attempt would start more
-	// than MaxAge after it was enqueued. Negative means no limit.
+	// than MaxAge after it was enqueued. Zero or negative means no limit,
+	// the default: a destination that stays down keeps its items (the
+	// queue's capacity bounds memory), and the positions behind them hold.
 	MaxAge time.Duration
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
 	// AttemptTimeout bounds each attempt, so a hanging destination fails and
 	// is retried. Negative means no timeout.
 	AttemptTimeout time.Duration
@@ -121,8 +124,8 @@ func (o BusOptions) withDefaults() BusOptions {
 	if o.MaxAttempts < 0 {
 		o.MaxAttempts = 0
 	}
-	if o.MaxAge == 0 {
-		o.MaxAge = DefaultMaxAge
+	if o.Now == nil {
+		o.Now = time.Now
 	}
 	if o.AttemptTimeout == 0 {
 		o.AttemptTimeout = DefaultAttemptTimeout
@@ -150,6 +153,9 @@ type QueueStats struct {
 	LastError       string           `json:"last_error,omitempty"`
 	LastErrorAt     time.Time        `json:"last_error_at,omitzero"`
 	LastDeliveredAt time.Time        `json:"last_delivered_at,omitzero"`
+	// OldestQueuedAt is when the item at the head of the queue was queued:
+	// how old the backlog is while a destination is down.
+	OldestQueuedAt time.Time `json:"oldest_queued_at,omitzero"`
 }
 
 // BusStats is a snapshot of the whole bus.
@@ -270,7 +276,7 @@ func (b *Bus) Enqueue(key QueueKey, it Item) error {
 		b.notifyDrop(key, it, reason, err)
 		return err
 	}
-	q.items = append(q.items, &queuedItem{Item: it, enqueued: time.Now()})
+	q.items = append(q.items, &queuedItem{Item: it, enqueued: b.opts.Now()})
 	if !q.running {
 		q.running = true
 		b.workers++
@@ -446,7 +452,7 @@ func (b *Bus) run(q *queue, it *queuedItem) (string, error) {
 			return ReasonRetriesExhausted, err
 		}
 		delay, advised := b.retryDelay(attempt, err)
-		if b.opts.MaxAge > 0 && time.Since(it.enqueued)+delay > b.opts.MaxAge {
+		if b.opts.MaxAge > 0 && b.opts.Now().Sub(it.enqueued)+delay > b.opts.MaxAge {
 			return ReasonExpired, err
 		}
 		b.mu.Lock()
@@ -481,8 +487,8 @@ func (b *Bus) attempt(it *queuedItem) (err error) {
 }
 
 // maxAdvisedDelay caps a delay a destination asks for with RetryAfter, so a
-// wrong or hostile hint (Retry-After: one day) cannot park a queue; MaxAge
-// still decides whether the item waits at all.
+// wrong or hostile hint (Retry-After: one day) cannot park a queue; MaxAge,
+// when set, still decides whether the item waits at all.
 const maxAdvisedDelay = 10 * time.Minute
 
 // retryDelay returns the wait after the given failed attempt: the delay err
@@ -603,6 +609,9 @@ func (b *Bus) Stats() BusStats {
 			LastError:       q.lastError,
 			LastErrorAt:     q.lastErrorAt,
 			LastDeliveredAt: q.lastDeliveredAt,
+		}
+		if len(q.items) > 0 {
+			qs.OldestQueuedAt = q.items[0].enqueued
 		}
 		if len(q.drops) > 0 {
 			qs.Drops = make(map[string]int64, len(q.drops))

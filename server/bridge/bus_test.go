@@ -431,7 +431,7 @@ func TestBusBackoff(t *testing.T) {
 func TestBusDefaults(t *testing.T) {
 	o := BusOptions{}.withDefaults()
 	if o.QueueCapacity != DefaultQueueCapacity || o.InitialBackoff != DefaultInitialBackoff ||
-		o.MaxBackoff != DefaultMaxBackoff || o.MaxAge != DefaultMaxAge || o.AttemptTimeout != DefaultAttemptTimeout ||
+		o.MaxBackoff != DefaultMaxBackoff || o.MaxAge > 0 || o.AttemptTimeout != DefaultAttemptTimeout ||
 		o.IdleTimeout != DefaultIdleTimeout || o.MaxAttempts != 0 || o.Logger == nil {
 		t.Fatalf("defaults = %+v", o)
 	}
@@ -513,6 +513,45 @@ func TestBusWaitsTheAdvisedDelay(t *testing.T) {
 	qs, _ := b.QueueStats(key)
 	if qs.Retries != 1 || qs.Delivered != 2 || qs.LastError != "429 too many requests" {
 		t.Fatalf("stats = %+v", qs)
+	}
+}
+
+// Issue 9 item 1: by default nothing is dropped for its age. A destination
+// down for longer than the old ten-minute expiry gets its items once it is
+// back; the queue's oldest item and its age show in the stats meanwhile.
+func TestBusNeverDropsForAgeByDefault(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	b := fastBus(t, BusOptions{Now: clock})
+	c := newCollector()
+	key := QueueKey{"l", "d"}
+	attempts := 0
+	down := make(chan struct{})
+	mustEnqueue(t, b, key, c.item("x", func(context.Context) error {
+		attempts++
+		if attempts <= 3 {
+			advance(11 * time.Minute) // each failure takes the clock past the old expiry
+			if attempts == 3 {
+				close(down)
+			}
+			return errors.New("destination down")
+		}
+		return nil
+	}))
+	select {
+	case <-down:
+	case o := <-c.done:
+		t.Fatalf("outcome = %+v after %d attempts while the destination was down", o, attempts)
+	case <-time.After(guard):
+		t.Fatal("timed out waiting for the attempts")
+	}
+	if qs, _ := b.QueueStats(key); qs.Depth != 1 || !qs.OldestQueuedAt.Equal(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)) {
+		t.Fatalf("stats while down = %+v", qs)
+	}
+	if o := c.wait(t, 1)[0]; o.reason != "" {
+		t.Fatalf("outcome = %+v after %d attempts, want delivered", o, attempts)
 	}
 }
 

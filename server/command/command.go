@@ -362,8 +362,9 @@ func (h *Handler) status(s Spec, args *model.CommandArgs) string {
 	return b.String()
 }
 
-// refusals tells, for a channel's link, how many edits and deletes the
-// bridge refused and where it could not moderate.
+// refusals tells, for a channel's link, what waits for a destination and
+// since when, how many edits and deletes the bridge refused, and where it
+// could not moderate.
 func (h *Handler) refusals(b *strings.Builder, linkID string) {
 	if h.env.Stats == nil {
 		return
@@ -373,6 +374,9 @@ func (h *Handler) refusals(b *strings.Builder, linkID string) {
 			continue
 		}
 		network, room, _ := strings.Cut(q.Key.Dest, "|")
+		if q.Depth > 0 && !q.OldestQueuedAt.IsZero() {
+			fmt.Fprintf(b, "* Waiting for %s %s: %d events, the oldest queued %s ago\n", network, room, q.Depth, h.env.Now().Sub(q.OldestQueuedAt).Round(time.Second))
+		}
 		if n := q.Drops[bridge.ReasonNotAuthor]; n > 0 {
 			fmt.Fprintf(b, "* Not relayed to %s %s: %d edits or deletes by someone other than the message's author (not_author)\n", network, room, n)
 		}
