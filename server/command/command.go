@@ -357,15 +357,15 @@ func (h *Handler) status(s Spec, args *model.CommandArgs) string {
 		for _, r := range link.Remotes {
 			fmt.Fprintf(&b, "* %s room %s (%s, linked %s)\n", networkTitle(r.Network, s), r.Room, h.env.Health(r.Network).State, r.LinkedAt.UTC().Format("2006-01-02"))
 		}
-		h.refusals(&b, args.ChannelId)
+		h.queueNotes(&b, args.ChannelId)
 	}
 	return b.String()
 }
 
-// refusals tells, for a channel's link, what waits for a destination and
+// queueNotes tells, for a channel's link, what waits for a destination and
 // since when, how many edits and deletes the bridge refused, and where it
 // could not moderate.
-func (h *Handler) refusals(b *strings.Builder, linkID string) {
+func (h *Handler) queueNotes(b *strings.Builder, linkID string) {
 	if h.env.Stats == nil {
 		return
 	}

@@ -195,7 +195,12 @@ func (b *Bridge) isOwnUser(userID string) bool {
 		// Unknown author: not cached, so a later lookup can still succeed.
 		return false
 	}
-	own := false
+	return b.ownUser(user)
+}
+
+// ownUser is isOwnUser for a user already read; it caches the answer.
+func (b *Bridge) ownUser(user *model.User) bool {
+	own := user.Id == b.opts.BotUserID
 	if user.RemoteId != nil && *user.RemoteId != "" {
 		for _, id := range b.opts.RemoteIDs {
 			if id == *user.RemoteId {
@@ -203,7 +208,7 @@ func (b *Bridge) isOwnUser(userID string) bool {
 			}
 		}
 	}
-	b.ownUsers.Store(userID, own)
+	b.ownUsers.Store(user.Id, own)
 	return own
 }
 

@@ -240,8 +240,8 @@ func (b *Bridge) deleteEvent(post *model.Post, deleter string) (ev bridge.Event,
 		Time:   millis(at),
 	}
 	authorIsOwn := b.isOwnUser(post.UserId)
-	if deleter != "" && deleter != post.UserId && !b.isOwnUser(deleter) {
-		if user, appErr := b.api.GetUser(deleter); appErr == nil && !user.IsBot {
+	if deleter != "" && deleter != post.UserId {
+		if user, appErr := b.api.GetUser(deleter); appErr == nil && !user.IsBot && !b.ownUser(user) {
 			ev.Sender, ev.Moderated, ev.AwaitTarget = b.senderOf(user), true, authorIsOwn
 			return ev, true
 		}
