@@ -61,8 +61,9 @@ const (
 
 // quietReasons are logged at debug level: expected in normal operation, or
 // (not_author) sent by whoever is in a room, who must not flood the log.
+// A full queue is not a loss: the source reads the event again later.
 var quietReasons = map[string]bool{
-	ReasonEcho: true, ReasonDuplicate: true, ReasonUnsupported: true, ReasonNoBridge: true, ReasonNotAuthor: true,
+	ReasonQueueFull: true, ReasonEcho: true, ReasonDuplicate: true, ReasonUnsupported: true, ReasonNoBridge: true, ReasonNotAuthor: true,
 }
 
 // Bus defaults, used when the matching BusOptions field is zero.
@@ -203,6 +204,9 @@ type queue struct {
 	items   []*queuedItem
 	running bool
 	wake    chan struct{}
+	// space is closed once the queue, after refusing an item, has drained
+	// to half its capacity; nil while nobody was refused.
+	space chan struct{}
 
 	delivered       int64
 	retries         int64
@@ -268,7 +272,10 @@ func (b *Bus) Enqueue(key QueueKey, it Item) error {
 	case b.closed:
 		reason, err = ReasonClosed, fmt.Errorf("%w: %s", ErrBusClosed, key)
 	case len(q.items) >= b.opts.QueueCapacity:
-		reason, err = ReasonQueueFull, fmt.Errorf("%w: %s (%d items)", ErrQueueFull, key, len(q.items))
+		if q.space == nil {
+			q.space = make(chan struct{})
+		}
+		reason, err = ReasonQueueFull, &QueueFullError{Key: key, Items: len(q.items), Space: q.space}
 	}
 	if err != nil {
 		q.drops[reason]++
@@ -362,6 +369,10 @@ func (b *Bus) work(q *queue) {
 		q.items = q.items[1:]
 		if len(q.items) == 0 {
 			q.items = nil
+		}
+		if q.space != nil && len(q.items) <= b.opts.QueueCapacity/2 {
+			close(q.space)
+			q.space = nil
 		}
 		now := time.Now()
 		if reason == "" {
@@ -531,6 +542,14 @@ func (b *Bus) Close(ctx context.Context) int {
 	}
 	b.closed = true
 	close(b.closing)
+	for _, q := range b.queues {
+		// Nothing will be accepted again: whoever waits for space must
+		// not wait forever.
+		if q.space != nil {
+			close(q.space)
+			q.space = nil
+		}
+	}
 	b.mu.Unlock()
 	if b.onClosing != nil {
 		b.onClosing()

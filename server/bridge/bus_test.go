@@ -647,3 +647,62 @@ func TestRetryAfterErrors(t *testing.T) {
 		t.Fatalf("negative delay = %v, %v", d, ok)
 	}
 }
+
+func TestBusFullQueueSaysWhenThereIsSpace(t *testing.T) {
+	b := fastBus(t, BusOptions{QueueCapacity: 4})
+	c := newCollector()
+	key := QueueKey{"link", "matrix|room"}
+	gates := make([]chan struct{}, 4)
+	for i := range gates {
+		gates[i] = make(chan struct{})
+		gate := gates[i]
+		mustEnqueue(t, b, key, c.item(fmt.Sprint(i), func(context.Context) error { <-gate; return nil }))
+	}
+	err := b.Enqueue(key, c.item("refused", func(context.Context) error { return nil }))
+	var full *QueueFullError
+	if !errors.As(err, &full) || !errors.Is(err, ErrQueueFull) || full.Key != key {
+		t.Fatalf("err = %#v, want a *QueueFullError for %v", err, key)
+	}
+	c.wait(t, 1)
+	// A second refusal waits on the same signal.
+	var again *QueueFullError
+	if err := b.Enqueue(key, c.item("refused", func(context.Context) error { return nil })); !errors.As(err, &again) || again.Space != full.Space {
+		t.Fatalf("second refusal = %v", err)
+	}
+	c.wait(t, 1)
+	close(gates[0])
+	c.wait(t, 1)
+	select {
+	case <-full.Space:
+		t.Fatal("space signalled with 3 of 4 items still queued")
+	default:
+	}
+	close(gates[1])
+	c.wait(t, 1)
+	recv(t, full.Space, "space once the queue is down to half")
+	close(gates[2])
+	close(gates[3])
+	c.wait(t, 2)
+}
+
+func TestBusCloseReleasesThoseWaitingForSpace(t *testing.T) {
+	b := fastBus(t, BusOptions{QueueCapacity: 1})
+	key := QueueKey{"link", "xmpp|room"}
+	gate := make(chan struct{})
+	mustEnqueue(t, b, key, Item{Label: "stuck", Task: func(ctx context.Context) error {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+		}
+		return ctx.Err()
+	}})
+	var full *QueueFullError
+	if err := b.Enqueue(key, Item{Label: "refused", Task: func(context.Context) error { return nil }}); !errors.As(err, &full) {
+		t.Fatalf("err = %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	b.Close(ctx)
+	recv(t, full.Space, "space signalled by Close")
+	close(gate)
+}

@@ -78,9 +78,25 @@ func RetryDelay(err error) (d time.Duration, ok bool) {
 var ErrInvalidEvent = errors.New("invalid event")
 
 // ErrQueueFull is returned by Bus.Enqueue when the destination queue is at
-// capacity. The item is dropped with reason "queue_full"; the caller is never
-// blocked.
+// capacity. The item is refused (counted as "queue_full"); the caller is
+// never blocked, and is expected to read the event again from its own
+// durable position once there is space (see QueueFullError).
 var ErrQueueFull = errors.New("queue is full")
+
+// QueueFullError is how Enqueue refuses an item for a full queue (it wraps
+// ErrQueueFull). A source holding back reads again once Space is closed:
+// when the queue has drained to half its capacity, or the bus was closed.
+type QueueFullError struct {
+	Key   QueueKey
+	Items int
+	Space <-chan struct{}
+}
+
+func (e *QueueFullError) Error() string {
+	return fmt.Sprintf("%s: %s (%d items)", ErrQueueFull, e.Key, e.Items)
+}
+
+func (e *QueueFullError) Unwrap() error { return ErrQueueFull }
 
 // ErrBusClosed is returned by Bus.Enqueue once Close has been called.
 var ErrBusClosed = errors.New("bus is closed")

@@ -134,6 +134,13 @@ type Event struct {
 	// on a fresh one waits briefly for it instead of being dropped. Only
 	// the Home network's bridge sets it.
 	AwaitTarget bool `json:"await_target,omitempty"`
+	// Settled, when set, is called once, after the event reached every
+	// linked room or was dropped there for good (a duplicate, an
+	// unsupported kind...): the source may then move its durable position
+	// past it. It is not called when Receive returned an error or a
+	// delivery was refused by a full queue or cut off by a shutdown: the
+	// source must read the event again.
+	Settled func() `json:"-"`
 }
 
 // Mention is one mention in an event's text.

@@ -23,6 +23,18 @@ func recv[T any](t *testing.T, ch <-chan T, what string) T {
 	}
 }
 
+// waitFor polls cond until it holds, failing the test after guard.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(guard)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // fakeBridge is an in-memory Bridge. Deliver records what it got and returns
 // "<network>-<n>" for messages and the TargetID otherwise; hook, when set,
 // runs first and its error (if any) is returned instead.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -140,10 +141,17 @@ func (r *Router) Receive(ctx context.Context, ev Event) error {
 		if echo {
 			r.bus.RecordDrop(QueueKey{Link: linkID}, label, ReasonEcho, nil)
 			r.dropped(linkID, Ref{}, ev, ReasonEcho, nil)
+			if ev.Settled != nil {
+				ev.Settled()
+			}
 			return nil
 		}
 	}
 
+	// Receive holds the settlement open until every delivery is queued, so
+	// it cannot settle between two destinations.
+	settle := &settlement{pending: 1, settled: ev.Settled}
+	defer settle.done(true)
 	var errs []error
 	for _, dest := range rooms {
 		dest.ID = ""
@@ -164,12 +172,47 @@ func (r *Router) Receive(ctx context.Context, ev Event) error {
 			r.dropped(linkID, dest, ev, ReasonUnsupported, err)
 			continue
 		}
-		j := &job{r: r, linkID: linkID, dest: dest, ev: ev}
+		j := &job{r: r, linkID: linkID, dest: dest, ev: ev, settle: settle.add()}
 		if err := r.bus.Enqueue(key, Item{Label: label, Task: j.run, Done: j.done}); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// settlement calls an event's Settled once all its deliveries are done,
+// unless one of them must be read again.
+type settlement struct {
+	mu      sync.Mutex
+	pending int
+	failed  bool
+	settled func()
+}
+
+func (s *settlement) add() *settlement {
+	s.mu.Lock()
+	s.pending++
+	s.mu.Unlock()
+	return s
+}
+
+// done ends one delivery; ok=false means the source must read the event
+// again.
+func (s *settlement) done(ok bool) {
+	s.mu.Lock()
+	s.pending--
+	s.failed = s.failed || !ok
+	call := s.pending == 0 && !s.failed && s.settled != nil
+	s.mu.Unlock()
+	if call {
+		s.settled()
+	}
+}
+
+// mustReadAgain reports whether a drop reason leaves the event for its
+// source to read again rather than settled.
+func mustReadAgain(reason string) bool {
+	return reason == ReasonQueueFull || reason == ReasonShutdown || reason == ReasonClosed
 }
 
 // isEcho reports whether msg is a copy the bridge posted of another message.
@@ -202,6 +245,7 @@ type job struct {
 	sent     int    // message parts delivered
 	nativeID string // first part's ID, or the ID Deliver returned
 	recorded bool
+	settle   *settlement
 }
 
 func (j *job) done(reason string, err error) {
@@ -209,9 +253,10 @@ func (j *job) done(reason string, err error) {
 		if j.r.opts.OnDelivered != nil {
 			j.r.opts.OnDelivered(j.linkID, j.dest, j.ev, j.nativeID)
 		}
-		return
+	} else {
+		j.r.dropped(j.linkID, j.dest, j.ev, reason, err)
 	}
-	j.r.dropped(j.linkID, j.dest, j.ev, reason, err)
+	j.settle.done(!mustReadAgain(reason))
 }
 
 func (j *job) run(ctx context.Context) error {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -764,4 +765,98 @@ func TestSplitText(t *testing.T) {
 			}
 		}
 	}
+}
+
+// settledCounter counts Settled calls of events.
+type settledCounter struct{ n atomic.Int32 }
+
+func (s *settledCounter) event(ev Event) Event {
+	ev.Settled = func() { s.n.Add(1) }
+	return ev
+}
+
+func TestRouterSettlesOnceEveryDestinationIsDone(t *testing.T) {
+	e, _, x, mx := standard(t)
+	entered, gate := make(chan struct{}), make(chan struct{})
+	x.setHook(func(ctx context.Context, d *Delivery) error {
+		if d.Text == "slow" {
+			close(entered)
+			<-gate
+		}
+		return nil
+	})
+	mx.setHook(func(ctx context.Context, d *Delivery) error {
+		if d.Text == "slow" {
+			return Permanentf("matrix refuses it")
+		}
+		return nil
+	})
+	var s settledCounter
+	e.receive(t, s.event(message(mmRoom, "p1", "slow")))
+	recv(t, entered, "xmpp delivery")
+	if o := recv(t, e.out, "matrix outcome"); o.reason != ReasonPermanent {
+		t.Fatalf("matrix outcome = %+v", o)
+	}
+	if n := s.n.Load(); n != 0 {
+		t.Fatalf("settled %d times while XMPP still had it", n)
+	}
+	close(gate)
+	recv(t, e.out, "xmpp outcome")
+	waitFor(t, "settled", func() bool { return s.n.Load() == 1 })
+
+	// A replay the destinations already have settles too: nothing is left
+	// to read again.
+	var replay settledCounter
+	e.receive(t, replay.event(message(mmRoom, "p1", "slow")))
+	e.outcomes(t, 2)
+	waitFor(t, "replay settled", func() bool { return replay.n.Load() == 1 })
+}
+
+func TestRouterNeverSettlesWhatMustBeReadAgain(t *testing.T) {
+	mm := newFakeBridge(NetworkMattermost, allCaps())
+	x := newFakeBridge(NetworkXMPP, allCaps())
+	mx := newFakeBridge(NetworkMatrix, allCaps())
+	e := newRouterEnv(t, BusOptions{QueueCapacity: 1}, mm, x, mx)
+	entered, gate := make(chan struct{}), make(chan struct{})
+	x.setHook(func(ctx context.Context, d *Delivery) error {
+		if d.Text == "m0" {
+			close(entered)
+			select {
+			case <-gate:
+			case <-ctx.Done():
+			}
+			return ctx.Err()
+		}
+		return nil
+	})
+	var first, refused settledCounter
+	e.receive(t, first.event(message(mmRoom, "p0", "m0")))
+	recv(t, entered, "xmpp busy")
+	recv(t, e.out, "matrix m0")
+	if err := e.r.Receive(context.Background(), refused.event(message(mmRoom, "p1", "m1"))); !errors.Is(err, ErrQueueFull) {
+		t.Fatalf("Receive = %v", err)
+	}
+	e.outcomes(t, 2) // delivered to Matrix, refused by XMPP's full queue
+	// Shutdown cuts m0 off at XMPP: it must be read again, not settled.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	e.bus.Close(ctx)
+	if o := recv(t, e.out, "xmpp m0"); o.reason != ReasonShutdown {
+		t.Fatalf("outcome = %+v", o)
+	}
+	if f, r := first.n.Load(), refused.n.Load(); f != 0 || r != 0 {
+		t.Fatalf("settled: cut off by shutdown %d, refused by a full queue %d; want 0 and 0", f, r)
+	}
+	close(gate)
+}
+
+func TestRouterSettlesEventsWithNowhereToGo(t *testing.T) {
+	e, _, _, _ := standard(t)
+	e.dir.link("chan2", Ref{Network: NetworkMattermost, Room: "chan2"}, Ref{Network: NetworkSlack, Room: "C1"})
+	var s settledCounter
+	e.receive(t, s.event(message(Ref{Network: NetworkMattermost, Room: "chan2"}, "p9", "no slack bridge")))
+	if o := recv(t, e.out, "no bridge"); o.reason != ReasonNoBridge {
+		t.Fatalf("outcome = %+v", o)
+	}
+	waitFor(t, "settled", func() bool { return s.n.Load() == 1 })
 }
