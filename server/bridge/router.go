@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -150,8 +149,8 @@ func (r *Router) Receive(ctx context.Context, ev Event) error {
 
 	// Receive holds the settlement open until every delivery is queued, so
 	// it cannot settle between two destinations.
-	settle := &settlement{pending: 1, settled: ev.Settled}
-	defer settle.done(true)
+	settle := NewSettleGroup(ev.Settled)
+	defer settle.Seal()
 	var errs []error
 	for _, dest := range rooms {
 		dest.ID = ""
@@ -172,41 +171,12 @@ func (r *Router) Receive(ctx context.Context, ev Event) error {
 			r.dropped(linkID, dest, ev, ReasonUnsupported, err)
 			continue
 		}
-		j := &job{r: r, linkID: linkID, dest: dest, ev: ev, settle: settle.add()}
+		j := &job{r: r, linkID: linkID, dest: dest, ev: ev, settle: settle.member()}
 		if err := r.bus.Enqueue(key, Item{Label: label, Task: j.run, Done: j.done}); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// settlement calls an event's Settled once all its deliveries are done,
-// unless one of them must be read again.
-type settlement struct {
-	mu      sync.Mutex
-	pending int
-	failed  bool
-	settled func()
-}
-
-func (s *settlement) add() *settlement {
-	s.mu.Lock()
-	s.pending++
-	s.mu.Unlock()
-	return s
-}
-
-// done ends one delivery; ok=false means the source must read the event
-// again.
-func (s *settlement) done(ok bool) {
-	s.mu.Lock()
-	s.pending--
-	s.failed = s.failed || !ok
-	call := s.pending == 0 && !s.failed && s.settled != nil
-	s.mu.Unlock()
-	if call {
-		s.settled()
-	}
 }
 
 // mustReadAgain reports whether a drop reason leaves the event for its
@@ -245,7 +215,7 @@ type job struct {
 	sent     int    // message parts delivered
 	nativeID string // first part's ID, or the ID Deliver returned
 	recorded bool
-	settle   *settlement
+	settle   func(ok bool)
 }
 
 func (j *job) done(reason string, err error) {
@@ -256,7 +226,7 @@ func (j *job) done(reason string, err error) {
 	} else {
 		j.r.dropped(j.linkID, j.dest, j.ev, reason, err)
 	}
-	j.settle.done(!mustReadAgain(reason))
+	j.settle(!mustReadAgain(reason))
 }
 
 func (j *job) run(ctx context.Context) error {

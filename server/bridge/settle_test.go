@@ -26,7 +26,7 @@ func (c *commits) list() []string {
 func TestWatermarkCommitsOnlyWhatEverythingBeforeHasSettled(t *testing.T) {
 	var c commits
 	w := NewWatermark(c.commit)
-	a, b, d := w.Begin("a"), w.Begin("b"), w.Begin("d")
+	a, b, d := w.Begin("a").Settle, w.Begin("b").Settle, w.Begin("d").Settle
 	b()
 	if got := c.list(); len(got) != 0 {
 		t.Fatalf("committed %v while a is unsettled", got)
@@ -45,19 +45,35 @@ func TestWatermarkCommitsOnlyWhatEverythingBeforeHasSettled(t *testing.T) {
 	}
 }
 
-func TestWatermarkResetForgetsWhatWasInFlight(t *testing.T) {
+func TestWatermarkAbandonedPositionsWaitToBeReadAgain(t *testing.T) {
 	var c commits
 	w := NewWatermark(c.commit)
-	old := w.Begin("1")
-	w.Begin("2")
-	w.Reset()
-	old()
+	one, two := w.Begin("1"), w.Begin("2")
+	two.Abandon()
+	two.Settle() // a late settle of an abandoned mark changes nothing
 	if got := c.list(); len(got) != 0 {
-		t.Fatalf("a settle from before the reset committed %v", got)
+		t.Fatalf("commits = %v", got)
 	}
-	w.Begin("2")()
+	again := w.Begin("2") // read again
+	again.Settle()
+	if got := c.list(); len(got) != 0 {
+		t.Fatalf("committed %v while 1 is unsettled", got)
+	}
+	one.Settle()
 	if got := c.list(); !slices.Equal(got, []string{"2"}) {
 		t.Fatalf("commits = %v", got)
+	}
+}
+
+func TestWatermarkAbandonTakesEverythingAfterToo(t *testing.T) {
+	var c commits
+	w := NewWatermark(c.commit)
+	head, next := w.Begin("1"), w.Begin("2")
+	next.Settle()
+	head.Abandon()
+	next.Settle()
+	if got := c.list(); len(got) != 0 || w.Pending() != 0 {
+		t.Fatalf("commits = %v, pending = %d: 2 was read before 1 was, and both are read again", got, w.Pending())
 	}
 }
 
@@ -65,13 +81,38 @@ func TestWatermarkEmptyPositionsHoldTheirPlaceButAreNotCommitted(t *testing.T) {
 	var c commits
 	w := NewWatermark(c.commit)
 	first, blank := w.Begin("x"), w.Begin("")
-	blank()
-	first()
+	blank.Settle()
+	first.Settle()
 	if got := c.list(); !slices.Equal(got, []string{"x"}) {
 		t.Fatalf("commits = %v, want [x]", got)
 	}
-	w.Begin("")()
+	w.Begin("").Settle()
 	if got := c.list(); !slices.Equal(got, []string{"x"}) {
 		t.Fatalf("commits = %v: an empty position was committed", got)
+	}
+}
+
+func TestSettleGroupSettlesOnceAllMembersAndTheSealAreIn(t *testing.T) {
+	var n int
+	g := NewSettleGroup(func() { n++ })
+	a, b := g.Add(), g.Add()
+	a()
+	a() // twice is once
+	g.Seal()
+	if n != 0 {
+		t.Fatal("settled with a member outstanding")
+	}
+	b()
+	if n != 1 {
+		t.Fatalf("settled %d times", n)
+	}
+
+	failed := NewSettleGroup(func() { n++ })
+	c := failed.Add()
+	failed.Fail()
+	c()
+	failed.Seal()
+	if n != 1 {
+		t.Fatal("a group with a failed member settled")
 	}
 }
