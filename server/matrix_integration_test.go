@@ -1180,3 +1180,54 @@ func TestMatrixBotJoinsOnlyWhereAnAdminWantsIt(t *testing.T) {
 		return err == nil && m.Membership == event.MembershipJoin
 	}, "alice's puppet to join the private channel's room")
 }
+
+// Issue 9 item 8: a burst larger than a queue, into a room whose channel is
+// also linked to a slower network, reaches every side whole: the slow
+// destination's full queue holds the XMPP room back, and the room is read
+// again from its archive, instead of the overflow being dropped.
+func TestXMPPBurstReachesASlowerNetworkWhole(t *testing.T) {
+	const burst = 2000 // twice the default QueueSize
+	h, eve, xroom := newMatrixAndXMPPHarness(t, "component")
+	want := make([]string, burst)
+	for i := range want {
+		want[i] = fmt.Sprintf("burst %04d", i)
+		if _, err := eve.Say(h.ctx, xroom, want[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	isBurst := func(e *event.Event) bool {
+		return e.Type == event.EventMessage && strings.HasPrefix(message(e).Body, "burst ")
+	}
+	for deadline := time.Now().Add(3 * time.Minute); len(h.dave.seen(h.room, isBurst)) < burst; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the Matrix room got %d of the %d burst messages (queues: %+v)", len(h.dave.seen(h.room, isBurst)), burst, h.command("/xmppbridge status", ""))
+		}
+	}
+	h.s.WaitHooks(5 * time.Second)
+	time.Sleep(time.Second) // anything doubled would show by now
+	var inMatrix []string
+	for _, e := range h.dave.seen(h.room, isBurst) {
+		inMatrix = append(inMatrix, message(e).Body)
+	}
+	if !slices.Equal(inMatrix, want) {
+		t.Fatalf("the Matrix room has %d burst messages, want %d once each in order; first difference at %d", len(inMatrix), burst, firstDifference(inMatrix, want))
+	}
+	var inMattermost []string
+	for _, text := range remotePosts(h.s, h.ch) {
+		if strings.HasPrefix(text, "burst ") {
+			inMattermost = append(inMattermost, text)
+		}
+	}
+	if !slices.Equal(inMattermost, want) {
+		t.Fatalf("Mattermost has %d burst messages, want %d once each in order; first difference at %d", len(inMattermost), burst, firstDifference(inMattermost, want))
+	}
+}
+
+func firstDifference(got, want []string) int {
+	for i := range min(len(got), len(want)) {
+		if got[i] != want[i] {
+			return i
+		}
+	}
+	return min(len(got), len(want))
+}

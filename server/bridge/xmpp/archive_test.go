@@ -56,7 +56,7 @@ func TestArchiveResultsCountOnlyForOpenQueries(t *testing.T) {
 		v, _, _ := st.GetCursor(string(b.Network()), archiveCursorName(testRoom.String()))
 		return v
 	}
-	other := b.openArchiveQuery(testRoom, false)
+	other, _ := b.openArchiveQuery(testRoom, false)
 	b.handleMessage(ctx, archived("mallory@example.com/phone", other, "a0", ceoSays))
 	b.handleMessage(ctx, archived("other@conference.example.com", other, "a0", `<message xmlns="jabber:client" from="other@conference.example.com/ceo" type="groupchat" id="c0"><body>elsewhere</body></message>`))
 	b.handleMessage(ctx, archived("dev@conference.example.com", other, "a0", `<message xmlns="jabber:client" from="other@conference.example.com/ceo" type="groupchat" id="c0"><body>not this room's</body></message>`))
@@ -79,7 +79,7 @@ func TestArchiveResultsCountOnlyForOpenQueries(t *testing.T) {
 		t.Fatalf("a result for a finished query was taken: %+v, position %q", evs, cursor())
 	}
 
-	position := b.openArchiveQuery(testRoom, true)
+	position, _ := b.openArchiveQuery(testRoom, true)
 	b.handleMessage(ctx, archived("dev@conference.example.com", position, "a3", ceoSays))
 	if evs := rec.take(); len(evs) != 0 {
 		t.Fatalf("a position-only query's result was relayed: %+v", evs)

@@ -264,7 +264,7 @@ loop:
 			break loop
 		case <-ticker.C:
 			pctx, pcancel := context.WithTimeout(ctx, b.cfg.Keepalive/2)
-			perr := ping.Send(pctx, s, s.LocalAddr().Domain())
+			perr := b.keepalive(pctx, s)
 			pcancel()
 			if perr != nil {
 				end = fmt.Errorf("keepalive ping failed: %w", perr)
@@ -345,6 +345,18 @@ func readStanza(t xml.TokenReader, start *xml.StartElement) ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// keepalive pings over the stream. A component pings its own domain from
+// its own address: component streams carry only stanzas with both a from
+// and a to (Prosody and ejabberd close the stream otherwise), and the server
+// routing it back to us proves the stream alive.
+func (b *Bridge) keepalive(ctx context.Context, s *xmpp.Session) error {
+	if b.cfg.Mode != ModeComponent {
+		return ping.Send(ctx, s, s.LocalAddr().Domain())
+	}
+	iq := stanza.IQ{Type: stanza.GetIQ, ID: randomID(), From: b.selfJID(s), To: b.cfg.ComponentDomain.Domain()}
+	return s.UnmarshalIQElement(ctx, xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Space: ping.NS, Local: "ping"}}), iq, nil)
 }
 
 // answerIQ answers pings and refuses everything else, as a client should.

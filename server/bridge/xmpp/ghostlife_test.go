@@ -267,3 +267,56 @@ func prosodyWithCarol(ctx context.Context, t *testing.T) (*prosodytest.Server, j
 	}
 	return p, room, carol
 }
+
+// countingLog counts the warnings a bridge logs, by message.
+type countingLog struct {
+	bridge.NopLogger
+	mu    sync.Mutex
+	warns map[string]int
+}
+
+func (l *countingLog) Warn(msg string, kv ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.warns == nil {
+		l.warns = map[string]int{}
+	}
+	l.warns[msg]++
+}
+
+func (l *countingLog) count(msg string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.warns[msg]
+}
+
+// A component's keepalive must be a stanza the server routes (with a from
+// and a to): Prosody closed the stream at every ping, once a minute.
+func TestComponentKeepaliveKeepsTheStream(t *testing.T) {
+	p := prosodytest.Start(t, prosodytest.Options{})
+	log := &countingLog{}
+	b, err := New(Config{
+		Mode: ModeComponent, Address: p.ComponentAddr(), ComponentDomain: jid.MustParse(p.ComponentDomain),
+		ComponentSecret: p.ComponentSecret, TLSMode: TLSPlainLoopback, Keepalive: 200 * time.Millisecond,
+	}, newMemStore(), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err = b.Start(ctx, &eventRecorder{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = b.Stop(sctx)
+	})
+	if _, err = b.currentSession(ctx); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second) // ten keepalives
+	if n := log.count("XMPP session ended"); n != 0 || b.Health().State != bridge.StateConnected {
+		t.Fatalf("the session ended %d times over ten keepalives (state %s)", n, b.Health().State)
+	}
+}

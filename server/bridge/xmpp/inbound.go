@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"mellium.im/xmpp/jid"
@@ -28,8 +31,9 @@ func (b *Bridge) handleInbound(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case raw := <-b.inbound:
-			if room, ok := bytes.CutPrefix(raw, caughtUpMarker); ok {
-				b.caughtUp(ctx, string(room))
+			if rest, ok := bytes.CutPrefix(raw, caughtUpMarker); ok {
+				gen, room, _ := strings.Cut(string(rest), ":")
+				b.caughtUp(ctx, room, gen)
 			} else if id, ok := bytes.CutPrefix(raw, queryDoneMarker); ok {
 				b.endArchiveQuery(string(id))
 			} else if bytes.HasPrefix(raw, []byte("<presence")) {
@@ -41,19 +45,101 @@ func (b *Bridge) handleInbound(ctx context.Context) {
 	}
 }
 
-// sendTo hands an event to the core, logging what it refuses.
-func (b *Bridge) sendTo(ctx context.Context, ev bridge.Event) {
+// roomEvents hands the events of one room message to the core as a unit:
+// the message's archive position settles once all of them have, and a
+// refusal holds the room back to be read again.
+type roomEvents struct {
+	b        *Bridge
+	r        *room
+	key      string
+	group    *bridge.SettleGroup
+	heldBack bool
+}
+
+// readAgainAfterError is how long a room whose event the core could not
+// take for an unexpected reason waits before it is read again.
+const readAgainAfterError = time.Second
+
+func (o *roomEvents) send(ctx context.Context, ev bridge.Event) {
+	b := o.b
 	b.mu.Lock()
 	sink := b.sink
 	b.mu.Unlock()
-	if sink == nil {
+	if sink == nil || o.heldBack {
 		return
 	}
-	if err := sink.Receive(ctx, ev); err != nil {
-		b.log.Warn("Could not relay an XMPP message", "room", ev.Origin.Room, "kind", string(ev.Kind), "error", err.Error())
+	ev.Settled = o.group.Add()
+	err := sink.Receive(ctx, ev)
+	var full *bridge.QueueFullError
+	switch {
+	case err == nil:
+		b.health.Touch(time.Now())
+	case errors.As(err, &full):
+		// A destination is backed up: the room waits for it and is read
+		// again from the archive, rather than anything being dropped.
+		b.log.Debug("Holding an XMPP room back: a destination's queue is full", "room", o.key, "queue", full.Key.String())
+		o.holdBack(full.Space)
+	case errors.Is(err, bridge.ErrBusClosed):
+		// Stopping: the position stays before it and the next start reads
+		// it again.
+		o.heldBack = true
+		o.group.Fail()
+	case errors.Is(err, bridge.ErrNotLinked), errors.Is(err, bridge.ErrInvalidEvent):
+		// It would fail again: it counts as done.
+		b.log.Warn("Could not relay an XMPP message", "room", o.key, "kind", string(ev.Kind), "error", err.Error())
+		ev.Settled()
+	default:
+		b.log.Warn("Could not relay an XMPP message; the room is read again shortly", "room", o.key, "kind", string(ev.Kind), "error", err.Error())
+		o.holdBack(closedAfter(readAgainAfterError))
+	}
+}
+
+// holdBack stops handling the room's messages until wait is closed; then
+// it is read again from the archive after the last message the core took.
+func (o *roomEvents) holdBack(wait <-chan struct{}) {
+	o.heldBack = true
+	o.group.Fail()
+	b := o.b
+	b.mu.Lock()
+	o.r.behind = true
+	o.r.behindGen++
+	gen := o.r.behindGen
+	b.mu.Unlock()
+	go b.readAgain(o.key, gen, wait)
+}
+
+func closedAfter(d time.Duration) <-chan struct{} {
+	c := make(chan struct{})
+	time.AfterFunc(d, func() { close(c) })
+	return c
+}
+
+// readAgain catches a held-back room up from the archive once wait is
+// closed, unless a reconnect already does (it resets behind).
+func (b *Bridge) readAgain(room string, gen int, wait <-chan struct{}) {
+	b.mu.Lock()
+	ctx := b.runCtx
+	b.mu.Unlock()
+	if ctx == nil {
 		return
 	}
-	b.health.Touch(time.Now())
+	select {
+	case <-wait:
+	case <-ctx.Done():
+		return
+	}
+	b.mu.Lock()
+	r, ok := b.rooms[room]
+	s := b.session
+	if !ok || !r.behind || r.behindGen != gen || s == nil {
+		b.mu.Unlock()
+		return
+	}
+	r.behind = false
+	r.catchingUp = true
+	r.held = nil
+	b.mu.Unlock()
+	b.afterJoin(s, r.jid)
 }
 
 func (b *Bridge) handleMessage(ctx context.Context, raw []byte) {
@@ -103,36 +189,81 @@ func (b *Bridge) isReflection(m *inMsg) bool {
 }
 
 // caughtUpMarker, queued behind a room's archived messages, says its
-// catch-up is complete; it can never start a stanza.
+// catch-up is complete; it can never start a stanza. It is followed by the
+// catch-up's generation and the room ("<gen>:<room>").
 var caughtUpMarker = []byte("\x00caught-up:")
 
-// caughtUp releases the live messages held during a room's catch-up.
-func (b *Bridge) caughtUp(ctx context.Context, room string) {
+// caughtUp releases the live messages held during a room's catch-up,
+// skipping those the archive already gave. A marker of an older catch-up
+// (the room is being read again since) is ignored.
+func (b *Bridge) caughtUp(ctx context.Context, room, gen string) {
 	for {
 		b.mu.Lock()
 		r, ok := b.rooms[room]
-		if !ok {
+		if !ok || strconv.Itoa(r.catchUpGen) != gen {
 			b.mu.Unlock()
 			return
 		}
 		held := r.held
 		r.held = nil
+		seen := r.caughtUpIDs
 		if len(held) == 0 {
 			r.catchingUp = false
+			r.caughtUpIDs = map[string]bool{}
 			b.mu.Unlock()
 			return
 		}
 		b.mu.Unlock()
 		for _, m := range held {
-			b.handleGroupchat(ctx, m, false)
+			if id := m.StanzaID(r.jid); id == "" || !seen[id] {
+				b.handleGroupchat(ctx, m, false)
+			}
 		}
 	}
 }
 
 // handleGroupchat turns one room message into events. Archived messages
 // (catch-up after a disconnect) go the same way; the router drops any the
-// channel already has.
+// channel already has. The room's archive position moves past the message
+// once the core has settled its events.
 func (b *Bridge) handleGroupchat(ctx context.Context, m *inMsg, archived bool) {
+	roomJID := m.From.Bare()
+	key := roomJID.String()
+	pos := m.StanzaID(roomJID)
+	b.mu.Lock()
+	r, linked := b.rooms[key]
+	behind := linked && r.behind
+	b.mu.Unlock()
+	if !linked {
+		return
+	}
+	if behind {
+		// The archive gives it again once the room is read again; only a
+		// delivery waiting for its reflection needs it now.
+		if b.resolveReflection(m) {
+			b.remember(key, m)
+		}
+		return
+	}
+	mark := r.marks.Begin(pos)
+	out := &roomEvents{b: b, r: r, key: key, group: bridge.NewSettleGroup(mark.Settle)}
+	b.relayGroupchat(ctx, m, archived, out)
+	out.group.Seal()
+	if out.heldBack {
+		mark.Abandon()
+		return
+	}
+	if pos != "" {
+		b.mu.Lock()
+		r.fed = pos
+		if archived {
+			r.caughtUpIDs[pos] = true
+		}
+		b.mu.Unlock()
+	}
+}
+
+func (b *Bridge) relayGroupchat(ctx context.Context, m *inMsg, archived bool, out *roomEvents) {
 	roomJID := m.From.Bare()
 	nick := m.From.Resourcepart()
 	key := roomJID.String()
@@ -160,19 +291,18 @@ func (b *Bridge) handleGroupchat(ctx context.Context, m *inMsg, archived bool) {
 		// Rooms send the current subject on every join; only later
 		// changes are news.
 		if b.cfg.PostSubjects && !archived && !firstSubject && m.Delay.IsZero() && !ours && nick != selfNick {
-			b.relaySubject(ctx, roomJID, nick, occ, m)
+			b.relaySubject(ctx, roomJID, nick, occ, m, out)
 		}
 		return
 	}
 	if nick == "" {
 		// The room itself speaking: notices, and XEP-0425 moderations,
 		// which only the room sends and only for its moderators.
-		b.relayModeration(ctx, roomJID, m)
+		b.relayModeration(ctx, roomJID, m, out)
 		return
 	}
 	if b.resolveReflection(m) || ours {
 		b.remember(key, m)
-		b.saveArchivePosition(key, m.StanzaID(roomJID))
 		return
 	}
 	nativeID := m.StanzaID(roomJID)
@@ -198,13 +328,13 @@ func (b *Bridge) handleGroupchat(ctx context.Context, m *inMsg, archived bool) {
 	case m.Retract != "":
 		ev := base
 		ev.Kind, ev.Target = bridge.KindDelete, m.Retract
-		b.sendTo(ctx, ev)
+		out.send(ctx, ev)
 	case m.Replace != "":
 		ev := base
 		ev.Kind, ev.Target, ev.Text = bridge.KindEdit, b.resolveOrigin(key, m.Replace), b.readMentions(key, styling.ToMarkdown(m.Body))
-		b.sendTo(ctx, ev)
+		out.send(ctx, ev)
 	case m.ReactionsTo != "":
-		b.relayReactions(ctx, base, m.ReactionsTo, m.Reactions)
+		b.relayReactions(ctx, base, m.ReactionsTo, m.Reactions, out)
 	case m.Body != "" || len(m.OOB) > 0:
 		ev := base
 		ev.Kind = bridge.KindMessage
@@ -214,17 +344,14 @@ func (b *Bridge) handleGroupchat(ctx context.Context, m *inMsg, archived bool) {
 		if ev.Text == "" && len(ev.Attachments) == 0 {
 			return
 		}
-		b.sendTo(ctx, ev)
-	}
-	if archived || m.StanzaID(roomJID) != "" {
-		b.saveArchivePosition(key, m.StanzaID(roomJID))
+		out.send(ctx, ev)
 	}
 }
 
 // relayModeration turns the room's announcement that a moderator
 // retracted a message into a moderated delete, unless the moderator is the
 // bridge itself (relaying a Mattermost admin's delete).
-func (b *Bridge) relayModeration(ctx context.Context, roomJID jid.JID, m *inMsg) {
+func (b *Bridge) relayModeration(ctx context.Context, roomJID jid.JID, m *inMsg, out *roomEvents) {
 	rt := m.parsed.Retract
 	if rt == nil || rt.Moderated == nil || rt.ID == "" {
 		return
@@ -258,7 +385,7 @@ func (b *Bridge) relayModeration(ctx context.Context, roomJID jid.JID, m *inMsg)
 	if at.IsZero() {
 		at = time.Now()
 	}
-	b.sendTo(ctx, bridge.Event{
+	out.send(ctx, bridge.Event{
 		Kind: bridge.KindDelete, Origin: bridge.Ref{Network: bridge.NetworkXMPP, Room: key, ID: id},
 		Target: rt.ID, Sender: b.senderOf(roomJID, modNick, occ), Moderated: true, Time: at,
 	})
@@ -311,7 +438,7 @@ func (b *Bridge) senderOf(roomJID jid.JID, nick string, occ occupant) bridge.Sen
 
 // relayReactions turns XEP-0444's "my reactions to this message are now
 // this set" into added and removed reactions, against the last set seen.
-func (b *Bridge) relayReactions(ctx context.Context, base bridge.Event, target string, now []string) {
+func (b *Bridge) relayReactions(ctx context.Context, base bridge.Event, target string, now []string, out *roomEvents) {
 	key := target + "|" + base.Sender.ID
 	var before []string
 	if v, ok, err := b.store.Alias(reactionNS(base.Origin.Room), key); err == nil && ok {
@@ -330,7 +457,7 @@ func (b *Bridge) relayReactions(ctx context.Context, base bridge.Event, target s
 			ev := base
 			ev.Kind, ev.Target, ev.Emoji = bridge.KindReactionAdd, target, n
 			ev.Origin.ID = target + "|" + base.Sender.ID + "|+" + n
-			b.sendTo(ctx, ev)
+			out.send(ctx, ev)
 		}
 	}
 	for _, n := range before {
@@ -338,8 +465,11 @@ func (b *Bridge) relayReactions(ctx context.Context, base bridge.Event, target s
 			ev := base
 			ev.Kind, ev.Target, ev.Emoji = bridge.KindReactionRemove, target, n
 			ev.Origin.ID = target + "|" + base.Sender.ID + "|-" + n
-			b.sendTo(ctx, ev)
+			out.send(ctx, ev)
 		}
+	}
+	if out.heldBack {
+		return // read again, against the set before
 	}
 	enc, _ := json.Marshal(names)
 	if err := b.store.SetAlias(reactionNS(base.Origin.Room), key, string(enc)); err != nil {
@@ -348,7 +478,7 @@ func (b *Bridge) relayReactions(ctx context.Context, base bridge.Event, target s
 }
 
 // relaySubject posts a subject change as a message from whoever made it.
-func (b *Bridge) relaySubject(ctx context.Context, roomJID jid.JID, nick string, occ occupant, m *inMsg) {
+func (b *Bridge) relaySubject(ctx context.Context, roomJID jid.JID, nick string, occ occupant, m *inMsg, out *roomEvents) {
 	id := m.StanzaID(roomJID)
 	if id == "" {
 		id = m.ID
@@ -364,7 +494,7 @@ func (b *Bridge) relaySubject(ctx context.Context, roomJID jid.JID, nick string,
 	if *m.Subject == "" {
 		text = "cleared the room subject"
 	}
-	b.sendTo(ctx, bridge.Event{
+	out.send(ctx, bridge.Event{
 		Kind: bridge.KindMessage, Origin: bridge.Ref{Network: bridge.NetworkXMPP, Room: roomJID.String(), ID: id},
 		Sender: sender, Text: "_" + text + "_", Time: time.Now(),
 	})

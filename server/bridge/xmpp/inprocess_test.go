@@ -58,7 +58,8 @@ func (s *memStore) Alias(namespace, key string) (string, bool, error) {
 	return v, ok, nil
 }
 
-// eventRecorder is a Sink that keeps what the bridge hands to the core.
+// eventRecorder is a Sink that keeps what the bridge hands to the core, and
+// settles it at once, as if every destination had it.
 type eventRecorder struct {
 	mu     sync.Mutex
 	events []bridge.Event
@@ -66,8 +67,11 @@ type eventRecorder struct {
 
 func (r *eventRecorder) Receive(_ context.Context, ev bridge.Event) error {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	r.events = append(r.events, ev)
+	r.mu.Unlock()
+	if ev.Settled != nil {
+		ev.Settled()
+	}
 	return nil
 }
 

@@ -18,8 +18,6 @@ const (
 	nsRSM       = "http://jabber.org/protocol/rsm"
 	nsDataForms = "jabber:x:data"
 	mamPageSize = 100
-	// mamMaxPages bounds one catch-up; what is left comes on the next one.
-	mamMaxPages = 50
 )
 
 func archiveCursorName(room string) string { return "mam|" + room }
@@ -40,35 +38,45 @@ func (b *Bridge) saveArchivePosition(room, id string) {
 func (b *Bridge) afterJoin(s *xmpp.Session, roomJID jid.JID) {
 	b.mu.Lock()
 	ctx := b.runCtx
+	gen := 0
+	if r, ok := b.rooms[roomJID.String()]; ok {
+		r.catchUpGen++
+		gen = r.catchUpGen
+	}
 	b.mu.Unlock()
-	b.catchUp(ctx, s, roomJID)
-	marker := append(append([]byte{}, caughtUpMarker...), roomJID.String()...)
+	b.catchUp(ctx, s, roomJID, gen)
+	marker := fmt.Appendf(append([]byte{}, caughtUpMarker...), "%d:%s", gen, roomJID.String())
 	select {
 	case b.inbound <- marker:
 	case <-ctx.Done():
 	}
 }
 
-// catchUp fetches from the room's archive (XEP-0313) what was said since the
-// last message the bridge saw, so nothing said while it was away is lost.
-// A room never seen before has no position: its history before the link is
-// not relayed.
-func (b *Bridge) catchUp(ctx context.Context, s *xmpp.Session, roomJID jid.JID) {
+// catchUp fetches from the room's archive (XEP-0313) what was said after
+// the last message the core took: in this process, where it left off (a
+// reconnect, or a room held back by a full queue); after a start, the
+// saved position. A room never seen before has no position: its history
+// before the link is not relayed. It pages to the archive's end unless the
+// room is held back again or a newer catch-up starts.
+func (b *Bridge) catchUp(ctx context.Context, s *xmpp.Session, roomJID jid.JID, gen int) {
 	room := roomJID.String()
-	after, ok, err := b.store.GetCursor(string(b.Network()), archiveCursorName(room))
-	if err != nil {
-		b.log.Warn("Could not read the XMPP archive position", "room", room, "error", err.Error())
-		return
+	after, ok := b.fedPosition(room)
+	if !ok {
+		var err error
+		if after, ok, err = b.store.GetCursor(string(b.Network()), archiveCursorName(room)); err != nil {
+			b.log.Warn("Could not read the XMPP archive position", "room", room, "error", err.Error())
+			return
+		}
 	}
 	if !ok {
 		// First time in this room: start from the archive's end, so what
 		// is said from now on is never lost, and older history is not sent.
-		if err = b.initArchivePosition(ctx, s, roomJID); err != nil {
+		if err := b.initArchivePosition(ctx, s, roomJID); err != nil {
 			b.log.Warn("Could not find the end of the XMPP room's archive", "room", room, "error", err.Error())
 		}
 		return
 	}
-	for page := 0; page < mamMaxPages && ctx.Err() == nil; page++ {
+	for ctx.Err() == nil && b.catchingUpStill(room, gen) {
 		qctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		last, complete, err := b.queryArchive(qctx, s, roomJID, after)
 		cancel()
@@ -81,6 +89,26 @@ func (b *Bridge) catchUp(ctx context.Context, s *xmpp.Session, roomJID jid.JID) 
 		}
 		after = last
 	}
+}
+
+// fedPosition is the archive ID of the last message of room the core took
+// in this process.
+func (b *Bridge) fedPosition(room string) (string, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if r, ok := b.rooms[room]; ok && r.fed != "" {
+		return r.fed, true
+	}
+	return "", false
+}
+
+// catchingUpStill reports whether catch-up gen of room should go on: not
+// when the room was held back meanwhile or a newer catch-up started.
+func (b *Bridge) catchingUpStill(room string, gen int) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	r, ok := b.rooms[room]
+	return ok && !r.behind && r.catchUpGen == gen
 }
 
 type mamFin struct {
@@ -117,6 +145,9 @@ type openQuery struct {
 	// positionOnly queries only learn where the archive ends; their
 	// messages are not relayed.
 	positionOnly bool
+	// handled is closed when the query ends, after its results were
+	// handled.
+	handled chan struct{}
 }
 
 // queryDoneMarker, queued behind a query's results, ends the query in the
@@ -126,12 +157,13 @@ var queryDoneMarker = []byte("\x00query-done:")
 
 // openArchiveQuery registers a new query to archive and returns its ID,
 // unpredictable so that nobody can answer a query they did not see.
-func (b *Bridge) openArchiveQuery(archive jid.JID, positionOnly bool) string {
-	id := stanzaid.New()
+func (b *Bridge) openArchiveQuery(archive jid.JID, positionOnly bool) (id string, handled <-chan struct{}) {
+	id = stanzaid.New()
+	q := openQuery{archive: archive.Bare(), positionOnly: positionOnly, handled: make(chan struct{})}
 	b.mu.Lock()
-	b.archiveQueries[id] = openQuery{archive: archive.Bare(), positionOnly: positionOnly}
+	b.archiveQueries[id] = q
 	b.mu.Unlock()
-	return id
+	return id, q.handled
 }
 
 // finishArchiveQuery ends a query once the results already read from the
@@ -152,7 +184,10 @@ func (b *Bridge) finishArchiveQuery(id string) {
 
 func (b *Bridge) endArchiveQuery(id string) {
 	b.mu.Lock()
-	delete(b.archiveQueries, id)
+	if q, ok := b.archiveQueries[id]; ok {
+		close(q.handled)
+		delete(b.archiveQueries, id)
+	}
 	b.mu.Unlock()
 }
 
@@ -210,10 +245,7 @@ func (b *Bridge) archiveQuery(ctx context.Context, s *xmpp.Session, roomJID jid.
 		page = append(page, xmlstream.Wrap(xmlstream.Token(xml.CharData(after)), xml.StartElement{Name: xml.Name{Local: "after"}}))
 	}
 	set := xmlstream.Wrap(xmlstream.MultiReader(page...), xml.StartElement{Name: xml.Name{Space: nsRSM, Local: "set"}})
-	queryID := b.openArchiveQuery(roomJID, positionOnly)
-	// The answer (<fin/>) ends the query: results that come after it, or
-	// after we gave up waiting, are no longer answers to anything.
-	defer b.finishArchiveQuery(queryID)
+	queryID, handled := b.openArchiveQuery(roomJID, positionOnly)
 	query := xmlstream.Wrap(xmlstream.MultiReader(form, set), xml.StartElement{
 		Name: xml.Name{Space: nsMAM, Local: "query"}, Attr: []xml.Attr{{Name: xml.Name{Local: "queryid"}, Value: queryID}},
 	})
@@ -222,8 +254,19 @@ func (b *Bridge) archiveQuery(ctx context.Context, s *xmpp.Session, roomJID jid.
 		iq.From = b.selfJID(s)
 	}
 	var fin mamFin
-	if qerr := s.UnmarshalIQElement(ctx, query, iq, &fin); qerr != nil {
+	qerr := s.UnmarshalIQElement(ctx, query, iq, &fin)
+	// The answer (<fin/>) ends the query: results that come after it, or
+	// after we gave up waiting, are no longer answers to anything.
+	b.finishArchiveQuery(queryID)
+	if qerr != nil {
 		return "", false, qerr
+	}
+	// The next page is asked for only once this one's results are handled,
+	// so a room held back meanwhile is not read further.
+	select {
+	case <-handled:
+	case <-ctx.Done():
+		return "", false, ctx.Err()
 	}
 	return fin.Set.Last, fin.Complete, nil
 }

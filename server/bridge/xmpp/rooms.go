@@ -14,6 +14,8 @@ import (
 	"mellium.im/xmpp/disco"
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
+
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge"
 )
 
 const (
@@ -47,13 +49,33 @@ type room struct {
 	// live messages wait in held so the room's order is kept.
 	catchingUp bool
 	held       []*inMsg
+	// catchUpGen counts the room's catch-ups, so the end marker of one
+	// that was cut short does not end the next.
+	catchUpGen int
 	// subjectSeen is set by the first subject after a join: rooms send the
 	// current subject to everyone who joins, which is not news.
 	subjectSeen bool
+	// caughtUpIDs are the archive IDs handled during a catch-up, so live
+	// messages held meanwhile that the archive already gave are skipped.
+	caughtUpIDs map[string]bool
+
+	// The fields below outlive a session.
+
+	// marks hold the saved archive position back to the oldest message
+	// the core has not settled, so a stop or crash reads it again.
+	marks *bridge.Watermark
+	// fed is the archive ID of the last message the core took in this
+	// process: reading again after holding back starts after it.
+	fed string
+	// behind is set when the core refused one of the room's events (a
+	// full queue): nothing more of the room is handled until it is read
+	// again from fed. behindGen tells one hold-back from the next.
+	behind    bool
+	behindGen int
 }
 
-func newRoom(j jid.JID) *room {
-	r := &room{jid: j}
+func newRoom(j jid.JID, commit func(pos string)) *room {
+	r := &room{jid: j, marks: bridge.NewWatermark(commit)}
 	r.reset()
 	return r
 }
@@ -69,6 +91,9 @@ func (r *room) reset() {
 	r.catchingUp = true
 	r.held = nil
 	r.subjectSeen = false
+	r.caughtUpIDs = map[string]bool{}
+	// A new session catches up from fed anyway.
+	r.behind = false
 }
 
 // selfJID is who the bridge is in rooms: the account in client mode, an
@@ -87,7 +112,7 @@ func (b *Bridge) roomState(j jid.JID) *room {
 	key := j.Bare().String()
 	r, ok := b.rooms[key]
 	if !ok {
-		r = newRoom(j.Bare())
+		r = newRoom(j.Bare(), func(pos string) { b.saveArchivePosition(key, pos) })
 		b.rooms[key] = r
 	}
 	return r
