@@ -95,51 +95,18 @@ func (o *roomEvents) send(ctx context.Context, ev bridge.Event) {
 }
 
 // holdBack stops handling the room's messages until wait is closed; then
-// it is read again from the archive after the last message the core took.
+// the room is read again from the archive after the last message the core
+// took (see readArchive).
 func (o *roomEvents) holdBack(wait <-chan struct{}) {
 	o.heldBack = true
 	o.group.Fail()
-	b := o.b
-	b.mu.Lock()
-	o.r.behind = true
-	o.r.behindGen++
-	gen := o.r.behindGen
-	b.mu.Unlock()
-	go b.readAgain(o.key, gen, wait)
+	o.b.holdBack(o.key, wait)
 }
 
 func closedAfter(d time.Duration) <-chan struct{} {
 	c := make(chan struct{})
 	time.AfterFunc(d, func() { close(c) })
 	return c
-}
-
-// readAgain catches a held-back room up from the archive once wait is
-// closed, unless a reconnect already does (it resets behind).
-func (b *Bridge) readAgain(room string, gen int, wait <-chan struct{}) {
-	b.mu.Lock()
-	ctx := b.runCtx
-	b.mu.Unlock()
-	if ctx == nil {
-		return
-	}
-	select {
-	case <-wait:
-	case <-ctx.Done():
-		return
-	}
-	b.mu.Lock()
-	r, ok := b.rooms[room]
-	s := b.session
-	if !ok || !r.behind || r.behindGen != gen || s == nil {
-		b.mu.Unlock()
-		return
-	}
-	r.behind = false
-	r.catchingUp = true
-	r.held = nil
-	b.mu.Unlock()
-	b.afterJoin(s, r.jid)
 }
 
 func (b *Bridge) handleMessage(ctx context.Context, raw []byte) {
@@ -171,7 +138,7 @@ func (b *Bridge) handleMessage(ctx context.Context, raw []byte) {
 	}
 	b.mu.Lock()
 	r, ok := b.rooms[m.From.Bare().String()]
-	if ok && r.catchingUp && !b.isReflection(m) {
+	if ok && r.catchingUp && !r.behind && !b.isReflection(m) {
 		r.held = append(r.held, m)
 		b.mu.Unlock()
 		return

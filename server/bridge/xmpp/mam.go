@@ -33,23 +33,127 @@ func (b *Bridge) saveArchivePosition(room, id string) {
 	}
 }
 
-// afterJoin catches up from the archive, then lets the room's held live
-// messages through, in the order they came.
-func (b *Bridge) afterJoin(s *xmpp.Session, roomJID jid.JID) {
+// startReading marks room as read by a new catch-up (whose generation it
+// returns), which reads from fed: a hold-back is covered by it.
+func (b *Bridge) startReading(room string) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	r, ok := b.rooms[room]
+	if !ok {
+		return 0
+	}
+	r.catchUpGen++
+	r.reading, r.behind, r.catchingUp = true, false, true
+	return r.catchUpGen
+}
+
+// readArchive catches the room up from the archive, then lets its held live
+// messages through, in the order they came. When the core refuses one of
+// its messages meanwhile (a full queue), it waits for space and reads on
+// from the last message the core took. Only one readArchive works on a room
+// at a time (see reading); a newer one (gen) ends an older one.
+func (b *Bridge) readArchive(s *xmpp.Session, roomJID jid.JID, gen int) {
 	b.mu.Lock()
 	ctx := b.runCtx
-	gen := 0
-	if r, ok := b.rooms[roomJID.String()]; ok {
-		r.catchUpGen++
-		gen = r.catchUpGen
-	}
 	b.mu.Unlock()
-	b.catchUp(ctx, s, roomJID, gen)
-	marker := fmt.Appendf(append([]byte{}, caughtUpMarker...), "%d:%s", gen, roomJID.String())
+	if ctx == nil {
+		return // not started
+	}
+	room := roomJID.String()
+	for {
+		if err := b.catchUp(ctx, s, roomJID, gen); err != nil {
+			b.log.Warn("XMPP archive catch-up failed; trying again shortly", "room", room, "error", err.Error())
+			b.holdBack(room, closedAfter(readAgainAfterError))
+		}
+		wait, again := b.finishReading(room, gen)
+		if !again {
+			break
+		}
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return
+		}
+		if !b.resumeReading(s, room, gen) {
+			return
+		}
+	}
+	marker := fmt.Appendf(append([]byte{}, caughtUpMarker...), "%d:%s", gen, room)
 	select {
 	case b.inbound <- marker:
 	case <-ctx.Done():
 	}
+}
+
+// finishReading ends catch-up gen of room, unless the room was held back
+// meanwhile: then it returns what to wait for before reading on.
+func (b *Bridge) finishReading(room string, gen int) (wait <-chan struct{}, again bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	r, ok := b.rooms[room]
+	if !ok || r.catchUpGen != gen {
+		return nil, false
+	}
+	if r.behind {
+		return r.wait, true
+	}
+	r.reading = false
+	return nil, false
+}
+
+// resumeReading lets catch-up gen read on after a hold-back, unless a newer
+// one took over or the session is gone (the next one catches up).
+func (b *Bridge) resumeReading(s *xmpp.Session, room string, gen int) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	r, ok := b.rooms[room]
+	if !ok || r.catchUpGen != gen || b.session != s {
+		return false
+	}
+	r.behind = false
+	return true
+}
+
+// holdBack stops handling room's messages until wait is closed. The
+// catch-up reading the room, if any, reads on from fed then; otherwise a
+// new one starts.
+func (b *Bridge) holdBack(room string, wait <-chan struct{}) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	r, ok := b.rooms[room]
+	if !ok {
+		return
+	}
+	r.behind, r.wait = true, wait
+	if !r.reading {
+		go b.readAgain(room, r.catchUpGen, wait)
+	}
+}
+
+// readAgain starts a catch-up for a room held back while no catch-up was
+// reading it, once wait is closed, unless one started meanwhile.
+func (b *Bridge) readAgain(room string, gen int, wait <-chan struct{}) {
+	b.mu.Lock()
+	ctx := b.runCtx
+	b.mu.Unlock()
+	if ctx == nil {
+		return // not started
+	}
+	select {
+	case <-wait:
+	case <-ctx.Done():
+		return
+	}
+	b.mu.Lock()
+	r, ok := b.rooms[room]
+	s := b.session
+	if !ok || !r.behind || r.reading || r.catchUpGen != gen || s == nil {
+		b.mu.Unlock()
+		return
+	}
+	r.held = nil
+	b.mu.Unlock()
+	b.readArchive(s, r.jid, b.startReading(room))
 }
 
 // catchUp fetches from the room's archive (XEP-0313) what was said after
@@ -57,15 +161,14 @@ func (b *Bridge) afterJoin(s *xmpp.Session, roomJID jid.JID) {
 // reconnect, or a room held back by a full queue); after a start, the
 // saved position. A room never seen before has no position: its history
 // before the link is not relayed. It pages to the archive's end unless the
-// room is held back again or a newer catch-up starts.
-func (b *Bridge) catchUp(ctx context.Context, s *xmpp.Session, roomJID jid.JID, gen int) {
+// room is held back or a newer catch-up starts.
+func (b *Bridge) catchUp(ctx context.Context, s *xmpp.Session, roomJID jid.JID, gen int) error {
 	room := roomJID.String()
 	after, ok := b.fedPosition(room)
 	if !ok {
 		var err error
 		if after, ok, err = b.store.GetCursor(string(b.Network()), archiveCursorName(room)); err != nil {
-			b.log.Warn("Could not read the XMPP archive position", "room", room, "error", err.Error())
-			return
+			return fmt.Errorf("read the archive position: %w", err)
 		}
 	}
 	if !ok {
@@ -74,21 +177,30 @@ func (b *Bridge) catchUp(ctx context.Context, s *xmpp.Session, roomJID jid.JID, 
 		if err := b.initArchivePosition(ctx, s, roomJID); err != nil {
 			b.log.Warn("Could not find the end of the XMPP room's archive", "room", room, "error", err.Error())
 		}
-		return
+		return nil
 	}
-	for ctx.Err() == nil && b.catchingUpStill(room, gen) {
+	for ctx.Err() == nil && b.stillReading(room, gen) {
 		qctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		last, complete, err := b.queryArchive(qctx, s, roomJID, after)
 		cancel()
 		if err != nil {
-			b.log.Warn("XMPP archive catch-up failed", "room", room, "error", err.Error())
-			return
+			if !b.stillReading(room, gen) || b.sessionGone(s) {
+				return nil // a newer catch-up or session reads the rest
+			}
+			return err
 		}
 		if complete || last == "" || last == after {
-			return
+			return nil
 		}
 		after = last
 	}
+	return nil
+}
+
+func (b *Bridge) sessionGone(s *xmpp.Session) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.session != s
 }
 
 // fedPosition is the archive ID of the last message of room the core took
@@ -102,9 +214,9 @@ func (b *Bridge) fedPosition(room string) (string, bool) {
 	return "", false
 }
 
-// catchingUpStill reports whether catch-up gen of room should go on: not
-// when the room was held back meanwhile or a newer catch-up started.
-func (b *Bridge) catchingUpStill(room string, gen int) bool {
+// stillReading reports whether catch-up gen of room should go on: not when
+// the room was held back meanwhile or a newer catch-up started.
+func (b *Bridge) stillReading(room string, gen int) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	r, ok := b.rooms[room]

@@ -68,10 +68,13 @@ type room struct {
 	// process: reading again after holding back starts after it.
 	fed string
 	// behind is set when the core refused one of the room's events (a
-	// full queue): nothing more of the room is handled until it is read
-	// again from fed. behindGen tells one hold-back from the next.
-	behind    bool
-	behindGen int
+	// full queue): nothing more of the room is handled until wait is
+	// closed and the room is read again from fed.
+	behind bool
+	wait   <-chan struct{}
+	// reading is set while a goroutine reads the room's archive (see
+	// readArchive); it also reads again what a hold-back left.
+	reading bool
 }
 
 func newRoom(j jid.JID, commit func(pos string)) *room {
@@ -92,8 +95,9 @@ func (r *room) reset() {
 	r.held = nil
 	r.subjectSeen = false
 	r.caughtUpIDs = map[string]bool{}
-	// A new session catches up from fed anyway.
+	// The new session's catch-up reads from fed anyway.
 	r.behind = false
+	r.reading = false
 }
 
 // selfJID is who the bridge is in rooms: the account in client mode, an
@@ -138,7 +142,7 @@ func (b *Bridge) join(ctx context.Context, s *xmpp.Session, roomJID jid.JID) err
 		}
 		err := b.sendJoin(ctx, s, r, b.selfJID(s), nick)
 		if err == nil {
-			go b.afterJoin(s, roomJID)
+			go b.readArchive(s, roomJID, b.startReading(roomJID.String()))
 			return nil
 		}
 		if !errors.Is(err, errNickConflict) {
