@@ -27,6 +27,7 @@ import (
 //	c:<link>:<name>                 cursor value
 //	s:<namespace>:<id>              seen marker (idempotency)
 //	a:<namespace>:<key>             alias: a network's second name for a thing
+//	p:<namespace>:<id>              pendingRecord: work accepted, not yet done (pending.go)
 //
 // A component is written verbatim when it is short (<= maxVerbatim bytes) and
 // made only of the characters in isSafe (lower-case ASCII letters, digits and

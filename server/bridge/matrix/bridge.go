@@ -5,6 +5,7 @@ package matrix
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -32,6 +33,9 @@ type Store interface {
 	MarkSeen(namespace, id string, ttl time.Duration) (bool, error)
 	SetAlias(namespace, key, value string) error
 	Alias(namespace, key string) (string, bool, error)
+	SavePending(namespace, id string, value json.RawMessage) error
+	DeletePending(namespace, id string) error
+	ListPending(namespace string) ([]store.Pending, error)
 }
 
 // Alias namespaces; values expire with the message maps.
@@ -66,10 +70,18 @@ type Bridge struct {
 	// may exist all the same. started is when this bridge was made.
 	unsure  map[string]bool
 	started time.Time
+	// live holds the pending records whose events this bridge follows;
+	// redacting the redactions on their way (see handRedaction).
+	live      map[string]bool
+	redacting map[id.EventID]bool
 
 	// txnMu makes transactions run one at a time, so events are handed on
-	// in the order the homeserver sent them.
-	txnMu sync.Mutex
+	// in the order the homeserver sent them. It guards the catch-up state:
+	// caughtUp once the records of earlier runs were handed on again,
+	// backlog those still to do.
+	txnMu    sync.Mutex
+	caughtUp bool
+	backlog  []*replaying
 }
 
 // profile is a Matrix person's name and picture in a room.
@@ -124,6 +136,7 @@ func New(cfg Config, st Store, log bridge.Logger) (*Bridge, error) {
 		synced:   map[id.UserID]puppetProfile{},
 		unsure:   map[string]bool{},
 		started:  time.Now(),
+		live:     map[string]bool{}, redacting: map[id.EventID]bool{},
 	}, nil
 }
 
@@ -143,6 +156,10 @@ func (b *Bridge) Health() bridge.Health { return b.health.Health() }
 // Start checks the homeserver in the background until it answers, then
 // makes sure the bot is in every linked room.
 func (b *Bridge) Start(_ context.Context, sink bridge.Sink) error {
+	// Every start catches up on the records left so far.
+	b.txnMu.Lock()
+	b.caughtUp, b.backlog = false, nil
+	b.txnMu.Unlock()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.cancel != nil {
@@ -204,6 +221,7 @@ func (b *Bridge) run(ctx context.Context) {
 		delay = min(delay*2, 2*time.Minute)
 	}
 	b.health.Connected()
+	go b.catchUp(ctx)
 	go b.followRedactions(ctx)
 	// Keep health honest: a homeserver that goes away shows up in status.
 	t := time.NewTicker(time.Minute)

@@ -2,6 +2,7 @@ package matrix
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -23,7 +24,9 @@ import (
 // handleTransaction hands a transaction's events to the core in order. It
 // returns an error (and the status to answer with) when the homeserver
 // should send the transaction again; a transaction already handled, here or
-// on another node, is acknowledged without doing anything.
+// on another node, is acknowledged without doing anything. The events
+// handed on are kept as a pending record until they settled (see
+// pending.go): once answered 200, the homeserver never sends them again.
 func (b *Bridge) handleTransaction(ctx context.Context, txnID string, txn *appservice.Transaction) (int, error) {
 	b.txnMu.Lock()
 	defer b.txnMu.Unlock()
@@ -36,20 +39,17 @@ func (b *Bridge) handleTransaction(ctx context.Context, txnID string, txn *appse
 		return http.StatusInternalServerError, fmt.Errorf("check the transaction: %w", err)
 	}
 	if seen {
+		// Whatever of it has not settled is in a pending record.
 		return http.StatusOK, nil
 	}
-	for _, evt := range txn.Events {
-		err := b.handleEvent(ctx, sink, evt)
-		switch {
-		case err == nil:
-		case skippable(err):
-			// Refusing the transaction would make the homeserver resend
-			// it forever; the rest of it still counts.
-			b.log.Warn("Skipped a Matrix event", "txn", txnID, "error", err.Error())
-		default:
-			b.log.Warn("Matrix transaction failed; the homeserver will send it again", "txn", txnID, "error", err.Error())
-			return http.StatusInternalServerError, err
-		}
+	// Events accepted before a restart go first: a later edit or
+	// redaction needs its message there.
+	if err := b.catchUpLocked(ctx, sink); err != nil {
+		return http.StatusServiceUnavailable, fmt.Errorf("catching up on events accepted before a restart: %w", err)
+	}
+	if err := b.acceptEvents(ctx, sink, txnID, txn.Events); err != nil {
+		b.log.Warn("Matrix transaction failed; the homeserver will send it again", "txn", txnID, "error", err.Error())
+		return http.StatusInternalServerError, err
 	}
 	if _, err := b.store.MarkSeen(nsTxn, txnID, txnMemory); err != nil {
 		// Safe to fail: events already handed on are deduplicated when the
@@ -62,50 +62,146 @@ func (b *Bridge) handleTransaction(ctx context.Context, txnID string, txn *appse
 	return http.StatusOK, nil
 }
 
+// acceptEvents hands events on in order and keeps those handed on as a
+// pending record until they settled. An error means nothing is kept: the
+// events must be read again (the ones already handed on are
+// deduplicated then).
+func (b *Bridge) acceptEvents(ctx context.Context, sink bridge.Sink, source string, events []*event.Event) error {
+	acc := b.newAccepted(source)
+	for _, evt := range events {
+		settle := acc.group.Add()
+		// Copied before handling, which rewrites parts of the content.
+		raw, err := recordOf(evt)
+		handed := false
+		if err == nil {
+			handed, err = b.handleEvent(ctx, sink, evt, settle)
+		}
+		switch {
+		case err == nil && handed:
+			acc.keep(raw)
+		case err == nil:
+			settle()
+		case errors.Is(err, bridge.ErrNotLinked):
+			// The bot is in rooms that are not linked (yet): common.
+			settle()
+		case skippable(err):
+			// Refusing the transaction would make the homeserver resend
+			// it forever; the rest of it still counts.
+			settle()
+			b.log.Warn("Skipped a Matrix event", "source", source, "error", err.Error())
+		default:
+			acc.group.Fail()
+			return err
+		}
+	}
+	return acc.persist()
+}
+
+// recordOf is evt as a pending record keeps it, when it is of a type the
+// bridge may hand on (nil otherwise: nothing else is ever kept).
+func recordOf(evt *event.Event) (json.RawMessage, error) {
+	if evt == nil {
+		return nil, nil
+	}
+	switch evt.Type {
+	case event.EventMessage, event.EventSticker, event.EventReaction, event.EventRedaction:
+		raw, err := json.Marshal(evt)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s cannot be kept: %v", errBadEvent, evt.ID, err)
+		}
+		return raw, nil
+	}
+	return nil, nil
+}
+
 // skippable errors concern one event and would fail again: the event is
 // skipped.
 func skippable(err error) bool {
-	return errors.Is(err, errBadEvent) || errors.Is(err, bridge.ErrInvalidEvent) || errors.Is(err, bridge.ErrNotLinked)
+	return errors.Is(err, errBadEvent) || errors.Is(err, bridge.ErrInvalidEvent) || errors.Is(err, bridge.ErrNotLinked) ||
+		refusedForGood(err)
 }
 
-func (b *Bridge) handleEvent(ctx context.Context, sink bridge.Sink, evt *event.Event) error {
+// refusedForGood reports whether the homeserver refused a read an event
+// needs (the room's power levels) in a way that would not change on a
+// retry: the bot is not in the room, or the room is gone. Retrying would
+// stall every later event.
+func refusedForGood(err error) bool {
+	return isStatus(err, http.StatusForbidden, http.StatusNotFound)
+}
+
+// handleEvent hands one event to the core with settled as its Settled. It
+// reports whether it did: an event it skips (state, the bridge's own) is
+// not handed on and never settled by the core; one from a room no channel
+// is linked to is refused with bridge.ErrNotLinked.
+func (b *Bridge) handleEvent(ctx context.Context, sink bridge.Sink, evt *event.Event, settled func()) (bool, error) {
 	if evt == nil || evt.RoomID == "" || evt.ID == "" || evt.Sender == "" || evt.Type.Type == "" {
-		return fmt.Errorf("%w: missing room_id, event_id, sender or type", errBadEvent)
+		return false, fmt.Errorf("%w: missing room_id, event_id, sender or type", errBadEvent)
 	}
 	if err := evt.Content.ParseRaw(evt.Type); err != nil && !errors.Is(err, event.ErrContentAlreadyParsed) && !errors.Is(err, event.ErrUnsupportedContentType) {
-		return fmt.Errorf("%w: %s %s: %v", errBadEvent, evt.Type.Type, evt.ID, err)
+		return false, fmt.Errorf("%w: %s %s: %v", errBadEvent, evt.Type.Type, evt.ID, err)
 	}
 	if evt.Type == event.StateMember {
-		return b.handleMember(ctx, evt)
+		return false, b.handleMember(ctx, evt)
 	}
 	// Loop prevention by identity: whatever the bot or a puppet did, the
 	// bridge did.
 	if evt.Sender == b.bot || b.ownsUser(evt.Sender) {
-		return nil
+		return false, nil
 	}
 	if _, err := b.store.ChannelForRoom(bridge.NetworkMatrix, string(evt.RoomID)); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			return nil
+			return false, fmt.Errorf("%w: %s", bridge.ErrNotLinked, evt.RoomID)
 		}
-		return err
+		return false, err
 	}
 	ev, err := b.toEvent(ctx, evt)
 	if err != nil || ev == nil {
-		return err
+		return false, err
 	}
-	if evt.Type != event.EventRedaction {
-		return sink.Receive(ctx, *ev)
+	if evt.Type == event.EventRedaction {
+		return b.handRedaction(ctx, sink, evt.ID, *ev, settled)
 	}
-	// Redactions come both pushed and from the bot's sync (see
-	// followRedactions): whichever is first hands it on.
-	if seen, err := b.store.Seen(nsRedaction, string(evt.ID)); err != nil || seen {
-		return err
-	}
+	ev.Settled = settled
 	if err := sink.Receive(ctx, *ev); err != nil {
-		return err
+		return false, err
 	}
-	_, err = b.store.MarkSeen(nsRedaction, string(evt.ID), txnMemory)
-	return err
+	return true, nil
+}
+
+// handRedaction hands on a redaction unless it was already: redactions
+// come both pushed and from the bot's sync (see followRedactions), and
+// whichever is first hands it on. It counts as handled once it settled
+// (so a restart before that hands it on again from its pending record),
+// and while on its way, in this process.
+func (b *Bridge) handRedaction(ctx context.Context, sink bridge.Sink, evtID id.EventID, ev bridge.Event, settled func()) (bool, error) {
+	b.mu.Lock()
+	busy := b.redacting[evtID]
+	b.redacting[evtID] = true
+	b.mu.Unlock()
+	if busy {
+		return false, nil
+	}
+	done := func() {
+		b.mu.Lock()
+		delete(b.redacting, evtID)
+		b.mu.Unlock()
+	}
+	if seen, err := b.store.Seen(nsRedaction, string(evtID)); err != nil || seen {
+		done()
+		return false, err
+	}
+	ev.Settled = func() {
+		if _, err := b.store.MarkSeen(nsRedaction, string(evtID), txnMemory); err != nil {
+			b.log.Warn("Could not record a Matrix redaction as handed on; it may be handed on again", "event", string(evtID), "error", err.Error())
+		}
+		done()
+		settled()
+	}
+	if err := sink.Receive(ctx, ev); err != nil {
+		done()
+		return false, err
+	}
+	return true, nil
 }
 
 // handleMember keeps names and pictures current and accepts invitations to

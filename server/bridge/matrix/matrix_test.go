@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -31,11 +32,38 @@ type memStore struct {
 	seen    map[string]bool
 	aliases map[string]string
 	rooms   map[string]string // room -> channel
+	pending map[string]json.RawMessage
 	fail    error
 }
 
 func newMemStore() *memStore {
-	return &memStore{seen: map[string]bool{}, aliases: map[string]string{}, rooms: map[string]string{}}
+	return &memStore{seen: map[string]bool{}, aliases: map[string]string{}, rooms: map[string]string{}, pending: map[string]json.RawMessage{}}
+}
+
+func (m *memStore) SavePending(ns, key string, value json.RawMessage) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.pending[ns+"|"+key] = slices.Clone(value)
+	return nil
+}
+
+func (m *memStore) DeletePending(ns, key string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.pending, ns+"|"+key)
+	return nil
+}
+
+func (m *memStore) ListPending(ns string) ([]store.Pending, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []store.Pending
+	for k, v := range m.pending {
+		if key, ok := strings.CutPrefix(k, ns+"|"); ok {
+			out = append(out, store.Pending{ID: key, Value: v})
+		}
+	}
+	return out, nil
 }
 
 func (m *memStore) ListLinks() ([]store.Link, error) { return nil, nil }

@@ -68,7 +68,8 @@ func (b *Bridge) followRedactions(ctx context.Context) {
 }
 
 // handleSynced hands on the redactions of one sync batch, like a
-// transaction's; false means some failed and the batch must be read again.
+// transaction's, after the catch-up; false means the batch must be read
+// again.
 func (b *Bridge) handleSynced(ctx context.Context, rooms map[id.RoomID]*mautrix.SyncJoinedRoom) bool {
 	b.txnMu.Lock()
 	defer b.txnMu.Unlock()
@@ -76,17 +77,22 @@ func (b *Bridge) handleSynced(ctx context.Context, rooms map[id.RoomID]*mautrix.
 	if sink == nil {
 		return false
 	}
+	if err := b.catchUpLocked(ctx, sink); err != nil {
+		b.log.Debug("Matrix redactions wait for the catch-up", "error", err.Error())
+		return false
+	}
+	var redactions []*event.Event
 	for roomID, room := range rooms {
 		for _, evt := range room.Timeline.Events {
 			evt.RoomID = roomID
-			if evt.Type != event.EventRedaction {
-				continue
-			}
-			if err := b.handleEvent(ctx, sink, evt); err != nil && !skippable(err) {
-				b.log.Warn("Could not hand on a Matrix redaction", "event", string(evt.ID), "error", err.Error())
-				return false
+			if evt.Type == event.EventRedaction {
+				redactions = append(redactions, evt)
 			}
 		}
+	}
+	if err := b.acceptEvents(ctx, sink, "sync", redactions); err != nil {
+		b.log.Warn("Could not hand on Matrix redactions", "error", err.Error())
+		return false
 	}
 	return true
 }
