@@ -41,7 +41,7 @@ func (p *slowPosts) MessageWillBePosted(_ *plugin.Context, post *model.Post) (*m
 }
 
 // slowDown activates a slowPosts plugin on the harness's node.
-func (h *matrixHarness) slowDown(prefix string, delay time.Duration) *slowPosts {
+func (h *channelHarness) slowDown(prefix string, delay time.Duration) *slowPosts {
 	h.t.Helper()
 	p := &slowPosts{prefix: prefix}
 	p.delay.Store(int64(delay))

@@ -596,3 +596,40 @@ func TestXMPPOnlyAuthorsAndModerators(t *testing.T) {
 		})
 	}
 }
+
+// Issue 9 item 2: the plugin is deactivated while XMPP messages wait in
+// the queue towards a slow Mattermost: the room's archive position had not
+// moved past them, so after activation every one arrives, once, in order.
+func TestXMPPBacklogSurvivesDeactivation(t *testing.T) {
+	for _, mode := range []string{"component", "client"} {
+		t.Run(mode, func(t *testing.T) {
+			h := newXMPPHarness(t, mode)
+			h.exchangeFirstMessages()
+			slow := h.slowDown("backlog ", 3*time.Second)
+			var want []string
+			for i := 1; i <= 6; i++ {
+				want = append(want, fmt.Sprintf("backlog %02d", i))
+				if _, err := h.occupant.Say(h.ctx, h.room, want[i-1]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// The first is posted after 3 s; the others are queued by then.
+			h.channelPost("backlog 01", func(p *model.Post) bool { return p.Message == "backlog 01" })
+			h.n.Deactivate()
+			backlog := func() []string { return filterPrefix(h.remotePosts(), "backlog ") }
+			if got := backlog(); len(got) == len(want) {
+				t.Logf("the whole backlog arrived before the plugin stopped: %q", got)
+			}
+
+			slow.delay.Store(0)
+			if err := h.n.ActivateInProcess(testhost.RepoManifest(t), func() any { return &Plugin{} }); err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, "backlog 07")
+			if _, err := h.occupant.Say(h.ctx, h.room, "backlog 07"); err != nil {
+				t.Fatal(err)
+			}
+			h.expectExactlyOnceInOrder("the channel", backlog, want)
+		})
+	}
+}
