@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -632,4 +633,39 @@ func TestXMPPBacklogSurvivesDeactivation(t *testing.T) {
 			h.expectExactlyOnceInOrder("the channel", backlog, want)
 		})
 	}
+}
+
+// Issue 9 item 1: the XMPP server is down while 50 posts are made, five
+// times what the queue towards it holds. Nothing expires while it is down
+// (the bus keeps items whatever their age), and once the queue is full the
+// channel's pull stops reading ahead and reads on from its cursor later,
+// so after the server returns all 50 arrive once, in order.
+func TestXMPPOutageLongerThanTheQueue(t *testing.T) {
+	h := newXMPPHarness(t, "client")
+	if err := h.s.SetPluginSettings(mergeSettings(h.s.PluginSettings(manifest.Id), map[string]any{"QueueSize": 10})); err != nil {
+		t.Fatal(err)
+	}
+	h.exchangeFirstMessages()
+	if err := h.prosody.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"Alice Liddell: mm 1"}
+	for i := 2; i <= 51; i++ {
+		text := fmt.Sprintf("mm %d", i)
+		h.post(h.alice, text, "")
+		want = append(want, "Alice Liddell: "+text)
+	}
+	h.statusSays("Waiting for")
+	h.prosody.Restart(t)
+	carol := h.prosody.Client(t, "carol", "carol-pw")
+	if err := carol.JoinRoom(h.ctx, h.room, "Carol"); err != nil {
+		t.Fatal(err)
+	}
+	h.expectExactlyOnceInOrder("the room", func() []string { return filterPrefix(h.roomBodies(carol), "mm ") }, want)
+}
+
+func mergeSettings(base, extra map[string]any) map[string]any {
+	out := maps.Clone(base)
+	maps.Copy(out, extra)
+	return out
 }
