@@ -82,3 +82,10 @@ func (c Capabilities) Supports(k Kind) bool {
 	}
 	return false
 }
+
+// DeliveryChecker is implemented by a Sink that can tell whether a message
+// already reached every room its room is linked with, so a source reading
+// it again can skip costly work (fetching its files).
+type DeliveryChecker interface {
+	BridgedEverywhere(ctx context.Context, msg Ref) (bool, error)
+}

@@ -185,6 +185,27 @@ func mustReadAgain(reason string) bool {
 	return reason == ReasonQueueFull || reason == ReasonShutdown || reason == ReasonClosed
 }
 
+var _ DeliveryChecker = (*Router)(nil)
+
+// BridgedEverywhere reports whether msg has a counterpart in every room its
+// room is linked with.
+func (r *Router) BridgedEverywhere(ctx context.Context, msg Ref) (bool, error) {
+	_, rooms, err := r.dir.LinkedRooms(ctx, Ref{Network: msg.Network, Room: msg.Room})
+	if err != nil {
+		return false, err
+	}
+	for _, dest := range rooms {
+		dest.ID = ""
+		if dest.RoomKey() == msg.RoomKey() {
+			continue
+		}
+		if _, ok, err := r.dir.Counterpart(ctx, msg, dest); err != nil || !ok {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
 // isEcho reports whether msg is a copy the bridge posted of another message.
 func (r *Router) isEcho(ctx context.Context, msg Ref) (bool, error) {
 	origin, ok, err := r.dir.OriginOf(ctx, msg)

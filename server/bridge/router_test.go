@@ -860,3 +860,25 @@ func TestRouterSettlesEventsWithNowhereToGo(t *testing.T) {
 	}
 	waitFor(t, "settled", func() bool { return s.n.Load() == 1 })
 }
+
+func TestRouterTellsWhatIsBridgedEverywhere(t *testing.T) {
+	e, _, x, _ := standard(t)
+	ctx := context.Background()
+	entered, gate := make(chan struct{}), make(chan struct{})
+	x.setHook(func(ctx context.Context, d *Delivery) error {
+		close(entered)
+		<-gate
+		return nil
+	})
+	e.receive(t, message(mmRoom, "p1", "hello"))
+	recv(t, entered, "xmpp delivery")
+	recv(t, e.out, "matrix outcome")
+	if done, err := e.r.BridgedEverywhere(ctx, msgIn(mmRoom, "p1")); done || err != nil {
+		t.Fatalf("bridged everywhere = %v, %v with XMPP still waiting", done, err)
+	}
+	close(gate)
+	recv(t, e.out, "xmpp outcome")
+	if done, err := e.r.BridgedEverywhere(ctx, msgIn(mmRoom, "p1")); !done || err != nil {
+		t.Fatalf("bridged everywhere = %v, %v", done, err)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -74,6 +75,19 @@ type Bridge struct {
 	files       *httpfile.Fetcher
 	runCtx      context.Context
 
+	// downloads holds a token per file being fetched (maxDownloads);
+	// fileDir is where they go, removed on Stop.
+	downloads chan struct{}
+	fileDir   string
+
+	// testAllowPrivateFiles lets tests fetch files from their own
+	// loopback HTTP servers.
+	testAllowPrivateFiles bool
+
+	// inlineLanes runs room messages on the inbound loop, for in-process
+	// tests that feed stanzas and check at once.
+	inlineLanes bool
+
 	// testHookGhostLookedUp runs between a delivery finding its ghost
 	// and using it, so tests can close idle ghosts right there.
 	testHookGhostLookedUp func()
@@ -108,6 +122,7 @@ func New(cfg Config, st Store, log bridge.Logger) (*Bridge, error) {
 		pendingGhost:   map[string]*room{},
 		ghostPool:      ghostPool{ghosts: map[string]*clientGhost{}},
 		archiveQueries: map[string]openQuery{},
+		downloads:      make(chan struct{}, maxDownloads),
 	}, nil
 }
 
@@ -153,6 +168,11 @@ func (b *Bridge) Start(ctx context.Context, sink bridge.Sink) error {
 	b.sink = sink
 	b.done = make(chan struct{})
 	b.inbound = make(chan []byte, 256)
+	if dir, err := os.MkdirTemp("", "xmpp-bridge-files-"); err == nil {
+		b.fileDir = dir
+	} else {
+		b.log.Warn("Could not make a folder for fetched files; using the system's", "error", err.Error())
+	}
 	b.health.Set(bridge.StateConnecting, nil)
 	go b.run(ctx)
 	go b.handleInbound(ctx)
@@ -188,6 +208,10 @@ func (b *Bridge) Stop(ctx context.Context) error {
 		return ctx.Err()
 	}
 	b.closeAllGhosts()
+	if b.fileDir != "" {
+		// Deliveries still queued fetch their files again if they need them.
+		_ = os.RemoveAll(b.fileDir)
+	}
 	b.health.Set(bridge.StateDisabled, nil)
 	return nil
 }

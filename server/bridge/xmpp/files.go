@@ -6,6 +6,7 @@ import (
 	"encoding/xml"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -38,7 +39,7 @@ func (b *Bridge) fetcher() *httpfile.Fetcher {
 	if tc != nil {
 		tc.ServerName = "" // per request, from the URL
 	}
-	b.files = &httpfile.Fetcher{TLSConfig: tc, AllowedAddrs: b.uploadAddrs}
+	b.files = &httpfile.Fetcher{TLSConfig: tc, AllowedAddrs: b.uploadAddrs, AllowPrivate: b.testAllowPrivateFiles}
 	return b.files
 }
 
@@ -126,14 +127,17 @@ func oobPayload(urls []string) []xml.TokenReader {
 	return out
 }
 
-// fetchAll downloads the files a room message links out of band. A link
-// that cannot be fetched stays in the text.
-func (b *Bridge) fetchAll(ctx context.Context, text string, urls []string) (string, []bridge.Attachment) {
+// maxDownloads bounds the files fetched at once, across rooms.
+const maxDownloads = 4
+
+// fetchAll downloads the files a room message links out of band, each to a
+// file on disk rather than into memory. A link that cannot be fetched stays
+// in the text. cleanup removes the files once every destination has them.
+func (b *Bridge) fetchAll(ctx context.Context, text string, urls []string) (string, []bridge.Attachment, func()) {
 	var atts []bridge.Attachment
+	var paths []string
 	for _, u := range urls {
-		fctx, cancel := context.WithTimeout(ctx, time.Minute)
-		f, err := b.fetcher().Fetch(fctx, u, b.cfg.MaxFileSize)
-		cancel()
+		a, path, err := b.download(ctx, u)
 		if err != nil {
 			b.log.Info("Could not fetch a file linked in an XMPP room", "url", u, "error", err.Error())
 			if !strings.Contains(text, u) {
@@ -141,14 +145,61 @@ func (b *Bridge) fetchAll(ctx context.Context, text string, urls []string) (stri
 			}
 			continue
 		}
-		data := f.Data
-		atts = append(atts, bridge.Attachment{
-			Name: f.Name, MIMEType: f.ContentType, Size: int64(len(data)),
-			Open: func(context.Context) (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil },
-		})
+		atts, paths = append(atts, a), append(paths, path)
 		// Clients put the link in the body for those without OOB support;
 		// the attachment replaces it.
 		text = strings.TrimSpace(strings.ReplaceAll(text, u, ""))
 	}
-	return text, atts
+	return text, atts, func() {
+		for _, p := range paths {
+			_ = os.Remove(p)
+		}
+	}
+}
+
+// download fetches u to a file in the bridge's folder, once at most
+// maxDownloads run. The attachment reads that file; should it be gone (the
+// message was held back and read again, or the bridge restarted), it
+// fetches u again.
+func (b *Bridge) download(ctx context.Context, u string) (bridge.Attachment, string, error) {
+	select {
+	case b.downloads <- struct{}{}:
+	case <-ctx.Done():
+		return bridge.Attachment{}, "", ctx.Err()
+	}
+	defer func() { <-b.downloads }()
+	f, err := os.CreateTemp(b.fileDir, "oob-*")
+	if err != nil {
+		return bridge.Attachment{}, "", err
+	}
+	fctx, cancel := context.WithTimeout(ctx, time.Minute)
+	info, err := b.fetcher().FetchTo(fctx, u, b.cfg.MaxFileSize, f)
+	cancel()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		_ = os.Remove(f.Name())
+		return bridge.Attachment{}, "", err
+	}
+	path, limit := f.Name(), b.cfg.MaxFileSize
+	return bridge.Attachment{
+		Name: info.Name, MIMEType: info.ContentType, Size: info.Size,
+		Open: func(ctx context.Context) (io.ReadCloser, error) {
+			if file, err := os.Open(path); err == nil {
+				return file, nil
+			}
+			return b.refetch(ctx, u, limit), nil
+		},
+	}, path, nil
+}
+
+// refetch streams u again, for a file whose copy on disk is gone.
+func (b *Bridge) refetch(ctx context.Context, u string, limit int64) io.ReadCloser {
+	pr, pw := io.Pipe()
+	go func() {
+		_, err := b.fetcher().FetchTo(ctx, u, limit, pw)
+		pw.CloseWithError(err)
+	}()
+	return pr
 }

@@ -33,9 +33,10 @@ func (b *Bridge) handleInbound(ctx context.Context) {
 		case raw := <-b.inbound:
 			if rest, ok := bytes.CutPrefix(raw, caughtUpMarker); ok {
 				gen, room, _ := strings.Cut(string(rest), ":")
-				b.caughtUp(ctx, room, gen)
+				b.inLaneAlways(room, func() { b.caughtUp(ctx, room, gen) })
 			} else if id, ok := bytes.CutPrefix(raw, queryDoneMarker); ok {
-				b.endArchiveQuery(string(id))
+				// After the query's results, which its room's lane handles.
+				b.inLaneAlways(b.queryRoom(string(id)), func() { b.endArchiveQuery(string(id)) })
 			} else if bytes.HasPrefix(raw, []byte("<presence")) {
 				b.handlePresence(raw)
 			} else {
@@ -54,6 +55,28 @@ type roomEvents struct {
 	key      string
 	group    *bridge.SettleGroup
 	heldBack bool
+	// cleanups run once the events settled (files fetched for them).
+	cleanups []func()
+}
+
+func (o *roomEvents) cleanup() {
+	for _, c := range o.cleanups {
+		c()
+	}
+}
+
+// bridgedEverywhere reports whether the core already has msg in every room
+// it is linked with: a message read again needs no files fetched again.
+func (b *Bridge) bridgedEverywhere(ctx context.Context, msg bridge.Ref) bool {
+	b.mu.Lock()
+	sink := b.sink
+	b.mu.Unlock()
+	d, ok := sink.(bridge.DeliveryChecker)
+	if !ok {
+		return false
+	}
+	done, err := d.BridgedEverywhere(ctx, msg)
+	return err == nil && done
 }
 
 // readAgainAfterError is how long a room whose event the core could not
@@ -129,7 +152,7 @@ func (b *Bridge) handleMessage(ctx context.Context, raw []byte) {
 			return
 		}
 		if !q.positionOnly {
-			b.handleGroupchat(ctx, m.Archived, true)
+			b.dispatchGroupchat(ctx, m.Archived, true)
 		}
 		return
 	}
@@ -139,12 +162,12 @@ func (b *Bridge) handleMessage(ctx context.Context, raw []byte) {
 	b.mu.Lock()
 	r, ok := b.rooms[m.From.Bare().String()]
 	if ok && r.catchingUp && !r.behind && !b.isReflection(m) {
-		r.held = append(r.held, m)
+		r.held = append(r.held, heldMsg{m: m, view: b.viewLocked(r, m, false)})
 		b.mu.Unlock()
 		return
 	}
 	b.mu.Unlock()
-	b.handleGroupchat(ctx, m, false)
+	b.dispatchGroupchat(ctx, m, false)
 }
 
 // isReflection reports whether m is a message a delivery waits for; those
@@ -161,8 +184,9 @@ func (b *Bridge) isReflection(m *inMsg) bool {
 var caughtUpMarker = []byte("\x00caught-up:")
 
 // caughtUp releases the live messages held during a room's catch-up,
-// skipping those the archive already gave. A marker of an older catch-up
-// (the room is being read again since) is ignored.
+// skipping those the archive already gave; it runs in the room's lane,
+// after the archived ones. A marker of an older catch-up (the room is being
+// read again since) is ignored.
 func (b *Bridge) caughtUp(ctx context.Context, room, gen string) {
 	for {
 		b.mu.Lock()
@@ -181,40 +205,99 @@ func (b *Bridge) caughtUp(ctx context.Context, room, gen string) {
 			return
 		}
 		b.mu.Unlock()
-		for _, m := range held {
-			if id := m.StanzaID(r.jid); id == "" || !seen[id] {
-				b.handleGroupchat(ctx, m, false)
+		for _, h := range held {
+			if id := h.m.StanzaID(r.jid); id == "" || !seen[id] {
+				b.mu.Lock()
+				h.view.epoch = r.epoch // held, not queued: not stale
+				b.mu.Unlock()
+				b.handleGroupchat(ctx, h.m, false, h.view)
 			}
 		}
 	}
 }
 
-// handleGroupchat turns one room message into events. Archived messages
-// (catch-up after a disconnect) go the same way; the router drops any the
-// channel already has. The room's archive position moves past the message
-// once the core has settled its events.
-func (b *Bridge) handleGroupchat(ctx context.Context, m *inMsg, archived bool) {
+// roomView is what the bridge knew of a room when one of its messages
+// came: the message is handled later, in the room's lane, by when people
+// may have left or changed nicks.
+type roomView struct {
+	// epoch is the room's when the message came: after a hold-back, what
+	// was queued before is read again from the archive instead.
+	epoch        int
+	occ          occupant // the sender
+	ours         bool     // sent by the bridge or a ghost
+	selfNick     string
+	firstSubject bool // the subject every join gets, not news
+	modOcc       occupant
+	modOurs      bool // a moderation by the bridge or a ghost
+}
+
+// viewLocked takes a room's view for message m; callers hold b.mu.
+func (b *Bridge) viewLocked(r *room, m *inMsg, archived bool) roomView {
+	nick := m.From.Resourcepart()
+	v := roomView{epoch: r.epoch, occ: r.occupants[nick], ours: r.ourNicks[nick], selfNick: r.nick}
+	if m.Subject != nil && m.Body == "" && !archived {
+		v.firstSubject = !r.subjectSeen
+		r.subjectSeen = true
+	}
+	if rt := m.parsed.Retract; rt != nil && rt.Moderated != nil {
+		mod := rt.Moderated.By.Resourcepart()
+		v.modOcc, v.modOurs = r.occupants[mod], r.ourNicks[mod] || mod == r.nick
+	}
+	return v
+}
+
+// dispatchGroupchat queues one room message in its room's lane, where it
+// becomes events (see handleGroupchat), with what the room looked like as
+// it came. A reflection of a message the bridge sent is resolved at once,
+// so the delivery waiting for it does not wait for the lane.
+func (b *Bridge) dispatchGroupchat(ctx context.Context, m *inMsg, archived bool) {
+	key := m.From.Bare().String()
+	b.mu.Lock()
+	r, linked := b.rooms[key]
+	if !linked || r.behind {
+		b.mu.Unlock()
+		if linked {
+			// Read again from the archive later; only a delivery waiting
+			// for its reflection needs it now.
+			if b.resolveReflection(m) {
+				b.remember(key, m)
+			}
+		}
+		return
+	}
+	view := b.viewLocked(r, m, archived)
+	b.mu.Unlock()
+	if b.resolveReflection(m) {
+		view.ours = true
+	}
+	if !b.inLane(key, func() { b.handleGroupchat(ctx, m, archived, view) }) {
+		b.log.Debug("Holding an XMPP room back: too many of its messages wait", "room", key)
+		b.holdBack(key, b.laneSpace(key))
+	}
+}
+
+// handleGroupchat turns one room message into events, in the room's lane.
+// Archived messages (catch-up after a disconnect) go the same way; the
+// router drops any the channel already has. The room's archive position
+// moves past the message once the core has settled its events.
+func (b *Bridge) handleGroupchat(ctx context.Context, m *inMsg, archived bool, view roomView) {
 	roomJID := m.From.Bare()
 	key := roomJID.String()
 	pos := m.StanzaID(roomJID)
 	b.mu.Lock()
 	r, linked := b.rooms[key]
-	behind := linked && r.behind
+	stale := !linked || r.behind || r.epoch != view.epoch
 	b.mu.Unlock()
-	if !linked {
-		return
-	}
-	if behind {
-		// The archive gives it again once the room is read again; only a
-		// delivery waiting for its reflection needs it now.
-		if b.resolveReflection(m) {
-			b.remember(key, m)
-		}
-		return
+	if stale {
+		return // read again from the archive
 	}
 	mark := r.marks.Begin(pos)
-	out := &roomEvents{b: b, r: r, key: key, group: bridge.NewSettleGroup(mark.Settle)}
-	b.relayGroupchat(ctx, m, archived, out)
+	out := &roomEvents{b: b, r: r, key: key}
+	out.group = bridge.NewSettleGroup(func() {
+		out.cleanup()
+		mark.Settle()
+	})
+	b.relayGroupchat(ctx, m, archived, view, out)
 	out.group.Seal()
 	if out.heldBack {
 		mark.Abandon()
@@ -230,30 +313,11 @@ func (b *Bridge) handleGroupchat(ctx context.Context, m *inMsg, archived bool) {
 	}
 }
 
-func (b *Bridge) relayGroupchat(ctx context.Context, m *inMsg, archived bool, out *roomEvents) {
+func (b *Bridge) relayGroupchat(ctx context.Context, m *inMsg, archived bool, view roomView, out *roomEvents) {
 	roomJID := m.From.Bare()
 	nick := m.From.Resourcepart()
 	key := roomJID.String()
-
-	b.mu.Lock()
-	r, linked := b.rooms[key]
-	var occ occupant
-	var ours bool
-	var selfNick string
-	firstSubject := false
-	if linked {
-		occ = r.occupants[nick]
-		ours = r.ourNicks[nick]
-		selfNick = r.nick
-		if m.Subject != nil && m.Body == "" && !archived {
-			firstSubject = !r.subjectSeen
-			r.subjectSeen = true
-		}
-	}
-	b.mu.Unlock()
-	if !linked {
-		return
-	}
+	occ, ours, selfNick, firstSubject := view.occ, view.ours, view.selfNick, view.firstSubject
 	if m.Subject != nil && m.Body == "" {
 		// Rooms send the current subject on every join; only later
 		// changes are news.
@@ -265,10 +329,10 @@ func (b *Bridge) relayGroupchat(ctx context.Context, m *inMsg, archived bool, ou
 	if nick == "" {
 		// The room itself speaking: notices, and XEP-0425 moderations,
 		// which only the room sends and only for its moderators.
-		b.relayModeration(ctx, roomJID, m, out)
+		b.relayModeration(ctx, roomJID, m, view, out)
 		return
 	}
-	if b.resolveReflection(m) || ours {
+	if ours {
 		b.remember(key, m)
 		return
 	}
@@ -307,7 +371,11 @@ func (b *Bridge) relayGroupchat(ctx context.Context, m *inMsg, archived bool, ou
 		ev.Kind = bridge.KindMessage
 		ev.Text = b.readMentions(key, styling.ToMarkdown(m.Body))
 		ev.Parent = m.ReplyTo
-		ev.Text, ev.Attachments = b.fetchAll(ctx, ev.Text, m.OOB)
+		if len(m.OOB) > 0 && !b.bridgedEverywhere(ctx, ev.Origin) {
+			var cleanup func()
+			ev.Text, ev.Attachments, cleanup = b.fetchAll(ctx, ev.Text, m.OOB)
+			out.cleanups = append(out.cleanups, cleanup)
+		}
 		if ev.Text == "" && len(ev.Attachments) == 0 {
 			return
 		}
@@ -318,7 +386,7 @@ func (b *Bridge) relayGroupchat(ctx context.Context, m *inMsg, archived bool, ou
 // relayModeration turns the room's announcement that a moderator
 // retracted a message into a moderated delete, unless the moderator is the
 // bridge itself (relaying a Mattermost admin's delete).
-func (b *Bridge) relayModeration(ctx context.Context, roomJID jid.JID, m *inMsg, out *roomEvents) {
+func (b *Bridge) relayModeration(ctx context.Context, roomJID jid.JID, m *inMsg, view roomView, out *roomEvents) {
 	rt := m.parsed.Retract
 	if rt == nil || rt.Moderated == nil || rt.ID == "" {
 		return
@@ -330,15 +398,8 @@ func (b *Bridge) relayModeration(ctx context.Context, roomJID jid.JID, m *inMsg,
 	}
 	modNick := by.Resourcepart()
 	key := roomJID.String()
-	b.mu.Lock()
-	r, linked := b.rooms[key]
-	var occ occupant
-	ours := false
-	if linked {
-		occ, ours = r.occupants[modNick], r.ourNicks[modNick] || modNick == r.nick
-	}
-	b.mu.Unlock()
-	if !linked || ours {
+	occ := view.modOcc
+	if view.modOurs {
 		return
 	}
 	if rt.Moderated.OccupantID != "" {

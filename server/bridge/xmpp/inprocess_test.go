@@ -101,6 +101,7 @@ func newInProcessBridge(tb testing.TB) (*Bridge, *memStore, *eventRecorder) {
 	}
 	rec := &eventRecorder{}
 	b.sink = rec
+	b.inlineLanes = true
 	r := b.roomState(testRoom)
 	r.nick = "Mattermost"
 	r.ourNicks["Mattermost"] = true

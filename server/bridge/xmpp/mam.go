@@ -125,6 +125,7 @@ func (b *Bridge) holdBack(room string, wait <-chan struct{}) {
 		return
 	}
 	r.behind, r.wait = true, wait
+	r.epoch++
 	if !r.reading {
 		go b.readAgain(room, r.catchUpGen, wait)
 	}

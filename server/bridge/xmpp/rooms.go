@@ -48,7 +48,7 @@ type room struct {
 	// catchingUp is set from the join until the archive catch-up is done;
 	// live messages wait in held so the room's order is kept.
 	catchingUp bool
-	held       []*inMsg
+	held       []heldMsg
 	// catchUpGen counts the room's catch-ups, so the end marker of one
 	// that was cut short does not end the next.
 	catchUpGen int
@@ -61,6 +61,9 @@ type room struct {
 
 	// The fields below outlive a session.
 
+	// lane handles the room's messages in order, off the inbound loop.
+	lane lane
+
 	// marks hold the saved archive position back to the oldest message
 	// the core has not settled, so a stop or crash reads it again.
 	marks *bridge.Watermark
@@ -72,9 +75,19 @@ type room struct {
 	// closed and the room is read again from fed.
 	behind bool
 	wait   <-chan struct{}
+	// epoch counts hold-backs and sessions: messages queued in the lane
+	// before one are stale (see roomView).
+	epoch int
 	// reading is set while a goroutine reads the room's archive (see
 	// readArchive); it also reads again what a hold-back left.
 	reading bool
+}
+
+// heldMsg is a live message held during a catch-up, with its room's view
+// as it came.
+type heldMsg struct {
+	m    *inMsg
+	view roomView
 }
 
 func newRoom(j jid.JID, commit func(pos string)) *room {
@@ -98,6 +111,7 @@ func (r *room) reset() {
 	// The new session's catch-up reads from fed anyway.
 	r.behind = false
 	r.reading = false
+	r.epoch++
 }
 
 // selfJID is who the bridge is in rooms: the account in client mode, an

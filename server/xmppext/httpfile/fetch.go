@@ -164,15 +164,86 @@ func Fetch(ctx context.Context, client *http.Client, rawURL string, maxBytes int
 }
 
 func fetch(ctx context.Context, client *http.Client, rawURL string, maxBytes int64, maxRedirects int) (File, error) {
+	resp, u, err := get(ctx, client, rawURL, maxBytes, maxRedirects)
+	if err != nil {
+		return File{}, err
+	}
+	defer resp.Body.Close()
+	data, err := readAtMost(resp.Body, resp.ContentLength, maxBytes)
+	switch {
+	case errors.Is(err, errLonger):
+		return File{}, fmt.Errorf("%w: %s is longer than %d bytes", ErrTooLarge, rawURL, maxBytes)
+	case err != nil:
+		return File{}, fmt.Errorf("httpfile: fetch %s: %w", rawURL, err)
+	}
+	return File{
+		Name:        fileName(u, resp.Header.Get("Content-Disposition")),
+		ContentType: contentType(resp.Header.Get("Content-Type"), data),
+		Data:        data,
+		Size:        int64(len(data)),
+	}, nil
+}
+
+// FetchTo is Fetch writing the body to w as it arrives instead of holding
+// it, so memory stays small whatever the file's size; the File it returns
+// has no Data. After an error w may hold part of the body.
+func (f *Fetcher) FetchTo(ctx context.Context, rawURL string, maxBytes int64, w io.Writer) (File, error) {
+	maxRedirects := f.MaxRedirects
+	switch {
+	case maxRedirects == 0:
+		maxRedirects = DefaultMaxRedirects
+	case maxRedirects < 0:
+		maxRedirects = 0
+	}
+	resp, u, err := get(ctx, f.Client(), rawURL, maxBytes, maxRedirects)
+	if err != nil {
+		return File{}, err
+	}
+	defer resp.Body.Close()
+	head := &headBuffer{max: 512} // what content sniffing reads
+	limit := maxBytes
+	if limit < math.MaxInt64 {
+		limit++
+	}
+	n, err := io.Copy(io.MultiWriter(w, head), io.LimitReader(resp.Body, limit))
+	switch {
+	case err != nil:
+		return File{}, fmt.Errorf("httpfile: fetch %s: %w", rawURL, err)
+	case n > maxBytes:
+		return File{}, fmt.Errorf("%w: %s is longer than %d bytes", ErrTooLarge, rawURL, maxBytes)
+	}
+	return File{
+		Name:        fileName(u, resp.Header.Get("Content-Disposition")),
+		ContentType: contentType(resp.Header.Get("Content-Type"), head.data),
+		Size:        n,
+	}, nil
+}
+
+// headBuffer keeps the first max bytes written to it.
+type headBuffer struct {
+	max  int
+	data []byte
+}
+
+func (h *headBuffer) Write(p []byte) (int, error) {
+	if room := h.max - len(h.data); room > 0 {
+		h.data = append(h.data, p[:min(room, len(p))]...)
+	}
+	return len(p), nil
+}
+
+// get sends the GET of Fetch and checks the answer's status and declared
+// size; the caller reads and closes the body.
+func get(ctx context.Context, client *http.Client, rawURL string, maxBytes int64, maxRedirects int) (*http.Response, *url.URL, error) {
 	if maxBytes <= 0 {
-		return File{}, fmt.Errorf("httpfile: fetch %s: the size limit %d is not positive", rawURL, maxBytes)
+		return nil, nil, fmt.Errorf("httpfile: fetch %s: the size limit %d is not positive", rawURL, maxBytes)
 	}
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return File{}, fmt.Errorf("%w: %w", ErrBadURL, err)
+		return nil, nil, fmt.Errorf("%w: %w", ErrBadURL, err)
 	}
 	if !httpURL(u) {
-		return File{}, fmt.Errorf("%w: %q", ErrBadURL, rawURL)
+		return nil, nil, fmt.Errorf("%w: %q", ErrBadURL, rawURL)
 	}
 
 	c := *client
@@ -191,31 +262,21 @@ func fetch(ctx context.Context, client *http.Client, rawURL string, maxBytes int
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), http.NoBody)
 	if err != nil {
-		return File{}, fmt.Errorf("httpfile: fetch %s: %w", rawURL, err)
+		return nil, nil, fmt.Errorf("httpfile: fetch %s: %w", rawURL, err)
 	}
 	resp, err := c.Do(req)
 	if err != nil {
-		return File{}, fmt.Errorf("httpfile: fetch: %w", err)
+		return nil, nil, fmt.Errorf("httpfile: fetch: %w", err)
 	}
-	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return File{}, fmt.Errorf("httpfile: fetch %s: %s", rawURL, resp.Status)
+		resp.Body.Close()
+		return nil, nil, fmt.Errorf("httpfile: fetch %s: %s", rawURL, resp.Status)
 	}
 	if resp.ContentLength > maxBytes {
-		return File{}, fmt.Errorf("%w: %s has %d bytes, more than %d", ErrTooLarge, rawURL, resp.ContentLength, maxBytes)
+		resp.Body.Close()
+		return nil, nil, fmt.Errorf("%w: %s has %d bytes, more than %d", ErrTooLarge, rawURL, resp.ContentLength, maxBytes)
 	}
-	data, err := readAtMost(resp.Body, resp.ContentLength, maxBytes)
-	switch {
-	case errors.Is(err, errLonger):
-		return File{}, fmt.Errorf("%w: %s is longer than %d bytes", ErrTooLarge, rawURL, maxBytes)
-	case err != nil:
-		return File{}, fmt.Errorf("httpfile: fetch %s: %w", rawURL, err)
-	}
-	return File{
-		Name:        fileName(u, resp.Header.Get("Content-Disposition")),
-		ContentType: contentType(resp.Header.Get("Content-Type"), data),
-		Data:        data,
-	}, nil
+	return resp, u, nil
 }
 
 var errLonger = errors.New("longer than the limit")

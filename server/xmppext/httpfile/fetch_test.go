@@ -361,3 +361,32 @@ func TestFetchTLS(t *testing.T) {
 		t.Fatalf("Fetch trusting the server = %q, %v", file.Data, err)
 	}
 }
+
+// FetchTo streams the body to its writer, within the same limits as Fetch.
+func TestFetchToStreams(t *testing.T) {
+	t.Parallel()
+	srv := fileServer(t)
+	ctx := timeout(t, 10*time.Second)
+	const limit = 100000
+
+	var buf bytes.Buffer
+	f, err := loopback().FetchTo(ctx, srv.URL+"/stream/"+strconv.Itoa(limit), limit, &buf)
+	if err != nil || f.Size != limit || buf.Len() != limit || f.Data != nil || f.ContentType != "application/x-stream" {
+		t.Fatalf("FetchTo = %+v (%d bytes written), %v", f, buf.Len(), err)
+	}
+	buf.Reset()
+	if _, err := loopback().FetchTo(ctx, srv.URL+"/stream/"+strconv.Itoa(limit+1), limit, &buf); !errors.Is(err, httpfile.ErrTooLarge) {
+		t.Fatalf("FetchTo over the limit = %v, want ErrTooLarge", err)
+	}
+	if buf.Len() > limit+1 {
+		t.Fatalf("FetchTo over the limit wrote %d bytes", buf.Len())
+	}
+	buf.Reset()
+	f, err = loopback().FetchTo(ctx, srv.URL+"/raw/picture?cd=x", limit, &buf)
+	if err != nil || f.ContentType != "image/png" || f.Name != "picture" || !bytes.Equal(buf.Bytes(), pngHeader) {
+		t.Fatalf("FetchTo sniffed %+v, %v", f, err)
+	}
+	if _, err := loopback().FetchTo(ctx, srv.URL+"/status/404", limit, &buf); err == nil {
+		t.Fatal("FetchTo of a 404 succeeded")
+	}
+}

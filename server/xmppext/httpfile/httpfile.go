@@ -62,8 +62,10 @@ type File struct {
 	// ContentType is the media type the server gave, or one sniffed from the
 	// data when it gave none (or only application/octet-stream).
 	ContentType string
-	// Data is the content.
+	// Data is the content (Fetch); FetchTo writes it elsewhere.
 	Data []byte
+	// Size is the content's length in bytes.
+	Size int64
 }
 
 // OOB returns a XEP-0066 <x xmlns='jabber:x:oob'><url/><desc/></x> element
