@@ -370,15 +370,8 @@ func (b *Bridge) RoomUnlinked(ctx context.Context, room string) error {
 	if !ok || s == nil {
 		return nil
 	}
-	occ, err := r.jid.WithResource(r.nick)
-	if err != nil {
-		return nil
-	}
-	p := stanza.Presence{To: occ, Type: stanza.UnavailablePresence}
-	if b.cfg.Mode == ModeComponent {
-		p.From = b.selfJID(s)
-	}
-	return s.Send(ctx, p.Wrap(nil))
+	// The ghosts leave too: in component mode nothing else takes them out.
+	return b.leaveRoom(ctx, s, r.jid, r.nick)
 }
 
 // randomID makes stanza IDs; they must be unique, not secret.
