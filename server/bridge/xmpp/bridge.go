@@ -69,6 +69,8 @@ type Bridge struct {
 	ghostsIn       map[string]map[string]string
 	leftoversAsked map[string]bool
 	occupancyMu    sync.Mutex
+	// joining holds the bot's room joins in flight, by room (see join).
+	joining map[string]*joinCall
 	// botAddr is the bot's address in component mode, as a string.
 	botAddr string
 
@@ -119,6 +121,7 @@ func New(cfg Config, st Store, log bridge.Logger) (*Bridge, error) {
 		ghostPool:      ghostPool{ghosts: map[string]*clientGhost{}},
 		archiveQueries: map[string]openQuery{},
 		ghostsIn:       map[string]map[string]string{},
+		joining:        map[string]*joinCall{},
 		leftoversAsked: map[string]bool{},
 	}
 	if cfg.Mode == ModeComponent {

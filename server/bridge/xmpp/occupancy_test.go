@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -233,5 +234,57 @@ func TestComponentLeftoversAreRemoved(t *testing.T) {
 			waitOccupants(t, carol, room, "with the ghosts back", "Alice Liddell", "Bob Builder", "Carol", "Mattermost")
 			carolSaysOnce(ctx, t, carol, room, rec, "with the ghosts back")
 		})
+	}
+}
+
+// On connecting, the linked rooms are joined while deliveries and new
+// links want the same rooms: the bot joins once, and what was said while
+// it was away is caught up once.
+func TestConcurrentJoinsCatchUpOnce(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	p, room, carol := prosodyWithCarol(ctx, t)
+	st := newMemStore()
+	b, _ := componentBridge(ctx, t, p, room, st)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, ok, _ := st.GetCursor(string(bridge.NetworkXMPP), archiveCursorName(room.String())); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the bridge saved no archive position")
+		}
+	}
+	sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
+	defer scancel()
+	if err := b.Stop(sctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, text := range []string{"while away 1", "while away 2"} {
+		if _, err := carol.Say(ctx, room, text); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	b, rec := startComponentBridge(ctx, t, p, room, st)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			if err := b.RoomLinked(ctx, room.String()); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Go(func() {
+		if _, err := say(ctx, b, room, alice, "alice is back"); err != nil {
+			t.Error(err)
+		}
+	})
+	wg.Wait()
+	if _, err := carol.Say(ctx, room, "marker"); err != nil {
+		t.Fatal(err)
+	}
+	expectOnceBefore(t, rec, "marker", "while away 1", "while away 2")
+	if n := strings.Count(strings.Join(slices.Collect(maps.Keys(inRoom(carol, room))), "|"), "Mattermost"); n != 1 {
+		t.Fatalf("the bot is in the room %d times", n)
 	}
 }

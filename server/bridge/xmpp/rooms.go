@@ -93,10 +93,10 @@ func (b *Bridge) roomState(j jid.JID) *room {
 	return r
 }
 
-// join enters a room as the bridge, picking another nick on a conflict.
+// joinRoom enters a room as the bridge, picking another nick on a conflict.
 // History is not requested: missed messages come from the archive (MAM)
-// so each arrives once.
-func (b *Bridge) join(ctx context.Context, s *xmpp.Session, roomJID jid.JID) error {
+// so each arrives once. Callers go through join.
+func (b *Bridge) joinRoom(ctx context.Context, s *xmpp.Session, roomJID jid.JID) error {
 	r := b.roomState(roomJID)
 	b.mu.Lock()
 	joined := r.joined
