@@ -62,6 +62,18 @@ type Bridge struct {
 	// ghostNamesTaken counts ghost registrations whose name someone else
 	// already had (client mode).
 	ghostNamesTaken int
+	// ghostsIn lists, by room, the ghost addresses this session put in
+	// each room (component mode) and the nick each asked for;
+	// leftoversAsked, the earlier sessions' ghosts asked to leave, by room
+	// and address. occupancyMu orders the joins and leaves of ghost
+	// addresses on the stream. See occupancy.go.
+	ghostsIn       map[string]map[string]string
+	leftoversAsked map[string]bool
+	occupancyMu    sync.Mutex
+	// joining holds the bot's room joins in flight, by room (see join).
+	joining map[string]*joinCall
+	// botAddr is the bot's address in component mode, as a string.
+	botAddr string
 
 	inbound chan []byte // raw stanzas, handled in order off the read loop
 	// ghostPool holds client-mode ghost connections.
@@ -113,7 +125,7 @@ func New(cfg Config, st Store, log bridge.Logger) (*Bridge, error) {
 	if log == nil {
 		log = bridge.NopLogger{}
 	}
-	return &Bridge{
+	b := &Bridge{
 		cfg: cfg, store: st, log: log,
 		rooms:          map[string]*room{},
 		health:         bridge.NewHealthKeeper(bridge.Health{State: bridge.StateDisabled}),
@@ -123,7 +135,14 @@ func New(cfg Config, st Store, log bridge.Logger) (*Bridge, error) {
 		ghostPool:      ghostPool{ghosts: map[string]*clientGhost{}},
 		archiveQueries: map[string]openQuery{},
 		downloads:      make(chan struct{}, maxDownloads),
-	}, nil
+		ghostsIn:       map[string]map[string]string{},
+		joining:        map[string]*joinCall{},
+		leftoversAsked: map[string]bool{},
+	}
+	if cfg.Mode == ModeComponent {
+		b.botAddr = b.botJID().String()
+	}
+	return b, nil
 }
 
 func (b *Bridge) Network() bridge.Network { return bridge.NetworkXMPP }
@@ -198,6 +217,11 @@ func (b *Bridge) Stop(ctx context.Context) error {
 	if cancel == nil {
 		return nil
 	}
+	if s != nil {
+		// In component mode the server keeps the bot and the ghosts in
+		// their rooms after the stream ends; they leave first.
+		b.leaveAllRooms(ctx, s)
+	}
 	cancel()
 	if s != nil {
 		_ = s.Conn().Close()
@@ -269,6 +293,7 @@ func (b *Bridge) connectOnce(ctx context.Context) error {
 	for _, r := range b.rooms {
 		r.reset()
 	}
+	b.resetOccupancyLocked()
 	close(b.connected)
 	b.mu.Unlock()
 	b.log.Info("XMPP connected", "jid", s.LocalAddr().String())
@@ -334,6 +359,9 @@ func (b *Bridge) handleStanza(t xmlstream.TokenReadEncoder, start *xml.StartElem
 	}
 	if start.Name.Local != "message" && start.Name.Local != "presence" {
 		return nil
+	}
+	if !b.screen(start) {
+		return nil // the session skips the rest of the stanza
 	}
 	raw, err := readStanza(t, start)
 	if err != nil {

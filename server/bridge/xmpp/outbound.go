@@ -307,23 +307,23 @@ func (b *Bridge) withGhostJoin(ctx context.Context, s *xmpp.Session, r, g *room,
 		delete(b.pendingGhost, roomJIDKey(r.jid, nick))
 		b.mu.Unlock()
 	}()
-	occ, err := r.jid.WithResource(nick)
-	if err != nil {
+	if _, err := r.jid.WithResource(nick); err != nil {
 		return bridge.Permanentf("nickname %q is not valid: %v", nick, err)
 	}
 	b.mu.Lock()
 	r.ourNicks[nick] = true
 	b.mu.Unlock()
-	if serr := s.Send(ctx, joinPresence(occ, ghost)); serr != nil {
+	if serr := b.sendGhostJoin(ctx, s, r.jid, ghost, nick); serr != nil {
 		return serr
 	}
 	select {
 	case <-g.joined:
 		return nil
-	case err = <-g.joinErr:
+	case err := <-g.joinErr:
 		b.mu.Lock()
 		delete(r.ourNicks, nick)
 		b.mu.Unlock()
+		b.ghostJoinFailed(r.jid, ghost, nick)
 		return err
 	case <-ctx.Done():
 		return fmt.Errorf("no answer from %s to the ghost's join: %w", r.jid, ctx.Err())

@@ -136,10 +136,10 @@ func (b *Bridge) roomState(j jid.JID) *room {
 	return r
 }
 
-// join enters a room as the bridge, picking another nick on a conflict.
+// joinRoom enters a room as the bridge, picking another nick on a conflict.
 // History is not requested: missed messages come from the archive (MAM)
-// so each arrives once.
-func (b *Bridge) join(ctx context.Context, s *xmpp.Session, roomJID jid.JID) error {
+// so each arrives once. Callers go through join.
+func (b *Bridge) joinRoom(ctx context.Context, s *xmpp.Session, roomJID jid.JID) error {
 	r := b.roomState(roomJID)
 	b.mu.Lock()
 	joined := r.joined
@@ -413,15 +413,8 @@ func (b *Bridge) RoomUnlinked(ctx context.Context, room string) error {
 	if !ok || s == nil {
 		return nil
 	}
-	occ, err := r.jid.WithResource(r.nick)
-	if err != nil {
-		return nil
-	}
-	p := stanza.Presence{To: occ, Type: stanza.UnavailablePresence}
-	if b.cfg.Mode == ModeComponent {
-		p.From = b.selfJID(s)
-	}
-	return s.Send(ctx, p.Wrap(nil))
+	// The ghosts leave too: in component mode nothing else takes them out.
+	return b.leaveRoom(ctx, s, r.jid, r.nick)
 }
 
 // randomID makes stanza IDs; they must be unique, not secret.
