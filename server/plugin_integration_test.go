@@ -621,9 +621,31 @@ func pngOf(t *testing.T, w, h int) []byte {
 // their name and network, the room does not stall, and status names the
 // setting.
 func TestFullTeamStillHearsRemotePeople(t *testing.T) {
+	testRefusedTeamStillHearsRemotePeople(t, "MaxUsersPerTeam", func(h *harness) {
+		members := len(h.s.TeamMembers(h.ch.TeamId))
+		h.must(h.s.UpdateConfig(func(c *model.Config) { c.TeamSettings.MaxUsersPerTeam = model.NewPointer(members) }))
+	})
+}
+
+// Issue 9 item 5: the same when the server or the team limits email
+// domains: the server refuses to create the remote user, or to add them
+// to the team.
+func TestEmailDomainLimitsStillHearRemotePeople(t *testing.T) {
+	t.Run("server", func(t *testing.T) {
+		testRefusedTeamStillHearsRemotePeople(t, "RestrictCreationToDomains", func(h *harness) {
+			h.must(h.s.UpdateConfig(func(c *model.Config) { c.TeamSettings.RestrictCreationToDomains = model.NewPointer("example.com") }))
+		})
+	})
+	t.Run("team", func(t *testing.T) {
+		testRefusedTeamStillHearsRemotePeople(t, "allowed email domains", func(h *harness) {
+			h.s.UpdateTeamAllowedDomains(h.ch.TeamId, "example.com")
+		})
+	})
+}
+
+func testRefusedTeamStillHearsRemotePeople(t *testing.T, setting string, refuse func(h *harness)) {
 	h := newHarness(t)
-	members := len(h.s.TeamMembers(h.ch.TeamId))
-	h.must(h.s.UpdateConfig(func(c *model.Config) { c.TeamSettings.MaxUsersPerTeam = model.NewPointer(members) }))
+	refuse(h)
 	_, err := h.net.Say(h.ctx, "lobby", carol, "can you hear me", "")
 	h.must(err)
 	p := h.channelPost("carol's message", func(p *model.Post) bool { return strings.Contains(p.Message, "can you hear me") })
@@ -636,8 +658,8 @@ func TestFullTeamStillHearsRemotePeople(t *testing.T) {
 	_, err = h.net.Say(h.ctx, "lobby", carol, "and again", "")
 	h.must(err)
 	h.channelPost("carol's next message", func(p *model.Post) bool { return strings.Contains(p.Message, "and again") })
-	if line := h.statusLine("testnetbridge", "MaxUsersPerTeam"); line == "" {
-		t.Fatal("status does not name MaxUsersPerTeam")
+	if line := h.statusLine("testnetbridge", setting); line == "" {
+		t.Fatalf("status does not name %s", setting)
 	}
 }
 

@@ -149,7 +149,7 @@ func (n *Node) addTeamMember(teamID, userID, requestorID string) (*model.TeamMem
 		s.mu.Unlock()
 		return copyTeamMember(m), nil
 	}
-	if err := s.teamFullLocked(teamID); err != nil {
+	if err := s.joinRefusedLocked(teamID, userID); err != nil {
 		s.mu.Unlock()
 		return nil, err
 	}
@@ -562,6 +562,44 @@ func (a *API) UpdateChannelMemberNotifications(channelID, userID string, notific
 	c.LastUpdateAt = a.s.now()
 	a.s.st.channelMembers[channelID][userID] = c
 	return copyChannelMember(c), nil
+}
+
+// joinRefusedLocked is why a user may not join a team, as
+// teams.TeamService.JoinUserToTeam decides: the email domain first, then
+// the team's size.
+func (s *Server) joinRefusedLocked(teamID, userID string) *model.AppError {
+	team, user := s.st.teams[teamID], s.st.users[userID]
+	if team != nil && user != nil && !user.IsBot {
+		// teams.TeamService.GetAllowedDomains: the team's own list and
+		// the server-wide one must both allow the address.
+		restrict := []string{team.AllowedDomains, *s.st.config.TeamSettings.RestrictCreationToDomains}
+		if user.IsGuest() {
+			restrict = []string{*s.st.config.GuestAccountsSettings.RestrictCreationToDomains}
+		}
+		for _, domains := range restrict {
+			if !emailAllowed(user.Email, domains) {
+				return badRequest("JoinUserToTeam", "api.team.join_user_to_team.allowed_domains.app_error", "email="+user.Email)
+			}
+		}
+	}
+	return s.teamFullLocked(teamID)
+}
+
+// emailAllowed reports whether email is in one of domains (a list split by
+// spaces, commas or @ signs, like teams.normalizeDomains reads it); an
+// empty list allows every address.
+func emailAllowed(email, domains string) bool {
+	list := strings.Fields(strings.ToLower(strings.NewReplacer("@", " ", ",", " ").Replace(domains)))
+	if len(list) == 0 {
+		return true
+	}
+	email = strings.ToLower(email)
+	for _, d := range list {
+		if strings.HasSuffix(email, "@"+d) {
+			return true
+		}
+	}
+	return false
 }
 
 // teamFullLocked refuses a new member of a team that has

@@ -502,3 +502,40 @@ func TestFailKV(t *testing.T) {
 		t.Fatalf("%d concurrent calls failed, want 25", failures)
 	}
 }
+
+// Email-domain limits, as the server applies them: CreateUser refuses a
+// user outside TeamSettings.RestrictCreationToDomains
+// (users.UserService.CreateUser), and a team member must match both the
+// team's AllowedDomains and RestrictCreationToDomains
+// (teams.TeamService.IsTeamEmailAllowed; bots are exempt).
+func TestEmailDomainLimitsLikeTheServer(t *testing.T) {
+	t.Parallel()
+	f, api := newAPIFixture(t)
+	if err := f.s.UpdateConfig(func(c *model.Config) { c.TeamSettings.RestrictCreationToDomains = model.NewPointer("example.com, @corp.example") }); err != nil {
+		t.Fatal(err)
+	}
+	_, appErr := api.CreateUser(&model.User{Username: "eve", Email: "eve@elsewhere.invalid", Password: "password1"})
+	if appErr == nil || appErr.Id != "api.user.create_user.accepted_domain.app_error" || appErr.StatusCode != http.StatusBadRequest {
+		t.Fatalf("CreateUser outside the domains = %v", appErr)
+	}
+	if _, appErr = api.CreateUser(&model.User{Username: "carl", Email: "carl@corp.example", Password: "password1"}); appErr != nil {
+		t.Fatalf("CreateUser inside the domains: %v", appErr)
+	}
+	// A user made before the restriction cannot join a team under it.
+	if err := f.s.UpdateConfig(func(c *model.Config) { c.TeamSettings.RestrictCreationToDomains = model.NewPointer("") }); err != nil {
+		t.Fatal(err)
+	}
+	outsider, appErr := api.CreateUser(&model.User{Username: "olga", Email: "olga@elsewhere.invalid", Password: "password1"})
+	if appErr != nil {
+		t.Fatal(appErr)
+	}
+	team := f.s.CreateTeam("walled")
+	f.s.UpdateTeamAllowedDomains(team.Id, "example.com")
+	_, appErr = api.CreateTeamMember(team.Id, outsider.Id)
+	if appErr == nil || appErr.Id != "api.team.join_user_to_team.allowed_domains.app_error" || appErr.StatusCode != http.StatusBadRequest {
+		t.Fatalf("CreateTeamMember outside the team's domains = %v", appErr)
+	}
+	if _, appErr = api.CreateTeamMember(team.Id, f.user.Id); appErr != nil {
+		t.Fatalf("CreateTeamMember inside the team's domains: %v", appErr)
+	}
+}

@@ -536,6 +536,19 @@ func (s *Server) CreateTeam(name string) *model.Team {
 	return team
 }
 
+// UpdateTeamAllowedDomains sets a team's AllowedDomains ("Users with a
+// specific email domain" in the team's settings).
+func (s *Server) UpdateTeamAllowedDomains(teamID, domains string) {
+	s.t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	team := s.st.teams[teamID]
+	if team == nil {
+		s.t.Fatalf("testhost: UpdateTeamAllowedDomains: no team %s", teamID)
+	}
+	team.AllowedDomains = domains
+}
+
 // AddToTeam makes the user a member of the team and of its town-square and
 // off-topic channels, without system messages or hooks.
 func (s *Server) AddToTeam(userID, teamID string) {

@@ -214,6 +214,12 @@ func (s *Server) createUser(in *model.User, isBot bool) (*model.User, *model.App
 	if err := u.IsValid(); err != nil {
 		return nil, err
 	}
+	// users.UserService.CreateUser: people signing in through LDAP or SAML
+	// and guests (who have their own setting) are exempt.
+	if !isBot && !u.IsLDAPUser() && !u.IsSAMLUser() && !u.IsGuest() &&
+		!emailAllowed(u.Email, *s.st.config.TeamSettings.RestrictCreationToDomains) {
+		return nil, badRequest("CreateUser", "api.user.create_user.accepted_domain.app_error", "email="+u.Email)
+	}
 	if _, taken := s.st.usernames[u.Username]; taken {
 		return nil, badRequest("CreateUser", "app.user.save.username_exists.app_error", "username="+u.Username)
 	}
@@ -346,7 +352,7 @@ func (s *Server) joinTeamQuietly(teamID, userID string) error {
 		return fmt.Errorf("no user %s", userID)
 	}
 	if !isTeamMember(s.st.teamMembers[teamID][userID]) {
-		if err := s.teamFullLocked(teamID); err != nil {
+		if err := s.joinRefusedLocked(teamID, userID); err != nil {
 			return err
 		}
 	}
