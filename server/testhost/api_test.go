@@ -511,7 +511,9 @@ func TestFailKV(t *testing.T) {
 func TestEmailDomainLimitsLikeTheServer(t *testing.T) {
 	t.Parallel()
 	f, api := newAPIFixture(t)
-	if err := f.s.UpdateConfig(func(c *model.Config) { c.TeamSettings.RestrictCreationToDomains = model.NewPointer("example.com, @corp.example") }); err != nil {
+	if err := f.s.UpdateConfig(func(c *model.Config) {
+		c.TeamSettings.RestrictCreationToDomains = model.NewPointer("example.com, @corp.example")
+	}); err != nil {
 		t.Fatal(err)
 	}
 	_, appErr := api.CreateUser(&model.User{Username: "eve", Email: "eve@elsewhere.invalid", Password: "password1"})
