@@ -295,24 +295,10 @@ func (l *countingLog) count(msg string) int {
 func TestComponentKeepaliveKeepsTheStream(t *testing.T) {
 	p := prosodytest.Start(t, prosodytest.Options{})
 	log := &countingLog{}
-	b, err := New(Config{
-		Mode: ModeComponent, Address: p.ComponentAddr(), ComponentDomain: jid.MustParse(p.ComponentDomain),
-		ComponentSecret: p.ComponentSecret, TLSMode: TLSPlainLoopback, Keepalive: 200 * time.Millisecond,
-	}, newMemStore(), log)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err = b.Start(ctx, &eventRecorder{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = b.Stop(sctx)
-	})
-	if _, err = b.currentSession(ctx); err != nil {
+	b := startComponent(ctx, t, p, newMemStore(), &eventRecorder{}, log, func(c *Config) { c.Keepalive = 200 * time.Millisecond })
+	if _, err := b.currentSession(ctx); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(2 * time.Second) // ten keepalives

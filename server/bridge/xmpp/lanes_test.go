@@ -56,27 +56,16 @@ func TestSlowFileHoldsUpItsRoomOnly(t *testing.T) {
 	defer let()
 
 	log := &countingLog{}
-	b, err := New(Config{
-		Mode: ModeComponent, Address: p.ComponentAddr(), ComponentDomain: jid.MustParse(p.ComponentDomain),
-		ComponentSecret: p.ComponentSecret, TLSMode: TLSPlainLoopback, Keepalive: 300 * time.Millisecond,
-		MaxFileSize: 1 << 20,
-	}, newMemStore(), log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.testAllowPrivateFiles = true
 	rec := &eventRecorder{}
 	got := &filesRead{next: rec, files: map[string]string{}}
-	if err = b.Start(ctx, got); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = b.Stop(sctx)
+	b := startComponent(ctx, t, p, newMemStore(), got, log, func(c *Config) {
+		c.Keepalive, c.MaxFileSize = 300*time.Millisecond, 1<<20
 	})
+	b.mu.Lock()
+	b.testAllowPrivateFiles = true
+	b.mu.Unlock()
 	for _, r := range []jid.JID{slowRoom, otherRoom} {
-		if err = b.RoomLinked(ctx, r.String()); err != nil {
+		if err := b.RoomLinked(ctx, r.String()); err != nil {
 			t.Fatal(err)
 		}
 	}

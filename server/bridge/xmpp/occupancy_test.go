@@ -44,15 +44,26 @@ func startComponentBridge(ctx context.Context, t *testing.T, p *prosodytest.Serv
 	st.mu.Lock()
 	st.links = []store.Link{{ChannelID: "channel", Remotes: []store.RemoteRoom{{Network: bridge.NetworkXMPP, Room: room.String()}}}}
 	st.mu.Unlock()
-	b, err := New(Config{
+	rec := &eventRecorder{}
+	return startComponent(ctx, t, p, st, rec, nil, nil), rec
+}
+
+// startComponent starts a component-mode bridge on p, over direct TLS,
+// with the config tweak makes; it stops when the test ends.
+func startComponent(ctx context.Context, t *testing.T, p *prosodytest.Server, st *memStore, sink bridge.Sink, log bridge.Logger, tweak func(*Config)) *Bridge {
+	t.Helper()
+	cfg := Config{
 		Mode: ModeComponent, Address: p.ComponentTLSAddr(), TLSMode: TLSDirect, CAPEM: p.CACertPEM,
 		ComponentDomain: jid.MustParse(p.ComponentDomain), ComponentSecret: p.ComponentSecret,
-	}, st, nil)
+	}
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	b, err := New(cfg, st, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := &eventRecorder{}
-	if err = b.Start(ctx, rec); err != nil {
+	if err = b.Start(ctx, sink); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -60,7 +71,7 @@ func startComponentBridge(ctx context.Context, t *testing.T, p *prosodytest.Serv
 		defer cancel()
 		_ = b.Stop(sctx)
 	})
-	return b, rec
+	return b
 }
 
 // joinedRoom reports whether b is in room.
