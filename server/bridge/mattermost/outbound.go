@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/mattermost/mattermost/server/public/model"
 
@@ -263,6 +262,8 @@ type channelState struct {
 	started bool
 	after   int64
 	atAfter map[string]bool
+	// waiting is set while a pull waits for a full queue to have room.
+	waiting bool
 }
 
 func (b *Bridge) channel(channelID string) *channelState {
@@ -318,11 +319,15 @@ func (b *Bridge) pull(channelID string) {
 		if p.DeleteAt == 0 && !p.IsSystemMessage() && p.Type != model.PostTypeEphemeral && !b.isOwnUser(p.UserId) {
 			ev := b.messageEvent(p)
 			ev.Time = millis(p.CreateAt)
-			if err := b.emit(ev); errors.Is(err, bridge.ErrQueueFull) {
-				// A destination is backed up: stay at this post and try
-				// again shortly. Destinations that took it already skip
-				// it then, so nothing is doubled or lost.
-				b.retryPullLater(channelID)
+			var full *bridge.QueueFullError
+			if err := b.emit(ev); errors.As(err, &full) {
+				// A destination is backed up: stay at this post and read
+				// on once its queue has room. Destinations that took it
+				// already skip it then, so nothing is doubled or lost.
+				if !st.waiting {
+					st.waiting = true
+					b.pullWhenThereIsSpace(channelID, full.Space)
+				}
 				return
 			}
 		}
@@ -377,16 +382,28 @@ func (b *Bridge) postsSince(channelID string, since int64) ([]*model.Post, *mode
 	}
 }
 
-// retryPullLater pulls a channel again after a pause, unless stopped.
-func (b *Bridge) retryPullLater(channelID string) {
+// pullWhenThereIsSpace pulls a channel again once space is closed, unless
+// stopped first.
+func (b *Bridge) pullWhenThereIsSpace(channelID string, space <-chan struct{}) {
 	b.mu.Lock()
 	ctx := b.ctx
 	b.mu.Unlock()
-	time.AfterFunc(time.Second, func() {
-		if ctx != nil && ctx.Err() == nil {
+	if ctx == nil {
+		return
+	}
+	go func() {
+		select {
+		case <-space:
+		case <-ctx.Done():
+		}
+		st := b.channel(channelID)
+		st.mu.Lock()
+		st.waiting = false
+		st.mu.Unlock()
+		if ctx.Err() == nil {
 			b.pull(channelID)
 		}
-	})
+	}()
 }
 
 func sortedPosts(list *model.PostList) []*model.Post {
