@@ -183,8 +183,14 @@ bin/dendrite: $(DENDRITE_DIR)/go.mod $(DENDRITE_DIR)/go.sum
 	cd $(DENDRITE_DIR) && GOWORK=off GOFLAGS=-mod=readonly CGO_ENABLED=0 \
 		$(GO) build -trimpath -o $(CURDIR)/bin/ $(addprefix github.com/element-hq/dendrite/cmd/,$(DENDRITE_CMDS))
 
-# go test ./... runs server/bridge/matrix/dendritetest, which needs bin/dendrite.
-test: dendrite
+## Installs or builds what the tests need and is missing (Debian packages, Dendrite...); does nothing when all is there. See build/testdeps.
+.PHONY: test-deps
+test-deps: dendrite
+	@set -e; for s in build/testdeps/[0-9]*.sh; do bash "$$s"; done
+
+# go test ./... runs the servers build/testdeps provides, and
+# server/bridge/matrix/dendritetest, which needs bin/dendrite.
+test: test-deps
 
 build/bin/pluginctl: $(wildcard build/pluginctl/*.go) go.mod go.sum
 	$(GO) build -o $@ ./build/pluginctl
