@@ -8,6 +8,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/mattermost/mattermost/server/public/model"
+
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge"
 )
 
@@ -116,17 +118,21 @@ func (s *Store) AddRemote(channelID, teamID string, r RemoteRoom) (*Link, error)
 	r.LinkedAt = r.LinkedAt.UTC()
 
 	ctx := context.Background()
+	key := roomKey(r.Network, r.Room)
 	for attempt := 1; ; attempt++ {
-		created, err := s.claimRoom(channelID, r.Network, r.Room)
+		claim, created, err := s.claimRoom(ctx, channelID, r.Network, r.Room)
 		if err != nil {
 			return nil, err
 		}
 		link, err := update(ctx, s, linkKey(channelID), 0, func(old *Link) (*Link, error) {
-			c, _, err := getJSON[roomClaim](s, roomKey(r.Network, r.Room))
+			// The claim must still be ours. Setting it onto itself proves
+			// it on the master, where reading it could hit a replica that
+			// does not have it yet.
+			ok, err := s.set(key, claim, model.PluginKVSetOptions{Atomic: true, OldValue: claim})
 			if err != nil {
 				return nil, err
 			}
-			if c == nil || c.ChannelID != channelID {
+			if !ok {
 				return nil, errClaimLost
 			}
 			if old == nil {
@@ -148,51 +154,61 @@ func (s *Store) AddRemote(channelID, teamID string, r RemoteRoom) (*Link, error)
 			continue
 		}
 		if created {
-			_ = s.releaseUnusedClaim(channelID, r.Network, r.Room)
+			_ = s.releaseUnusedClaim(channelID, r.Network, r.Room, claim)
 		}
 		return nil, err
 	}
 }
 
-// claimRoom makes the reverse lookup of a room name channelID. created says
-// whether this call wrote it (false: it already did).
-func (s *Store) claimRoom(channelID string, network bridge.Network, room string) (created bool, err error) {
+// claimRoom makes the reverse lookup of a room name channelID and returns
+// the claim as stored, which AddRemote checks is still there before it
+// writes the link. created says whether this call wrote it (false: it
+// already named channelID).
+func (s *Store) claimRoom(ctx context.Context, channelID string, network bridge.Network, room string) (claim []byte, created bool, err error) {
 	key := roomKey(network, room)
-	b, err := json.Marshal(roomClaim{Network: network, Room: room, ChannelID: channelID, ClaimedAt: s.stamp()})
-	if err != nil {
-		return false, err
-	}
-	for attempt := 1; ; attempt++ {
+	r := newRetry()
+	for {
+		b, err := json.Marshal(roomClaim{Network: network, Room: room, ChannelID: channelID, ClaimedAt: s.stamp()})
+		if err != nil {
+			return nil, false, err
+		}
 		ok, err := s.insert(key, b, 0)
 		if err != nil || ok {
-			return ok, err
+			return b, ok, err
 		}
 		cur, raw, err := getJSON[roomClaim](s, key)
 		if err != nil {
-			return false, err
+			return nil, false, err
 		}
 		switch {
 		case cur == nil:
-			// Released meanwhile; insert again.
+			// The replica does not have the claim the insert ran into yet,
+			// or it was released meanwhile: insert again.
 		case cur.Network != network || cur.Room != room:
-			return false, fmt.Errorf("store: key %q holds %s room %q, not %q", key, cur.Network, cur.Room, room)
+			return nil, false, fmt.Errorf("store: key %q holds %s room %q, not %q", key, cur.Network, cur.Room, room)
 		case cur.ChannelID == channelID:
-			return false, nil
+			// Ours already (a concurrent or retried call): setting it onto
+			// itself proves the master still has it. Unchanged, so calls
+			// racing for one channel all hold the same claim.
+			ok, err := s.set(key, raw, model.PluginKVSetOptions{Atomic: true, OldValue: raw})
+			if err != nil || ok {
+				return raw, false, err
+			}
 		default:
 			holds, err := s.linkHolds(cur.ChannelID, network, room)
 			if err != nil {
-				return false, err
+				return nil, false, err
 			}
 			if holds || s.now().Sub(cur.ClaimedAt) < s.staleClaim {
-				return false, &RoomTakenError{Network: network, Room: room, ChannelID: cur.ChannelID}
+				return nil, false, &RoomTakenError{Network: network, Room: room, ChannelID: cur.ChannelID}
 			}
 			// A claim left behind by an interrupted call: drop it.
 			if _, err := s.deleteIf(key, raw); err != nil {
-				return false, err
+				return nil, false, err
 			}
 		}
-		if attempt >= maxAttempts {
-			return false, fmt.Errorf("%w (key %q)", ErrConflict, key)
+		if err := r.wait(ctx, key); err != nil {
+			return nil, false, err
 		}
 	}
 }
@@ -207,18 +223,14 @@ func (s *Store) linkHolds(channelID string, network bridge.Network, room string)
 }
 
 // releaseUnusedClaim deletes channelID's claim on a room its link does not
-// hold (undoing a failed AddRemote).
-func (s *Store) releaseUnusedClaim(channelID string, network bridge.Network, room string) error {
-	key := roomKey(network, room)
-	c, raw, err := getJSON[roomClaim](s, key)
-	if err != nil || c == nil || c.ChannelID != channelID {
-		return err
-	}
+// hold (undoing a failed AddRemote); claim is the claim as AddRemote wrote
+// it, so a claim renewed meanwhile by another call stays.
+func (s *Store) releaseUnusedClaim(channelID string, network bridge.Network, room string, claim []byte) error {
 	holds, err := s.linkHolds(channelID, network, room)
 	if err != nil || holds {
 		return err
 	}
-	_, err = s.deleteIf(key, raw)
+	_, err = s.deleteIf(roomKey(network, room), claim)
 	return err
 }
 
@@ -259,15 +271,15 @@ func (s *Store) RemoveRemote(channelID string, network bridge.Network, room stri
 	}
 
 	cleaned := false
-	key := roomKey(network, room)
-	c, raw, err := getJSON[roomClaim](s, key)
+	_, err = update(context.Background(), s, roomKey(network, room), 0, func(old *roomClaim) (*roomClaim, error) {
+		cleaned = old != nil && old.Network == network && old.Room == room && old.ChannelID == channelID
+		if !cleaned {
+			return nil, errNoChange
+		}
+		return nil, nil
+	})
 	if err != nil {
 		return nil, err
-	}
-	if c != nil && c.ChannelID == channelID {
-		if cleaned, err = s.deleteIf(key, raw); err != nil {
-			return nil, err
-		}
 	}
 	if !found {
 		if !cleaned {

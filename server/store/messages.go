@@ -197,13 +197,15 @@ func (s *Store) ForgetMessage(ref bridge.Ref) error {
 		return err
 	}
 	ref = msgRef(ref)
-	p, raw, err := s.pointer(ref)
+	ctx := context.Background()
+	ttl := s.retention.Load()
+	// The pointer goes first: deleting it proves what it said on the
+	// master, where a lagging read could have said nothing.
+	p, err := s.dropPointer(ctx, ref, func(*msgPointer) bool { return true })
 	if err != nil || p == nil {
 		return err
 	}
-	ctx := context.Background()
 	if p.Origin != ref {
-		ttl := s.retention.Load()
 		_, err := update(ctx, s, groupKey(p.Origin), ttl, func(old *msgGroup) (*msgGroup, error) {
 			if old == nil || !slices.Contains(old.Copies, ref) {
 				return nil, errNoChange
@@ -211,10 +213,6 @@ func (s *Store) ForgetMessage(ref bridge.Ref) error {
 			old.Copies = slices.DeleteFunc(old.Copies, func(c bridge.Ref) bool { return c == ref })
 			return old, nil
 		})
-		if err != nil {
-			return err
-		}
-		_, err = s.deleteIf(messageKey(ref), raw)
 		return err
 	}
 
@@ -228,16 +226,25 @@ func (s *Store) ForgetMessage(ref bridge.Ref) error {
 	}); err != nil {
 		return err
 	}
-	for _, c := range append(copies, ref) {
-		cp, craw, err := s.pointer(c)
-		if err != nil {
+	for _, c := range copies {
+		if _, err := s.dropPointer(ctx, c, func(cp *msgPointer) bool { return cp.Origin == ref }); err != nil {
 			return err
-		}
-		if cp != nil && cp.Origin == ref {
-			if _, err := s.deleteIf(messageKey(c), craw); err != nil {
-				return err
-			}
 		}
 	}
 	return nil
+}
+
+// dropPointer deletes the pointer record of ref if it exists and drop says
+// so, and returns it (nil when there was none).
+func (s *Store) dropPointer(ctx context.Context, ref bridge.Ref, drop func(*msgPointer) bool) (*msgPointer, error) {
+	var dropped *msgPointer
+	_, err := update(ctx, s, messageKey(ref), s.retention.Load(), func(old *msgPointer) (*msgPointer, error) {
+		dropped = nil
+		if old == nil || old.Ref != ref || !drop(old) {
+			return nil, errNoChange
+		}
+		dropped = old
+		return nil, nil
+	})
+	return dropped, err
 }

@@ -6,6 +6,14 @@
 // read-modify-write is a compare-and-set that retries on conflict, so several
 // cluster nodes (or several admins) can use it at once without losing updates.
 // Records are JSON; the key layout is described in keys.go.
+//
+// On a server with read replicas (SqlSettings.DataSourceReplicas) KVGet and
+// KVList may answer with data a little behind the last write, while writes
+// and compare-and-set act on the master. So no decision rests on a read
+// alone: a read-modify-write ends with a compare-and-set against the bytes
+// it read, also when it decides to change nothing (the value is set onto
+// itself, or an absence is proven with a placeholder), and a lost
+// compare-and-set means reading again, for as long as the replica needs.
 package store
 
 import (
@@ -65,11 +73,26 @@ func (e *RoomTakenError) Unwrap() error { return ErrRoomTaken }
 
 const (
 	defaultPageSize = 200
-	// maxAttempts bounds the compare-and-set retries of one update.
-	maxAttempts = 100
+	// maxAttempts and conflictWindow bound the compare-and-set retries of
+	// one update: it gives up when it has made that many attempts and that
+	// much time has passed. A compare-and-set against a value read from a
+	// lagging replica keeps failing until the replica catches up, which on
+	// a busy server can take seconds.
+	maxAttempts    = 100
+	conflictWindow = 10 * time.Second
 	// maxField bounds any string stored (a JID is at most 3071 bytes).
 	maxField = 8192
+	// placeholderTTL is how long a placeholder outlives a node that died
+	// between writing and removing it.
+	placeholderTTL = 60
 )
+
+// placeholder is written, and removed again, to prove that a key read as
+// absent is absent on the master. JSON never encodes a record as null, so
+// readers take it for an absent record.
+var placeholder = []byte("null")
+
+func isPlaceholder(raw []byte) bool { return bytes.Equal(raw, placeholder) }
 
 // Store is the plugin's persistent state. It is safe for concurrent use.
 type Store struct {
@@ -148,11 +171,15 @@ func (s *Store) putJSON(key string, v any, ttl int64) error {
 	return err
 }
 
-// getJSON reads key into a new T; (nil, nil, nil) when it does not exist.
+// getJSON reads key into a new T; (nil, nil, nil) when it does not exist,
+// and a nil T with the raw bytes when it holds a placeholder.
 func getJSON[T any](s *Store, key string) (*T, []byte, error) {
 	raw, err := s.get(key)
 	if err != nil || raw == nil {
 		return nil, nil, err
+	}
+	if isPlaceholder(raw) {
+		return nil, raw, nil
 	}
 	v := new(T)
 	if err := json.Unmarshal(raw, v); err != nil {
@@ -162,57 +189,114 @@ func getJSON[T any](s *Store, key string) (*T, []byte, error) {
 }
 
 // errNoChange, returned by an update function, ends the update without
-// writing; update then returns the old value.
+// changing the value; update then returns the old value.
 var errNoChange = errors.New("no change")
 
 // update is a read-modify-write of the JSON value at key. fn gets the current
 // value (nil if absent, a fresh copy on every attempt) and returns the new
 // one: nil deletes the key, errNoChange leaves it alone, any other error
 // aborts. The write is a compare-and-set against the bytes read, retried on
-// conflict, so concurrent updates are never lost. ttl (seconds, 0 = none)
-// applies to the written value. update returns the value now stored.
+// conflict, so concurrent updates are never lost. The read may come from a
+// lagging replica, so an update that ends without a change (errNoChange, an
+// error, nothing to delete, the same bytes) checks what it read against the
+// master the same way, and starts over when the master differs. ttl
+// (seconds, 0 = none) applies to the value written, the unchanged one
+// included. update returns the value now stored.
 func update[T any](ctx context.Context, s *Store, key string, ttl int64, fn func(old *T) (*T, error)) (*T, error) {
-	for attempt := 1; ; attempt++ {
+	r := newRetry()
+	for {
 		old, raw, err := getJSON[T](s, key)
 		if err != nil {
 			return nil, err
 		}
-		next, err := fn(old)
-		if errors.Is(err, errNoChange) {
-			return old, nil
-		}
-		if err != nil {
-			return nil, err
-		}
+		next, fnErr := fn(old)
 		var ok bool
-		if next == nil {
-			if raw == nil {
-				return nil, nil
-			}
-			ok, err = s.deleteIf(key, raw)
-		} else {
-			b, mErr := json.Marshal(next)
-			if mErr != nil {
-				return nil, fmt.Errorf("store: encoding %q: %w", key, mErr)
-			}
-			if ttl == 0 && raw != nil && bytes.Equal(b, raw) {
-				return next, nil
-			}
-			ok, err = s.set(key, b, model.PluginKVSetOptions{Atomic: true, OldValue: raw, ExpireInSeconds: ttl})
+		switch {
+		case errors.Is(fnErr, errNoChange):
+			next, fnErr = old, nil
+			ok, err = s.confirm(key, raw, ttl)
+		case fnErr != nil:
+			// A decision taken on what may be an old value.
+			ok, err = s.confirm(key, raw, ttl)
+		case next == nil:
+			ok, err = s.remove(key, raw)
+		default:
+			ok, err = s.replace(key, raw, next, ttl)
 		}
 		if err != nil {
 			return nil, err
+		}
+		if ok && fnErr != nil {
+			return nil, fnErr
 		}
 		if ok {
 			return next, nil
 		}
-		if attempt >= maxAttempts {
-			return nil, fmt.Errorf("%w (key %q)", ErrConflict, key)
-		}
-		if err := backoff(ctx, attempt); err != nil {
+		if err := r.wait(ctx, key); err != nil {
 			return nil, err
 		}
 	}
+}
+
+// replace sets key to next if it still holds raw.
+func (s *Store) replace(key string, raw []byte, next any, ttl int64) (bool, error) {
+	b, err := json.Marshal(next)
+	if err != nil {
+		return false, fmt.Errorf("store: encoding %q: %w", key, err)
+	}
+	return s.set(key, b, model.PluginKVSetOptions{Atomic: true, OldValue: raw, ExpireInSeconds: ttl})
+}
+
+// remove deletes key if it still holds raw; for a key read as absent, it
+// proves it is.
+func (s *Store) remove(key string, raw []byte) (bool, error) {
+	if raw == nil || isPlaceholder(raw) {
+		return s.confirmAbsent(key, raw)
+	}
+	return s.deleteIf(key, raw)
+}
+
+// confirm reports whether key still holds raw on the master, by setting it
+// onto itself (compare-and-set runs on the master, KVGet may not); for a key
+// read as absent, it proves it is.
+func (s *Store) confirm(key string, raw []byte, ttl int64) (bool, error) {
+	if raw == nil || isPlaceholder(raw) {
+		return s.confirmAbsent(key, raw)
+	}
+	return s.set(key, raw, model.PluginKVSetOptions{Atomic: true, OldValue: raw, ExpireInSeconds: ttl})
+}
+
+// confirmAbsent reports whether key is absent on the master: a placeholder
+// inserted if absent and deleted again proves it. raw is a placeholder
+// read, which is deleted the same way.
+func (s *Store) confirmAbsent(key string, raw []byte) (bool, error) {
+	if raw == nil {
+		ok, err := s.insert(key, placeholder, placeholderTTL)
+		if err != nil || !ok {
+			return false, err
+		}
+	}
+	return s.deleteIf(key, placeholder)
+}
+
+// retry paces a loop that reads again after losing a compare-and-set: it
+// sleeps a short random time growing with the attempts and gives up after
+// maxAttempts attempts and conflictWindow.
+type retry struct {
+	start    time.Time
+	attempts int
+}
+
+func newRetry() *retry { return &retry{start: time.Now()} }
+
+// wait sleeps before the next attempt; it fails with ErrConflict when it is
+// time to give up, or with the context's error.
+func (r *retry) wait(ctx context.Context, key string) error {
+	r.attempts++
+	if r.attempts >= maxAttempts && time.Since(r.start) >= conflictWindow {
+		return fmt.Errorf("%w (key %q)", ErrConflict, key)
+	}
+	return backoff(ctx, r.attempts)
 }
 
 // backoff sleeps a short random time growing with attempt.

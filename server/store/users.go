@@ -117,12 +117,12 @@ func (s *Store) SaveRemoteUser(u RemoteUser) error {
 // dropUserRef deletes the reverse lookup of userID if it still names the
 // remote user.
 func (s *Store) dropUserRef(userID string, network bridge.Network, remoteID string) error {
-	key := userByMMKey(userID)
-	ref, raw, err := getJSON[remoteUserRef](s, key)
-	if err != nil || ref == nil || ref.Network != network || ref.RemoteID != remoteID {
-		return err
-	}
-	_, err = s.deleteIf(key, raw)
+	_, err := update(context.Background(), s, userByMMKey(userID), 0, func(old *remoteUserRef) (*remoteUserRef, error) {
+		if old == nil || old.Network != network || old.RemoteID != remoteID {
+			return nil, errNoChange
+		}
+		return nil, nil
+	})
 	return err
 }
 
@@ -143,24 +143,26 @@ func (s *Store) ClaimRemoteUser(network bridge.Network, remoteID, userID string)
 	if err != nil {
 		return "", false, err
 	}
-	for attempt := 1; ; attempt++ {
+	r := newRetry()
+	for {
 		ok, err := s.insert(key, b, 0)
 		if err != nil {
 			return "", false, err
 		}
 		if !ok {
-			cur, _, err := getJSON[RemoteUser](s, key)
-			if err != nil {
+			existing, err := s.claimant(key)
+			switch {
+			case err != nil:
 				return "", false, err
-			}
-			if cur == nil {
-				if attempt >= maxAttempts {
-					return "", false, fmt.Errorf("%w (key %q)", ErrConflict, key)
+			case existing == "":
+				// The replica does not have the record the insert ran
+				// into yet, or it was deleted meanwhile: insert again.
+				if err := r.wait(context.Background(), key); err != nil {
+					return "", false, err
 				}
-				continue // deleted meanwhile
-			}
-			if cur.UserID != userID {
-				return cur.UserID, false, nil
+				continue
+			case existing != userID:
+				return existing, false, nil
 			}
 		}
 		ref := remoteUserRef{Network: network, RemoteID: remoteID, UserID: userID}
@@ -169,6 +171,21 @@ func (s *Store) ClaimRemoteUser(network bridge.Network, remoteID, userID string)
 		}
 		return userID, true, nil
 	}
+}
+
+// claimant returns the user ID of the remote user record at key, "" when
+// there is none on the master. What a possibly lagging read returned is set
+// onto itself, which proves the master has it.
+func (s *Store) claimant(key string) (string, error) {
+	cur, raw, err := getJSON[RemoteUser](s, key)
+	if err != nil || cur == nil {
+		return "", err
+	}
+	ok, err := s.confirm(key, raw, 0)
+	if err != nil || !ok {
+		return "", err
+	}
+	return cur.UserID, nil
 }
 
 // DeleteRemoteUser deletes a remote user record and its reverse lookup.

@@ -1,0 +1,234 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mattermost/mattermost/server/public/model"
+
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge"
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/testhost/memkv"
+)
+
+// These tests run the store over a KV whose reads come from a replica that
+// lags behind the writes, as on a Mattermost server with
+// SqlSettings.DataSourceReplicas: KVGet and KVList answer with the state of
+// testLag ago, writes and compare-and-set act on the primary. The store
+// must reach the same results as without the lag, only later.
+
+const testLag = 50 * time.Millisecond
+
+// newLaggedStores returns two stores (two cluster nodes) over one lagging
+// KV, and the primary, for checking what was written.
+func newLaggedStores(t *testing.T) (a, b *Store, primary *memkv.PluginKV) {
+	t.Helper()
+	mem := memkv.New(nil)
+	mem.SetReplicaLag(testLag)
+	return New(mem.Plugin(pluginID)), New(mem.Plugin(pluginID)), mem.Primary(pluginID)
+}
+
+// primaryJSON reads key from the primary into a new T; nil if absent.
+func primaryJSON[T any](t *testing.T, kv *memkv.PluginKV, key string) *T {
+	t.Helper()
+	raw, appErr := kv.KVGet(key)
+	if appErr != nil {
+		t.Fatal(appErr)
+	}
+	if raw == nil {
+		return nil
+	}
+	v := new(T)
+	if err := json.Unmarshal(raw, v); err != nil {
+		t.Fatalf("decoding %q (%s): %v", key, raw, err)
+	}
+	return v
+}
+
+func TestAddRemoteUnderReplicaLag(t *testing.T) {
+	t.Parallel()
+	s, _, primary := newLaggedStores(t)
+	ch, team := model.NewId(), model.NewId()
+	room := remote(bridge.NetworkXMPP, "dev@conference.example.org")
+	if _, err := s.AddRemote(ch, team, room); err != nil {
+		t.Fatalf("AddRemote on a lagging replica: %v", err)
+	}
+	// A second remote right away: the link just written is not on the
+	// replica yet.
+	if _, err := s.AddRemote(ch, team, remote(bridge.NetworkMatrix, "!r:example.org")); err != nil {
+		t.Fatalf("a second AddRemote right after the first: %v", err)
+	}
+	l := primaryJSON[Link](t, primary, linkKey(ch))
+	if l == nil || len(l.Remotes) != 2 {
+		t.Fatalf("the primary's link = %+v, want both remotes", l)
+	}
+}
+
+func TestRemoveRemoteRightAfterAddUnderReplicaLag(t *testing.T) {
+	t.Parallel()
+	a, b, primary := newLaggedStores(t)
+	ch, other, team := model.NewId(), model.NewId(), model.NewId()
+	room := remote(bridge.NetworkXMPP, "dev@conference.example.org")
+	if _, err := a.AddRemote(ch, team, room); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.RemoveRemote(ch, room.Network, room.Room); err != nil {
+		t.Fatalf("RemoveRemote right after AddRemote: %v", err)
+	}
+	if l := primaryJSON[Link](t, primary, linkKey(ch)); l != nil {
+		t.Fatalf("the primary still has the link: %+v", l)
+	}
+	if c := primaryJSON[roomClaim](t, primary, roomKey(room.Network, room.Room)); c != nil {
+		t.Fatalf("the primary still has the room's claim: %+v", c)
+	}
+	// Nothing left behind: another channel (on another node) can take
+	// the room at once.
+	if _, err := b.AddRemote(other, team, room); err != nil {
+		t.Fatalf("another channel linking the room: %v", err)
+	}
+}
+
+func TestClaimRemoteUserRaceUnderReplicaLag(t *testing.T) {
+	t.Parallel()
+	a, b, _ := newLaggedStores(t)
+	userA, userB := model.NewId(), model.NewId()
+	if _, won, err := a.ClaimRemoteUser(bridge.NetworkXMPP, "alice@example.org", userA); err != nil || !won {
+		t.Fatalf("first claim: won=%v err=%v", won, err)
+	}
+	existing, won, err := b.ClaimRemoteUser(bridge.NetworkXMPP, "alice@example.org", userB)
+	if err != nil || won || existing != userA {
+		t.Fatalf("second node's claim right after: existing=%q won=%v err=%v; want %q, lost", existing, won, err, userA)
+	}
+}
+
+func TestDeleteRemoteUserRightAfterClaimUnderReplicaLag(t *testing.T) {
+	t.Parallel()
+	s, _, primary := newLaggedStores(t)
+	user := model.NewId()
+	if _, _, err := s.ClaimRemoteUser(bridge.NetworkXMPP, "bob@example.org", user); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteRemoteUser(bridge.NetworkXMPP, "bob@example.org"); err != nil {
+		t.Fatal(err)
+	}
+	if u := primaryJSON[RemoteUser](t, primary, remoteUserKey(bridge.NetworkXMPP, "bob@example.org")); u != nil {
+		t.Fatalf("the primary still has the remote user: %+v", u)
+	}
+	if r := primaryJSON[remoteUserRef](t, primary, userByMMKey(user)); r != nil {
+		t.Fatalf("the primary still has the reverse lookup: %+v", r)
+	}
+}
+
+func TestFinishKeyRotationRightAfterStartUnderReplicaLag(t *testing.T) {
+	t.Parallel()
+	s, _, primary := newLaggedStores(t)
+	must(t, s.UpdateKeyRotation(func(*KeyRotation) (*KeyRotation, error) { return &KeyRotation{To: "k2"}, nil }))
+	must(t, s.FinishKeyRotation("k2"))
+	if r := primaryJSON[KeyRotation](t, primary, keyKeyRotation); r != nil {
+		t.Fatalf("the primary still has the finished rotation: %+v", r)
+	}
+}
+
+func TestInstanceSecretUnderReplicaLag(t *testing.T) {
+	t.Parallel()
+	a, b, _ := newLaggedStores(t)
+	first, err := a.InstanceSecret()
+	must(t, err)
+	second, err := b.InstanceSecret()
+	must(t, err)
+	if len(first) != 64 || second != first {
+		t.Fatalf("two nodes got %q and %q", first, second)
+	}
+}
+
+func TestUpdateUnderReplicaLagLosesNothing(t *testing.T) {
+	t.Parallel()
+	a, b, primary := newLaggedStores(t)
+	type counter struct{ N int }
+	const workers, each = 4, 5
+	var wg sync.WaitGroup
+	for i := range workers {
+		s := []*Store{a, b}[i%2]
+		wg.Go(func() {
+			for range each {
+				_, err := update(context.Background(), s, "counter", 0, func(old *counter) (*counter, error) {
+					if old == nil {
+						old = &counter{}
+					}
+					old.N++
+					return old, nil
+				})
+				if err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if c := primaryJSON[counter](t, primary, "counter"); c == nil || c.N != workers*each {
+		t.Fatalf("counter = %+v, want %d: updates were lost", c, workers*each)
+	}
+}
+
+func TestNoChangeIsCheckedAgainstThePrimary(t *testing.T) {
+	t.Parallel()
+	s, _, primary := newLaggedStores(t)
+	// The replica still shows the key without the entry when update
+	// decides it has nothing to do.
+	type set struct{ Items []string }
+	must(t, s.putJSON("set", set{}, 0))
+	time.Sleep(2 * testLag) // what is written from here on lags
+	must(t, s.putJSON("set", set{Items: []string{"x"}}, 0))
+	_, err := update(context.Background(), s, "set", 0, func(old *set) (*set, error) {
+		if old == nil || len(old.Items) == 0 {
+			return nil, errNoChange // nothing to remove
+		}
+		return &set{}, nil
+	})
+	must(t, err)
+	if v := primaryJSON[set](t, primary, "set"); v == nil || len(v.Items) != 0 {
+		t.Fatalf("the primary = %+v: a removal was skipped on a lagging read", v)
+	}
+}
+
+func TestForgetMessageRightAfterRecordUnderReplicaLag(t *testing.T) {
+	t.Parallel()
+	s, _, primary := newLaggedStores(t)
+	ctx := context.Background()
+	origin := msgOf(bridge.NetworkXMPP, "r@c", "1")
+	dest := msgOf(bridge.NetworkMattermost, model.NewId(), model.NewId())
+	must(t, s.RecordCounterpart(ctx, origin, dest, ""))
+	must(t, s.ForgetMessage(dest))
+	if p := primaryJSON[msgPointer](t, primary, messageKey(dest)); p != nil {
+		t.Fatalf("the primary still has the copy's pointer: %+v", p)
+	}
+	if g := primaryJSON[msgGroup](t, primary, groupKey(origin)); g == nil || len(g.Copies) != 0 {
+		t.Fatalf("the primary's group = %+v, want it without the copy", g)
+	}
+}
+
+func TestPlaceholderReadsAsAbsent(t *testing.T) {
+	t.Parallel()
+	s, _, primary := newLaggedStores(t)
+	ch := model.NewId()
+	// A placeholder left by a node that died while proving an absence.
+	if ok, err := s.insert(linkKey(ch), placeholder, 0); err != nil || !ok {
+		t.Fatalf("insert: %v %v", ok, err)
+	}
+	time.Sleep(2 * testLag) // the replica has it
+	if _, err := s.GetLink(ch); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("GetLink over a placeholder: %v, want ErrNotFound", err)
+	}
+	if links, err := s.ListLinks(); err != nil || len(links) != 0 {
+		t.Fatalf("ListLinks over a placeholder: %v %v", links, err)
+	}
+	if _, err := s.AddRemote(ch, model.NewId(), remote(bridge.NetworkXMPP, "r@c")); err != nil {
+		t.Fatalf("AddRemote over a placeholder: %v", err)
+	}
+	if l := primaryJSON[Link](t, primary, linkKey(ch)); l == nil || len(l.Remotes) != 1 {
+		t.Fatalf("the primary's link = %+v", l)
+	}
+}
