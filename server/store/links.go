@@ -355,9 +355,9 @@ func (s *Store) LinkedRooms(ctx context.Context, room bridge.Ref) (string, []bri
 		if checkID("channel ID", room.Room) != nil {
 			return "", nil, notLinked
 		}
-		link, _, err = getJSON[Link](s, linkKey(room.Room))
+		link, err = s.channelLink(ctx, room.Room)
 	case room.Network.Valid() && checkString("room", room.Room) == nil:
-		link, err = s.linkOfRoom(room.Network, room.Room)
+		link, err = s.roomLink(ctx, room.Network, room.Room)
 	default:
 		return "", nil, notLinked
 	}
@@ -378,4 +378,57 @@ func (s *Store) LinkedRooms(ctx context.Context, room bridge.Ref) (string, []bri
 		rooms = append(rooms, r.Ref())
 	}
 	return link.ChannelID, rooms, nil
+}
+
+// channelLink is the link of a channel for LinkedRooms. A read replica may
+// not have a link made just now, so finding none is proven on the master
+// before it is believed; a link found is used as read.
+func (s *Store) channelLink(ctx context.Context, channelID string) (*Link, error) {
+	key := linkKey(channelID)
+	for r := newRetry(); ; {
+		l, raw, err := getJSON[Link](s, key)
+		if err != nil || (l != nil && len(l.Remotes) > 0) {
+			return l, err
+		}
+		ok, err := s.confirm(key, raw, 0)
+		if err != nil || ok {
+			return l, err
+		}
+		if err := r.wait(ctx, key); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// roomLink is the link holding a remote room for LinkedRooms, nil when
+// none. Like channelLink, it proves "none" on the master: the claim (or its
+// absence) and the claimed channel's link, as read.
+func (s *Store) roomLink(ctx context.Context, network bridge.Network, room string) (*Link, error) {
+	key := roomKey(network, room)
+	for r := newRetry(); ; {
+		c, craw, err := getJSON[roomClaim](s, key)
+		if err != nil {
+			return nil, err
+		}
+		var lraw []byte
+		if c != nil {
+			var l *Link
+			if l, lraw, err = getJSON[Link](s, linkKey(c.ChannelID)); err != nil {
+				return nil, err
+			}
+			if l.index(network, room) >= 0 {
+				return l, nil
+			}
+		}
+		ok, err := s.confirm(key, craw, 0)
+		if err == nil && ok && c != nil {
+			ok, err = s.confirm(linkKey(c.ChannelID), lraw, 0)
+		}
+		if err != nil || ok {
+			return nil, err
+		}
+		if err := r.wait(ctx, key); err != nil {
+			return nil, err
+		}
+	}
 }

@@ -232,3 +232,26 @@ func TestPlaceholderReadsAsAbsent(t *testing.T) {
 		t.Fatalf("the primary's link = %+v", l)
 	}
 }
+
+func TestLinkedRoomsRightAfterAddRemoteUnderReplicaLag(t *testing.T) {
+	t.Parallel()
+	a, b, _ := newLaggedStores(t)
+	ch, team := model.NewId(), model.NewId()
+	room := remote(bridge.NetworkXMPP, "dev@conference.example.org")
+	if _, err := a.AddRemote(ch, team, room); err != nil {
+		t.Fatal(err)
+	}
+	// Another node hears from the room at once.
+	id, rooms, err := b.LinkedRooms(context.Background(), room.Ref())
+	if err != nil || id != ch || len(rooms) != 1 {
+		t.Fatalf("LinkedRooms(room) right after linking = %q %v %v", id, rooms, err)
+	}
+	id, rooms, err = b.LinkedRooms(context.Background(), roomRef(bridge.NetworkMattermost, ch))
+	if err != nil || id != ch || len(rooms) != 1 {
+		t.Fatalf("LinkedRooms(channel) right after linking = %q %v %v", id, rooms, err)
+	}
+	// Unlinked rooms stay unlinked.
+	if _, _, err := b.LinkedRooms(context.Background(), roomRef(bridge.NetworkXMPP, "other@c")); !errors.Is(err, bridge.ErrNotLinked) {
+		t.Fatalf("an unlinked room: %v", err)
+	}
+}
