@@ -21,23 +21,74 @@ import (
 // relayable reports whether a post is a person's message in a linked channel
 // that did not come from the bridge itself.
 func (b *Bridge) relayable(post *model.Post) bool {
+	return b.fromPerson(post) && b.linked(post.ChannelId)
+}
+
+// fromPerson reports whether a post is a person's message that did not
+// come from the bridge itself.
+func (b *Bridge) fromPerson(post *model.Post) bool {
 	if post == nil || post.IsSystemMessage() || post.Type == model.PostTypeEphemeral {
 		return false
 	}
-	if b.isOwnUser(post.UserId) {
-		return false
-	}
-	return b.linked(post.ChannelId)
+	return !b.isOwnUser(post.UserId)
 }
 
 // OnPost handles MessageHasBeenPosted. The server runs hooks concurrently,
 // so they can arrive out of order; the hook is only a trigger to relay
 // every new post of the channel in creation order.
 func (b *Bridge) OnPost(post *model.Post) {
-	if !b.relayable(post) || !b.awaitReady() {
+	if !b.fromPerson(post) {
+		return
+	}
+	if !b.linked(post.ChannelId) {
+		b.recheckLink(post)
+		return
+	}
+	if !b.awaitReady() {
 		return
 	}
 	b.relayThen(post.ChannelId, post.Id, post, nil)
+}
+
+// recheckDelays are when recheckLink looks at a channel again.
+var recheckDelays = []time.Duration{100 * time.Millisecond, time.Second, 5 * time.Second}
+
+// recheckLink looks again, a little later, at the channel of a post a read
+// said is not linked: the read replica it came from may not have a link
+// made just now, and the post would wait for the channel's next one. One
+// look-again runs per channel at a time, for the newest such post: posts
+// show in order, so once it went through the earlier ones did too.
+func (b *Bridge) recheckLink(post *model.Post) {
+	b.recheckMu.Lock()
+	if b.rechecks == nil {
+		b.recheckMu.Unlock()
+		return // not started
+	}
+	prev, busy := b.rechecks[post.ChannelId]
+	if !busy || post.CreateAt > prev.CreateAt {
+		b.rechecks[post.ChannelId] = post
+	}
+	b.recheckMu.Unlock()
+	if !busy {
+		b.recheckStep(post.ChannelId, 0)
+	}
+}
+
+func (b *Bridge) recheckStep(channelID string, i int) {
+	b.later(recheckDelays[i], func() {
+		linked := b.linked(channelID)
+		if !linked && i+1 < len(recheckDelays) {
+			b.recheckStep(channelID, i+1)
+			return
+		}
+		b.recheckMu.Lock()
+		post := b.rechecks[channelID]
+		delete(b.rechecks, channelID)
+		b.recheckMu.Unlock()
+		if linked && post != nil && b.awaitReady() {
+			b.relayThen(channelID, post.Id, post, nil)
+		}
+	})
 }
 
 // OnPostUpdated handles MessageHasBeenUpdated. Updates that leave the text

@@ -31,6 +31,7 @@ type lagHarness struct {
 	s    *testhost.Server
 	n    *testhost.Node
 	b    *Bridge
+	st   *store.Store
 	ch   *model.Channel
 	user *model.User
 
@@ -54,6 +55,7 @@ func newLagHarness(t *testing.T) *lagHarness {
 		t.Fatal(err)
 	}
 	s.SetReplicaLag(testLag)
+	h.st = st
 	h.b = New(api, st, Options{
 		BotUserID: model.NewId(),
 		RemoteIDs: map[bridge.Network]string{bridge.NetworkXMPP: model.NewId()},
@@ -111,6 +113,21 @@ func TestPostMissingFromALaggingReadIsRelayedLater(t *testing.T) {
 	h := newLagHarness(t)
 	p := h.post(t, "hello")
 	h.b.OnPost(p) // GetPostsSince does not have it yet
+	h.waitKinds(t, p.Id, bridge.KindMessage)
+}
+
+func TestPostRightAfterLinkingIsRelayed(t *testing.T) {
+	h := newLagHarness(t)
+	ch := h.s.CreateChannel(h.ch.TeamId, "new")
+	h.s.AddToChannel(h.user.Id, ch.Id)
+	if _, err := h.st.AddRemote(ch.Id, ch.TeamId, store.RemoteRoom{Network: bridge.NetworkXMPP, Room: "new@conference.example.org"}); err != nil {
+		t.Fatal(err)
+	}
+	p, appErr := h.n.CreatePost(&model.Post{UserId: h.user.Id, ChannelId: ch.Id, Message: "first!"})
+	if appErr != nil {
+		t.Fatal(appErr)
+	}
+	h.b.OnPost(p) // the replica does not have the link yet
 	h.waitKinds(t, p.Id, bridge.KindMessage)
 }
 
