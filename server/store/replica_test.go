@@ -255,3 +255,52 @@ func TestLinkedRoomsRightAfterAddRemoteUnderReplicaLag(t *testing.T) {
 		t.Fatalf("an unlinked room: %v", err)
 	}
 }
+
+func TestCounterpartRightAfterRecordUnderReplicaLag(t *testing.T) {
+	t.Parallel()
+	a, b, _ := newLaggedStores(t)
+	ctx := context.Background()
+	origin := msgOf(bridge.NetworkXMPP, "r@c", "1")
+	dest := msgOf(bridge.NetworkMattermost, model.NewId(), model.NewId())
+	must(t, a.RecordCounterpart(ctx, origin, dest, "xmpp:carol"))
+	// Another node translates an edit of the message at once.
+	wantCounterpart(t, b, origin, roomRef(dest.Network, dest.Room), dest.ID)
+	if got, author, ok, err := b.AuthorOf(ctx, dest); err != nil || !ok || got != origin || author != "xmpp:carol" {
+		t.Fatalf("AuthorOf right after recording = %v %q %v %v", got, author, ok, err)
+	}
+	wantCounterpart(t, b, origin, roomRef(bridge.NetworkMatrix, "!other:example.org"), "")
+}
+
+func TestSeenRightAfterMarkSeenUnderReplicaLag(t *testing.T) {
+	t.Parallel()
+	a, b, _ := newLaggedStores(t)
+	if first, err := a.MarkSeen("matrix-txn", "t1", time.Hour); err != nil || !first {
+		t.Fatalf("MarkSeen = %v %v", first, err)
+	}
+	if seen, err := b.Seen("matrix-txn", "t1"); err != nil || !seen {
+		t.Fatalf("another node's Seen right after MarkSeen = %v %v", seen, err)
+	}
+	if first, err := b.MarkSeen("matrix-txn", "t1", time.Hour); err != nil || first {
+		t.Fatalf("another node's MarkSeen right after = %v %v, want not first", first, err)
+	}
+	if seen, err := b.Seen("matrix-txn", "t2"); err != nil || seen {
+		t.Fatalf("Seen of an unmarked ID = %v %v", seen, err)
+	}
+}
+
+func TestHotKeyUpdatesDoNotWaitForTheReplica(t *testing.T) {
+	t.Parallel()
+	// A replica that never catches up: each update must work from what
+	// the store itself wrote last.
+	c := newClock()
+	mem := memkv.New(c.Now)
+	mem.SetReplicaLag(time.Hour)
+	s := New(mem.Plugin(pluginID))
+	s.now = c.Now
+	for i := range 20 {
+		must(t, s.AdvanceCursorInt("link", "cursor", int64(i+1)))
+	}
+	if v, _, err := New(mem.Primary(pluginID)).GetCursor("link", "cursor"); err != nil || v != "20" {
+		t.Fatalf("the cursor = %q %v, want 20", v, err)
+	}
+}

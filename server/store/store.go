@@ -5,7 +5,10 @@
 // The store holds no caches: every call reads the KV store, and every
 // read-modify-write is a compare-and-set that retries on conflict, so several
 // cluster nodes (or several admins) can use it at once without losing updates.
-// Records are JSON; the key layout is described in keys.go.
+// (It remembers the bytes it last wrote to a key only as the old value its
+// next compare-and-set of that key tries first; nothing is returned to a
+// caller on the strength of that memory alone.) Records are JSON; the key
+// layout is described in keys.go.
 //
 // On a server with read replicas (SqlSettings.DataSourceReplicas) KVGet and
 // KVList may answer with data a little behind the last write, while writes
@@ -24,6 +27,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -82,6 +86,9 @@ const (
 	conflictWindow = 10 * time.Second
 	// maxField bounds any string stored (a JID is at most 3071 bytes).
 	maxField = 8192
+	// maxHints bounds the keys whose last written bytes the store
+	// remembers.
+	maxHints = 4096
 	// placeholderTTL is how long a placeholder outlives a node that died
 	// between writing and removing it.
 	placeholderTTL = 60
@@ -108,6 +115,13 @@ type Store struct {
 	migrations []migration
 	lockPoll   time.Duration
 	staleClaim time.Duration
+
+	// hints holds, per key, the bytes this store last wrote there: what
+	// the master held then. update tries them as the old value before
+	// reading, so a key it updates often (a cursor, a message's copies) is
+	// not read from a replica still behind its own last write.
+	hintsMu sync.Mutex
+	hints   map[string][]byte
 }
 
 // New returns a Store over kv (usually the plugin API).
@@ -145,12 +159,44 @@ func (s *Store) get(key string) ([]byte, error) {
 func (s *Store) set(key string, value []byte, opts model.PluginKVSetOptions) (bool, error) {
 	ok, appErr := s.kv.KVSetWithOptions(key, value, opts)
 	if err := kvErr("set", key, appErr); err != nil {
+		s.remember(key, nil)
 		return false, err
+	}
+	if ok {
+		s.remember(key, value)
+	} else if opts.Atomic {
+		s.remember(key, nil) // the master holds something else
 	}
 	return ok, nil
 }
 
-func (s *Store) del(key string) error { return kvErr("delete", key, s.kv.KVDelete(key)) }
+func (s *Store) del(key string) error {
+	s.remember(key, nil)
+	return kvErr("delete", key, s.kv.KVDelete(key))
+}
+
+// remember records value as what key holds on the master (nil: forget it;
+// placeholders are not kept).
+func (s *Store) remember(key string, value []byte) {
+	s.hintsMu.Lock()
+	defer s.hintsMu.Unlock()
+	if value == nil || isPlaceholder(value) {
+		delete(s.hints, key)
+		return
+	}
+	if s.hints == nil || len(s.hints) >= maxHints {
+		s.hints = map[string][]byte{}
+	}
+	s.hints[key] = bytes.Clone(value)
+}
+
+// hint returns what key held on the master when this store last wrote it.
+func (s *Store) hint(key string) ([]byte, bool) {
+	s.hintsMu.Lock()
+	defer s.hintsMu.Unlock()
+	v, ok := s.hints[key]
+	return v, ok
+}
 
 // insert stores value only if key does not exist; ok reports whether it did.
 func (s *Store) insert(key string, value []byte, ttl int64) (bool, error) {
@@ -178,14 +224,24 @@ func getJSON[T any](s *Store, key string) (*T, []byte, error) {
 	if err != nil || raw == nil {
 		return nil, nil, err
 	}
+	v, err := decodeJSON[T](key, raw)
+	if err != nil {
+		return nil, nil, err
+	}
+	return v, raw, nil
+}
+
+// decodeJSON decodes raw, read from key, into a new T; nil for a
+// placeholder.
+func decodeJSON[T any](key string, raw []byte) (*T, error) {
 	if isPlaceholder(raw) {
-		return nil, raw, nil
+		return nil, nil
 	}
 	v := new(T)
 	if err := json.Unmarshal(raw, v); err != nil {
-		return nil, nil, fmt.Errorf("store: decoding %q: %w", key, err)
+		return nil, fmt.Errorf("store: decoding %q: %w", key, err)
 	}
-	return v, raw, nil
+	return v, nil
 }
 
 // errNoChange, returned by an update function, ends the update without
@@ -201,11 +257,22 @@ var errNoChange = errors.New("no change")
 // error, nothing to delete, the same bytes) checks what it read against the
 // master the same way, and starts over when the master differs. ttl
 // (seconds, 0 = none) applies to the value written, the unchanged one
-// included. update returns the value now stored.
+// included. The first attempt takes the bytes this store last wrote to key
+// for the current value, when it has them, without reading: right if
+// nobody wrote since, and the compare-and-set tells. update returns the
+// value now stored.
 func update[T any](ctx context.Context, s *Store, key string, ttl int64, fn func(old *T) (*T, error)) (*T, error) {
 	r := newRetry()
+	raw, hinted := s.hint(key)
 	for {
-		old, raw, err := getJSON[T](s, key)
+		var old *T
+		var err error
+		if hinted {
+			hinted = false
+			old, err = decodeJSON[T](key, raw)
+		} else {
+			old, raw, err = getJSON[T](s, key)
+		}
 		if err != nil {
 			return nil, err
 		}
