@@ -84,6 +84,24 @@ func (s *Store) GetLink(channelID string) (*Link, error) {
 	return l, nil
 }
 
+// ProvenLink is GetLink for callers that must not miss a link made just
+// now: a read replica may not have it yet, so "no link" is proven on the
+// master before it is returned, at the cost of a write (a placeholder
+// inserted and removed).
+func (s *Store) ProvenLink(ctx context.Context, channelID string) (*Link, error) {
+	if err := checkID("channel ID", channelID); err != nil {
+		return nil, err
+	}
+	l, err := s.channelLink(ctx, channelID)
+	if err != nil {
+		return nil, err
+	}
+	if l == nil {
+		return nil, fmt.Errorf("%w: channel %s has no link", ErrNotFound, channelID)
+	}
+	return l, nil
+}
+
 // ListLinks returns every link.
 func (s *Store) ListLinks() ([]Link, error) { return listJSON[Link](s, prefixLink) }
 

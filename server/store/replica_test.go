@@ -304,3 +304,51 @@ func TestHotKeyUpdatesDoNotWaitForTheReplica(t *testing.T) {
 		t.Fatalf("the cursor = %q %v, want 20", v, err)
 	}
 }
+
+func TestProvenLinkRightAfterAddRemoteUnderReplicaLag(t *testing.T) {
+	t.Parallel()
+	a, b, _ := newLaggedStores(t)
+	ch := model.NewId()
+	if _, err := a.AddRemote(ch, model.NewId(), remote(bridge.NetworkXMPP, "r@c")); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := b.ProvenLink(context.Background(), ch); err != nil || len(l.Remotes) != 1 {
+		t.Fatalf("ProvenLink right after linking = %+v %v", l, err)
+	}
+	if _, err := b.ProvenLink(context.Background(), model.NewId()); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("ProvenLink of an unlinked channel: %v", err)
+	}
+}
+
+func TestRecordsMadeJustNowAreFoundUnderReplicaLag(t *testing.T) {
+	t.Parallel()
+	a, b, _ := newLaggedStores(t)
+	user := model.NewId()
+	must(t, a.SaveRemoteUser(RemoteUser{Network: bridge.NetworkXMPP, RemoteID: "carol@example.org", UserID: user}))
+	if u, err := b.GetRemoteUser(bridge.NetworkXMPP, "carol@example.org"); err != nil || u.UserID != user {
+		t.Fatalf("GetRemoteUser right after saving = %+v %v", u, err)
+	}
+	must(t, a.SaveGhost(Ghost{Network: bridge.NetworkMatrix, UserID: user, RemoteID: "@alice:example.org"}))
+	if g, err := b.GetGhost(bridge.NetworkMatrix, user); err != nil || g.RemoteID != "@alice:example.org" {
+		t.Fatalf("GetGhost right after saving = %+v %v", g, err)
+	}
+	if _, err := b.GetGhost(bridge.NetworkMatrix, model.NewId()); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("GetGhost of nobody: %v", err)
+	}
+}
+
+func TestOwnAliasesReadBackAsSetUnderReplicaLag(t *testing.T) {
+	t.Parallel()
+	s, other, _ := newLaggedStores(t)
+	must(t, s.SetAlias("reactions", "m1|carol", "[\"+1\"]"))
+	must(t, s.SetAlias("reactions", "m1|carol", "[\"+1\",\"tada\"]"))
+	if v, ok, err := s.Alias("reactions", "m1|carol"); err != nil || !ok || v != "[\"+1\",\"tada\"]" {
+		t.Fatalf("Alias right after setting it = %q %v %v", v, ok, err)
+	}
+	// Another node's change wins over what this store remembers.
+	must(t, other.SetAlias("reactions", "m1|carol", "[]"))
+	time.Sleep(2 * testLag)
+	if v, ok, err := s.Alias("reactions", "m1|carol"); err != nil || !ok || v != "[]" {
+		t.Fatalf("Alias after another node set it = %q %v %v", v, ok, err)
+	}
+}

@@ -244,6 +244,26 @@ func decodeJSON[T any](key string, raw []byte) (*T, error) {
 	return v, nil
 }
 
+// provenRecord reads the record at key; nil when there is none on the
+// master. A read replica may not have a record written just now, so an
+// absence is proven (see confirm) before it is believed; a record found is
+// returned as read.
+func provenRecord[T any](s *Store, key string) (*T, error) {
+	for r := newRetry(); ; {
+		v, raw, err := getJSON[T](s, key)
+		if err != nil || v != nil {
+			return v, err
+		}
+		ok, err := s.confirmAbsent(key, raw)
+		if err != nil || ok {
+			return nil, err
+		}
+		if err := r.wait(context.Background(), key); err != nil {
+			return nil, err
+		}
+	}
+}
+
 // errNoChange, returned by an update function, ends the update without
 // changing the value; update then returns the old value.
 var errNoChange = errors.New("no change")

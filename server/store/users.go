@@ -38,12 +38,14 @@ func checkRemoteUser(network bridge.Network, remoteID string) error {
 }
 
 // GetRemoteUser returns the remote user of network known there as remoteID,
-// ErrNotFound when none.
+// ErrNotFound when none: proven on the master, since a caller that finds
+// none makes one, and a record made just now may not be on a lagging read
+// replica.
 func (s *Store) GetRemoteUser(network bridge.Network, remoteID string) (*RemoteUser, error) {
 	if err := checkRemoteUser(network, remoteID); err != nil {
 		return nil, err
 	}
-	u, _, err := getJSON[RemoteUser](s, remoteUserKey(network, remoteID))
+	u, err := provenRecord[RemoteUser](s, remoteUserKey(network, remoteID))
 	if err != nil {
 		return nil, err
 	}
@@ -247,12 +249,12 @@ func checkGhost(g *Ghost) error {
 }
 
 // GetGhost returns the ghost of Mattermost user userID on network,
-// ErrNotFound when none.
+// ErrNotFound when none: proven on the master, like GetRemoteUser.
 func (s *Store) GetGhost(network bridge.Network, userID string) (*Ghost, error) {
 	if err := checkGhostKey(network, userID); err != nil {
 		return nil, err
 	}
-	g, _, err := getJSON[Ghost](s, ghostKey(network, userID))
+	g, err := provenRecord[Ghost](s, ghostKey(network, userID))
 	if err != nil {
 		return nil, err
 	}
