@@ -322,7 +322,8 @@ func (s *Store) RemoveRemote(channelID string, network bridge.Network, room stri
 }
 
 // ChannelForRoom returns the channel a remote room is linked to, ErrNotFound
-// when none.
+// when none: proven on the master, as a room linked just now may not be on
+// a lagging read replica yet.
 func (s *Store) ChannelForRoom(network bridge.Network, room string) (string, error) {
 	if err := checkRemoteNetwork(network); err != nil {
 		return "", err
@@ -330,7 +331,7 @@ func (s *Store) ChannelForRoom(network bridge.Network, room string) (string, err
 	if err := checkString("room", room); err != nil {
 		return "", err
 	}
-	link, err := s.linkOfRoom(network, room)
+	link, err := s.roomLink(context.Background(), network, room)
 	if err != nil {
 		return "", err
 	}
@@ -338,23 +339,6 @@ func (s *Store) ChannelForRoom(network bridge.Network, room string) (string, err
 		return "", fmt.Errorf("%w: %s room %q is not linked", ErrNotFound, network, room)
 	}
 	return link.ChannelID, nil
-}
-
-// linkOfRoom follows the reverse lookup and checks the link agrees; nil when
-// the room is not linked.
-func (s *Store) linkOfRoom(network bridge.Network, room string) (*Link, error) {
-	c, _, err := getJSON[roomClaim](s, roomKey(network, room))
-	if err != nil || c == nil {
-		return nil, err
-	}
-	l, _, err := getJSON[Link](s, linkKey(c.ChannelID))
-	if err != nil {
-		return nil, err
-	}
-	if l.index(network, room) < 0 {
-		return nil, nil // a claim in progress or left behind
-	}
-	return l, nil
 }
 
 // LinkedRooms implements bridge.Directory: every room of the link holding

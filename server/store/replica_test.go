@@ -250,6 +250,9 @@ func TestLinkedRoomsRightAfterAddRemoteUnderReplicaLag(t *testing.T) {
 	if err != nil || id != ch || len(rooms) != 1 {
 		t.Fatalf("LinkedRooms(channel) right after linking = %q %v %v", id, rooms, err)
 	}
+	if got, err := b.ChannelForRoom(room.Network, room.Room); err != nil || got != ch {
+		t.Fatalf("ChannelForRoom right after linking = %q %v", got, err)
+	}
 	// Unlinked rooms stay unlinked.
 	if _, _, err := b.LinkedRooms(context.Background(), roomRef(bridge.NetworkXMPP, "other@c")); !errors.Is(err, bridge.ErrNotLinked) {
 		t.Fatalf("an unlinked room: %v", err)
