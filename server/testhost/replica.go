@@ -95,6 +95,15 @@ func (s *Server) ReplicaLag() time.Duration {
 	return s.st.replicaLag
 }
 
+// WaitForReplicas returns once every write made before the call shows in
+// replica reads (it sleeps the replica lag): for a fixture a test writes
+// behind the plugin's back that stands for data from long ago.
+func (s *Server) WaitForReplicas() {
+	if lag := s.ReplicaLag(); lag > 0 {
+		time.Sleep(lag)
+	}
+}
+
 // postVersion is a post as stored from at on.
 type postVersion struct {
 	at time.Time

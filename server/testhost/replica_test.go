@@ -205,3 +205,15 @@ func TestDefaultOptionsApplyFirst(t *testing.T) {
 		t.Fatalf("an explicit option lost to the default: lag %v", lag)
 	}
 }
+
+func TestWaitForReplicas(t *testing.T) {
+	t.Parallel()
+	_, api := newAPIFixture(t, WithReplicaLag(20*time.Millisecond))
+	if appErr := api.KVSet("k", []byte("v")); appErr != nil {
+		t.Fatal(appErr)
+	}
+	api.s.WaitForReplicas()
+	if v, _ := api.KVGet("k"); string(v) != "v" {
+		t.Fatalf("KVGet after WaitForReplicas = %q", v)
+	}
+}
