@@ -355,3 +355,16 @@ func TestOwnAliasesReadBackAsSetUnderReplicaLag(t *testing.T) {
 		t.Fatalf("Alias after another node set it = %q %v %v", v, ok, err)
 	}
 }
+
+func TestListPendingRightAfterSaveUnderReplicaLag(t *testing.T) {
+	t.Parallel()
+	a, b, primary := newLaggedStores(t)
+	must(t, a.SavePending("ns", "1", json.RawMessage(`{}`)))
+	// Another node starts at once: the record must not be missed.
+	if list, err := b.ListPending("ns"); err != nil || len(list) != 1 {
+		t.Fatalf("ListPending right after SavePending = %v %v", list, err)
+	}
+	if keys := dump(t, primary); len(keys) != 1 {
+		t.Fatalf("AwaitReplicas left its markers: %v", keys)
+	}
+}

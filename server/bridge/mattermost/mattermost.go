@@ -36,6 +36,7 @@ type Store interface {
 	ClaimRemoteUser(network bridge.Network, remoteID, userID string) (existing string, won bool, err error)
 	GetCursor(linkID, name string) (string, bool, error)
 	AdvanceCursorInt(linkID, name string, v int64) error
+	AwaitReplicas(ctx context.Context) error
 }
 
 // Options configures the bridge.

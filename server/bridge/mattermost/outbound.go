@@ -566,6 +566,11 @@ func sortedPosts(list *model.PostList) []*model.Post {
 func (b *Bridge) replay(ctx context.Context, done, ready chan struct{}) {
 	defer close(done)
 	defer close(ready)
+	// Posts made just before the start may not be on the read replicas
+	// yet, and no hook will bring them.
+	if err := b.store.AwaitReplicas(ctx); err != nil && ctx.Err() == nil {
+		b.log.Warn("The read replicas did not catch up before the replay; posts made just before the start wait for the channels' next ones", "error", err.Error())
+	}
 	links, err := b.store.ListLinks()
 	if err != nil {
 		b.log.Error("Could not list links to replay missed posts", "error", err.Error())

@@ -215,3 +215,25 @@ func TestEditOfAPostMissingFromALaggingReadIsMade(t *testing.T) {
 		t.Fatalf("the edited post = %+v", got)
 	}
 }
+
+func TestPostMadeJustBeforeAStartIsReplayed(t *testing.T) {
+	h := newLagHarness(t)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	if err := h.b.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Made while the bridge was stopped, so no hook brings it; the start
+	// comes before the replicas have it.
+	p := h.post(t, "while stopped")
+	sink := bridge.SinkFunc(func(_ context.Context, ev bridge.Event) error {
+		h.mu.Lock()
+		h.events = append(h.events, ev)
+		h.mu.Unlock()
+		return nil
+	})
+	if err := h.b.Start(context.Background(), sink); err != nil {
+		t.Fatal(err)
+	}
+	h.waitKinds(t, p.Id, bridge.KindMessage)
+}
