@@ -127,14 +127,19 @@ func URLAddr(u *url.URL) string {
 // Fetch fetches the file at rawURL with f's client, following f.MaxRedirects
 // redirects. See the package function Fetch.
 func (f *Fetcher) Fetch(ctx context.Context, rawURL string, maxBytes int64) (File, error) {
-	maxRedirects := f.MaxRedirects
+	return fetch(ctx, f.Client(), rawURL, maxBytes, f.redirects())
+}
+
+// redirects is how many redirects f follows: MaxRedirects, with 0 meaning
+// DefaultMaxRedirects and a negative value none.
+func (f *Fetcher) redirects() int {
 	switch {
-	case maxRedirects == 0:
-		maxRedirects = DefaultMaxRedirects
-	case maxRedirects < 0:
-		maxRedirects = 0
+	case f.MaxRedirects == 0:
+		return DefaultMaxRedirects
+	case f.MaxRedirects < 0:
+		return 0
 	}
-	return fetch(ctx, f.Client(), rawURL, maxBytes, maxRedirects)
+	return f.MaxRedirects
 }
 
 // defaultFetcher is the Fetcher of Fetch when given no client.
@@ -188,14 +193,7 @@ func fetch(ctx context.Context, client *http.Client, rawURL string, maxBytes int
 // it, so memory stays small whatever the file's size; the File it returns
 // has no Data. After an error w may hold part of the body.
 func (f *Fetcher) FetchTo(ctx context.Context, rawURL string, maxBytes int64, w io.Writer) (File, error) {
-	maxRedirects := f.MaxRedirects
-	switch {
-	case maxRedirects == 0:
-		maxRedirects = DefaultMaxRedirects
-	case maxRedirects < 0:
-		maxRedirects = 0
-	}
-	resp, u, err := get(ctx, f.Client(), rawURL, maxBytes, maxRedirects)
+	resp, u, err := get(ctx, f.Client(), rawURL, maxBytes, f.redirects())
 	if err != nil {
 		return File{}, err
 	}
