@@ -137,7 +137,7 @@ storage_archive_item_limit = 1000000
 VirtualHost {{lua .Domain}}
 
 Component {{lua .MUCDomain}} "muc"
-	modules_enabled = { "muc_mam", "muc_moderation" } -- muc_moderation: XEP-0425, from Debian's prosody-modules
+	modules_enabled = { "muc_mam", "muc_moderation" } -- muc_moderation: XEP-0425 (both versions), from Debian's prosody-modules
 	name = "prosodytest rooms"
 	restrict_room_creation = false -- anyone may create a room
 	muc_room_locking = false -- a new room is usable at once, no configuration step
@@ -146,7 +146,7 @@ Component {{lua .MUCDomain}} "muc"
 	muc_log_by_default = true
 	muc_log_all_rooms = true
 	muc_log_expires_after = "never"
-	-- XEP-0421 occupant-id is built into Prosody 0.12's mod_muc and on by default.
+	-- XEP-0421 occupant-id is built into Prosody's mod_muc (0.12 and later).
 	muc_occupant_id = true
 
 Component {{lua .UploadDomain}} "http_file_share"
