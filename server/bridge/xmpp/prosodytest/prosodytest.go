@@ -310,7 +310,7 @@ func (s *Server) waitUp(p *servertest.Process, logStart int64) error {
 		if err := s.startupErrors(logStart); err != nil {
 			return err
 		}
-		probeErr := s.probe()
+		probeErr := s.Probe()
 		if probeErr == nil {
 			// Errors logged while the ports opened still count.
 			return s.startupErrors(logStart)
@@ -354,42 +354,6 @@ func (s *Server) startupErrors(logStart int64) error {
 		return fmt.Errorf("%w: %s", errPortInUse, msg)
 	}
 	return errors.New(msg)
-}
-
-// probe checks that every port accepts connections and that the client port
-// answers a stream header, which shows Prosody's event loop is running.
-func (s *Server) probe() error {
-	for _, addr := range []string{s.DirectTLSAddr(), s.ComponentAddr(), s.HTTPAddr()} {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err != nil {
-			return err
-		}
-		c.Close()
-	}
-	c, err := net.DialTimeout("tcp", s.C2SAddr(), time.Second)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	if err := c.SetDeadline(time.Now().Add(2 * time.Second)); err != nil {
-		return err
-	}
-	header := "<?xml version='1.0'?><stream:stream to='" + s.Domain +
-		"' version='1.0' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>"
-	if _, err := io.WriteString(c, header); err != nil {
-		return err
-	}
-	var got []byte
-	buf := make([]byte, 4096)
-	for !bytes.Contains(got, []byte("features")) {
-		n, err := c.Read(buf)
-		got = append(got, buf[:n]...)
-		if err != nil {
-			return fmt.Errorf("c2s port: no stream features yet (%w), got %q", err, got)
-		}
-	}
-	_, _ = io.WriteString(c, "</stream:stream>")
-	return nil
 }
 
 func (s *Server) diagnostics() string {

@@ -6,12 +6,15 @@
 package xmpptest
 
 import (
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"io"
 	"net"
 	"strconv"
 	"testing"
+	"time"
 
 	"mellium.im/xmpp/jid"
 )
@@ -162,4 +165,41 @@ func (e *Endpoints) ServerNames() []string {
 		names = names[1:]
 	}
 	return names
+}
+
+// Probe checks that every port accepts connections and that the client
+// port answers a stream header with its features, which shows the server
+// serves.
+func (e *Endpoints) Probe() error {
+	for _, addr := range []string{e.DirectTLSAddr(), e.ComponentAddr(), e.ComponentTLSAddr(), e.HTTPAddr()} {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			return err
+		}
+		c.Close()
+	}
+	c, err := net.DialTimeout("tcp", e.C2SAddr(), time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.SetDeadline(time.Now().Add(2 * time.Second)); err != nil {
+		return err
+	}
+	header := "<?xml version='1.0'?><stream:stream to='" + e.Domain +
+		"' version='1.0' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>"
+	if _, err := io.WriteString(c, header); err != nil {
+		return err
+	}
+	var got []byte
+	buf := make([]byte, 4096)
+	for !bytes.Contains(got, []byte("features")) {
+		n, err := c.Read(buf)
+		got = append(got, buf[:n]...)
+		if err != nil {
+			return fmt.Errorf("c2s port: no stream features yet (%w), got %q", err, got)
+		}
+	}
+	_, _ = io.WriteString(c, "</stream:stream>")
+	return nil
 }
