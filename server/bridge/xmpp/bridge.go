@@ -407,7 +407,7 @@ func (b *Bridge) keepalive(ctx context.Context, s *xmpp.Session) error {
 	if b.cfg.Mode != ModeComponent {
 		return ping.Send(ctx, s, s.LocalAddr().Domain())
 	}
-	iq := stanza.IQ{Type: stanza.GetIQ, ID: randomID(), From: b.selfJID(s), To: b.cfg.ComponentDomain.Domain()}
+	iq := b.iqTo(s, stanza.GetIQ, b.cfg.ComponentDomain.Domain())
 	return s.UnmarshalIQElement(ctx, xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Space: ping.NS, Local: "ping"}}), iq, nil)
 }
 
