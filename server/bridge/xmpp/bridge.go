@@ -122,6 +122,7 @@ func New(cfg Config, st Store, log bridge.Logger) (*Bridge, error) {
 	if cfg.Keepalive <= 0 {
 		cfg.Keepalive = time.Minute
 	}
+	cfg.logins = &logins{}
 	if log == nil {
 		log = bridge.NopLogger{}
 	}
