@@ -172,6 +172,9 @@ func (b *Bridge) Health() bridge.Health {
 	if taken > 0 {
 		notes = append(notes, fmt.Sprintf("%d ghost account names were already registered by someone else; random names were used instead (see the log)", taken))
 	}
+	if n := b.registrationNote(); n != "" {
+		notes = append(notes, n)
+	}
 	h.Detail = strings.Join(notes, "; ")
 	return h
 }

@@ -30,6 +30,14 @@ type Options struct {
 	// per address (ejabberd's registration_timeout, one per 600 s; Prosody
 	// has none by default). A test that sets it must say why.
 	UnlimitedRegistration bool
+	// ThrottleRegistration turns on a limit of one in-band registration per
+	// address per 600 s where it is off by default: Prosody's
+	// min_seconds_between_registrations (mod_register_limits), with
+	// loopback no longer exempt as it is by default (the bridge runs on
+	// another host in production; here it shares 127.0.0.1). ejabberd has
+	// the limit on by default (registration_timeout). A test that sets it
+	// must say why.
+	ThrottleRegistration bool
 }
 
 // Kind is one XMPP server program.
@@ -44,7 +52,11 @@ type Kind struct {
 // Prosody is Prosody 13 (prosodytest).
 var Prosody = Kind{Name: "prosody", Start: func(t testing.TB, o Options) xmpptest.Server {
 	t.Helper()
-	return prosodytest.Start(t, prosodytest.Options{NoRegistration: o.NoRegistration, StanzaSizeLimit: o.StanzaSizeLimit})
+	po := prosodytest.Options{NoRegistration: o.NoRegistration, StanzaSizeLimit: o.StanzaSizeLimit}
+	if o.ThrottleRegistration {
+		po.ExtraConfig = "min_seconds_between_registrations = 600\nregistration_allowlist = { }"
+	}
+	return prosodytest.Start(t, po)
 }}
 
 // Ejabberd is ejabberd 24.12 (ejabberdtest).
