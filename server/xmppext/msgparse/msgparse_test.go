@@ -138,6 +138,24 @@ func TestParseRetractions(t *testing.T) {
 	if p.Retract == nil || p.Retract.ID != "old" || !p.Retract.Legacy {
 		t.Errorf("legacy alone: %+v", p.Retract)
 	}
+
+	// Prosody 13's mod_muc_moderation announces both forms; the current
+	// one's <moderated/> names the moderator by occupant-id only, the older
+	// one by its room JID too: the current form takes the JID from it.
+	prosody13 := `<message type="groupchat" from="room@muc.example" id="m1">
+		<apply-to xmlns="urn:xmpp:fasten:0" id="s9"><moderated xmlns="urn:xmpp:message-moderate:0" by="room@muc.example/mod"><occupant-id xmlns="urn:xmpp:occupant-id:0" id="occ-mod"/><retract xmlns="urn:xmpp:message-retract:0"/></moderated></apply-to>
+		<retract xmlns="urn:xmpp:message-retract:1" id="s9"><moderated xmlns="urn:xmpp:message-moderate:1"><occupant-id xmlns="urn:xmpp:occupant-id:0" id="occ-mod"/></moderated></retract>
+	</message>`
+	p = mustParse(t, prosody13)
+	if p.Retract == nil || p.Retract.ID != "s9" || p.Retract.Legacy || p.Retract.Moderated == nil ||
+		p.Retract.Moderated.By.String() != "room@muc.example/mod" || p.Retract.Moderated.OccupantID != "occ-mod" {
+		t.Errorf("Prosody 13's moderation: %+v", p.Retract)
+	}
+	// Never from a legacy form about another message.
+	other := strings.Replace(prosody13, `fasten:0" id="s9"`, `fasten:0" id="s8"`, 1)
+	if p = mustParse(t, other); p.Retract == nil || p.Retract.Moderated == nil || !p.Retract.Moderated.By.Equal(jid.JID{}) {
+		t.Errorf("moderator taken from a legacy form about another message: %+v", p.Retract)
+	}
 }
 
 func TestParseBodyLanguage(t *testing.T) {
