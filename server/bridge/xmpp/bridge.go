@@ -85,7 +85,11 @@ type Bridge struct {
 	// files at: the only private addresses files are fetched from.
 	uploadAddrs []string
 	files       *httpfile.Fetcher
-	runCtx      context.Context
+	// uploadKnown is closed once this session's discoverUpload is done.
+	uploadKnown chan struct{}
+	// uploadRefusal is the last refusal of an upload slot, for status.
+	uploadRefusal string
+	runCtx        context.Context
 
 	// downloads holds a token per file being fetched (maxDownloads);
 	// fileDir is where they go, removed on Stop.
@@ -164,8 +168,11 @@ func (b *Bridge) Health() bridge.Health {
 	h := b.health.Health()
 	notes := b.cfg.detail()
 	b.mu.Lock()
-	ignored, taken := b.ignoredResults, b.ghostNamesTaken
+	ignored, taken, uploadRefusal := b.ignoredResults, b.ghostNamesTaken, b.uploadRefusal
 	b.mu.Unlock()
+	if uploadRefusal != "" {
+		notes = append(notes, uploadRefusal)
+	}
 	if ignored > 0 {
 		notes = append(notes, fmt.Sprintf("%d archive results ignored (not answers to the bridge's own queries)", ignored))
 	}
@@ -302,7 +309,11 @@ func (b *Bridge) connectOnce(ctx context.Context) error {
 	b.mu.Unlock()
 	b.log.Info("XMPP connected", "jid", s.LocalAddr().String())
 
-	go b.discoverUpload(ctx, s)
+	b.mu.Lock()
+	known := make(chan struct{})
+	b.uploadKnown = known
+	b.mu.Unlock()
+	go b.discoverUpload(ctx, s, known)
 	go b.joinLinkedRooms(ctx, s)
 
 	ticker := time.NewTicker(b.cfg.Keepalive)

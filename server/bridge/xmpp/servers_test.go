@@ -125,3 +125,34 @@ func waitRoom(ctx context.Context, t *testing.T, c *xmpptest.Client, what string
 	}
 	return m
 }
+
+// A component the upload service refuses (Prosody 13 lets only its host's
+// users upload unless the admin adds the component) still speaks: the
+// message goes out naming the file it could not send, instead of waiting
+// at the head of the room's queue, and status says what to change.
+func TestRefusedUploadNamesTheFileOnEachServer(t *testing.T) {
+	for _, kind := range testservers.All {
+		t.Run(kind.Name, func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			srv, room, carol := serverWithCarol(ctx, t, kind, testservers.Options{NoComponentUploads: true})
+			b, _ := componentBridge(ctx, t, srv, room, newMemStore())
+			_, err := b.Deliver(ctx, &bridge.Delivery{Room: room.String(), Event: bridge.Event{
+				Kind: bridge.KindMessage, Sender: alice, Text: "see the notes", Time: time.Now(),
+				Origin:      bridge.Ref{Network: bridge.NetworkMattermost, Room: "channel", ID: "post-1"},
+				Attachments: []bridge.Attachment{textFile("notes.txt", "file from mattermost")},
+			}})
+			if err != nil {
+				t.Fatalf("deliver: %v", err)
+			}
+			m := waitRoom(ctx, t, carol, "alice's message", func(m xmpptest.Message) bool { return strings.HasPrefix(m.Body, "see the notes") })
+			if !strings.Contains(m.Body, "notes.txt") || strings.Contains(m.Raw, "jabber:x:oob") {
+				t.Errorf("the room got %q", m.Raw)
+			}
+			if d := b.Health().Detail; !strings.Contains(d, "refused the bridge's files") {
+				t.Errorf("status does not explain: %q", d)
+			}
+		})
+	}
+}

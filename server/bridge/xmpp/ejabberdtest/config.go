@@ -19,6 +19,7 @@ type configData struct {
 	UploadSizeLimit     int64
 	AllowRegistration   bool
 	RegistrationTimeout string
+	NoComponentUploads  bool
 	Extra               string
 }
 
@@ -128,6 +129,8 @@ acl:
     ip:
       - 127.0.0.0/8
       - ::1/128
+  component:
+    server: {{yaml .ComponentDomain}}
 
 access_rules:
   local:
@@ -141,6 +144,11 @@ access_rules:
     allow: local
   trusted_network:
     allow: loopback
+{{- if .NoComponentUploads}}
+  upload:
+    deny: component
+    allow: local
+{{- end}}
   register:
 {{- if .AllowRegistration}}
     allow: all
@@ -185,6 +193,9 @@ modules:
     put_url: {{yaml .UploadURL}}
     docroot: {{yaml .UploadDir}}
     max_size: {{.UploadSizeLimit}}
+{{- if .NoComponentUploads}}
+    access: upload
+{{- end}}
   mod_last: {}
   mod_mam:
     assume_mam_usage: true

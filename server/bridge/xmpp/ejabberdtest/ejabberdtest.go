@@ -79,6 +79,9 @@ type Options struct {
 	// off ("infinity"). A test that changes it must say why: the default is
 	// what admins run.
 	RegistrationTimeout time.Duration
+	// NoComponentUploads refuses upload slots to the component
+	// (mod_http_upload's access), which ejabberd grants by default.
+	NoComponentUploads bool
 	// Debug logs at debug level (every stanza) instead of info.
 	Debug bool
 	// ExtraConfig is YAML appended at the top level of the configuration.
@@ -287,6 +290,7 @@ func (s *Server) writeConfig() error {
 		UploadSizeLimit:     s.opts.UploadSizeLimit,
 		AllowRegistration:   !s.opts.NoRegistration,
 		RegistrationTimeout: timeout,
+		NoComponentUploads:  s.opts.NoComponentUploads,
 		Extra:               s.opts.ExtraConfig,
 	}
 	var b bytes.Buffer

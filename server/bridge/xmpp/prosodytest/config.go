@@ -23,6 +23,7 @@ type configData struct {
 	StanzaSizeLimit   int
 	UploadSizeLimit   int64
 	UploadDailyQuota  int64
+	UploadComponent   bool
 	Extra             string
 }
 
@@ -153,6 +154,11 @@ Component {{lua .UploadDomain}} "http_file_share"
 	http_file_share_size_limit = {{.UploadSizeLimit}}
 	http_file_share_daily_quota = {{.UploadDailyQuota}}
 	http_file_share_expires_after = -1
+{{- if .UploadComponent}}
+	-- Prosody 13 lets only the host's own users upload: the bridge's
+	-- component is let in by name, as an admin would.
+	http_file_share_access = { {{lua .ComponentDomain}} }
+{{- end}}
 
 Component {{lua .ComponentDomain}}
 	component_secret = {{lua .ComponentSecret}}

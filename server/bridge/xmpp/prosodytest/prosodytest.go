@@ -82,6 +82,11 @@ type Options struct {
 	AllowUnencrypted bool
 	// NoRegistration turns in-band registration (XEP-0077) off.
 	NoRegistration bool
+	// NoComponentUploads leaves the component out of
+	// http_file_share_access. Prosody 13 lets only the host's own users
+	// upload; an admin adds a bridge component there (as the README says),
+	// and so does this server unless this is set.
+	NoComponentUploads bool
 	// PasswordHash is Prosody's password_hash: "SHA-1" (the default, offers
 	// SCRAM-SHA-1) or "SHA-256" (offers SCRAM-SHA-256 instead). Prosody
 	// stores one hash per account, so it offers only one SCRAM family; PLAIN
@@ -264,6 +269,7 @@ func (s *Server) writeConfig() error {
 		StanzaSizeLimit:   s.opts.StanzaSizeLimit,
 		UploadSizeLimit:   s.opts.UploadSizeLimit,
 		UploadDailyQuota:  s.opts.UploadSizeLimit * 1000,
+		UploadComponent:   !s.opts.NoComponentUploads,
 		Extra:             s.opts.ExtraConfig,
 	}
 	var b bytes.Buffer

@@ -38,6 +38,11 @@ type Options struct {
 	// the limit on by default (registration_timeout). A test that sets it
 	// must say why.
 	ThrottleRegistration bool
+	// NoComponentUploads keeps the component from the upload service
+	// where the server's configuration names who may upload (Prosody 13's
+	// http_file_share_access, which lets only the host's users in unless
+	// an admin adds the component).
+	NoComponentUploads bool
 }
 
 // Kind is one XMPP server program.
@@ -52,7 +57,7 @@ type Kind struct {
 // Prosody is Prosody 13 (prosodytest).
 var Prosody = Kind{Name: "prosody", Start: func(t testing.TB, o Options) xmpptest.Server {
 	t.Helper()
-	po := prosodytest.Options{NoRegistration: o.NoRegistration, StanzaSizeLimit: o.StanzaSizeLimit}
+	po := prosodytest.Options{NoRegistration: o.NoRegistration, StanzaSizeLimit: o.StanzaSizeLimit, NoComponentUploads: o.NoComponentUploads}
 	if o.ThrottleRegistration {
 		po.ExtraConfig = "min_seconds_between_registrations = 600\nregistration_allowlist = { }"
 	}
@@ -62,7 +67,7 @@ var Prosody = Kind{Name: "prosody", Start: func(t testing.TB, o Options) xmpptes
 // Ejabberd is ejabberd 24.12 (ejabberdtest).
 var Ejabberd = Kind{Name: "ejabberd", Start: func(t testing.TB, o Options) xmpptest.Server {
 	t.Helper()
-	eo := ejabberdtest.Options{NoRegistration: o.NoRegistration, StanzaSizeLimit: o.StanzaSizeLimit}
+	eo := ejabberdtest.Options{NoRegistration: o.NoRegistration, StanzaSizeLimit: o.StanzaSizeLimit, NoComponentUploads: o.NoComponentUploads}
 	if o.UnlimitedRegistration {
 		eo.RegistrationTimeout = -1
 	}
