@@ -136,13 +136,26 @@ func (b *Bridge) logInGhost(ctx context.Context, g *clientGhost, sender bridge.S
 			return nil
 		}
 	}
-	account, password, err := b.ghostCredentials(ctx, sender)
+	account, password, stored, err := b.ghostCredentials(ctx, sender, false)
 	if err != nil {
 		return err
 	}
 	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	s, err := b.cfg.dialClient(dctx, account, password)
 	cancel()
+	if stored && errors.Is(err, ErrAuth) {
+		// The server no longer takes the stored password: the account was
+		// deleted, or lost (ejabberd loses registrations made just before
+		// it is killed). Register again; a name still taken gets a random
+		// one.
+		b.log.Warn("A ghost account no longer accepts its password; registering it again", "user_id", sender.ID, "jid", account.String())
+		if account, password, _, err = b.ghostCredentials(ctx, sender, true); err != nil {
+			return err
+		}
+		dctx, cancel = context.WithTimeout(ctx, 30*time.Second)
+		s, err = b.cfg.dialClient(dctx, account, password)
+		cancel()
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -173,28 +186,35 @@ func (b *Bridge) ghostSessionEnded(userID string, g *clientGhost) {
 	}
 }
 
-// ghostCredentials reads a user's ghost account from the store, or
-// registers a new one.
-func (b *Bridge) ghostCredentials(ctx context.Context, sender bridge.Sender) (jid.JID, string, error) {
+// ghostCredentials reads a user's ghost account from the store (stored
+// true), or registers a new one; with renew it registers a new one anyway.
+func (b *Bridge) ghostCredentials(ctx context.Context, sender bridge.Sender, renew bool) (_ jid.JID, _ string, stored bool, _ error) {
 	rec, err := b.cfg.Ghosts.GetGhost(bridge.NetworkXMPP, sender.ID)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return jid.JID{}, "", err
+		return jid.JID{}, "", false, err
 	}
-	if rec != nil {
+	if rec != nil && !renew {
 		account, perr := jid.Parse(rec.RemoteID)
 		password, oerr := b.cfg.Secrets.Open(rec.Secret)
 		if perr == nil && oerr == nil {
-			return account, string(password), nil
+			return account, string(password), true, nil
 		}
 		b.log.Warn("A ghost's stored password cannot be read; registering a new account", "user_id", sender.ID)
 	}
+	account, password, err := b.registerGhost(ctx, sender)
+	return account, password, false, err
+}
+
+// registerGhost registers a new ghost account for sender and stores it.
+func (b *Bridge) registerGhost(ctx context.Context, sender bridge.Sender) (jid.JID, string, error) {
 	if err := b.registrationPaused(); err != nil {
 		return jid.JID{}, "", err
 	}
 	buf := make([]byte, 24)
-	if _, err = rand.Read(buf); err != nil {
+	if _, err := rand.Read(buf); err != nil {
 		return jid.JID{}, "", err
 	}
+	var err error
 	password := base64.RawURLEncoding.EncodeToString(buf)
 	// The keyed name first; if someone holds it anyway, random ones, which
 	// nobody can know in advance either. The record keeps whichever it is.

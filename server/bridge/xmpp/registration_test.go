@@ -86,3 +86,40 @@ func testFirstPostersUnderTheRegistrationLimit(t *testing.T, kind testservers.Ki
 		t.Errorf("user1's second post came from %s", m.From)
 	}
 }
+
+// A ghost whose account the server no longer has (an admin deleted it;
+// ejabberd loses registrations made just before it is killed) registers
+// again on its next message, and speaks as itself, not through the bridge
+// account.
+func TestGhostWhoseAccountIsGoneRegistersAgain(t *testing.T) {
+	for _, kind := range testservers.All {
+		t.Run(kind.Name, func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+			defer cancel()
+			// alice registers twice from one address: ejabberd's limit would
+			// refuse the second (TestFirstPostersUnderTheRegistrationLimit
+			// checks that limit).
+			srv, room, carol := serverWithCarol(ctx, t, kind, testservers.Options{UnlimitedRegistration: true})
+			ghosts := &memGhosts{}
+			b, _ := clientBridge(ctx, t, srv, room, ghosts)
+			for i, text := range []string{"alice before", "alice after"} {
+				if i == 1 {
+					g, err := ghosts.GetGhost(bridge.NetworkXMPP, alice.ID)
+					if err != nil {
+						t.Fatal(err)
+					}
+					srv.DeleteUser(t, strings.Split(g.RemoteID, "@")[0])
+					b.closeIdleGhosts(0)
+				}
+				if _, err := say(ctx, b, room, alice, text); err != nil {
+					t.Fatalf("%s: %v", text, err)
+				}
+				m := waitRoom(ctx, t, carol, text, func(m xmpptest.Message) bool { return strings.HasSuffix(m.Body, text) })
+				if m.From.Resourcepart() != alice.DisplayName || m.Body != text {
+					t.Fatalf("%q reached the room as %q from %s", text, m.Body, m.From)
+				}
+			}
+		})
+	}
+}

@@ -20,6 +20,7 @@ type configData struct {
 	AllowRegistration   bool
 	RegistrationTimeout string
 	NoComponentUploads  bool
+	NoShaper            bool
 	Extra               string
 }
 
@@ -175,7 +176,11 @@ shaper_rules:
   max_user_offline_messages:
     100: all
   c2s_shaper:
+{{- if .NoShaper}}
+    none: all
+{{- else}}
     normal: all
+{{- end}}
 
 modules:
   mod_adhoc: {}

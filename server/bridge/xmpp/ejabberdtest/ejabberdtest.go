@@ -79,6 +79,10 @@ type Options struct {
 	// off ("infinity"). A test that changes it must say why: the default is
 	// what admins run.
 	RegistrationTimeout time.Duration
+	// NoShaper lifts the c2s shaper (3000 B/s with bursts of 20000 bytes
+	// by default) from clients: a test whose client sends hundreds of
+	// kilobytes at once would wait minutes for it.
+	NoShaper bool
 	// NoComponentUploads refuses upload slots to the component
 	// (mod_http_upload's access), which ejabberd grants by default.
 	NoComponentUploads bool
@@ -291,6 +295,7 @@ func (s *Server) writeConfig() error {
 		AllowRegistration:   !s.opts.NoRegistration,
 		RegistrationTimeout: timeout,
 		NoComponentUploads:  s.opts.NoComponentUploads,
+		NoShaper:            s.opts.NoShaper,
 		Extra:               s.opts.ExtraConfig,
 	}
 	var b bytes.Buffer
@@ -467,6 +472,16 @@ func (s *Server) CreateUser(t testing.TB, localpart, password string) jid.JID {
 		}
 	}
 	return j
+}
+
+// DeleteUser removes the account localpart@Domain, as an admin would.
+func (s *Server) DeleteUser(t testing.TB, localpart string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := s.API(ctx, "unregister", map[string]any{"user": localpart, "host": s.Domain}); err != nil {
+		t.Fatalf("ejabberdtest: delete %s@%s: %v", localpart, s.Domain, err)
+	}
 }
 
 var _ xmpptest.Server = (*Server)(nil)

@@ -8,7 +8,7 @@ import (
 
 // configData fills configTemplate.
 type configData struct {
-	Dir, DataDir, PIDFile, LogFile, LogLevel string
+	Dir, DataDir, PIDFile, LogFile, LogLevel, AdminSocket string
 	CertDir, CertFile, KeyFile               string
 
 	Domain, MUCDomain, UploadDomain, ComponentDomain string
@@ -108,7 +108,9 @@ modules_enabled = {
 	"register"; -- XEP-0077 in-band registration
 	"mam"; -- XEP-0313 archives for user accounts
 	"net_multiplex"; -- serves ssl_ports (direct TLS components)
+	"admin_shell"; -- prosodyctl shell, which prosodyctl deluser uses in Prosody 13
 }
+admin_socket = {{lua .AdminSocket}}
 modules_disabled = {
 	"s2s"; -- no federation: nothing listens on 5269
 }

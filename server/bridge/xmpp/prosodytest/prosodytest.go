@@ -247,6 +247,7 @@ func (s *Server) writeConfig() error {
 		Dir:               s.Dir,
 		DataDir:           filepath.Join(s.Dir, "data"),
 		PIDFile:           filepath.Join(s.Dir, "prosody.pid"),
+		AdminSocket:       filepath.Join(s.Dir, "prosody.sock"),
 		LogFile:           s.LogFile,
 		LogLevel:          level,
 		CertDir:           filepath.Join(s.Dir, "certs"),
@@ -403,6 +404,19 @@ func (s *Server) CreateUser(t testing.TB, localpart, password string) jid.JID {
 		t.Fatalf("prosodytest: prosodyctl register %s %s: %v\n%s", localpart, s.Domain, err, out)
 	}
 	return j
+}
+
+// DeleteUser removes the account localpart@Domain with prosodyctl, as an
+// admin would.
+func (s *Server) DeleteUser(t testing.TB, localpart string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, s.prosodyctl, "--config", s.ConfigFile, "deluser", localpart+"@"+s.Domain)
+	cmd.Dir = s.Dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("prosodytest: prosodyctl deluser %s@%s: %v\n%s", localpart, s.Domain, err, out)
+	}
 }
 
 // RoomExists asks the MUC service, by disco#info, whether room exists. It

@@ -43,6 +43,10 @@ type Options struct {
 	// http_file_share_access, which lets only the host's users in unless
 	// an admin adds the component).
 	NoComponentUploads bool
+	// NoClientShaper lifts a limit on how fast clients may send where the
+	// server has one by default (ejabberd's c2s shaper, 3000 B/s with
+	// bursts of 20000 bytes). A test that sets it must say why.
+	NoClientShaper bool
 }
 
 // Kind is one XMPP server program.
@@ -67,7 +71,7 @@ var Prosody = Kind{Name: "prosody", Start: func(t testing.TB, o Options) xmpptes
 // Ejabberd is ejabberd 24.12 (ejabberdtest).
 var Ejabberd = Kind{Name: "ejabberd", Start: func(t testing.TB, o Options) xmpptest.Server {
 	t.Helper()
-	eo := ejabberdtest.Options{NoRegistration: o.NoRegistration, StanzaSizeLimit: o.StanzaSizeLimit, NoComponentUploads: o.NoComponentUploads}
+	eo := ejabberdtest.Options{NoRegistration: o.NoRegistration, StanzaSizeLimit: o.StanzaSizeLimit, NoComponentUploads: o.NoComponentUploads, NoShaper: o.NoClientShaper}
 	if o.UnlimitedRegistration {
 		eo.RegistrationTimeout = -1
 	}

@@ -28,6 +28,8 @@ type Server interface {
 	Program() string
 	// CreateUser creates (or resets the password of) localpart@Domain.
 	CreateUser(t testing.TB, localpart, password string) jid.JID
+	// DeleteUser removes localpart@Domain, as an admin would.
+	DeleteUser(t testing.TB, localpart string)
 	// Kill ends the server as a crash would; Stop shuts it down cleanly;
 	// Restart starts it again with the same configuration, data and ports.
 	Kill() error
