@@ -9,7 +9,7 @@ import (
 // configData fills configTemplate.
 type configData struct {
 	Dir, DataDir, PIDFile, LogFile, LogLevel, AdminSocket string
-	CertDir, CertFile, KeyFile               string
+	CertDir, CertFile, KeyFile                            string
 
 	Domain, MUCDomain, UploadDomain, ComponentDomain string
 	ComponentSecret                                  string
