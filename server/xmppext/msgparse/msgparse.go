@@ -273,6 +273,7 @@ var (
 	nameReactions  = xml.Name{Space: reactions.NS, Local: "reactions"}
 	nameReply      = xml.Name{Space: reply.NS, Local: "reply"}
 	nameFallback   = xml.Name{Space: fallback.NS, Local: "fallback"}
+	nameFallbackV0 = xml.Name{Space: fallback.NSLegacy, Local: "fallback"}
 	nameOOB        = xml.Name{Space: oob.NS, Local: "x"}
 	nameOccupantID = xml.Name{Space: occupantid.NS, Local: "occupant-id"}
 	nameDelay      = xml.Name{Space: delay.NS, Local: "delay"}
@@ -408,7 +409,7 @@ func parseMessage(start xml.StartElement, xr *xmlutil.Reader, lim Limits, inMAM 
 			rep, err := reply.Decode(child, xr)
 			p.Reply = &rep
 			return err
-		case nameFallback:
+		case nameFallback, nameFallbackV0:
 			if len(p.Fallbacks) >= maxRepeat {
 				return fmt.Errorf("%w: more than %d fallbacks", xmppext.ErrTooLarge, maxRepeat)
 			}

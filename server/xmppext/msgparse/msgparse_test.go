@@ -390,3 +390,21 @@ func TestParseComponentStanza(t *testing.T) {
 		t.Fatal("a message in a foreign namespace was accepted")
 	}
 }
+
+// XEP-0461's first versions marked the quote with a fallback in
+// urn:xmpp:feature-fallback:0 (slixmpp 1.8 still does): stripped too.
+func TestParseReplyWithOlderFallbackNamespace(t *testing.T) {
+	p := mustParse(t, `<message type="groupchat" from="room@muc.example/anna" id="m2">
+		<body>&gt; bob wrote:
+&gt; cake?
+Yes!</body>
+		<reply xmlns="urn:xmpp:reply:0" to="room@muc.example/bob" id="s0"/>
+		<fallback xmlns="urn:xmpp:feature-fallback:0" for="urn:xmpp:reply:0"><body start="0" end="21"/></fallback>
+	</message>`)
+	if p.Reply == nil || p.Reply.ID != "s0" || len(p.Fallbacks) != 1 {
+		t.Fatalf("reply %+v, fallbacks %+v", p.Reply, p.Fallbacks)
+	}
+	if got := p.BodyWithoutFallbacks(); got != "Yes!" {
+		t.Fatalf("body without fallbacks: %q", got)
+	}
+}

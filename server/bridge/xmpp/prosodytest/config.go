@@ -158,8 +158,9 @@ Component {{lua .UploadDomain}} "http_file_share"
 	http_file_share_expires_after = -1
 {{- if .UploadComponent}}
 	-- Prosody 13 lets only the host's own users upload: the bridge's
-	-- component is let in by name, as an admin would.
-	http_file_share_access = { {{lua .ComponentDomain}} }
+	-- component is let in by name, as an admin would. (Prosody 0.12 lets
+	-- only the list in once there is one: the host is named too.)
+	http_file_share_access = { {{lua .Domain}}, {{lua .ComponentDomain}} }
 {{- end}}
 
 Component {{lua .ComponentDomain}}
