@@ -66,8 +66,8 @@ func TestComponentSendsOnlyAddressedStanzasOnEachServer(t *testing.T) {
 				t.Fatalf("deliver: %v", err)
 			}
 			m := waitRoom(ctx, t, carol, "alice's message", func(m xmpptest.Message) bool { return strings.HasPrefix(m.Body, "hello from mattermost") })
-			if m.From.Resourcepart() != alice.DisplayName {
-				t.Fatalf("alice's message came from %s", m.From)
+			if m.From.Resourcepart() != alice.DisplayName || !strings.Contains(m.Raw, "jabber:x:oob") {
+				t.Fatalf("alice's message came from %s as %s", m.From, m.Raw)
 			}
 			if _, err := carol.Say(ctx, room, "hello from xmpp"); err != nil {
 				t.Fatal(err)

@@ -145,10 +145,12 @@ access_rules:
     allow: local
   trusted_network:
     allow: loopback
-{{- if .NoComponentUploads}}
+  # mod_http_upload lets only local users upload by default; the bridge's
+  # component is let in by name, as an admin would.
   upload:
-    deny: component
-    allow: local
+    - allow: local
+{{- if not .NoComponentUploads}}
+    - allow: component
 {{- end}}
   register:
 {{- if .AllowRegistration}}
@@ -198,9 +200,7 @@ modules:
     put_url: {{yaml .UploadURL}}
     docroot: {{yaml .UploadDir}}
     max_size: {{.UploadSizeLimit}}
-{{- if .NoComponentUploads}}
     access: upload
-{{- end}}
   mod_last: {}
   mod_mam:
     assume_mam_usage: true

@@ -83,8 +83,10 @@ type Options struct {
 	// by default) from clients: a test whose client sends hundreds of
 	// kilobytes at once would wait minutes for it.
 	NoShaper bool
-	// NoComponentUploads refuses upload slots to the component
-	// (mod_http_upload's access), which ejabberd grants by default.
+	// NoComponentUploads leaves the component out of mod_http_upload's
+	// access. ejabberd lets only local users upload by default; an admin
+	// adds a bridge component (as the README says), and so does this
+	// server unless this is set.
 	NoComponentUploads bool
 	// Debug logs at debug level (every stanza) instead of info.
 	Debug bool

@@ -38,10 +38,10 @@ type Options struct {
 	// the limit on by default (registration_timeout). A test that sets it
 	// must say why.
 	ThrottleRegistration bool
-	// NoComponentUploads keeps the component from the upload service
-	// where the server's configuration names who may upload (Prosody 13's
-	// http_file_share_access, which lets only the host's users in unless
-	// an admin adds the component).
+	// NoComponentUploads keeps the component from the upload service, as
+	// both servers do by default: Prosody 13's http_file_share_access and
+	// ejabberd's mod_http_upload access let only the host's users in until
+	// an admin adds the component, which the test servers do otherwise.
 	NoComponentUploads bool
 	// NoClientShaper lifts a limit on how fast clients may send where the
 	// server has one by default (ejabberd's c2s shaper, 3000 B/s with
