@@ -66,8 +66,8 @@ func testFirstPostersUnderTheRegistrationLimit(t *testing.T, kind testservers.Ki
 	}
 	var order []string
 	for _, m := range carol.Messages() {
-		if m.Type == "groupchat" && strings.Contains(m.Body, "first post of") {
-			order = append(order, m.Body[strings.Index(m.Body, "first post of"):])
+		if _, text, ok := strings.Cut(m.Body, "first post of"); ok && m.Type == "groupchat" {
+			order = append(order, "first post of"+text)
 		}
 	}
 	if strings.Join(order, "|") != strings.Join(want, "|") {
