@@ -14,6 +14,11 @@
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
+# TESTDEPS_DRY_RUN=1 says what would be done as root without doing it.
+if [ "${TESTDEPS_DRY_RUN:-}" = 1 ]; then
+    as_root() { echo "testdeps: (dry run) would run: $*" >&2; }
+fi
+
 # Oldest versions the suite is known to pass on (dpkg version order).
 PROSODY_MIN=13.0.1
 PROSODY_MODULES_MIN=0.0~hg20250101
@@ -90,8 +95,12 @@ if [ ${#need[@]} -gt 0 ]; then
         add_backports
         release=$BACKPORTS
     fi
-    have=$(for p in prosody ejabberd; do v=$(version $p); [ -n "$v" ] && printf '%s %s; ' "$p" "$v"; done)
-    say "installing ${need[*]}${release:+ from $release} (${have:+now: ${have% }; }about two minutes the first time)"
+    have=
+    for p in prosody prosody-modules ejabberd; do
+        v=$(version "$p")
+        [ -n "$v" ] && have="${have:+$have, }$p $v"
+    done
+    say "installing ${need[*]}${release:+ from $release}${have:+ (installed now: $have)}; about two minutes the first time"
     as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
         ${release:+-t "$release"} "${need[@]}"
