@@ -93,7 +93,7 @@ func (c Config) dialClient(ctx context.Context, account jid.JID, password string
 		c.logins.record(l, "")
 		return s, nil
 	}
-	if noPlus || !l.plus() {
+	if noPlus || !l.plus() || ctx.Err() != nil || lostConnection(err) {
 		return nil, err
 	}
 	s, l2, err2 := c.dialClientOnce(ctx, account, password, true)
@@ -135,6 +135,13 @@ func (c Config) dialClientOnce(ctx context.Context, account jid.JID, password st
 		return nil, l, explainNegotiation(account.Domainpart(), err)
 	}
 	return s, l, nil
+}
+
+// lostConnection reports whether err is the connection failing rather
+// than the server answering: no reason to think binding was refused.
+func lostConnection(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed)
 }
 
 // nsSASLCB is XEP-0440's namespace: the channel-binding types a server
