@@ -327,7 +327,7 @@ loop:
 		case end = <-served:
 			break loop
 		case <-ticker.C:
-			pctx, pcancel := context.WithTimeout(ctx, b.cfg.Keepalive/2)
+			pctx, pcancel := context.WithTimeout(ctx, pingTimeout(b.cfg.Keepalive))
 			perr := b.keepalive(pctx, s)
 			pcancel()
 			if perr != nil {
@@ -412,6 +412,14 @@ func readStanza(t xml.TokenReader, start *xml.StartElement) ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// pingTimeout is how long a keepalive ping may wait for its answer: half
+// the interval, but not under ten seconds, which a busy server may take.
+// A stream the server closes ends the session at once anyway; the ping is
+// for connections that die silently.
+func pingTimeout(interval time.Duration) time.Duration {
+	return max(interval/2, 10*time.Second)
 }
 
 // keepalive pings over the stream. A component pings its own domain from
