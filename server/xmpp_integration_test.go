@@ -717,3 +717,52 @@ func mergeSettings(base, extra map[string]any) map[string]any {
 	maps.Copy(out, extra)
 	return out
 }
+
+// Issue 10: five Mattermost users post for the first time under a limit of
+// one registration per address per 600 s (ejabberd's default
+// registration_timeout; on Prosody min_seconds_between_registrations,
+// turned on for this test as admins do). The room gets every message, once,
+// in order, some from ghosts and the rest through the bridge account, and
+// status says why. How long each took to reach the room is logged, not
+// asserted.
+func TestXMPPFirstPostersUnderTheRegistrationLimit(t *testing.T) {
+	forEachXMPPServer(t, func(t *testing.T, kind testservers.Kind) {
+		h := newXMPPHarnessOn(t, kind, "client", testservers.Options{ThrottleRegistration: true})
+		var people []*model.User
+		for i := 1; i <= 5; i++ {
+			u := h.s.CreateUserWith(&model.User{Username: fmt.Sprintf("poster%d", i), Email: fmt.Sprintf("poster%d@example.com", i), FirstName: "Poster", LastName: fmt.Sprint(i), Password: "Passw0rd!x"})
+			h.s.AddToTeam(u.Id, h.ch.TeamId)
+			h.s.AddToChannel(u.Id, h.ch.Id)
+			people = append(people, u)
+		}
+		posted := map[string]time.Time{}
+		var want []string
+		for _, u := range people {
+			text := "first words of " + u.Username
+			want = append(want, text)
+			posted[text] = time.Now()
+			h.post(u, text, "")
+		}
+		var fromGhosts int
+		for _, text := range want {
+			m := h.roomMessage(text, func(m xmpptest.Message) bool { return strings.HasSuffix(m.Body, text) })
+			t.Logf("%q reached the room %v after it was posted, from %s", text, time.Since(posted[text]).Round(time.Millisecond), m.From.Resourcepart())
+			if m.From.Resourcepart() != "Mattermost" {
+				fromGhosts++
+			}
+		}
+		if fromGhosts == 0 || fromGhosts == len(people) {
+			t.Errorf("%d of %d first posts came from ghosts; the limit should have let one in and refused the others", fromGhosts, len(people))
+		}
+		h.expectExactlyOnceInOrder("the room", func() []string {
+			var got []string
+			for _, line := range h.roomBodies(h.occupant) {
+				if _, text, ok := strings.Cut(line, "first words of "); ok {
+					got = append(got, "first words of "+text)
+				}
+			}
+			return got
+		}, want)
+		h.statusSays("refused to register an account", "bridge account")
+	})
+}
