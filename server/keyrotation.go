@@ -224,6 +224,12 @@ func (r *keyRotator) run(ctx context.Context, next *secret.Box, recordFirst bool
 
 // resealAll re-seals every ghost secret not under next.
 func (r *keyRotator) resealAll(ctx context.Context, next *secret.Box) error {
+	// A ghost saved just before the rotation may not be on the read
+	// replicas yet: the walk would miss it, and its secret would stay
+	// under a key that is then retired.
+	if err := r.store.AwaitReplicas(ctx); err != nil {
+		return err
+	}
 	ghosts, err := r.store.AllGhosts()
 	if err != nil {
 		return err

@@ -101,7 +101,9 @@ func (p *Plugin) syncMember(rt *runtime, k memberKey) {
 	if rt.ctx.Err() != nil {
 		return
 	}
-	link, err := rt.store.GetLink(k.channelID)
+	// A channel linked just now may not be on the read replica yet: the
+	// first members to show would be missed.
+	link, err := rt.store.ProvenLink(rt.ctx, k.channelID)
 	if err != nil {
 		if !errors.Is(err, store.ErrNotFound) {
 			rt.logger.Warn("Could not read a channel's link for a membership change", "channel_id", k.channelID, "error", err.Error())

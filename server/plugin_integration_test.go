@@ -28,7 +28,13 @@ import (
 // the in-memory test host. Tests that need test-only networks run the
 // plugin in-process; the bundle tests load the real executable.
 
-func TestMain(m *testing.M) { testhost.Main(m) }
+// The plugin runs against read replicas that lag 50 ms behind the writes
+// (BRIDGE_TEST_REPLICA_LAG overrides it, 0 for none), as on a server with
+// SqlSettings.DataSourceReplicas: it must be right whichever reads lag.
+func TestMain(m *testing.M) {
+	testhost.SetDefaultOptions(testhost.WithReplicaLag(testhost.ReplicaLagFromEnv(50 * time.Millisecond)))
+	testhost.Main(m)
+}
 
 const wait = 15 * time.Second
 

@@ -97,6 +97,7 @@ func TestRemoteNamesShowTheirNetwork(t *testing.T) {
 	if _, appErr := h.n.API(manifest.Id).UpdateUser(old); appErr != nil {
 		t.Fatal(appErr)
 	}
+	h.s.WaitForReplicas() // the old record is from long ago
 	if again := say("hello again"); again.Id != u.Id {
 		t.Fatalf("the next message came from another user, %s", again.Username)
 	}

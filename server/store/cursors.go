@@ -108,12 +108,33 @@ func (s *Store) MarkSeen(namespace, id string, ttl time.Duration) (first bool, e
 	if err != nil {
 		return false, err
 	}
-	return s.insert(seenKey(namespace, id), b, ttlSeconds(ttl))
+	key := seenKey(namespace, id)
+	for r := newRetry(); ; {
+		ok, err := s.insert(key, b, ttlSeconds(ttl))
+		if err != nil || ok {
+			return ok, err
+		}
+		// Taken, unless by the placeholder of a Seen proving the mark
+		// absent (gone in a moment), or by a mark the replica does not
+		// show yet: look again.
+		cur, err := s.get(key)
+		if err != nil {
+			return false, err
+		}
+		if cur != nil && !isPlaceholder(cur) {
+			return false, nil
+		}
+		if err := r.wait(context.Background(), key); err != nil {
+			return false, err
+		}
+	}
 }
 
 // Seen reports whether id was recorded in namespace by MarkSeen and has
 // not expired. Callers that must finish work before recording it check
-// with Seen first and MarkSeen after.
+// with Seen first and MarkSeen after. It records nothing; a mark made just
+// now may not be on a lagging read replica, so "not seen" is proven on the
+// master (a placeholder inserted and removed) before it is believed.
 func (s *Store) Seen(namespace, id string) (bool, error) {
 	if err := checkString("namespace", namespace); err != nil {
 		return false, err
@@ -121,6 +142,18 @@ func (s *Store) Seen(namespace, id string) (bool, error) {
 	if err := checkString("ID", id); err != nil {
 		return false, err
 	}
-	b, err := s.get(seenKey(namespace, id))
-	return b != nil, err
+	key := seenKey(namespace, id)
+	for r := newRetry(); ; {
+		b, err := s.get(key)
+		if err != nil || (b != nil && !isPlaceholder(b)) {
+			return b != nil, err
+		}
+		ok, err := s.confirmAbsent(key, b)
+		if err != nil || ok {
+			return false, err
+		}
+		if err := r.wait(context.Background(), key); err != nil {
+			return false, err
+		}
+	}
 }

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 )
@@ -18,10 +19,20 @@ func (s *Store) InstanceSecret() (string, error) {
 	if _, err := rand.Read(buf); err != nil {
 		return "", err
 	}
-	if _, err := s.insert(keyInstanceSecret, []byte(hex.EncodeToString(buf)), 0); err != nil {
-		return "", err
+	mine := hex.EncodeToString(buf)
+	ok, err := s.insert(keyInstanceSecret, []byte(mine), 0)
+	if err != nil || ok {
+		return mine, err
 	}
-	// Another node may have won the insert: read what is there.
-	v, err := s.get(keyInstanceSecret)
-	return string(v), err
+	// Another node won the insert: read theirs, once the replica KVGet may
+	// read from has it.
+	for r := newRetry(); ; {
+		v, err := s.get(keyInstanceSecret)
+		if err != nil || v != nil {
+			return string(v), err
+		}
+		if err := r.wait(context.Background(), keyInstanceSecret); err != nil {
+			return "", err
+		}
+	}
 }

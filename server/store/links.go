@@ -8,6 +8,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/mattermost/mattermost/server/public/model"
+
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge"
 )
 
@@ -82,6 +84,24 @@ func (s *Store) GetLink(channelID string) (*Link, error) {
 	return l, nil
 }
 
+// ProvenLink is GetLink for callers that must not miss a link made just
+// now: a read replica may not have it yet, so "no link" is proven on the
+// master before it is returned, at the cost of a write (a placeholder
+// inserted and removed).
+func (s *Store) ProvenLink(ctx context.Context, channelID string) (*Link, error) {
+	if err := checkID("channel ID", channelID); err != nil {
+		return nil, err
+	}
+	l, err := s.channelLink(ctx, channelID)
+	if err != nil {
+		return nil, err
+	}
+	if l == nil {
+		return nil, fmt.Errorf("%w: channel %s has no link", ErrNotFound, channelID)
+	}
+	return l, nil
+}
+
 // ListLinks returns every link.
 func (s *Store) ListLinks() ([]Link, error) { return listJSON[Link](s, prefixLink) }
 
@@ -116,17 +136,21 @@ func (s *Store) AddRemote(channelID, teamID string, r RemoteRoom) (*Link, error)
 	r.LinkedAt = r.LinkedAt.UTC()
 
 	ctx := context.Background()
+	key := roomKey(r.Network, r.Room)
 	for attempt := 1; ; attempt++ {
-		created, err := s.claimRoom(channelID, r.Network, r.Room)
+		claim, created, err := s.claimRoom(ctx, channelID, r.Network, r.Room)
 		if err != nil {
 			return nil, err
 		}
 		link, err := update(ctx, s, linkKey(channelID), 0, func(old *Link) (*Link, error) {
-			c, _, err := getJSON[roomClaim](s, roomKey(r.Network, r.Room))
+			// The claim must still be ours. Setting it onto itself proves
+			// it on the master, where reading it could hit a replica that
+			// does not have it yet.
+			ok, err := s.set(key, claim, model.PluginKVSetOptions{Atomic: true, OldValue: claim})
 			if err != nil {
 				return nil, err
 			}
-			if c == nil || c.ChannelID != channelID {
+			if !ok {
 				return nil, errClaimLost
 			}
 			if old == nil {
@@ -148,51 +172,61 @@ func (s *Store) AddRemote(channelID, teamID string, r RemoteRoom) (*Link, error)
 			continue
 		}
 		if created {
-			_ = s.releaseUnusedClaim(channelID, r.Network, r.Room)
+			_ = s.releaseUnusedClaim(channelID, r.Network, r.Room, claim)
 		}
 		return nil, err
 	}
 }
 
-// claimRoom makes the reverse lookup of a room name channelID. created says
-// whether this call wrote it (false: it already did).
-func (s *Store) claimRoom(channelID string, network bridge.Network, room string) (created bool, err error) {
+// claimRoom makes the reverse lookup of a room name channelID and returns
+// the claim as stored, which AddRemote checks is still there before it
+// writes the link. created says whether this call wrote it (false: it
+// already named channelID).
+func (s *Store) claimRoom(ctx context.Context, channelID string, network bridge.Network, room string) (claim []byte, created bool, err error) {
 	key := roomKey(network, room)
-	b, err := json.Marshal(roomClaim{Network: network, Room: room, ChannelID: channelID, ClaimedAt: s.stamp()})
-	if err != nil {
-		return false, err
-	}
-	for attempt := 1; ; attempt++ {
+	r := newRetry()
+	for {
+		b, err := json.Marshal(roomClaim{Network: network, Room: room, ChannelID: channelID, ClaimedAt: s.stamp()})
+		if err != nil {
+			return nil, false, err
+		}
 		ok, err := s.insert(key, b, 0)
 		if err != nil || ok {
-			return ok, err
+			return b, ok, err
 		}
 		cur, raw, err := getJSON[roomClaim](s, key)
 		if err != nil {
-			return false, err
+			return nil, false, err
 		}
 		switch {
 		case cur == nil:
-			// Released meanwhile; insert again.
+			// The replica does not have the claim the insert ran into yet,
+			// or it was released meanwhile: insert again.
 		case cur.Network != network || cur.Room != room:
-			return false, fmt.Errorf("store: key %q holds %s room %q, not %q", key, cur.Network, cur.Room, room)
+			return nil, false, fmt.Errorf("store: key %q holds %s room %q, not %q", key, cur.Network, cur.Room, room)
 		case cur.ChannelID == channelID:
-			return false, nil
+			// Ours already (a concurrent or retried call): setting it onto
+			// itself proves the master still has it. Unchanged, so calls
+			// racing for one channel all hold the same claim.
+			ok, err := s.set(key, raw, model.PluginKVSetOptions{Atomic: true, OldValue: raw})
+			if err != nil || ok {
+				return raw, false, err
+			}
 		default:
 			holds, err := s.linkHolds(cur.ChannelID, network, room)
 			if err != nil {
-				return false, err
+				return nil, false, err
 			}
 			if holds || s.now().Sub(cur.ClaimedAt) < s.staleClaim {
-				return false, &RoomTakenError{Network: network, Room: room, ChannelID: cur.ChannelID}
+				return nil, false, &RoomTakenError{Network: network, Room: room, ChannelID: cur.ChannelID}
 			}
 			// A claim left behind by an interrupted call: drop it.
 			if _, err := s.deleteIf(key, raw); err != nil {
-				return false, err
+				return nil, false, err
 			}
 		}
-		if attempt >= maxAttempts {
-			return false, fmt.Errorf("%w (key %q)", ErrConflict, key)
+		if err := r.wait(ctx, key); err != nil {
+			return nil, false, err
 		}
 	}
 }
@@ -207,18 +241,14 @@ func (s *Store) linkHolds(channelID string, network bridge.Network, room string)
 }
 
 // releaseUnusedClaim deletes channelID's claim on a room its link does not
-// hold (undoing a failed AddRemote).
-func (s *Store) releaseUnusedClaim(channelID string, network bridge.Network, room string) error {
-	key := roomKey(network, room)
-	c, raw, err := getJSON[roomClaim](s, key)
-	if err != nil || c == nil || c.ChannelID != channelID {
-		return err
-	}
+// hold (undoing a failed AddRemote); claim is the claim as AddRemote wrote
+// it, so a claim renewed meanwhile by another call stays.
+func (s *Store) releaseUnusedClaim(channelID string, network bridge.Network, room string, claim []byte) error {
 	holds, err := s.linkHolds(channelID, network, room)
 	if err != nil || holds {
 		return err
 	}
-	_, err = s.deleteIf(key, raw)
+	_, err = s.deleteIf(roomKey(network, room), claim)
 	return err
 }
 
@@ -259,15 +289,15 @@ func (s *Store) RemoveRemote(channelID string, network bridge.Network, room stri
 	}
 
 	cleaned := false
-	key := roomKey(network, room)
-	c, raw, err := getJSON[roomClaim](s, key)
+	_, err = update(context.Background(), s, roomKey(network, room), 0, func(old *roomClaim) (*roomClaim, error) {
+		cleaned = old != nil && old.Network == network && old.Room == room && old.ChannelID == channelID
+		if !cleaned {
+			return nil, errNoChange
+		}
+		return nil, nil
+	})
 	if err != nil {
 		return nil, err
-	}
-	if c != nil && c.ChannelID == channelID {
-		if cleaned, err = s.deleteIf(key, raw); err != nil {
-			return nil, err
-		}
 	}
 	if !found {
 		if !cleaned {
@@ -292,7 +322,8 @@ func (s *Store) RemoveRemote(channelID string, network bridge.Network, room stri
 }
 
 // ChannelForRoom returns the channel a remote room is linked to, ErrNotFound
-// when none.
+// when none: proven on the master, as a room linked just now may not be on
+// a lagging read replica yet.
 func (s *Store) ChannelForRoom(network bridge.Network, room string) (string, error) {
 	if err := checkRemoteNetwork(network); err != nil {
 		return "", err
@@ -300,7 +331,7 @@ func (s *Store) ChannelForRoom(network bridge.Network, room string) (string, err
 	if err := checkString("room", room); err != nil {
 		return "", err
 	}
-	link, err := s.linkOfRoom(network, room)
+	link, err := s.roomLink(context.Background(), network, room)
 	if err != nil {
 		return "", err
 	}
@@ -308,23 +339,6 @@ func (s *Store) ChannelForRoom(network bridge.Network, room string) (string, err
 		return "", fmt.Errorf("%w: %s room %q is not linked", ErrNotFound, network, room)
 	}
 	return link.ChannelID, nil
-}
-
-// linkOfRoom follows the reverse lookup and checks the link agrees; nil when
-// the room is not linked.
-func (s *Store) linkOfRoom(network bridge.Network, room string) (*Link, error) {
-	c, _, err := getJSON[roomClaim](s, roomKey(network, room))
-	if err != nil || c == nil {
-		return nil, err
-	}
-	l, _, err := getJSON[Link](s, linkKey(c.ChannelID))
-	if err != nil {
-		return nil, err
-	}
-	if l.index(network, room) < 0 {
-		return nil, nil // a claim in progress or left behind
-	}
-	return l, nil
 }
 
 // LinkedRooms implements bridge.Directory: every room of the link holding
@@ -343,9 +357,9 @@ func (s *Store) LinkedRooms(ctx context.Context, room bridge.Ref) (string, []bri
 		if checkID("channel ID", room.Room) != nil {
 			return "", nil, notLinked
 		}
-		link, _, err = getJSON[Link](s, linkKey(room.Room))
+		link, err = s.channelLink(ctx, room.Room)
 	case room.Network.Valid() && checkString("room", room.Room) == nil:
-		link, err = s.linkOfRoom(room.Network, room.Room)
+		link, err = s.roomLink(ctx, room.Network, room.Room)
 	default:
 		return "", nil, notLinked
 	}
@@ -366,4 +380,57 @@ func (s *Store) LinkedRooms(ctx context.Context, room bridge.Ref) (string, []bri
 		rooms = append(rooms, r.Ref())
 	}
 	return link.ChannelID, rooms, nil
+}
+
+// channelLink is the link of a channel for LinkedRooms. A read replica may
+// not have a link made just now, so finding none is proven on the master
+// before it is believed; a link found is used as read.
+func (s *Store) channelLink(ctx context.Context, channelID string) (*Link, error) {
+	key := linkKey(channelID)
+	for r := newRetry(); ; {
+		l, raw, err := getJSON[Link](s, key)
+		if err != nil || (l != nil && len(l.Remotes) > 0) {
+			return l, err
+		}
+		ok, err := s.confirm(key, raw, 0)
+		if err != nil || ok {
+			return l, err
+		}
+		if err := r.wait(ctx, key); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// roomLink is the link holding a remote room for LinkedRooms, nil when
+// none. Like channelLink, it proves "none" on the master: the claim (or its
+// absence) and the claimed channel's link, as read.
+func (s *Store) roomLink(ctx context.Context, network bridge.Network, room string) (*Link, error) {
+	key := roomKey(network, room)
+	for r := newRetry(); ; {
+		c, craw, err := getJSON[roomClaim](s, key)
+		if err != nil {
+			return nil, err
+		}
+		var lraw []byte
+		if c != nil {
+			var l *Link
+			if l, lraw, err = getJSON[Link](s, linkKey(c.ChannelID)); err != nil {
+				return nil, err
+			}
+			if l.index(network, room) >= 0 {
+				return l, nil
+			}
+		}
+		ok, err := s.confirm(key, craw, 0)
+		if err == nil && ok && c != nil {
+			ok, err = s.confirm(linkKey(c.ChannelID), lraw, 0)
+		}
+		if err != nil || ok {
+			return nil, err
+		}
+		if err := r.wait(ctx, key); err != nil {
+			return nil, err
+		}
+	}
 }

@@ -58,13 +58,49 @@ func checkRoom(what string, r bridge.Ref) error {
 
 func msgRef(r bridge.Ref) bridge.Ref { return bridge.Ref{Network: r.Network, Room: r.Room, ID: r.ID} }
 
-// pointer returns the pointer record of ref, nil if none.
+// pointer returns the pointer record of ref, nil if none, and the bytes
+// read at its key.
 func (s *Store) pointer(ref bridge.Ref) (*msgPointer, []byte, error) {
 	p, raw, err := getJSON[msgPointer](s, messageKey(ref))
-	if err != nil || p == nil || p.Ref != ref {
+	if err != nil {
 		return nil, nil, err
 	}
+	if p == nil || p.Ref != ref {
+		return nil, raw, nil
+	}
 	return p, raw, nil
+}
+
+// readAt is what a lookup read at a key.
+type readAt struct {
+	key string
+	raw []byte
+}
+
+// proven runs a lookup of the message maps until its answer holds on the
+// master. A "no" rests on what the lookup read (reads); a read replica may
+// lack a record written just now, so those keys are proven unchanged on
+// the master (see confirm) before the "no" is believed, and the lookup
+// runs again if one changed. A "yes" is taken as read.
+func proven[R any](ctx context.Context, s *Store, lookup func() (r R, ok bool, reads []readAt, err error)) (R, bool, error) {
+	for r := newRetry(); ; {
+		res, ok, reads, err := lookup()
+		if err != nil || ok {
+			return res, ok, err
+		}
+		held := true
+		for _, rd := range reads {
+			if held, err = s.confirm(rd.key, rd.raw, s.retention.Load()); err != nil || !held {
+				break
+			}
+		}
+		if err != nil || held {
+			return res, false, err
+		}
+		if err := r.wait(ctx, reads[0].key); err != nil {
+			return res, false, err
+		}
+	}
 }
 
 // RecordCounterpart implements bridge.Directory: dest (with ID) is a copy of
@@ -122,7 +158,9 @@ func (s *Store) RecordCounterpart(ctx context.Context, origin bridge.Ref, dest b
 
 // Counterpart implements bridge.Directory: the native ID in destRoom of the
 // bridged message msg belongs to (the origin's ID when destRoom is the
-// origin's room). A message's counterpart in its own room is itself.
+// origin's room). A message's counterpart in its own room is itself. A copy
+// recorded just now may not be on a lagging read replica: "none" is proven
+// on the master first.
 func (s *Store) Counterpart(ctx context.Context, msg bridge.Ref, destRoom bridge.Ref) (string, bool, error) {
 	if err := ctx.Err(); err != nil {
 		return "", false, err
@@ -136,23 +174,28 @@ func (s *Store) Counterpart(ctx context.Context, msg bridge.Ref, destRoom bridge
 	if msg.RoomKey() == destRoom.RoomKey() {
 		return msg.ID, true, nil
 	}
-	p, _, err := s.pointer(msgRef(msg))
-	if err != nil || p == nil {
-		return "", false, err
-	}
-	if p.Origin.RoomKey() == destRoom.RoomKey() {
-		return p.Origin.ID, true, nil
-	}
-	g, _, err := getJSON[msgGroup](s, groupKey(p.Origin))
-	if err != nil || g == nil || g.Origin != p.Origin {
-		return "", false, err
-	}
-	for _, c := range g.Copies {
-		if c.RoomKey() == destRoom.RoomKey() {
-			return c.ID, true, nil
+	msg = msgRef(msg)
+	return proven(ctx, s, func() (string, bool, []readAt, error) {
+		p, raw, err := s.pointer(msg)
+		if err != nil || p == nil {
+			return "", false, []readAt{{messageKey(msg), raw}}, err
 		}
-	}
-	return "", false, nil
+		if p.Origin.RoomKey() == destRoom.RoomKey() {
+			return p.Origin.ID, true, nil, nil
+		}
+		g, graw, err := getJSON[msgGroup](s, groupKey(p.Origin))
+		if err != nil {
+			return "", false, nil, err
+		}
+		if g != nil && g.Origin == p.Origin {
+			for _, c := range g.Copies {
+				if c.RoomKey() == destRoom.RoomKey() {
+					return c.ID, true, nil, nil
+				}
+			}
+		}
+		return "", false, []readAt{{groupKey(p.Origin), graw}}, nil
+	})
 }
 
 // OriginOf implements bridge.Directory: the origin of the bridged message
@@ -174,7 +217,9 @@ func (s *Store) OriginOf(ctx context.Context, msg bridge.Ref) (bridge.Ref, bool,
 
 // AuthorOf implements bridge.Directory: the origin of the bridged message
 // msg belongs to and who wrote it ("" for maps recorded before authors
-// were); ok=false if msg was never bridged (or its map expired).
+// were); ok=false if msg was never bridged (or its map expired). A message
+// bridged just now may not be on a lagging read replica: "never bridged"
+// is proven on the master first.
 func (s *Store) AuthorOf(ctx context.Context, msg bridge.Ref) (bridge.Ref, string, bool, error) {
 	if err := ctx.Err(); err != nil {
 		return bridge.Ref{}, "", false, err
@@ -182,8 +227,12 @@ func (s *Store) AuthorOf(ctx context.Context, msg bridge.Ref) (bridge.Ref, strin
 	if err := checkMessage("message", msg); err != nil {
 		return bridge.Ref{}, "", false, err
 	}
-	p, _, err := s.pointer(msgRef(msg))
-	if err != nil || p == nil {
+	msg = msgRef(msg)
+	p, ok, err := proven(ctx, s, func() (*msgPointer, bool, []readAt, error) {
+		p, raw, err := s.pointer(msg)
+		return p, p != nil, []readAt{{messageKey(msg), raw}}, err
+	})
+	if err != nil || !ok {
 		return bridge.Ref{}, "", false, err
 	}
 	return p.Origin, p.Author, true, nil
@@ -197,13 +246,15 @@ func (s *Store) ForgetMessage(ref bridge.Ref) error {
 		return err
 	}
 	ref = msgRef(ref)
-	p, raw, err := s.pointer(ref)
+	ctx := context.Background()
+	ttl := s.retention.Load()
+	// The pointer goes first: deleting it proves what it said on the
+	// master, where a lagging read could have said nothing.
+	p, err := s.dropPointer(ctx, ref, func(*msgPointer) bool { return true })
 	if err != nil || p == nil {
 		return err
 	}
-	ctx := context.Background()
 	if p.Origin != ref {
-		ttl := s.retention.Load()
 		_, err := update(ctx, s, groupKey(p.Origin), ttl, func(old *msgGroup) (*msgGroup, error) {
 			if old == nil || !slices.Contains(old.Copies, ref) {
 				return nil, errNoChange
@@ -211,10 +262,6 @@ func (s *Store) ForgetMessage(ref bridge.Ref) error {
 			old.Copies = slices.DeleteFunc(old.Copies, func(c bridge.Ref) bool { return c == ref })
 			return old, nil
 		})
-		if err != nil {
-			return err
-		}
-		_, err = s.deleteIf(messageKey(ref), raw)
 		return err
 	}
 
@@ -228,16 +275,25 @@ func (s *Store) ForgetMessage(ref bridge.Ref) error {
 	}); err != nil {
 		return err
 	}
-	for _, c := range append(copies, ref) {
-		cp, craw, err := s.pointer(c)
-		if err != nil {
+	for _, c := range copies {
+		if _, err := s.dropPointer(ctx, c, func(cp *msgPointer) bool { return cp.Origin == ref }); err != nil {
 			return err
-		}
-		if cp != nil && cp.Origin == ref {
-			if _, err := s.deleteIf(messageKey(c), craw); err != nil {
-				return err
-			}
 		}
 	}
 	return nil
+}
+
+// dropPointer deletes the pointer record of ref if it exists and drop says
+// so, and returns it (nil when there was none).
+func (s *Store) dropPointer(ctx context.Context, ref bridge.Ref, drop func(*msgPointer) bool) (*msgPointer, error) {
+	var dropped *msgPointer
+	_, err := update(ctx, s, messageKey(ref), s.retention.Load(), func(old *msgPointer) (*msgPointer, error) {
+		dropped = nil
+		if old == nil || old.Ref != ref || !drop(old) {
+			return nil, errNoChange
+		}
+		dropped = old
+		return nil, nil
+	})
+	return dropped, err
 }

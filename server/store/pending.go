@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 )
@@ -57,10 +58,14 @@ func (s *Store) DeletePending(namespace, id string) error {
 
 // ListPending returns every record of namespace, in no particular order.
 // It walks every key, like the other listings: meant for a start, not for
-// every event.
+// every event. It waits for the read replicas first (AwaitReplicas): a
+// record saved just before the start must not be missed.
 func (s *Store) ListPending(namespace string) ([]Pending, error) {
 	if err := checkString("namespace", namespace); err != nil {
 		return nil, err
+	}
+	if err := s.AwaitReplicas(context.Background()); err != nil {
+		return nil, fmt.Errorf("store: listing pending %s: %w", namespace, err)
 	}
 	records, err := listJSON[pendingRecord](s, join(prefixPending, namespace)+":")
 	if err != nil {

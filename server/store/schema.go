@@ -66,7 +66,11 @@ func (s *Store) Migrate(ctx context.Context) error {
 			if err != nil || ok {
 				return err
 			}
-			continue // someone else stamped it; look again
+			// Someone else stamped it; look again once the replica has it.
+			if err := sleep(ctx, s.lockPoll); err != nil {
+				return fmt.Errorf("store: waiting for the schema version: %w", err)
+			}
+			continue
 		case v == s.schema:
 			return nil
 		case v > s.schema:
@@ -111,6 +115,19 @@ func (s *Store) runMigrations(ctx context.Context, token []byte) error {
 		}
 		if step == nil {
 			return fmt.Errorf("store: no migration from schema version %d to %d", v, v+1)
+		}
+		// The version read may be an old one from a lagging replica, the
+		// step before having just been recorded: set onto itself, it is
+		// proven on the master before its next step runs.
+		current, err := s.set(keySchemaVersion, raw, model.PluginKVSetOptions{Atomic: true, OldValue: raw})
+		if err != nil {
+			return err
+		}
+		if !current {
+			if err := sleep(ctx, s.lockPoll); err != nil {
+				return err
+			}
+			continue
 		}
 		if err := ctx.Err(); err != nil {
 			return err

@@ -5,7 +5,18 @@
 // The store holds no caches: every call reads the KV store, and every
 // read-modify-write is a compare-and-set that retries on conflict, so several
 // cluster nodes (or several admins) can use it at once without losing updates.
-// Records are JSON; the key layout is described in keys.go.
+// (It remembers the bytes it last wrote to a key only as the old value its
+// next compare-and-set of that key tries first; nothing is returned to a
+// caller on the strength of that memory alone.) Records are JSON; the key
+// layout is described in keys.go.
+//
+// On a server with read replicas (SqlSettings.DataSourceReplicas) KVGet and
+// KVList may answer with data a little behind the last write, while writes
+// and compare-and-set act on the master. So no decision rests on a read
+// alone: a read-modify-write ends with a compare-and-set against the bytes
+// it read, also when it decides to change nothing (the value is set onto
+// itself, or an absence is proven with a placeholder), and a lost
+// compare-and-set means reading again, for as long as the replica needs.
 package store
 
 import (
@@ -16,6 +27,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -65,11 +77,29 @@ func (e *RoomTakenError) Unwrap() error { return ErrRoomTaken }
 
 const (
 	defaultPageSize = 200
-	// maxAttempts bounds the compare-and-set retries of one update.
-	maxAttempts = 100
+	// maxAttempts and conflictWindow bound the compare-and-set retries of
+	// one update: it gives up when it has made that many attempts and that
+	// much time has passed. A compare-and-set against a value read from a
+	// lagging replica keeps failing until the replica catches up, which on
+	// a busy server can take seconds.
+	maxAttempts    = 100
+	conflictWindow = 10 * time.Second
 	// maxField bounds any string stored (a JID is at most 3071 bytes).
 	maxField = 8192
+	// maxHints bounds the keys whose last written bytes the store
+	// remembers.
+	maxHints = 4096
+	// placeholderTTL is how long a placeholder outlives a node that died
+	// between writing and removing it.
+	placeholderTTL = 60
 )
+
+// placeholder is written, and removed again, to prove that a key read as
+// absent is absent on the master. JSON never encodes a record as null, so
+// readers take it for an absent record.
+var placeholder = []byte("null")
+
+func isPlaceholder(raw []byte) bool { return bytes.Equal(raw, placeholder) }
 
 // Store is the plugin's persistent state. It is safe for concurrent use.
 type Store struct {
@@ -85,6 +115,13 @@ type Store struct {
 	migrations []migration
 	lockPoll   time.Duration
 	staleClaim time.Duration
+
+	// hints holds, per key, the bytes this store last wrote there: what
+	// the master held then. update tries them as the old value before
+	// reading, so a key it updates often (a cursor, a message's copies) is
+	// not read from a replica still behind its own last write.
+	hintsMu sync.Mutex
+	hints   map[string][]byte
 }
 
 // New returns a Store over kv (usually the plugin API).
@@ -122,12 +159,44 @@ func (s *Store) get(key string) ([]byte, error) {
 func (s *Store) set(key string, value []byte, opts model.PluginKVSetOptions) (bool, error) {
 	ok, appErr := s.kv.KVSetWithOptions(key, value, opts)
 	if err := kvErr("set", key, appErr); err != nil {
+		s.remember(key, nil)
 		return false, err
+	}
+	if ok {
+		s.remember(key, value)
+	} else if opts.Atomic {
+		s.remember(key, nil) // the master holds something else
 	}
 	return ok, nil
 }
 
-func (s *Store) del(key string) error { return kvErr("delete", key, s.kv.KVDelete(key)) }
+func (s *Store) del(key string) error {
+	s.remember(key, nil)
+	return kvErr("delete", key, s.kv.KVDelete(key))
+}
+
+// remember records value as what key holds on the master (nil: forget it;
+// placeholders are not kept).
+func (s *Store) remember(key string, value []byte) {
+	s.hintsMu.Lock()
+	defer s.hintsMu.Unlock()
+	if value == nil || isPlaceholder(value) {
+		delete(s.hints, key)
+		return
+	}
+	if s.hints == nil || len(s.hints) >= maxHints {
+		s.hints = map[string][]byte{}
+	}
+	s.hints[key] = bytes.Clone(value)
+}
+
+// hint returns what key held on the master when this store last wrote it.
+func (s *Store) hint(key string) ([]byte, bool) {
+	s.hintsMu.Lock()
+	defer s.hintsMu.Unlock()
+	v, ok := s.hints[key]
+	return v, ok
+}
 
 // insert stores value only if key does not exist; ok reports whether it did.
 func (s *Store) insert(key string, value []byte, ttl int64) (bool, error) {
@@ -148,71 +217,173 @@ func (s *Store) putJSON(key string, v any, ttl int64) error {
 	return err
 }
 
-// getJSON reads key into a new T; (nil, nil, nil) when it does not exist.
+// getJSON reads key into a new T; (nil, nil, nil) when it does not exist,
+// and a nil T with the raw bytes when it holds a placeholder.
 func getJSON[T any](s *Store, key string) (*T, []byte, error) {
 	raw, err := s.get(key)
 	if err != nil || raw == nil {
 		return nil, nil, err
 	}
-	v := new(T)
-	if err := json.Unmarshal(raw, v); err != nil {
-		return nil, nil, fmt.Errorf("store: decoding %q: %w", key, err)
+	v, err := decodeJSON[T](key, raw)
+	if err != nil {
+		return nil, nil, err
 	}
 	return v, raw, nil
 }
 
+// decodeJSON decodes raw, read from key, into a new T; nil for a
+// placeholder.
+func decodeJSON[T any](key string, raw []byte) (*T, error) {
+	if isPlaceholder(raw) {
+		return nil, nil
+	}
+	v := new(T)
+	if err := json.Unmarshal(raw, v); err != nil {
+		return nil, fmt.Errorf("store: decoding %q: %w", key, err)
+	}
+	return v, nil
+}
+
+// provenRecord reads the record at key; nil when there is none on the
+// master. A read replica may not have a record written just now, so an
+// absence is proven (see confirm) before it is believed; a record found is
+// returned as read.
+func provenRecord[T any](s *Store, key string) (*T, error) {
+	for r := newRetry(); ; {
+		v, raw, err := getJSON[T](s, key)
+		if err != nil || v != nil {
+			return v, err
+		}
+		ok, err := s.confirmAbsent(key, raw)
+		if err != nil || ok {
+			return nil, err
+		}
+		if err := r.wait(context.Background(), key); err != nil {
+			return nil, err
+		}
+	}
+}
+
 // errNoChange, returned by an update function, ends the update without
-// writing; update then returns the old value.
+// changing the value; update then returns the old value.
 var errNoChange = errors.New("no change")
 
 // update is a read-modify-write of the JSON value at key. fn gets the current
 // value (nil if absent, a fresh copy on every attempt) and returns the new
 // one: nil deletes the key, errNoChange leaves it alone, any other error
 // aborts. The write is a compare-and-set against the bytes read, retried on
-// conflict, so concurrent updates are never lost. ttl (seconds, 0 = none)
-// applies to the written value. update returns the value now stored.
+// conflict, so concurrent updates are never lost. The read may come from a
+// lagging replica, so an update that ends without a change (errNoChange, an
+// error, nothing to delete, the same bytes) checks what it read against the
+// master the same way, and starts over when the master differs. ttl
+// (seconds, 0 = none) applies to the value written, the unchanged one
+// included. The first attempt takes the bytes this store last wrote to key
+// for the current value, when it has them, without reading: right if
+// nobody wrote since, and the compare-and-set tells. update returns the
+// value now stored.
 func update[T any](ctx context.Context, s *Store, key string, ttl int64, fn func(old *T) (*T, error)) (*T, error) {
-	for attempt := 1; ; attempt++ {
-		old, raw, err := getJSON[T](s, key)
-		if err != nil {
-			return nil, err
-		}
-		next, err := fn(old)
-		if errors.Is(err, errNoChange) {
-			return old, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		var ok bool
-		if next == nil {
-			if raw == nil {
-				return nil, nil
-			}
-			ok, err = s.deleteIf(key, raw)
+	r := newRetry()
+	raw, hinted := s.hint(key)
+	for {
+		var old *T
+		var err error
+		if hinted {
+			hinted = false
+			old, err = decodeJSON[T](key, raw)
 		} else {
-			b, mErr := json.Marshal(next)
-			if mErr != nil {
-				return nil, fmt.Errorf("store: encoding %q: %w", key, mErr)
-			}
-			if ttl == 0 && raw != nil && bytes.Equal(b, raw) {
-				return next, nil
-			}
-			ok, err = s.set(key, b, model.PluginKVSetOptions{Atomic: true, OldValue: raw, ExpireInSeconds: ttl})
+			old, raw, err = getJSON[T](s, key)
 		}
 		if err != nil {
 			return nil, err
+		}
+		next, fnErr := fn(old)
+		var ok bool
+		switch {
+		case errors.Is(fnErr, errNoChange):
+			next, fnErr = old, nil
+			ok, err = s.confirm(key, raw, ttl)
+		case fnErr != nil:
+			// A decision taken on what may be an old value.
+			ok, err = s.confirm(key, raw, ttl)
+		case next == nil:
+			ok, err = s.remove(key, raw)
+		default:
+			ok, err = s.replace(key, raw, next, ttl)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if ok && fnErr != nil {
+			return nil, fnErr
 		}
 		if ok {
 			return next, nil
 		}
-		if attempt >= maxAttempts {
-			return nil, fmt.Errorf("%w (key %q)", ErrConflict, key)
-		}
-		if err := backoff(ctx, attempt); err != nil {
+		if err := r.wait(ctx, key); err != nil {
 			return nil, err
 		}
 	}
+}
+
+// replace sets key to next if it still holds raw.
+func (s *Store) replace(key string, raw []byte, next any, ttl int64) (bool, error) {
+	b, err := json.Marshal(next)
+	if err != nil {
+		return false, fmt.Errorf("store: encoding %q: %w", key, err)
+	}
+	return s.set(key, b, model.PluginKVSetOptions{Atomic: true, OldValue: raw, ExpireInSeconds: ttl})
+}
+
+// remove deletes key if it still holds raw; for a key read as absent, it
+// proves it is.
+func (s *Store) remove(key string, raw []byte) (bool, error) {
+	if raw == nil || isPlaceholder(raw) {
+		return s.confirmAbsent(key, raw)
+	}
+	return s.deleteIf(key, raw)
+}
+
+// confirm reports whether key still holds raw on the master, by setting it
+// onto itself (compare-and-set runs on the master, KVGet may not); for a key
+// read as absent, it proves it is.
+func (s *Store) confirm(key string, raw []byte, ttl int64) (bool, error) {
+	if raw == nil || isPlaceholder(raw) {
+		return s.confirmAbsent(key, raw)
+	}
+	return s.set(key, raw, model.PluginKVSetOptions{Atomic: true, OldValue: raw, ExpireInSeconds: ttl})
+}
+
+// confirmAbsent reports whether key is absent on the master: a placeholder
+// inserted if absent and deleted again proves it. raw is a placeholder
+// read, which is deleted the same way.
+func (s *Store) confirmAbsent(key string, raw []byte) (bool, error) {
+	if raw == nil {
+		ok, err := s.insert(key, placeholder, placeholderTTL)
+		if err != nil || !ok {
+			return false, err
+		}
+	}
+	return s.deleteIf(key, placeholder)
+}
+
+// retry paces a loop that reads again after losing a compare-and-set: it
+// sleeps a short random time growing with the attempts and gives up after
+// maxAttempts attempts and conflictWindow.
+type retry struct {
+	start    time.Time
+	attempts int
+}
+
+func newRetry() *retry { return &retry{start: time.Now()} }
+
+// wait sleeps before the next attempt; it fails with ErrConflict when it is
+// time to give up, or with the context's error.
+func (r *retry) wait(ctx context.Context, key string) error {
+	r.attempts++
+	if r.attempts >= maxAttempts && time.Since(r.start) >= conflictWindow {
+		return fmt.Errorf("%w (key %q)", ErrConflict, key)
+	}
+	return backoff(ctx, r.attempts)
 }
 
 // backoff sleeps a short random time growing with attempt.

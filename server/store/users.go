@@ -38,12 +38,14 @@ func checkRemoteUser(network bridge.Network, remoteID string) error {
 }
 
 // GetRemoteUser returns the remote user of network known there as remoteID,
-// ErrNotFound when none.
+// ErrNotFound when none: proven on the master, since a caller that finds
+// none makes one, and a record made just now may not be on a lagging read
+// replica.
 func (s *Store) GetRemoteUser(network bridge.Network, remoteID string) (*RemoteUser, error) {
 	if err := checkRemoteUser(network, remoteID); err != nil {
 		return nil, err
 	}
-	u, _, err := getJSON[RemoteUser](s, remoteUserKey(network, remoteID))
+	u, err := provenRecord[RemoteUser](s, remoteUserKey(network, remoteID))
 	if err != nil {
 		return nil, err
 	}
@@ -117,12 +119,12 @@ func (s *Store) SaveRemoteUser(u RemoteUser) error {
 // dropUserRef deletes the reverse lookup of userID if it still names the
 // remote user.
 func (s *Store) dropUserRef(userID string, network bridge.Network, remoteID string) error {
-	key := userByMMKey(userID)
-	ref, raw, err := getJSON[remoteUserRef](s, key)
-	if err != nil || ref == nil || ref.Network != network || ref.RemoteID != remoteID {
-		return err
-	}
-	_, err = s.deleteIf(key, raw)
+	_, err := update(context.Background(), s, userByMMKey(userID), 0, func(old *remoteUserRef) (*remoteUserRef, error) {
+		if old == nil || old.Network != network || old.RemoteID != remoteID {
+			return nil, errNoChange
+		}
+		return nil, nil
+	})
 	return err
 }
 
@@ -143,24 +145,26 @@ func (s *Store) ClaimRemoteUser(network bridge.Network, remoteID, userID string)
 	if err != nil {
 		return "", false, err
 	}
-	for attempt := 1; ; attempt++ {
+	r := newRetry()
+	for {
 		ok, err := s.insert(key, b, 0)
 		if err != nil {
 			return "", false, err
 		}
 		if !ok {
-			cur, _, err := getJSON[RemoteUser](s, key)
-			if err != nil {
+			existing, err := s.claimant(key)
+			switch {
+			case err != nil:
 				return "", false, err
-			}
-			if cur == nil {
-				if attempt >= maxAttempts {
-					return "", false, fmt.Errorf("%w (key %q)", ErrConflict, key)
+			case existing == "":
+				// The replica does not have the record the insert ran
+				// into yet, or it was deleted meanwhile: insert again.
+				if err := r.wait(context.Background(), key); err != nil {
+					return "", false, err
 				}
-				continue // deleted meanwhile
-			}
-			if cur.UserID != userID {
-				return cur.UserID, false, nil
+				continue
+			case existing != userID:
+				return existing, false, nil
 			}
 		}
 		ref := remoteUserRef{Network: network, RemoteID: remoteID, UserID: userID}
@@ -169,6 +173,21 @@ func (s *Store) ClaimRemoteUser(network bridge.Network, remoteID, userID string)
 		}
 		return userID, true, nil
 	}
+}
+
+// claimant returns the user ID of the remote user record at key, "" when
+// there is none on the master. What a possibly lagging read returned is set
+// onto itself, which proves the master has it.
+func (s *Store) claimant(key string) (string, error) {
+	cur, raw, err := getJSON[RemoteUser](s, key)
+	if err != nil || cur == nil {
+		return "", err
+	}
+	ok, err := s.confirm(key, raw, 0)
+	if err != nil || !ok {
+		return "", err
+	}
+	return cur.UserID, nil
 }
 
 // DeleteRemoteUser deletes a remote user record and its reverse lookup.
@@ -230,12 +249,12 @@ func checkGhost(g *Ghost) error {
 }
 
 // GetGhost returns the ghost of Mattermost user userID on network,
-// ErrNotFound when none.
+// ErrNotFound when none: proven on the master, like GetRemoteUser.
 func (s *Store) GetGhost(network bridge.Network, userID string) (*Ghost, error) {
 	if err := checkGhostKey(network, userID); err != nil {
 		return nil, err
 	}
-	g, _, err := getJSON[Ghost](s, ghostKey(network, userID))
+	g, err := provenRecord[Ghost](s, ghostKey(network, userID))
 	if err != nil {
 		return nil, err
 	}

@@ -9,7 +9,10 @@ import (
 
 // The KV methods are served by the memkv store every node shares, with the
 // semantics of the server's SQL plugin store. Each one first takes a fault
-// injected with Server.FailKV, if any is pending.
+// injected with Server.FailKV, if any is pending. With a replica lag
+// (WithReplicaLag), KVGet and KVList read the lagging replica; every write,
+// compare-and-set included, acts on the primary, as SqlPluginStore's
+// SaveOrUpdate, CompareAndSet, CompareAndDelete and Delete run on the master.
 
 // KVFaultID is the AppError ID of the failures injected with Server.FailKV.
 const KVFaultID = "testhost.kv_fault"
@@ -99,7 +102,8 @@ func (a *API) KVCompareAndDelete(key string, oldValue []byte) (bool, *model.AppE
 	return a.s.kv.SetWithOptions(a.pluginID, key, nil, model.PluginKVSetOptions{Atomic: true, OldValue: oldValue})
 }
 
-// KVGet returns a value, nil for a missing or expired key.
+// KVGet returns a value, nil for a missing or expired key. It reads the
+// replica: app.GetPluginKey -> SqlPluginStore.Get (GetReplicaX).
 func (a *API) KVGet(key string) ([]byte, *model.AppError) {
 	if appErr := a.s.kvFault("KVGet"); appErr != nil {
 		return nil, appErr
@@ -123,7 +127,8 @@ func (a *API) KVDeleteAll() *model.AppError {
 	return a.s.kv.DeleteAll(a.pluginID)
 }
 
-// KVList lists keys in order, one page at a time.
+// KVList lists keys in order, one page at a time. It reads the replica:
+// app.ListPluginKeys -> SqlPluginStore.List (GetReplicaX).
 func (a *API) KVList(pageNum, perPage int) ([]string, *model.AppError) {
 	if appErr := a.s.kvFault("KVList"); appErr != nil {
 		return nil, appErr

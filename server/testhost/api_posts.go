@@ -31,21 +31,25 @@ func (a *API) DeletePost(postID string) *model.AppError {
 }
 
 // GetPost returns a live post. Like the server's plugin API, Metadata is
-// not included (read FileIds, or GetFileInfo).
+// not included (read FileIds, or GetFileInfo). It reads the replica:
+// app.GetSinglePost -> SqlPostStore.GetSingle (GetReplicaX).
 func (a *API) GetPost(postID string) (*model.Post, *model.AppError) {
 	a.s.mu.RLock()
 	defer a.s.mu.RUnlock()
-	if p := a.s.livePostLocked(postID); p != nil {
+	if p := a.s.replicaLocked().livePost(postID); p != nil {
 		return copyPost(p).ForPlugin(), nil
 	}
 	return nil, notFound("GetSinglePost", "app.post.get.app_error", "id="+postID)
 }
 
 // GetPostThread returns the live posts of the post's thread, newest first.
+// It reads the replica: app.GetPostThread -> SqlPostStore.Get (the thread
+// with GetReplicaX).
 func (a *API) GetPostThread(postID string) (*model.PostList, *model.AppError) {
 	a.s.mu.RLock()
 	defer a.s.mu.RUnlock()
-	p := a.s.livePostLocked(postID)
+	r := a.s.replicaLocked()
+	p := r.livePost(postID)
 	if p == nil {
 		return nil, notFound("GetPostThread", "app.post.get.app_error", "id="+postID)
 	}
@@ -53,7 +57,7 @@ func (a *API) GetPostThread(postID string) (*model.PostList, *model.AppError) {
 	if rootID == "" {
 		rootID = p.Id
 	}
-	thread := a.s.threadsLocked([]string{rootID})
+	thread := r.threads([]string{rootID})
 	a.s.newestFirst(thread)
 	return a.s.postListLocked(thread, nil), nil
 }
@@ -64,15 +68,18 @@ const getPostsSinceLimit = 1000
 // GetPostsSince has the semantics of the server's store: posts of the
 // channel created, edited or deleted after time (deleted posts and edit
 // history rows included), any 1000 of them when there are more, plus their
-// thread roots; Order holds those changed after time, newest first.
+// thread roots; Order holds those changed after time, newest first. It
+// reads the replica: app.GetPostsSince -> SqlPostStore.GetPostsSince
+// (GetReplicaX).
 func (a *API) GetPostsSince(channelID string, time int64) (*model.PostList, *model.AppError) {
 	a.s.mu.RLock()
 	defer a.s.mu.RUnlock()
+	r := a.s.replicaLocked()
 	// SqlPostStore.GetPostsSince takes at most 1,000 of the posts changed
 	// since time, with no ORDER BY in that LIMIT: which ones a busy
 	// channel returns is up to the database. Any 1,000 are fair.
 	var changed []*model.Post
-	for _, p := range a.s.sortedPostsLocked(channelID) {
+	for _, p := range r.channelPosts(channelID) {
 		if p.UpdateAt > time {
 			changed = append(changed, p)
 		}
@@ -84,8 +91,8 @@ func (a *API) GetPostsSince(channelID string, time int64) (*model.PostList, *mod
 	var roots []*model.Post
 	for _, p := range changed {
 		if p.RootId != "" {
-			if r := a.s.st.posts[p.RootId]; r != nil {
-				roots = append(roots, r)
+			if root := r.post(p.RootId); root != nil {
+				roots = append(roots, root)
 			}
 		}
 	}
@@ -94,24 +101,27 @@ func (a *API) GetPostsSince(channelID string, time int64) (*model.PostList, *mod
 }
 
 // GetPostsForChannel returns a page of the channel's live posts, newest
-// first, with the threads of the replies among them.
+// first, with the threads of the replies among them. It reads the
+// replica: app.GetPostsPage -> SqlPostStore.GetPosts (getRootPosts and
+// getParentsPosts, GetReplicaX).
 func (a *API) GetPostsForChannel(channelID string, pageNum, perPage int) (*model.PostList, *model.AppError) {
 	if pageNum < 0 || perPage < 0 {
 		return nil, badRequest("GetPostsPage", "app.post.get_posts.app_error", "page and per_page must not be negative")
 	}
 	a.s.mu.RLock()
 	defer a.s.mu.RUnlock()
+	r := a.s.replicaLocked()
 	var live []*model.Post
-	for _, p := range a.s.sortedPostsLocked(channelID) {
+	for _, p := range r.channelPosts(channelID) {
 		if p.DeleteAt == 0 {
 			live = append(live, p)
 		}
 	}
 	a.s.newestFirst(live)
-	return a.pageWithParentsLocked(live, pageNum, perPage), nil
+	return a.pageWithParentsLocked(r, live, pageNum, perPage), nil
 }
 
-func (a *API) pageWithParentsLocked(ordered []*model.Post, pageNum, perPage int) *model.PostList {
+func (a *API) pageWithParentsLocked(r replica, ordered []*model.Post, pageNum, perPage int) *model.PostList {
 	pg := page(ordered, pageNum, perPage)
 	var rootIDs []string
 	for _, p := range pg {
@@ -119,17 +129,19 @@ func (a *API) pageWithParentsLocked(ordered []*model.Post, pageNum, perPage int)
 			rootIDs = append(rootIDs, p.RootId)
 		}
 	}
-	return a.s.postListLocked(pg, a.s.threadsLocked(rootIDs))
+	return a.s.postListLocked(pg, r.threads(rootIDs))
 }
 
 // GetPostsAfter returns a page of the live posts created after postID,
-// newest first.
+// newest first. It reads the replica: app.GetPostsAfterPost ->
+// SqlPostStore.GetPostsAfter (getPostsAround, GetReplicaX).
 func (a *API) GetPostsAfter(channelID, postID string, pageNum, perPage int) (*model.PostList, *model.AppError) {
 	return a.postsAround(channelID, postID, pageNum, perPage, false)
 }
 
 // GetPostsBefore returns a page of the live posts created before postID,
-// newest first.
+// newest first. It reads the replica: app.GetPostsBeforePost ->
+// SqlPostStore.GetPostsBefore (getPostsAround, GetReplicaX).
 func (a *API) GetPostsBefore(channelID, postID string, pageNum, perPage int) (*model.PostList, *model.AppError) {
 	return a.postsAround(channelID, postID, pageNum, perPage, true)
 }
@@ -140,12 +152,13 @@ func (a *API) postsAround(channelID, postID string, pageNum, perPage int, before
 	}
 	a.s.mu.RLock()
 	defer a.s.mu.RUnlock()
-	anchor := a.s.st.posts[postID]
+	r := a.s.replicaLocked()
+	anchor := r.post(postID)
 	if anchor == nil {
 		return a.s.postListLocked(nil, nil), nil
 	}
 	var sel []*model.Post
-	for _, p := range a.s.sortedPostsLocked(channelID) {
+	for _, p := range r.channelPosts(channelID) {
 		if p.DeleteAt != 0 || p.Id == anchor.Id {
 			continue
 		}
@@ -164,7 +177,7 @@ func (a *API) postsAround(channelID, postID string, pageNum, perPage int, before
 			rootIDs = append(rootIDs, p.RootId)
 		}
 	}
-	return a.s.postListLocked(pg, a.s.threadsLocked(rootIDs)), nil
+	return a.s.postListLocked(pg, r.threads(rootIDs)), nil
 }
 
 // --- reactions ---------------------------------------------------------------------

@@ -140,6 +140,7 @@ func (n *Node) createPost(in *model.Post, o origin) (*model.Post, *model.AppErro
 	if post.RootId != "" {
 		if r := s.st.posts[post.RootId]; r != nil && r.UpdateAt < post.UpdateAt {
 			r.UpdateAt = post.UpdateAt
+			s.versionPostLocked(r)
 		}
 	}
 	s.storePostLocked(post)
@@ -276,6 +277,7 @@ func (n *Node) updatePost(in *model.Post, o origin) (*model.Post, *model.AppErro
 	if newPost.RootId != "" {
 		if r := s.st.posts[newPost.RootId]; r != nil && r.UpdateAt < newPost.UpdateAt {
 			r.UpdateAt = newPost.UpdateAt
+			s.versionPostLocked(r)
 		}
 	}
 	newPost.Metadata = nil
@@ -330,6 +332,7 @@ func (n *Node) deletePost(postID string, o origin) *model.AppError {
 			q.DeleteAt = now
 			q.UpdateAt = now
 			q.AddProp(model.PostPropsDeleteBy, deleteBy)
+			s.versionPostLocked(q)
 		}
 	}
 	for _, id := range p.FileIds {
@@ -409,6 +412,7 @@ func (n *Node) addReaction(in *model.Reaction, o origin) (*model.Reaction, *mode
 	}
 	p.HasReactions = true
 	p.UpdateAt = now
+	s.versionPostLocked(p)
 	hookReaction := copyReaction(r)
 	out := copyReaction(r)
 	s.mu.Unlock()
@@ -453,6 +457,7 @@ func (n *Node) removeReaction(in *model.Reaction, o origin) *model.AppError {
 	}
 	p.HasReactions = len(s.liveReactionsLocked(p.Id)) > 0
 	p.UpdateAt = now
+	s.versionPostLocked(p)
 	s.mu.Unlock()
 
 	pctx := n.s.userPluginContext(o.userID)
@@ -492,15 +497,4 @@ func (s *Server) postListLocked(order []*model.Post, extra []*model.Post) *model
 
 func (s *Server) newestFirst(ps []*model.Post) {
 	sort.SliceStable(ps, func(i, j int) bool { return s.lessPostLocked(ps[j], ps[i]) })
-}
-
-// threadOfLocked returns the live posts of the threads rooted at rootIDs.
-func (s *Server) threadsLocked(rootIDs []string) []*model.Post {
-	var out []*model.Post
-	for _, p := range s.st.posts {
-		if p.DeleteAt == 0 && (slices.Contains(rootIDs, p.Id) || slices.Contains(rootIDs, p.RootId)) {
-			out = append(out, p)
-		}
-	}
-	return out
 }

@@ -45,6 +45,13 @@
 // optional interceptor to lose or fake responses; Server.FailKV makes the
 // next plugin KV calls fail.
 //
+// WithReplicaLag (or Server.SetReplicaLag) gives the server read replicas
+// that lag behind, like SqlSettings.DataSourceReplicas: the plugin API
+// reads the real server serves from a replica (KVGet, KVList, GetPost,
+// GetPostsSince and the other post reads; see replica.go) see the state as
+// of the lag ago, while writes and compare-and-set act on the primary, and
+// so do the Server's accessors tests check with.
+//
 // The plugin API methods the host does not implement (see
 // api_stubs_gen.go, written by `go generate`) return an error saying
 // "not implemented by the test host: <Method>".

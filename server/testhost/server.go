@@ -31,6 +31,8 @@ type options struct {
 	pluginID       string
 	systemMessages bool
 	settings       map[string]any
+	replicaLag     time.Duration
+	clock          func() time.Time // tests of the host itself
 }
 
 // WithBundle sets the plugin bundle Node.Activate activates (and the
@@ -79,6 +81,8 @@ type Server struct {
 
 	clockMu  sync.Mutex
 	lastTime int64
+	// clock is the time the replica lag is measured in (time.Now).
+	clock func() time.Time
 
 	ensureBotMu sync.Mutex // EnsureBotUser is serialised server-wide
 
@@ -118,6 +122,12 @@ type state struct {
 	posts   map[string]*model.Post // includes deleted posts and edit history rows
 	postSeq map[string]int64       // insertion order, to break CreateAt ties
 	seq     int64
+
+	// replicaLag is how far the replica behind the plugin API's replica
+	// reads is; postVersions the recent versions of each post it replays
+	// (replica.go).
+	replicaLag   time.Duration
+	postVersions map[string][]postVersion
 
 	reactions map[string][]*model.Reaction // post -> reactions, soft-deleted ones included
 
@@ -162,15 +172,16 @@ type WebSocketEvent struct {
 // collected logs are written with t.Log.
 func NewServer(t testing.TB, opts ...Option) *Server {
 	t.Helper()
-	o := options{nodes: 1, siteURL: DefaultSiteURL, systemMessages: true}
-	for _, opt := range opts {
+	o := options{nodes: 1, siteURL: DefaultSiteURL, systemMessages: true, clock: time.Now}
+	for _, opt := range append(defaultOptions(), opts...) {
 		opt(&o)
 	}
 	s := &Server{
 		t:           t,
 		opts:        o,
+		clock:       o.clock,
 		logs:        &logCollector{verbose: verbose()},
-		kv:          memkv.New(nil),
+		kv:          memkv.New(o.clock),
 		track:       newTracker(),
 		installDate: model.GetMillis(),
 		telemetryID: model.NewId(),
@@ -233,6 +244,7 @@ func NewServer(t testing.TB, opts ...Option) *Server {
 		t.Fatalf("testhost: creating the default team: %v", appErr)
 	}
 	s.st.defaultTeam = team.Id
+	s.SetReplicaLag(o.replicaLag)
 
 	t.Cleanup(s.close)
 	for range o.nodes {
@@ -413,11 +425,14 @@ func (s *Server) recordPanic(msg string) {
 	s.mu.Unlock()
 }
 
-// KVStore is the plugin key-value store shared by all nodes.
+// KVStore is the plugin key-value store shared by all nodes. Its Get and
+// List read the replica, as the plugin API's do; GetPrimary and
+// ListPrimary read the primary.
 func (s *Server) KVStore() *memkv.Store { return s.kv }
 
-// KV is the KV store of the server's plugin (see PluginID).
-func (s *Server) KV() *memkv.PluginKV { return s.kv.Plugin(s.PluginID()) }
+// KV is the KV store of the server's plugin (see PluginID), as the test
+// sees it: its reads go to the primary, whatever the replica lag.
+func (s *Server) KV() *memkv.PluginKV { return s.kv.Primary(s.PluginID()) }
 
 // Config returns a copy of the (unsanitized) configuration.
 func (s *Server) Config() *model.Config {

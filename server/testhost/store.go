@@ -442,6 +442,7 @@ func (s *Server) storePostLocked(p *model.Post) {
 		s.st.postSeq[p.Id] = s.st.seq
 	}
 	s.st.posts[p.Id] = p
+	s.versionPostLocked(p)
 }
 
 func (s *Server) lessPostLocked(a, b *model.Post) bool {

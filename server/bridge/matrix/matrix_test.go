@@ -304,6 +304,12 @@ func TestRateLimitsWaitTheAdvisedDelay(t *testing.T) {
 	if err := classify(errors.New("connection refused")); bridge.IsPermanent(err) {
 		t.Fatal("a network error is permanent")
 	}
+	// Dendrite says this while it starts or stops (its account lookup
+	// fails): every puppet is in the registration's namespace, so it is
+	// not the refusal it looks like, and a later attempt goes through.
+	if err := classify(mautrix.HTTPError{RespError: &mautrix.RespError{ErrCode: "M_FORBIDDEN", Err: "appservice has not registered this user", StatusCode: 403}}); bridge.IsPermanent(err) {
+		t.Fatalf("a puppet the homeserver momentarily does not know: %v", err)
+	}
 }
 
 func TestPuppetIDs(t *testing.T) {

@@ -321,6 +321,10 @@ func classify(err error) error {
 		return bridge.RetryAfter(err, delay)
 	case re.ErrCode == mautrix.MTooLarge.ErrCode:
 		return bridge.Drop(bridge.ReasonTooLarge, err)
+	case re.ErrCode == mautrix.MForbidden.ErrCode && strings.Contains(re.Err, "has not registered this user"):
+		// Dendrite, starting or stopping, failing to look the puppet up:
+		// every puppet is in our namespace, so this passes.
+		return bridge.RetryAfter(err, time.Second)
 	case re.ErrCode == "M_BAD_JSON", re.ErrCode == "M_NOT_JSON", re.ErrCode == "M_INVALID_PARAM", re.ErrCode == mautrix.MForbidden.ErrCode:
 		return bridge.Permanent(err)
 	}

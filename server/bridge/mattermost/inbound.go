@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -49,7 +50,7 @@ func (b *Bridge) Deliver(ctx context.Context, d *bridge.Delivery) (string, error
 	case bridge.KindMessage:
 		id, err = b.createPost(ctx, userID, channel, d)
 	case bridge.KindEdit:
-		id, err = d.TargetID, b.editPost(d)
+		id, err = d.TargetID, b.editPost(ctx, d)
 	case bridge.KindDelete:
 		id, err = d.TargetID, b.deletePost(d)
 	case bridge.KindReactionAdd, bridge.KindReactionRemove:
@@ -113,7 +114,7 @@ func (b *Bridge) createPost(ctx context.Context, userID string, channel *model.C
 		UserId:    userID,
 		ChannelId: channel.Id,
 		Message:   text,
-		RootId:    b.rootOf(d.ParentID),
+		RootId:    b.rootOf(ctx, d.ParentID),
 		FileIds:   fileIDs,
 	}
 	post.SetProps(props)
@@ -129,11 +130,11 @@ func (b *Bridge) createPost(ctx context.Context, userID string, channel *model.C
 
 // rootOf returns the thread root for a reply: Mattermost threads are one
 // level deep, so a reply to a reply joins its root's thread.
-func (b *Bridge) rootOf(parentID string) string {
+func (b *Bridge) rootOf(ctx context.Context, parentID string) string {
 	if parentID == "" {
 		return ""
 	}
-	parent, appErr := b.api.GetPost(parentID)
+	parent, appErr := b.knownPost(ctx, parentID)
 	if appErr != nil || parent.DeleteAt > 0 {
 		return ""
 	}
@@ -173,8 +174,32 @@ func fileRefusal(err error) string {
 	return "the server refused it"
 }
 
-func (b *Bridge) editPost(d *bridge.Delivery) error {
-	post, appErr := b.api.GetPost(d.TargetID)
+// knownPostWait bounds how long knownPost waits for a read replica.
+const knownPostWait = 3 * time.Second
+
+// knownPost reads a post the bridge knows was made (its ID comes from the
+// message map, written once the post was): GetPost may read a replica
+// that does not have it yet, so a post not found is read again for a
+// while before it counts as gone.
+func (b *Bridge) knownPost(ctx context.Context, id string) (*model.Post, *model.AppError) {
+	deadline := time.Now().Add(knownPostWait)
+	for delay := 25 * time.Millisecond; ; delay = min(2*delay, 500*time.Millisecond) {
+		post, appErr := b.api.GetPost(id)
+		if appErr == nil || appErr.StatusCode != http.StatusNotFound || !time.Now().Add(delay).Before(deadline) {
+			return post, appErr
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return post, appErr
+		case <-t.C:
+		}
+	}
+}
+
+func (b *Bridge) editPost(ctx context.Context, d *bridge.Delivery) error {
+	post, appErr := b.knownPost(ctx, d.TargetID)
 	if appErr != nil {
 		return asError(appErr)
 	}

@@ -36,6 +36,7 @@ type Store interface {
 	ClaimRemoteUser(network bridge.Network, remoteID, userID string) (existing string, won bool, err error)
 	GetCursor(linkID, name string) (string, bool, error)
 	AdvanceCursorInt(linkID, name string, v int64) error
+	AwaitReplicas(ctx context.Context) error
 }
 
 // Options configures the bridge.
@@ -80,6 +81,11 @@ type Bridge struct {
 	// maxFileSize is Options.MaxFileSize as it is now: a saved setting
 	// applies to the next file without restarting the bridge.
 	maxFileSize atomic.Int64
+
+	// rechecks holds, per channel recheckLink looks at again, the newest
+	// post waiting for it.
+	recheckMu sync.Mutex
+	rechecks  map[string]*model.Post
 }
 
 var _ bridge.Bridge = (*Bridge)(nil)
@@ -123,6 +129,9 @@ func (b *Bridge) Start(ctx context.Context, sink bridge.Sink) error {
 	b.health.Connected()
 	b.done = make(chan struct{})
 	b.ready = make(chan struct{})
+	b.recheckMu.Lock()
+	b.rechecks = map[string]*model.Post{} // those of an earlier run ended with it
+	b.recheckMu.Unlock()
 	go b.replay(b.ctx, b.done, b.ready)
 	return nil
 }

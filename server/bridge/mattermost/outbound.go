@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/mattermost/mattermost/server/public/model"
 
@@ -20,23 +21,74 @@ import (
 // relayable reports whether a post is a person's message in a linked channel
 // that did not come from the bridge itself.
 func (b *Bridge) relayable(post *model.Post) bool {
+	return b.fromPerson(post) && b.linked(post.ChannelId)
+}
+
+// fromPerson reports whether a post is a person's message that did not
+// come from the bridge itself.
+func (b *Bridge) fromPerson(post *model.Post) bool {
 	if post == nil || post.IsSystemMessage() || post.Type == model.PostTypeEphemeral {
 		return false
 	}
-	if b.isOwnUser(post.UserId) {
-		return false
-	}
-	return b.linked(post.ChannelId)
+	return !b.isOwnUser(post.UserId)
 }
 
 // OnPost handles MessageHasBeenPosted. The server runs hooks concurrently,
 // so they can arrive out of order; the hook is only a trigger to relay
 // every new post of the channel in creation order.
 func (b *Bridge) OnPost(post *model.Post) {
-	if !b.relayable(post) || !b.awaitReady() {
+	if !b.fromPerson(post) {
 		return
 	}
-	b.pull(post.ChannelId)
+	if !b.linked(post.ChannelId) {
+		b.recheckLink(post)
+		return
+	}
+	if !b.awaitReady() {
+		return
+	}
+	b.relayThen(post.ChannelId, post.Id, post, nil)
+}
+
+// recheckDelays are when recheckLink looks at a channel again.
+var recheckDelays = []time.Duration{100 * time.Millisecond, time.Second, 5 * time.Second}
+
+// recheckLink looks again, a little later, at the channel of a post a read
+// said is not linked: the read replica it came from may not have a link
+// made just now, and the post would wait for the channel's next one. One
+// look-again runs per channel at a time, for the newest such post: posts
+// show in order, so once it went through the earlier ones did too.
+func (b *Bridge) recheckLink(post *model.Post) {
+	b.recheckMu.Lock()
+	if b.rechecks == nil {
+		b.recheckMu.Unlock()
+		return // not started
+	}
+	prev, busy := b.rechecks[post.ChannelId]
+	if !busy || post.CreateAt > prev.CreateAt {
+		b.rechecks[post.ChannelId] = post
+	}
+	b.recheckMu.Unlock()
+	if !busy {
+		b.recheckStep(post.ChannelId, 0)
+	}
+}
+
+func (b *Bridge) recheckStep(channelID string, i int) {
+	b.later(recheckDelays[i], func() {
+		linked := b.linked(channelID)
+		if !linked && i+1 < len(recheckDelays) {
+			b.recheckStep(channelID, i+1)
+			return
+		}
+		b.recheckMu.Lock()
+		post := b.rechecks[channelID]
+		delete(b.rechecks, channelID)
+		b.recheckMu.Unlock()
+		if linked && post != nil && b.awaitReady() {
+			b.relayThen(channelID, post.Id, post, nil)
+		}
+	})
 }
 
 // OnPostUpdated handles MessageHasBeenUpdated. Updates that leave the text
@@ -51,8 +103,9 @@ func (b *Bridge) OnPostUpdated(newPost, oldPost *model.Post) {
 	if !b.awaitReady() {
 		return
 	}
-	b.pull(newPost.ChannelId)        // the message goes before its edit
-	_ = b.emit(b.editEvent(newPost)) // failures are logged by send
+	ev := b.editEvent(newPost)
+	// The message goes before its edit.
+	b.relayThen(newPost.ChannelId, newPost.Id, newPost, func() { _ = b.emit(ev) }) // failures are logged by send
 }
 
 // OnPostDeleted handles MessageHasBeenDeleted; sessionID is the hook
@@ -67,8 +120,7 @@ func (b *Bridge) OnPostDeleted(post *model.Post, sessionID string) {
 	if !ok || !b.awaitReady() {
 		return
 	}
-	b.pull(post.ChannelId)
-	_ = b.emit(ev) // failures are logged by send
+	b.relayThen(post.ChannelId, post.Id, post, func() { _ = b.emit(ev) }) // failures are logged by send
 }
 
 // OnReaction handles ReactionHasBeenAdded and ReactionHasBeenRemoved.
@@ -76,10 +128,16 @@ func (b *Bridge) OnReaction(r *model.Reaction, added bool) {
 	if r == nil || b.isOwnUser(r.UserId) {
 		return
 	}
+	// The post tells where the reaction goes in the channel's stream; a
+	// read replica may not have a post just made yet (then it is read
+	// again by relayThen).
+	post, appErr := b.api.GetPost(r.PostId)
+	if appErr != nil {
+		post = nil
+	}
 	channelID := r.ChannelId
 	if channelID == "" {
-		post, appErr := b.api.GetPost(r.PostId)
-		if appErr != nil {
+		if post == nil {
 			return
 		}
 		channelID = post.ChannelId
@@ -87,7 +145,6 @@ func (b *Bridge) OnReaction(r *model.Reaction, added bool) {
 	if !b.linked(channelID) || !b.awaitReady() {
 		return
 	}
-	b.pull(channelID)
 	kind := bridge.KindReactionAdd
 	at := r.CreateAt
 	if !added {
@@ -97,14 +154,15 @@ func (b *Bridge) OnReaction(r *model.Reaction, added bool) {
 	if at == 0 {
 		at = model.GetMillis()
 	}
-	_ = b.emit(bridge.Event{
+	ev := bridge.Event{
 		Kind:   kind,
 		Origin: bridge.Ref{Network: bridge.NetworkMattermost, Room: channelID, ID: r.PostId + ":" + r.UserId + ":" + r.EmojiName},
 		Target: r.PostId,
 		Sender: b.sender(r.UserId),
 		Emoji:  r.EmojiName,
 		Time:   millis(at),
-	})
+	}
+	b.relayThen(channelID, r.PostId, post, func() { _ = b.emit(ev) })
 }
 
 func sameFiles(a, b model.StringArray) bool {
@@ -255,15 +313,46 @@ func (b *Bridge) deleteEvent(post *model.Post, deleter string) (ev bridge.Event,
 }
 
 // channelState is how far a channel's new posts have been handed to the
-// core: every post created before After, and those created at After whose
-// IDs are in AtAfter.
+// core. Posts created before floor (where relaying started) are never
+// sent; after is the newest creation time handed on, and recent the posts
+// handed on (or passed over) created since lateWindow before it. A post
+// that shows only after newer ones (the database committed it later, or a
+// read replica lagged) is relayed when it shows, not skipped.
 type channelState struct {
 	mu      sync.Mutex
 	started bool
+	floor   int64
 	after   int64
-	atAfter map[string]bool
+	recent  map[string]int64 // post ID -> CreateAt
 	// waiting is set while a pull waits for a full queue to have room.
 	waiting bool
+}
+
+// lateWindow is how long before the newest post handed on a post may show
+// up and still be relayed (milliseconds); older ones count as handled.
+const lateWindow = int64(time.Minute / time.Millisecond)
+
+// handled reports whether p was handed on, or is not to be.
+func (st *channelState) handled(p *model.Post) bool {
+	if p.CreateAt < st.floor || p.CreateAt < st.after-lateWindow {
+		return true
+	}
+	_, ok := st.recent[p.Id]
+	return ok
+}
+
+// mark records p as handled.
+func (st *channelState) mark(p *model.Post) {
+	st.recent[p.Id] = p.CreateAt
+	if p.CreateAt <= st.after {
+		return
+	}
+	st.after = p.CreateAt
+	for id, at := range st.recent {
+		if at < st.after-lateWindow {
+			delete(st.recent, id)
+		}
+	}
 }
 
 func (b *Bridge) channel(channelID string) *channelState {
@@ -292,28 +381,35 @@ func (b *Bridge) startPoint(link *store.Link) int64 {
 }
 
 // pull relays the channel's posts created since the last pull, in creation
-// order. The router skips messages a destination already has, so starting
-// a little early after a restart never doubles anything.
-func (b *Bridge) pull(channelID string) {
+// order, and reports whether want (when not nil) is handed on: false when
+// the read did not show it yet. The router skips messages a destination
+// already has, so starting a little early after a restart never doubles
+// anything.
+func (b *Bridge) pull(channelID string, want *model.Post) bool {
 	st := b.channel(channelID)
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if !st.started {
 		link, err := b.store.GetLink(channelID)
 		if err != nil {
-			return
+			return false
 		}
-		st.after, st.atAfter = b.startPoint(link), map[string]bool{}
+		st.floor = b.startPoint(link)
+		st.after, st.recent = st.floor, map[string]int64{}
 		st.started = true
 	}
-	posts, appErr := b.postsSince(channelID, st.after)
+	since := st.after
+	if want != nil && !st.handled(want) {
+		since = min(since, want.CreateAt) // it showed late: read back to it
+	}
+	posts, appErr := b.postsSince(channelID, since)
 	if appErr != nil {
 		b.log.Warn("Could not read a channel's new posts", "channel_id", channelID, "error", appErr.Error())
 		b.health.Failed(appErr)
-		return
+		return false
 	}
 	for _, p := range posts {
-		if p.CreateAt < st.after || st.atAfter[p.Id] {
+		if st.handled(p) {
 			continue
 		}
 		if p.DeleteAt == 0 && !p.IsSystemMessage() && p.Type != model.PostTypeEphemeral && !b.isOwnUser(p.UserId) {
@@ -328,14 +424,46 @@ func (b *Bridge) pull(channelID string) {
 					st.waiting = true
 					b.pullWhenThereIsSpace(channelID, full.Space)
 				}
-				return
+				return false
 			}
 		}
-		if p.CreateAt > st.after {
-			st.after, st.atAfter = p.CreateAt, map[string]bool{}
-		}
-		st.atAfter[p.Id] = true
+		st.mark(p)
 	}
+	return want == nil || st.handled(want)
+}
+
+// relayWait bounds how long relayThen waits for a read to show a post.
+const relayWait = time.Minute
+
+// relayThen pulls the channel, then runs then (the edit, delete or
+// reaction of post postID, or nil) once the post itself went through: the
+// read behind pull may come from a replica that does not have a post just
+// made, and its edit must not overtake it. Until the read shows it, pulling
+// is tried again shortly, for up to relayWait; post nil (not known yet) is
+// read again each time.
+func (b *Bridge) relayThen(channelID, postID string, post *model.Post, then func()) {
+	deadline := time.Now().Add(relayWait)
+	var try func(delay time.Duration)
+	try = func(delay time.Duration) {
+		if post == nil {
+			if p, appErr := b.api.GetPost(postID); appErr == nil {
+				post = p
+			}
+		}
+		done := b.pull(channelID, post) && post != nil
+		if !done && time.Now().Before(deadline) {
+			b.later(delay, func() { try(min(2*delay, 2*time.Second)) })
+			return
+		}
+		if !done {
+			// Not lost: the channel's position did not move past it.
+			b.log.Warn("A post did not show in the channel's posts in time; it goes with the channel's next post", "channel_id", channelID, "post_id", postID)
+		}
+		if then != nil {
+			then()
+		}
+	}
+	try(25 * time.Millisecond)
 }
 
 // postsSincePageLimit is the most GetPostsSince returns: the server takes
@@ -401,9 +529,21 @@ func (b *Bridge) pullWhenThereIsSpace(channelID string, space <-chan struct{}) {
 		st.waiting = false
 		st.mu.Unlock()
 		if ctx.Err() == nil {
-			b.pull(channelID)
+			b.pull(channelID, nil)
 		}
 	}()
+}
+
+// later runs f after d, unless the bridge stopped meanwhile.
+func (b *Bridge) later(d time.Duration, f func()) {
+	b.mu.Lock()
+	ctx := b.ctx
+	b.mu.Unlock()
+	time.AfterFunc(d, func() {
+		if ctx != nil && ctx.Err() == nil {
+			f()
+		}
+	})
 }
 
 func sortedPosts(list *model.PostList) []*model.Post {
@@ -426,6 +566,11 @@ func sortedPosts(list *model.PostList) []*model.Post {
 func (b *Bridge) replay(ctx context.Context, done, ready chan struct{}) {
 	defer close(done)
 	defer close(ready)
+	// Posts made just before the start may not be on the read replicas
+	// yet, and no hook will bring them.
+	if err := b.store.AwaitReplicas(ctx); err != nil && ctx.Err() == nil {
+		b.log.Warn("The read replicas did not catch up before the replay; posts made just before the start wait for the channels' next ones", "error", err.Error())
+	}
 	links, err := b.store.ListLinks()
 	if err != nil {
 		b.log.Error("Could not list links to replay missed posts", "error", err.Error())
@@ -439,7 +584,7 @@ func (b *Bridge) replay(ctx context.Context, done, ready chan struct{}) {
 		if since < 0 {
 			continue
 		}
-		b.pull(link.ChannelID)
+		b.pull(link.ChannelID, nil)
 		b.replayChanges(link.ChannelID, since)
 	}
 }

@@ -51,7 +51,6 @@ func (b *Bridge) handleInbound(ctx context.Context) {
 // refusal holds the room back to be read again.
 type roomEvents struct {
 	b        *Bridge
-	r        *room
 	key      string
 	group    *bridge.SettleGroup
 	heldBack bool
@@ -292,7 +291,7 @@ func (b *Bridge) handleGroupchat(ctx context.Context, m *inMsg, archived bool, v
 		return // read again from the archive
 	}
 	mark := r.marks.Begin(pos)
-	out := &roomEvents{b: b, r: r, key: key}
+	out := &roomEvents{b: b, key: key}
 	out.group = bridge.NewSettleGroup(func() {
 		out.cleanup()
 		mark.Settle()

@@ -59,7 +59,9 @@ func TestSlowFileHoldsUpItsRoomOnly(t *testing.T) {
 	rec := &eventRecorder{}
 	got := &filesRead{next: rec, files: map[string]string{}}
 	b := startComponent(ctx, t, p, newMemStore(), got, log, func(c *Config) {
-		c.Keepalive, c.MaxFileSize = 300*time.Millisecond, 1<<20
+		// Pings time out after half the interval: long enough for a
+		// loaded machine, short enough to see several below.
+		c.Keepalive, c.MaxFileSize = 2*time.Second, 1<<20
 	})
 	b.mu.Lock()
 	b.testAllowPrivateFiles = true
@@ -107,7 +109,7 @@ func TestSlowFileHoldsUpItsRoomOnly(t *testing.T) {
 	if got := texts(slowRoom); len(got) != 1 {
 		t.Fatalf("the slow room relayed %q past its file", got[1:])
 	}
-	time.Sleep(time.Second) // three keepalives
+	time.Sleep(5 * time.Second) // two keepalives
 	if n := log.count("XMPP session ended"); n != 0 {
 		t.Fatalf("the session ended %d times while the file was coming", n)
 	}

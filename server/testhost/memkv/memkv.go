@@ -2,6 +2,12 @@
 // Mattermost's SQL plugin store: atomic compare-and-set, expiry, nil values as
 // deletes, and keys listed in order page by page. The test host serves the KV
 // part of the plugin API from it, and store tests use it directly.
+//
+// Like a server with SqlSettings.DataSourceReplicas, the store can serve its
+// reads from a read replica that lags behind (SetReplicaLag): Get and List
+// then see the keys as they were the lag ago, while every write and
+// compare-and-set acts on the primary. GetPrimary and ListPrimary read the
+// primary, for tests checking what was written.
 package memkv
 
 import (
@@ -19,12 +25,29 @@ type entry struct {
 	expireAt time.Time // zero: never
 }
 
+func (e entry) expired(now time.Time) bool { return !e.expireAt.IsZero() && !now.Before(e.expireAt) }
+
+// version is a key's state from a moment on, as the replica replays it.
+type version struct {
+	at     time.Time
+	e      entry
+	exists bool // false: the key was deleted
+}
+
 // Store holds the keys of every plugin, so two plugin instances sharing one
 // Store behave like two cluster nodes sharing one database.
 type Store struct {
 	mu   sync.Mutex
 	now  func() time.Time
-	data map[string]map[string]entry // plugin ID -> key -> entry
+	data map[string]map[string]entry // plugin ID -> key -> entry: the primary
+
+	// lag is how far the replica is behind the primary; 0: reads go to
+	// the primary.
+	lag time.Duration
+	// history holds, while lag > 0, each key's versions oldest first: the
+	// newest one at least lag old (what the replica has now) and every
+	// later one (what it will have).
+	history map[string]map[string][]version
 }
 
 // New returns an empty store. now may be nil (time.Now); tests pass a fake
@@ -45,14 +68,16 @@ func (s *Store) live(pluginID, key string) (entry, bool) {
 	if !ok {
 		return entry{}, false
 	}
-	if !e.expireAt.IsZero() && !s.now().Before(e.expireAt) {
+	if e.expired(s.now()) {
 		delete(s.data[pluginID], key)
 		return entry{}, false
 	}
 	return e, true
 }
 
-// SetWithOptions behaves like API.KVSetWithOptions.
+// SetWithOptions behaves like API.KVSetWithOptions. It acts on the
+// primary, compare-and-set included (SqlPluginStore.CompareAndSet and
+// CompareAndDelete run on the master).
 func (s *Store) SetWithOptions(pluginID, key string, value []byte, opts model.PluginKVSetOptions) (bool, *model.AppError) {
 	if err := opts.IsValid(); err != nil {
 		return false, err
@@ -71,7 +96,7 @@ func (s *Store) SetWithOptions(pluginID, key string, value []byte, opts model.Pl
 			if opts.OldValue == nil || !exists || !bytes.Equal(cur.value, opts.OldValue) {
 				return false, nil
 			}
-			delete(s.data[pluginID], key)
+			s.deleteLocked(pluginID, key)
 			return true, nil
 		}
 		if opts.OldValue == nil {
@@ -83,7 +108,7 @@ func (s *Store) SetWithOptions(pluginID, key string, value []byte, opts model.Pl
 		}
 	}
 	if value == nil {
-		delete(s.data[pluginID], key)
+		s.deleteLocked(pluginID, key)
 		return true, nil
 	}
 	e := entry{value: bytes.Clone(value)}
@@ -94,11 +119,30 @@ func (s *Store) SetWithOptions(pluginID, key string, value []byte, opts model.Pl
 		s.data[pluginID] = map[string]entry{}
 	}
 	s.data[pluginID][key] = e
+	s.recordLocked(pluginID, key, version{e: e, exists: true})
 	return true, nil
 }
 
-// Get behaves like API.KVGet: a missing or expired key is (nil, nil).
+func (s *Store) deleteLocked(pluginID, key string) {
+	delete(s.data[pluginID], key)
+	s.recordLocked(pluginID, key, version{})
+}
+
+// Get behaves like API.KVGet: a missing or expired key is (nil, nil). With
+// a replica lag it reads the replica, like SqlPluginStore.Get
+// (GetReplicaX).
 func (s *Store) Get(pluginID, key string) ([]byte, *model.AppError) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.replicaLocked(pluginID, key)
+	if !ok {
+		return nil, nil
+	}
+	return bytes.Clone(e.value), nil
+}
+
+// GetPrimary is Get from the primary, whatever the replica lag.
+func (s *Store) GetPrimary(pluginID, key string) ([]byte, *model.AppError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e, ok := s.live(pluginID, key)
@@ -112,7 +156,7 @@ func (s *Store) Get(pluginID, key string) ([]byte, *model.AppError) {
 func (s *Store) Delete(pluginID, key string) *model.AppError {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.data[pluginID], key)
+	s.deleteLocked(pluginID, key)
 	return nil
 }
 
@@ -120,21 +164,43 @@ func (s *Store) Delete(pluginID, key string) *model.AppError {
 func (s *Store) DeleteAll(pluginID string) *model.AppError {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	for key := range s.data[pluginID] {
+		s.recordLocked(pluginID, key, version{})
+	}
 	delete(s.data, pluginID)
 	return nil
 }
 
-// List behaves like API.KVList: live keys in key order, one page at a time.
+// List behaves like API.KVList: live keys in key order, one page at a
+// time. With a replica lag it lists the replica's keys, like
+// SqlPluginStore.List (GetReplicaX).
 func (s *Store) List(pluginID string, page, perPage int) ([]string, *model.AppError) {
+	return s.list(pluginID, page, perPage, false)
+}
+
+// ListPrimary is List from the primary, whatever the replica lag.
+func (s *Store) ListPrimary(pluginID string, page, perPage int) ([]string, *model.AppError) {
+	return s.list(pluginID, page, perPage, true)
+}
+
+func (s *Store) list(pluginID string, page, perPage int, primary bool) ([]string, *model.AppError) {
 	if page < 0 || perPage <= 0 {
 		return nil, appErr("memkv.List", "app.plugin.kv_list.app_error", http.StatusBadRequest, "page must be >= 0 and perPage > 0")
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	keys := make([]string, 0, len(s.data[pluginID]))
-	for k := range s.data[pluginID] {
-		if _, ok := s.live(pluginID, k); ok {
-			keys = append(keys, k)
+	var keys []string
+	if primary || s.lag == 0 {
+		for k := range s.data[pluginID] {
+			if _, ok := s.live(pluginID, k); ok {
+				keys = append(keys, k)
+			}
+		}
+	} else {
+		for k := range s.history[pluginID] {
+			if _, ok := s.replicaLocked(pluginID, k); ok {
+				keys = append(keys, k)
+			}
 		}
 	}
 	sort.Strings(keys)
@@ -147,20 +213,36 @@ func (s *Store) List(pluginID string, page, perPage int) ([]string, *model.AppEr
 }
 
 // Plugin returns a view of the store bound to one plugin ID with the plugin
-// API's KV method names, so it can stand where the plugin API would.
+// API's KV method names, so it can stand where the plugin API would: its
+// reads go to the replica when the store has a lag.
 func (s *Store) Plugin(pluginID string) *PluginKV { return &PluginKV{s: s, id: pluginID} }
+
+// Primary is Plugin reading the primary, whatever the replica lag: what a
+// test checks is what was written, not what a lagging read shows.
+func (s *Store) Primary(pluginID string) *PluginKV {
+	return &PluginKV{s: s, id: pluginID, primary: true}
+}
 
 // PluginKV is one plugin's view of a Store.
 type PluginKV struct {
-	s  *Store
-	id string
+	s       *Store
+	id      string
+	primary bool
 }
 
 func (p *PluginKV) KVSetWithOptions(key string, value []byte, opts model.PluginKVSetOptions) (bool, *model.AppError) {
 	return p.s.SetWithOptions(p.id, key, value, opts)
 }
-func (p *PluginKV) KVGet(key string) ([]byte, *model.AppError) { return p.s.Get(p.id, key) }
-func (p *PluginKV) KVDelete(key string) *model.AppError        { return p.s.Delete(p.id, key) }
+
+func (p *PluginKV) KVGet(key string) ([]byte, *model.AppError) {
+	if p.primary {
+		return p.s.GetPrimary(p.id, key)
+	}
+	return p.s.Get(p.id, key)
+}
+
+func (p *PluginKV) KVDelete(key string) *model.AppError { return p.s.Delete(p.id, key) }
+
 func (p *PluginKV) KVList(page, perPage int) ([]string, *model.AppError) {
-	return p.s.List(p.id, page, perPage)
+	return p.s.list(p.id, page, perPage, p.primary)
 }
