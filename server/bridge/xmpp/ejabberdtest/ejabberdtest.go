@@ -45,6 +45,8 @@ const (
 	// startAttempts is how many sets of ports Start tries when another
 	// process takes a port between choosing it and ejabberd binding it.
 	startAttempts = 3
+	// restartAttempts is how many starts Restart tries on the same ports.
+	restartAttempts = 3
 
 	// DefaultStanzaSizeLimit is the max_stanza_size of the client ports in
 	// the configuration Debian and upstream ship: a bigger stanza ends the
@@ -348,6 +350,9 @@ func (s *Server) waitUp(p *servertest.Process, logStart int64) error {
 	for {
 		select {
 		case <-p.Done():
+			if err := s.startupErrors(logStart); err != nil {
+				return fmt.Errorf("ejabberd exited while starting (%v): %w", p.Err(), err)
+			}
 			return fmt.Errorf("ejabberd exited while starting (%v)\n%s", p.Err(), s.diagnostics())
 		default:
 		}
@@ -418,14 +423,24 @@ func (s *Server) LogTail(n int) string {
 
 // Restart stops ejabberd if it runs and starts it again with the same
 // configuration, data and ports, waiting until it serves. Accounts, rooms
-// and archives persist.
+// and archives persist. A start that fails is tried again (twice, a
+// second apart, with what went wrong logged): on a loaded machine the old
+// VM's ports can still be held for a moment.
 func (s *Server) Restart(t testing.TB) {
 	t.Helper()
 	if err := s.Stop(); err != nil {
 		t.Logf("ejabberdtest: %v", err)
 	}
-	if err := s.launch(); err != nil {
-		t.Fatalf("ejabberdtest: restart: %v", err)
+	for attempt := 1; ; attempt++ {
+		err := s.launch()
+		if err == nil {
+			return
+		}
+		if attempt == restartAttempts {
+			t.Fatalf("ejabberdtest: restart: %v", err)
+		}
+		t.Logf("ejabberdtest: restart attempt %d failed, trying again: %v", attempt, err)
+		time.Sleep(time.Second)
 	}
 }
 
