@@ -43,7 +43,7 @@ func testDownloadsInBounds(t *testing.T, mode string) {
 	}
 
 	// A file on the advertised upload service still comes through.
-	svc, err := httpfile.Discover(h.ctx, h.occupant.Session(), h.prosody.JID(t, ""))
+	svc, err := httpfile.Discover(h.ctx, h.occupant.Session(), h.xmpp.JID(t, ""))
 	if err != nil {
 		t.Fatal(err)
 	}

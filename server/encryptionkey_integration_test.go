@@ -74,7 +74,7 @@ func TestXMPPRegeneratedEncryptionKeyResealsGhosts(t *testing.T) {
 		before[u.Id] = g
 	}
 
-	settings := xmppSettings(h.prosody, "client")
+	settings := xmppSettings(h.xmpp, "client")
 	rotate := func(key string) {
 		t.Helper()
 		settings["EncryptionKey"] = key

@@ -57,8 +57,8 @@ func TestRemotePostsNeverNotifyTheWholeChannel(t *testing.T) {
 func TestRemoteNamesShowTheirNetwork(t *testing.T) {
 	h := newXMPPHarness(t, "client")
 	local := h.s.CreateUserWith(&model.User{Username: "asmith", Email: "asmith@example.com", FirstName: "Alice", LastName: "Smith", Password: "Passw0rd!x"})
-	h.prosody.CreateUser(t, "alice", "alice-pw")
-	remote := h.prosody.Client(t, "alice", "alice-pw")
+	h.xmpp.CreateUser(t, "alice", "alice-pw")
+	remote := h.xmpp.Client(t, "alice", "alice-pw")
 	if err := remote.JoinRoom(h.ctx, h.room, "Alice Smith"); err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,8 @@ import (
 	"github.com/mattermost/mattermost/server/public/model"
 	"mellium.im/xmpp/jid"
 
-	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/xmpp/prosodytest"
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/xmpp/testservers"
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/xmpp/xmpptest"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/testhost"
 )
 
@@ -29,17 +30,17 @@ func testForgedArchiveResults(t *testing.T, mode string) {
 		t.Fatal(err)
 	}
 	carolPost := h.channelPost("carol's message", func(p *model.Post) bool { return p.Message == "carol's real message" })
-	carolMsg := h.roomMessage("carol's message back", func(m prosodytest.Message) bool { return m.Body == "carol's real message" })
+	carolMsg := h.roomMessage("carol's message back", func(m xmpptest.Message) bool { return m.Body == "carol's real message" })
 
 	// Where the outsider writes: the component's domain and the bridge's
 	// own address under it, or the bridge account's full JID (Carol made
 	// the room, so as its owner she sees the bridge's real JID).
-	targets := []string{h.prosody.ComponentDomain, "bridge@" + h.prosody.ComponentDomain + "/mattermost"}
+	targets := []string{h.xmpp.ComponentDomain, "bridge@" + h.xmpp.ComponentDomain + "/mattermost"}
 	if mode == "client" {
 		targets = []string{h.bridgeFullJID().String()}
 	}
-	h.prosody.CreateUser(t, "mallory", "mallory-pw")
-	mallory := h.prosody.Client(t, "mallory", "mallory-pw")
+	h.xmpp.CreateUser(t, "mallory", "mallory-pw")
+	mallory := h.xmpp.Client(t, "mallory", "mallory-pw")
 	for i, to := range targets {
 		for j, inner := range []string{
 			fmt.Sprintf(`<message xmlns='jabber:client' from='%s/ceo' type='groupchat' id='ceo-%d'><body>wire the money</body></message>`, h.room, i),
@@ -89,7 +90,7 @@ func (h *xmppHarness) bridgeFullJID() jid.JID {
 	h.t.Helper()
 	ctx, cancel := context.WithTimeout(h.ctx, 20*time.Second)
 	defer cancel()
-	p, err := h.occupant.WaitPresence(ctx, func(p prosodytest.Presence) bool {
+	p, err := h.occupant.WaitPresence(ctx, func(p xmpptest.Presence) bool {
 		return p.From.Bare().Equal(h.room) && p.From.Resourcepart() == "Mattermost" && p.RealJID != ""
 	})
 	if err != nil {
@@ -105,31 +106,33 @@ func (h *xmppHarness) bridgeFullJID() jid.JID {
 // Issue 8 item 4: component mode never runs plaintext by accident; status
 // names the transport in every mode.
 func TestXMPPTransportIsNeverSilentlyPlaintext(t *testing.T) {
-	component := func(p *prosodytest.Server, tlsMode, addr string) map[string]any {
-		s := xmppSettings(p, "component")
-		s["XMPPTLSMode"], s["XMPPServerAddress"] = tlsMode, addr
-		return s
-	}
-	h := newBareHarness(t, prosodytest.Options{}, func(p *prosodytest.Server) map[string]any {
-		return component(p, "starttls", p.ComponentAddr())
-	})
-	// STARTTLS does not exist for components: refused, not run in plaintext.
-	h.statusSays("XMPP bridge: error", "XMPPTLSMode", "component mode")
-
-	h.Must(h.s.SetPluginSettings(component(h.prosody, "tls", h.prosody.ComponentTLSAddr())))
-	h.statusSays("XMPP bridge: connected", "transport: TLS (direct)")
-
-	h.Must(h.s.SetPluginSettings(component(h.prosody, "plain-loopback-only", h.prosody.ComponentAddr())))
-	h.statusSays("XMPP bridge: connected", "transport: plaintext (loopback)")
-
-	h.Must(h.s.SetPluginSettings(clientSettings(h.prosody, bridgePassword, h.prosody.CACertPEM)))
-	h.statusSays("XMPP bridge: connected", "transport: TLS (STARTTLS)")
-
-	for _, line := range h.s.Logs() {
-		if strings.Contains(line, h.prosody.ComponentSecret) {
-			t.Fatalf("the component secret reached a log line: %s", line)
+	forEachXMPPServer(t, func(t *testing.T, kind testservers.Kind) {
+		component := func(p xmppServer, tlsMode, addr string) map[string]any {
+			s := xmppSettings(p, "component")
+			s["XMPPTLSMode"], s["XMPPServerAddress"] = tlsMode, addr
+			return s
 		}
-	}
+		h := newBareHarness(t, kind, testservers.Options{}, func(p xmppServer) map[string]any {
+			return component(p, "starttls", p.ComponentAddr())
+		})
+		// STARTTLS does not exist for components: refused, not run in plaintext.
+		h.statusSays("XMPP bridge: error", "XMPPTLSMode", "component mode")
+
+		h.Must(h.s.SetPluginSettings(component(h.xmpp, "tls", h.xmpp.ComponentTLSAddr())))
+		h.statusSays("XMPP bridge: connected", "transport: TLS (direct)")
+
+		h.Must(h.s.SetPluginSettings(component(h.xmpp, "plain-loopback-only", h.xmpp.ComponentAddr())))
+		h.statusSays("XMPP bridge: connected", "transport: plaintext (loopback)")
+
+		h.Must(h.s.SetPluginSettings(clientSettings(h.xmpp, bridgePassword, h.xmpp.CACertPEM)))
+		h.statusSays("XMPP bridge: connected", "transport: TLS (STARTTLS)")
+
+		for _, line := range h.s.Logs() {
+			if strings.Contains(line, h.xmpp.ComponentSecret) {
+				t.Fatalf("the component secret reached a log line: %s", line)
+			}
+		}
+	})
 }
 
 // status is the text of /xmppbridge status in the harness's channel.

@@ -85,7 +85,11 @@ type Bridge struct {
 	// files at: the only private addresses files are fetched from.
 	uploadAddrs []string
 	files       *httpfile.Fetcher
-	runCtx      context.Context
+	// uploadKnown is closed once this session's discoverUpload is done.
+	uploadKnown chan struct{}
+	// uploadRefusal is the last refusal of an upload slot, for status.
+	uploadRefusal string
+	runCtx        context.Context
 
 	// downloads holds a token per file being fetched (maxDownloads);
 	// fileDir is where they go, removed on Stop.
@@ -122,6 +126,7 @@ func New(cfg Config, st Store, log bridge.Logger) (*Bridge, error) {
 	if cfg.Keepalive <= 0 {
 		cfg.Keepalive = time.Minute
 	}
+	cfg.logins = &logins{}
 	if log == nil {
 		log = bridge.NopLogger{}
 	}
@@ -163,13 +168,19 @@ func (b *Bridge) Health() bridge.Health {
 	h := b.health.Health()
 	notes := b.cfg.detail()
 	b.mu.Lock()
-	ignored, taken := b.ignoredResults, b.ghostNamesTaken
+	ignored, taken, uploadRefusal := b.ignoredResults, b.ghostNamesTaken, b.uploadRefusal
 	b.mu.Unlock()
+	if uploadRefusal != "" {
+		notes = append(notes, uploadRefusal)
+	}
 	if ignored > 0 {
 		notes = append(notes, fmt.Sprintf("%d archive results ignored (not answers to the bridge's own queries)", ignored))
 	}
 	if taken > 0 {
 		notes = append(notes, fmt.Sprintf("%d ghost account names were already registered by someone else; random names were used instead (see the log)", taken))
+	}
+	if n := b.registrationNote(); n != "" {
+		notes = append(notes, n)
 	}
 	h.Detail = strings.Join(notes, "; ")
 	return h
@@ -298,7 +309,11 @@ func (b *Bridge) connectOnce(ctx context.Context) error {
 	b.mu.Unlock()
 	b.log.Info("XMPP connected", "jid", s.LocalAddr().String())
 
-	go b.discoverUpload(ctx, s)
+	b.mu.Lock()
+	known := make(chan struct{})
+	b.uploadKnown = known
+	b.mu.Unlock()
+	go b.discoverUpload(ctx, s, known)
 	go b.joinLinkedRooms(ctx, s)
 
 	ticker := time.NewTicker(b.cfg.Keepalive)
@@ -312,7 +327,7 @@ loop:
 		case end = <-served:
 			break loop
 		case <-ticker.C:
-			pctx, pcancel := context.WithTimeout(ctx, b.cfg.Keepalive/2)
+			pctx, pcancel := context.WithTimeout(ctx, pingTimeout(b.cfg.Keepalive))
 			perr := b.keepalive(pctx, s)
 			pcancel()
 			if perr != nil {
@@ -399,6 +414,14 @@ func readStanza(t xml.TokenReader, start *xml.StartElement) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// pingTimeout is how long a keepalive ping may wait for its answer: half
+// the interval, but not under ten seconds, which a busy server may take.
+// A stream the server closes ends the session at once anyway; the ping is
+// for connections that die silently.
+func pingTimeout(interval time.Duration) time.Duration {
+	return max(interval/2, 10*time.Second)
+}
+
 // keepalive pings over the stream. A component pings its own domain from
 // its own address: component streams carry only stanzas with both a from
 // and a to (Prosody and ejabberd close the stream otherwise), and the server
@@ -407,7 +430,7 @@ func (b *Bridge) keepalive(ctx context.Context, s *xmpp.Session) error {
 	if b.cfg.Mode != ModeComponent {
 		return ping.Send(ctx, s, s.LocalAddr().Domain())
 	}
-	iq := stanza.IQ{Type: stanza.GetIQ, ID: randomID(), From: b.selfJID(s), To: b.cfg.ComponentDomain.Domain()}
+	iq := b.iqTo(s, stanza.GetIQ, b.cfg.ComponentDomain.Domain())
 	return s.UnmarshalIQElement(ctx, xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Space: ping.NS, Local: "ping"}}), iq, nil)
 }
 

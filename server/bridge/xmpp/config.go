@@ -63,6 +63,10 @@ type Config struct {
 	// GhostNameKey keys the names of ghost accounts (see ghostLocalpart):
 	// a per-installation secret, so nobody can register them first.
 	GhostNameKey []byte
+
+	// logins is shared by the copies of a bridge's Config (New sets it):
+	// how logging in to this server went (see dialClient).
+	logins *logins
 }
 
 func (c Config) tlsConfig(serverName string) (*tls.Config, error) {
@@ -142,6 +146,9 @@ func (c Config) transport() string {
 // detail is the status note about security choices an admin should see.
 func (c Config) detail() []string {
 	notes := []string{"transport: " + c.transport()}
+	if n := c.logins.note(); n != "" {
+		notes = append(notes, n)
+	}
 	if c.InsecureSkipVerify && c.TLSMode != TLSPlainLoopback {
 		notes = append(notes, "TLS certificate verification is DISABLED (XMPPInsecureSkipVerify)")
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -12,6 +13,7 @@ import (
 
 	"mellium.im/xmpp"
 	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
 
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/xmppext/httpfile"
@@ -44,8 +46,12 @@ func (b *Bridge) fetcher() *httpfile.Fetcher {
 }
 
 // discoverUpload finds the server's upload service, and the addresses it
-// serves files at, once per connection.
-func (b *Bridge) discoverUpload(ctx context.Context, s *xmpp.Session) {
+// serves files at, once per connection; done is closed when it is known.
+func (b *Bridge) discoverUpload(ctx context.Context, s *xmpp.Session, done chan struct{}) {
+	defer close(done)
+	b.mu.Lock()
+	b.uploadRefusal = "" // learnt again for this session
+	b.mu.Unlock()
 	domain := s.LocalAddr().Domain()
 	var from jid.JID
 	if b.cfg.Mode == ModeComponent {
@@ -66,6 +72,10 @@ func (b *Bridge) discoverUpload(ctx context.Context, s *xmpp.Session) {
 		var aerr error
 		if addrs, aerr = svc.Addrs(dctx, s); aerr != nil {
 			b.log.Info("Could not learn the XMPP upload service's address; files on a private address will not be fetched", "service", svc.JID.String(), "reason", aerr.Error())
+			var refused stanza.Error
+			if errors.As(aerr, &refused) && refused.Type != stanza.Wait {
+				b.noteUploadRefused(svc.JID, refused)
+			}
 		}
 	}
 	b.mu.Lock()
@@ -73,18 +83,35 @@ func (b *Bridge) discoverUpload(ctx context.Context, s *xmpp.Session) {
 	b.files = nil // rebuild with the service's addresses allowed
 	if err != nil {
 		b.uploadSvc, b.uploadAddrs = nil, nil
+		b.uploadRefusal = fmt.Sprintf("no upload service found on %s (%v): files are named, not sent", domain, err)
 		b.log.Info("No XMPP upload service; files will be named, not sent", "domain", domain.String(), "reason", err.Error())
 		return
 	}
 	b.uploadSvc, b.uploadAddrs = &svc, addrs
 }
 
-// uploadAll uploads a message's attachments and returns their URLs; files
-// that cannot go out are described in notes instead.
-func (b *Bridge) uploadAll(ctx context.Context, s *xmpp.Session, atts []bridge.Attachment) (urls, notes []string, err error) {
+// uploadService is the server's upload service, nil if it has none. Right
+// after connecting it waits (up to ctx) until discoverUpload knows.
+func (b *Bridge) uploadService(ctx context.Context) *httpfile.Service {
 	b.mu.Lock()
-	svc := b.uploadSvc
+	known := b.uploadKnown
 	b.mu.Unlock()
+	if known != nil {
+		select {
+		case <-known:
+		case <-ctx.Done():
+		}
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.uploadSvc
+}
+
+func (b *Bridge) uploadAll(ctx context.Context, s *xmpp.Session, atts []bridge.Attachment) (urls, notes []string, err error) {
+	if len(atts) == 0 {
+		return nil, nil, nil
+	}
+	svc := b.uploadService(ctx)
 	for _, a := range atts {
 		if svc == nil {
 			notes = append(notes, fmt.Sprintf("(file %s not sent: the XMPP server has no upload service)", a.Name))
@@ -110,12 +137,38 @@ func (b *Bridge) uploadAll(ctx context.Context, s *xmpp.Session, atts []bridge.A
 			return nil, nil, rerr
 		}
 		url, uerr := svc.Upload(ctx, s, a.Name, a.MIMEType, int64(len(data)), bytes.NewReader(data), b.fetcher().Client())
+		var refused stanza.Error
+		if errors.As(uerr, &refused) && refused.Type != stanza.Wait {
+			// The service said no to this sender (not "later"): asking again
+			// would hold the room's queue forever.
+			notes = append(notes, fmt.Sprintf("(file %s not sent: the XMPP server's upload service refused it)", a.Name))
+			b.noteUploadRefused(svc.JID, refused)
+			continue
+		}
 		if uerr != nil {
 			return nil, nil, fmt.Errorf("upload %s: %w", a.Name, uerr)
 		}
 		urls = append(urls, url)
 	}
 	return urls, notes, nil
+}
+
+// noteUploadRefused keeps, for status, the last refusal of an upload slot.
+func (b *Bridge) noteUploadRefused(service jid.JID, e stanza.Error) {
+	why := string(e.Condition)
+	for _, text := range e.Text {
+		if text != "" {
+			why += ": " + text
+			break
+		}
+	}
+	b.log.Warn("The XMPP upload service refused a file; the message names it instead", "service", service.String(), "reason", why)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.uploadRefusal = fmt.Sprintf("the upload service %s refused the bridge's files (%s), which are named instead of sent", service, why)
+	if b.cfg.Mode == ModeComponent {
+		b.uploadRefusal += "; let the component " + b.cfg.ComponentDomain.String() + " upload (Prosody 13: http_file_share_access; ejabberd: mod_http_upload's access)"
+	}
 }
 
 // oobPayload is one out-of-band element per URL.

@@ -13,6 +13,8 @@ import (
 
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/xmpp/prosodytest"
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/xmpp/testservers"
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/xmpp/xmpptest"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/store"
 )
 
@@ -56,9 +58,10 @@ func (clearSealer) Open(b []byte) ([]byte, error) {
 
 // clientBridge is a client-mode bridge with ghost accounts, connected to
 // p and sitting in room.
-func clientBridge(ctx context.Context, t *testing.T, p *prosodytest.Server, room jid.JID, ghosts *memGhosts) (*Bridge, *eventRecorder) {
+func clientBridge(ctx context.Context, t *testing.T, srv xmpptest.Server, room jid.JID, ghosts *memGhosts) (*Bridge, *eventRecorder) {
 	t.Helper()
-	p.CreateUser(t, "bridge", "bridge-pw")
+	srv.CreateUser(t, "bridge", "bridge-pw")
+	p := srv.Reach()
 	b, err := New(Config{
 		Mode: ModeClient, Address: p.C2SAddr(), JID: p.JID(t, "bridge"), Password: "bridge-pw",
 		TLSMode: TLSStartTLS, CAPEM: p.CACertPEM, Ghosts: ghosts, Secrets: clearSealer{}, GhostNameKey: testGhostNameKey,
@@ -258,14 +261,22 @@ func TestGhostAccountNamesCannotBePreRegistered(t *testing.T) {
 // prosodyWithCarol starts Prosody with a room "dev" where carol is.
 func prosodyWithCarol(ctx context.Context, t *testing.T) (*prosodytest.Server, jid.JID, *prosodytest.Client) {
 	t.Helper()
-	p := prosodytest.Start(t, prosodytest.Options{})
-	p.CreateUser(t, "carol", "carol-pw")
+	srv, room, carol := serverWithCarol(ctx, t, testservers.Prosody, testservers.Options{})
+	return srv.(*prosodytest.Server), room, carol
+}
+
+// serverWithCarol starts a server of kind with a room "dev" where carol is.
+func serverWithCarol(ctx context.Context, t *testing.T, kind testservers.Kind, o testservers.Options) (xmpptest.Server, jid.JID, *xmpptest.Client) {
+	t.Helper()
+	srv := kind.Start(t, o)
+	srv.CreateUser(t, "carol", "carol-pw")
+	p := srv.Reach()
 	room := p.RoomJID(t, "dev")
 	carol := p.Client(t, "carol", "carol-pw")
 	if err := carol.JoinRoom(ctx, room, "Carol"); err != nil {
 		t.Fatal(err)
 	}
-	return p, room, carol
+	return srv, room, carol
 }
 
 // countingLog counts the warnings a bridge logs, by message.

@@ -34,14 +34,24 @@ const (
 	// ghostIdle is how long an unused ghost connection stays open.
 	ghostIdle = 10 * time.Minute
 	// registrationRetry is how long the bridge waits before trying
-	// registration again after the server refused it.
+	// registration again after the server refused it: ejabberd's default
+	// registration_timeout (one account per address per 600 s) is over by
+	// then. Meanwhile people without an account speak through the bridge
+	// account; those with one keep it.
 	registrationRetry = 10 * time.Minute
 )
 
-// ErrRegistrationRefused means the server does not let the bridge create
-// accounts; messages then go out from the bridge account with the sender's
-// name in front.
+// ErrRegistrationRefused means the server did not let the bridge create an
+// account (XEP-0077), for whatever reason: registration off (not-allowed),
+// too many registrations from one address (resource-constraint, ejabberd's
+// registration_timeout), a policy (policy-violation), every name taken
+// (conflict). Messages then go out from the bridge account with the
+// sender's name in front, never waiting for an account.
 var ErrRegistrationRefused = errors.New("the XMPP server refused in-band registration (XEP-0077)")
+
+// errGhostLogin means a ghost's account exists but cannot log in; the
+// message goes out from the bridge account instead.
+var errGhostLogin = errors.New("a ghost account cannot log in")
 
 // GhostStore keeps ghost accounts.
 type GhostStore interface {
@@ -69,9 +79,15 @@ type clientGhost struct {
 }
 
 type ghostPool struct {
-	mu        sync.Mutex
-	ghosts    map[string]*clientGhost // Mattermost user ID -> ghost
+	mu     sync.Mutex
+	ghosts map[string]*clientGhost // Mattermost user ID -> ghost
+	// refusedAt is when the server last refused a registration, refusal
+	// why, refusals how often; fallbacks counts the messages that went out
+	// from the bridge account because their sender had no ghost.
 	refusedAt time.Time
+	refusal   string
+	refusals  int
+	fallbacks int
 }
 
 func (b *Bridge) ghostsEnabled() bool {
@@ -83,10 +99,6 @@ func (b *Bridge) ghostsEnabled() bool {
 func (b *Bridge) clientGhostFor(ctx context.Context, sender bridge.Sender) (g *clientGhost, release func(), err error) {
 	p := &b.ghostPool
 	p.mu.Lock()
-	if time.Since(p.refusedAt) < registrationRetry {
-		p.mu.Unlock()
-		return nil, nil, ErrRegistrationRefused
-	}
 	g, ok := p.ghosts[sender.ID]
 	if !ok {
 		g = &clientGhost{rooms: map[string]string{}}
@@ -114,7 +126,6 @@ func (b *Bridge) clientGhostFor(ctx context.Context, sender bridge.Sender) (g *c
 
 // logInGhost connects g unless it is connected already.
 func (b *Bridge) logInGhost(ctx context.Context, g *clientGhost, sender bridge.Sender) error {
-	p := &b.ghostPool
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.session != nil {
@@ -125,20 +136,31 @@ func (b *Bridge) logInGhost(ctx context.Context, g *clientGhost, sender bridge.S
 			return nil
 		}
 	}
-	account, password, err := b.ghostCredentials(ctx, sender)
-	if errors.Is(err, ErrRegistrationRefused) {
-		p.mu.Lock()
-		p.refusedAt = time.Now()
-		p.mu.Unlock()
-	}
+	account, password, stored, err := b.ghostCredentials(ctx, sender, false)
 	if err != nil {
 		return err
 	}
 	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	s, err := b.cfg.dialClient(dctx, account, password)
 	cancel()
+	if stored && errors.Is(err, ErrAuth) {
+		// The server no longer takes the stored password: the account was
+		// deleted, or lost (ejabberd loses registrations made just before
+		// it is killed). Register again; a name still taken gets a random
+		// one.
+		b.log.Warn("A ghost account no longer accepts its password; registering it again", "user_id", sender.ID, "jid", account.String())
+		if account, password, _, err = b.ghostCredentials(ctx, sender, true); err != nil {
+			return err
+		}
+		dctx, cancel = context.WithTimeout(ctx, 30*time.Second)
+		s, err = b.cfg.dialClient(dctx, account, password)
+		cancel()
+	}
 	if err != nil {
-		return fmt.Errorf("ghost %s cannot log in: %w", account, err)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("%w: %s: %w", errGhostLogin, account, err)
 	}
 	g.session, g.jid, g.dropped = s, s.LocalAddr(), make(chan struct{})
 	b.forgetGhostJoins(sender.ID) // a new connection is in no room yet
@@ -164,25 +186,35 @@ func (b *Bridge) ghostSessionEnded(userID string, g *clientGhost) {
 	}
 }
 
-// ghostCredentials reads a user's ghost account from the store, or
-// registers a new one.
-func (b *Bridge) ghostCredentials(ctx context.Context, sender bridge.Sender) (jid.JID, string, error) {
+// ghostCredentials reads a user's ghost account from the store (stored
+// true), or registers a new one; with renew it registers a new one anyway.
+func (b *Bridge) ghostCredentials(ctx context.Context, sender bridge.Sender, renew bool) (_ jid.JID, _ string, stored bool, _ error) {
 	rec, err := b.cfg.Ghosts.GetGhost(bridge.NetworkXMPP, sender.ID)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return jid.JID{}, "", err
+		return jid.JID{}, "", false, err
 	}
-	if rec != nil {
+	if rec != nil && !renew {
 		account, perr := jid.Parse(rec.RemoteID)
 		password, oerr := b.cfg.Secrets.Open(rec.Secret)
 		if perr == nil && oerr == nil {
-			return account, string(password), nil
+			return account, string(password), true, nil
 		}
 		b.log.Warn("A ghost's stored password cannot be read; registering a new account", "user_id", sender.ID)
 	}
-	buf := make([]byte, 24)
-	if _, err = rand.Read(buf); err != nil {
+	account, password, err := b.registerGhost(ctx, sender)
+	return account, password, false, err
+}
+
+// registerGhost registers a new ghost account for sender and stores it.
+func (b *Bridge) registerGhost(ctx context.Context, sender bridge.Sender) (jid.JID, string, error) {
+	if err := b.registrationPaused(); err != nil {
 		return jid.JID{}, "", err
 	}
+	buf := make([]byte, 24)
+	if _, err := rand.Read(buf); err != nil {
+		return jid.JID{}, "", err
+	}
+	var err error
 	password := base64.RawURLEncoding.EncodeToString(buf)
 	// The keyed name first; if someone holds it anyway, random ones, which
 	// nobody can know in advance either. The record keeps whichever it is.
@@ -206,7 +238,10 @@ func (b *Bridge) ghostCredentials(ctx context.Context, sender bridge.Sender) (ji
 			continue
 		}
 		if err != nil {
-			return jid.JID{}, "", err
+			if ctx.Err() != nil {
+				return jid.JID{}, "", ctx.Err()
+			}
+			return jid.JID{}, "", b.registrationRefused(err)
 		}
 		sealed, serr := b.cfg.Secrets.Seal([]byte(password))
 		if serr != nil {
@@ -218,7 +253,70 @@ func (b *Bridge) ghostCredentials(ctx context.Context, sender bridge.Sender) (ji
 		b.log.Info("Registered an XMPP account for a Mattermost user", "user_id", sender.ID, "jid", account.String())
 		return account, password, nil
 	}
-	return jid.JID{}, "", fmt.Errorf("no free XMPP account name for %q", sender.Username)
+	return jid.JID{}, "", b.registrationRefused(fmt.Errorf("%w: every account name tried for %q was taken (conflict)", ErrRegistrationRefused, sender.Username))
+}
+
+// registrationPaused is ErrRegistrationRefused while the last refusal is
+// recent (registrationRetry): no registration is tried meanwhile.
+func (b *Bridge) registrationPaused() error {
+	p := &b.ghostPool
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.refusal != "" && time.Since(p.refusedAt) < registrationRetry {
+		return fmt.Errorf("%w (%s); trying again after %s", ErrRegistrationRefused, p.refusal, p.refusedAt.Add(registrationRetry).UTC().Format("15:04:05 UTC"))
+	}
+	return nil
+}
+
+// registrationRefused records a failed registration, whatever the server
+// or the network said, and returns it as ErrRegistrationRefused: the
+// message goes out from the bridge account now, and registration waits
+// registrationRetry.
+func (b *Bridge) registrationRefused(err error) error {
+	why := err.Error()
+	var se stanza.Error
+	if errors.As(err, &se) {
+		why = string(se.Condition)
+		text := se.Text[""]
+		for _, t := range se.Text {
+			if text == "" {
+				text = t
+			}
+		}
+		if text != "" {
+			why += ": " + text
+		}
+	}
+	p := &b.ghostPool
+	p.mu.Lock()
+	p.refusedAt, p.refusal = time.Now(), why
+	p.refusals++
+	p.mu.Unlock()
+	b.log.Warn("The XMPP server refused to register a ghost account; messages of people without one go out from the bridge account", "reason", why, "retry_in", registrationRetry.String())
+	if errors.Is(err, ErrRegistrationRefused) {
+		return err
+	}
+	return fmt.Errorf("%w (%s): %w", ErrRegistrationRefused, why, err)
+}
+
+// registrationNote is the status line about ghost registration, "" when
+// the server never refused one.
+func (b *Bridge) registrationNote() string {
+	p := &b.ghostPool
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.refusals == 0 {
+		return ""
+	}
+	note := fmt.Sprintf("the XMPP server refused to register an account (%s), %d time(s), last at %s; people without an account speak through the bridge account (%d message(s) so far)",
+		p.refusal, p.refusals, p.refusedAt.UTC().Format("15:04:05 UTC"), p.fallbacks)
+	if next := p.refusedAt.Add(registrationRetry); time.Now().Before(next) {
+		note += "; the next registration is tried after " + next.UTC().Format("15:04:05 UTC")
+	}
+	if strings.HasPrefix(p.refusal, string(stanza.ResourceConstraint)) {
+		note += " (a limit of registrations per address, such as ejabberd's registration_timeout)"
+	}
+	return note
 }
 
 var notLocalpart = regexp.MustCompile(`[^a-z0-9._-]+`)
@@ -320,9 +418,10 @@ func (c Config) register(ctx context.Context, account jid.JID, password string) 
 		return nil
 	case errors.As(err, &se) && se.Condition == stanza.Conflict:
 		return errAccountExists
-	case errors.As(err, &se) && (se.Condition == stanza.NotAllowed || se.Condition == stanza.FeatureNotImplemented ||
-		se.Condition == stanza.ServiceUnavailable || se.Condition == stanza.Forbidden || se.Condition == stanza.NotAcceptable):
-		return fmt.Errorf("%w: %s", ErrRegistrationRefused, se.Condition)
+	case errors.As(err, &se):
+		// not-allowed, resource-constraint, policy-violation and the rest:
+		// refused, for now or for good.
+		return fmt.Errorf("%w: %w", ErrRegistrationRefused, se)
 	}
 	return fmt.Errorf("registering %s: %w", account, err)
 }

@@ -358,6 +358,11 @@ func (b *Bridge) relayGroupchat(ctx context.Context, m *inMsg, archived bool, vi
 	case m.Retract != "":
 		ev := base
 		ev.Kind, ev.Target = bridge.KindDelete, m.Retract
+		if m.parsed.Retract.Legacy {
+			// XEP-0424 before 0.4 names the message by its origin-id, as
+			// corrections do; the current form names the room's stanza-id.
+			ev.Target = b.resolveOrigin(key, m.Retract)
+		}
 		out.send(ctx, ev)
 	case m.Replace != "":
 		ev := base

@@ -362,12 +362,8 @@ func (b *Bridge) archiveQuery(ctx context.Context, s *xmpp.Session, roomJID jid.
 	query := xmlstream.Wrap(xmlstream.MultiReader(form, set), xml.StartElement{
 		Name: xml.Name{Space: nsMAM, Local: "query"}, Attr: []xml.Attr{{Name: xml.Name{Local: "queryid"}, Value: queryID}},
 	})
-	iq := stanza.IQ{To: roomJID, Type: stanza.SetIQ, ID: randomID()}
-	if b.cfg.Mode == ModeComponent {
-		iq.From = b.selfJID(s)
-	}
 	var fin mamFin
-	qerr := s.UnmarshalIQElement(ctx, query, iq, &fin)
+	qerr := s.UnmarshalIQElement(ctx, query, b.iqTo(s, stanza.SetIQ, roomJID), &fin)
 	// The answer (<fin/>) ends the query: results that come after it, or
 	// after we gave up waiting, are no longer answers to anything.
 	b.finishArchiveQuery(queryID)

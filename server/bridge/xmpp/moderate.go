@@ -20,17 +20,12 @@ import (
 // neither, ends the delivery as a no_rights drop: retrying cannot help
 // until an owner makes the bridge a moderator.
 func (b *Bridge) moderate(ctx context.Context, s *xmpp.Session, roomJID jid.JID, stanzaID string) error {
-	iq := stanza.IQ{To: roomJID, Type: stanza.SetIQ}
-	if b.cfg.Mode == ModeComponent {
-		iq.From = b.selfJID(s)
-	}
 	var err error
 	for _, payload := range []xml.TokenReader{
 		retract.Moderate{ID: stanzaID}.TokenReader(),
 		legacyModerate(stanzaID),
 	} {
-		iq.ID = randomID()
-		err = s.UnmarshalIQElement(ctx, payload, iq, nil)
+		err = s.UnmarshalIQElement(ctx, payload, b.iqTo(s, stanza.SetIQ, roomJID), nil)
 		var se stanza.Error
 		if err == nil || !errors.As(err, &se) || !unsupported(se) {
 			break

@@ -14,6 +14,7 @@ import (
 
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/xmpp/prosodytest"
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/xmpp/xmpptest"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/store"
 )
 
@@ -25,7 +26,7 @@ var bob = bridge.Sender{Network: bridge.NetworkMattermost, ID: "bob-user-id", Us
 
 // componentBridge starts a component-mode bridge on p with st, where room
 // is linked, and waits until it is in the room.
-func componentBridge(ctx context.Context, t *testing.T, p *prosodytest.Server, room jid.JID, st *memStore) (*Bridge, *eventRecorder) {
+func componentBridge(ctx context.Context, t *testing.T, p xmpptest.Server, room jid.JID, st *memStore) (*Bridge, *eventRecorder) {
 	t.Helper()
 	b, rec := startComponentBridge(ctx, t, p, room, st)
 	// The link in the store is joined on connecting.
@@ -39,7 +40,7 @@ func componentBridge(ctx context.Context, t *testing.T, p *prosodytest.Server, r
 
 // startComponentBridge starts a component-mode bridge on p with st, where
 // room is linked.
-func startComponentBridge(ctx context.Context, t *testing.T, p *prosodytest.Server, room jid.JID, st *memStore) (*Bridge, *eventRecorder) {
+func startComponentBridge(ctx context.Context, t *testing.T, p xmpptest.Server, room jid.JID, st *memStore) (*Bridge, *eventRecorder) {
 	t.Helper()
 	st.mu.Lock()
 	st.links = []store.Link{{ChannelID: "channel", Remotes: []store.RemoteRoom{{Network: bridge.NetworkXMPP, Room: room.String()}}}}
@@ -50,8 +51,9 @@ func startComponentBridge(ctx context.Context, t *testing.T, p *prosodytest.Serv
 
 // startComponent starts a component-mode bridge on p, over direct TLS,
 // with the config tweak makes; it stops when the test ends.
-func startComponent(ctx context.Context, t *testing.T, p *prosodytest.Server, st *memStore, sink bridge.Sink, log bridge.Logger, tweak func(*Config)) *Bridge {
+func startComponent(ctx context.Context, t *testing.T, srv xmpptest.Server, st *memStore, sink bridge.Sink, log bridge.Logger, tweak func(*Config)) *Bridge {
 	t.Helper()
+	p := srv.Reach()
 	cfg := Config{
 		Mode: ModeComponent, Address: p.ComponentTLSAddr(), TLSMode: TLSDirect, CAPEM: p.CACertPEM,
 		ComponentDomain: jid.MustParse(p.ComponentDomain), ComponentSecret: p.ComponentSecret,

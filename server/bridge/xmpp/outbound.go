@@ -236,10 +236,17 @@ func (b *Bridge) speaker(ctx context.Context, s *xmpp.Session, roomJID jid.JID, 
 			}
 			return g.session, jid.JID{}, "", release, nil
 		}
-		if !errors.Is(err, ErrRegistrationRefused) {
+		switch {
+		case errors.Is(err, ErrRegistrationRefused):
+			// Already logged and counted where it was refused.
+		case errors.Is(err, errGhostLogin):
+			b.log.Warn("A ghost cannot log in; sending as the bridge account", "user_id", sender.ID, "error", err.Error())
+		default:
 			return nil, jid.JID{}, "", nil, err
 		}
-		b.log.Debug("Sending as the bridge account", "reason", err.Error())
+		b.ghostPool.mu.Lock()
+		b.ghostPool.fallbacks++
+		b.ghostPool.mu.Unlock()
 	}
 	return s, jid.JID{}, "<" + name + "> ", noRelease, nil
 }

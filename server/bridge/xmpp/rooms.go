@@ -124,6 +124,42 @@ func (b *Bridge) selfJID(s *xmpp.Session) jid.JID {
 	return s.LocalAddr()
 }
 
+// iqTo starts every IQ the bridge sends on its own stream. A component
+// names itself as the sender (an address under its domain): Prosody 13 and
+// ejabberd close a component stream at the first stanza without a from.
+// A client leaves from empty; the server stamps its full JID.
+func (b *Bridge) iqTo(s *xmpp.Session, typ stanza.IQType, to jid.JID) stanza.IQ {
+	iq := stanza.IQ{Type: typ, ID: randomID(), To: to}
+	if b.cfg.Mode == ModeComponent {
+		iq.From = b.selfJID(s)
+	}
+	return iq
+}
+
+// untilDropped is ctx, ended early when the session s drops: an answer
+// that was never going to come is not waited for until ctx's deadline.
+func (b *Bridge) untilDropped(ctx context.Context, s *xmpp.Session) (context.Context, context.CancelFunc) {
+	b.mu.Lock()
+	dropped := b.dropped
+	current := b.session == s
+	b.mu.Unlock()
+	ctx, cancel := context.WithCancelCause(ctx)
+	if !current || dropped == nil {
+		cancel(errSessionDropped)
+		return ctx, func() { cancel(nil) }
+	}
+	go func() {
+		select {
+		case <-dropped:
+			cancel(errSessionDropped)
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, func() { cancel(nil) }
+}
+
+var errSessionDropped = errors.New("the XMPP session ended")
+
 func (b *Bridge) roomState(j jid.JID) *room {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -366,8 +402,13 @@ func (b *Bridge) CheckRoom(ctx context.Context, room string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	info, err := disco.GetInfo(ctx, "", j.Bare(), s)
+	ctx, stop := b.untilDropped(ctx, s)
+	defer stop()
+	info, err := disco.GetInfoIQ(ctx, "", b.iqTo(s, stanza.GetIQ, j.Bare()), s)
 	if err != nil {
+		if cause := context.Cause(ctx); errors.Is(cause, errSessionDropped) {
+			err = cause
+		}
 		var se stanza.Error
 		if errors.As(err, &se) && (se.Condition == stanza.ItemNotFound || se.Condition == stanza.RemoteServerNotFound) {
 			return "", fmt.Errorf("room %s does not exist", j.Bare())

@@ -1,6 +1,7 @@
 package xmpp
 
 import (
+	"encoding/xml"
 	"errors"
 	"strings"
 	"testing"
@@ -119,4 +120,44 @@ func TestBackoffGrowsWithJitterAndCaps(t *testing.T) {
 			t.Fatalf("attempt %d waits %v, want within [%v, %v]", attempt, d, ceiling/2, ceiling)
 		}
 	}
+}
+
+// ejabberd answers a failed channel binding with not-authorized, as for a
+// wrong password; its text tells them apart, and so does status.
+func TestBindingFailureIsNoWrongPassword(t *testing.T) {
+	if _, ok := saslFailure(errors.New("x")); ok {
+		t.Fatal("not a SASL failure")
+	}
+	for _, tc := range []struct {
+		failure string
+		want    error
+	}{
+		{`<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><not-authorized/><text>Invalid channel binding</text></failure>`, ErrChannelBinding},
+		{`<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><not-authorized/><text>Invalid username or password</text></failure>`, ErrAuth},
+	} {
+		err := explainNegotiation("example.com", saslFailureError(t, tc.failure))
+		if !errors.Is(err, tc.want) || (tc.want == ErrChannelBinding && errors.Is(err, ErrAuth)) {
+			t.Errorf("%s explained as %v", tc.failure, err)
+		}
+	}
+}
+
+// saslFailureError stands for mellium's SASL failure error: its text as
+// Error(), the element as TokenReader().
+type fakeSASLFailure struct{ raw, text string }
+
+func (f fakeSASLFailure) Error() string { return f.text }
+func (f fakeSASLFailure) TokenReader() xml.TokenReader {
+	return xml.NewDecoder(strings.NewReader(f.raw))
+}
+
+func saslFailureError(t *testing.T, raw string) error {
+	t.Helper()
+	var v struct {
+		Text string `xml:"text"`
+	}
+	if err := xml.Unmarshal([]byte(raw), &v); err != nil {
+		t.Fatal(err)
+	}
+	return fakeSASLFailure{raw: raw, text: v.Text}
 }

@@ -28,6 +28,17 @@ import (
 // feature.
 const NS = "urn:xmpp:fallback:0"
 
+// NSLegacy is the namespace XEP-0461's first versions gave the fallback of
+// a reply, before XEP-0428 settled on NS; slixmpp 1.8 still sends it. The
+// element has the same shape.
+const NSLegacy = "urn:xmpp:feature-fallback:0"
+
+// IsFallback reports whether name is a fallback element's, in either
+// namespace; Decode decodes both.
+func IsFallback(name xml.Name) bool {
+	return name.Local == "fallback" && (name.Space == NS || name.Space == NSLegacy)
+}
+
 // maxRanges bounds the <body/> and <subject/> children of one fallback;
 // real messages have one.
 const maxRanges = 32
@@ -107,7 +118,7 @@ func Decode(start xml.StartElement, r xml.TokenReader) (Fallback, error) {
 	}
 	xr := xmlutil.Within(r, start)
 	err := xmlutil.Children(xr, func(child xml.StartElement) error {
-		if child.Name.Space != NS || (child.Name.Local != "body" && child.Name.Local != "subject") {
+		if child.Name.Space != start.Name.Space || (child.Name.Local != "body" && child.Name.Local != "subject") {
 			return nil
 		}
 		if len(f.Body)+len(f.Subject) >= maxRanges {

@@ -273,6 +273,7 @@ var (
 	nameReactions  = xml.Name{Space: reactions.NS, Local: "reactions"}
 	nameReply      = xml.Name{Space: reply.NS, Local: "reply"}
 	nameFallback   = xml.Name{Space: fallback.NS, Local: "fallback"}
+	nameFallbackV0 = xml.Name{Space: fallback.NSLegacy, Local: "fallback"}
 	nameOOB        = xml.Name{Space: oob.NS, Local: "x"}
 	nameOccupantID = xml.Name{Space: occupantid.NS, Local: "occupant-id"}
 	nameDelay      = xml.Name{Space: delay.NS, Local: "delay"}
@@ -328,6 +329,8 @@ func parseMessage(start xml.StartElement, xr *xmlutil.Reader, lim Limits, inMAM 
 		hasOrigin        bool
 		hasOccupant      bool
 		legacyRetract    bool
+		legacyModerator  jid.JID // the moderator the older form names
+		legacyTarget     string
 	)
 	err = xmlutil.Children(xr, func(child xml.StartElement) error {
 		if child.Name.Space == start.Name.Space {
@@ -381,9 +384,14 @@ func parseMessage(start xml.StartElement, xr *xmlutil.Reader, lim Limits, inMAM 
 			switch {
 			case err != nil || !ok:
 				return err
-			case legacyRetract:
+			case legacyTarget != "":
 				return fmt.Errorf("%w: two legacy retractions", xmppext.ErrDuplicate)
-			case p.Retract == nil:
+			}
+			legacyTarget = rt.ID
+			if rt.Moderated != nil {
+				legacyModerator = rt.Moderated.By
+			}
+			if p.Retract == nil {
 				p.Retract, legacyRetract = &rt, true
 			}
 			return nil
@@ -401,7 +409,7 @@ func parseMessage(start xml.StartElement, xr *xmlutil.Reader, lim Limits, inMAM 
 			rep, err := reply.Decode(child, xr)
 			p.Reply = &rep
 			return err
-		case nameFallback:
+		case nameFallback, nameFallbackV0:
 			if len(p.Fallbacks) >= maxRepeat {
 				return fmt.Errorf("%w: more than %d fallbacks", xmppext.ErrTooLarge, maxRepeat)
 			}
@@ -453,6 +461,12 @@ func parseMessage(start xml.StartElement, xr *xmlutil.Reader, lim Limits, inMAM 
 		}
 		return nil
 	})
+	// XEP-0425 0.3 names the moderator by occupant-id and lets the room
+	// leave out its room JID (Prosody 13's mod_muc_moderation does); the
+	// older form sent beside it, about the same message, names it.
+	if rt := p.Retract; err == nil && rt != nil && !rt.Legacy && rt.Moderated != nil && rt.Moderated.By.Equal(jid.JID{}) && legacyTarget == rt.ID {
+		rt.Moderated.By = legacyModerator
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -138,6 +138,24 @@ func TestParseRetractions(t *testing.T) {
 	if p.Retract == nil || p.Retract.ID != "old" || !p.Retract.Legacy {
 		t.Errorf("legacy alone: %+v", p.Retract)
 	}
+
+	// Prosody 13's mod_muc_moderation announces both forms; the current
+	// one's <moderated/> names the moderator by occupant-id only, the older
+	// one by its room JID too: the current form takes the JID from it.
+	prosody13 := `<message type="groupchat" from="room@muc.example" id="m1">
+		<apply-to xmlns="urn:xmpp:fasten:0" id="s9"><moderated xmlns="urn:xmpp:message-moderate:0" by="room@muc.example/mod"><occupant-id xmlns="urn:xmpp:occupant-id:0" id="occ-mod"/><retract xmlns="urn:xmpp:message-retract:0"/></moderated></apply-to>
+		<retract xmlns="urn:xmpp:message-retract:1" id="s9"><moderated xmlns="urn:xmpp:message-moderate:1"><occupant-id xmlns="urn:xmpp:occupant-id:0" id="occ-mod"/></moderated></retract>
+	</message>`
+	p = mustParse(t, prosody13)
+	if p.Retract == nil || p.Retract.ID != "s9" || p.Retract.Legacy || p.Retract.Moderated == nil ||
+		p.Retract.Moderated.By.String() != "room@muc.example/mod" || p.Retract.Moderated.OccupantID != "occ-mod" {
+		t.Errorf("Prosody 13's moderation: %+v", p.Retract)
+	}
+	// Never from a legacy form about another message.
+	other := strings.Replace(prosody13, `fasten:0" id="s9"`, `fasten:0" id="s8"`, 1)
+	if p = mustParse(t, other); p.Retract == nil || p.Retract.Moderated == nil || !p.Retract.Moderated.By.Equal(jid.JID{}) {
+		t.Errorf("moderator taken from a legacy form about another message: %+v", p.Retract)
+	}
 }
 
 func TestParseBodyLanguage(t *testing.T) {
@@ -370,5 +388,23 @@ func TestParseComponentStanza(t *testing.T) {
 	}
 	if _, err := parse(t, `<message xmlns='urn:example:not-a-stream'><body>hi</body></message>`); err == nil {
 		t.Fatal("a message in a foreign namespace was accepted")
+	}
+}
+
+// XEP-0461's first versions marked the quote with a fallback in
+// urn:xmpp:feature-fallback:0 (slixmpp 1.8 still does): stripped too.
+func TestParseReplyWithOlderFallbackNamespace(t *testing.T) {
+	p := mustParse(t, `<message type="groupchat" from="room@muc.example/anna" id="m2">
+		<body>&gt; bob wrote:
+&gt; cake?
+Yes!</body>
+		<reply xmlns="urn:xmpp:reply:0" to="room@muc.example/bob" id="s0"/>
+		<fallback xmlns="urn:xmpp:feature-fallback:0" for="urn:xmpp:reply:0"><body start="0" end="21"/></fallback>
+	</message>`)
+	if p.Reply == nil || p.Reply.ID != "s0" || len(p.Fallbacks) != 1 {
+		t.Fatalf("reply %+v, fallbacks %+v", p.Reply, p.Fallbacks)
+	}
+	if got := p.BodyWithoutFallbacks(); got != "Yes!" {
+		t.Fatalf("body without fallbacks: %q", got)
 	}
 }

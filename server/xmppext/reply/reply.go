@@ -146,7 +146,7 @@ func From(r xml.TokenReader) (Reply, []fallback.Fallback, bool, error) {
 	)
 	_, err := xmlutil.EachChild(r, xmlutil.Limits{}, func(start xml.StartElement, r *xmlutil.Reader) error {
 		switch {
-		case start.Name.Space == fallback.NS && start.Name.Local == "fallback":
+		case fallback.IsFallback(start.Name):
 			if len(fbs) >= maxFallbacks {
 				return fmt.Errorf("%w: more than %d fallback elements", xmlutil.ErrTooLarge, maxFallbacks)
 			}

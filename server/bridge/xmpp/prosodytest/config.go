@@ -8,8 +8,8 @@ import (
 
 // configData fills configTemplate.
 type configData struct {
-	Dir, DataDir, PIDFile, LogFile, LogLevel string
-	CertDir, CertFile, KeyFile               string
+	Dir, DataDir, PIDFile, LogFile, LogLevel, AdminSocket string
+	CertDir, CertFile, KeyFile                            string
 
 	Domain, MUCDomain, UploadDomain, ComponentDomain string
 	ComponentSecret                                  string
@@ -23,6 +23,7 @@ type configData struct {
 	StanzaSizeLimit   int
 	UploadSizeLimit   int64
 	UploadDailyQuota  int64
+	UploadComponent   bool
 	Extra             string
 }
 
@@ -107,7 +108,9 @@ modules_enabled = {
 	"register"; -- XEP-0077 in-band registration
 	"mam"; -- XEP-0313 archives for user accounts
 	"net_multiplex"; -- serves ssl_ports (direct TLS components)
+	"admin_shell"; -- prosodyctl shell, which prosodyctl deluser uses in Prosody 13
 }
+admin_socket = {{lua .AdminSocket}}
 modules_disabled = {
 	"s2s"; -- no federation: nothing listens on 5269
 }
@@ -137,7 +140,7 @@ storage_archive_item_limit = 1000000
 VirtualHost {{lua .Domain}}
 
 Component {{lua .MUCDomain}} "muc"
-	modules_enabled = { "muc_mam", "muc_moderation" } -- muc_moderation: XEP-0425, from Debian's prosody-modules
+	modules_enabled = { "muc_mam", "muc_moderation" } -- muc_moderation: XEP-0425 (both versions), from Debian's prosody-modules
 	name = "prosodytest rooms"
 	restrict_room_creation = false -- anyone may create a room
 	muc_room_locking = false -- a new room is usable at once, no configuration step
@@ -146,13 +149,19 @@ Component {{lua .MUCDomain}} "muc"
 	muc_log_by_default = true
 	muc_log_all_rooms = true
 	muc_log_expires_after = "never"
-	-- XEP-0421 occupant-id is built into Prosody 0.12's mod_muc and on by default.
+	-- XEP-0421 occupant-id is built into Prosody's mod_muc (0.12 and later).
 	muc_occupant_id = true
 
 Component {{lua .UploadDomain}} "http_file_share"
 	http_file_share_size_limit = {{.UploadSizeLimit}}
 	http_file_share_daily_quota = {{.UploadDailyQuota}}
 	http_file_share_expires_after = -1
+{{- if .UploadComponent}}
+	-- Prosody 13 lets only the host's own users upload: the bridge's
+	-- component is let in by name, as an admin would. (Prosody 0.12 lets
+	-- only the list in once there is one: the host is named too.)
+	http_file_share_access = { {{lua .Domain}}, {{lua .ComponentDomain}} }
+{{- end}}
 
 Component {{lua .ComponentDomain}}
 	component_secret = {{lua .ComponentSecret}}

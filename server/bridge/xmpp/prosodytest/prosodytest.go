@@ -1,6 +1,7 @@
-// Package prosodytest starts a real Prosody XMPP server (the Debian package,
-// "apt-get install prosody") for the XMPP bridge's tests, and offers a small
-// XMPP client to stand in as a second room occupant.
+// Package prosodytest starts a real Prosody XMPP server (Prosody 13, Debian's
+// package from bookworm-backports; build/testdeps installs it) for the XMPP
+// bridge's tests. Its clients (Client, from xmpptest) stand in as other room
+// occupants.
 //
 // Each Server runs in its own t.TempDir() with its own loopback ports, its
 // own throwaway certificate authority and its own data, so tests may run in
@@ -12,8 +13,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -21,7 +20,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -29,6 +27,7 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/xmpp/xmpptest"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/internal/servertest"
 )
 
@@ -45,7 +44,7 @@ const (
 	// DefaultUploadSizeLimit is the HTTP upload size limit when
 	// Options.UploadSizeLimit is 0 (Prosody's own default).
 	DefaultUploadSizeLimit = 10 << 20
-	// DefaultStanzaSizeLimit is Prosody 0.12's c2s_stanza_size_limit, used
+	// DefaultStanzaSizeLimit is Prosody's c2s_stanza_size_limit, used
 	// when Options.StanzaSizeLimit is 0: a client that sends a bigger stanza
 	// gets a <policy-violation/> stream error (with a <stanza-too-big
 	// xmlns='urn:xmpp:errors'/> child) and is disconnected. Prosody checks
@@ -83,11 +82,17 @@ type Options struct {
 	AllowUnencrypted bool
 	// NoRegistration turns in-band registration (XEP-0077) off.
 	NoRegistration bool
+	// NoComponentUploads leaves the component out of
+	// http_file_share_access. Prosody 13 lets only the host's own users
+	// upload; an admin adds a bridge component there (as the README says),
+	// and so does this server unless this is set.
+	NoComponentUploads bool
 	// PasswordHash is Prosody's password_hash: "SHA-1" (the default, offers
-	// SCRAM-SHA-1) or "SHA-256" (offers SCRAM-SHA-256 instead). Prosody 0.12
+	// SCRAM-SHA-1) or "SHA-256" (offers SCRAM-SHA-256 instead). Prosody
 	// stores one hash per account, so it offers only one SCRAM family; PLAIN
-	// is always offered over TLS. The -PLUS variants are offered only on TLS
-	// 1.2 (Prosody 0.12 knows only tls-unique channel binding).
+	// is always offered over TLS. Prosody 13 offers the -PLUS variants too,
+	// and names its channel-binding types (XEP-0440): tls-exporter on TLS
+	// 1.3, tls-unique on TLS 1.2.
 	PasswordHash string
 	// Debug logs at debug level (every stanza) instead of info.
 	Debug bool
@@ -97,22 +102,12 @@ type Options struct {
 
 // Server is a running (or stopped) Prosody.
 type Server struct {
-	// Domain is the virtual host of user accounts, such as "localhost".
-	Domain string
-	// MUCDomain is the multi-user chat service, such as "conference.localhost".
-	MUCDomain string
-	// UploadDomain is the XEP-0363 HTTP upload service, such as "upload.localhost".
-	UploadDomain string
-	// ComponentDomain is the XEP-0114 external component, such as
-	// "bridge.localhost"; it connects to ComponentAddr() with ComponentSecret.
-	ComponentDomain string
-	ComponentSecret string
-	// HTTPURL is Prosody's HTTP server, "http://127.0.0.1:<port>" (no
-	// trailing slash). Upload slots are HTTPURL + "/file_share/<id>/<name>".
-	HTTPURL string
-	// CACertPEM is the certificate authority that signed the server's
-	// certificate (unless Options.UntrustedCert), for clients to trust.
-	CACertPEM string
+	// Endpoints are the names, ports and credentials (Domain, MUCDomain,
+	// UploadDomain, ComponentDomain, ComponentSecret, HTTPURL, CACertPEM;
+	// C2SAddr() and the other addresses). Upload slots are HTTPURL +
+	// "/file_share/<id>/<name>". Clients trust CACertPEM, which did not sign
+	// the server's certificate when Options.UntrustedCert is set.
+	xmpptest.Endpoints
 
 	// Dir holds the config file, the data directory, the log and the pid file.
 	Dir string
@@ -126,7 +121,7 @@ type Server struct {
 	prosodyctl  string
 	consoleFile string
 
-	c2sPort, directTLSPort, componentPort, componentTLSPort, httpPort int
+	version string // "13.0.1", from prosodyctl about on first use
 
 	servertest.Slot
 	mu       sync.Mutex
@@ -163,19 +158,21 @@ func Start(t testing.TB, opts Options) *Server {
 	}
 	dir := t.TempDir()
 	s := &Server{
-		Domain:          opts.Domain,
-		MUCDomain:       "conference." + opts.Domain,
-		UploadDomain:    "upload." + opts.Domain,
-		ComponentDomain: "bridge." + opts.Domain,
-		ComponentSecret: opts.ComponentSecret,
-		Slot:            servertest.Slot{Name: "prosody", StopTimeout: stopTimeout},
-		Dir:             dir,
-		ConfigFile:      filepath.Join(dir, "prosody.cfg.lua"),
-		LogFile:         filepath.Join(dir, "prosody.log"),
-		opts:            opts,
-		prosody:         prosody,
-		prosodyctl:      prosodyctl,
-		consoleFile:     filepath.Join(dir, "console.log"),
+		Endpoints: xmpptest.Endpoints{
+			Domain:          opts.Domain,
+			MUCDomain:       "conference." + opts.Domain,
+			UploadDomain:    "upload." + opts.Domain,
+			ComponentDomain: "bridge." + opts.Domain,
+			ComponentSecret: opts.ComponentSecret,
+		},
+		Slot:        servertest.Slot{Name: "prosody", StopTimeout: stopTimeout},
+		Dir:         dir,
+		ConfigFile:  filepath.Join(dir, "prosody.cfg.lua"),
+		LogFile:     filepath.Join(dir, "prosody.log"),
+		opts:        opts,
+		prosody:     prosody,
+		prosodyctl:  prosodyctl,
+		consoleFile: filepath.Join(dir, "console.log"),
 	}
 	if err := s.writeCertificates(); err != nil {
 		t.Fatalf("prosodytest: certificates: %v", err)
@@ -193,7 +190,7 @@ func Start(t testing.TB, opts Options) *Server {
 	})
 
 	for attempt := 1; ; attempt++ {
-		if err := s.choosePorts(); err != nil {
+		if err := s.ChoosePorts(); err != nil {
 			t.Fatalf("prosodytest: %v", err)
 		}
 		if err := s.writeConfig(); err != nil {
@@ -213,22 +210,18 @@ func Start(t testing.TB, opts Options) *Server {
 }
 
 func (s *Server) writeCertificates() error {
-	ca, err := newAuthority("prosodytest CA")
+	ca, err := xmpptest.NewAuthority("prosodytest CA")
 	if err != nil {
 		return err
 	}
-	s.CACertPEM = string(ca.pem)
+	s.CACertPEM = string(ca.PEM)
 	signer := ca
 	if s.opts.UntrustedCert {
-		if signer, err = newAuthority("prosodytest untrusted CA"); err != nil {
+		if signer, err = xmpptest.NewAuthority("prosodytest untrusted CA"); err != nil {
 			return err
 		}
 	}
-	names := []string{s.Domain, "localhost", s.MUCDomain, s.UploadDomain, s.ComponentDomain}
-	if s.Domain == "localhost" {
-		names = names[1:]
-	}
-	certPEM, keyPEM, err := signer.issue(names, []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback})
+	certPEM, keyPEM, err := signer.Issue(s.ServerNames(), []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback})
 	if err != nil {
 		return err
 	}
@@ -236,36 +229,13 @@ func (s *Server) writeCertificates() error {
 	if err := os.Mkdir(certs, 0o700); err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(s.Dir, "ca.crt"), ca.pem, 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(s.Dir, "ca.crt"), ca.PEM, 0o600); err != nil {
 		return err
 	}
 	if err := os.WriteFile(filepath.Join(certs, "server.crt"), certPEM, 0o600); err != nil {
 		return err
 	}
 	return os.WriteFile(filepath.Join(certs, "server.key"), keyPEM, 0o600)
-}
-
-// choosePorts finds five free loopback ports, holding them all open at once
-// so they differ.
-func (s *Server) choosePorts() error {
-	ports := make([]int, 0, 5)
-	listeners := make([]net.Listener, 0, 5)
-	defer func() {
-		for _, l := range listeners {
-			l.Close()
-		}
-	}()
-	for range 5 {
-		l, err := net.Listen("tcp4", "127.0.0.1:0")
-		if err != nil {
-			return fmt.Errorf("find a free port: %w", err)
-		}
-		listeners = append(listeners, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	s.c2sPort, s.directTLSPort, s.componentPort, s.componentTLSPort, s.httpPort = ports[0], ports[1], ports[2], ports[3], ports[4]
-	s.HTTPURL = "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(s.httpPort))
-	return nil
 }
 
 func (s *Server) writeConfig() error {
@@ -277,6 +247,7 @@ func (s *Server) writeConfig() error {
 		Dir:               s.Dir,
 		DataDir:           filepath.Join(s.Dir, "data"),
 		PIDFile:           filepath.Join(s.Dir, "prosody.pid"),
+		AdminSocket:       filepath.Join(s.Dir, "prosody.sock"),
 		LogFile:           s.LogFile,
 		LogLevel:          level,
 		CertDir:           filepath.Join(s.Dir, "certs"),
@@ -287,11 +258,11 @@ func (s *Server) writeConfig() error {
 		UploadDomain:      s.UploadDomain,
 		ComponentDomain:   s.ComponentDomain,
 		ComponentSecret:   s.ComponentSecret,
-		C2SPort:           s.c2sPort,
-		DirectTLSPort:     s.directTLSPort,
-		ComponentPort:     s.componentPort,
-		ComponentTLSPort:  s.componentTLSPort,
-		HTTPPort:          s.httpPort,
+		C2SPort:           s.C2SPort,
+		DirectTLSPort:     s.DirectTLSPort,
+		ComponentPort:     s.ComponentPort,
+		ComponentTLSPort:  s.ComponentTLSPort,
+		HTTPPort:          s.HTTPPort,
 		HTTPURL:           s.HTTPURL + "/",
 		RequireEncryption: !s.opts.AllowUnencrypted,
 		AllowRegistration: !s.opts.NoRegistration,
@@ -299,6 +270,7 @@ func (s *Server) writeConfig() error {
 		StanzaSizeLimit:   s.opts.StanzaSizeLimit,
 		UploadSizeLimit:   s.opts.UploadSizeLimit,
 		UploadDailyQuota:  s.opts.UploadSizeLimit * 1000,
+		UploadComponent:   !s.opts.NoComponentUploads,
 		Extra:             s.opts.ExtraConfig,
 	}
 	var b bytes.Buffer
@@ -325,7 +297,7 @@ func (s *Server) launch() error {
 	if err != nil {
 		return err
 	}
-	// -F: stay in the foreground (Prosody 0.12 deprecates the daemonize
+	// -F: stay in the foreground (Prosody deprecates the daemonize
 	// option in favour of -D/-F).
 	cmd := exec.Command(s.prosody, "--config", s.ConfigFile, "-F")
 	cmd.Dir = s.Dir
@@ -345,7 +317,7 @@ func (s *Server) waitUp(p *servertest.Process, logStart int64) error {
 		if err := s.startupErrors(logStart); err != nil {
 			return err
 		}
-		probeErr := s.probe()
+		probeErr := s.Probe()
 		if probeErr == nil {
 			// Errors logged while the ports opened still count.
 			return s.startupErrors(logStart)
@@ -391,42 +363,6 @@ func (s *Server) startupErrors(logStart int64) error {
 	return errors.New(msg)
 }
 
-// probe checks that every port accepts connections and that the client port
-// answers a stream header, which shows Prosody's event loop is running.
-func (s *Server) probe() error {
-	for _, addr := range []string{s.DirectTLSAddr(), s.ComponentAddr(), s.httpAddr()} {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err != nil {
-			return err
-		}
-		c.Close()
-	}
-	c, err := net.DialTimeout("tcp", s.C2SAddr(), time.Second)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	if err := c.SetDeadline(time.Now().Add(2 * time.Second)); err != nil {
-		return err
-	}
-	header := "<?xml version='1.0'?><stream:stream to='" + s.Domain +
-		"' version='1.0' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>"
-	if _, err := io.WriteString(c, header); err != nil {
-		return err
-	}
-	var got []byte
-	buf := make([]byte, 4096)
-	for !bytes.Contains(got, []byte("features")) {
-		n, err := c.Read(buf)
-		got = append(got, buf[:n]...)
-		if err != nil {
-			return fmt.Errorf("c2s port: no stream features yet (%w), got %q", err, got)
-		}
-	}
-	_, _ = io.WriteString(c, "</stream:stream>")
-	return nil
-}
-
 func (s *Server) diagnostics() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "--- last lines of %s:\n%s", s.LogFile, s.LogTail(30))
@@ -454,71 +390,6 @@ func (s *Server) Restart(t testing.TB) {
 	}
 }
 
-// C2SAddr is the client port (host:port), which offers STARTTLS.
-func (s *Server) C2SAddr() string {
-	return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.c2sPort))
-}
-
-// DirectTLSAddr is the client port that speaks TLS from the first byte
-// (XEP-0368, c2s_direct_tls_ports in Prosody 0.12).
-func (s *Server) DirectTLSAddr() string {
-	return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.directTLSPort))
-}
-
-// ComponentAddr is the XEP-0114 component port.
-func (s *Server) ComponentAddr() string {
-	return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.componentPort))
-}
-
-// ComponentTLSAddr is a port that speaks TLS from the first byte and
-// carries XEP-0114 component streams inside (Prosody's net_multiplex on
-// ssl_ports): XEP-0114 itself has no STARTTLS.
-func (s *Server) ComponentTLSAddr() string {
-	return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.componentTLSPort))
-}
-
-func (s *Server) httpAddr() string {
-	return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.httpPort))
-}
-
-// CertPool returns a pool holding only CACertPEM.
-func (s *Server) CertPool() *x509.CertPool {
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM([]byte(s.CACertPEM))
-	return pool
-}
-
-// TLSConfig returns a client configuration that trusts only CACertPEM, for
-// the server name Domain.
-func (s *Server) TLSConfig() *tls.Config {
-	return &tls.Config{
-		ServerName: s.Domain,
-		RootCAs:    s.CertPool(),
-		MinVersion: tls.VersionTLS12,
-	}
-}
-
-// JID parses localpart@Domain (or Domain if localpart is empty), failing the
-// test if that is no valid JID.
-func (s *Server) JID(t testing.TB, localpart string) jid.JID {
-	t.Helper()
-	j, err := jid.New(localpart, s.Domain, "")
-	if err != nil {
-		t.Fatalf("prosodytest: %q@%s: %v", localpart, s.Domain, err)
-	}
-	return j
-}
-
-// RoomJID returns name@MUCDomain, failing the test if that is no valid JID.
-func (s *Server) RoomJID(t testing.TB, name string) jid.JID {
-	t.Helper()
-	j, err := jid.New(name, s.MUCDomain, "")
-	if err != nil {
-		t.Fatalf("prosodytest: room %q: %v", name, err)
-	}
-	return j
-}
-
 // CreateUser creates (or resets the password of) the account
 // localpart@Domain with prosodyctl; Prosody need not be running.
 func (s *Server) CreateUser(t testing.TB, localpart, password string) jid.JID {
@@ -533,6 +404,19 @@ func (s *Server) CreateUser(t testing.TB, localpart, password string) jid.JID {
 		t.Fatalf("prosodytest: prosodyctl register %s %s: %v\n%s", localpart, s.Domain, err, out)
 	}
 	return j
+}
+
+// DeleteUser removes the account localpart@Domain with prosodyctl, as an
+// admin would.
+func (s *Server) DeleteUser(t testing.TB, localpart string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, s.prosodyctl, "--config", s.ConfigFile, "deluser", localpart+"@"+s.Domain)
+	cmd.Dir = s.Dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("prosodytest: prosodyctl deluser %s@%s: %v\n%s", localpart, s.Domain, err, out)
+	}
 }
 
 // RoomExists asks the MUC service, by disco#info, whether room exists. It
@@ -561,12 +445,19 @@ func (s *Server) RoomExists(t testing.TB, room jid.JID) bool {
 	return exists
 }
 
-// UploadJID is the XEP-0363 upload service's JID, for upload.GetSlot.
-func (s *Server) UploadJID(t testing.TB) jid.JID {
-	t.Helper()
-	j, err := jid.New("", s.UploadDomain, "")
-	if err != nil {
-		t.Fatalf("prosodytest: %v", err)
+// Program is "Prosody " and the version prosodyctl reports.
+func (s *Server) Program() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.version == "" {
+		out, _ := exec.Command(s.prosodyctl, "--config", s.ConfigFile, "about").CombinedOutput()
+		s.version = "(unknown version)"
+		for line := range strings.Lines(string(out)) {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "Prosody "); ok && v != "" && v[0] >= '0' && v[0] <= '9' {
+				s.version = v
+				break
+			}
+		}
 	}
-	return j
+	return "Prosody " + s.version
 }

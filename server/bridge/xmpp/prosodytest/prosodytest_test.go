@@ -139,7 +139,7 @@ func TestUntrustedCertificateRefused(t *testing.T) {
 	c.Close()
 }
 
-// TestServerFeatures checks what Prosody 0.12 does with the payloads the
+// TestServerFeatures checks what Prosody does with the payloads the
 // bridge relies on, on one server.
 func TestServerFeatures(t *testing.T) {
 	t.Parallel()

@@ -1,4 +1,4 @@
-package prosodytest
+package xmpptest
 
 import (
 	"crypto/ecdsa"
@@ -13,19 +13,20 @@ import (
 	"time"
 )
 
-// authority is a throwaway certificate authority.
-type authority struct {
+// Authority is a throwaway certificate authority for a test server.
+type Authority struct {
 	cert *x509.Certificate
 	key  *ecdsa.PrivateKey
-	pem  []byte
+	// PEM is the authority's certificate, for clients to trust.
+	PEM []byte
 }
 
 func serialNumber() (*big.Int, error) {
 	return rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 126))
 }
 
-// newAuthority makes a self-signed CA valid for a day either side of now.
-func newAuthority(name string) (*authority, error) {
+// NewAuthority makes a self-signed CA valid for a day either side of now.
+func NewAuthority(name string) (*Authority, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err
@@ -37,7 +38,7 @@ func newAuthority(name string) (*authority, error) {
 	now := time.Now()
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: name, Organization: []string{"prosodytest"}},
+		Subject:               pkix.Name{CommonName: name, Organization: []string{"xmpptest"}},
 		NotBefore:             now.Add(-24 * time.Hour),
 		NotAfter:              now.Add(24 * time.Hour),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
@@ -53,16 +54,16 @@ func newAuthority(name string) (*authority, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &authority{
+	return &Authority{
 		cert: cert,
 		key:  key,
-		pem:  pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		PEM:  pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 	}, nil
 }
 
-// issue makes a server certificate for the names and addresses, returning
+// Issue makes a server certificate for the names and addresses, returning
 // the certificate and its private key as PEM.
-func (a *authority) issue(names []string, ips []net.IP) (certPEM, keyPEM []byte, err error) {
+func (a *Authority) Issue(names []string, ips []net.IP) (certPEM, keyPEM []byte, err error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, err
@@ -74,7 +75,7 @@ func (a *authority) issue(names []string, ips []net.IP) (certPEM, keyPEM []byte,
 	now := time.Now()
 	tmpl := &x509.Certificate{
 		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: names[0], Organization: []string{"prosodytest"}},
+		Subject:      pkix.Name{CommonName: names[0], Organization: []string{"xmpptest"}},
 		NotBefore:    now.Add(-24 * time.Hour),
 		NotAfter:     now.Add(24 * time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature,

@@ -1,4 +1,4 @@
-package prosodytest
+package xmpptest
 
 import (
 	"bytes"
@@ -80,8 +80,8 @@ type Presence struct {
 	ErrorCondition string
 }
 
-// Client is a logged-in XMPP client of a Server, for a second room occupant
-// in tests. It records every message and presence it receives.
+// Client is a logged-in XMPP client of a test server, for a second room
+// occupant in tests. It records every message and presence it receives.
 type Client struct {
 	// JID is the full JID the server bound.
 	JID jid.JID
@@ -101,15 +101,14 @@ type Client struct {
 	closeOnce sync.Once
 }
 
-// DialOptions tune Server.Dial.
+// DialOptions tune Endpoints.Dial.
 type DialOptions struct {
-	// TLSConfig replaces Server.TLSConfig() (which trusts only CACertPEM).
+	// TLSConfig replaces Endpoints.TLSConfig() (which trusts only CACertPEM).
 	TLSConfig *tls.Config
 	// DirectTLS connects to DirectTLSAddr() and starts TLS at once instead
 	// of STARTTLS on C2SAddr().
 	DirectTLS bool
-	// Plain connects to C2SAddr() without TLS (needs
-	// Options.AllowUnencrypted).
+	// Plain connects to C2SAddr() without TLS (the server must allow it).
 	Plain bool
 	// Mechanisms replaces the SASL mechanisms offered, strongest first.
 	Mechanisms []sasl.Mechanism
@@ -117,13 +116,13 @@ type DialOptions struct {
 
 // Client logs localpart@Domain in over STARTTLS, trusting CACertPEM, and
 // fails the test if it cannot. t.Cleanup closes it.
-func (s *Server) Client(t testing.TB, localpart, password string) *Client {
+func (e *Endpoints) Client(t testing.TB, localpart, password string) *Client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	c, err := s.Dial(ctx, localpart, password, DialOptions{})
+	c, err := e.Dial(ctx, localpart, password, DialOptions{})
 	if err != nil {
-		t.Fatalf("prosodytest: log in as %s@%s: %v", localpart, s.Domain, err)
+		t.Fatalf("xmpptest: log in as %s@%s: %v", localpart, e.Domain, err)
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
@@ -132,22 +131,22 @@ func (s *Server) Client(t testing.TB, localpart, password string) *Client {
 // Dial logs localpart@Domain in and serves the session in a goroutine. It
 // returns the error instead of failing a test, for tests that expect a
 // refusal; the caller must Close the client.
-func (s *Server) Dial(ctx context.Context, localpart, password string, o DialOptions) (*Client, error) {
-	origin, err := jid.New(localpart, s.Domain, "")
+func (e *Endpoints) Dial(ctx context.Context, localpart, password string, o DialOptions) (*Client, error) {
+	origin, err := jid.New(localpart, e.Domain, "")
 	if err != nil {
 		return nil, err
 	}
 	tlsConfig := o.TLSConfig
 	if tlsConfig == nil {
-		tlsConfig = s.TLSConfig()
+		tlsConfig = e.TLSConfig()
 	}
 	mechanisms := o.Mechanisms
 	if len(mechanisms) == 0 {
 		mechanisms = []sasl.Mechanism{sasl.ScramSha256Plus, sasl.ScramSha256, sasl.ScramSha1Plus, sasl.ScramSha1, sasl.Plain}
 	}
-	addr := s.C2SAddr()
+	addr := e.C2SAddr()
 	if o.DirectTLS {
-		addr = s.DirectTLSAddr()
+		addr = e.DirectTLSAddr()
 	}
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", addr)
@@ -415,7 +414,7 @@ func (c *Client) Say(ctx context.Context, room jid.JID, body string) (string, er
 //	</message>
 //
 // The XML must be well-formed (it is parsed and re-encoded; a stanza with
-// no namespace is in the stream's jabber:client). Prosody checks stanzas
+// no namespace is in the stream's jabber:client). Servers check stanzas
 // only loosely, so semantically odd ones (unknown payloads, missing ids,
 // bad references) reach the room and its occupants.
 func (c *Client) SendRaw(ctx context.Context, raw string) error {
