@@ -23,31 +23,60 @@ import (
 
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/matrix"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/matrix/dendritetest"
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/matrix/homeservertest"
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/matrix/synapsetest"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/xmpp/prosodytest"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/internal/servertest"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/testhost"
 )
 
-// matrixHarness is a Mattermost test host with the plugin registered as the
-// application service of a real Dendrite, a channel linked with a room, and
-// two Matrix people in that room: carol talks, dave watches.
-type matrixHarness struct {
-	channelHarness
-	ctx      context.Context
-	dendrite *dendritetest.Server
-	web      *testhost.PluginHTTP
-	room     id.RoomID
-	cfg      matrix.Config
-	carol    *matrixUser
-	dave     *matrixUser
+// homeserver is one kind of homeserver the Matrix checks run against.
+type homeserver struct {
+	name  string
+	start func(testing.TB, homeservertest.Options) homeservertest.Server
 }
 
-func newMatrixHarness(t testing.TB) *matrixHarness { return newMatrixHarnessWith(t, nil) }
+var (
+	dendrite = homeserver{"Dendrite", func(t testing.TB, o homeservertest.Options) homeservertest.Server { return dendritetest.Start(t, o) }}
+	synapse  = homeserver{"Synapse", func(t testing.TB, o homeservertest.Options) homeservertest.Server { return synapsetest.Start(t, o) }}
+	// homeservers are those every Matrix check runs against.
+	homeservers = []homeserver{dendrite, synapse}
+)
+
+// eachHomeserver runs a check once per homeserver, as subtests named after
+// them, side by side: most of a check's time is waiting for servers.
+func eachHomeserver(t *testing.T, check func(*testing.T, homeserver)) {
+	for _, hs := range homeservers {
+		t.Run(hs.name, func(t *testing.T) {
+			t.Parallel()
+			check(t, hs)
+		})
+	}
+}
+
+// matrixHarness is a Mattermost test host with the plugin registered as the
+// application service of a real homeserver, a channel linked with a room,
+// and two Matrix people in that room: carol talks, dave watches.
+type matrixHarness struct {
+	channelHarness
+	ctx   context.Context
+	hs    homeservertest.Server
+	kind  homeserver
+	web   *testhost.PluginHTTP
+	room  id.RoomID
+	cfg   matrix.Config
+	carol *matrixUser
+	dave  *matrixUser
+}
+
+func newMatrixHarness(t testing.TB, hs homeserver) *matrixHarness {
+	return newMatrixHarnessWith(t, hs, nil)
+}
 
 // newMatrixHarnessWith adds settings (another network's) to the plugin's.
-func newMatrixHarnessWith(t testing.TB, extra map[string]any) *matrixHarness {
+func newMatrixHarnessWith(t testing.TB, hs homeserver, extra map[string]any) *matrixHarness {
 	t.Helper()
-	h := &matrixHarness{channelHarness: channelHarness{t: t}}
+	h := &matrixHarness{channelHarness: channelHarness{t: t}, kind: hs}
 	var cancel context.CancelFunc
 	h.ctx, cancel = context.WithTimeout(context.Background(), 10*time.Minute) // a failsafe
 	t.Cleanup(cancel)
@@ -61,8 +90,8 @@ func newMatrixHarnessWith(t testing.TB, extra map[string]any) *matrixHarness {
 		ServerName: "localhost", ASToken: servertest.RandomString(), HSToken: servertest.RandomString(),
 		UserPrefix: "mm_", BotLocalpart: "mattermostbridge",
 	}
-	h.dendrite = dendritetest.Start(t, dendritetest.Options{ServerName: h.cfg.ServerName, AppService: appServiceFor(h.cfg, h.web.PluginURL())})
-	h.cfg.HomeserverURL = h.dendrite.URL
+	h.hs = hs.start(t, homeservertest.Options{ServerName: h.cfg.ServerName, AppService: appServiceFor(h.cfg, h.web.PluginURL())})
+	h.cfg.HomeserverURL = h.hs.BaseURL()
 	settings := matrixPluginSettings(h.cfg)
 	maps.Copy(settings, extra)
 	if err := h.s.SetPluginSettings(settings); err != nil {
@@ -74,8 +103,8 @@ func newMatrixHarnessWith(t testing.TB, extra map[string]any) *matrixHarness {
 	}
 	h.admin, h.alice, h.bob = createPeople(h.s)
 	h.ch = channelOf(h.s, "matrix-dev", h.admin, h.alice, h.bob)
-	h.carol = newMatrixUser(h.ctx, t, h.dendrite, "carol", "Carol Jones")
-	h.dave = newMatrixUser(h.ctx, t, h.dendrite, "dave", "Dave Observer")
+	h.carol = newMatrixUser(h.ctx, t, h.hs, "carol", "Carol Jones")
+	h.dave = newMatrixUser(h.ctx, t, h.hs, "dave", "Dave Observer")
 	h.room = h.carol.createRoom("dev")
 	h.dave.join(h.room)
 	waitConnected(t, h.n, h.admin, h.ch, "matrixbridge", "Matrix")
@@ -84,14 +113,14 @@ func newMatrixHarnessWith(t testing.TB, extra map[string]any) *matrixHarness {
 }
 
 // appServiceFor is the registration the plugin would offer, in the form
-// dendritetest writes it.
-func appServiceFor(c matrix.Config, url string) *dendritetest.AppService {
+// the test homeservers take it.
+func appServiceFor(c matrix.Config, url string) *homeservertest.AppService {
 	reg := matrix.Registration(c, url)
-	as := &dendritetest.AppService{
+	as := &homeservertest.AppService{
 		ID: reg.ID, URL: reg.URL, ASToken: reg.AppToken, HSToken: reg.ServerToken, SenderLocalpart: reg.SenderLocalpart,
 	}
 	for _, ns := range reg.Namespaces.UserIDs {
-		as.Users = append(as.Users, dendritetest.Namespace{Regex: ns.Regex, Exclusive: ns.Exclusive})
+		as.Users = append(as.Users, homeservertest.Namespace{Regex: ns.Regex, Exclusive: ns.Exclusive})
 	}
 	return as
 }
@@ -118,7 +147,7 @@ func (h *matrixHarness) remotePost(what string, pred func(*model.Post) bool) *mo
 	})
 }
 
-// matrixUser is a real Matrix account on the test Dendrite, syncing in the
+// matrixUser is a real Matrix account on the test homeserver, syncing in the
 // background so tests can wait for what arrives in its rooms.
 type matrixUser struct {
 	t   testing.TB
@@ -132,10 +161,10 @@ type matrixUser struct {
 	gaps int
 }
 
-func newMatrixUser(ctx context.Context, t testing.TB, d *dendritetest.Server, localpart, displayName string) *matrixUser {
+func newMatrixUser(ctx context.Context, t testing.TB, d homeservertest.Server, localpart, displayName string) *matrixUser {
 	t.Helper()
 	userID, token := d.RegisterUser(t, localpart, localpart+"-password")
-	cli, err := mautrix.NewClient(d.URL, id.UserID(userID), token)
+	cli, err := mautrix.NewClient(d.BaseURL(), id.UserID(userID), token)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -283,7 +312,11 @@ func bodyIs(text string) func(*event.Event) bool {
 // Matrix check 1: text, formatting and mentions both ways, with dave
 // watching from a second Matrix account.
 func TestMatrixTextFormattingAndMentionsBothWays(t *testing.T) {
-	h := newMatrixHarness(t)
+	eachHomeserver(t, testMatrixTextFormattingAndMentionsBothWays)
+}
+
+func testMatrixTextFormattingAndMentionsBothWays(t *testing.T, hs homeserver) {
+	h := newMatrixHarness(t, hs)
 
 	// Mattermost -> Matrix: markdown becomes HTML, @bob a pill.
 	h.post(h.bob, "bob is here", "")
@@ -336,8 +369,10 @@ func TestMatrixTextFormattingAndMentionsBothWays(t *testing.T) {
 
 // Matrix check 3: two Mattermost users are two Matrix users with their
 // display names, and nothing they say comes back.
-func TestMatrixPuppets(t *testing.T) {
-	h := newMatrixHarness(t)
+func TestMatrixPuppets(t *testing.T) { eachHomeserver(t, testMatrixPuppets) }
+
+func testMatrixPuppets(t *testing.T, hs homeserver) {
+	h := newMatrixHarness(t, hs)
 	h.post(h.alice, "alice speaking", "")
 	h.post(h.bob, "bob speaking", "")
 	a := h.dave.waitEvent(h.room, "alice's message", bodyIs("alice speaking"))
@@ -415,8 +450,10 @@ func TestMatrixPuppets(t *testing.T) {
 
 // Matrix check 2: edits, redactions, reactions (add and remove), replies,
 // threads and an image, both ways.
-func TestMatrixEveryKindBothWays(t *testing.T) {
-	h := newMatrixHarness(t)
+func TestMatrixEveryKindBothWays(t *testing.T) { eachHomeserver(t, testMatrixEveryKindBothWays) }
+
+func testMatrixEveryKindBothWays(t *testing.T, hs homeserver) {
+	h := newMatrixHarness(t, hs)
 
 	hello := h.post(h.alice, "hello matrix", "")
 	out := h.dave.waitEvent(h.room, "alice's message", bodyIs("hello matrix"))
@@ -535,7 +572,11 @@ func TestMatrixEveryKindBothWays(t *testing.T) {
 // /matrixbridge create makes a room for the channel; members joining and
 // leaving the channel join and leave it as their puppets.
 func TestMatrixCreateRoomAndMembership(t *testing.T) {
-	h := newMatrixHarness(t)
+	eachHomeserver(t, testMatrixCreateRoomAndMembership)
+}
+
+func testMatrixCreateRoomAndMembership(t *testing.T, hs homeserver) {
+	h := newMatrixHarness(t, hs)
 	team := h.s.DefaultTeam()
 	ch := h.s.CreateChannelWith(&model.Channel{TeamId: team.Id, Name: "launch", DisplayName: "Launch Plans", Purpose: "Rockets", Type: model.ChannelTypeOpen})
 	for _, u := range []*model.User{h.admin, h.alice, h.bob} {
@@ -580,8 +621,10 @@ func TestMatrixCreateRoomAndMembership(t *testing.T) {
 }
 
 // /matrixbridge registration shows the registration file to admins only.
-func TestMatrixRegistrationCommand(t *testing.T) {
-	h := newMatrixHarness(t)
+func TestMatrixRegistrationCommand(t *testing.T) { eachHomeserver(t, testMatrixRegistrationCommand) }
+
+func testMatrixRegistrationCommand(t *testing.T, hs homeserver) {
+	h := newMatrixHarness(t, hs)
 	site := "https://chat.example.com"
 	if err := h.s.UpdateConfig(func(c *model.Config) { c.ServiceSettings.SiteURL = &site }); err != nil {
 		t.Fatal(err)
@@ -628,28 +671,32 @@ func (h *matrixHarness) activate() {
 	}
 }
 
-// Matrix check 5: Dendrite stops while Mattermost people talk, and the
+// Matrix check 5: the homeserver stops while Mattermost people talk, and the
 // plugin is off while Matrix people talk; afterwards every message is on
 // the other side exactly once, in order.
-func TestMatrixSurvivesDendriteRestartAndDeactivation(t *testing.T) {
-	h := newMatrixHarness(t)
+func TestMatrixSurvivesHomeserverRestartAndDeactivation(t *testing.T) {
+	eachHomeserver(t, testMatrixSurvivesHomeserverRestartAndDeactivation)
+}
+
+func testMatrixSurvivesHomeserverRestartAndDeactivation(t *testing.T, hs homeserver) {
+	h := newMatrixHarness(t, hs)
 	h.post(h.alice, "mm 1", "")
 	h.dave.waitEvent(h.room, "mm 1", bodyIs("mm 1"))
 
-	// Dendrite goes away in the middle of a stream of posts.
+	// The homeserver goes away in the middle of a stream of posts.
 	var want []string
 	for i := 2; i <= 11; i++ {
 		text := fmt.Sprintf("mm %d", i)
 		want = append(want, text)
 		h.post(h.alice, text, "")
 		if i == 5 {
-			if err := h.dendrite.Stop(); err != nil {
+			if err := h.hs.Stop(); err != nil {
 				t.Log(err)
 			}
 		}
 	}
 	time.Sleep(2 * time.Second)
-	h.dendrite.Restart(t)
+	h.hs.Restart(t)
 	expectExactlyOnceInOrder(t, "the room", func() []string { return h.roomBodies("mm ") }, append([]string{"mm 1"}, want...))
 
 	// The plugin is off while carol talks, and while alice posts.
@@ -696,7 +743,7 @@ func (h *matrixHarness) asRequest(method, path, token, body string) (int, string
 	return resp.StatusCode, string(b)
 }
 
-// txnRecorder keeps the transactions Dendrite pushed and what the plugin
+// txnRecorder keeps the transactions the homeserver pushed and what the plugin
 // answered.
 type txnRecorder struct {
 	mu    sync.Mutex
@@ -750,9 +797,13 @@ func (rec *txnRecorder) codesOf(path string) []int {
 }
 
 // Matrix check 4: a transaction sent again creates nothing new; one whose
-// handling fails is sent again by Dendrite and then lands once.
+// handling fails is sent again by the homeserver and then lands once.
 func TestMatrixTransactionsAreIdempotent(t *testing.T) {
-	h := newMatrixHarness(t)
+	eachHomeserver(t, testMatrixTransactionsAreIdempotent)
+}
+
+func testMatrixTransactionsAreIdempotent(t *testing.T, hs homeserver) {
+	h := newMatrixHarness(t, hs)
 	rec := h.recordTransactions()
 	count := func(text string) int { return len(filterExact(remotePosts(h.s, h.ch), text)) }
 
@@ -766,7 +817,7 @@ func TestMatrixTransactionsAreIdempotent(t *testing.T) {
 		t.Fatalf("replayed transaction: %d %s", code, text)
 	}
 
-	// The plugin handled it, but its answer was lost: Dendrite sends the
+	// The plugin handled it, but its answer was lost: the homeserver sends the
 	// same transaction again.
 	var lost atomic.Bool
 	rec.watch("lost answer", func(w http.ResponseWriter, forward func() *http.Response) bool {
@@ -779,12 +830,12 @@ func TestMatrixTransactionsAreIdempotent(t *testing.T) {
 	})
 	h.carol.say(h.room, "lost answer")
 	// Usually under the same transaction ID (the plugin has recorded it);
-	// Dendrite may batch the resend differently, and then the copy is
+	// The homeserver may batch the resend differently, and then the copy is
 	// known by its event ID.
-	testhost.WaitFor(t, 30*time.Second, func() bool { return len(rec.pathsOf("lost answer")) >= 2 }, "Dendrite to send the transaction again")
+	testhost.WaitFor(t, 30*time.Second, func() bool { return len(rec.pathsOf("lost answer")) >= 2 }, "the homeserver to send the transaction again")
 
 	// Handling fails (the KV store refuses): the plugin answers 500, and
-	// Dendrite's next attempt lands.
+	// The homeserver's next attempt lands.
 	var failed atomic.Bool
 	rec.watch("store trouble", func(http.ResponseWriter, func() *http.Response) bool {
 		if failed.CompareAndSwap(false, true) {
@@ -794,7 +845,7 @@ func TestMatrixTransactionsAreIdempotent(t *testing.T) {
 	})
 	h.carol.say(h.room, "store trouble")
 	h.remotePost("store trouble", func(p *model.Post) bool { return p.Message == "store trouble" })
-	// Dendrite resends the event, in the same transaction or, when it
+	// The homeserver resends the event, in the same transaction or, when it
 	// batches differently, in another one. The post can exist a moment
 	// before the answer that created it is recorded, so wait for a 200.
 	storeTroubleCodes := func() []int {
@@ -850,8 +901,10 @@ func filterExact(list []string, text string) []string {
 // Matrix check 6: a wrong or missing hs_token gets 403 and changes
 // nothing; malformed transactions are refused cleanly and the bridge keeps
 // working.
-func TestMatrixBadInput(t *testing.T) {
-	h := newMatrixHarness(t)
+func TestMatrixBadInput(t *testing.T) { eachHomeserver(t, testMatrixBadInput) }
+
+func testMatrixBadInput(t *testing.T, hs homeserver) {
+	h := newMatrixHarness(t, hs)
 	forged := `{"events":[{"type":"m.room.message","room_id":"` + string(h.room) + `","event_id":"$forged","sender":"@mallory:localhost","origin_server_ts":1,"content":{"msgtype":"m.text","body":"forged"}}]}`
 	for name, token := range map[string]string{"missing": "", "wrong": "not-the-hs-token", "the as_token": h.cfg.ASToken} {
 		for _, r := range []struct{ method, path, body string }{
@@ -893,7 +946,7 @@ func TestMatrixBadInput(t *testing.T) {
 
 // newMatrixAndXMPPHarness links the Matrix harness's channel with an XMPP
 // room too, in the given XMPP mode, where eve is.
-func newMatrixAndXMPPHarness(t *testing.T, mode string, extra ...map[string]any) (*matrixHarness, *prosodytest.Client, jid.JID) {
+func newMatrixAndXMPPHarness(t *testing.T, hs homeserver, mode string, extra ...map[string]any) (*matrixHarness, *prosodytest.Client, jid.JID) {
 	t.Helper()
 	prosody := prosodytest.Start(t, prosodytest.Options{})
 	prosody.CreateUser(t, "eve", "eve-password")
@@ -906,7 +959,7 @@ func newMatrixAndXMPPHarness(t *testing.T, mode string, extra ...map[string]any)
 	for _, m := range extra {
 		maps.Copy(settings, m)
 	}
-	h := newMatrixHarnessWith(t, settings)
+	h := newMatrixHarnessWith(t, hs, settings)
 	if err := eve.JoinRoom(h.ctx, xroom, "Eve"); err != nil {
 		t.Fatal(err)
 	}
@@ -920,13 +973,15 @@ func newMatrixAndXMPPHarness(t *testing.T, mode string, extra ...map[string]any)
 // Issue 9 item 7: in both XMPP modes (in client mode a Matrix person has
 // no XMPP account and speaks through the bridge's).
 func TestMatrixAndXMPPThroughOneChannel(t *testing.T) {
-	for _, mode := range []string{"component", "client"} {
-		t.Run(mode, func(t *testing.T) { testMatrixAndXMPPThroughOneChannel(t, mode) })
-	}
+	eachHomeserver(t, func(t *testing.T, hs homeserver) {
+		for _, mode := range []string{"component", "client"} {
+			t.Run(mode, func(t *testing.T) { testMatrixAndXMPPThroughOneChannel(t, hs, mode) })
+		}
+	})
 }
 
-func testMatrixAndXMPPThroughOneChannel(t *testing.T, mode string) {
-	h, eve, xroom := newMatrixAndXMPPHarness(t, mode)
+func testMatrixAndXMPPThroughOneChannel(t *testing.T, hs homeserver, mode string) {
+	h, eve, xroom := newMatrixAndXMPPHarness(t, hs, mode)
 
 	// XMPP -> Matrix (and Mattermost): eve has a puppet of her own.
 	if _, err := eve.Say(h.ctx, xroom, "hello from *xmpp*"); err != nil {
@@ -990,13 +1045,15 @@ func testMatrixAndXMPPThroughOneChannel(t *testing.T, mode string) {
 // a third network (XMPP here) speaks in Matrix as a puppet of their own,
 // and the XMPP person's puppet keeps its name.
 func TestMatrixMattermostUserNamedLikeAGhostGetsOwnPuppet(t *testing.T) {
-	for _, mode := range []string{"component", "client"} {
-		t.Run(mode, func(t *testing.T) { testMattermostUserNamedLikeAGhost(t, mode) })
-	}
+	eachHomeserver(t, func(t *testing.T, hs homeserver) {
+		for _, mode := range []string{"component", "client"} {
+			t.Run(mode, func(t *testing.T) { testMattermostUserNamedLikeAGhost(t, hs, mode) })
+		}
+	})
 }
 
-func testMattermostUserNamedLikeAGhost(t *testing.T, mode string) {
-	h, eve, xroom := newMatrixAndXMPPHarness(t, mode)
+func testMattermostUserNamedLikeAGhost(t *testing.T, hs homeserver, mode string) {
+	h, eve, xroom := newMatrixAndXMPPHarness(t, hs, mode)
 	if _, err := eve.Say(h.ctx, xroom, "i am eve"); err != nil {
 		t.Fatal(err)
 	}
@@ -1031,7 +1088,11 @@ func testMattermostUserNamedLikeAGhost(t *testing.T, mode string) {
 // An as_token the homeserver does not know shows in status as something
 // to fix, without the token.
 func TestMatrixWrongASTokenShowsInStatus(t *testing.T) {
-	h := newMatrixHarness(t)
+	eachHomeserver(t, testMatrixWrongASTokenShowsInStatus)
+}
+
+func testMatrixWrongASTokenShowsInStatus(t *testing.T, hs homeserver) {
+	h := newMatrixHarness(t, hs)
 	wrong := "wrong-as-token-" + servertest.RandomString()
 	settings := matrixPluginSettings(h.cfg)
 	settings["MatrixASToken"] = wrong
@@ -1057,7 +1118,11 @@ func TestMatrixWrongASTokenShowsInStatus(t *testing.T) {
 // map takes an alias as well as a room ID; an invite-only room is refused
 // until someone invites the bot, which then joins by itself.
 func TestMatrixMapByAliasAndInvitation(t *testing.T) {
-	h := newMatrixHarness(t)
+	eachHomeserver(t, testMatrixMapByAliasAndInvitation)
+}
+
+func testMatrixMapByAliasAndInvitation(t *testing.T, hs homeserver) {
+	h := newMatrixHarness(t, hs)
 	team := h.s.DefaultTeam()
 	public := h.s.CreateChannel(team.Id, "by-alias")
 	private := h.s.CreateChannel(team.Id, "invite-only")
@@ -1095,7 +1160,11 @@ func TestMatrixMapByAliasAndInvitation(t *testing.T) {
 // redaction by the bot once it has the power for it; until then status
 // says why it was not applied.
 func TestMatrixOnlyAuthorsAndModerators(t *testing.T) {
-	h := newMatrixHarness(t)
+	eachHomeserver(t, testMatrixOnlyAuthorsAndModerators)
+}
+
+func testMatrixOnlyAuthorsAndModerators(t *testing.T, hs homeserver) {
+	h := newMatrixHarness(t, hs)
 	carolEv := h.carol.say(h.room, "carol's words")
 	carolPost := h.remotePost("carol's message", func(p *model.Post) bool { return p.Message == "carol's words" })
 	alicePost := h.post(h.alice, "alice's words", "")
@@ -1172,9 +1241,13 @@ func TestMatrixOnlyAuthorsAndModerators(t *testing.T) {
 // is invite-only. A local user's invitation still works (see
 // TestMatrixMapByAliasAndInvitation).
 func TestMatrixBotJoinsOnlyWhereAnAdminWantsIt(t *testing.T) {
-	h := newMatrixHarness(t)
+	eachHomeserver(t, testMatrixBotJoinsOnlyWhereAnAdminWantsIt)
+}
+
+func testMatrixBotJoinsOnlyWhereAnAdminWantsIt(t *testing.T, hs homeserver) {
+	h := newMatrixHarness(t, hs)
 	bot := id.NewUserID(h.cfg.BotLocalpart, h.cfg.ServerName)
-	asBot, err := mautrix.NewClient(h.dendrite.URL, bot, h.cfg.ASToken)
+	asBot, err := mautrix.NewClient(h.hs.BaseURL(), bot, h.cfg.ASToken)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1231,11 +1304,13 @@ func TestMatrixBotJoinsOnlyWhereAnAdminWantsIt(t *testing.T) {
 // destination's full queue holds the XMPP room back, and the room is read
 // again from its archive, instead of the overflow being dropped.
 func TestXMPPBurstReachesASlowerNetworkWhole(t *testing.T) {
-	testXMPPBurst(t, 2000, nil) // twice the default QueueSize
+	eachHomeserver(t, func(t *testing.T, hs homeserver) {
+		testXMPPBurst(t, hs, 2000, nil) // twice the default QueueSize
+	})
 }
 
-func testXMPPBurst(t *testing.T, burst int, settings map[string]any) {
-	h, eve, xroom := newMatrixAndXMPPHarness(t, "component", settings)
+func testXMPPBurst(t *testing.T, hs homeserver, burst int, settings map[string]any) {
+	h, eve, xroom := newMatrixAndXMPPHarness(t, hs, "component", settings)
 	want := make([]string, burst)
 	for i := range want {
 		want[i] = fmt.Sprintf("burst %04d", i)
