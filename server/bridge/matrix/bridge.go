@@ -40,7 +40,7 @@ type Store interface {
 
 // Alias namespaces; values expire with the message maps.
 const (
-	nsTxn       = "matrix-txn"      // transaction IDs already handled
+	nsTxn       = "matrix-txn"      // transactions already handled (see transactionMark)
 	nsReaction  = "matrix-reaction" // reaction event -> target|key (inbound)
 	nsOwnReact  = "matrix-myreact"  // room|target|puppet|key -> reaction event (outbound)
 	nsExtraPart = "matrix-parts"    // first event of a delivery -> the file events after it

@@ -2,6 +2,8 @@ package matrix
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -34,7 +36,8 @@ func (b *Bridge) handleTransaction(ctx context.Context, txnID string, txn *appse
 	if sink == nil {
 		return http.StatusServiceUnavailable, errors.New("the Matrix bridge is not running")
 	}
-	seen, err := b.store.Seen(nsTxn, txnID)
+	mark := transactionMark(txnID, txn.Events)
+	seen, err := b.store.Seen(nsTxn, mark)
 	if err != nil {
 		return http.StatusInternalServerError, fmt.Errorf("check the transaction: %w", err)
 	}
@@ -51,7 +54,7 @@ func (b *Bridge) handleTransaction(ctx context.Context, txnID string, txn *appse
 		b.log.Warn("Matrix transaction failed; the homeserver will send it again", "txn", txnID, "error", err.Error())
 		return http.StatusInternalServerError, err
 	}
-	if _, err := b.store.MarkSeen(nsTxn, txnID, txnMemory); err != nil {
+	if _, err := b.store.MarkSeen(nsTxn, mark, txnMemory); err != nil {
 		// Safe to fail: events already handed on are deduplicated when the
 		// homeserver sends the transaction again.
 		return http.StatusInternalServerError, fmt.Errorf("record the transaction: %w", err)
@@ -60,6 +63,25 @@ func (b *Bridge) handleTransaction(ctx context.Context, txnID string, txn *appse
 		b.health.Touch(time.Now())
 	}
 	return http.StatusOK, nil
+}
+
+// transactionMark is what marks a transaction as handled: its ID and the
+// IDs of the events it carries. The ID alone is not enough: Synapse on
+// SQLite numbers transactions from the highest one still unsent, so after a
+// restart it gives new events the IDs of transactions already handled. A
+// transaction sent again (the answer was lost, another node took it)
+// carries the same events, and only that one is skipped. Events handed on
+// twice under different marks (a homeserver that batches a resend
+// differently) are skipped by the core, which knows what every room has.
+func transactionMark(txnID string, events []*event.Event) string {
+	h := sha256.New()
+	for _, evt := range events {
+		if evt != nil {
+			h.Write([]byte(evt.ID))
+		}
+		h.Write([]byte{0})
+	}
+	return txnID + "|" + hex.EncodeToString(h.Sum(nil))
 }
 
 // acceptEvents hands events on in order and keeps those handed on as a
