@@ -36,6 +36,7 @@ func (b *Bridge) handleTransaction(ctx context.Context, txnID string, txn *appse
 	if sink == nil {
 		return http.StatusServiceUnavailable, errors.New("the Matrix bridge is not running")
 	}
+	b.notePushedRedactions(txn.Events)
 	mark := transactionMark(txnID, txn.Events)
 	seen, err := b.store.Seen(nsTxn, mark)
 	if err != nil {
