@@ -518,6 +518,23 @@ func testMatrixEveryKindBothWays(t *testing.T, hs homeserver) {
 	}
 	h.carol.send(h.room, event.EventMessage, reply)
 	h.remotePost("carol's reply", func(p *model.Post) bool { return p.Message == "answering alice" && p.RootId == hello.Id })
+	// Reply fallbacks in every form the specs have had (issue 10): a
+	// plain-text reply with the quote only in its body, no HTML; a quote
+	// of an emote; a quoted paragraph break (">" alone on its line).
+	for _, fallback := range []struct{ body, want string }{
+		{"> <@mm_alice:localhost> hello, edited\n\nplain answer", "plain answer"},
+		{"> * <@mm_alice:localhost> waves\n\nwaving back", "waving back"},
+		{"> <@mm_alice:localhost> hello\n>\n> again\n\ntwo paragraphs answered", "two paragraphs answered"},
+	} {
+		h.carol.send(h.room, event.EventMessage, &event.MessageEventContent{
+			MsgType: event.MsgText, Body: fallback.body,
+			RelatesTo: &event.RelatesTo{InReplyTo: &event.InReplyTo{EventID: out.ID}},
+		})
+		h.remotePost("carol's reply "+fallback.want, func(p *model.Post) bool { return p.Message == fallback.want && p.RootId == hello.Id })
+	}
+	// A quote in a message that answers nothing is the person's own.
+	h.carol.say(h.room, "> <@someone:localhost> said this\n\nand I quote")
+	h.remotePost("carol's quote", func(p *model.Post) bool { return strings.HasPrefix(p.Message, "> <@someone:localhost> said this") })
 
 	// An image both ways: uploaded to the media repository, and fetched
 	// from it with authenticated media.

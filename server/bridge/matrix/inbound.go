@@ -395,7 +395,7 @@ func (b *Bridge) message(ctx context.Context, ev *bridge.Event, evt *event.Event
 		case rel.InReplyTo != nil:
 			ev.Parent = string(rel.InReplyTo.EventID)
 		}
-		c.RemoveReplyFallback()
+		removeReplyFallback(c)
 	}
 	switch c.MsgType {
 	case event.MsgImage, event.MsgFile, event.MsgVideo, event.MsgAudio:
@@ -428,6 +428,41 @@ func (b *Bridge) message(ctx context.Context, ev *bridge.Event, evt *event.Event
 		return fmt.Errorf("%w: %s has neither text nor a file", errBadEvent, evt.ID)
 	}
 	return nil
+}
+
+// removeReplyFallback takes out of a reply the quote of what it answers,
+// in each form the specs have had until they dropped it (Matrix 1.13): an
+// <mx-reply> element leading the HTML, and quoted lines leading the body
+// ("> <@user:server> text", "> * <@user:server> emote", ">" alone for a
+// blank line), with or without HTML beside it (mautrix trims the body only
+// when the HTML had the element, and a plain-text reply has none). Only
+// replies lose it: a quote in another message is the person's own.
+func removeReplyFallback(c *event.MessageEventContent) {
+	if c.RelatesTo.GetReplyTo() == "" {
+		return
+	}
+	if c.Format == event.FormatHTML {
+		c.FormattedBody = event.TrimReplyFallbackHTML(c.FormattedBody)
+	}
+	c.Body = trimReplyFallbackText(c.Body)
+}
+
+// trimReplyFallbackText removes the quoted lines leading a reply's body,
+// when they start like a fallback and something follows them.
+func trimReplyFallbackText(body string) string {
+	if !strings.HasPrefix(body, "> <") && !strings.HasPrefix(body, "> * <") {
+		return body
+	}
+	lines := strings.Split(body, "\n")
+	i := 0
+	for i < len(lines) && (strings.HasPrefix(lines[i], "> ") || lines[i] == ">") {
+		i++
+	}
+	rest := strings.TrimSpace(strings.Join(lines[i:], "\n"))
+	if rest == "" {
+		return body
+	}
+	return rest
 }
 
 // text renders a message as Mattermost markdown; pills become @mentions of
