@@ -28,7 +28,7 @@ type Client struct {
 }
 
 // API is c itself: a server embedding a Client satisfies Server.API.
-func (c *Client) API() *Client { return c }
+func (s *Client) API() *Client { return s }
 
 // RegisterUser creates the account @localpart:server_name through the
 // shared-secret registration endpoint (/_synapse/admin/v1/register, which
