@@ -35,9 +35,9 @@ const probeEventType = "com.mattermost.bridge.probe"
 // until it is proved, the bot redacts an event of its own
 // (probeRedactions), and that redaction arriving in a transaction proves
 // it (notePushedRedactions); the proof, kept in KV per homeserver URL,
-// ends the sync for good. The sync
-// position is kept in KV, so redactions made while the plugin was down
-// are caught up; the first start begins at the present.
+// ends the sync for good. The sync position is kept in KV, so redactions
+// made while the plugin was down are caught up; the first start begins at
+// the present.
 func (b *Bridge) followRedactions(ctx context.Context) {
 	if b.redactionsPushed() {
 		return
