@@ -12,9 +12,8 @@ import (
 )
 
 // forbiddingHomeserver refuses the first refused sends with M_FORBIDDEN,
-// as Dendrite does for a puppet it cannot look up while it shuts down
-// ("appservice has not registered this user"), and counts what the bridge
-// asks.
+// as Synapse does for a puppet that is no longer in the room, and counts
+// what the bridge asks.
 type forbiddingHomeserver struct {
 	mu                      sync.Mutex
 	refused                 int // sends still to refuse
@@ -30,7 +29,7 @@ func (h *forbiddingHomeserver) ServeHTTP(w http.ResponseWriter, r *http.Request)
 		if h.refused > 0 {
 			h.refused--
 			w.WriteHeader(http.StatusForbidden)
-			_, _ = w.Write([]byte(`{"errcode":"M_FORBIDDEN","error":"appservice has not registered this user"}`))
+			_, _ = w.Write([]byte(`{"errcode":"M_FORBIDDEN","error":"User @mm_alice:example.org not in room !room:example.org"}`))
 			return
 		}
 		_, _ = w.Write([]byte(`{"event_id":"$sent"}`))
@@ -53,8 +52,8 @@ func (h *forbiddingHomeserver) counts() (sends, registers, joins int) {
 }
 
 // A puppet refused once is registered and joined afresh and tried again:
-// the refusal may be the homeserver's mistake (Dendrite while it stops) or
-// a puppet it forgot. Refused again, the message is refused for good.
+// it may have been removed from the room, or forgotten by the homeserver.
+// Refused again, the message is refused for good.
 func TestRefusedPuppetIsCheckedAndTriedAgainOnce(t *testing.T) {
 	hs := &forbiddingHomeserver{refused: 1}
 	b, _, _ := newTestBridge(t, hs)

@@ -33,11 +33,12 @@ func (b *Bridge) Deliver(ctx context.Context, d *bridge.Delivery) (string, error
 	}
 	nativeID, err := b.act(ctx, intent, room, d)
 	if errors.Is(err, mautrix.MForbidden) {
-		// The refusal may be a mistake of the homeserver's (Dendrite
-		// stopping says "appservice has not registered this user" of
-		// puppets it cannot look up) or about a puppet it forgot or that
-		// left: register and join it afresh and try once more. Refused
-		// again, or refused that, it is for good.
+		// The refusal may be about a puppet the homeserver forgot or
+		// that was removed from the room (the bridge's caches still say
+		// registered and joined), or a mistake of the homeserver's
+		// (Dendrite stopping says "appservice has not registered this
+		// user", see classify): register and join it afresh and try once
+		// more. Refused again, or refused that, it is for good.
 		if rerr := b.refreshPuppet(ctx, intent, room); rerr != nil {
 			return "", classify(rerr)
 		}
