@@ -88,7 +88,7 @@ func eveSaysEach(t *testing.T, h *matrixHarness, eve *prosodytest.Client, xroom 
 // restart of the plugin leaves no ghost behind in the room, and no XMPP
 // message reaches the plugin twice, before or after the restart.
 func TestXMPPComponentRestartLeavesNoDoubles(t *testing.T) {
-	h, eve, xroom := newMatrixAndXMPPHarness(t, "component")
+	h, eve, xroom := newMatrixAndXMPPHarness(t, dendrite, "component")
 	ctx, cancel := context.WithTimeout(h.ctx, time.Minute)
 	defer cancel()
 

@@ -324,6 +324,16 @@ const manifestStr = `
             "secret": false
           },
           {
+            "key": "MatrixInviteServers",
+            "display_name": "Accept invitations from servers:",
+            "type": "text",
+            "help_text": "The bot accepts room invitations from users of the homeserver (` + "`" + `MatrixServerName` + "`" + `) only, and from users of the servers listed here, separated by commas (e.g. ` + "`" + `matrix.org, example.net:8448` + "`" + `). Invitations from anyone else are rejected and logged.",
+            "placeholder": "matrix.org, example.net",
+            "default": "",
+            "hosting": "",
+            "secret": false
+          },
+          {
             "key": "MatrixRegistration",
             "display_name": "Registration file:",
             "type": "custom",

@@ -96,7 +96,11 @@ const matrixPendingNS = "matrix-pending"
 // sent later; and events handed on again after they arrived double
 // nothing.
 func TestMatrixBacklogSurvivesDeactivation(t *testing.T) {
-	h := newMatrixHarness(t)
+	eachHomeserver(t, testMatrixBacklogSurvivesDeactivation)
+}
+
+func testMatrixBacklogSurvivesDeactivation(t *testing.T, hs homeserver) {
+	h := newMatrixHarness(t, hs)
 	targets := map[string]id.EventID{}
 	posts := map[string]*model.Post{}
 	for _, text := range []string{"to edit", "to react to", "to redact"} {

@@ -80,7 +80,7 @@ type matrixBench struct {
 
 func newMatrixBench(b *testing.B) *matrixBench {
 	b.Helper()
-	m := &matrixBench{h: newMatrixHarness(b)}
+	m := &matrixBench{h: newMatrixHarness(b, dendrite)}
 	var cancel context.CancelFunc
 	m.ctx, cancel = context.WithCancel(context.Background())
 	b.Cleanup(cancel)
@@ -93,8 +93,8 @@ func newMatrixBench(b *testing.B) *matrixBench {
 
 func (m *matrixBench) account(b *testing.B, localpart, displayName string) *mautrix.Client {
 	b.Helper()
-	userID, token := m.h.dendrite.RegisterUser(b, localpart, localpart+"-password")
-	cli, err := mautrix.NewClient(m.h.dendrite.URL, id.UserID(userID), token)
+	userID, token := m.h.hs.RegisterUser(b, localpart, localpart+"-password")
+	cli, err := mautrix.NewClient(m.h.hs.BaseURL(), id.UserID(userID), token)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -23,32 +23,85 @@ import (
 
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/matrix"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/matrix/dendritetest"
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/matrix/homeservertest"
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/matrix/synapsetest"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/xmpp/testservers"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/xmpp/xmpptest"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/internal/servertest"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/testhost"
 )
 
-// matrixHarness is a Mattermost test host with the plugin registered as the
-// application service of a real Dendrite, a channel linked with a room, and
-// two Matrix people in that room: carol talks, dave watches.
-type matrixHarness struct {
-	channelHarness
-	ctx      context.Context
-	dendrite *dendritetest.Server
-	web      *testhost.PluginHTTP
-	room     id.RoomID
-	cfg      matrix.Config
-	carol    *matrixUser
-	dave     *matrixUser
+// homeserver is one kind of homeserver the Matrix checks run against.
+type homeserver struct {
+	name  string
+	start func(testing.TB, homeservertest.Options) homeservertest.Server
 }
 
-func newMatrixHarness(t testing.TB) *matrixHarness { return newMatrixHarnessWith(t, nil) }
+var (
+	dendrite = homeserver{"Dendrite", func(t testing.TB, o homeservertest.Options) homeservertest.Server { return dendritetest.Start(t, o) }}
+	synapse  = homeserver{"Synapse", func(t testing.TB, o homeservertest.Options) homeservertest.Server { return synapsetest.Start(t, o) }}
+	// homeservers are those every Matrix check runs against.
+	homeservers = []homeserver{dendrite, synapse}
+)
+
+// eachHomeserver runs a check once per homeserver, as subtests named after
+// them, side by side: most of a check's time is waiting for servers.
+func eachHomeserver(t *testing.T, check func(*testing.T, homeserver)) {
+	for _, hs := range homeservers {
+		t.Run(hs.name, func(t *testing.T) {
+			t.Parallel()
+			check(t, hs)
+		})
+	}
+}
+
+// eachServerPair runs a check that needs a homeserver and an XMPP server
+// once per pair, side by side, pairing them so that each server of either
+// kind is in at least one pair (Dendrite with Prosody, Synapse with
+// ejabberd): the checks of each network alone run on all of its servers,
+// so the cross product would only repeat them.
+func eachServerPair(t *testing.T, check func(*testing.T, homeserver, testservers.Kind)) {
+	n := max(len(homeservers), len(testservers.All))
+	for i := range n {
+		hs, kind := homeservers[i%len(homeservers)], testservers.All[i%len(testservers.All)]
+		t.Run(hs.name+"+"+kind.Name, func(t *testing.T) {
+			t.Parallel()
+			check(t, hs, kind)
+		})
+	}
+}
+
+// eachHomeserverInTurn is eachHomeserver for checks that keep the machine
+// busy (bursts): side by side, each would take twice as long.
+func eachHomeserverInTurn(t *testing.T, check func(*testing.T, homeserver)) {
+	for _, hs := range homeservers {
+		t.Run(hs.name, func(t *testing.T) { check(t, hs) })
+	}
+}
+
+// matrixHarness is a Mattermost test host with the plugin registered as the
+// application service of a real homeserver, a channel linked with a room,
+// and two Matrix people in that room: carol talks, dave watches.
+type matrixHarness struct {
+	channelHarness
+	ctx   context.Context
+	hs    homeservertest.Server
+	kind  homeserver
+	web   *testhost.PluginHTTP
+	room  id.RoomID
+	cfg   matrix.Config
+	carol *matrixUser
+	dave  *matrixUser
+}
+
+func newMatrixHarness(t testing.TB, hs homeserver) *matrixHarness {
+	return newMatrixHarnessWith(t, hs, nil)
+}
 
 // newMatrixHarnessWith adds settings (another network's) to the plugin's.
-func newMatrixHarnessWith(t testing.TB, extra map[string]any) *matrixHarness {
+func newMatrixHarnessWith(t testing.TB, hs homeserver, extra map[string]any) *matrixHarness {
 	t.Helper()
-	h := &matrixHarness{channelHarness: channelHarness{t: t}}
+	h := &matrixHarness{channelHarness: channelHarness{t: t}, kind: hs}
 	var cancel context.CancelFunc
 	h.ctx, cancel = context.WithTimeout(context.Background(), 10*time.Minute) // a failsafe
 	t.Cleanup(cancel)
@@ -62,8 +115,8 @@ func newMatrixHarnessWith(t testing.TB, extra map[string]any) *matrixHarness {
 		ServerName: "localhost", ASToken: servertest.RandomString(), HSToken: servertest.RandomString(),
 		UserPrefix: "mm_", BotLocalpart: "mattermostbridge",
 	}
-	h.dendrite = dendritetest.Start(t, dendritetest.Options{ServerName: h.cfg.ServerName, AppService: appServiceFor(h.cfg, h.web.PluginURL())})
-	h.cfg.HomeserverURL = h.dendrite.URL
+	h.hs = hs.start(t, homeservertest.Options{ServerName: h.cfg.ServerName, AppService: appServiceFor(h.cfg, h.web.PluginURL())})
+	h.cfg.HomeserverURL = h.hs.BaseURL()
 	settings := matrixPluginSettings(h.cfg)
 	maps.Copy(settings, extra)
 	if err := h.s.SetPluginSettings(settings); err != nil {
@@ -75,8 +128,8 @@ func newMatrixHarnessWith(t testing.TB, extra map[string]any) *matrixHarness {
 	}
 	h.admin, h.alice, h.bob = createPeople(h.s)
 	h.ch = channelOf(h.s, "matrix-dev", h.admin, h.alice, h.bob)
-	h.carol = newMatrixUser(h.ctx, t, h.dendrite, "carol", "Carol Jones")
-	h.dave = newMatrixUser(h.ctx, t, h.dendrite, "dave", "Dave Observer")
+	h.carol = newMatrixUser(h.ctx, t, h.hs, "carol", "Carol Jones")
+	h.dave = newMatrixUser(h.ctx, t, h.hs, "dave", "Dave Observer")
 	h.room = h.carol.createRoom("dev")
 	h.dave.join(h.room)
 	waitConnected(t, h.n, h.admin, h.ch, "matrixbridge", "Matrix")
@@ -85,14 +138,14 @@ func newMatrixHarnessWith(t testing.TB, extra map[string]any) *matrixHarness {
 }
 
 // appServiceFor is the registration the plugin would offer, in the form
-// dendritetest writes it.
-func appServiceFor(c matrix.Config, url string) *dendritetest.AppService {
+// the test homeservers take it.
+func appServiceFor(c matrix.Config, url string) *homeservertest.AppService {
 	reg := matrix.Registration(c, url)
-	as := &dendritetest.AppService{
+	as := &homeservertest.AppService{
 		ID: reg.ID, URL: reg.URL, ASToken: reg.AppToken, HSToken: reg.ServerToken, SenderLocalpart: reg.SenderLocalpart,
 	}
 	for _, ns := range reg.Namespaces.UserIDs {
-		as.Users = append(as.Users, dendritetest.Namespace{Regex: ns.Regex, Exclusive: ns.Exclusive})
+		as.Users = append(as.Users, homeservertest.Namespace{Regex: ns.Regex, Exclusive: ns.Exclusive})
 	}
 	return as
 }
@@ -119,7 +172,7 @@ func (h *matrixHarness) remotePost(what string, pred func(*model.Post) bool) *mo
 	})
 }
 
-// matrixUser is a real Matrix account on the test Dendrite, syncing in the
+// matrixUser is a real Matrix account on the test homeserver, syncing in the
 // background so tests can wait for what arrives in its rooms.
 type matrixUser struct {
 	t   testing.TB
@@ -133,10 +186,10 @@ type matrixUser struct {
 	gaps int
 }
 
-func newMatrixUser(ctx context.Context, t testing.TB, d *dendritetest.Server, localpart, displayName string) *matrixUser {
+func newMatrixUser(ctx context.Context, t testing.TB, d homeservertest.Server, localpart, displayName string) *matrixUser {
 	t.Helper()
 	userID, token := d.RegisterUser(t, localpart, localpart+"-password")
-	cli, err := mautrix.NewClient(d.URL, id.UserID(userID), token)
+	cli, err := mautrix.NewClient(d.BaseURL(), id.UserID(userID), token)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -284,7 +337,11 @@ func bodyIs(text string) func(*event.Event) bool {
 // Matrix check 1: text, formatting and mentions both ways, with dave
 // watching from a second Matrix account.
 func TestMatrixTextFormattingAndMentionsBothWays(t *testing.T) {
-	h := newMatrixHarness(t)
+	eachHomeserver(t, testMatrixTextFormattingAndMentionsBothWays)
+}
+
+func testMatrixTextFormattingAndMentionsBothWays(t *testing.T, hs homeserver) {
+	h := newMatrixHarness(t, hs)
 
 	// Mattermost -> Matrix: markdown becomes HTML, @bob a pill.
 	h.post(h.bob, "bob is here", "")
@@ -337,8 +394,10 @@ func TestMatrixTextFormattingAndMentionsBothWays(t *testing.T) {
 
 // Matrix check 3: two Mattermost users are two Matrix users with their
 // display names, and nothing they say comes back.
-func TestMatrixPuppets(t *testing.T) {
-	h := newMatrixHarness(t)
+func TestMatrixPuppets(t *testing.T) { eachHomeserver(t, testMatrixPuppets) }
+
+func testMatrixPuppets(t *testing.T, hs homeserver) {
+	h := newMatrixHarness(t, hs)
 	h.post(h.alice, "alice speaking", "")
 	h.post(h.bob, "bob speaking", "")
 	a := h.dave.waitEvent(h.room, "alice's message", bodyIs("alice speaking"))
@@ -416,8 +475,10 @@ func TestMatrixPuppets(t *testing.T) {
 
 // Matrix check 2: edits, redactions, reactions (add and remove), replies,
 // threads and an image, both ways.
-func TestMatrixEveryKindBothWays(t *testing.T) {
-	h := newMatrixHarness(t)
+func TestMatrixEveryKindBothWays(t *testing.T) { eachHomeserver(t, testMatrixEveryKindBothWays) }
+
+func testMatrixEveryKindBothWays(t *testing.T, hs homeserver) {
+	h := newMatrixHarness(t, hs)
 
 	hello := h.post(h.alice, "hello matrix", "")
 	out := h.dave.waitEvent(h.room, "alice's message", bodyIs("hello matrix"))
@@ -482,6 +543,23 @@ func TestMatrixEveryKindBothWays(t *testing.T) {
 	}
 	h.carol.send(h.room, event.EventMessage, reply)
 	h.remotePost("carol's reply", func(p *model.Post) bool { return p.Message == "answering alice" && p.RootId == hello.Id })
+	// Reply fallbacks in every form the specs have had (issue 10): a
+	// plain-text reply with the quote only in its body, no HTML; a quote
+	// of an emote; a quoted paragraph break (">" alone on its line).
+	for _, fallback := range []struct{ body, want string }{
+		{"> <@mm_alice:localhost> hello, edited\n\nplain answer", "plain answer"},
+		{"> * <@mm_alice:localhost> waves\n\nwaving back", "waving back"},
+		{"> <@mm_alice:localhost> hello\n>\n> again\n\ntwo paragraphs answered", "two paragraphs answered"},
+	} {
+		h.carol.send(h.room, event.EventMessage, &event.MessageEventContent{
+			MsgType: event.MsgText, Body: fallback.body,
+			RelatesTo: &event.RelatesTo{InReplyTo: &event.InReplyTo{EventID: out.ID}},
+		})
+		h.remotePost("carol's reply "+fallback.want, func(p *model.Post) bool { return p.Message == fallback.want && p.RootId == hello.Id })
+	}
+	// A quote in a message that answers nothing is the person's own.
+	h.carol.say(h.room, "> <@someone:localhost> said this\n\nand I quote")
+	h.remotePost("carol's quote", func(p *model.Post) bool { return strings.HasPrefix(p.Message, "> <@someone:localhost> said this") })
 
 	// An image both ways: uploaded to the media repository, and fetched
 	// from it with authenticated media.
@@ -536,7 +614,11 @@ func TestMatrixEveryKindBothWays(t *testing.T) {
 // /matrixbridge create makes a room for the channel; members joining and
 // leaving the channel join and leave it as their puppets.
 func TestMatrixCreateRoomAndMembership(t *testing.T) {
-	h := newMatrixHarness(t)
+	eachHomeserver(t, testMatrixCreateRoomAndMembership)
+}
+
+func testMatrixCreateRoomAndMembership(t *testing.T, hs homeserver) {
+	h := newMatrixHarness(t, hs)
 	team := h.s.DefaultTeam()
 	ch := h.s.CreateChannelWith(&model.Channel{TeamId: team.Id, Name: "launch", DisplayName: "Launch Plans", Purpose: "Rockets", Type: model.ChannelTypeOpen})
 	for _, u := range []*model.User{h.admin, h.alice, h.bob} {
@@ -581,8 +663,10 @@ func TestMatrixCreateRoomAndMembership(t *testing.T) {
 }
 
 // /matrixbridge registration shows the registration file to admins only.
-func TestMatrixRegistrationCommand(t *testing.T) {
-	h := newMatrixHarness(t)
+func TestMatrixRegistrationCommand(t *testing.T) { eachHomeserver(t, testMatrixRegistrationCommand) }
+
+func testMatrixRegistrationCommand(t *testing.T, hs homeserver) {
+	h := newMatrixHarness(t, hs)
 	site := "https://chat.example.com"
 	if err := h.s.UpdateConfig(func(c *model.Config) { c.ServiceSettings.SiteURL = &site }); err != nil {
 		t.Fatal(err)
@@ -629,28 +713,32 @@ func (h *matrixHarness) activate() {
 	}
 }
 
-// Matrix check 5: Dendrite stops while Mattermost people talk, and the
+// Matrix check 5: the homeserver stops while Mattermost people talk, and the
 // plugin is off while Matrix people talk; afterwards every message is on
 // the other side exactly once, in order.
-func TestMatrixSurvivesDendriteRestartAndDeactivation(t *testing.T) {
-	h := newMatrixHarness(t)
+func TestMatrixSurvivesHomeserverRestartAndDeactivation(t *testing.T) {
+	eachHomeserver(t, testMatrixSurvivesHomeserverRestartAndDeactivation)
+}
+
+func testMatrixSurvivesHomeserverRestartAndDeactivation(t *testing.T, hs homeserver) {
+	h := newMatrixHarness(t, hs)
 	h.post(h.alice, "mm 1", "")
 	h.dave.waitEvent(h.room, "mm 1", bodyIs("mm 1"))
 
-	// Dendrite goes away in the middle of a stream of posts.
+	// The homeserver goes away in the middle of a stream of posts.
 	var want []string
 	for i := 2; i <= 11; i++ {
 		text := fmt.Sprintf("mm %d", i)
 		want = append(want, text)
 		h.post(h.alice, text, "")
 		if i == 5 {
-			if err := h.dendrite.Stop(); err != nil {
+			if err := h.hs.Stop(); err != nil {
 				t.Log(err)
 			}
 		}
 	}
 	time.Sleep(2 * time.Second)
-	h.dendrite.Restart(t)
+	h.hs.Restart(t)
 	expectExactlyOnceInOrder(t, "the room", func() []string { return h.roomBodies("mm ") }, append([]string{"mm 1"}, want...))
 
 	// The plugin is off while carol talks, and while alice posts.
@@ -697,7 +785,7 @@ func (h *matrixHarness) asRequest(method, path, token, body string) (int, string
 	return resp.StatusCode, string(b)
 }
 
-// txnRecorder keeps the transactions Dendrite pushed and what the plugin
+// txnRecorder keeps the transactions the homeserver pushed and what the plugin
 // answered.
 type txnRecorder struct {
 	mu    sync.Mutex
@@ -751,23 +839,30 @@ func (rec *txnRecorder) codesOf(path string) []int {
 }
 
 // Matrix check 4: a transaction sent again creates nothing new; one whose
-// handling fails is sent again by Dendrite and then lands once.
+// handling fails is sent again by the homeserver and then lands once.
 func TestMatrixTransactionsAreIdempotent(t *testing.T) {
-	h := newMatrixHarness(t)
+	eachHomeserver(t, testMatrixTransactionsAreIdempotent)
+}
+
+func testMatrixTransactionsAreIdempotent(t *testing.T, hs homeserver) {
+	h := newMatrixHarness(t, hs)
 	rec := h.recordTransactions()
 	count := func(text string) int { return len(filterExact(remotePosts(h.s, h.ch), text)) }
 
 	// Replayed by the homeserver: the same transaction ID twice.
+	// A homeserver sends a transaction again with the same events: what
+	// makes it the same is its ID and their IDs (issue 10: Synapse reuses
+	// IDs for new events after a restart).
 	rec.watch("replay me", func(http.ResponseWriter, func() *http.Response) bool { return false })
-	h.carol.say(h.room, "replay me")
+	replayed := h.carol.say(h.room, "replay me")
 	h.remotePost("replay me", func(p *model.Post) bool { return p.Message == "replay me" })
 	path := rec.pathsOf("replay me")[0]
-	body := `{"events":[{"type":"m.room.message","room_id":"` + string(h.room) + `","event_id":"$replayed","sender":"` + string(h.carol.ID) + `","origin_server_ts":1,"content":{"msgtype":"m.text","body":"replay me"}}]}`
+	body := `{"events":[{"type":"m.room.message","room_id":"` + string(h.room) + `","event_id":"` + string(replayed) + `","sender":"` + string(h.carol.ID) + `","origin_server_ts":1,"content":{"msgtype":"m.text","body":"replay me"}}]}`
 	if code, text := h.asRequest(http.MethodPut, strings.TrimPrefix(path, "/plugins/"+manifest.Id), h.cfg.HSToken, body); code != http.StatusOK {
 		t.Fatalf("replayed transaction: %d %s", code, text)
 	}
 
-	// The plugin handled it, but its answer was lost: Dendrite sends the
+	// The plugin handled it, but its answer was lost: the homeserver sends the
 	// same transaction again.
 	var lost atomic.Bool
 	rec.watch("lost answer", func(w http.ResponseWriter, forward func() *http.Response) bool {
@@ -780,12 +875,12 @@ func TestMatrixTransactionsAreIdempotent(t *testing.T) {
 	})
 	h.carol.say(h.room, "lost answer")
 	// Usually under the same transaction ID (the plugin has recorded it);
-	// Dendrite may batch the resend differently, and then the copy is
+	// The homeserver may batch the resend differently, and then the copy is
 	// known by its event ID.
-	testhost.WaitFor(t, 30*time.Second, func() bool { return len(rec.pathsOf("lost answer")) >= 2 }, "Dendrite to send the transaction again")
+	testhost.WaitFor(t, 30*time.Second, func() bool { return len(rec.pathsOf("lost answer")) >= 2 }, "the homeserver to send the transaction again")
 
 	// Handling fails (the KV store refuses): the plugin answers 500, and
-	// Dendrite's next attempt lands.
+	// The homeserver's next attempt lands.
 	var failed atomic.Bool
 	rec.watch("store trouble", func(http.ResponseWriter, func() *http.Response) bool {
 		if failed.CompareAndSwap(false, true) {
@@ -795,7 +890,7 @@ func TestMatrixTransactionsAreIdempotent(t *testing.T) {
 	})
 	h.carol.say(h.room, "store trouble")
 	h.remotePost("store trouble", func(p *model.Post) bool { return p.Message == "store trouble" })
-	// Dendrite resends the event, in the same transaction or, when it
+	// The homeserver resends the event, in the same transaction or, when it
 	// batches differently, in another one. The post can exist a moment
 	// before the answer that created it is recorded, so wait for a 200.
 	storeTroubleCodes := func() []int {
@@ -851,8 +946,10 @@ func filterExact(list []string, text string) []string {
 // Matrix check 6: a wrong or missing hs_token gets 403 and changes
 // nothing; malformed transactions are refused cleanly and the bridge keeps
 // working.
-func TestMatrixBadInput(t *testing.T) {
-	h := newMatrixHarness(t)
+func TestMatrixBadInput(t *testing.T) { eachHomeserver(t, testMatrixBadInput) }
+
+func testMatrixBadInput(t *testing.T, hs homeserver) {
+	h := newMatrixHarness(t, hs)
 	forged := `{"events":[{"type":"m.room.message","room_id":"` + string(h.room) + `","event_id":"$forged","sender":"@mallory:localhost","origin_server_ts":1,"content":{"msgtype":"m.text","body":"forged"}}]}`
 	for name, token := range map[string]string{"missing": "", "wrong": "not-the-hs-token", "the as_token": h.cfg.ASToken} {
 		for _, r := range []struct{ method, path, body string }{
@@ -893,14 +990,14 @@ func TestMatrixBadInput(t *testing.T) {
 }
 
 // newMatrixAndXMPPHarness is newMatrixAndXMPPHarnessOn Prosody.
-func newMatrixAndXMPPHarness(t *testing.T, mode string, extra ...map[string]any) (*matrixHarness, *xmpptest.Client, jid.JID) {
+func newMatrixAndXMPPHarness(t *testing.T, hs homeserver, mode string, extra ...map[string]any) (*matrixHarness, *xmpptest.Client, jid.JID) {
 	t.Helper()
-	return newMatrixAndXMPPHarnessOn(t, testservers.Prosody, mode, extra...)
+	return newMatrixAndXMPPHarnessOn(t, hs, testservers.Prosody, mode, extra...)
 }
 
 // newMatrixAndXMPPHarnessOn links the Matrix harness's channel with an
 // XMPP room too, on a server of kind in the given XMPP mode, where eve is.
-func newMatrixAndXMPPHarnessOn(t *testing.T, kind testservers.Kind, mode string, extra ...map[string]any) (*matrixHarness, *xmpptest.Client, jid.JID) {
+func newMatrixAndXMPPHarnessOn(t *testing.T, hs homeserver, kind testservers.Kind, mode string, extra ...map[string]any) (*matrixHarness, *xmpptest.Client, jid.JID) {
 	t.Helper()
 	xs := startXMPPServer(t, kind, testservers.Options{})
 	xs.CreateUser(t, "eve", "eve-password")
@@ -913,7 +1010,7 @@ func newMatrixAndXMPPHarnessOn(t *testing.T, kind testservers.Kind, mode string,
 	for _, m := range extra {
 		maps.Copy(settings, m)
 	}
-	h := newMatrixHarnessWith(t, settings)
+	h := newMatrixHarnessWith(t, hs, settings)
 	if err := eve.JoinRoom(h.ctx, xroom, "Eve"); err != nil {
 		t.Fatal(err)
 	}
@@ -927,15 +1024,15 @@ func newMatrixAndXMPPHarnessOn(t *testing.T, kind testservers.Kind, mode string,
 // Issue 9 item 7: in both XMPP modes (in client mode a Matrix person has
 // no XMPP account and speaks through the bridge's).
 func TestMatrixAndXMPPThroughOneChannel(t *testing.T) {
-	forEachXMPPServer(t, func(t *testing.T, kind testservers.Kind) {
+	eachServerPair(t, func(t *testing.T, hs homeserver, kind testservers.Kind) {
 		for _, mode := range []string{"component", "client"} {
-			t.Run(mode, func(t *testing.T) { testMatrixAndXMPPThroughOneChannel(t, kind, mode) })
+			t.Run(mode, func(t *testing.T) { testMatrixAndXMPPThroughOneChannel(t, hs, kind, mode) })
 		}
 	})
 }
 
-func testMatrixAndXMPPThroughOneChannel(t *testing.T, kind testservers.Kind, mode string) {
-	h, eve, xroom := newMatrixAndXMPPHarnessOn(t, kind, mode)
+func testMatrixAndXMPPThroughOneChannel(t *testing.T, hs homeserver, kind testservers.Kind, mode string) {
+	h, eve, xroom := newMatrixAndXMPPHarnessOn(t, hs, kind, mode)
 
 	// XMPP -> Matrix (and Mattermost): eve has a puppet of her own.
 	if _, err := eve.Say(h.ctx, xroom, "hello from *xmpp*"); err != nil {
@@ -999,15 +1096,15 @@ func testMatrixAndXMPPThroughOneChannel(t *testing.T, kind testservers.Kind, mod
 // a third network (XMPP here) speaks in Matrix as a puppet of their own,
 // and the XMPP person's puppet keeps its name.
 func TestMatrixMattermostUserNamedLikeAGhostGetsOwnPuppet(t *testing.T) {
-	forEachXMPPServer(t, func(t *testing.T, kind testservers.Kind) {
+	eachServerPair(t, func(t *testing.T, hs homeserver, kind testservers.Kind) {
 		for _, mode := range []string{"component", "client"} {
-			t.Run(mode, func(t *testing.T) { testMattermostUserNamedLikeAGhost(t, kind, mode) })
+			t.Run(mode, func(t *testing.T) { testMattermostUserNamedLikeAGhost(t, hs, kind, mode) })
 		}
 	})
 }
 
-func testMattermostUserNamedLikeAGhost(t *testing.T, kind testservers.Kind, mode string) {
-	h, eve, xroom := newMatrixAndXMPPHarnessOn(t, kind, mode)
+func testMattermostUserNamedLikeAGhost(t *testing.T, hs homeserver, kind testservers.Kind, mode string) {
+	h, eve, xroom := newMatrixAndXMPPHarnessOn(t, hs, kind, mode)
 	if _, err := eve.Say(h.ctx, xroom, "i am eve"); err != nil {
 		t.Fatal(err)
 	}
@@ -1042,7 +1139,11 @@ func testMattermostUserNamedLikeAGhost(t *testing.T, kind testservers.Kind, mode
 // An as_token the homeserver does not know shows in status as something
 // to fix, without the token.
 func TestMatrixWrongASTokenShowsInStatus(t *testing.T) {
-	h := newMatrixHarness(t)
+	eachHomeserver(t, testMatrixWrongASTokenShowsInStatus)
+}
+
+func testMatrixWrongASTokenShowsInStatus(t *testing.T, hs homeserver) {
+	h := newMatrixHarness(t, hs)
 	wrong := "wrong-as-token-" + servertest.RandomString()
 	settings := matrixPluginSettings(h.cfg)
 	settings["MatrixASToken"] = wrong
@@ -1068,7 +1169,11 @@ func TestMatrixWrongASTokenShowsInStatus(t *testing.T) {
 // map takes an alias as well as a room ID; an invite-only room is refused
 // until someone invites the bot, which then joins by itself.
 func TestMatrixMapByAliasAndInvitation(t *testing.T) {
-	h := newMatrixHarness(t)
+	eachHomeserver(t, testMatrixMapByAliasAndInvitation)
+}
+
+func testMatrixMapByAliasAndInvitation(t *testing.T, hs homeserver) {
+	h := newMatrixHarness(t, hs)
 	team := h.s.DefaultTeam()
 	public := h.s.CreateChannel(team.Id, "by-alias")
 	private := h.s.CreateChannel(team.Id, "invite-only")
@@ -1106,7 +1211,11 @@ func TestMatrixMapByAliasAndInvitation(t *testing.T) {
 // redaction by the bot once it has the power for it; until then status
 // says why it was not applied.
 func TestMatrixOnlyAuthorsAndModerators(t *testing.T) {
-	h := newMatrixHarness(t)
+	eachHomeserver(t, testMatrixOnlyAuthorsAndModerators)
+}
+
+func testMatrixOnlyAuthorsAndModerators(t *testing.T, hs homeserver) {
+	h := newMatrixHarness(t, hs)
 	carolEv := h.carol.say(h.room, "carol's words")
 	carolPost := h.remotePost("carol's message", func(p *model.Post) bool { return p.Message == "carol's words" })
 	alicePost := h.post(h.alice, "alice's words", "")
@@ -1183,9 +1292,13 @@ func TestMatrixOnlyAuthorsAndModerators(t *testing.T) {
 // is invite-only. A local user's invitation still works (see
 // TestMatrixMapByAliasAndInvitation).
 func TestMatrixBotJoinsOnlyWhereAnAdminWantsIt(t *testing.T) {
-	h := newMatrixHarness(t)
+	eachHomeserver(t, testMatrixBotJoinsOnlyWhereAnAdminWantsIt)
+}
+
+func testMatrixBotJoinsOnlyWhereAnAdminWantsIt(t *testing.T, hs homeserver) {
+	h := newMatrixHarness(t, hs)
 	bot := id.NewUserID(h.cfg.BotLocalpart, h.cfg.ServerName)
-	asBot, err := mautrix.NewClient(h.dendrite.URL, bot, h.cfg.ASToken)
+	asBot, err := mautrix.NewClient(h.hs.BaseURL(), bot, h.cfg.ASToken)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1246,11 +1359,13 @@ func TestMatrixBotJoinsOnlyWhereAnAdminWantsIt(t *testing.T) {
 // ejabberd its default c2s shaper (3000 B/s) would make eve's burst alone
 // take minutes; the other checks of the same paths run on both servers.
 func TestXMPPBurstReachesASlowerNetworkWhole(t *testing.T) {
-	testXMPPBurst(t, 2000, nil) // twice the default QueueSize
+	eachHomeserverInTurn(t, func(t *testing.T, hs homeserver) {
+		testXMPPBurst(t, hs, 2000, nil) // twice the default QueueSize
+	})
 }
 
-func testXMPPBurst(t *testing.T, burst int, settings map[string]any) {
-	h, eve, xroom := newMatrixAndXMPPHarness(t, "component", settings)
+func testXMPPBurst(t *testing.T, hs homeserver, burst int, settings map[string]any) {
+	h, eve, xroom := newMatrixAndXMPPHarness(t, hs, "component", settings)
 	want := make([]string, burst)
 	for i := range want {
 		want[i] = fmt.Sprintf("burst %04d", i)

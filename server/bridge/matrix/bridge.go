@@ -40,7 +40,7 @@ type Store interface {
 
 // Alias namespaces; values expire with the message maps.
 const (
-	nsTxn       = "matrix-txn"      // transaction IDs already handled
+	nsTxn       = "matrix-txn"      // transactions already handled (see transactionMark)
 	nsReaction  = "matrix-reaction" // reaction event -> target|key (inbound)
 	nsOwnReact  = "matrix-myreact"  // room|target|puppet|key -> reaction event (outbound)
 	nsExtraPart = "matrix-parts"    // first event of a delivery -> the file events after it
@@ -74,6 +74,11 @@ type Bridge struct {
 	// redacting the redactions on their way (see handRedaction).
 	live      map[string]bool
 	redacting map[id.EventID]bool
+	// pushed is closed once the homeserver is known to push redactions
+	// (see followRedactions).
+	pushed     chan struct{}
+	pushedOnce sync.Once
+	probeRoom  id.RoomID // the bot's self-check room, once known; under mu
 
 	// txnMu makes transactions run one at a time, so events are handed on
 	// in the order the homeserver sent them. It guards the catch-up state:
@@ -137,6 +142,7 @@ func New(cfg Config, st Store, log bridge.Logger) (*Bridge, error) {
 		unsure:   map[string]bool{},
 		started:  time.Now(),
 		live:     map[string]bool{}, redacting: map[id.EventID]bool{},
+		pushed: make(chan struct{}),
 	}, nil
 }
 

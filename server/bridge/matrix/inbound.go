@@ -2,6 +2,8 @@ package matrix
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -34,7 +36,9 @@ func (b *Bridge) handleTransaction(ctx context.Context, txnID string, txn *appse
 	if sink == nil {
 		return http.StatusServiceUnavailable, errors.New("the Matrix bridge is not running")
 	}
-	seen, err := b.store.Seen(nsTxn, txnID)
+	b.notePushedRedactions(txn.Events)
+	mark := transactionMark(txnID, txn.Events)
+	seen, err := b.store.Seen(nsTxn, mark)
 	if err != nil {
 		return http.StatusInternalServerError, fmt.Errorf("check the transaction: %w", err)
 	}
@@ -51,7 +55,7 @@ func (b *Bridge) handleTransaction(ctx context.Context, txnID string, txn *appse
 		b.log.Warn("Matrix transaction failed; the homeserver will send it again", "txn", txnID, "error", err.Error())
 		return http.StatusInternalServerError, err
 	}
-	if _, err := b.store.MarkSeen(nsTxn, txnID, txnMemory); err != nil {
+	if _, err := b.store.MarkSeen(nsTxn, mark, txnMemory); err != nil {
 		// Safe to fail: events already handed on are deduplicated when the
 		// homeserver sends the transaction again.
 		return http.StatusInternalServerError, fmt.Errorf("record the transaction: %w", err)
@@ -60,6 +64,25 @@ func (b *Bridge) handleTransaction(ctx context.Context, txnID string, txn *appse
 		b.health.Touch(time.Now())
 	}
 	return http.StatusOK, nil
+}
+
+// transactionMark is what marks a transaction as handled: its ID and the
+// IDs of the events it carries. The ID alone is not enough: Synapse on
+// SQLite numbers transactions from the highest one still unsent, so after a
+// restart it gives new events the IDs of transactions already handled. A
+// transaction sent again (the answer was lost, another node took it)
+// carries the same events, and only that one is skipped. Events handed on
+// twice under different marks (a homeserver that batches a resend
+// differently) are skipped by the core, which knows what every room has.
+func transactionMark(txnID string, events []*event.Event) string {
+	h := sha256.New()
+	for _, evt := range events {
+		if evt != nil {
+			h.Write([]byte(evt.ID))
+		}
+		h.Write([]byte{0})
+	}
+	return txnID + "|" + hex.EncodeToString(h.Sum(nil))
 }
 
 // acceptEvents hands events on in order and keeps those handed on as a
@@ -372,7 +395,7 @@ func (b *Bridge) message(ctx context.Context, ev *bridge.Event, evt *event.Event
 		case rel.InReplyTo != nil:
 			ev.Parent = string(rel.InReplyTo.EventID)
 		}
-		c.RemoveReplyFallback()
+		removeReplyFallback(c)
 	}
 	switch c.MsgType {
 	case event.MsgImage, event.MsgFile, event.MsgVideo, event.MsgAudio:
@@ -405,6 +428,41 @@ func (b *Bridge) message(ctx context.Context, ev *bridge.Event, evt *event.Event
 		return fmt.Errorf("%w: %s has neither text nor a file", errBadEvent, evt.ID)
 	}
 	return nil
+}
+
+// removeReplyFallback takes out of a reply the quote of what it answers,
+// in each form the specs have had until they dropped it (Matrix 1.13): an
+// <mx-reply> element leading the HTML, and quoted lines leading the body
+// ("> <@user:server> text", "> * <@user:server> emote", ">" alone for a
+// blank line), with or without HTML beside it (mautrix trims the body only
+// when the HTML had the element, and a plain-text reply has none). Only
+// replies lose it: a quote in another message is the person's own.
+func removeReplyFallback(c *event.MessageEventContent) {
+	if c.RelatesTo.GetReplyTo() == "" {
+		return
+	}
+	if c.Format == event.FormatHTML {
+		c.FormattedBody = event.TrimReplyFallbackHTML(c.FormattedBody)
+	}
+	c.Body = trimReplyFallbackText(c.Body)
+}
+
+// trimReplyFallbackText removes the quoted lines leading a reply's body,
+// when they start like a fallback and something follows them.
+func trimReplyFallbackText(body string) string {
+	if !strings.HasPrefix(body, "> <") && !strings.HasPrefix(body, "> * <") {
+		return body
+	}
+	lines := strings.Split(body, "\n")
+	i := 0
+	for i < len(lines) && (strings.HasPrefix(lines[i], "> ") || lines[i] == ">") {
+		i++
+	}
+	rest := strings.TrimSpace(strings.Join(lines[i:], "\n"))
+	if rest == "" {
+		return body
+	}
+	return rest
 }
 
 // text renders a message as Mattermost markdown; pills become @mentions of

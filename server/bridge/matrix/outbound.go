@@ -31,7 +31,40 @@ func (b *Bridge) Deliver(ctx context.Context, d *bridge.Delivery) (string, error
 	if err != nil {
 		return "", classify(err)
 	}
-	var nativeID string
+	nativeID, err := b.act(ctx, intent, room, d)
+	if errors.Is(err, mautrix.MForbidden) {
+		// The refusal may be about a puppet the homeserver forgot or
+		// that was removed from the room (the bridge's caches still say
+		// registered and joined), or a mistake of the homeserver's
+		// (Dendrite stopping says "appservice has not registered this
+		// user", see classify): register and join it afresh and try once
+		// more. Refused again, or refused that, it is for good.
+		if rerr := b.refreshPuppet(ctx, intent, room); rerr != nil {
+			return "", classify(rerr)
+		}
+		nativeID, err = b.act(ctx, intent, room, d)
+	}
+	if err != nil {
+		return "", classify(err)
+	}
+	b.health.Touch(time.Now())
+	return nativeID, nil
+}
+
+// refreshPuppet registers a puppet and joins it to room without trusting
+// what was cached.
+func (b *Bridge) refreshPuppet(ctx context.Context, intent *appservice.IntentAPI, room id.RoomID) error {
+	if err := intent.Register(ctx); err != nil && !errors.Is(err, mautrix.MUserInUse) {
+		return fmt.Errorf("register %s again: %w", intent.UserID, err)
+	}
+	if err := intent.EnsureJoined(ctx, room, appservice.EnsureJoinedParams{IgnoreCache: true}); err != nil {
+		return fmt.Errorf("join %s to %s again: %w", intent.UserID, room, err)
+	}
+	return nil
+}
+
+// act does what d says in room as the puppet.
+func (b *Bridge) act(ctx context.Context, intent *appservice.IntentAPI, room id.RoomID, d *bridge.Delivery) (nativeID string, err error) {
 	switch d.Kind {
 	case bridge.KindMessage:
 		nativeID, err = b.sendMessage(ctx, intent, room, d)
@@ -48,11 +81,7 @@ func (b *Bridge) Deliver(ctx context.Context, d *bridge.Delivery) (string, error
 	default:
 		err = bridge.Permanentf("matrix: %s is not supported", d.Kind)
 	}
-	if err != nil {
-		return "", classify(err)
-	}
-	b.health.Touch(time.Now())
-	return nativeID, nil
+	return nativeID, err
 }
 
 func (b *Bridge) sendMessage(ctx context.Context, intent *appservice.IntentAPI, room id.RoomID, d *bridge.Delivery) (string, error) {

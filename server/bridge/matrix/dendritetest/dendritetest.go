@@ -25,6 +25,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/matrix/homeservertest"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/internal/servertest"
 )
 
@@ -49,65 +50,23 @@ const (
 // next to it.
 const BinaryEnv = "DENDRITE_BIN"
 
-// Namespace is one regular expression of an application service's users,
-// aliases or rooms namespace. Dendrite does not anchor the expression
-// (it uses MatchString), so write ^...$ to match whole IDs.
-type Namespace struct {
-	Regex     string
-	Exclusive bool
-}
+// Namespace, AppService and Options are those every test homeserver takes.
+type (
+	Namespace  = homeservertest.Namespace
+	AppService = homeservertest.AppService
+	Options    = homeservertest.Options
+)
 
-// AppService is an application-service registration (the plugin is the
-// application service).
-type AppService struct {
-	// ID is unique per homeserver; "bridge" if empty.
-	ID string
-	// URL is where Dendrite pushes transactions
-	// (PUT URL/_matrix/app/v1/transactions/{txnId}); empty means Dendrite
-	// pushes nothing.
-	URL string
-	// ASToken authenticates the application service to Dendrite
-	// ("Authorization: Bearer ASToken"); random if empty.
-	ASToken string
-	// HSToken authenticates Dendrite to the application service: Dendrite
-	// sends "Authorization: Bearer HSToken" (and no access_token query
-	// parameter); random if empty.
-	HSToken string
-	// SenderLocalpart is the application service's own user, which Dendrite
-	// creates at start; "bridge" if empty.
-	SenderLocalpart string
-	// Users, Aliases and Rooms are the namespaces. An event is pushed if its
-	// sender, its room ID, the state key of an m.room.member event or one of
-	// the room's aliases matches, or if a user in Users is joined to the
-	// room.
-	Users, Aliases, Rooms []Namespace
-}
-
-// Options configure a Server. The zero value is a sensible default.
-type Options struct {
-	// ServerName is the homeserver's name, the part after the colon of user
-	// IDs; "localhost" if empty.
-	ServerName string
-	// AppService, if not nil, is written to a registration file listed in
-	// app_service_api.config_files. Server.AppService holds it with its
-	// defaults filled in.
-	AppService *AppService
-	// SharedSecret is registration_shared_secret; random if empty.
-	SharedSecret string
-	// LogLevel is Dendrite's log level ("trace", "debug", "info", "warn",
-	// "error"); "info" if empty.
-	LogLevel string
-}
+var _ homeservertest.Server = (*Server)(nil)
 
 // Server is a running (or stopped) Dendrite.
 type Server struct {
-	// URL is the client-server (and application-service-facing) API,
-	// "http://127.0.0.1:<port>", without a trailing slash.
-	URL string
+	// Client has URL, the client-server (and application-service-facing)
+	// API, "http://127.0.0.1:<port>", and SharedSecret, the registration
+	// shared secret; and RegisterUser, Do and Request.
+	homeservertest.Client
 	// ServerName is the homeserver's name, such as "localhost".
 	ServerName string
-	// SharedSecret is the registration shared secret.
-	SharedSecret string
 	// AppService is Options.AppService with defaults filled in, or nil.
 	AppService *AppService
 
@@ -137,41 +96,18 @@ func Start(t testing.TB, opts Options) *Server {
 	if err != nil {
 		t.Fatalf("dendritetest: %v", err)
 	}
-	if opts.ServerName == "" {
-		opts.ServerName = "localhost"
-	}
-	if opts.SharedSecret == "" {
-		opts.SharedSecret = servertest.RandomString()
-	}
-	if opts.LogLevel == "" {
-		opts.LogLevel = "info"
-	}
+	opts = opts.WithDefaults()
 	dir := t.TempDir()
 	s := &Server{
-		ServerName:   opts.ServerName,
-		SharedSecret: opts.SharedSecret,
-		Dir:          dir,
-		ConfigFile:   filepath.Join(dir, "dendrite.yaml"),
-		LogFile:      filepath.Join(dir, "dendrite.log"),
-		opts:         opts,
-		dendrite:     dendrite,
-		Slot:         servertest.Slot{Name: "dendrite", StopTimeout: stopTimeout},
-	}
-	if opts.AppService != nil {
-		as := *opts.AppService
-		if as.ID == "" {
-			as.ID = "bridge"
-		}
-		if as.ASToken == "" {
-			as.ASToken = servertest.RandomString()
-		}
-		if as.HSToken == "" {
-			as.HSToken = servertest.RandomString()
-		}
-		if as.SenderLocalpart == "" {
-			as.SenderLocalpart = "bridge"
-		}
-		s.AppService = &as
+		Client:     homeservertest.Client{SharedSecret: opts.SharedSecret, Name: "dendritetest"},
+		ServerName: opts.ServerName,
+		AppService: opts.AppService,
+		Dir:        dir,
+		ConfigFile: filepath.Join(dir, "dendrite.yaml"),
+		LogFile:    filepath.Join(dir, "dendrite.log"),
+		opts:       opts,
+		dendrite:   dendrite,
+		Slot:       servertest.Slot{Name: "dendrite", StopTimeout: stopTimeout},
 	}
 	if err := s.writeKey(); err != nil {
 		t.Fatalf("dendritetest: signing key: %v", err)
@@ -279,7 +215,7 @@ func (s *Server) writeConfig() error {
 		err := appServiceTemplate.Execute(&b, struct {
 			*AppService
 			Namespaces map[string][]Namespace
-		}{as, map[string][]Namespace{"users": as.Users, "aliases": as.Aliases, "rooms": as.Rooms}})
+		}{as, as.Namespaces()})
 		if err != nil {
 			return fmt.Errorf("application service registration: %w", err)
 		}
@@ -383,6 +319,9 @@ func (s *Server) logSince(offset int64) string {
 func (s *Server) LogTail(n int) string {
 	return servertest.LastLines(s.logSince(0), n)
 }
+
+// BaseURL is URL.
+func (s *Server) BaseURL() string { return s.URL }
 
 // Restart stops Dendrite if it runs and starts it again with the same
 // configuration, key, data and port, waiting until it serves. Accounts,

@@ -1,4 +1,4 @@
-package dendritetest
+package homeservertest
 
 import (
 	"bytes"
@@ -17,14 +17,27 @@ import (
 // requestTimeout bounds each request the helpers make.
 const requestTimeout = 30 * time.Second
 
-// RegisterUser creates the account @localpart:ServerName through the
+// Client makes requests to a test homeserver.
+type Client struct {
+	// URL is the homeserver's client-server API, without a trailing slash.
+	URL string
+	// SharedSecret is its registration_shared_secret.
+	SharedSecret string
+	// Name is how failures name the homeserver, e.g. "synapsetest".
+	Name string
+}
+
+// API is c itself: a server embedding a Client satisfies Server.API.
+func (s *Client) API() *Client { return s }
+
+// RegisterUser creates the account @localpart:server_name through the
 // shared-secret registration endpoint (/_synapse/admin/v1/register, which
 // Dendrite implements like Synapse) and returns its user ID and an access
 // token. It fails the test on any error, such as an existing account or a
-// password shorter than 8 characters (Dendrite's minimum). Dendrite does not
-// check application-service namespaces here: it registers a localpart inside
-// an exclusive namespace, which /_matrix/client/v3/register refuses.
-func (s *Server) RegisterUser(t testing.TB, localpart, password string) (userID, accessToken string) {
+// password shorter than 8 characters (Dendrite's minimum). Neither server
+// checks application-service namespaces here: it registers a localpart
+// inside an exclusive namespace, which /_matrix/client/v3/register refuses.
+func (s *Client) RegisterUser(t testing.TB, localpart, password string) (userID, accessToken string) {
 	t.Helper()
 	var nonce struct {
 		Nonce string `json:"nonce"`
@@ -44,7 +57,7 @@ func (s *Server) RegisterUser(t testing.TB, localpart, password string) (userID,
 		"mac":      hex.EncodeToString(mac.Sum(nil)),
 	}, &resp)
 	if resp.UserID == "" || resp.AccessToken == "" {
-		t.Fatalf("dendritetest: register %s: no user_id or access_token in the answer", localpart)
+		t.Fatalf("%s: register %s: no user_id or access_token in the answer", s.Name, localpart)
 	}
 	return resp.UserID, resp.AccessToken
 }
@@ -54,25 +67,25 @@ func (s *Server) RegisterUser(t testing.TB, localpart, password string) (userID,
 // relative to URL, such as "/_matrix/client/v3/createRoom"; accessToken, if
 // not empty, is sent as "Authorization: Bearer"; body, if not nil, is sent
 // as JSON.
-func (s *Server) Do(t testing.TB, method, path, accessToken string, body, out any) {
+func (s *Client) Do(t testing.TB, method, path, accessToken string, body, out any) {
 	t.Helper()
 	status, raw, err := s.Request(method, path, accessToken, body)
 	if err != nil {
-		t.Fatalf("dendritetest: %s %s: %v", method, path, err)
+		t.Fatalf("%s: %s %s: %v", s.Name, method, path, err)
 	}
 	if status/100 != 2 {
-		t.Fatalf("dendritetest: %s %s: status %d: %s", method, path, status, raw)
+		t.Fatalf("%s: %s %s: status %d: %s", s.Name, method, path, status, raw)
 	}
 	if out != nil {
 		if err := json.Unmarshal(raw, out); err != nil {
-			t.Fatalf("dendritetest: %s %s: decode %s: %v", method, path, raw, err)
+			t.Fatalf("%s: %s %s: decode %s: %v", s.Name, method, path, raw, err)
 		}
 	}
 }
 
 // Request is Do without the test: it returns the status and the body, for
 // tests that expect errors.
-func (s *Server) Request(method, path, accessToken string, body any) (status int, respBody []byte, err error) {
+func (s *Client) Request(method, path, accessToken string, body any) (status int, respBody []byte, err error) {
 	var r io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
