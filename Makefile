@@ -180,12 +180,14 @@ DENDRITE_CMDS := dendrite generate-keys generate-config
 dendrite: bin/dendrite
 
 bin/dendrite: $(DENDRITE_DIR)/go.mod $(DENDRITE_DIR)/go.sum
+	@echo "testdeps: building Dendrite into bin/ (about 2.5 minutes the first time)"
 	cd $(DENDRITE_DIR) && GOWORK=off GOFLAGS=-mod=readonly CGO_ENABLED=0 \
 		$(GO) build -trimpath -o $(CURDIR)/bin/ $(addprefix github.com/element-hq/dendrite/cmd/,$(DENDRITE_CMDS))
 
 ## Installs or builds what the tests need and is missing (Debian packages, Dendrite...); does nothing when all is there. See build/testdeps.
 .PHONY: test-deps
 test-deps: dendrite
+	@echo "testdeps: bin/dendrite is up to date with $(DENDRITE_DIR)/go.mod"
 	@set -e; for s in build/testdeps/[0-9]*.sh; do bash "$$s"; done
 
 # go test ./... runs the servers build/testdeps provides, and

@@ -111,6 +111,8 @@ if [ ${#need[@]} -gt 0 ]; then
             exit 1
         fi
     done
+else
+    say "prosody $(version prosody), prosody-modules, ejabberd $(version ejabberd): installed, nothing to do"
 fi
 
 stop_service ejabberd

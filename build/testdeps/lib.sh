@@ -33,6 +33,7 @@ apt_install() {
     local missing
     missing=$(apt_missing "$@")
     if [ -z "$missing" ]; then
+        say "$*: installed, nothing to do"
         return 0
     fi
     say "installing $(echo $missing) from Debian${release:+ ($release)} (about a minute)"
