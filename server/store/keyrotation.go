@@ -25,8 +25,9 @@ type KeyRotation struct {
 
 // GetKeyRotation returns the rotation in progress, or nil when none.
 func (s *Store) GetKeyRotation() (*KeyRotation, error) {
-	r, _, err := getJSON[KeyRotation](s, keyKeyRotation)
-	return r, err
+	// Proven: an activation right after a rotation began would otherwise
+	// miss it on a lagging replica and leave secrets under a retired key.
+	return provenRecord[KeyRotation](s, keyKeyRotation)
 }
 
 // UpdateKeyRotation changes the rotation record with a compare-and-set

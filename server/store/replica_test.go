@@ -368,3 +368,23 @@ func TestListPendingRightAfterSaveUnderReplicaLag(t *testing.T) {
 		t.Fatalf("AwaitReplicas left its markers: %v", keys)
 	}
 }
+
+// A plugin restarted right after a key rotation began (another node, or
+// the next activation) must see the rotation to resume it: its absence on
+// a lagging replica is not proof there is none.
+func TestKeyRotationRightAfterStartUnderReplicaLag(t *testing.T) {
+	t.Parallel()
+	a, b, _ := newLaggedStores(t)
+	if err := a.UpdateKeyRotation(func(*KeyRotation) (*KeyRotation, error) {
+		return &KeyRotation{To: "key-2"}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := b.GetKeyRotation()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec == nil || rec.To != "key-2" {
+		t.Fatalf("a rotation begun just now reads as %+v on another store", rec)
+	}
+}
