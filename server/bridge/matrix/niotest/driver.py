@@ -83,7 +83,10 @@ class Driver:
                 src = dict(ev.source)
                 if "event_id" in src:
                     self.known[src["event_id"]] = src
-                emit({"event": src, "room_id": room_id})
+                # The class nio parsed the event into says whether nio
+                # understood it (RoomMessageText, RoomMessageFile,
+                # RedactionEvent...; BadEvent when the content is wrong).
+                emit({"event": src, "room_id": room_id, "nio_class": type(ev).__name__})
 
     async def sync_loop(self):
         while True:
@@ -207,7 +210,10 @@ class Driver:
         info = {"mimetype": mime, "size": len(data)}
         info.update(cmd.get("info") or {})
         msgtype = "m.image" if mime.startswith("image/") else "m.file"
-        content = {"msgtype": msgtype, "body": name, "filename": name, "url": resp.content_uri, "info": info}
+        # A caption is the body, with the name in filename (Matrix 1.10);
+        # without one the body is the name, as clients always sent it.
+        body = cmd.get("caption") or name
+        content = {"msgtype": msgtype, "body": body, "filename": name, "url": resp.content_uri, "info": info}
         sent = await self.send(cmd["room"], "m.room.message", content)
         sent["url"] = resp.content_uri
         return sent

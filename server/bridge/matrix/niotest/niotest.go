@@ -60,6 +60,11 @@ type Event struct {
 	Content json.RawMessage `json:"content"`
 	// Raw is the whole event, as the homeserver sent it.
 	Raw json.RawMessage `json:"-"`
+	// NioClass is the class nio's sync parsed the event into: what nio
+	// made of it (RoomMessageText, RoomMessageImage, RoomMessageFile,
+	// RedactionEvent, UnknownEvent for types nio 0.20 does not model such
+	// as m.reaction; BadEvent for content it found malformed).
+	NioClass string `json:"-"`
 }
 
 // Content is the part of message, reaction and redaction content the tests
@@ -148,13 +153,14 @@ type answer struct {
 }
 
 type line struct {
-	ID     *int            `json:"id"`
-	Result json.RawMessage `json:"result"`
-	Error  string          `json:"error"`
-	Trace  string          `json:"trace"`
-	Event  json.RawMessage `json:"event"`
-	RoomID string          `json:"room_id"`
-	Ready  *struct {
+	ID       *int            `json:"id"`
+	Result   json.RawMessage `json:"result"`
+	Error    string          `json:"error"`
+	Trace    string          `json:"trace"`
+	Event    json.RawMessage `json:"event"`
+	RoomID   string          `json:"room_id"`
+	NioClass string          `json:"nio_class"`
+	Ready    *struct {
 		Nio    string `json:"nio"`
 		Python string `json:"python"`
 	} `json:"ready"`
@@ -231,7 +237,7 @@ func (c *Client) read(stdout io.Reader) {
 			case l.Event != nil:
 				var e Event
 				if json.Unmarshal(l.Event, &e) == nil {
-					e.RoomID, e.Raw = l.RoomID, l.Event
+					e.RoomID, e.Raw, e.NioClass = l.RoomID, l.Event, l.NioClass
 					c.events = append(c.events, e)
 				}
 			case l.Log != "":
@@ -433,11 +439,20 @@ func (c *Client) Redact(room, target, reason string) string {
 // (image MIME types) or m.file; it returns the event ID and the mxc URI.
 func (c *Client) SendFile(room, name, mimeType string, data []byte) (eventID, mxc string) {
 	c.t.Helper()
+	return c.SendCaptionedFile(room, name, mimeType, "", data)
+}
+
+// SendCaptionedFile is SendFile with a caption: the body, with the file's
+// name in filename, as Matrix 1.10 has it.
+func (c *Client) SendCaptionedFile(room, name, mimeType, caption string, data []byte) (eventID, mxc string) {
+	c.t.Helper()
 	var r struct {
 		EventID string `json:"event_id"`
 		URL     string `json:"url"`
 	}
-	c.call("file", map[string]any{"room": room, "name": name, "mimetype": mimeType, "data": base64.StdEncoding.EncodeToString(data)}, &r)
+	c.call("file", map[string]any{
+		"room": room, "name": name, "mimetype": mimeType, "caption": caption, "data": base64.StdEncoding.EncodeToString(data),
+	}, &r)
 	return r.EventID, r.URL
 }
 
