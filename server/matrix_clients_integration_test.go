@@ -89,6 +89,12 @@ func testMatrixWhatNioSends(t *testing.T, hs homeserver) {
 	h.remotePost("nina's plain reply", func(p *model.Post) bool { return byNina("plain answer")(p) && p.RootId == question.Id })
 	wave := nina.Emote(room, "waves")
 	wavePost := h.remotePost("nina's emote", func(p *model.Post) bool { return p.UserId == ninaID && strings.HasSuffix(p.Message, "waves*") })
+	// An edited emote stays an emote.
+	nina.EditEmote(room, wave, "waves harder")
+	testhost.WaitFor(t, wait, func() bool { return h.s.Post(wavePost.Id).Message != wavePost.Message }, "nina's emote edited")
+	if got, want := h.s.Post(wavePost.Id).Message, strings.TrimSuffix(wavePost.Message, "waves*")+"waves harder*"; got != want {
+		t.Errorf("nina's edited emote is %q, want %q", got, want)
+	}
 	nina.Reply(room, wave, "waving back\nwith two lines", true)
 	h.remotePost("nina's reply to her emote", func(p *model.Post) bool {
 		return byNina("waving back\nwith two lines")(p) && p.RootId == wavePost.Id

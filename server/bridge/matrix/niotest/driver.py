@@ -131,8 +131,9 @@ class Driver:
     async def op_edit(self, cmd):
         # As Element sends an edit: the new text in m.new_content, and a
         # fallback "* text" for clients that do not know edits.
-        new = {"msgtype": "m.text", "body": cmd["body"]}
-        content = {"msgtype": "m.text", "body": " * " + cmd["body"]}
+        msgtype = cmd.get("msgtype") or "m.text"
+        new = {"msgtype": msgtype, "body": cmd["body"]}
+        content = {"msgtype": msgtype, "body": " * " + cmd["body"]}
         if cmd.get("html"):
             new["format"] = content["format"] = "org.matrix.custom.html"
             new["formatted_body"] = cmd["html"]

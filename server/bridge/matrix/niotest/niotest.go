@@ -399,6 +399,13 @@ func (c *Client) Edit(room, target, body, html string) string {
 	return c.eventID("edit", map[string]any{"room": room, "target": target, "body": body, "html": html})
 }
 
+// EditEmote replaces an emote's text; the edit keeps msgtype m.emote, as
+// Element's does.
+func (c *Client) EditEmote(room, target, body string) string {
+	c.t.Helper()
+	return c.eventID("edit", map[string]any{"room": room, "target": target, "body": body, "msgtype": "m.emote"})
+}
+
 // React annotates target with key (an emoji, as clients send it).
 func (c *Client) React(room, target, key string) string {
 	c.t.Helper()
