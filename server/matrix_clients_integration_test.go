@@ -79,7 +79,14 @@ func testMatrixWhatNioSends(t *testing.T, hs homeserver) {
 	// Replies, with the quote fallback in HTML and in the body, or in the
 	// body only: in the thread of what they answer, without the quote.
 	htmlReply := nina.Reply(room, asked.ID, "html answer", true)
-	h.remotePost("nina's HTML reply", func(p *model.Post) bool { return byNina("html answer")(p) && p.RootId == question.Id })
+	answer := h.remotePost("nina's HTML reply", func(p *model.Post) bool { return byNina("html answer")(p) && p.RootId == question.Id })
+	// Element edits a reply without its fallback: the post changes and
+	// stays in the thread.
+	nina.Edit(room, htmlReply, "html answer, edited", "html answer, <em>edited</em>")
+	testhost.WaitFor(t, wait, func() bool { return strings.HasPrefix(h.s.Post(answer.Id).Message, "html answer, ") }, "nina's edited reply")
+	if q := h.s.Post(answer.Id); (q.Message != "html answer, _edited_" && q.Message != "html answer, *edited*") || q.RootId != question.Id {
+		t.Errorf("nina's edited reply is %q in thread %q", q.Message, q.RootId)
+	}
 	// A reply to a reply: Mattermost threads have one root.
 	nina.Reply(room, htmlReply, "answering my answer", false)
 	h.remotePost("nina's reply to her reply", func(p *model.Post) bool {
@@ -136,7 +143,7 @@ func testMatrixWhatNioSends(t *testing.T, hs homeserver) {
 	}
 
 	// A redaction deletes the post.
-	nina.Redact(room, first, "")
+	nina.Redact(room, first, "posted too soon")
 	testhost.WaitFor(t, wait, func() bool { q := h.s.Post(p.Id); return q == nil || q.DeleteAt > 0 }, "nina's redaction")
 
 	// Nothing else became a post: no edit fallback, no quote.
@@ -196,11 +203,21 @@ func testMatrixWhatNioReads(t *testing.T, hs homeserver) {
 
 	// A reply in Mattermost is in the Matrix thread of its root, whether
 	// the root came from Mattermost or from nina.
-	h.post(h.bob, "bob in the thread", hello.Id)
-	nina.WaitEvent(room, "bob's thread reply", func(e niotest.Event) bool {
+	bobReply := h.post(h.bob, "bob in the thread", hello.Id)
+	bobOut := nina.WaitEvent(room, "bob's thread reply", func(e niotest.Event) bool {
 		r := e.Message().RelatesTo
 		return from(h.bob)(e) && e.NioClass == "RoomMessageText" && e.Message().Body == "bob in the thread" &&
 			r != nil && r.RelType == "m.thread" && r.EventID == out.ID
+	})
+	// Its edit replaces it; the new content carries no relation (the
+	// spec: m.new_content never has m.relates_to).
+	if _, appErr := h.n.PatchPost(h.bob.Id, bobReply.Id, "bob, edited in the thread"); appErr != nil {
+		t.Fatal(appErr)
+	}
+	nina.WaitEvent(room, "bob's edit in the thread", func(e niotest.Event) bool {
+		m := e.Message()
+		return from(h.bob)(e) && m.RelatesTo != nil && m.RelatesTo.RelType == "m.replace" && m.RelatesTo.EventID == bobOut.ID &&
+			m.NewContent != nil && m.NewContent.Body == "bob, edited in the thread" && m.NewContent.RelatesTo == nil
 	})
 	asks := nina.Say(room, "nina asks")
 	asked := h.remotePost("nina's question", func(p *model.Post) bool { return p.Message == "nina asks" })
