@@ -389,6 +389,11 @@ func (b *Bridge) message(ctx context.Context, ev *bridge.Event, evt *event.Event
 				c = c.NewContent
 			}
 			ev.Text = b.text(ctx, c)
+			// An edited emote is still one (Element's edit keeps
+			// m.emote): it must keep the shape the emote's post has.
+			if c.MsgType == event.MsgEmote {
+				ev.Text = emoteText(ev.Sender, ev.Text)
+			}
 			return nil
 		case rel.Type == event.RelThread:
 			ev.Parent = string(rel.EventID)
@@ -408,11 +413,7 @@ func (b *Bridge) message(ctx context.Context, ev *bridge.Event, evt *event.Event
 			ev.Text = b.text(ctx, c) // a caption
 		}
 	case event.MsgEmote:
-		name := ev.Sender.DisplayName
-		if name == "" {
-			name = ev.Sender.Username
-		}
-		ev.Text = "*" + name + " " + b.text(ctx, c) + "*"
+		ev.Text = emoteText(ev.Sender, b.text(ctx, c))
 	default:
 		if evt.Type == event.EventSticker {
 			att, err := b.attachment(c)
@@ -428,6 +429,16 @@ func (b *Bridge) message(ctx context.Context, ev *bridge.Event, evt *event.Event
 		return fmt.Errorf("%w: %s has neither text nor a file", errBadEvent, evt.ID)
 	}
 	return nil
+}
+
+// emoteText is how an emote reads in Mattermost, which has none: the
+// action in italics after its author's name.
+func emoteText(sender bridge.Sender, text string) string {
+	name := sender.DisplayName
+	if name == "" {
+		name = sender.Username
+	}
+	return "*" + name + " " + text + "*"
 }
 
 // removeReplyFallback takes out of a reply the quote of what it answers,
