@@ -3,19 +3,13 @@
 package main
 
 import (
-	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
-	"net/url"
-	"reflect"
 	"strconv"
 	"strings"
 
-	"mellium.im/xmpp/jid"
-
-	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/matrix"
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge"
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/connector"
 )
 
 // configuration holds the plugin's settings as the System Console saves them
@@ -30,31 +24,10 @@ type configuration struct {
 	QueueSize               flexInt
 	EncryptionKey           string
 
-	XMPPEnabled            bool
-	XMPPMode               string
-	XMPPServerAddress      string
-	XMPPJID                string
-	XMPPPassword           string
-	XMPPComponentDomain    string
-	XMPPComponentSecret    string
-	XMPPTLSMode            string
-	XMPPCACertificate      string
-	XMPPInsecureSkipVerify bool
-	XMPPPostSubjects       bool
-
-	MatrixEnabled       bool
-	MatrixHomeserverURL string
-	MatrixServerName    string
-	MatrixASToken       string
-	MatrixHSToken       string
-	MatrixUserPrefix    string
-	MatrixBotLocalpart  string
-	MatrixInviteServers string
-
-	SlackEnabled  bool
-	SlackBotToken string
-	SlackAppToken string
-	SlackAPIURL   string
+	// networks are each network's settings, as its descriptor's Configure
+	// read them; problems are what Configure found wrong with them.
+	networks map[bridge.Network]connector.Config
+	problems []error
 }
 
 // flexInt accepts both JSON numbers and numeric strings: the System Console
@@ -105,18 +78,6 @@ func (c *configuration) withDefaults(raw map[string]any) *configuration {
 	if !has("EnableBridge") {
 		out.EnableBridge = true
 	}
-	if out.XMPPMode == "" {
-		out.XMPPMode = "client"
-	}
-	if out.XMPPTLSMode == "" {
-		out.XMPPTLSMode = "starttls"
-	}
-	if out.MatrixUserPrefix == "" {
-		out.MatrixUserPrefix = "mm_"
-	}
-	if out.MatrixBotLocalpart == "" {
-		out.MatrixBotLocalpart = "mattermostbridge"
-	}
 	return &out
 }
 
@@ -137,150 +98,46 @@ func (c *configuration) validate() error {
 		bad("QueueSize", "must be between 10 and 100000, got %d", c.QueueSize)
 	}
 
-	if c.XMPPEnabled {
-		switch c.XMPPMode {
-		case "client":
-			if _, err := jid.Parse(c.XMPPJID); err != nil || c.XMPPJID == "" || !strings.Contains(c.XMPPJID, "@") {
-				bad("XMPPJID", "must be an account JID such as bridge@example.com")
-			}
-			if c.XMPPPassword == "" {
-				bad("XMPPPassword", "is required in client mode")
-			}
-		case "component":
-			if _, err := jid.Parse(c.XMPPComponentDomain); err != nil || c.XMPPComponentDomain == "" || strings.ContainsAny(c.XMPPComponentDomain, "@/") {
-				bad("XMPPComponentDomain", "must be a domain such as bridge.example.com")
-			}
-			if c.XMPPComponentSecret == "" {
-				bad("XMPPComponentSecret", "is required in component mode")
-			}
-		default:
-			bad("XMPPMode", `must be "client" or "component", got %q`, c.XMPPMode)
-		}
-		if c.XMPPServerAddress != "" {
-			if host, port, err := net.SplitHostPort(c.XMPPServerAddress); err != nil || host == "" || !validPort(port) {
-				bad("XMPPServerAddress", "must be host:port, got %q", c.XMPPServerAddress)
-			}
-		} else if c.XMPPMode == "component" {
-			bad("XMPPServerAddress", "is required in component mode")
-		}
-		switch c.XMPPTLSMode {
-		case "starttls", "tls", "plain-loopback-only":
-		default:
-			bad("XMPPTLSMode", `must be "starttls", "tls" or "plain-loopback-only", got %q`, c.XMPPTLSMode)
-		}
-		if c.XMPPCACertificate != "" && !x509.NewCertPool().AppendCertsFromPEM([]byte(c.XMPPCACertificate)) {
-			bad("XMPPCACertificate", "contains no PEM certificate")
-		}
-	}
-
-	if c.MatrixEnabled {
-		if u, err := url.Parse(c.MatrixHomeserverURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			bad("MatrixHomeserverURL", "must be an http(s) URL such as https://matrix.example.com")
-		}
-		if !validServerName(c.MatrixServerName) {
-			bad("MatrixServerName", "must be the homeserver's server name such as example.com")
-		}
-		if len(c.MatrixASToken) < 16 {
-			bad("MatrixASToken", "must be at least 16 characters (regenerate it in the System Console)")
-		}
-		if len(c.MatrixHSToken) < 16 {
-			bad("MatrixHSToken", "must be at least 16 characters (regenerate it in the System Console)")
-		}
-		if c.MatrixASToken != "" && c.MatrixASToken == c.MatrixHSToken {
-			bad("MatrixHSToken", "must differ from MatrixASToken")
-		}
-		if _, err := matrix.ParseServerList(c.MatrixInviteServers); err != nil {
-			bad("MatrixInviteServers", "%v", err)
-		}
-	}
-
-	if c.SlackEnabled {
-		if !strings.HasPrefix(c.SlackBotToken, "xoxb-") {
-			bad("SlackBotToken", `must be a bot token starting with "xoxb-"`)
-		}
-		if !strings.HasPrefix(c.SlackAppToken, "xapp-") {
-			bad("SlackAppToken", `must be an app-level token starting with "xapp-"`)
-		}
-		if c.SlackAPIURL != "" {
-			if u, err := url.Parse(c.SlackAPIURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-				bad("SlackAPIURL", "must be an http(s) URL or empty")
-			}
-		}
-	}
+	errs = append(errs, c.problems...)
 	if len(errs) == 0 {
 		return nil
 	}
 	return fmt.Errorf("invalid plugin configuration: %w", errors.Join(errs...))
 }
 
-func validPort(p string) bool {
-	n, err := strconv.Atoi(p)
-	return err == nil && n > 0 && n < 65536
-}
-
-// validServerName accepts host or host:port, as the Matrix spec allows.
-func validServerName(s string) bool {
-	host, port, err := net.SplitHostPort(s)
-	if err != nil {
-		host, port = s, ""
-	}
-	if port != "" && !validPort(port) {
-		return false
-	}
-	return host != "" && !strings.ContainsAny(host, "/@ ")
-}
-
 // secrets lists the values that must never reach a log line or an error.
 func (c *configuration) secrets() []string {
 	var out []string
-	for _, s := range []string{c.EncryptionKey, c.XMPPPassword, c.XMPPComponentSecret, c.MatrixASToken, c.MatrixHSToken, c.SlackBotToken, c.SlackAppToken} {
-		if s != "" {
-			out = append(out, s)
+	if c.EncryptionKey != "" {
+		out = append(out, c.EncryptionKey)
+	}
+	for _, nc := range c.networks {
+		if nc != nil {
+			out = append(out, nc.Secrets()...)
 		}
 	}
 	return out
 }
 
-// parseConfiguration decodes the raw settings map the server hands out.
-func parseConfiguration(raw map[string]any) (*configuration, error) {
-	b, err := json.Marshal(raw)
-	if err != nil {
-		return nil, fmt.Errorf("invalid plugin configuration: %w", err)
-	}
+// parseConfiguration decodes the raw settings map the server hands out:
+// the plugin-wide settings here, each network's by its descriptor.
+func parseConfiguration(raw map[string]any, networks []connector.Descriptor) (*configuration, error) {
 	var c configuration
-	if err := json.Unmarshal(b, &c); err != nil {
-		var typeErr *json.UnmarshalTypeError
-		if errors.As(err, &typeErr) {
-			return nil, fmt.Errorf("invalid plugin configuration: %s has the wrong type (want %s)", typeErr.Field, typeErr.Type)
+	if err := connector.Decode(raw, &c); err != nil {
+		return nil, err
+	}
+	out := c.withDefaults(raw)
+	out.networks = make(map[bridge.Network]connector.Config, len(networks))
+	shared := connector.Shared{MaxFileSize: int64(out.MaxFileSizeMB) << 20}
+	for _, n := range networks {
+		nc, err := n.Configure(raw, shared)
+		if nc == nil {
+			return nil, err
 		}
-		// Never echo the input: it may hold secrets.
-		return nil, fmt.Errorf("invalid plugin configuration: %s", redactJSONError(err))
-	}
-	return c.withDefaults(raw), nil
-}
-
-// redactJSONError keeps only the setting name from a JSON decoding error,
-// whose text may quote the offending (possibly secret) value.
-func redactJSONError(err error) string {
-	msg := err.Error()
-	if i := strings.Index(msg, "Go struct field "); i >= 0 {
-		return "cannot decode setting " + strings.Fields(msg[i+len("Go struct field "):])[0]
-	}
-	return "cannot decode settings"
-}
-
-// sameSettings reports whether the settings whose names start with prefix
-// are equal, so only the bridges whose settings changed restart.
-func (c *configuration) sameSettings(o *configuration, prefix string) bool {
-	if c == nil || o == nil {
-		return c == o
-	}
-	a, b := reflect.ValueOf(*c), reflect.ValueOf(*o)
-	t := a.Type()
-	for i := range t.NumField() {
-		if strings.HasPrefix(t.Field(i).Name, prefix) && !reflect.DeepEqual(a.Field(i).Interface(), b.Field(i).Interface()) {
-			return false
+		out.networks[n.Network()] = nc
+		if err != nil {
+			out.problems = append(out.problems, err)
 		}
 	}
-	return true
+	return out, nil
 }

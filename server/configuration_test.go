@@ -3,6 +3,8 @@ package main
 import (
 	"strings"
 	"testing"
+
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge"
 )
 
 func validXMPP() map[string]any {
@@ -13,7 +15,7 @@ func validXMPP() map[string]any {
 }
 
 func TestDefaultsAreValid(t *testing.T) {
-	cfg, err := parseConfiguration(map[string]any{})
+	cfg, err := parseConfiguration(map[string]any{}, defaultNetworks())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,7 +28,7 @@ func TestDefaultsAreValid(t *testing.T) {
 }
 
 func TestLowerCaseKeysAsTheServerStoresThem(t *testing.T) {
-	cfg, err := parseConfiguration(map[string]any{"queuesize": 3, "enablebridge": false})
+	cfg, err := parseConfiguration(map[string]any{"queuesize": 3, "enablebridge": false}, defaultNetworks())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,14 +41,14 @@ func TestLowerCaseKeysAsTheServerStoresThem(t *testing.T) {
 }
 
 func TestNumberSettingsAcceptStrings(t *testing.T) {
-	cfg, err := parseConfiguration(map[string]any{"QueueSize": "250", "MaxFileSizeMB": 10.0})
+	cfg, err := parseConfiguration(map[string]any{"QueueSize": "250", "MaxFileSizeMB": 10.0}, defaultNetworks())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cfg.QueueSize != 250 || cfg.MaxFileSizeMB != 10 {
 		t.Fatalf("got QueueSize=%d MaxFileSizeMB=%d", cfg.QueueSize, cfg.MaxFileSizeMB)
 	}
-	if _, err = parseConfiguration(map[string]any{"QueueSize": "lots"}); err == nil {
+	if _, err = parseConfiguration(map[string]any{"QueueSize": "lots"}, defaultNetworks()); err == nil {
 		t.Fatal("a non-numeric QueueSize was accepted")
 	}
 }
@@ -81,7 +83,7 @@ func TestInvalidSettingsNameTheSettingAndHideSecrets(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			raw := validXMPP()
 			tc.mutate(raw)
-			cfg, err := parseConfiguration(raw)
+			cfg, err := parseConfiguration(raw, defaultNetworks())
 			if err == nil {
 				err = cfg.validate()
 			}
@@ -101,18 +103,27 @@ func TestInvalidSettingsNameTheSettingAndHideSecrets(t *testing.T) {
 }
 
 func TestWrongTypeErrorDoesNotEchoValue(t *testing.T) {
-	_, err := parseConfiguration(map[string]any{"XMPPPassword": 12345678})
+	_, err := parseConfiguration(map[string]any{"XMPPPassword": 12345678}, defaultNetworks())
 	if err == nil || !strings.Contains(err.Error(), "XMPPPassword") || strings.Contains(err.Error(), "12345678") {
 		t.Fatalf("err = %v", err)
 	}
 }
 
-func TestSameSettingsComparesOnlyOneNetwork(t *testing.T) {
-	a, _ := parseConfiguration(validXMPP())
+// Saving one network's settings rebuilds that network's bridge only.
+func TestASettingRebuildsOnlyItsNetwork(t *testing.T) {
+	a, err := parseConfiguration(validXMPP(), defaultNetworks())
+	if err != nil {
+		t.Fatal(err)
+	}
 	changed := validXMPP()
 	changed["SlackAPIURL"] = "http://localhost:1"
-	b, _ := parseConfiguration(changed)
-	if !a.sameSettings(b, "XMPP") || a.sameSettings(b, "Slack") {
-		t.Fatal("sameSettings mixed up networks")
+	b, err := parseConfiguration(changed, defaultNetworks())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range defaultNetworks() {
+		if got, want := bridgeSettingsChanged(n, a, b), n.Network() == bridge.NetworkSlack; got != want {
+			t.Errorf("%s rebuilt: %v, want %v", n.Command.Title, got, want)
+		}
 	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/bridgetest"
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/connector"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/testhost"
 )
 
@@ -162,8 +163,8 @@ func (h *harness) withMatrix(standIn bridge.Bridge) {
 		p := base().(*Plugin)
 		for i, n := range p.networks {
 			if n.Command.Network == bridge.NetworkMatrix {
-				p.networks[i].Enabled = func(*configuration) bool { return true }
-				p.networks[i].New = func(*runtime, *configuration) (bridge.Bridge, error) { return standIn, nil }
+				p.networks[i].Configure = func(map[string]any, connector.Shared) (connector.Config, error) { return alwaysOn{}, nil }
+				p.networks[i].Build = func(connector.Env, connector.Config) (bridge.Bridge, error) { return standIn, nil }
 			}
 		}
 		return p

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
-	"strings"
 	"sync"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/mattermost"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/command"
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/connector"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/store"
 )
 
@@ -25,7 +25,7 @@ type Plugin struct {
 
 	// networks are the remote networks this build bridges; tests add
 	// in-memory ones.
-	networks []network
+	networks []connector.Descriptor
 
 	configLock sync.RWMutex
 	config     *configuration
@@ -66,7 +66,8 @@ func (p *Plugin) getConfiguration() *configuration {
 	p.configLock.RLock()
 	defer p.configLock.RUnlock()
 	if p.config == nil {
-		return (&configuration{}).withDefaults(map[string]any{})
+		cfg, _ := parseConfiguration(map[string]any{}, p.allNetworks())
+		return cfg
 	}
 	return p.config
 }
@@ -77,7 +78,13 @@ func (p *Plugin) getConfigurationOrNil() *configuration {
 	return p.config
 }
 
-func (p *Plugin) allNetworks() []network {
+// logger logs through the server, with every secret of the settings
+// removed.
+func (p *Plugin) logger() bridge.Logger {
+	return redactingLogger{base: bridge.NewPluginLogger(p.API), secrets: func() []string { return p.getConfiguration().secrets() }}
+}
+
+func (p *Plugin) allNetworks() []connector.Descriptor {
 	if p.networks == nil {
 		p.networks = defaultNetworks()
 	}
@@ -90,7 +97,7 @@ func (p *Plugin) loadConfiguration() (*configuration, error) {
 	if err := p.API.LoadPluginConfiguration(&raw); err != nil {
 		return nil, fmt.Errorf("load plugin configuration: %w", err)
 	}
-	cfg, err := parseConfiguration(raw)
+	cfg, err := parseConfiguration(raw, p.allNetworks())
 	if err != nil {
 		return nil, err
 	}
@@ -161,7 +168,7 @@ func (p *Plugin) OnActivate() error {
 			Displayname: n.Command.Title,
 			PluginID:    manifest.Id,
 			CreatorID:   botID,
-			SiteURL:     n.siteURL(manifest.Id),
+			SiteURL:     remoteSiteURL(n, manifest.Id),
 		})
 		if rerr != nil {
 			cancel()
@@ -170,7 +177,7 @@ func (p *Plugin) OnActivate() error {
 		rt.remoteIDs[n.Command.Network] = remoteID
 	}
 
-	logger := redactingLogger{base: bridge.NewPluginLogger(p.API), secrets: func() []string { return p.getConfiguration().secrets() }}
+	logger := p.logger()
 	rt.logger = logger
 	key, err := effectiveKey(st, cfg)
 	if err != nil {
@@ -248,9 +255,7 @@ func (p *Plugin) commandSpecs() []command.Spec {
 	specs := make([]command.Spec, 0, len(p.allNetworks()))
 	for _, n := range p.allNetworks() {
 		spec := n.Command
-		if n.Extra != nil {
-			spec.Extra = n.Extra(p)
-		}
+		spec.Extra = p.subcommands(n)
 		specs = append(specs, spec)
 	}
 	return specs
@@ -258,15 +263,16 @@ func (p *Plugin) commandSpecs() []command.Spec {
 
 // buildBridge returns the bridge a network's settings ask for, or nil when
 // the network is off or cannot start (the reason shows in its status).
-func (p *Plugin) buildBridge(rt *runtime, n network, cfg *configuration) bridge.Bridge {
-	rt.startErrors.Delete(n.Command.Network)
-	if !cfg.EnableBridge || !n.Enabled(cfg) {
+func (p *Plugin) buildBridge(rt *runtime, n connector.Descriptor, cfg *configuration) bridge.Bridge {
+	rt.startErrors.Delete(n.Network())
+	nc := cfg.networks[n.Network()]
+	if !cfg.EnableBridge || nc == nil || !nc.Enabled() {
 		return nil
 	}
-	b, err := n.New(rt, cfg)
+	b, err := n.Build(connector.Env{Store: rt.store, Logger: rt.logger, Keys: rt.keys.keys, InstanceSecret: rt.store.InstanceSecret}, nc)
 	if err != nil {
-		rt.startErrors.Store(n.Command.Network, err.Error())
-		p.API.LogError("Cannot start a bridge", "network", string(n.Command.Network), "error", err.Error())
+		rt.startErrors.Store(n.Network(), err.Error())
+		p.API.LogError("Cannot start a bridge", "network", string(n.Network()), "error", err.Error())
 		return nil
 	}
 	return b
@@ -294,7 +300,7 @@ func (p *Plugin) reconfigure(old, cfg *configuration) {
 	for _, n := range p.allNetworks() {
 		cur, running := rt.manager.Bridge(n.Command.Network)
 		if running && old != nil && old.EnableBridge == cfg.EnableBridge && !bridgeSettingsChanged(n, old, cfg) {
-			want[n.Command.Network] = cur
+			want[n.Network()] = cur
 			continue
 		}
 		if b := p.buildBridge(rt, n, cfg); b != nil {
@@ -308,11 +314,8 @@ func (p *Plugin) reconfigure(old, cfg *configuration) {
 
 // bridgeSettingsChanged reports whether a running bridge of n must be
 // rebuilt to follow the change from old to cfg.
-func bridgeSettingsChanged(n network, old, cfg *configuration) bool {
-	if !cfg.sameSettings(old, n.SettingsPrefix) {
-		return true
-	}
-	return n.BuiltFrom != nil && !reflect.DeepEqual(n.BuiltFrom(old), n.BuiltFrom(cfg))
+func bridgeSettingsChanged(n connector.Descriptor, old, cfg *configuration) bool {
+	return !reflect.DeepEqual(old.networks[n.Network()], cfg.networks[n.Network()])
 }
 
 func (p *Plugin) OnDeactivate() error {
@@ -437,13 +440,10 @@ func (p *Plugin) OnSharedChannelsPing(rc *model.RemoteCluster) bool {
 }
 
 func (p *Plugin) ServeHTTP(_ *plugin.Context, w http.ResponseWriter, r *http.Request) {
-	switch path := r.URL.Path; {
-	case strings.HasPrefix(path, "/_matrix/"):
-		p.serveMatrix(w, r)
-	case path == "/api/v1/status":
+	switch {
+	case r.URL.Path == "/api/v1/status":
 		p.serveStatus(w, r)
-	case path == "/api/v1/matrix/registration":
-		p.serveMatrixRegistration(w, r)
+	case p.serveNetworkRoute(w, r):
 	default:
 		http.NotFound(w, r)
 	}

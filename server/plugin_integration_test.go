@@ -20,6 +20,7 @@ import (
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/bridgetest"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/command"
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/connector"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/testhost"
 )
 
@@ -39,18 +40,21 @@ func TestMain(m *testing.M) {
 const wait = 15 * time.Second
 
 // testNetwork plugs an in-memory network into the plugin the way a real
-// network is plugged in.
-func testNetwork(n *bridgetest.Network) network {
-	name := string(n.Network())
-	return network{
-		Command: commandSpec(name),
-		// No setting starts with this prefix, so reconfiguration never
-		// restarts the test network.
-		SettingsPrefix: "Test" + name,
-		Enabled:        func(*configuration) bool { return true },
-		New:            func(*runtime, *configuration) (bridge.Bridge, error) { return n, nil },
+// network is plugged in. It has no settings, so reconfiguration never
+// restarts it.
+func testNetwork(n *bridgetest.Network) connector.Descriptor {
+	return connector.Descriptor{
+		Command:   commandSpec(string(n.Network())),
+		Configure: func(map[string]any, connector.Shared) (connector.Config, error) { return alwaysOn{}, nil },
+		Build:     func(connector.Env, connector.Config) (bridge.Bridge, error) { return n, nil },
 	}
 }
+
+// alwaysOn is the settings of a test network: on, with no secrets.
+type alwaysOn struct{}
+
+func (alwaysOn) Enabled() bool     { return true }
+func (alwaysOn) Secrets() []string { return nil }
 
 func commandSpec(name string) command.Spec {
 	return command.Spec{

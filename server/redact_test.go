@@ -18,7 +18,11 @@ func (l *lineLogger) Warn(msg string, kv ...any)  { l.add("warn", msg, kv...) }
 func (l *lineLogger) Error(msg string, kv ...any) { l.add("error", msg, kv...) }
 
 func TestRedactingLoggerScrubsSecrets(t *testing.T) {
-	cfg := &configuration{XMPPPassword: "pa55word", SlackBotToken: "xoxb-123-secret"}
+	// Secrets of networks that are off are secrets too.
+	cfg, err := parseConfiguration(map[string]any{"XMPPPassword": "pa55word", "SlackBotToken": "xoxb-123-secret"}, defaultNetworks())
+	if err != nil {
+		t.Fatal(err)
+	}
 	base := &lineLogger{}
 	log := redactingLogger{base: base, secrets: cfg.secrets}
 	log.Warn("login as bridge with pa55word failed", "error", errors.New("server said: bad token xoxb-123-secret"), "attempt", 3)

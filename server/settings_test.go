@@ -1,8 +1,19 @@
 package main
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"maps"
+	"math/big"
 	"reflect"
 	"testing"
+	"time"
+
+	"github.com/mattermost/mattermost/server/public/model"
 )
 
 // liveSettings are the settings the running plugin takes in place, without
@@ -17,8 +28,8 @@ var liveSettings = map[string]string{
 	"EncryptionKey":           "the ghost keyring is rotated in place and ghost passwords re-sealed",
 }
 
-// fullConfiguration turns every network on with valid settings.
-func fullConfiguration(t *testing.T) *configuration {
+// fullSettings turns every network on with valid settings.
+func fullSettings(t *testing.T) map[string]any {
 	t.Helper()
 	raw := validXMPP()
 	for k, v := range map[string]any{
@@ -26,64 +37,81 @@ func fullConfiguration(t *testing.T) *configuration {
 		"MatrixEnabled": true, "MatrixHomeserverURL": "https://matrix.example.com", "MatrixServerName": "example.com",
 		"MatrixASToken": "as-token-0123456789abcdef", "MatrixHSToken": "hs-token-0123456789abcdef",
 		"SlackEnabled": true, "SlackBotToken": "xoxb-1", "SlackAppToken": "xapp-1",
+		// Valid in either XMPP mode, so the audit can switch modes.
+		"XMPPComponentDomain": "bridge.example.com", "XMPPComponentSecret": "component-secret",
 	} {
 		raw[k] = v
 	}
-	cfg, err := parseConfiguration(raw)
-	if err != nil {
-		t.Fatal(err)
+	parse(t, raw)
+	return raw
+}
+
+// parse reads and checks settings as the plugin does.
+func parse(t *testing.T, raw map[string]any) *configuration {
+	t.Helper()
+	cfg, err := parseConfiguration(raw, defaultNetworks())
+	if err == nil {
+		err = cfg.validate()
 	}
-	if err = cfg.validate(); err != nil {
+	if err != nil {
 		t.Fatal(err)
 	}
 	return cfg
 }
 
-// changed returns a copy of cfg with the setting key set to another valid
+// changed returns a copy of raw with the setting s set to another valid
 // value.
-func changed(t *testing.T, cfg *configuration, key string) *configuration {
+func changed(t *testing.T, raw map[string]any, s *model.PluginSetting) map[string]any {
 	t.Helper()
-	out := *cfg
-	f := reflect.ValueOf(&out).Elem().FieldByName(key)
-	switch f.Kind() {
-	case reflect.Bool:
-		f.SetBool(!f.Bool())
-	case reflect.Int:
-		f.SetInt(f.Int() + 1)
-	case reflect.String:
+	out := maps.Clone(raw)
+	switch s.Type {
+	case "bool":
+		b, _ := out[s.Key].(bool)
+		if _, set := out[s.Key]; !set {
+			b, _ = s.Default.(bool)
+		}
+		out[s.Key] = !b
+	case "number":
+		n := parse(t, raw)
+		v := reflect.ValueOf(*n).FieldByName(s.Key)
+		if !v.IsValid() {
+			t.Fatalf("number setting %s is not a plugin-wide setting", s.Key)
+		}
+		out[s.Key] = v.Int() + 1
+	case "text", "generated", "longtext", "radio", "dropdown":
 		alternatives := map[string]string{
 			"XMPPMode": "component", "XMPPTLSMode": "tls", "XMPPJID": "other@example.com",
-			"XMPPServerAddress": "other.example.com:5222", "XMPPComponentDomain": "bridge.example.com",
+			"XMPPServerAddress": "other.example.com:5222", "XMPPComponentDomain": "bridge2.example.com",
 			"MatrixHomeserverURL": "https://other.example.com", "MatrixServerName": "other.example.com",
+			"MatrixInviteServers": "matrix.org", "MatrixUserPrefix": "mx_", "MatrixBotLocalpart": "otherbot",
 			"SlackBotToken": "xoxb-2", "SlackAppToken": "xapp-2", "SlackAPIURL": "https://slack.example.com/api/",
+			"XMPPCACertificate": selfSignedPEM(t),
 		}
-		v, ok := alternatives[key]
+		v, ok := alternatives[s.Key]
 		if !ok {
-			v = f.String() + "-changed-0123456789"
+			cur, _ := out[s.Key].(string)
+			v = cur + "-changed-0123456789"
 		}
-		f.SetString(v)
+		out[s.Key] = v
 	default:
-		t.Fatalf("setting %s has a type the audit does not know: %s", key, f.Kind())
+		t.Fatalf("setting %s has a type the audit does not know: %s", s.Key, s.Type)
 	}
-	return &out
+	return out
 }
 
 // Every setting in plugin.json reaches the running code when it is saved:
 // either the plugin applies it in place, or the bridges that read it are
 // rebuilt. A new setting nobody applies fails here.
 func TestEverySettingAppliesWhenSaved(t *testing.T) {
-	base := fullConfiguration(t)
+	raw := fullSettings(t)
+	base := parse(t, raw)
 	networks := defaultNetworks()
 	for _, section := range manifest.SettingsSchema.Sections {
 		for _, s := range section.Settings {
 			if s.Type == "custom" {
 				continue // a System Console component, not a stored setting
 			}
-			if _, ok := reflect.TypeOf(configuration{}).FieldByName(s.Key); !ok {
-				t.Errorf("setting %s is in plugin.json but not in the configuration", s.Key)
-				continue
-			}
-			next := changed(t, base, s.Key)
+			next := parse(t, changed(t, raw, s))
 			var rebuilt []string
 			for _, n := range networks {
 				if bridgeSettingsChanged(n, base, next) {
@@ -96,7 +124,7 @@ func TestEverySettingAppliesWhenSaved(t *testing.T) {
 		}
 	}
 	// A bridge built with the file-size limit is rebuilt when it changes.
-	next := changed(t, base, "MaxFileSizeMB")
+	next := parse(t, changed(t, raw, &model.PluginSetting{Key: "MaxFileSizeMB", Type: "number"}))
 	for _, n := range networks {
 		if n.Command.Title == "Slack" {
 			continue // not implemented: nothing is built
@@ -105,4 +133,19 @@ func TestEverySettingAppliesWhenSaved(t *testing.T) {
 			t.Errorf("the %s bridge keeps the old MaxFileSizeMB", n.Command.Title)
 		}
 	}
+}
+
+// selfSignedPEM is a certificate for settings that must hold one.
+func selfSignedPEM(t *testing.T) string {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"}, NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
 }

@@ -1,0 +1,86 @@
+// Package slack is the Slack side of the bridge. This version has its
+// settings and slash command only: enabling it reports that the bridge is
+// not implemented yet.
+package slack
+
+import (
+	"errors"
+	"net/url"
+	"strings"
+
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge"
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/command"
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/connector"
+)
+
+// Descriptor plugs Slack into the plugin: /slackbridge and the Slack
+// settings.
+func Descriptor() connector.Descriptor {
+	return connector.Descriptor{
+		Command: command.Spec{
+			Trigger: "slackbridge", Network: bridge.NetworkSlack, Title: "Slack",
+			RoomArg: "channel-id", RoomExample: "C0123456789", ParseRoom: ParseChannel,
+		},
+		Configure: configure,
+		Build:     connector.NotImplemented("Slack"),
+	}
+}
+
+// settings are the Slack settings as plugin.json names them.
+type settings struct {
+	SlackEnabled  bool
+	SlackBotToken string
+	SlackAppToken string
+	SlackAPIURL   string
+}
+
+type configured struct{ settings }
+
+func (c configured) Enabled() bool { return c.SlackEnabled }
+
+func (c configured) Secrets() []string {
+	var out []string
+	for _, s := range []string{c.SlackBotToken, c.SlackAppToken} {
+		if s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func configure(raw map[string]any, _ connector.Shared) (connector.Config, error) {
+	var c configured
+	if err := connector.Decode(raw, &c.settings); err != nil {
+		return nil, err
+	}
+	if !c.SlackEnabled {
+		return c, nil
+	}
+	var p connector.Problems
+	if !strings.HasPrefix(c.SlackBotToken, "xoxb-") {
+		p.Add("SlackBotToken", `must be a bot token starting with "xoxb-"`)
+	}
+	if !strings.HasPrefix(c.SlackAppToken, "xapp-") {
+		p.Add("SlackAppToken", `must be an app-level token starting with "xapp-"`)
+	}
+	if c.SlackAPIURL != "" {
+		if u, err := url.Parse(c.SlackAPIURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			p.Add("SlackAPIURL", "must be an http(s) URL or empty")
+		}
+	}
+	return c, p.Err()
+}
+
+// ParseChannel accepts a Slack channel ID such as C0123456789.
+func ParseChannel(s string) (string, error) {
+	s = strings.ToUpper(strings.TrimSpace(s))
+	if len(s) < 9 || len(s) > 21 || (s[0] != 'C' && s[0] != 'G') {
+		return "", errors.New("a Slack channel ID looks like C0123456789 (copy it from the channel's details)")
+	}
+	for _, r := range s {
+		if (r < 'A' || r > 'Z') && (r < '0' || r > '9') {
+			return "", errors.New("a Slack channel ID has only letters and digits")
+		}
+	}
+	return s, nil
+}
