@@ -213,7 +213,11 @@ func start(t testing.TB, e *xmpptest.Endpoints, localpart, password string) (*Cl
 	case l := <-c.started:
 		if l.Event == "fatal" {
 			c.Close()
-			return nil, fmt.Errorf("slixmpp: %s\n%s", l.Error, c.stderr.String())
+			hint := ""
+			if strings.HasPrefix(l.Error, "cannot import") {
+				hint = "; " + installHint
+			}
+			return nil, fmt.Errorf("slixmpp: %s%s\n%s", l.Error, hint, c.stderr.String())
 		}
 		c.Version = l.Version
 		if c.JID, err = jid.Parse(l.JID); err != nil {

@@ -19,12 +19,13 @@ import sys
 from pathlib import Path
 
 try:
+    import aiohttp  # noqa: F401 (xep_0363 uploads with it)
     import slixmpp
     from slixmpp import JID, ClientXMPP
     from slixmpp.xmlstream.handler import Callback
     from slixmpp.xmlstream.matcher import StanzaPath
 except ImportError as e:  # the Go side turns this into a test failure
-    print(json.dumps({"event": "fatal", "error": "cannot import slixmpp: %s" % e}), flush=True)
+    print(json.dumps({"event": "fatal", "error": "cannot import slixmpp or aiohttp: %s" % e}), flush=True)
     sys.exit(3)
 
 
