@@ -25,6 +25,11 @@ func originNS(room string) string   { return "xmpp-origin|" + room }
 func stanzaNS(room string) string   { return "xmpp-stanza|" + room }
 func reactionNS(room string) string { return "xmpp-reactions|" + room }
 
+// threadNS maps a room's XEP-0201 thread IDs to the native ID of the first
+// message seen in each: a thread has no root of its own, so that message is
+// the Mattermost thread's root.
+func threadNS(room string) string { return "xmpp-thread|" + room }
+
 func (b *Bridge) handleInbound(ctx context.Context) {
 	for {
 		select {
@@ -374,7 +379,12 @@ func (b *Bridge) relayGroupchat(ctx context.Context, m *inMsg, archived bool, vi
 		ev := base
 		ev.Kind = bridge.KindMessage
 		ev.Text = b.readMentions(key, styling.ToMarkdown(m.Body))
-		ev.Parent = m.ReplyTo
+		// A reply names its parent; a message that is only in a thread
+		// joins the thread's first message.
+		ev.Parent = b.threadParent(key, m.Thread, nativeID)
+		if m.ReplyTo != "" {
+			ev.Parent = m.ReplyTo
+		}
 		if len(m.OOB) > 0 && !b.bridgedEverywhere(ctx, ev.Origin) {
 			var cleanup func()
 			ev.Text, ev.Attachments, cleanup = b.fetchAll(ctx, ev.Text, m.OOB)
@@ -436,6 +446,25 @@ func (b *Bridge) remember(room string, m *inMsg) {
 	if err := b.store.SetAlias(stanzaNS(room), stanzaID, origin); err != nil {
 		b.log.Warn("Could not record an XMPP message ID", "error", err.Error())
 	}
+}
+
+// threadParent returns the native ID of the first message seen in thread,
+// or "" when there is no thread or this message (nativeID) is its first,
+// which it then records.
+func (b *Bridge) threadParent(room, thread, nativeID string) string {
+	if thread == "" {
+		return ""
+	}
+	if v, ok, err := b.store.Alias(threadNS(room), thread); err == nil && ok {
+		if v == nativeID {
+			return "" // the first message, read again
+		}
+		return v
+	}
+	if err := b.store.SetAlias(threadNS(room), thread, nativeID); err != nil {
+		b.log.Warn("Could not record an XMPP thread", "error", err.Error())
+	}
+	return ""
 }
 
 // resolveOrigin turns a sender-chosen ID into the room's ID for it.

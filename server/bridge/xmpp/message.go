@@ -29,6 +29,7 @@ type inMsg struct {
 	ReactionsTo        string
 	Reactions          []string
 	ReplyTo            string
+	Thread             string
 	OOB                []string
 	OccupantID         string
 	Delay              time.Time
@@ -86,7 +87,7 @@ func parseMessage(raw []byte) (*inMsg, error) {
 func fromParsed(p *msgparse.Parsed) *inMsg {
 	m := &inMsg{
 		Type: string(p.Type), ID: p.ID, OriginID: p.OriginID, From: p.From,
-		Body: p.BodyWithoutFallbacks(), OccupantID: p.OccupantID, parsed: p,
+		Body: p.BodyWithoutFallbacks(), OccupantID: p.OccupantID, Thread: p.Thread, parsed: p,
 	}
 	if m.Type == "" {
 		m.Type = "normal"

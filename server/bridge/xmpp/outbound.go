@@ -80,8 +80,16 @@ func (b *Bridge) Deliver(ctx context.Context, d *bridge.Delivery) (string, error
 		payload := xmlstream.MultiReader(bodyXML(prefix+styling.FromMarkdown(b.writeMentions(roomJID, d.Text, d.Mentions))), emptyElement(correction.NS, "replace", xml.Attr{Name: xml.Name{Local: "id"}, Value: origin}))
 		return d.TargetID, s.Send(ctx, msg.Wrap(payload))
 	case bridge.KindDelete:
+		origin := d.TargetID
+		if v, ok, aerr := b.store.Alias(stanzaNS(room), d.TargetID); aerr == nil && ok {
+			origin = v
+		}
 		payload := xmlstream.MultiReader(
 			emptyElement(retract.NS, "retract", xml.Attr{Name: xml.Name{Local: "id"}, Value: d.TargetID}),
+			// XEP-0424 before 0.4 is all that slixmpp 1.8 and the clients
+			// built on it read; that form names the message by its
+			// origin-id, as corrections do.
+			retract.Retract{ID: origin}.LegacyTokenReader(),
 			emptyElement(fallback.NS, "fallback", xml.Attr{Name: xml.Name{Local: "for"}, Value: retract.NS}),
 			bodyXML(prefix+"retracted a message."),
 		)

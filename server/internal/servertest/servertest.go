@@ -43,6 +43,11 @@ func Launch(name string, cmd *exec.Cmd, out *os.File) (*Process, error) {
 	return p, nil
 }
 
+// ChildProcAttr is what Launch sets on its programs, for test helpers that
+// run a program with their own pipes: the kernel kills it if the test
+// process dies without cleaning up.
+func ChildProcAttr() *syscall.SysProcAttr { return sysProcAttr() }
+
 // Done is closed when the program has exited.
 func (p *Process) Done() <-chan struct{} { return p.done }
 

@@ -135,6 +135,10 @@ type Parsed struct {
 	Subject    string
 	HasSubject bool
 
+	// Thread is the message's thread ID (RFC 6121 <thread/>, XEP-0201),
+	// "" if it has none.
+	Thread string
+
 	// OriginID is the XEP-0359 origin-id, and StanzaIDs the stanza-ids.
 	OriginID  string
 	StanzaIDs []stanzaid.StanzaID
@@ -337,6 +341,14 @@ func parseMessage(start xml.StartElement, xr *xmlutil.Reader, lim Limits, inMAM 
 			switch child.Name.Local {
 			case "body", "subject":
 				return parseText(child, xr, lim, p.Lang, &bodies, &subjects)
+			case "thread":
+				if p.Thread != "" {
+					// RFC 6121 §5.2.5: at most one.
+					return fmt.Errorf("%w: two threads", xmppext.ErrDuplicate)
+				}
+				var err error
+				p.Thread, err = xmlutil.Text(xr, xmlutil.MaxID)
+				return err
 			case "error":
 				if p.Error != nil {
 					return fmt.Errorf("%w: two errors", xmppext.ErrDuplicate)

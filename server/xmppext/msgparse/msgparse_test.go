@@ -408,3 +408,17 @@ Yes!</body>
 		t.Fatalf("body without fallbacks: %q", got)
 	}
 }
+
+// XEP-0201 / RFC 6121 §5.2.5: the thread a message belongs to.
+func TestParseThread(t *testing.T) {
+	p := mustParse(t, `<message type="groupchat" from="room@muc.example/anna" id="m3"><body>more</body><thread parent="p0">t1</thread></message>`)
+	if p.Thread != "t1" {
+		t.Fatalf("thread %q", p.Thread)
+	}
+	if _, err := parse(t, `<message type="groupchat" from="room@muc.example/anna" id="m4"><body>x</body><thread>t1</thread><thread>t2</thread></message>`); !errors.Is(err, xmppext.ErrDuplicate) {
+		t.Fatalf("two threads: %v", err)
+	}
+	if _, err := parse(t, `<message type="groupchat" from="room@muc.example/anna" id="m5"><body>x</body><thread>`+strings.Repeat("t", 2000)+`</thread></message>`); !errors.Is(err, xmppext.ErrTooLarge) {
+		t.Fatalf("a 2000-byte thread ID: %v", err)
+	}
+}
