@@ -10,7 +10,8 @@ as_root() {
     elif sudo -n true 2>/dev/null; then
         sudo "$@"
     else
-        echo "testdeps: '$*' needs root: run as root or with passwordless sudo" >&2
+        echo "testdeps: setting up what the tests need takes root (to run: $*)." >&2
+        echo "testdeps: run make test-deps (or make test) as root, or give this user sudo without a password." >&2
         return 1
     fi
 }
