@@ -184,6 +184,9 @@ func newServer(opts Options) *Server {
 	s.tokens[s.botTok] = &tokenState{kind: botToken, scopes: slices.Clone(opts.BotScopes)}
 	s.tokens[s.appTok] = &tokenState{kind: appToken, scopes: slices.Clone(opts.AppScopes)}
 	s.socket = newSocketState()
+	// slack-go dials with "Origin: https://api.slack.com", which the
+	// websocket library's same-origin default would refuse.
+	s.upgrade.CheckOrigin = func(*http.Request) bool { return true }
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("/api/", s.serveAPI)
