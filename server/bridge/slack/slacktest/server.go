@@ -14,7 +14,13 @@
 // waits (WaitMessages, WaitFor...) that return as soon as the condition
 // holds or the context ends.
 //
-// It is a test helper: one app, one workspace, everything in memory.
+// It is a test helper: one app, one workspace, everything in memory. Not
+// modelled: direct messages and group DMs, Enterprise Grid, interactivity
+// and slash commands over the socket, chat.postMessage's workspace-wide
+// limit, message_replied events, thread tombstones for deleted parents,
+// unfurls, emoji name validation, file thumbnails and asynchronous file
+// processing, token rotation, and the connection's scheduled refresh
+// (the test asks for one with RequestRefresh).
 package slacktest
 
 import (

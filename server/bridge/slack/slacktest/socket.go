@@ -334,7 +334,6 @@ func (s *Server) SendDisconnect(reason string) {
 		c.send(msg)
 		if reason != "warning" {
 			c.leaving = true
-			c := c
 			time.AfterFunc(s.opts.DisconnectGrace, c.closeGracefully)
 		}
 	}
