@@ -1,6 +1,7 @@
-// Package slack is the Slack side of the bridge. This version has its
-// settings and slash command only: enabling it reports that the bridge is
-// not implemented yet.
+// Package slack is the Slack side of the bridge: a Slack app that gets
+// its channels' events over Socket Mode (app-level token) and acts through
+// the Web API (bot token), posting Mattermost people's messages under
+// their names.
 package slack
 
 import (
@@ -22,7 +23,13 @@ func Descriptor() connector.Descriptor {
 			RoomArg: "channel-id", RoomExample: "C0123456789", ParseRoom: ParseChannel,
 		},
 		Configure: configure,
-		Build:     connector.NotImplemented("Slack"),
+		Build: func(env connector.Env, c connector.Config) (bridge.Bridge, error) {
+			cc := c.(configured)
+			return New(Config{
+				BotToken: cc.SlackBotToken, AppToken: cc.SlackAppToken, APIURL: cc.SlackAPIURL,
+				MaxFileSize: cc.maxFileSize,
+			}, env.Store, env.Logger)
+		},
 	}
 }
 
@@ -34,7 +41,10 @@ type settings struct {
 	SlackAPIURL   string
 }
 
-type configured struct{ settings }
+type configured struct {
+	settings
+	maxFileSize int64
+}
 
 func (c configured) Enabled() bool { return c.SlackEnabled }
 
@@ -48,8 +58,8 @@ func (c configured) Secrets() []string {
 	return out
 }
 
-func configure(raw map[string]any, _ connector.Shared) (connector.Config, error) {
-	var c configured
+func configure(raw map[string]any, shared connector.Shared) (connector.Config, error) {
+	c := configured{maxFileSize: shared.MaxFileSize}
 	if err := connector.Decode(raw, &c.settings); err != nil {
 		return nil, err
 	}
