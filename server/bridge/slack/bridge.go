@@ -109,6 +109,9 @@ type Bridge struct {
 	refreshes  atomic.Int64 // sockets replaced at Slack's request
 	malformed  atomic.Int64 // envelopes and events that could not be read
 	fatal      atomic.Bool  // a token was refused: no more attempts
+	// overlap is the most sockets Slack counted open at a hello: 2 once a
+	// refresh opened the new socket before closing the old.
+	overlap atomic.Int64
 
 	// testHookAfterReceive runs after an event was handed on and before
 	// its envelope is acknowledged.

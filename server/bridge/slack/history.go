@@ -150,6 +150,10 @@ func (b *Bridge) catchUp(ctx context.Context, channel, linkID string) error {
 	return nil
 }
 
+// threadLookback is how many messages before the cursor a catch-up looks
+// at for threads that got replies meanwhile.
+const threadLookback = 200
+
 // missed lists what channel got after cursor, oldest first: top-level
 // messages from conversations.history, and the replies in their threads
 // from conversations.replies.
@@ -186,6 +190,25 @@ func (b *Bridge) missed(ctx context.Context, channel, cursor string) ([]message,
 		page = res.ResponseMetaData.NextCursor
 		if !res.HasMore || page == "" {
 			break
+		}
+	}
+	// Threads started before the cursor may have got replies since: the
+	// messages just before it say so with their latest_reply. One page
+	// back bounds the cost; older threads' replies arrive live only.
+	var before *slack.GetConversationHistoryResponse
+	err := b.withRetry(ctx, "conversations.history", func() error {
+		var err error
+		before, err = b.api.GetConversationHistoryContext(ctx, &slack.GetConversationHistoryParameters{
+			ChannelID: channel, Latest: cursor, Inclusive: true, Limit: threadLookback,
+		})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, sm := range before.Messages {
+		if sm.ReplyCount > 0 && validTS(sm.LatestReply) && tsLess(cursor, sm.LatestReply) && !slices.Contains(threads, sm.Timestamp) {
+			threads = append(threads, sm.Timestamp)
 		}
 	}
 	for _, parent := range threads {

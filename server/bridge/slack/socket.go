@@ -265,6 +265,12 @@ func (c *sockConn) frame(ctx context.Context, data []byte) bool {
 			}
 		}
 		if first {
+			for n := int64(req.NumConnections); ; {
+				old := c.b.overlap.Load()
+				if n <= old || c.b.overlap.CompareAndSwap(old, n) {
+					break
+				}
+			}
 			close(c.hello)
 		}
 	case "disconnect":

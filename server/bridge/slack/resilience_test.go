@@ -1,0 +1,225 @@
+package slack
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge"
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/slack/slacktest"
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/store"
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/testhost/memkv"
+)
+
+func TestRedeliveredEventsAreHandledOnce(t *testing.T) {
+	h := newHarness(t, slacktest.Options{AckTimeout: 300 * time.Millisecond})
+	s := h.srv
+
+	// Slack's at-least-once delivery: an acknowledged event sent again.
+	s.Post(h.alice.ID, h.ch.ID, "once")
+	h.rec.wait(t, 1)
+	if err := s.WaitAcked(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	first := s.Deliveries()[len(s.Deliveries())-1]
+	if !s.Redeliver(first.EventID) {
+		t.Fatal("nothing to redeliver")
+	}
+	if err := s.WaitAcked(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+
+	// An envelope not acknowledged in time comes again while the first
+	// copy is still being handled.
+	release := make(chan struct{})
+	var once sync.Once
+	h.b.testHookAfterReceive = func() { once.Do(func() { <-release }) }
+	s.Post(h.alice.ID, h.ch.ID, "slow")
+	if err := s.WaitFor(ctxT(t), "a redelivery", func() bool {
+		ds := s.Deliveries()
+		return len(ds[len(ds)-1].Envelopes) >= 2
+	}); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	if err := s.WaitAcked(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	// A marker behind them proves the copies were handled (and dropped).
+	s.Post(h.alice.ID, h.ch.ID, "marker")
+	h.rec.wait(t, 3)
+	if err := s.WaitAcked(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	evs := h.rec.all()
+	if len(evs) != 3 || evs[0].Text != "once" || evs[1].Text != "slow" || evs[2].Text != "marker" {
+		t.Fatalf("events: %s", describe(evs))
+	}
+}
+
+// TestRefreshAndDropKeepEveryMessageOnceInOrder posts while Slack asks for
+// a new socket and while the socket drops: every message arrives once, in
+// the order it was posted.
+func TestRefreshAndDropKeepEveryMessageOnceInOrder(t *testing.T) {
+	h := newHarness(t, slacktest.Options{NoRateLimits: true, AckTimeout: 500 * time.Millisecond})
+	s := h.srv
+	var want []string
+	post := func(from, to int) {
+		for i := from; i < to; i++ {
+			text := fmt.Sprintf("m%02d", i)
+			s.Post(h.alice.ID, h.ch.ID, text)
+			want = append(want, text)
+		}
+	}
+	post(0, 10)
+	s.RequestRefresh()
+	post(10, 20)
+	if err := s.WaitFor(ctxT(t), "the refreshed socket", func() bool { return s.ConnectionsOpened() >= 2 }); err != nil {
+		t.Fatal(err)
+	}
+	post(20, 30)
+	s.DropConnections()
+	post(30, 40)
+	h.rec.wait(t, 40)
+	post(40, 45)
+	h.rec.wait(t, 45)
+	if err := s.WaitAcked(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, ev := range h.rec.all() {
+		got = append(got, ev.Text)
+	}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("got %v\nwant %v", got, want)
+	}
+	if n := h.b.overlap.Load(); n < 2 {
+		t.Errorf("the refresh closed the old socket before the new one was open (at most %d open)", n)
+	}
+	waitState(t, h.b, bridge.StateConnected)
+	hl := h.b.Health()
+	if !strings.Contains(hl.Detail, "reconnections: 1, refreshes: 1") {
+		t.Errorf("health detail = %q", hl.Detail)
+	}
+}
+
+func TestRefusedTokensStopTheBridgeWithAClearError(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		spoil func(s *slacktest.Server, cfg *Config)
+		want  string
+	}{
+		{"bot token", func(s *slacktest.Server, cfg *Config) { cfg.BotToken = "xoxb-1-2-wrong" }, "bot token (xoxb-)"},
+		{"app token", func(s *slacktest.Server, cfg *Config) { cfg.AppToken = "xapp-1-A1-2-wrong" }, "app-level token (xapp-)"},
+		{"deactivated bot", func(s *slacktest.Server, _ *Config) { s.DeactivateToken(s.BotToken()) }, "account_inactive"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := slacktest.Start(t, slacktest.Options{})
+			h := &harness{srv: srv, st: store.New(memkv.New(nil).Plugin("bridge"))}
+			cfg := Config{BotToken: srv.BotToken(), AppToken: srv.AppToken(), APIURL: srv.APIURL()}
+			tc.spoil(srv, &cfg)
+			h.startWith(t, cfg)
+			hl := waitState(t, h.b, bridge.StateError)
+			if !strings.Contains(hl.LastError, tc.want) || !strings.Contains(hl.LastError, "replace it") {
+				t.Errorf("last error = %q", hl.LastError)
+			}
+			select {
+			case <-h.b.runDone:
+			case <-time.After(failsafe):
+				t.Fatal("the bridge keeps trying with a refused token")
+			}
+			if n := srv.CallCount("auth.test") + srv.CallCount("apps.connections.open"); n > 2 {
+				t.Errorf("%d attempts with a refused token", n)
+			}
+			if _, err := h.b.Deliver(ctxT(t), &bridge.Delivery{Event: bridge.Event{Kind: bridge.KindMessage, Text: "x"}, Room: "C1"}); err == nil || bridge.IsPermanent(err) {
+				t.Errorf("a delivery while the token is refused should wait: %v", err)
+			}
+			h.assertNoSecrets(t, hl.LastError, hl.Detail)
+		})
+	}
+}
+
+func TestMalformedEnvelopesAreIgnored(t *testing.T) {
+	h := newHarness(t, slacktest.Options{})
+	s := h.srv
+	s.SendRaw("not json at all")
+	s.SendRaw(`{"type":"events_api","payload":{}}`)
+	s.SendRaw(`{"type":"events_api","envelope_id":"e1","payload":"garbage"}`)
+	s.SendRaw(`{"type":"events_api","envelope_id":"e2","payload":{"type":"event_callback","team_id":"` + s.Team().ID + `","event_id":"Ev1","event":{"type":"message","channel":"` + h.ch.ID + `","user":"U1","text":"x","ts":"not-a-ts"}}}`)
+	s.SendRaw(`{"type":"events_api","envelope_id":"e3","payload":{"type":"event_callback","team_id":"` + s.Team().ID + `","event_id":"Ev2","event":{"type":"reaction_added","item":{"type":"message"}}}}`)
+	s.Post(h.alice.ID, h.ch.ID, "still here")
+	evs := h.rec.wait(t, 1)
+	if len(evs) != 1 || evs[0].Text != "still here" {
+		t.Fatalf("events: %s", describe(evs))
+	}
+	eventually(t, "the malformed events counted", func() bool {
+		return strings.Contains(h.b.Health().Detail, "5 malformed events ignored")
+	})
+	if st := h.b.Health().State; st != bridge.StateConnected {
+		t.Errorf("state = %s", st)
+	}
+	// Acknowledged, or Slack would send them again and again.
+	if err := s.WaitFor(ctxT(t), "the malformed envelopes acknowledged", func() bool {
+		acked := map[string]bool{}
+		for _, a := range s.Acks() {
+			acked[a.EnvelopeID] = true
+		}
+		return acked["e1"] && acked["e2"] && acked["e3"]
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCatchUpAfterDowntime: the bridge is off while Slack people post; the
+// next one reads what it missed from the history, once and in order.
+func TestCatchUpAfterDowntime(t *testing.T) {
+	h := newHarness(t, slacktest.Options{NoRateLimits: true})
+	s := h.srv
+	parent := s.Post(h.alice.ID, h.ch.ID, "before")
+	h.rec.wait(t, 1)
+	eventually(t, "the cursor saved", func() bool {
+		v, ok, _ := h.st.GetCursor(h.linkID, cursorKey(h.ch.ID))
+		return ok && v == parent
+	})
+	h.stop(t, h.b)
+
+	var want []string
+	for i := range 20 {
+		text := fmt.Sprintf("missed %02d", i)
+		if i == 7 {
+			s.Reply(h.alice.ID, h.ch.ID, parent, text)
+		} else {
+			s.Post(h.alice.ID, h.ch.ID, text)
+		}
+		want = append(want, text)
+	}
+	// The test server also sends the events it queued while no socket was
+	// open (Slack would have given up on them): the history is read
+	// first, and those copies are recognised and dropped.
+	h.start(t)
+	h.rec.wait(t, 20)
+	if err := s.WaitAcked(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	s.Post(h.alice.ID, h.ch.ID, "live")
+	want = append(want, "live")
+	h.rec.wait(t, 21)
+	if err := s.WaitAcked(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, ev := range h.rec.all() {
+		got = append(got, ev.Text)
+		if ev.Text == "missed 07" && ev.Parent != parent {
+			t.Errorf("the reply lost its thread: %+v", ev)
+		}
+	}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("got %q\nwant %q", got, want)
+	}
+	if n := s.CallCount("conversations.history"); n == 0 {
+		t.Error("the history was not read")
+	}
+}
