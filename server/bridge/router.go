@@ -72,6 +72,7 @@ type Router struct {
 	bus     *Bus
 	opts    RouterOptions
 	log     Logger
+	flight  inFlight
 }
 
 var _ Sink = (*Router)(nil)
@@ -237,6 +238,11 @@ type job struct {
 	nativeID string // first part's ID, or the ID Deliver returned
 	recorded bool
 	settle   func(ok bool)
+
+	// missedAt is when an action first found no map for its target, and
+	// waitUpTo the last delivery begun then (see inFlight).
+	missedAt time.Time
+	waitUpTo uint64
 }
 
 func (j *job) done(reason string, err error) {
@@ -311,6 +317,9 @@ func (j *job) message(ctx context.Context, b Bridge, caps Capabilities) error {
 		j.prepared = true
 	}
 
+	if !j.recorded {
+		defer j.r.flight.begin(j.dest.RoomKey())()
+	}
 	for j.sent < len(j.chunks) {
 		if j.sent == 1 && !j.recorded {
 			if err := j.record(ctx); err != nil {
@@ -412,20 +421,28 @@ func (j *job) authorize(ctx context.Context) (moderate bool, err error) {
 	return false, Dropf(ReasonNotAuthor, "%s by %s of %s, written by %s", j.ev.Kind, j.ev.Sender.Identity(), origin.Key(), orUnknown(author))
 }
 
-// homeSettleTime is how long an action by a Home person on a message the
-// bridge has just posted there waits for that message's map: the post
-// appears a moment before its delivery records it, in another queue.
-const homeSettleTime = 10 * time.Second
+// freshCopyWait is how long an action on a copy the bridge has just posted
+// waits for that copy's map: the copy appears a moment before its delivery
+// records it, in another queue.
+const freshCopyWait = 10 * time.Second
 
 // unknownTarget drops an action whose target no map knows, unless it is a
 // Home person's action on a copy the bridge posted (AwaitTarget), young
-// enough that the copy may still be being recorded: that one is retried.
+// enough that the copy may still be being recorded, or deliveries into the
+// action's room were under way when it missed (see inFlight): those are
+// retried.
 // Remote senders' actions are dropped at once, so nobody outside can hold
 // a queue up with made-up IDs; and a known message that never reached a
 // destination is dropped at once too.
 func (j *job) unknownTarget() error {
-	if j.ev.AwaitTarget && j.ev.Origin.Network == j.r.opts.Home && j.r.opts.Home != "" && time.Since(j.ev.Time) < homeSettleTime {
+	if j.ev.AwaitTarget && j.ev.Origin.Network == j.r.opts.Home && j.r.opts.Home != "" && time.Since(j.ev.Time) < freshCopyWait {
 		return fmt.Errorf("%s is not bridged yet", j.ref(j.ev.Target).Key())
+	}
+	if j.missedAt.IsZero() {
+		j.missedAt, j.waitUpTo = time.Now(), j.r.flight.latest()
+	}
+	if j.r.flight.busy(j.ev.Origin.RoomKey(), j.waitUpTo) && time.Since(j.missedAt) < freshCopyWait {
+		return fmt.Errorf("%s may be a copy still being delivered", j.ref(j.ev.Target).Key())
 	}
 	return Dropf(ReasonUnknownTarget, "%s never reached %s", j.ref(j.ev.Target).Key(), j.dest.RoomKey())
 }

@@ -882,3 +882,52 @@ func TestRouterTellsWhatIsBridgedEverywhere(t *testing.T) {
 		t.Fatalf("bridged everywhere = %v, %v", done, err)
 	}
 }
+
+// Someone on a remote network can act on a copy the bridge has just
+// posted there before the bridge recorded it: the copy appears in the room
+// (and to its members) while Deliver is still waiting for the room's
+// answer. The action waits for the deliveries into its room that are in
+// flight, then finds its target; with nothing in flight it is dropped at
+// once, so made-up IDs hold nothing up.
+func TestRouterRemoteActionWaitsForADeliveryInFlight(t *testing.T) {
+	e, _, x, _ := standard(t)
+	posted := make(chan struct{})
+	release := make(chan struct{})
+	x.mu.Lock()
+	x.hook = func(_ context.Context, d *Delivery) error {
+		if d.Kind == KindMessage {
+			close(posted) // the copy is in the room now
+			<-release     // the room's answer is slow
+		}
+		return nil
+	}
+	x.mu.Unlock()
+	e.receive(t, message(mmRoom, "p1", "hello"))
+	recv(t, posted, "the copy in the XMPP room")
+	// eve reacts to the copy she sees ("xmpp-1", the ID the room gave it)
+	// before Deliver returned it.
+	eve := Sender{Network: NetworkXMPP, ID: "eve"}
+	e.receive(t, Event{Kind: KindReactionAdd, Origin: xmppRoom, Target: "xmpp-1", Emoji: "thumbsup", Sender: eve, Time: time.Now()})
+	time.Sleep(50 * time.Millisecond) // let the reaction's jobs meet the missing map
+	close(release)
+	var reactions []routed
+	for len(reactions) < 2 {
+		o := recv(t, e.out, "outcomes")
+		if o.ev.Kind == KindReactionAdd {
+			reactions = append(reactions, o)
+		}
+	}
+	for _, o := range reactions {
+		if o.reason != "" {
+			t.Fatalf("the reaction to the fresh copy, to %s: dropped (%s: %v)", o.dest.Network, o.reason, o.err)
+		}
+	}
+
+	// Nothing in flight: a made-up target is dropped at once.
+	e.receive(t, Event{Kind: KindReactionAdd, Origin: xmppRoom, Target: "made-up", Emoji: "x", Sender: eve, Time: time.Now()})
+	for n, o := range e.outcomes(t, 2) {
+		if len(o) != 1 || o[0].reason != ReasonUnknownTarget {
+			t.Fatalf("a made-up target, to %s: %+v", n, o)
+		}
+	}
+}
