@@ -88,7 +88,8 @@ func FromMarkdown(md string, userIDs map[string]string) string {
 	w.b.Grow(len(md) + 16)
 	if len(md) > MaxParsed {
 		// Past what a Mattermost post can hold: text, not markup.
-		w.text(md)
+		w.b.Grow(len(md) / 4)
+		w.emit(md)
 		return w.b.String()
 	}
 	w.src = []byte(flattenQuotes(md))
@@ -550,48 +551,41 @@ func (w *fromWriter) flush() {
 	}
 	s := w.pending.String()
 	w.pending.Reset()
-	var b strings.Builder
-	b.Grow(len(s))
-	prev := w.last
+	w.emit(s)
+}
+
+// emit writes s as flush does, straight into the output.
+func (w *fromWriter) emit(s string) {
+	plain := 0
 	for i := 0; i < len(s); {
-		ch := s[i]
-		switch ch {
+		var repl string
+		n := 1
+		switch s[i] {
 		case '@':
-			if n, id := w.mention(s[i+1:], prev); n > 0 {
-				b.WriteString("<@" + id + ">")
-				i += 1 + n
-				prev = 'x'
-				continue
+			if k, id := w.mention(s[i+1:], runeBefore(s, i), i == 0); k > 0 {
+				repl, n = "<@"+id+">", 1+k
 			}
 		case ':':
-			if n, name := slackEmojiAt(s[i:]); n > 0 {
-				b.WriteString(":" + name + ":")
-				i += n
-				prev = ':'
-				continue
+			if k, name := slackEmojiAt(s[i:]); k > 0 {
+				repl, n = ":"+name+":", k
 			}
 		case '&':
-			b.WriteString("&amp;")
-			i++
-			prev = '&'
-			continue
+			repl = "&amp;"
 		case '<':
-			b.WriteString("&lt;")
-			i++
-			prev = '<'
-			continue
+			repl = "&lt;"
 		case '>':
-			b.WriteString("&gt;")
+			repl = "&gt;"
+		}
+		if repl == "" {
 			i++
-			prev = '>'
 			continue
 		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		b.WriteString(s[i : i+size])
-		prev = r
-		i += size
+		w.write(s[plain:i])
+		w.write(repl)
+		i += n
+		plain = i
 	}
-	w.write(b.String())
+	w.write(s[plain:])
 }
 
 // mention returns the length of the username s starts with (after an @)
@@ -599,7 +593,14 @@ func (w *fromWriter) flush() {
 // character before the @. Mattermost reads a mention after anything but a
 // word character or @, takes the name's characters, and drops trailing
 // ".-_:" until the name is known.
-func (w *fromWriter) mention(s string, prev rune) (int, string) {
+func (w *fromWriter) mention(s string, prev rune, first bool) (int, string) {
+	if first {
+		// At the start of the pending text, what precedes is in the output.
+		prev = w.last
+		if w.b.Len() == 0 {
+			prev = ' '
+		}
+	}
 	if len(w.ids) == 0 || prev == '@' || prev == '_' || isAlnum(prev) {
 		return 0, ""
 	}

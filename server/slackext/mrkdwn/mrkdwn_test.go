@@ -1,6 +1,7 @@
 package mrkdwn
 
 import (
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -383,7 +384,10 @@ var hostilePatterns = []string{
 
 func measure(f func(string), s string) time.Duration {
 	best := time.Duration(1 << 62)
-	for range 3 {
+	for range 5 {
+		// A collection left over from the last run would be charged to
+		// this one.
+		runtime.GC()
 		start := time.Now()
 		f(s)
 		best = min(best, time.Since(start))
@@ -393,13 +397,19 @@ func measure(f func(string), s string) time.Duration {
 
 // ToMarkdown takes time linear in its input, however it is built.
 func TestToMarkdownLinearTime(t *testing.T) {
+	if raceEnabled {
+		t.Skip("timings under the race detector are too noisy to compare")
+	}
 	for _, p := range hostilePatterns {
 		f := func(s string) { ToMarkdown(s, resolver) }
-		small := measure(f, strings.Repeat(p, 20000/len(p)+1))
-		large := measure(f, strings.Repeat(p, 160000/len(p)+1))
-		// 8 times the input; quadratic would be 64 times the time.
-		if small > time.Millisecond && large > 24*small {
-			t.Errorf("ToMarkdown(%q × n): %v for n, %v for 8n", p, small, large)
+		small := measure(f, strings.Repeat(p, 40000/len(p)+1))
+		large := measure(f, strings.Repeat(p, 640000/len(p)+1))
+		// 16 times the input: quadratic would be 256 times the time;
+		// linear is 16 times plus what caches and allocation add, which
+		// at these sizes has been seen to reach 50. Below 200µs the clock
+		// says too little.
+		if small > 200*time.Microsecond && large > 100*small {
+			t.Errorf("ToMarkdown(%q × n): %v for n, %v for 16n", p, small, large)
 		}
 	}
 }
@@ -413,10 +423,14 @@ func TestFromMarkdownTime(t *testing.T) {
 		if d := measure(f, s); d > 2*time.Second {
 			t.Errorf("FromMarkdown(%q × %d): %v", p, 16383/len(p), d)
 		}
+		if raceEnabled {
+			continue
+		}
+		// As above, 16 times the input.
 		small := measure(f, strings.Repeat(p, 2*MaxParsed/len(p)+1))
-		large := measure(f, strings.Repeat(p, 16*MaxParsed/len(p)+1))
-		if small > time.Millisecond && large > 24*small {
-			t.Errorf("FromMarkdown(%q × n) past MaxParsed: %v for n, %v for 8n", p, small, large)
+		large := measure(f, strings.Repeat(p, 32*MaxParsed/len(p)+1))
+		if small > time.Millisecond && large > 100*small {
+			t.Errorf("FromMarkdown(%q × n) past MaxParsed: %v for n, %v for 16n", p, small, large)
 		}
 	}
 	if out := FromMarkdown(strings.Repeat("<!here> ", MaxParsed), nil); strings.Contains(out, "<!") {

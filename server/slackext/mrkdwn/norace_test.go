@@ -1,0 +1,5 @@
+//go:build !race
+
+package mrkdwn
+
+const raceEnabled = false
