@@ -1,5 +1,0 @@
-//go:build !race
-
-package mrkdwn
-
-const raceEnabled = false
