@@ -383,7 +383,7 @@ func (b *Bridge) text(ctx context.Context, s string) (string, []bridge.Mention) 
 	var mentions []bridge.Mention
 	for _, id := range ids {
 		p := b.person(ctx, id)
-		mentions = append(mentions, bridge.Mention{Text: "@" + p.Username, Person: p})
+		mentions = append(mentions, bridge.Mention{Text: mrkdwn.MentionText(p.Username), Person: p})
 	}
 	return md, mentions
 }
