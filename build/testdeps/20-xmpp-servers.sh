@@ -28,7 +28,9 @@ SOURCES=/etc/apt/sources.list.d/$BACKPORTS.sources
 
 # version prints a package's installed version, nothing if not installed.
 version() {
-    dpkg-query -W -f='${Status} ${Version}' "$1" 2>/dev/null | sed -n 's/^install ok installed //p'
+    # dpkg-query fails for a package it never saw: that is "not installed",
+    # not an error (pipefail would end the script without a word).
+    { dpkg-query -W -f='${Status} ${Version}' "$1" 2>/dev/null || true; } | sed -n 's/^install ok installed //p'
 }
 
 # at_least reports whether package $1 is installed in version $2 or later.

@@ -18,6 +18,9 @@ as_root() {
 
 say() { echo "testdeps: $*"; }
 
+# A step that fails says where, instead of make reporting only an exit code.
+trap 'rc=$?; echo "testdeps: ${BASH_SOURCE[0]##*/} failed at line $LINENO (exit $rc): $BASH_COMMAND" >&2' ERR
+
 # apt_missing prints which of the given packages are not installed.
 apt_missing() {
     local p
