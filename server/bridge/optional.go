@@ -30,3 +30,10 @@ type MemberWatcher interface {
 type RoomCreator interface {
 	CreateRoom(ctx context.Context, name, topic string, inviteOnly bool) (room string, err error)
 }
+
+// RoomNamer is implemented by bridges whose room IDs say little to a
+// person (Slack's C0123456789): commands show the name beside the ID.
+// RoomName returns "" when it cannot tell.
+type RoomNamer interface {
+	RoomName(ctx context.Context, room string) string
+}

@@ -200,9 +200,9 @@ func (h *Handler) Execute(ctx context.Context, args *model.CommandArgs) *model.C
 	case "unmap", "unlink":
 		return reply(h.unmapRoom(ctx, spec, args, rest))
 	case "status":
-		return reply(h.status(spec, args))
+		return reply(h.status(ctx, spec, args))
 	case "list":
-		return reply(h.list(spec))
+		return reply(h.list(ctx, spec))
 	}
 	for _, x := range spec.extras() {
 		if x.Name == sub {
@@ -282,7 +282,22 @@ func (h *Handler) Link(ctx context.Context, s Spec, args *model.CommandArgs, roo
 			return fmt.Sprintf("Linked this channel with %s room %s, but the bridge could not join it yet: %v. It will keep trying.", s.Title, room, werr)
 		}
 	}
-	return fmt.Sprintf("Linked this channel with %s room %s. Messages now flow both ways.", s.Title, room)
+	return fmt.Sprintf("Linked this channel with %s room %s. Messages now flow both ways.", s.Title, h.roomLabel(ctx, s.Network, room))
+}
+
+// roomLabel is room with its name beside it when the network's bridge can
+// tell one (see bridge.RoomNamer).
+func (h *Handler) roomLabel(ctx context.Context, n bridge.Network, room string) string {
+	b, running := h.env.Bridge(n)
+	if !running {
+		return room
+	}
+	if namer, ok := b.(bridge.RoomNamer); ok {
+		if name := namer.RoomName(ctx, room); name != "" && name != room {
+			return room + " (" + name + ")"
+		}
+	}
+	return room
 }
 
 func (h *Handler) unmapRoom(ctx context.Context, s Spec, args *model.CommandArgs, rest []string) string {
@@ -329,7 +344,7 @@ func (h *Handler) unmapRoom(ctx context.Context, s Spec, args *model.CommandArgs
 	return fmt.Sprintf("Unlinked %s room %s from this channel.", s.Title, room)
 }
 
-func (h *Handler) status(s Spec, args *model.CommandArgs) string {
+func (h *Handler) status(ctx context.Context, s Spec, args *model.CommandArgs) string {
 	var b strings.Builder
 	health := h.env.Health(s.Network)
 	fmt.Fprintf(&b, "#### %s bridge: %s\n", s.Title, health.State)
@@ -355,7 +370,7 @@ func (h *Handler) status(s Spec, args *model.CommandArgs) string {
 	default:
 		b.WriteString("\nThis channel is linked with:\n")
 		for _, r := range link.Remotes {
-			fmt.Fprintf(&b, "* %s room %s (%s, linked %s)\n", networkTitle(r.Network, s), r.Room, h.env.Health(r.Network).State, r.LinkedAt.UTC().Format("2006-01-02"))
+			fmt.Fprintf(&b, "* %s room %s (%s, linked %s)\n", networkTitle(r.Network, s), h.roomLabel(ctx, r.Network, r.Room), h.env.Health(r.Network).State, r.LinkedAt.UTC().Format("2006-01-02"))
 		}
 		h.queueNotes(&b, args.ChannelId)
 	}
@@ -386,7 +401,7 @@ func (h *Handler) queueNotes(b *strings.Builder, linkID string) {
 	}
 }
 
-func (h *Handler) list(s Spec) string {
+func (h *Handler) list(ctx context.Context, s Spec) string {
 	links, err := h.env.Links.ListLinks()
 	if err != nil {
 		return fmt.Sprintf("Could not list links: %v.", err)
@@ -395,7 +410,7 @@ func (h *Handler) list(s Spec) string {
 	for _, l := range links {
 		for _, r := range l.Remotes {
 			if r.Network == s.Network {
-				lines = append(lines, fmt.Sprintf("* %s ↔ %s", h.env.ChannelName(l.ChannelID), r.Room))
+				lines = append(lines, fmt.Sprintf("* %s ↔ %s", h.env.ChannelName(l.ChannelID), h.roomLabel(ctx, r.Network, r.Room)))
 			}
 		}
 	}

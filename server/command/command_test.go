@@ -50,7 +50,11 @@ type fixture struct {
 	user    string
 	channel string
 	team    string
+	// override, when set, is the running bridge instead of net.
+	override bridge.Bridge
 }
+
+func (f *fixture) useBridge(b bridge.Bridge) { f.override = b }
 
 func newFixture(t *testing.T, extra ...Subcommand) *fixture {
 	t.Helper()
@@ -73,6 +77,9 @@ func newFixture(t *testing.T, extra ...Subcommand) *fixture {
 		Links: f.st,
 		Bridge: func(n bridge.Network) (bridge.Bridge, bool) {
 			if n == testNet && f.running {
+				if f.override != nil {
+					return f.override, true
+				}
 				return f.net, true
 			}
 			return nil, false
@@ -266,5 +273,26 @@ func TestExtraSubcommands(t *testing.T) {
 	}
 	if ac := cmd.AutocompleteData.SubCommands[4]; ac.HelpText != "Repeat the words" || ac.Hint != "[words]" || len(ac.Arguments) != 1 {
 		t.Fatalf("echo autocomplete = %+v", ac)
+	}
+}
+
+// namingNetwork names its rooms, as Slack's bridge does for channel IDs.
+type namingNetwork struct{ *checkingNetwork }
+
+func (namingNetwork) RoomName(_ context.Context, room string) string { return "#" + room + "-name" }
+
+// A room whose ID says little is shown with its name beside it, in map's
+// answer, status and list.
+func TestRoomNamesBesideTheirIDs(t *testing.T) {
+	f := newFixture(t)
+	f.useBridge(namingNetwork{f.net})
+	if got := f.run(f.admin, "/testbridge map lobby"); !strings.Contains(got, "Test room lobby (#lobby-name)") {
+		t.Fatalf("map: %q", got)
+	}
+	if got := f.run(f.admin, "/testbridge status"); !strings.Contains(got, "lobby (#lobby-name)") {
+		t.Fatalf("status: %q", got)
+	}
+	if got := f.run(f.admin, "/testbridge list"); !strings.Contains(got, "lobby (#lobby-name)") {
+		t.Fatalf("list: %q", got)
 	}
 }
