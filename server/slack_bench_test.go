@@ -31,11 +31,11 @@ package main
 // 429 answers the bridge got (and waited out, as Retry-After says). It runs a second per
 // message, so give it a small -benchtime (build/bench/slack.sh uses 20x).
 //
-// The test host reads the primary here (no replica lag), unlike the
-// package's tests, which run with read replicas 50 ms behind: with them a
-// serial message waits for the replica twice, once in the bridge (which
-// reads a new post back before relaying it) and once in the benchmark's
-// poll of the channel, and the figures are the lag, not the bridge.
+// Like every benchmark of the package, it runs without the tests' replica
+// lag (see TestMain): with it a serial message waits for the replica twice,
+// once in the bridge (which reads a new post back before relaying it) and
+// once in the benchmark's poll of the channel, and the figures are the lag,
+// not the bridge.
 //
 // Setup is outside the timer: one test server per benchmark invocation
 // (with one person, sam), for the bridge the test host with the plugin
@@ -112,10 +112,7 @@ func newSlackBench(b *testing.B, opts slacktest.Options) *slackBench {
 func newSlackBridgeBench(b *testing.B, opts slacktest.Options) *slackBench {
 	b.Helper()
 	h := newSlackBench(b, opts)
-	// No replica lag: the package's TestMain gives every test host read
-	// replicas 50 ms behind, which a serial message would wait out twice
-	// (the bridge's read of the new post, the poll of the channel).
-	h.s = testhost.NewServer(b, testhost.WithPluginID(manifest.Id), testhost.WithPluginSettings(slackSettings(h.slack)), testhost.WithReplicaLag(0))
+	h.s = testhost.NewServer(b, testhost.WithPluginID(manifest.Id), testhost.WithPluginSettings(slackSettings(h.slack)))
 	h.n = h.s.Node(0)
 	if err := h.n.ActivateInProcess(testhost.RepoManifest(b), func() any { return &Plugin{} }); err != nil {
 		b.Fatal(err)

@@ -264,8 +264,8 @@ func BenchmarkProsodyRoomToOccupant(b *testing.B) {
 				b.Fatal(err)
 			}
 			// Warm-up: one message through the room before timing.
-			warm := watchOccupant(jctx, dave, room, "warm"+tag, 1)
-			if _, err := carol.Say(jctx, room, "warm"+tag+" 0"); err != nil {
+			warm := watchOccupant(jctx, dave, room, tag+"warm", 1)
+			if _, err := carol.Say(jctx, room, tag+"warm 0"); err != nil {
 				b.Fatal(err)
 			}
 			select {
@@ -363,8 +363,8 @@ func (h *benchBridge) warmXMPPToMattermost(b *testing.B, room jid.JID, ch *model
 	b.Helper()
 	ctx, cancel := context.WithTimeout(h.ctx, benchSetupWait)
 	defer cancel()
-	arrived, _ := watchChannel(ctx, h.api, ch.Id, "warm"+tag, 1)
-	if _, err := h.carol.Say(ctx, room, "warm"+tag+" 0"); err != nil {
+	arrived, _ := watchChannel(ctx, h.api, ch.Id, tag+"warm", 1)
+	if _, err := h.carol.Say(ctx, room, tag+"warm 0"); err != nil {
 		b.Fatal(err)
 	}
 	select {
