@@ -30,3 +30,12 @@ type MemberWatcher interface {
 type RoomCreator interface {
 	CreateRoom(ctx context.Context, name, topic string, inviteOnly bool) (room string, err error)
 }
+
+// RoomDescriber is implemented by bridges that can say more about a linked
+// room than its ID, for status and list: its name, and whether it takes
+// messages ("#general, archived in Slack: read-only"). DescribeRoom
+// returns "" when there is nothing to add; it must be quick (cached
+// answers), as status lists every room of a channel.
+type RoomDescriber interface {
+	DescribeRoom(ctx context.Context, room string) string
+}

@@ -355,7 +355,7 @@ func (h *Handler) status(s Spec, args *model.CommandArgs) string {
 	default:
 		b.WriteString("\nThis channel is linked with:\n")
 		for _, r := range link.Remotes {
-			fmt.Fprintf(&b, "* %s room %s (%s, linked %s)\n", networkTitle(r.Network, s), r.Room, h.env.Health(r.Network).State, r.LinkedAt.UTC().Format("2006-01-02"))
+			fmt.Fprintf(&b, "* %s room %s%s (%s, linked %s)\n", networkTitle(r.Network, s), r.Room, h.describe(r.Network, r.Room), h.env.Health(r.Network).State, r.LinkedAt.UTC().Format("2006-01-02"))
 		}
 		h.queueNotes(&b, args.ChannelId)
 	}
@@ -380,6 +380,9 @@ func (h *Handler) queueNotes(b *strings.Builder, linkID string) {
 		if n := q.Drops[bridge.ReasonNotAuthor]; n > 0 {
 			fmt.Fprintf(b, "* Not relayed to %s %s: %d edits or deletes by someone other than the message's author (not_author)\n", network, room, n)
 		}
+		if n := q.Drops[bridge.ReasonArchived]; n > 0 {
+			fmt.Fprintf(b, "* Not relayed to %s %s: %d events while the room was archived (archived)\n", network, room, n)
+		}
 		if n := q.Drops[bridge.ReasonNoRights]; n > 0 {
 			fmt.Fprintf(b, "* Not applied in %s %s: %d moderation deletes; the bridge is not a moderator there (no_rights)\n", network, room, n)
 		}
@@ -395,7 +398,7 @@ func (h *Handler) list(s Spec) string {
 	for _, l := range links {
 		for _, r := range l.Remotes {
 			if r.Network == s.Network {
-				lines = append(lines, fmt.Sprintf("* %s ↔ %s", h.env.ChannelName(l.ChannelID), r.Room))
+				lines = append(lines, fmt.Sprintf("* %s ↔ %s%s", h.env.ChannelName(l.ChannelID), r.Room, h.describe(r.Network, r.Room)))
 			}
 		}
 	}
@@ -404,6 +407,25 @@ func (h *Handler) list(s Spec) string {
 	}
 	sort.Strings(lines)
 	return fmt.Sprintf("#### Channels linked with %s\n%s", s.Title, strings.Join(lines, "\n"))
+}
+
+// describe is what the running bridge says about a room (its name,
+// whether it is archived), as " — ..." after its ID; "" when nothing.
+func (h *Handler) describe(network bridge.Network, room string) string {
+	b, ok := h.env.Bridge(network)
+	if !ok {
+		return ""
+	}
+	d, ok := b.(bridge.RoomDescriber)
+	if !ok {
+		return ""
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if note := d.DescribeRoom(ctx, room); note != "" {
+		return " — " + note
+	}
+	return ""
 }
 
 func networkTitle(n bridge.Network, s Spec) string {

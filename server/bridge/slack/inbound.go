@@ -147,6 +147,10 @@ func (b *Bridge) handleEvent(ctx context.Context, raw json.RawMessage) error {
 			return fmt.Errorf("%w: %v", errMalformed, err)
 		}
 		return b.onReaction(ctx, &r)
+	case "channel_archive", "group_archive":
+		return b.onArchive(raw, true)
+	case "channel_unarchive", "group_unarchive":
+		return b.onArchive(raw, false)
 	case "user_change":
 		var u struct {
 			User json.RawMessage `json:"user"`
