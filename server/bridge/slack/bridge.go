@@ -42,6 +42,11 @@ type Config struct {
 	// author, shown as the Slack message's icon (Slack fetches icon_url
 	// itself, so it must be reachable without a session).
 	AvatarURL func(bridge.Sender) string
+	// PortalTeam, when set, turns automatic portals on: a channel the bot
+	// is invited to that is not linked gets a Mattermost channel in this
+	// team (by name), through Portals.
+	PortalTeam string
+	Portals    bridge.Portals
 }
 
 // Validate checks the tokens' shapes; it never quotes them.
@@ -103,6 +108,8 @@ type Bridge struct {
 	chNames map[string]nameEntry
 	// archived are the linked channels archived in Slack (see archive.go).
 	archived map[string]bool
+	// portalNote says why the last automatic portal failed, for status.
+	portalNote string
 	// recent remembers what was handed on lately, so a redelivery skips
 	// the store.
 	recent *recentSet
@@ -193,6 +200,12 @@ func (b *Bridge) Health() bridge.Health {
 		if missing := missingScopes(me.scopes); len(missing) > 0 {
 			notes = append(notes, "missing scopes: "+strings.Join(missing, ", ")+" (add them to the Slack app and reinstall it)")
 		}
+	}
+	b.mu.Lock()
+	portalNote := b.portalNote
+	b.mu.Unlock()
+	if portalNote != "" {
+		notes = append(notes, portalNote)
 	}
 	if note := b.archivedNote(); note != "" {
 		notes = append(notes, note)
