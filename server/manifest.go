@@ -393,6 +393,16 @@ const manifestStr = `
             "default": "",
             "hosting": "",
             "secret": false
+          },
+          {
+            "key": "SlackPortalTeam",
+            "display_name": "Automatic portals into team:",
+            "type": "text",
+            "help_text": "Name of a Mattermost team (as in its URL, e.g. ` + "`" + `partners` + "`" + `). When set, inviting the Slack bot to a Slack channel that is not linked creates a Mattermost channel for it in this team (public or private like the Slack channel, named after it) and links the two. Leave blank to link channels only with ` + "`" + `/slackbridge map` + "`" + `.",
+            "placeholder": "",
+            "default": "",
+            "hosting": "",
+            "secret": false
           }
         ],
         "header": "",

@@ -269,7 +269,7 @@ func (p *Plugin) buildBridge(rt *runtime, n connector.Descriptor, cfg *configura
 	if !cfg.EnableBridge || nc == nil || !nc.Enabled() {
 		return nil
 	}
-	b, err := n.Build(connector.Env{Store: rt.store, Logger: rt.logger, Keys: rt.keys.keys, InstanceSecret: rt.store.InstanceSecret}, nc)
+	b, err := n.Build(connector.Env{Store: rt.store, Logger: rt.logger, Keys: rt.keys.keys, InstanceSecret: rt.store.InstanceSecret, Portals: p.portals()}, nc)
 	if err != nil {
 		rt.startErrors.Store(n.Network(), err.Error())
 		p.API.LogError("Cannot start a bridge", "network", string(n.Network()), "error", err.Error())

@@ -57,6 +57,7 @@ const (
 	ReasonTooLarge         = "too_large"         // a file over the destination's limit
 	ReasonNotAuthor        = "not_author"        // an edit or delete by someone who did not write the message and may not moderate it
 	ReasonNoRights         = "no_rights"         // a moderation delete where the bridge is not a moderator
+	ReasonArchived         = "archived"          // the destination room is archived: read-only until it is unarchived
 )
 
 // quietReasons are logged at debug level: expected in normal operation, or

@@ -31,9 +31,43 @@ type RoomCreator interface {
 	CreateRoom(ctx context.Context, name, topic string, inviteOnly bool) (room string, err error)
 }
 
-// RoomNamer is implemented by bridges whose room IDs say little to a
-// person (Slack's C0123456789): commands show the name beside the ID.
-// RoomName returns "" when it cannot tell.
-type RoomNamer interface {
-	RoomName(ctx context.Context, room string) string
+// RoomDescriber is implemented by bridges that can say more about a linked
+// room than its ID, for status and list: its name, and whether it takes
+// messages ("#general, archived in Slack: read-only"). DescribeRoom
+// returns "" when there is nothing to add; it must be quick (cached
+// answers), as status lists every room of a channel.
+type RoomDescriber interface {
+	DescribeRoom(ctx context.Context, room string) string
+}
+
+// PortalRequest asks for a Mattermost channel for a remote room: an
+// automatic portal.
+type PortalRequest struct {
+	Network Network
+	// Room is the room's canonical ID.
+	Room string
+	// Name is the room's name; the channel is named after it.
+	Name string
+	// Private: the room is invite-only, so the channel is private.
+	Private bool
+	// Team is the name of the Mattermost team to create the channel in,
+	// from the network's own settings.
+	Team string
+}
+
+// Portals is what the plugin lends a bridge (connector.Env.Portals) to have
+// a Mattermost channel created for a remote room and linked with it, when
+// the bot was invited to a room no channel is linked with. The bridge
+// decides when (only when its settings turn automatic portals on, and only
+// for a room its bot was invited to); the plugin does it safely.
+type Portals interface {
+	// OpenPortal creates a channel in req.Team for req.Room, named after
+	// it (another name when the name is taken), links the two and posts a
+	// note in the channel. It returns the channel and whether this call
+	// created it. At most one channel is ever made for a room, however
+	// many calls race on however many nodes: a room linked already, or
+	// whose portal was made once (even if unlinked since), or that another
+	// call is making a portal for, gets none (created false, no error).
+	// An error says what stopped it (such as no team of that name).
+	OpenPortal(ctx context.Context, req PortalRequest) (channelID string, created bool, err error)
 }

@@ -282,22 +282,7 @@ func (h *Handler) Link(ctx context.Context, s Spec, args *model.CommandArgs, roo
 			return fmt.Sprintf("Linked this channel with %s room %s, but the bridge could not join it yet: %v. It will keep trying.", s.Title, room, werr)
 		}
 	}
-	return fmt.Sprintf("Linked this channel with %s room %s. Messages now flow both ways.", s.Title, h.roomLabel(ctx, s.Network, room))
-}
-
-// roomLabel is room with its name beside it when the network's bridge can
-// tell one (see bridge.RoomNamer).
-func (h *Handler) roomLabel(ctx context.Context, n bridge.Network, room string) string {
-	b, running := h.env.Bridge(n)
-	if !running {
-		return room
-	}
-	if namer, ok := b.(bridge.RoomNamer); ok {
-		if name := namer.RoomName(ctx, room); name != "" && name != room {
-			return room + " (" + name + ")"
-		}
-	}
-	return room
+	return fmt.Sprintf("Linked this channel with %s room %s. Messages now flow both ways.", s.Title, room+h.describe(ctx, s.Network, room))
 }
 
 func (h *Handler) unmapRoom(ctx context.Context, s Spec, args *model.CommandArgs, rest []string) string {
@@ -370,7 +355,7 @@ func (h *Handler) status(ctx context.Context, s Spec, args *model.CommandArgs) s
 	default:
 		b.WriteString("\nThis channel is linked with:\n")
 		for _, r := range link.Remotes {
-			fmt.Fprintf(&b, "* %s room %s (%s, linked %s)\n", networkTitle(r.Network, s), h.roomLabel(ctx, r.Network, r.Room), h.env.Health(r.Network).State, r.LinkedAt.UTC().Format("2006-01-02"))
+			fmt.Fprintf(&b, "* %s room %s%s (%s, linked %s)\n", networkTitle(r.Network, s), r.Room, h.describe(ctx, r.Network, r.Room), h.env.Health(r.Network).State, r.LinkedAt.UTC().Format("2006-01-02"))
 		}
 		h.queueNotes(&b, args.ChannelId)
 	}
@@ -395,6 +380,9 @@ func (h *Handler) queueNotes(b *strings.Builder, linkID string) {
 		if n := q.Drops[bridge.ReasonNotAuthor]; n > 0 {
 			fmt.Fprintf(b, "* Not relayed to %s %s: %d edits or deletes by someone other than the message's author (not_author)\n", network, room, n)
 		}
+		if n := q.Drops[bridge.ReasonArchived]; n > 0 {
+			fmt.Fprintf(b, "* Not relayed to %s %s: %d events while the room was archived (archived)\n", network, room, n)
+		}
 		if n := q.Drops[bridge.ReasonNoRights]; n > 0 {
 			fmt.Fprintf(b, "* Not applied in %s %s: %d moderation deletes; the bridge is not a moderator there (no_rights)\n", network, room, n)
 		}
@@ -410,7 +398,7 @@ func (h *Handler) list(ctx context.Context, s Spec) string {
 	for _, l := range links {
 		for _, r := range l.Remotes {
 			if r.Network == s.Network {
-				lines = append(lines, fmt.Sprintf("* %s ↔ %s", h.env.ChannelName(l.ChannelID), h.roomLabel(ctx, r.Network, r.Room)))
+				lines = append(lines, fmt.Sprintf("* %s ↔ %s%s", h.env.ChannelName(l.ChannelID), r.Room, h.describe(ctx, r.Network, r.Room)))
 			}
 		}
 	}
@@ -419,6 +407,25 @@ func (h *Handler) list(ctx context.Context, s Spec) string {
 	}
 	sort.Strings(lines)
 	return fmt.Sprintf("#### Channels linked with %s\n%s", s.Title, strings.Join(lines, "\n"))
+}
+
+// describe is what the running bridge says about a room (its name,
+// whether it is archived), as " — ..." after its ID; "" when nothing.
+func (h *Handler) describe(ctx context.Context, network bridge.Network, room string) string {
+	b, ok := h.env.Bridge(network)
+	if !ok {
+		return ""
+	}
+	d, ok := b.(bridge.RoomDescriber)
+	if !ok {
+		return ""
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if note := d.DescribeRoom(ctx, room); note != "" {
+		return " — " + note
+	}
+	return ""
 }
 
 func networkTitle(n bridge.Network, s Spec) string {

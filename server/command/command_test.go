@@ -279,20 +279,20 @@ func TestExtraSubcommands(t *testing.T) {
 // namingNetwork names its rooms, as Slack's bridge does for channel IDs.
 type namingNetwork struct{ *checkingNetwork }
 
-func (namingNetwork) RoomName(_ context.Context, room string) string { return "#" + room + "-name" }
+func (namingNetwork) DescribeRoom(_ context.Context, room string) string { return "#" + room + "-name" }
 
 // A room whose ID says little is shown with its name beside it, in map's
 // answer, status and list.
 func TestRoomNamesBesideTheirIDs(t *testing.T) {
 	f := newFixture(t)
 	f.useBridge(namingNetwork{f.net})
-	if got := f.run(f.admin, "/testbridge map lobby"); !strings.Contains(got, "Test room lobby (#lobby-name)") {
+	if got := f.run(f.admin, "/testbridge map lobby"); !strings.Contains(got, "Test room lobby — #lobby-name") {
 		t.Fatalf("map: %q", got)
 	}
-	if got := f.run(f.admin, "/testbridge status"); !strings.Contains(got, "lobby (#lobby-name)") {
+	if got := f.run(f.admin, "/testbridge status"); !strings.Contains(got, "lobby — #lobby-name") {
 		t.Fatalf("status: %q", got)
 	}
-	if got := f.run(f.admin, "/testbridge list"); !strings.Contains(got, "lobby (#lobby-name)") {
+	if got := f.run(f.admin, "/testbridge list"); !strings.Contains(got, "lobby — #lobby-name") {
 		t.Fatalf("list: %q", got)
 	}
 }

@@ -73,6 +73,10 @@ type Env struct {
 	// InstanceSecret is the installation's own secret, which never
 	// changes (unlike EncryptionKey).
 	InstanceSecret func() (string, error)
+	// Portals creates and links Mattermost channels for remote rooms
+	// (automatic portals); a bridge uses it only when its own settings
+	// turn portals on.
+	Portals bridge.Portals
 }
 
 // Host is the plugin as a network's subcommands and routes see it.

@@ -42,6 +42,11 @@ type Config struct {
 	// author, shown as the Slack message's icon (Slack fetches icon_url
 	// itself, so it must be reachable without a session).
 	AvatarURL func(bridge.Sender) string
+	// PortalTeam, when set, turns automatic portals on: a channel the bot
+	// is invited to that is not linked gets a Mattermost channel in this
+	// team (by name), through Portals.
+	PortalTeam string
+	Portals    bridge.Portals
 }
 
 // Validate checks the tokens' shapes; it never quotes them.
@@ -101,6 +106,10 @@ type Bridge struct {
 	marks   map[string]*channelMarks // Slack channel -> cursor state
 	users   map[string]userEntry
 	chNames map[string]nameEntry
+	// archived are the linked channels archived in Slack (see archive.go).
+	archived map[string]bool
+	// portalNote says why the last automatic portal failed, for status.
+	portalNote string
 	// recent remembers what was handed on lately, so a redelivery skips
 	// the store.
 	recent *recentSet
@@ -112,6 +121,9 @@ type Bridge struct {
 	// overlap is the most sockets Slack counted open at a hello: 2 once a
 	// refresh opened the new socket before closing the old.
 	overlap atomic.Int64
+	// catchUps counts the catch-ups finished (at the start and after each
+	// dropped socket).
+	catchUps atomic.Int64
 
 	// testHookAfterReceive runs after an event was handed on and before
 	// its envelope is acknowledged.
@@ -122,6 +134,8 @@ var (
 	_ bridge.Bridge      = (*Bridge)(nil)
 	_ bridge.RoomChecker = (*Bridge)(nil)
 	_ bridge.RoomWatcher = (*Bridge)(nil)
+
+	_ bridge.RoomDescriber = (*Bridge)(nil)
 )
 
 // New returns a Slack bridge; it connects on Start.
@@ -144,15 +158,16 @@ func New(cfg Config, st Store, log bridge.Logger) (*Bridge, error) {
 	}
 	b := &Bridge{
 		cfg: cfg, store: st, log: log, http: hc,
-		api:     slack.New(cfg.BotToken, opts...),
-		app:     slack.New("", append(slices.Clone(opts), slack.OptionAppLevelToken(cfg.AppToken))...),
-		secrets: []string{cfg.BotToken, cfg.AppToken},
-		health:  bridge.NewHealthKeeper(bridge.Health{State: bridge.StateDisabled}),
-		ready:   make(chan struct{}),
-		marks:   map[string]*channelMarks{},
-		users:   map[string]userEntry{},
-		chNames: map[string]nameEntry{},
-		recent:  newRecentSet(4096),
+		api:      slack.New(cfg.BotToken, opts...),
+		app:      slack.New("", append(slices.Clone(opts), slack.OptionAppLevelToken(cfg.AppToken))...),
+		secrets:  []string{cfg.BotToken, cfg.AppToken},
+		health:   bridge.NewHealthKeeper(bridge.Health{State: bridge.StateDisabled}),
+		ready:    make(chan struct{}),
+		marks:    map[string]*channelMarks{},
+		users:    map[string]userEntry{},
+		chNames:  map[string]nameEntry{},
+		archived: map[string]bool{},
+		recent:   newRecentSet(4096),
 	}
 	return b, nil
 }
@@ -186,6 +201,15 @@ func (b *Bridge) Health() bridge.Health {
 			notes = append(notes, "missing scopes: "+strings.Join(missing, ", ")+" (add them to the Slack app and reinstall it)")
 		}
 	}
+	b.mu.Lock()
+	portalNote := b.portalNote
+	b.mu.Unlock()
+	if portalNote != "" {
+		notes = append(notes, portalNote)
+	}
+	if note := b.archivedNote(); note != "" {
+		notes = append(notes, note)
+	}
 	notes = append(notes, fmt.Sprintf("reconnections: %d, refreshes: %d", b.reconnects.Load(), b.refreshes.Load()))
 	if n := b.malformed.Load(); n > 0 {
 		notes = append(notes, fmt.Sprintf("%d malformed events ignored", n))
@@ -207,11 +231,13 @@ func missingScopes(granted []string) []string {
 
 // Start connects in the background and keeps the socket up until Stop.
 func (b *Bridge) Start(ctx context.Context, sink bridge.Sink) error {
+	archived := b.loadArchived()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.cancel != nil {
 		return errors.New("slack: already started")
 	}
+	b.archived = archived
 	ctx, b.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	b.sink = sink
 	b.done = make(chan struct{})

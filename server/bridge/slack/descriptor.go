@@ -28,6 +28,7 @@ func Descriptor() connector.Descriptor {
 			return New(Config{
 				BotToken: cc.SlackBotToken, AppToken: cc.SlackAppToken, APIURL: cc.SlackAPIURL,
 				MaxFileSize: cc.maxFileSize,
+				PortalTeam:  cc.SlackPortalTeam, Portals: env.Portals,
 			}, env.Store, env.Logger)
 		},
 	}
@@ -39,6 +40,9 @@ type settings struct {
 	SlackBotToken string
 	SlackAppToken string
 	SlackAPIURL   string
+	// SlackPortalTeam names the Mattermost team automatic portals are
+	// made in; empty turns them off.
+	SlackPortalTeam string
 }
 
 type configured struct {
@@ -63,6 +67,7 @@ func configure(raw map[string]any, shared connector.Shared) (connector.Config, e
 	if err := connector.Decode(raw, &c.settings); err != nil {
 		return nil, err
 	}
+	c.SlackPortalTeam = strings.TrimSpace(c.SlackPortalTeam)
 	if !c.SlackEnabled {
 		return c, nil
 	}

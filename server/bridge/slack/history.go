@@ -106,10 +106,13 @@ func (b *Bridge) catchUpAll(ctx context.Context) {
 		ids = append(ids, ch)
 	}
 	slices.Sort(ids)
+	defer b.catchUps.Add(1)
 	for _, ch := range ids {
 		if ctx.Err() != nil {
 			return
 		}
+		// What was archived or unarchived while the bridge was away.
+		b.refreshArchived(ctx, ch)
 		if err := b.catchUp(ctx, ch, channels[ch]); err != nil && ctx.Err() == nil {
 			b.health.Failed(fmt.Errorf("catching up on Slack channel %s: %w", ch, err))
 			b.log.Warn("Could not catch up on a Slack channel", "channel", ch, "error", err.Error())

@@ -147,6 +147,16 @@ func (b *Bridge) handleEvent(ctx context.Context, raw json.RawMessage) error {
 			return fmt.Errorf("%w: %v", errMalformed, err)
 		}
 		return b.onReaction(ctx, &r)
+	case "channel_archive", "group_archive":
+		return b.onArchive(raw, true)
+	case "channel_unarchive", "group_unarchive":
+		return b.onArchive(raw, false)
+	case "member_joined_channel":
+		var j memberJoined
+		if err := json.Unmarshal(raw, &j); err != nil {
+			return fmt.Errorf("%w: %v", errMalformed, err)
+		}
+		return b.onMemberJoined(ctx, &j)
 	case "user_change":
 		var u struct {
 			User json.RawMessage `json:"user"`

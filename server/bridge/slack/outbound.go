@@ -31,6 +31,9 @@ func (b *Bridge) Deliver(ctx context.Context, d *bridge.Delivery) (string, error
 		// Slack refused a token; the queue waits for a new one.
 		return "", errors.New("slack: the bridge is stopped until its token is replaced")
 	}
+	if b.isArchived(d.Room) {
+		return "", b.archivedDrop(ctx, d.Room, nil)
+	}
 	var id string
 	var err error
 	switch d.Kind {
@@ -44,6 +47,13 @@ func (b *Bridge) Deliver(ctx context.Context, d *bridge.Delivery) (string, error
 		id, err = b.react(ctx, d)
 	default:
 		return "", bridge.Dropf(bridge.ReasonUnsupported, "slack: cannot carry %s", d.Kind)
+	}
+	if codeOf(err) == "is_archived" {
+		// Archived without the bridge hearing of it (the event was lost).
+		if serr := b.setArchived(d.Room, true); serr != nil {
+			b.log.Warn("Could not record that a Slack channel is archived", "channel", d.Room, "error", serr.Error())
+		}
+		return "", b.archivedDrop(ctx, d.Room, err)
 	}
 	if err != nil {
 		return "", b.deliveryError(err)

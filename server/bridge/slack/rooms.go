@@ -46,9 +46,22 @@ func (b *Bridge) botName() string {
 }
 
 // RoomLinked starts the channel's history cursor at the link, so a later
-// catch-up reads only what came after it.
-func (b *Bridge) RoomLinked(_ context.Context, room string) error { return b.startCursor(room) }
+// catch-up reads only what came after it. CheckRoom refused an archived
+// channel, so a mark left by an earlier link (its cursors outlive it while
+// other networks stay linked) is cleared.
+func (b *Bridge) RoomLinked(_ context.Context, room string) error {
+	if err := b.setArchived(room, false); err != nil {
+		return err
+	}
+	return b.startCursor(room)
+}
 
-// RoomUnlinked needs nothing: the bot stays in the channel (people invited
-// it) and events from unlinked channels are ignored.
-func (b *Bridge) RoomUnlinked(context.Context, string) error { return nil }
+// RoomUnlinked forgets the channel's archived state (its store record went
+// with the link); the bot stays in the channel (people invited it) and
+// events from unlinked channels are ignored.
+func (b *Bridge) RoomUnlinked(_ context.Context, room string) error {
+	b.mu.Lock()
+	delete(b.archived, room)
+	b.mu.Unlock()
+	return nil
+}

@@ -3,6 +3,7 @@ package slacktest
 import (
 	"encoding/json"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -390,12 +391,24 @@ func (s *Server) addMember(user, channel, inviter string) {
 	s.notifyLocked()
 }
 
-// Archive archives a channel (channel_archive); Unarchive reverses it
-// (channel_unarchive).
+// Archive archives a channel and sends channel_archive (group_archive for
+// a private channel); Unarchive reverses it.
 func (s *Server) Archive(user, channel string) { s.setArchived(user, channel, true) }
 
-// Unarchive un-archives a channel and sends channel_unarchive.
+// Unarchive un-archives a channel and sends channel_unarchive
+// (group_unarchive for a private channel).
 func (s *Server) Unarchive(user, channel string) { s.setArchived(user, channel, false) }
+
+// archiveSeenLocked: does the bot get a channel's archive events? Slack
+// sends channel_archive and channel_unarchive "to all connections for a
+// workspace" (channels:read), member or not, and group_archive and
+// group_unarchive only to a private channel's members (groups:read).
+func (s *Server) archiveSeenLocked(c *Channel) bool {
+	if c.Private {
+		return isMember(c, s.botUser) && s.granted("groups:read")
+	}
+	return s.granted("channels:read")
+}
 
 func (s *Server) setArchived(user, channel string, archived bool) {
 	s.t.Helper()
@@ -406,10 +419,13 @@ func (s *Server) setArchived(user, channel string, archived bool) {
 		s.fatalf("cannot set %s archived=%v", channel, archived)
 	}
 	c.Archived = archived
-	if s.botSeesLocked(c, "channels:read", "groups:read") {
+	if s.archiveSeenLocked(c) {
 		typ := "channel_unarchive"
 		if archived {
 			typ = "channel_archive"
+		}
+		if c.Private {
+			typ = strings.Replace(typ, "channel_", "group_", 1)
 		}
 		s.queueEventLocked(map[string]any{"type": typ, "channel": c.ID, "user": user, "event_ts": s.ws.nextTS()})
 	}

@@ -293,6 +293,17 @@ func TestEventsFromPeopleAndBots(t *testing.T) {
 	if _, ok := next("unarchive").(*slackevents.ChannelUnarchiveEvent); !ok {
 		t.Error("no channel_unarchive")
 	}
+	// A private channel's are group_archive and group_unarchive, for its
+	// members only.
+	secret := f.srv.AddChannel(slacktest.Channel{Name: "secret", Private: true, Members: []string{f.alice.ID, f.srv.BotUserID()}})
+	f.srv.Archive(f.alice.ID, secret.ID)
+	if a := next("group archive").(*slackevents.GroupArchiveEvent); a.Channel != secret.ID {
+		t.Errorf("group archive = %+v", a)
+	}
+	f.srv.Unarchive(f.alice.ID, secret.ID)
+	if a, ok := next("group unarchive").(*slackevents.GroupUnarchiveEvent); !ok || a.Channel != secret.ID {
+		t.Errorf("group unarchive = %+v", a)
+	}
 	f.srv.UpdateUser(f.alice.ID, func(u *slacktest.User) { u.RealName = "Alice L." })
 	if u := next("user_change").(*slackevents.UserChangeEvent); u.User.RealName != "Alice L." || u.User.ID != f.alice.ID {
 		t.Errorf("user_change = %+v", u)
