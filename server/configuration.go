@@ -107,10 +107,7 @@ func (c *configuration) validate() error {
 
 // secrets lists the values that must never reach a log line or an error.
 func (c *configuration) secrets() []string {
-	var out []string
-	if c.EncryptionKey != "" {
-		out = append(out, c.EncryptionKey)
-	}
+	out := connector.Secrets(c.EncryptionKey)
 	for _, nc := range c.networks {
 		if nc != nil {
 			out = append(out, nc.Secrets()...)

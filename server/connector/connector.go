@@ -57,6 +57,18 @@ type Config interface {
 	Secrets() []string
 }
 
+// Secrets lists the secret setting values that are set, for
+// Config.Secrets.
+func Secrets(values ...string) []string {
+	var out []string
+	for _, v := range values {
+		if v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
 // Shared are the plugin-wide settings a network's bridge may read.
 type Shared struct {
 	// MaxFileSize is the largest file relayed, in bytes.

@@ -61,15 +61,7 @@ type configured struct {
 
 func (c configured) Enabled() bool { return c.enabled }
 
-func (c configured) Secrets() []string {
-	var out []string
-	for _, s := range []string{c.cfg.ASToken, c.cfg.HSToken} {
-		if s != "" {
-			out = append(out, s)
-		}
-	}
-	return out
-}
+func (c configured) Secrets() []string { return connector.Secrets(c.cfg.ASToken, c.cfg.HSToken) }
 
 func configure(raw map[string]any, shared connector.Shared) (connector.Config, error) {
 	var s settings

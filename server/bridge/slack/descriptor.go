@@ -52,15 +52,7 @@ type configured struct {
 
 func (c configured) Enabled() bool { return c.SlackEnabled }
 
-func (c configured) Secrets() []string {
-	var out []string
-	for _, s := range []string{c.SlackBotToken, c.SlackAppToken} {
-		if s != "" {
-			out = append(out, s)
-		}
-	}
-	return out
-}
+func (c configured) Secrets() []string { return connector.Secrets(c.SlackBotToken, c.SlackAppToken) }
 
 func configure(raw map[string]any, shared connector.Shared) (connector.Config, error) {
 	c := configured{maxFileSize: shared.MaxFileSize}

@@ -53,13 +53,7 @@ type configured struct {
 func (c configured) Enabled() bool { return c.enabled }
 
 func (c configured) Secrets() []string {
-	var out []string
-	for _, s := range []string{c.cfg.Password, c.cfg.ComponentSecret} {
-		if s != "" {
-			out = append(out, s)
-		}
-	}
-	return out
+	return connector.Secrets(c.cfg.Password, c.cfg.ComponentSecret)
 }
 
 func configure(raw map[string]any, shared connector.Shared) (connector.Config, error) {

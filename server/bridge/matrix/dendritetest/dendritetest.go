@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -84,7 +83,7 @@ type Server struct {
 	servertest.Slot
 }
 
-var errPortInUse = errors.New("the port was taken by another process")
+var errPortInUse = homeservertest.ErrPortInUse
 
 // Start writes a signing key and a configuration in t.TempDir(), starts
 // Dendrite and waits until /_matrix/client/versions answers. It fails the
@@ -269,46 +268,8 @@ func (s *Server) launch() error {
 		"-https-bind-address", addr,
 	)
 	cmd.Dir = s.Dir
-	return s.Start(cmd, logf, func(p *servertest.Process) error { return s.waitUp(p, logStart) })
-}
-
-// waitUp polls /_matrix/client/versions until it answers 200, Dendrite
-// exits, or startTimeout passes.
-func (s *Server) waitUp(p *servertest.Process, logStart int64) error {
-	client := &http.Client{Timeout: 2 * time.Second}
-	deadline := time.Now().Add(startTimeout)
-	for {
-		select {
-		case <-p.Done():
-			log := s.logSince(logStart)
-			err := fmt.Errorf("dendrite exited while starting (%v)\n%s", p.Err(), servertest.LastLines(log, 30))
-			if strings.Contains(log, "address already in use") {
-				return fmt.Errorf("%w: %w", errPortInUse, err)
-			}
-			return err
-		default:
-		}
-		probeErr := s.probe(client)
-		if probeErr == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("dendrite did not answer within %v: %v\n%s", startTimeout, probeErr, servertest.LastLines(s.logSince(logStart), 30))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func (s *Server) probe(client *http.Client) error {
-	resp, err := client.Get(s.URL + "/_matrix/client/versions")
-	if err != nil {
-		return err
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("/_matrix/client/versions: %s", resp.Status)
-	}
-	return nil
+	launch := homeservertest.Launch{Name: "dendrite", BaseURL: s.URL, Timeout: startTimeout, Log: func() string { return s.logSince(logStart) }, PortInUse: "address already in use"}
+	return s.Start(cmd, logf, launch.WaitUp)
 }
 
 func (s *Server) logSince(offset int64) string {

@@ -20,7 +20,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -96,7 +95,7 @@ type Server struct {
 	servertest.Slot
 }
 
-var errPortInUse = errors.New("the port was taken by another process")
+var errPortInUse = homeservertest.ErrPortInUse
 
 // Start writes a signing key and a configuration in t.TempDir(), starts
 // Synapse from the chroot and waits until /_matrix/client/versions answers.
@@ -319,46 +318,8 @@ func (s *Server) launch() error {
 	cmd.Dir = s.Dir
 	// Python writes its bytecode cache in the chroot otherwise.
 	cmd.Env = append(os.Environ(), "PYTHONDONTWRITEBYTECODE=1", "LANG=C.UTF-8")
-	return s.Start(cmd, logf, func(p *servertest.Process) error { return s.waitUp(p, logStart) })
-}
-
-// waitUp polls /_matrix/client/versions until it answers 200, Synapse
-// exits, or startTimeout passes.
-func (s *Server) waitUp(p *servertest.Process, logStart int64) error {
-	client := &http.Client{Timeout: 2 * time.Second}
-	deadline := time.Now().Add(startTimeout)
-	for {
-		select {
-		case <-p.Done():
-			log := s.logSince(logStart)
-			err := fmt.Errorf("synapse exited while starting (%v)\n%s", p.Err(), servertest.LastLines(log, 30))
-			if strings.Contains(log, "Address already in use") {
-				return fmt.Errorf("%w: %w", errPortInUse, err)
-			}
-			return err
-		default:
-		}
-		probeErr := s.probe(client)
-		if probeErr == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("synapse did not answer within %v: %v\n%s", startTimeout, probeErr, servertest.LastLines(s.logSince(logStart), 30))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-func (s *Server) probe(client *http.Client) error {
-	resp, err := client.Get(s.URL + "/_matrix/client/versions")
-	if err != nil {
-		return err
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("/_matrix/client/versions: %s", resp.Status)
-	}
-	return nil
+	launch := homeservertest.Launch{Name: "synapse", BaseURL: s.URL, Timeout: startTimeout, Log: func() string { return s.logSince(logStart) }, PortInUse: "Address already in use"}
+	return s.Start(cmd, logf, launch.WaitUp)
 }
 
 func (s *Server) logSince(offset int64) string {
