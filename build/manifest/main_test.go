@@ -86,10 +86,11 @@ func TestSettings(t *testing.T) {
 		"MatrixInviteServers": {"Matrix", "text", "", false},
 		"MatrixRegistration":  {"Matrix", "custom", nil, false},
 
-		"SlackEnabled":  {"Slack", "bool", false, false},
-		"SlackBotToken": {"Slack", "text", "", true},
-		"SlackAppToken": {"Slack", "text", "", true},
-		"SlackAPIURL":   {"Slack", "text", "", false},
+		"SlackEnabled":    {"Slack", "bool", false, false},
+		"SlackBotToken":   {"Slack", "text", "", true},
+		"SlackAppToken":   {"Slack", "text", "", true},
+		"SlackAPIURL":     {"Slack", "text", "", false},
+		"SlackPortalTeam": {"Slack", "text", "", false},
 	}
 
 	if len(m.SettingsSchema.Settings) != 0 {
