@@ -384,15 +384,16 @@ func (s *Store) LinkedRooms(ctx context.Context, room bridge.Ref) (string, []bri
 
 // channelLink is the link of a channel for LinkedRooms. A read replica may
 // not have a link made just now, so finding none is proven on the master
-// before it is believed; a link found is used as read.
+// before it is believed; a link found is used as read, unless it is older
+// than what this store last wrote there (a room linked a moment ago).
 func (s *Store) channelLink(ctx context.Context, channelID string) (*Link, error) {
 	key := linkKey(channelID)
 	for r := newRetry(); ; {
 		l, raw, err := getJSON[Link](s, key)
-		if err != nil || (l != nil && len(l.Remotes) > 0) {
+		if err != nil || (l != nil && len(l.Remotes) > 0 && !s.behindOwnWrite(key, raw)) {
 			return l, err
 		}
-		ok, err := s.confirm(key, raw, 0)
+		ok, err := s.confirmKeepingHint(key, raw)
 		if err != nil || ok {
 			return l, err
 		}
@@ -419,7 +420,19 @@ func (s *Store) roomLink(ctx context.Context, network bridge.Network, room strin
 				return nil, err
 			}
 			if l.index(network, room) >= 0 {
-				return l, nil
+				lk := linkKey(c.ChannelID)
+				if !s.behindOwnWrite(lk, lraw) {
+					return l, nil
+				}
+				// Older than this store's own write there: used once the
+				// master proves it current, else read again.
+				if ok, err := s.confirmKeepingHint(lk, lraw); err != nil || ok {
+					return l, err
+				}
+				if err := r.wait(ctx, key); err != nil {
+					return nil, err
+				}
+				continue
 			}
 		}
 		ok, err := s.confirm(key, craw, 0)

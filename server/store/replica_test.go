@@ -388,3 +388,35 @@ func TestKeyRotationRightAfterStartUnderReplicaLag(t *testing.T) {
 		t.Fatalf("a rotation begun just now reads as %+v on another store", rec)
 	}
 }
+
+// A room linked a moment ago beside one linked earlier: the node that
+// linked it relays the first room's next message there too, though its
+// replica still shows the link without it (TestXMPPComponentRestartLeavesNoDoubles
+// lost a Matrix message this way, sent right after /xmppbridge map).
+func TestLinkedRoomsRightAfterASecondRoomUnderReplicaLag(t *testing.T) {
+	t.Parallel()
+	s, _, _ := newLaggedStores(t)
+	ch, team := model.NewId(), model.NewId()
+	first := remote(bridge.NetworkMatrix, "!room:example.org")
+	second := remote(bridge.NetworkXMPP, "dev@conference.example.org")
+	if _, err := s.AddRemote(ch, team, first); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * testLag) // the replicas have the first link
+	if _, err := s.AddRemote(ch, team, second); err != nil {
+		t.Fatal(err)
+	}
+	for _, from := range []bridge.Ref{first.Ref(), roomRef(bridge.NetworkMattermost, ch)} {
+		_, rooms, err := s.LinkedRooms(context.Background(), from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, r := range rooms {
+			found = found || r == second.Ref()
+		}
+		if !found {
+			t.Fatalf("LinkedRooms(%s) right after the second room was linked = %v", from.RoomKey(), rooms)
+		}
+	}
+}

@@ -198,6 +198,27 @@ func (s *Store) hint(key string) ([]byte, bool) {
 	return v, ok
 }
 
+// behindOwnWrite reports whether raw, read from a replica, is not what
+// this store last wrote at key: the replica may be behind that write (or
+// another node wrote since; confirm tells which).
+func (s *Store) behindOwnWrite(key string, raw []byte) bool {
+	h, ok := s.hint(key)
+	return ok && !bytes.Equal(h, raw)
+}
+
+// confirmKeepingHint is confirm for a reader waiting for a replica to
+// show this store's own write: a failed confirm forgets the hint (the
+// master holds something else), but the reader still needs it to tell
+// the replica caught up.
+func (s *Store) confirmKeepingHint(key string, raw []byte) (bool, error) {
+	h, hinted := s.hint(key)
+	ok, err := s.confirm(key, raw, 0)
+	if !ok && hinted {
+		s.remember(key, h)
+	}
+	return ok, err
+}
+
 // insert stores value only if key does not exist; ok reports whether it did.
 func (s *Store) insert(key string, value []byte, ttl int64) (bool, error) {
 	return s.set(key, value, model.PluginKVSetOptions{Atomic: true, ExpireInSeconds: ttl})
