@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 
 	"github.com/mattermost/mattermost/server/public/model"
 
@@ -51,17 +50,7 @@ func (h networkHost) Config() connector.Config {
 	return h.p.getConfiguration().networks[h.network]
 }
 
-func (h networkHost) PluginURL() (string, error) {
-	var siteURL string
-	if cfg := h.p.API.GetConfig(); cfg != nil && cfg.ServiceSettings.SiteURL != nil {
-		siteURL = strings.TrimRight(strings.TrimSpace(*cfg.ServiceSettings.SiteURL), "/")
-	}
-	if siteURL == "" {
-		return "", connector.SetupError("Set the Site URL in System Console > Environment > Web Server first: " +
-			"the remote server reaches the bridge at <Site URL>/plugins/" + manifest.Id + ".")
-	}
-	return siteURL + "/plugins/" + manifest.Id, nil
-}
+func (h networkHost) PluginURL() (string, error) { return h.p.pluginURL() }
 
 func (h networkHost) IsSystemAdmin(r *http.Request) bool { return h.p.isSystemAdmin(r) }
 

@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/mattermost/mattermost/server/public/model"
 	"github.com/mattermost/mattermost/server/public/plugin"
 
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/avatarurl"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/mattermost"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/command"
@@ -51,6 +53,8 @@ type runtime struct {
 	members     *memberSync
 	// keys seals ghost secrets and follows the EncryptionKey setting.
 	keys *keyRotator
+	// avatars signs the public URLs of Mattermost people's pictures.
+	avatars avatarSigner
 }
 
 const (
@@ -269,7 +273,9 @@ func (p *Plugin) buildBridge(rt *runtime, n connector.Descriptor, cfg *configura
 	if !cfg.EnableBridge || nc == nil || !nc.Enabled() {
 		return nil
 	}
-	b, err := n.Build(connector.Env{Store: rt.store, Logger: rt.logger, Keys: rt.keys.keys, InstanceSecret: rt.store.InstanceSecret, Portals: p.portals()}, nc)
+	b, err := n.Build(connector.Env{Store: rt.store, Logger: rt.logger, Keys: rt.keys.keys, InstanceSecret: rt.store.InstanceSecret, Portals: p.portals(),
+		AvatarURL: func(s bridge.Sender) string { return p.avatarURL(rt, s) },
+	}, nc)
 	if err != nil {
 		rt.startErrors.Store(n.Network(), err.Error())
 		p.API.LogError("Cannot start a bridge", "network", string(n.Network()), "error", err.Error())
@@ -443,6 +449,8 @@ func (p *Plugin) ServeHTTP(_ *plugin.Context, w http.ResponseWriter, r *http.Req
 	switch {
 	case r.URL.Path == "/api/v1/status":
 		p.serveStatus(w, r)
+	case strings.HasPrefix(r.URL.Path, avatarurl.Prefix):
+		p.serveAvatar(w, r)
 	case p.serveNetworkRoute(w, r):
 	default:
 		http.NotFound(w, r)

@@ -1,8 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"image"
+	"image/color"
+	"image/png"
+	"io"
 	"maps"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -319,5 +325,98 @@ func TestSlackPortalTeamNotFound(t *testing.T) {
 	})
 	if ch := h.s.ChannelByName(h.s.DefaultTeam().Id, "design-review"); ch != nil {
 		t.Errorf("a channel was made: %+v", ch)
+	}
+}
+
+// A Mattermost author's picture reaches Slack as the message's icon_url:
+// a URL under the plugin that Slack can fetch without a Mattermost session,
+// that names one user's picture only (a changed ID or signature is
+// refused), and that changes when the picture does, so Slack's cache never
+// shows an old one.
+func TestSlackShowsMattermostAuthorsPicture(t *testing.T) {
+	slack := slacktest.Start(t, slacktest.Options{})
+	sam := slack.AddUser(slacktest.User{Name: "sam", RealName: "Sam Slack"})
+	sch := slack.AddChannel(slacktest.Channel{Name: "bridged", Members: []string{sam.ID}})
+	slack.InviteBot(sam.ID, sch.ID)
+	h := newSlackHarness(t, slack, nil)
+	web, err := h.s.ListenHTTP()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.s.UpdateConfig(func(c *model.Config) { c.ServiceSettings.SiteURL = model.NewPointer(web.URL()) }); err != nil {
+		t.Fatal(err)
+	}
+	h.command("/slackbridge map "+sch.ID, "Linked this channel")
+
+	picture := func(c color.RGBA) []byte {
+		img := image.NewRGBA(image.Rect(0, 0, 16, 16))
+		for x := range 16 {
+			for y := range 16 {
+				img.Set(x, y, c)
+			}
+		}
+		var buf bytes.Buffer
+		if err := png.Encode(&buf, img); err != nil {
+			t.Fatal(err)
+		}
+		return buf.Bytes()
+	}
+	fetch := func(u string) (int, string, []byte) {
+		t.Helper()
+		resp, err := http.Get(u) //nolint:gosec,noctx // the test's own listener
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, resp.Header.Get("Content-Type"), body
+	}
+	posted := func(text string) slacktest.Message {
+		t.Helper()
+		h.post(h.alice, text, "")
+		ctx, cancel := context.WithTimeout(h.ctx, wait)
+		defer cancel()
+		m, err := slack.WaitMessage(ctx, sch.ID, func(m slacktest.Message) bool { return m.Text == text })
+		if err != nil {
+			t.Fatalf("%q in Slack: %v", text, err)
+		}
+		return m
+	}
+
+	red := picture(color.RGBA{R: 255, A: 255})
+	if appErr := h.n.API(manifest.Id).SetProfileImage(h.alice.Id, red); appErr != nil {
+		t.Fatal(appErr)
+	}
+	first := posted("with a red picture")
+	if !strings.HasPrefix(first.IconURL, web.PluginURL()+"/") {
+		t.Fatalf("icon_url = %q, want a URL under %s", first.IconURL, web.PluginURL())
+	}
+	if code, ctype, body := fetch(first.IconURL); code != http.StatusOK || ctype != "image/png" || !bytes.Equal(body, red) {
+		t.Fatalf("GET icon_url: %d %q, %d bytes; want 200 image/png and alice's picture", code, ctype, len(body))
+	}
+
+	// Anyone can fetch the URL, so it must open one picture only.
+	forged := []string{
+		strings.Replace(first.IconURL, h.alice.Id, h.bob.Id, 1),
+		first.IconURL[:len(first.IconURL)-4] + "AAAA",
+		first.IconURL + "x",
+		web.PluginURL() + "/public/avatar/" + h.bob.Id,
+	}
+	for _, u := range forged {
+		if code, _, body := fetch(u); code != http.StatusNotFound || bytes.Equal(body, red) {
+			t.Errorf("GET %s = %d, want 404", u, code)
+		}
+	}
+
+	blue := picture(color.RGBA{B: 255, A: 255})
+	if appErr := h.n.API(manifest.Id).SetProfileImage(h.alice.Id, blue); appErr != nil {
+		t.Fatal(appErr)
+	}
+	second := posted("with a blue picture")
+	if second.IconURL == first.IconURL {
+		t.Fatalf("the icon_url stayed %q after the picture changed", first.IconURL)
+	}
+	if code, _, body := fetch(second.IconURL); code != http.StatusOK || !bytes.Equal(body, blue) {
+		t.Fatalf("GET the new icon_url: %d, want 200 and the new picture", code)
 	}
 }

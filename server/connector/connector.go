@@ -89,6 +89,10 @@ type Env struct {
 	// (automatic portals); a bridge uses it only when its own settings
 	// turn portals on.
 	Portals bridge.Portals
+	// AvatarURL is a public URL of a Mattermost author's picture, for
+	// networks that have the remote side fetch pictures by URL; "" for
+	// other senders or when the Site URL is not set.
+	AvatarURL func(bridge.Sender) string
 }
 
 // Host is the plugin as a network's subcommands and routes see it.

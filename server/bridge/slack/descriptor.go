@@ -27,8 +27,8 @@ func Descriptor() connector.Descriptor {
 			cc := c.(configured)
 			return New(Config{
 				BotToken: cc.SlackBotToken, AppToken: cc.SlackAppToken, APIURL: cc.SlackAPIURL,
-				MaxFileSize: cc.maxFileSize,
-				PortalTeam:  cc.SlackPortalTeam, Portals: env.Portals,
+				MaxFileSize: cc.maxFileSize, AvatarURL: env.AvatarURL,
+				PortalTeam: cc.SlackPortalTeam, Portals: env.Portals,
 			}, env.Store, env.Logger)
 		},
 	}

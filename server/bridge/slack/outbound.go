@@ -92,6 +92,21 @@ func authorName(s bridge.Sender) string {
 	return name
 }
 
+// iconURL is the picture Slack shows beside a bridged message: the
+// plugin's public URL of a Mattermost author's picture, else the sender's
+// own picture when it is a web URL Slack can fetch; "" leaves the app's.
+func (b *Bridge) iconURL(s bridge.Sender) string {
+	if b.cfg.AvatarURL != nil {
+		if u := b.cfg.AvatarURL(s); strings.HasPrefix(u, "https://") || strings.HasPrefix(u, "http://") {
+			return u
+		}
+	}
+	if strings.HasPrefix(s.AvatarURL, "https://") {
+		return s.AvatarURL
+	}
+	return ""
+}
+
 func (b *Bridge) post(ctx context.Context, d *bridge.Delivery) (string, error) {
 	text := b.mrkdwnText(d)
 	if len(d.Attachments) > 0 {
@@ -104,12 +119,8 @@ func (b *Bridge) post(ctx context.Context, d *bridge.Delivery) (string, error) {
 			"origin_network": string(d.Origin.Network), "origin_id": d.Origin.ID,
 		}}),
 	}
-	if b.cfg.AvatarURL != nil {
-		if u := b.cfg.AvatarURL(d.Sender); strings.HasPrefix(u, "https://") || strings.HasPrefix(u, "http://") {
-			opts = append(opts, slack.MsgOptionIconURL(u))
-		}
-	} else if strings.HasPrefix(d.Sender.AvatarURL, "https://") {
-		opts = append(opts, slack.MsgOptionIconURL(d.Sender.AvatarURL))
+	if u := b.iconURL(d.Sender); u != "" {
+		opts = append(opts, slack.MsgOptionIconURL(u))
 	}
 	if d.ParentID != "" {
 		opts = append(opts, slack.MsgOptionTS(d.ParentID))
