@@ -110,6 +110,12 @@ type Bridge struct {
 	archived map[string]bool
 	// portalNote says why the last automatic portal failed, for status.
 	portalNote string
+	// reconnectAt is when the bridge may open its next socket, while it
+	// waits for that (zero otherwise); reconnectWhy says why it waits.
+	reconnectAt  time.Time
+	reconnectWhy string
+	// openPace keeps apps.connections.open within Tier 1 (see pace.go).
+	openPace *pacer
 	// recent remembers what was handed on lately, so a redelivery skips
 	// the store.
 	recent *recentSet
@@ -168,6 +174,7 @@ func New(cfg Config, st Store, log bridge.Logger) (*Bridge, error) {
 		chNames:  map[string]nameEntry{},
 		archived: map[string]bool{},
 		recent:   newRecentSet(4096),
+		openPace: newPacer(openEvery, openBurst),
 	}
 	return b, nil
 }
@@ -208,6 +215,9 @@ func (b *Bridge) Health() bridge.Health {
 		notes = append(notes, portalNote)
 	}
 	if note := b.archivedNote(); note != "" {
+		notes = append(notes, note)
+	}
+	if note := b.reconnectNote(); note != "" {
 		notes = append(notes, note)
 	}
 	notes = append(notes, fmt.Sprintf("reconnections: %d, refreshes: %d", b.reconnects.Load(), b.refreshes.Load()))

@@ -293,6 +293,20 @@ func (s *Server) CallCount(method string) int {
 	return n
 }
 
+// RateLimited counts the calls of a method answered with 429: a client
+// that paces itself under the documented limits gets none.
+func (s *Server) RateLimited(method string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, c := range s.calls {
+		if c.Method == method && c.Status == http.StatusTooManyRequests {
+			n++
+		}
+	}
+	return n
+}
+
 // FailNext makes the next calls of a method answer the given errors, one
 // call each, after the token, rate and scope checks passed.
 func (s *Server) FailNext(method string, errorCodes ...string) {
