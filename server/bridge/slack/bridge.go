@@ -114,8 +114,10 @@ type Bridge struct {
 	// waits for that (zero otherwise); reconnectWhy says why it waits.
 	reconnectAt  time.Time
 	reconnectWhy string
-	// openPace keeps apps.connections.open within Tier 1 (see pace.go).
+	// openPace keeps apps.connections.open within Tier 1, postPace
+	// chat.postMessage within its per-channel rate (see pace.go).
 	openPace *pacer
+	postPace *channelPacers
 	// recent remembers what was handed on lately, so a redelivery skips
 	// the store.
 	recent *recentSet
@@ -175,6 +177,7 @@ func New(cfg Config, st Store, log bridge.Logger) (*Bridge, error) {
 		archived: map[string]bool{},
 		recent:   newRecentSet(4096),
 		openPace: newPacer(openEvery, openBurst),
+		postPace: newChannelPacers(postEvery, postBurst),
 	}
 	return b, nil
 }

@@ -114,9 +114,14 @@ func (b *Bridge) post(ctx context.Context, d *bridge.Delivery) (string, error) {
 	if d.ParentID != "" {
 		opts = append(opts, slack.MsgOptionTS(d.ParentID))
 	}
-	_, ts, err := b.api.PostMessageContext(ctx, d.Room, opts...)
+	var ts string
+	err := pace(ctx, b.postPace.get(d.Room), func() error {
+		var err error
+		_, ts, err = b.api.PostMessageContext(ctx, d.Room, opts...)
+		return b.wrap("chat.postMessage", err)
+	})
 	if err != nil {
-		return "", b.wrap("chat.postMessage", err)
+		return "", err
 	}
 	return ts, nil
 }

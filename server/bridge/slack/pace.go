@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge"
 )
 
 // Slack's rate-limit guide gives apps.connections.open Tier 1 ("1+ per
@@ -16,7 +18,26 @@ import (
 const (
 	openEvery = time.Minute
 	openBurst = 1
+	postEvery = time.Second
+	// postBurst: "short bursts" are not quantified; three is what the
+	// Slack test server allows, and small enough to be short.
+	postBurst = 3
 )
+
+// pace waits for p's turn, makes one call and counts it as answered (or
+// as refused with its Retry-After).
+func pace(ctx context.Context, p *pacer, call func() error) error {
+	if err := p.wait(ctx); err != nil {
+		return err
+	}
+	err := call()
+	if d, limited := bridge.RetryDelay(err); limited {
+		p.limited(time.Now(), d)
+	} else {
+		p.answered(time.Now())
+	}
+	return err
+}
 
 // pacer is a token bucket of burst calls refilled at one per every, kept
 // in its virtual-scheduling form: full is when the bucket is full again.
@@ -91,4 +112,45 @@ func later(a, b time.Time) time.Time {
 		return b
 	}
 	return a
+}
+
+// channelPacers paces each channel on its own, so one channel's flood
+// never slows another.
+type channelPacers struct {
+	every time.Duration
+	burst int
+
+	mu sync.Mutex
+	m  map[string]*pacer
+}
+
+func newChannelPacers(every time.Duration, burst int) *channelPacers {
+	return &channelPacers{every: every, burst: burst, m: map[string]*pacer{}}
+}
+
+// maxIdlePacers bounds the map: past it, the pacers of channels whose
+// bucket is full again (the same as a new one) are forgotten.
+const maxIdlePacers = 256
+
+func (c *channelPacers) get(channel string) *pacer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p := c.m[channel]
+	if p != nil {
+		return p
+	}
+	if len(c.m) >= maxIdlePacers {
+		now := time.Now()
+		for ch, o := range c.m {
+			o.mu.Lock()
+			idle := !o.full.After(now)
+			o.mu.Unlock()
+			if idle {
+				delete(c.m, ch)
+			}
+		}
+	}
+	p = newPacer(c.every, c.burst)
+	c.m[channel] = p
+	return p
 }

@@ -227,16 +227,12 @@ func (b *Bridge) reconnectNote() string {
 // for hello. prev is the socket it replaces, nil after a drop or at the
 // start.
 func (b *Bridge) open(ctx context.Context, prev *sockConn) (*sockConn, error) {
-	if err := b.openPace.wait(ctx); err != nil {
-		return nil, err
-	}
-	_, wsURL, err := b.app.StartSocketModeContext(ctx)
-	err = b.wrap("apps.connections.open", err)
-	if d, limited := bridge.RetryDelay(err); limited {
-		b.openPace.limited(time.Now(), d)
-	} else {
-		b.openPace.answered(time.Now())
-	}
+	var wsURL string
+	err := pace(ctx, b.openPace, func() error {
+		var err error
+		_, wsURL, err = b.app.StartSocketModeContext(ctx)
+		return b.wrap("apps.connections.open", err)
+	})
 	if err != nil {
 		return nil, err
 	}
