@@ -118,6 +118,9 @@ type Bridge struct {
 	// chat.postMessage within its per-channel rate (see pace.go).
 	openPace *pacer
 	postPace *channelPacers
+	// unsure are the posts whose last attempt ended without knowing
+	// whether Slack carried it out (see unsure.go).
+	unsure map[string]unsurePost
 	// recent remembers what was handed on lately, so a redelivery skips
 	// the store.
 	recent *recentSet
@@ -176,6 +179,7 @@ func New(cfg Config, st Store, log bridge.Logger) (*Bridge, error) {
 		chNames:  map[string]nameEntry{},
 		archived: map[string]bool{},
 		recent:   newRecentSet(4096),
+		unsure:   map[string]unsurePost{},
 		openPace: newPacer(openEvery, openBurst),
 		postPace: newChannelPacers(postEvery, postBurst),
 	}
