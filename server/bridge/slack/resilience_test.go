@@ -294,3 +294,63 @@ func TestSocketOpensKeepToTier1(t *testing.T) {
 		t.Errorf("connected, and the health still says it waits: %q", d)
 	}
 }
+
+// TestCatchUpReadsLongThreadsWhole: while the bridge is off, two threads
+// get more replies than one page of conversations.replies holds (the
+// bridge asks for 200 a page): one started before the bridge stopped, one
+// during. The catch-up follows the cursors to the end and hands every
+// reply on once, in order.
+func TestCatchUpReadsLongThreadsWhole(t *testing.T) {
+	h := newHarness(t, slacktest.Options{NoRateLimits: true})
+	s := h.srv
+	old := s.Post(h.alice.ID, h.ch.ID, "old thread")
+	h.rec.wait(t, 1)
+	eventually(t, "the cursor saved", func() bool {
+		v, ok, _ := h.st.GetCursor(h.linkID, cursorKey(h.ch.ID))
+		return ok && v == old
+	})
+	h.stop(t, h.b)
+
+	const replies = 230
+	want := []string{}
+	fresh := s.Post(h.alice.ID, h.ch.ID, "new thread")
+	want = append(want, "new thread")
+	for i := range replies {
+		for _, th := range []struct{ ts, name string }{{old, "old"}, {fresh, "new"}} {
+			text := fmt.Sprintf("%s reply %03d", th.name, i)
+			s.Reply(h.alice.ID, h.ch.ID, th.ts, text)
+			want = append(want, text)
+		}
+	}
+	s.Post(h.alice.ID, h.ch.ID, "after the threads")
+	want = append(want, "after the threads")
+
+	h.start(t)
+	h.rec.wait(t, len(want))
+	if err := s.WaitAcked(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	// A marker behind everything proves no late copy is still coming.
+	s.Post(h.alice.ID, h.ch.ID, "marker")
+	want = append(want, "marker")
+	h.rec.wait(t, len(want))
+	if err := s.WaitAcked(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, ev := range h.rec.all() {
+		got = append(got, ev.Text)
+	}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("%d events, want %d\ngot  %q\nwant %q", len(got), len(want), got, want)
+	}
+	pages := 0
+	for _, c := range s.Calls() {
+		if c.Method == "conversations.replies" && c.Params["cursor"] != "" {
+			pages++
+		}
+	}
+	if pages < 2 {
+		t.Errorf("%d follow-up pages of conversations.replies read; the test meant each thread to need one", pages)
+	}
+}
