@@ -110,6 +110,17 @@ type Bridge struct {
 	archived map[string]bool
 	// portalNote says why the last automatic portal failed, for status.
 	portalNote string
+	// reconnectAt is when the bridge may open its next socket, while it
+	// waits for that (zero otherwise); reconnectWhy says why it waits.
+	reconnectAt  time.Time
+	reconnectWhy string
+	// openPace keeps apps.connections.open within Tier 1, postPace
+	// chat.postMessage within its per-channel rate (see pace.go).
+	openPace *pacer
+	postPace *channelPacers
+	// unsure are the posts whose last attempt ended without knowing
+	// whether Slack carried it out (see unsure.go).
+	unsure map[string]unsurePost
 	// recent remembers what was handed on lately, so a redelivery skips
 	// the store.
 	recent *recentSet
@@ -168,6 +179,9 @@ func New(cfg Config, st Store, log bridge.Logger) (*Bridge, error) {
 		chNames:  map[string]nameEntry{},
 		archived: map[string]bool{},
 		recent:   newRecentSet(4096),
+		unsure:   map[string]unsurePost{},
+		openPace: newPacer(openEvery, openBurst),
+		postPace: newChannelPacers(postEvery, postBurst),
 	}
 	return b, nil
 }
@@ -208,6 +222,9 @@ func (b *Bridge) Health() bridge.Health {
 		notes = append(notes, portalNote)
 	}
 	if note := b.archivedNote(); note != "" {
+		notes = append(notes, note)
+	}
+	if note := b.reconnectNote(); note != "" {
 		notes = append(notes, note)
 	}
 	notes = append(notes, fmt.Sprintf("reconnections: %d, refreshes: %d", b.reconnects.Load(), b.refreshes.Load()))

@@ -100,6 +100,8 @@ func (l testLogger) Warn(msg string, kv ...any)  { l.log("WARN", msg, kv...) }
 func (l testLogger) Error(msg string, kv ...any) { l.log("ERROR", msg, kv...) }
 
 type harness struct {
+	// tune, when set, adjusts each bridge before it starts (test knobs).
+	tune   func(*Bridge)
 	srv    *slacktest.Server
 	st     *store.Store
 	b      *Bridge
@@ -113,8 +115,15 @@ type harness struct {
 // #general, linked to a Mattermost channel, and a bridge on it, connected.
 func newHarness(t *testing.T, opts slacktest.Options) *harness {
 	t.Helper()
+	return newTunedHarness(t, opts, nil)
+}
+
+// newTunedHarness is newHarness with tune applied to every bridge it
+// starts.
+func newTunedHarness(t *testing.T, opts slacktest.Options, tune func(*Bridge)) *harness {
+	t.Helper()
 	srv := slacktest.Start(t, opts)
-	h := &harness{srv: srv, st: store.New(memkv.New(nil).Plugin("bridge")), linkID: model.NewId()}
+	h := &harness{srv: srv, st: store.New(memkv.New(nil).Plugin("bridge")), linkID: model.NewId(), tune: tune}
 	h.alice = srv.AddUser(slacktest.User{Name: "alice", RealName: "Alice Liddell", Image192: srv.URL + "/avatars/alice.png"})
 	h.ch = srv.AddChannel(slacktest.Channel{Name: "general", Members: []string{h.alice.ID, srv.BotUserID()}})
 	h.link(t, h.linkID, h.ch.ID)
@@ -142,6 +151,9 @@ func (h *harness) startWith(t *testing.T, cfg Config) {
 	b, err := New(cfg, h.st, testLogger{t: t, secrets: []string{h.srv.BotToken(), h.srv.AppToken()}})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if h.tune != nil {
+		h.tune(b)
 	}
 	h.b, h.rec = b, newRecorder()
 	if err := b.Start(context.Background(), h.rec); err != nil {

@@ -125,11 +125,36 @@ func (b *Bridge) post(ctx context.Context, d *bridge.Delivery) (string, error) {
 	if d.ParentID != "" {
 		opts = append(opts, slack.MsgOptionTS(d.ParentID))
 	}
-	_, ts, err := b.api.PostMessageContext(ctx, d.Room, opts...)
-	if err != nil {
-		return "", b.wrap("chat.postMessage", err)
+	key := postKey(d)
+	if p, ok, err := b.unsurePost(key); err != nil {
+		return "", err
+	} else if ok {
+		ts, found, err := b.findPosted(ctx, d, p)
+		if err != nil {
+			return "", err
+		}
+		if found {
+			b.settled(key)
+			return ts, nil
+		}
 	}
-	return ts, nil
+	since := nowTS()
+	var ts string
+	var raw error
+	err := pace(ctx, b.postPace.get(d.Room), func() error {
+		_, ts, raw = b.api.PostMessageContext(ctx, d.Room, opts...)
+		return b.wrap("chat.postMessage", raw)
+	})
+	switch {
+	case err == nil:
+		b.settled(key)
+		return ts, nil
+	case unsure(raw):
+		b.markUnsure(key, unsurePost{Since: since})
+	case permanentCodes[codeOf(err)]:
+		b.settled(key)
+	}
+	return "", err
 }
 
 // postFiles uploads the attachments (files.getUploadURLExternal, the
@@ -137,6 +162,21 @@ func (b *Bridge) post(ctx context.Context, d *bridge.Delivery) (string, error) {
 // An upload cannot carry a custom name, so the author's name leads the
 // comment.
 func (b *Bridge) postFiles(ctx context.Context, d *bridge.Delivery, text string) (string, error) {
+	key := postKey(d)
+	if p, ok, err := b.unsurePost(key); err != nil {
+		return "", err
+	} else if ok {
+		for _, id := range p.Files {
+			ts, found, err := b.findShared(ctx, d, id)
+			if err != nil {
+				return "", err
+			}
+			if found {
+				b.settled(key)
+				return ts, nil
+			}
+		}
+	}
 	var files []slack.FileSummary
 	for _, a := range d.Attachments {
 		data, err := b.readAttachment(ctx, a)
@@ -156,11 +196,24 @@ func (b *Bridge) postFiles(ctx context.Context, d *bridge.Delivery, text string)
 	if text != "" {
 		comment += ": " + text
 	}
-	if _, err := b.api.CompleteUploadExternalContext(ctx, slack.CompleteUploadExternalParameters{
+	since := nowTS()
+	if _, raw := b.api.CompleteUploadExternalContext(ctx, slack.CompleteUploadExternalParameters{
 		Files: files, Channel: d.Room, InitialComment: comment, ThreadTimestamp: d.ParentID,
-	}); err != nil {
-		return "", b.wrap("files.completeUploadExternal", err)
+	}); raw != nil {
+		err := b.wrap("files.completeUploadExternal", raw)
+		switch {
+		case unsure(raw):
+			p := unsurePost{Since: since}
+			for _, f := range files {
+				p.Files = append(p.Files, f.ID)
+			}
+			b.markUnsure(key, p)
+		case permanentCodes[codeOf(err)]:
+			b.settled(key)
+		}
+		return "", err
 	}
+	b.settled(key)
 	// The answer names the files, not the message sharing them: look it up.
 	ts, err := b.findFileMessage(ctx, d.Room, d.ParentID, files[0].ID)
 	if err != nil {

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mattermost/mattermost/server/public/model"
+
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/slack/slacktest"
 )
@@ -123,8 +125,12 @@ func TestMattermostEventsReachSlack(t *testing.T) {
 // TestRateLimitedPostsKeepOrder runs 200 deliveries through the core's bus
 // against a chat.postMessage that answers 429 on every third call: each
 // refused one is retried where it stood, and all arrive once, in order.
+// The bridge's own pacing is off, so that the 429s are what it meets
+// (TestFloodKeepsToSlacksPostingRate keeps it on).
 func TestRateLimitedPostsKeepOrder(t *testing.T) {
-	h := newHarness(t, slacktest.Options{NoRateLimits: true})
+	h := newTunedHarness(t, slacktest.Options{NoRateLimits: true}, func(b *Bridge) {
+		b.postPace = newChannelPacers(0, 1)
+	})
 	h.srv.ForceRateLimit("chat.postMessage", 3, 0)
 	bus := bridge.NewBus(bridge.BusOptions{InitialBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond})
 	t.Cleanup(func() {
@@ -175,6 +181,88 @@ func TestRateLimitedPostsKeepOrder(t *testing.T) {
 	}
 	if limited < n/3 {
 		t.Errorf("only %d calls were rate limited", limited)
+	}
+}
+
+// TestFloodKeepsToSlacksPostingRate sends 200 Mattermost posts into one
+// channel through the core's bus against the test server's real limit
+// (one message a second per channel after a burst of three): they arrive
+// in order and without a 429, and a post to another channel meanwhile is
+// not held behind the flood. It waits out Slack's rate, over three
+// minutes, so it runs beside the other tests.
+func TestFloodKeepsToSlacksPostingRate(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, slacktest.Options{})
+	s := h.srv
+	const n = 200
+	// n messages at Slack's rate come on top of the usual failsafe.
+	ctx, cancel := context.WithTimeout(context.Background(), n*time.Second+failsafe)
+	defer cancel()
+	other := s.AddChannel(slacktest.Channel{Name: "other", Members: []string{h.alice.ID, s.BotUserID()}})
+	otherLink := model.NewId()
+	h.link(t, otherLink, other.ID)
+
+	bus := bridge.NewBus(bridge.BusOptions{})
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), failsafe)
+		defer cancel()
+		bus.Close(ctx)
+	})
+	dropped := make(chan string, n+1)
+	enqueue := func(link string, d *bridge.Delivery) {
+		t.Helper()
+		err := bus.Enqueue(bridge.QueueKey{Link: link, Dest: "slack|" + d.Room}, bridge.Item{
+			Label: "message",
+			Task:  func(ctx context.Context) error { _, err := h.b.Deliver(ctx, d); return err },
+			Done: func(reason string, err error) {
+				if reason != "" {
+					dropped <- fmt.Sprintf("%s: %s: %v", d.Text, reason, err)
+				}
+			},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := time.Now()
+	for i := range n {
+		enqueue(h.linkID, h.delivery(bridge.KindMessage, fmt.Sprintf("flood %03d", i)))
+	}
+	// Once the burst is spent and the flood goes at Slack's pace, a post
+	// to another channel goes out at once, not after the flood.
+	if _, err := s.WaitMessages(ctx, h.ch.ID, 5); err != nil {
+		t.Fatal(err)
+	}
+	d := h.delivery(bridge.KindMessage, "elsewhere")
+	d.Room = other.ID
+	enqueue(otherLink, d)
+	if _, err := s.WaitMessages(ctx, other.ID, 1); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(s.Messages(h.ch.ID)); got >= 50 {
+		t.Errorf("the other channel's post waited for %d of the flood's messages", got)
+	}
+
+	msgs, err := s.WaitMessages(ctx, h.ch.ID, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d posts into one channel took %s", n, time.Since(start).Round(time.Millisecond))
+	select {
+	case d := <-dropped:
+		t.Fatalf("dropped %s", d)
+	default:
+	}
+	if len(msgs) != n {
+		t.Fatalf("%d messages, want %d", len(msgs), n)
+	}
+	for i, m := range msgs {
+		if want := fmt.Sprintf("flood %03d", i); m.Text != want {
+			t.Fatalf("message %d is %q, want %q", i, m.Text, want)
+		}
+	}
+	if limited := s.RateLimited("chat.postMessage"); limited != 0 {
+		t.Errorf("chat.postMessage was answered 429 %d times", limited)
 	}
 }
 

@@ -1,6 +1,7 @@
 package slack
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"sync"
@@ -61,10 +62,16 @@ func TestRedeliveredEventsAreHandledOnce(t *testing.T) {
 
 // TestRefreshAndDropKeepEveryMessageOnceInOrder posts while Slack asks for
 // a new socket and while the socket drops: every message arrives once, in
-// the order it was posted.
+// the order it was posted. Slack's one socket a minute would make it slow:
+// the server allows one every 100 ms instead, and the bridge paces itself
+// to that (TestSocketOpensKeepToTier1 keeps the real limit).
 func TestRefreshAndDropKeepEveryMessageOnceInOrder(t *testing.T) {
-	h := newHarness(t, slacktest.Options{NoRateLimits: true, AckTimeout: 500 * time.Millisecond})
+	const every = 100 * time.Millisecond
+	h := newTunedHarness(t, slacktest.Options{AckTimeout: 500 * time.Millisecond}, func(b *Bridge) {
+		b.openPace = newPacer(every, 1)
+	})
 	s := h.srv
+	s.SetRateLimit("apps.connections.open", int(time.Minute/every), 1)
 	var want []string
 	post := func(from, to int) {
 		for i := from; i < to; i++ {
@@ -102,6 +109,9 @@ func TestRefreshAndDropKeepEveryMessageOnceInOrder(t *testing.T) {
 	hl := h.b.Health()
 	if !strings.Contains(hl.Detail, "reconnections: 1, refreshes: 1") {
 		t.Errorf("health detail = %q", hl.Detail)
+	}
+	if n := s.RateLimited("apps.connections.open"); n != 0 {
+		t.Errorf("apps.connections.open was answered 429 %d times", n)
 	}
 }
 
@@ -221,5 +231,126 @@ func TestCatchUpAfterDowntime(t *testing.T) {
 	}
 	if n := s.CallCount("conversations.history"); n == 0 {
 		t.Error("the history was not read")
+	}
+}
+
+// TestSocketOpensKeepToTier1 runs the test server with Slack's real limit
+// on apps.connections.open (Tier 1: one a minute) through a refresh and a
+// drop: the bridge waits its turn instead of earning a 429, says in its
+// health until when it waits, and no message is lost or doubled. It waits
+// out two minutes of Slack's limit, so it runs beside the other tests.
+func TestSocketOpensKeepToTier1(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, slacktest.Options{})
+	s := h.srv
+	// Two minutes of Slack's own limit come on top of the usual failsafe.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute+failsafe)
+	defer cancel()
+	var want []string
+	n := 0
+	post := func(k int) {
+		for range k {
+			text := fmt.Sprintf("m%02d", n)
+			n++
+			s.Post(h.alice.ID, h.ch.ID, text)
+			want = append(want, text)
+		}
+	}
+	post(5)
+	s.RequestRefresh()
+	eventually(t, "the bridge to say it waits to reconnect", func() bool {
+		return strings.Contains(h.b.Health().Detail, "waiting to reconnect until")
+	})
+	post(5)
+	if err := s.WaitFor(ctx, "the refreshed socket", func() bool { return s.ConnectionsOpened() >= 2 }); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, h.b, bridge.StateConnected)
+	post(5)
+	s.DropConnections()
+	post(5)
+	if err := s.WaitFor(ctx, "the socket after the drop", func() bool { return s.ConnectionsOpened() >= 3 }); err != nil {
+		t.Fatal(err)
+	}
+	post(5)
+	if err := s.WaitFor(ctx, "every message handed on", func() bool { return len(h.rec.all()) >= len(want) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.WaitAcked(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, ev := range h.rec.all() {
+		got = append(got, ev.Text)
+	}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("got %v\nwant %v", got, want)
+	}
+	if n := s.RateLimited("apps.connections.open"); n != 0 {
+		t.Errorf("apps.connections.open was answered 429 %d times", n)
+	}
+	waitState(t, h.b, bridge.StateConnected)
+	if d := h.b.Health().Detail; strings.Contains(d, "waiting to reconnect") {
+		t.Errorf("connected, and the health still says it waits: %q", d)
+	}
+}
+
+// TestCatchUpReadsLongThreadsWhole: while the bridge is off, two threads
+// get more replies than one page of conversations.replies holds (the
+// bridge asks for 200 a page): one started before the bridge stopped, one
+// during. The catch-up follows the cursors to the end and hands every
+// reply on once, in order.
+func TestCatchUpReadsLongThreadsWhole(t *testing.T) {
+	h := newHarness(t, slacktest.Options{NoRateLimits: true})
+	s := h.srv
+	old := s.Post(h.alice.ID, h.ch.ID, "old thread")
+	h.rec.wait(t, 1)
+	eventually(t, "the cursor saved", func() bool {
+		v, ok, _ := h.st.GetCursor(h.linkID, cursorKey(h.ch.ID))
+		return ok && v == old
+	})
+	h.stop(t, h.b)
+
+	const replies = 230
+	want := []string{}
+	fresh := s.Post(h.alice.ID, h.ch.ID, "new thread")
+	want = append(want, "new thread")
+	for i := range replies {
+		for _, th := range []struct{ ts, name string }{{old, "old"}, {fresh, "new"}} {
+			text := fmt.Sprintf("%s reply %03d", th.name, i)
+			s.Reply(h.alice.ID, h.ch.ID, th.ts, text)
+			want = append(want, text)
+		}
+	}
+	s.Post(h.alice.ID, h.ch.ID, "after the threads")
+	want = append(want, "after the threads")
+
+	h.start(t)
+	h.rec.wait(t, len(want))
+	if err := s.WaitAcked(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	// A marker behind everything proves no late copy is still coming.
+	s.Post(h.alice.ID, h.ch.ID, "marker")
+	want = append(want, "marker")
+	h.rec.wait(t, len(want))
+	if err := s.WaitAcked(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, ev := range h.rec.all() {
+		got = append(got, ev.Text)
+	}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("%d events, want %d\ngot  %q\nwant %q", len(got), len(want), got, want)
+	}
+	pages := 0
+	for _, c := range s.Calls() {
+		if c.Method == "conversations.replies" && c.Params["cursor"] != "" {
+			pages++
+		}
+	}
+	if pages < 2 {
+		t.Errorf("%d follow-up pages of conversations.replies read; the test meant each thread to need one", pages)
 	}
 }

@@ -47,8 +47,9 @@ type item struct {
 type sockConn struct {
 	b  *Bridge
 	ws *websocket.Conn
-	// catchUp: this socket follows a start or a drop, not a refresh.
-	catchUp bool
+	// prev is the socket this one replaces at Slack's request; nil at the
+	// start and after a drop.
+	prev *sockConn
 
 	writeMu   sync.Mutex
 	hello     chan struct{}
@@ -114,8 +115,18 @@ func (b *Bridge) run(ctx context.Context) {
 			cur.close()
 		}
 	}()
+	// retryAt is when a failed open may be tried again.
+	var retryAt time.Time
 	for attempt := 0; ctx.Err() == nil; {
-		next, err := b.open(ctx, cur == nil)
+		until, why := b.openPace.allowedAt(), "Slack allows one new socket a minute"
+		if retryAt.After(until) {
+			until, why = retryAt, "after a failed attempt"
+		}
+		var ok bool
+		if cur, ok = b.waitToReconnect(ctx, until, why, cur); !ok {
+			return
+		}
+		next, err := b.open(ctx, cur)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -130,13 +141,11 @@ func (b *Bridge) run(ctx context.Context) {
 				b.health.Failed(err)
 			}
 			b.log.Warn("Could not open a Slack socket", "error", err.Error(), "attempt", attempt+1)
-			if !sleep(ctx, retryWait(err, attempt)) {
-				return
-			}
+			retryAt = time.Now().Add(retryWait(err, attempt))
 			attempt++
 			continue
 		}
-		attempt = 0
+		attempt, retryAt = 0, time.Time{}
 		if cur != nil {
 			cur.retire()
 		}
@@ -146,9 +155,7 @@ func (b *Bridge) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-cur.done:
-			b.reconnects.Add(1)
-			b.health.Set(bridge.StateDisconnected, fmt.Errorf("the Slack socket dropped: %w", cur.err))
-			b.log.Warn("The Slack socket dropped; reconnecting", "error", b.redact(cur.err.Error()))
+			b.dropped(cur)
 			cur = nil
 		case reason := <-cur.refresh:
 			// The old socket stays open (Slack keeps it a while) until the
@@ -162,12 +169,72 @@ func (b *Bridge) run(ctx context.Context) {
 	}
 }
 
+// dropped records that the current socket closed under the bridge.
+func (b *Bridge) dropped(c *sockConn) {
+	b.reconnects.Add(1)
+	b.health.Set(bridge.StateDisconnected, fmt.Errorf("the Slack socket dropped: %w", c.err))
+	b.log.Warn("The Slack socket dropped; reconnecting", "error", b.redact(c.err.Error()))
+}
+
+// waitToReconnect waits until the next socket may be opened, saying so in
+// the health meanwhile. A current socket (one Slack asked to replace) that
+// drops during the wait is recorded and given up; the returned socket is
+// what is left of cur. False when the bridge is stopping.
+func (b *Bridge) waitToReconnect(ctx context.Context, until time.Time, why string, cur *sockConn) (*sockConn, bool) {
+	if !time.Now().Before(until) {
+		return cur, ctx.Err() == nil
+	}
+	b.mu.Lock()
+	b.reconnectAt, b.reconnectWhy = until, why
+	b.mu.Unlock()
+	defer func() {
+		b.mu.Lock()
+		b.reconnectAt, b.reconnectWhy = time.Time{}, ""
+		b.mu.Unlock()
+	}()
+	t := time.NewTimer(time.Until(until))
+	defer t.Stop()
+	for {
+		var gone <-chan struct{}
+		if cur != nil {
+			gone = cur.done
+		}
+		select {
+		case <-ctx.Done():
+			return cur, false
+		case <-t.C:
+			return cur, true
+		case <-gone:
+			b.dropped(cur)
+			cur = nil
+		}
+	}
+}
+
+// reconnectNote says, for the health, that the bridge waits to open a
+// socket and until when.
+func (b *Bridge) reconnectNote() string {
+	b.mu.Lock()
+	at, why := b.reconnectAt, b.reconnectWhy
+	b.mu.Unlock()
+	if at.IsZero() {
+		return ""
+	}
+	return fmt.Sprintf("waiting to reconnect until %s (%s)", at.UTC().Format(time.RFC3339), why)
+}
+
 // open asks for a socket URL with the app-level token, dials it and waits
-// for hello.
-func (b *Bridge) open(ctx context.Context, catchUp bool) (*sockConn, error) {
-	_, wsURL, err := b.app.StartSocketModeContext(ctx)
+// for hello. prev is the socket it replaces, nil after a drop or at the
+// start.
+func (b *Bridge) open(ctx context.Context, prev *sockConn) (*sockConn, error) {
+	var wsURL string
+	err := pace(ctx, b.openPace, func() error {
+		var err error
+		_, wsURL, err = b.app.StartSocketModeContext(ctx)
+		return b.wrap("apps.connections.open", err)
+	})
 	if err != nil {
-		return nil, b.wrap("apps.connections.open", err)
+		return nil, err
 	}
 	dialer := websocket.Dialer{HandshakeTimeout: helloTimeout}
 	dctx, cancel := context.WithTimeout(ctx, helloTimeout)
@@ -184,7 +251,7 @@ func (b *Bridge) open(ctx context.Context, catchUp bool) (*sockConn, error) {
 		return nil, errors.New("slack: could not open the socket: " + b.redact(dialError(err)))
 	}
 	c := &sockConn{
-		b: b, ws: ws, catchUp: catchUp,
+		b: b, ws: ws, prev: prev,
 		hello: make(chan struct{}), refresh: make(chan string, 1), done: make(chan struct{}),
 	}
 	go c.readLoop(ctx)
@@ -196,6 +263,22 @@ func (b *Bridge) open(ctx context.Context, catchUp bool) (*sockConn, error) {
 	case <-dctx.Done():
 		c.close()
 		return nil, errors.New("slack: no hello on the new socket")
+	}
+}
+
+// followsDrop says whether this socket's hello should be preceded by a
+// catch-up: it follows a start or a drop, or the socket it replaces dropped
+// while the bridge waited its turn to open this one (its unacknowledged
+// events may never come again).
+func (c *sockConn) followsDrop() bool {
+	if c.prev == nil {
+		return true
+	}
+	select {
+	case <-c.prev.done:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -257,7 +340,7 @@ func (c *sockConn) frame(ctx context.Context, data []byte) bool {
 	case "hello":
 		first := false
 		c.helloOnce.Do(func() { first = true })
-		if first && c.catchUp {
+		if first && c.followsDrop() {
 			// Whatever a dropped socket did not carry is in the history:
 			// read it before the new socket's events, which keeps order.
 			if !c.b.enqueue(ctx, item{catchUp: true}) {
@@ -265,6 +348,7 @@ func (c *sockConn) frame(ctx context.Context, data []byte) bool {
 			}
 		}
 		if first {
+			c.prev = nil // else every socket would keep all before it
 			for n := int64(req.NumConnections); ; {
 				old := c.b.overlap.Load()
 				if n <= old || c.b.overlap.CompareAndSwap(old, n) {

@@ -150,6 +150,7 @@ type Server struct {
 	calls   []Call
 	forced  map[string]*forcedLimit
 	failing map[string][]string
+	losing  map[string][]Loss
 
 	socket  *socketState
 	uploads map[string]string // upload URL ticket -> file ID
@@ -174,6 +175,7 @@ func newServer(opts Options) *Server {
 		tokens:  map[string]*tokenState{},
 		forced:  map[string]*forcedLimit{},
 		failing: map[string][]string{},
+		losing:  map[string][]Loss{},
 		uploads: map[string]string{},
 		limits:  newLimiter(),
 	}

@@ -25,8 +25,23 @@ type Call struct {
 	Status int
 	// Error is the answer's error ("" when ok).
 	Error string
-	At    time.Time
+	// Lost: the call was carried out but its answer never reached the
+	// client (LoseNextAnswer).
+	Lost bool
+	At   time.Time
 }
+
+// Loss is how LoseNextAnswer loses an answer.
+type Loss int
+
+const (
+	// LossReset closes the connection instead of answering, as a reset
+	// or a timeout on the way back would.
+	LossReset Loss = iota + 1
+	// Loss500 answers HTTP 500 with an HTML page, as a failing proxy in
+	// front of a server that did the work would.
+	Loss500
+)
 
 // request is a parsed Web API call.
 type request struct {
@@ -129,9 +144,29 @@ func (s *Server) serveAPI(w http.ResponseWriter, hr *http.Request) {
 
 	s.mu.Lock()
 	status, header, a := s.callLocked(r, perr)
-	s.calls = append(s.calls, Call{Method: name, Params: r.params, Status: status, Error: a.errorCode(), At: time.Now()})
+	var loss Loss
+	if queue := s.losing[name]; len(queue) > 0 {
+		loss, s.losing[name] = queue[0], queue[1:]
+	}
+	s.calls = append(s.calls, Call{Method: name, Params: r.params, Status: status, Error: a.errorCode(), Lost: loss != 0, At: time.Now()})
 	s.notifyLocked()
 	s.mu.Unlock()
+
+	switch loss {
+	case LossReset:
+		if hj, ok := w.(http.Hijacker); ok {
+			if conn, _, err := hj.Hijack(); err == nil {
+				_ = conn.Close()
+				return
+			}
+		}
+		panic(http.ErrAbortHandler) // what net/http offers short of hijacking
+	case Loss500:
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.WriteHeader(http.StatusInternalServerError)
+		_, _ = io.WriteString(w, "<html><body>500 Internal Server Error</body></html>")
+		return
+	}
 
 	for k, v := range header {
 		w.Header()[k] = v
@@ -291,6 +326,34 @@ func (s *Server) CallCount(method string) int {
 		}
 	}
 	return n
+}
+
+// RateLimited counts the calls of a method answered with 429: a client
+// that paces itself under the documented limits gets none.
+func (s *Server) RateLimited(method string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, c := range s.calls {
+		if c.Method == method && c.Status == http.StatusTooManyRequests {
+			n++
+		}
+	}
+	return n
+}
+
+// LoseNextAnswer makes the next call of a method do its work (store the
+// message, send the events) and then lose the answer as how says. HTTP
+// gives a client no way to tell such a call from one that never arrived
+// (RFC 9110, 9.2.2: a POST is not idempotent, and a client that lost the
+// answer cannot know what the server did); Slack's internal_error and
+// fatal_error answers say the same ("It's possible some aspect of the
+// operation succeeded before the error was raised"). Each call queues one
+// loss.
+func (s *Server) LoseNextAnswer(method string, how Loss) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.losing[method] = append(s.losing[method], how)
 }
 
 // FailNext makes the next calls of a method answer the given errors, one

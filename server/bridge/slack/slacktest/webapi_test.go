@@ -381,3 +381,36 @@ func TestJSONBodiesAndFormTokens(t *testing.T) {
 		t.Errorf("history %+v", hist)
 	}
 }
+
+func TestLostAnswersAreCarriedOut(t *testing.T) {
+	f := newFixture(t, slacktest.Options{NoRateLimits: true})
+	ctx := context.Background()
+	f.srv.LoseNextAnswer("chat.postMessage", slacktest.LossReset)
+	f.srv.LoseNextAnswer("chat.postMessage", slacktest.Loss500)
+	if _, _, err := f.api.PostMessageContext(ctx, f.ch.ID, slack.MsgOptionText("reset", false)); err == nil {
+		t.Error("a reset connection answered")
+	}
+	var sc slack.StatusCodeError
+	if _, _, err := f.api.PostMessageContext(ctx, f.ch.ID, slack.MsgOptionText("500", false)); !errors.As(err, &sc) || sc.Code != http.StatusInternalServerError {
+		t.Errorf("error = %v, want HTTP 500", err)
+	}
+	if _, _, err := f.api.PostMessageContext(ctx, f.ch.ID, slack.MsgOptionText("answered", false)); err != nil {
+		t.Fatal(err)
+	}
+	var texts []string
+	for _, m := range f.srv.History(f.ch.ID) {
+		texts = append(texts, m.Text)
+	}
+	if strings.Join(texts, ",") != "reset,500,answered" {
+		t.Errorf("history = %q", texts)
+	}
+	lost := 0
+	for _, c := range f.srv.Calls() {
+		if c.Lost {
+			lost++
+		}
+	}
+	if lost != 2 {
+		t.Errorf("%d calls marked lost", lost)
+	}
+}
