@@ -55,13 +55,10 @@ type Options struct {
 	// Start begins the work once this node holds the lease; an error gives
 	// the lease back and the node tries again later. Stop ends it when the
 	// lease is lost or given up; it must return within TTL-Fence.
-	Start func(ctx context.Context) error
-	Stop  func()
-	// Changed, when set, is told whenever this node starts or stops
-	// holding.
-	Changed func(holding bool)
-	Timing  Timing
-	Logger  Logger
+	Start  func(ctx context.Context) error
+	Stop   func()
+	Timing Timing
+	Logger Logger
 }
 
 // Elector takes, keeps and gives up one node's lease.
@@ -107,18 +104,20 @@ func (e *Elector) Wake() {
 
 // TryTake makes one attempt to take the lease and start the work; it is
 // what activation does before Run, so a lone node starts its work at once.
-func (e *Elector) TryTake(ctx context.Context) bool {
+// err is Start's error (the lease was given back); a lease held by another
+// node, or one the store could not take, is no error.
+func (e *Elector) TryTake(ctx context.Context) (held bool, err error) {
 	if e.Holding() {
-		return true
+		return true, nil
 	}
 	begun := time.Now()
 	l, ok, err := e.leases.TakeLease(e.o.Lease, e.o.Node, e.o.Timing.TTL)
 	if err != nil {
 		e.o.Logger.Warn("Could not take the bridge's lease", "error", err.Error())
-		return false
+		return false, nil
 	}
 	if !ok {
-		return false
+		return false, nil
 	}
 	e.work.Lock()
 	defer e.work.Unlock()
@@ -135,13 +134,10 @@ func (e *Elector) TryTake(ctx context.Context) bool {
 		e.holding = false
 		e.mu.Unlock()
 		e.release(l)
-		return false
+		return false, err
 	}
 	e.o.Logger.Info("This node holds the bridge's connections", "node", e.o.Node)
-	if e.o.Changed != nil {
-		e.o.Changed(true)
-	}
-	return true
+	return true, nil
 }
 
 // Run keeps the lease while ctx lasts, or tries to take it every Retry;
@@ -165,7 +161,7 @@ func (e *Elector) Run(ctx context.Context) {
 		if e.Holding() {
 			e.renew()
 		} else {
-			e.TryTake(ctx)
+			_, _ = e.TryTake(ctx) // a failed Start was logged; try again later
 		}
 	}
 }
@@ -209,9 +205,6 @@ func (e *Elector) lose(gen int, why string) {
 	// Harmless if the lease is already another's; lets the others in at
 	// once if it is still ours.
 	e.release(l)
-	if e.o.Changed != nil {
-		e.o.Changed(false)
-	}
 }
 
 // giveUp stops the work and gives the lease back (deactivation).
