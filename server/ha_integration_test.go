@@ -1,0 +1,157 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/xmpp/testservers"
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/testhost"
+)
+
+// haHarness is an xmppHarness on a cluster: every node runs the plugin
+// bundle (so a node can be killed), the bridge in client mode.
+type haHarness struct {
+	*xmppHarness
+	nodes []*testhost.Node
+}
+
+func newHAHarness(t *testing.T, nodes int) *haHarness {
+	t.Helper()
+	x := &xmppHarness{channelHarness: channelHarness{t: t}}
+	var cancel context.CancelFunc
+	x.ctx, cancel = context.WithTimeout(context.Background(), 5*time.Minute)
+	t.Cleanup(cancel)
+	x.xmpp = startXMPPServer(t, testservers.Prosody, testservers.Options{})
+	x.xmpp.CreateUser(t, "bridge", bridgePassword)
+	x.xmpp.CreateUser(t, "carol", "carol-pw")
+	x.room = x.xmpp.RoomJID(t, "dev")
+	x.occupant = x.xmpp.Client(t, "carol", "carol-pw")
+	if err := x.occupant.JoinRoom(x.ctx, x.room, "Carol"); err != nil {
+		t.Fatal(err)
+	}
+	x.s = testhost.NewServer(t, testhost.WithBundle(testhost.PluginDir(t)), testhost.WithNodes(nodes),
+		testhost.WithPluginSettings(xmppSettings(x.xmpp, "client")))
+	h := &haHarness{xmppHarness: x, nodes: x.s.Nodes()}
+	for _, n := range h.nodes {
+		if err := n.Activate(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	x.admin, x.alice, x.bob = createPeople(x.s)
+	x.ch = channelOf(x.s, "xmpp-dev", x.admin, x.alice, x.bob)
+	// Commands go through a node that does not hold the bridge, which
+	// hands them to the holder.
+	x.n = h.follower(h.holder(nil))
+	waitConnected(t, x.n, x.admin, x.ch, "xmppbridge", "XMPP")
+	x.command("/xmppbridge map "+x.room.String(), "Linked this channel")
+	return h
+}
+
+// holder waits for the node that holds the bridge (not old, a node that
+// held it before) and returns it: the one whose log says it took the lease
+// the KV store shows.
+func (h *haHarness) holder(old *testhost.Node) *testhost.Node {
+	h.t.Helper()
+	var found *testhost.Node
+	testhost.WaitFor(h.t, 60*time.Second, func() bool {
+		raw, appErr := h.s.KV().KVGet("lease:" + bridgeLease)
+		if appErr != nil || raw == nil {
+			return false
+		}
+		var l struct {
+			Holder string `json:"holder"`
+		}
+		if json.Unmarshal(raw, &l) != nil {
+			return false
+		}
+		for _, n := range h.nodes {
+			if n == old || !n.IsActive() {
+				continue
+			}
+			for _, line := range n.Logs() {
+				if strings.Contains(line, "holds the bridge's connections") && strings.Contains(line, l.Holder) {
+					found = n
+					return true
+				}
+			}
+		}
+		return false
+	}, "a node to hold the bridge")
+	return found
+}
+
+// follower is an active node other than holder.
+func (h *haHarness) follower(holder *testhost.Node) *testhost.Node {
+	for _, n := range h.nodes {
+		if n != holder && n.IsActive() {
+			return n
+		}
+	}
+	h.t.Fatal("no follower node")
+	return nil
+}
+
+// tcpClients counts the established TCP connections to a local port, from
+// any process: the XMPP server's client sessions.
+func tcpClients(t *testing.T, addr string) int {
+	t.Helper()
+	_, portText, _ := strings.Cut(addr, ":")
+	port, err := strconv.Atoi(portText)
+	if err != nil {
+		t.Fatalf("port of %q: %v", addr, err)
+	}
+	want := fmt.Sprintf(":%04X", port)
+	count := 0
+	for _, table := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		f, err := os.Open(table)
+		if err != nil {
+			continue
+		}
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			fields := strings.Fields(sc.Text())
+			// local_address rem_address st: a client's socket has the
+			// server's port as its remote end; 01 is ESTABLISHED.
+			if len(fields) > 3 && strings.HasSuffix(fields[2], want) && fields[3] == "01" {
+				count++
+			}
+		}
+		f.Close()
+	}
+	return count
+}
+
+// Issue 12 check 1 (XMPP part): on three nodes exactly one XMPP session of
+// the bridge exists, and a post made through any node reaches the room
+// once.
+func TestClusterHoldsOneXMPPSession(t *testing.T) {
+	h := newHAHarness(t, 3)
+	holder := h.holder(nil)
+	// carol's session and the bridge's, and no other: the followers try
+	// the lease every second and never connect.
+	time.Sleep(3 * time.Second)
+	if n := tcpClients(t, h.xmpp.C2SAddr()); n != 2 {
+		t.Errorf("%d client sessions on the XMPP server, want 2 (carol and one bridge)", n)
+	}
+	var want []string
+	for i, n := range h.nodes {
+		text := fmt.Sprintf("mm via node %d", i)
+		postAs(t, n, h.alice, h.ch, text, "")
+		want = append(want, "Alice Liddell: "+text)
+	}
+	h.expectExactlyOnceInOrder("the room", func() []string { return filterPrefix(h.roomBodies(h.occupant), "Alice Liddell: mm ") }, want)
+	if _, err := h.occupant.Say(h.ctx, h.room, "x from carol"); err != nil {
+		t.Fatal(err)
+	}
+	h.expectExactlyOnceInOrder("the channel", func() []string { return filterPrefix(h.remotePosts(), "x ") }, []string{"x from carol"})
+	if again := h.holder(nil); again != holder {
+		t.Errorf("the bridge moved from %s to %s while all nodes ran", holder.ID(), again.ID())
+	}
+}
