@@ -155,3 +155,42 @@ func TestClusterHoldsOneXMPPSession(t *testing.T) {
 		t.Errorf("the bridge moved from %s to %s while all nodes ran", holder.ID(), again.ID())
 	}
 }
+
+// Issue 12 check 2 (XMPP part): the node holding the bridge dies while
+// messages flow both ways (carol in the room, Mattermost people on the
+// surviving nodes); another node takes over, and every message arrives
+// exactly once, in order.
+func TestHolderDiesWhileMessagesFlow(t *testing.T) {
+	h := newHAHarness(t, 3)
+	old := h.holder(nil)
+	var survivors []*testhost.Node
+	for _, n := range h.nodes {
+		if n != old {
+			survivors = append(survivors, n)
+		}
+	}
+	const total = 20
+	var fromXMPP, fromMM []string
+	var killedAt time.Time
+	for i := 1; i <= total; i++ {
+		x := fmt.Sprintf("x %d", i)
+		if _, err := h.occupant.Say(h.ctx, h.room, x); err != nil {
+			t.Fatal(err)
+		}
+		fromXMPP = append(fromXMPP, x)
+		mm := fmt.Sprintf("mm %d", i)
+		postAs(t, survivors[i%len(survivors)], h.alice, h.ch, mm, "")
+		fromMM = append(fromMM, "Alice Liddell: "+mm)
+		if i == total/2 {
+			if err := old.Kill(); err != nil {
+				t.Fatal(err)
+			}
+			killedAt = time.Now()
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	next := h.holder(old)
+	t.Logf("%s took over from %s %v after the kill", next.ID(), old.ID(), time.Since(killedAt).Round(100*time.Millisecond))
+	h.expectExactlyOnceInOrder("the channel", func() []string { return filterPrefix(h.remotePosts(), "x ") }, fromXMPP)
+	h.expectExactlyOnceInOrder("the room", func() []string { return filterPrefix(h.roomBodies(h.occupant), "Alice Liddell: mm ") }, fromMM)
+}
