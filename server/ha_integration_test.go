@@ -5,11 +5,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mattermost/mattermost/server/public/model"
 
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/xmpp/testservers"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/testhost"
@@ -193,4 +197,44 @@ func TestHolderDiesWhileMessagesFlow(t *testing.T) {
 	t.Logf("%s took over from %s %v after the kill", next.ID(), old.ID(), time.Since(killedAt).Round(100*time.Millisecond))
 	h.expectExactlyOnceInOrder("the channel", func() []string { return filterPrefix(h.remotePosts(), "x ") }, fromXMPP)
 	h.expectExactlyOnceInOrder("the room", func() []string { return filterPrefix(h.roomBodies(h.occupant), "Alice Liddell: mm ") }, fromMM)
+}
+
+// Issue 12 check 3: the same Matrix transaction delivered to two nodes at
+// the same instant makes one post, every time (the follower hands it to
+// the holder, which handles both copies at once).
+func TestSameMatrixTransactionOnTwoNodesAtOnce(t *testing.T) {
+	h := newMatrixHarness(t, dendrite)
+	n1 := h.s.AddNode()
+	if err := n1.ActivateInProcess(testhost.RepoManifest(t), func() any { return &Plugin{} }); err != nil {
+		t.Fatal(err)
+	}
+	waitConnected(t, n1, h.admin, h.ch, "matrixbridge", "Matrix")
+	const rounds = 20
+	for i := range rounds {
+		body := fmt.Sprintf(`{"events":[{"type":"m.room.message","room_id":%q,"event_id":"$race-%d","sender":%q,"origin_server_ts":%d,"content":{"msgtype":"m.text","body":"race %d"}}]}`,
+			h.room, i, h.carol.ID, i+1, i)
+		start := make(chan struct{})
+		codes := make(chan int, 2)
+		for _, node := range []*testhost.Node{h.n, n1} {
+			go func() {
+				req := httptest.NewRequest(http.MethodPut, fmt.Sprintf("/_matrix/app/v1/transactions/race-%d", i), strings.NewReader(body))
+				req.Header.Set("Authorization", "Bearer "+h.cfg.HSToken)
+				<-start
+				codes <- node.ServeHTTP("", req).StatusCode
+			}()
+		}
+		close(start)
+		for range 2 {
+			if code := <-codes; code != http.StatusOK {
+				t.Fatalf("round %d: a node answered %d", i, code)
+			}
+		}
+	}
+	h.remotePost("the last round", func(p *model.Post) bool { return p.Message == fmt.Sprintf("race %d", rounds-1) })
+	h.s.WaitHooks(5 * time.Second)
+	for i := range rounds {
+		if n := len(filterExact(remotePosts(h.s, h.ch), fmt.Sprintf("race %d", i))); n != 1 {
+			t.Errorf("race %d is in the channel %d times", i, n)
+		}
+	}
 }

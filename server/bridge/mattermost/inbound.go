@@ -125,7 +125,7 @@ func (b *Bridge) createPost(ctx context.Context, userID string, channel *model.C
 		// replaying what a dead one did, before it recorded it) find the
 		// first post instead of making another.
 		if d.Origin.ID != "" {
-			post.Id = postIDFor(d.Origin, channel.Id)
+			post.Id = postIDFor(d.Origin, d.Part, channel.Id)
 		}
 	}
 	created, appErr := b.api.CreatePost(post)
@@ -140,12 +140,12 @@ func (b *Bridge) createPost(ctx context.Context, userID string, channel *model.C
 	return created.Id, nil
 }
 
-// postIDFor is the ID of the post a message from origin becomes in a
-// channel: a valid Mattermost ID (26 lower-case letters and digits), the
-// same on every node.
-func postIDFor(origin bridge.Ref, channelID string) string {
+// postIDFor is the ID of the post a message from origin (or its part, when
+// split) becomes in a channel: a valid Mattermost ID (26 lower-case letters
+// and digits), the same on every node.
+func postIDFor(origin bridge.Ref, part int, channelID string) string {
 	// Length-prefixed: no choice of room and ID can make two messages' inputs alike.
-	sum := sha256.Sum256(fmt.Appendf(nil, "%d:%s|%d:%s|%d:%s|%s", len(origin.Network), origin.Network, len(origin.Room), origin.Room, len(origin.ID), origin.ID, channelID))
+	sum := sha256.Sum256(fmt.Appendf(nil, "%d:%s|%d:%s|%d:%s|%d|%s", len(origin.Network), origin.Network, len(origin.Room), origin.Room, len(origin.ID), origin.ID, part, channelID))
 	return hex.EncodeToString(sum[:])[:26]
 }
 

@@ -49,3 +49,30 @@ func TestDeliveringAMessageAgainMakesNoSecondPost(t *testing.T) {
 		t.Fatalf("%d posts say it, want 1", len(copies))
 	}
 }
+
+// The parts of a message split for Mattermost's length limit are posts of
+// their own, each made once.
+func TestPartsOfASplitMessageAreSeparatePosts(t *testing.T) {
+	h := newLagHarness(t)
+	ctx := context.Background()
+	ids := map[string]bool{}
+	for part, text := range []string{"part one", "part two"} {
+		d := &bridge.Delivery{
+			Event: bridge.Event{
+				Kind:   bridge.KindMessage,
+				Origin: bridge.Ref{Network: bridge.NetworkXMPP, Room: "town@conference.example.org", ID: "long-1"},
+				Sender: bridge.Sender{Network: bridge.NetworkXMPP, ID: "carol@example.org", Username: "carol"},
+				Text:   text,
+			},
+			Room: h.ch.Id, Part: part,
+		}
+		id, err := h.b.Deliver(ctx, d)
+		if err != nil {
+			t.Fatalf("part %d: %v", part, err)
+		}
+		ids[id] = true
+	}
+	if len(ids) != 2 {
+		t.Fatalf("two parts made %d posts", len(ids))
+	}
+}
