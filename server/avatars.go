@@ -58,7 +58,7 @@ func (p *Plugin) avatarURL(rt *runtime, s bridge.Sender) string {
 	if err != nil {
 		return ""
 	}
-	signer, err := rt.avatars.get(rt.store)
+	signer, err := rt.node.avatars.get(rt.store)
 	if err != nil {
 		return ""
 	}
@@ -73,16 +73,17 @@ func (p *Plugin) avatarURL(rt *runtime, s bridge.Sender) string {
 // unserved, so the plugin's origin never hands out a script or an SVG.
 var servedPictureTypes = map[string]bool{"image/png": true, "image/jpeg": true, "image/gif": true, "image/webp": true}
 
-// serveAvatar answers an avatar URL made by avatarURL, without a session:
+// serveAvatar answers an avatar URL made by avatarURL, on any node,
+// without a session:
 // the signature is the permission. Anything else is 404, so a forged path
 // learns nothing, not even whether the user exists.
 func (p *Plugin) serveAvatar(w http.ResponseWriter, r *http.Request) {
-	rt := p.active()
-	if rt == nil || (r.Method != http.MethodGet && r.Method != http.MethodHead) {
+	n := p.currentNode()
+	if n == nil || (r.Method != http.MethodGet && r.Method != http.MethodHead) {
 		http.NotFound(w, r)
 		return
 	}
-	signer, err := rt.avatars.get(rt.store)
+	signer, err := n.avatars.get(n.store)
 	if err != nil {
 		http.Error(w, "the picture cannot be served right now", http.StatusServiceUnavailable)
 		return

@@ -77,14 +77,11 @@ func (m *memberSync) changed(key memberKey, run func(memberKey)) {
 
 // memberChanged handles UserHasJoinedChannel and UserHasLeftChannel.
 //
-// The server fires these hooks on the node that made the change, and every
-// node runs its own bridges for now, so that node's bridges act; joining and
-// leaving are idempotent on the remote side, so a change seen by more than
-// one node does no harm. Once one node holds each network (design.md), this
-// must hand the change to that node.
-func (p *Plugin) memberChanged(channelID, userID string) {
-	rt := p.active()
-	if rt == nil || channelID == "" || userID == "" {
+// memberChanged runs on the node that holds the bridge (hooks.go hands the
+// change there); joining and leaving are idempotent on the remote side, so
+// a change seen twice does no harm.
+func (rt *runtime) memberChanged(p *Plugin, channelID, userID string) {
+	if channelID == "" || userID == "" {
 		return
 	}
 	rt.members.changed(memberKey{channelID, userID}, func(k memberKey) { p.syncMember(rt, k) })

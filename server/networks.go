@@ -119,7 +119,7 @@ func (p *Plugin) createRoom(ctx context.Context, call command.Call) (string, err
 			return text + fmt.Sprintf("\nCould not list the channel's members: %v.", appErr), nil
 		}
 		for _, m := range members {
-			p.memberChanged(ch.Id, m.UserId)
+			rt.memberChanged(p, ch.Id, m.UserId)
 		}
 		if len(members) < 200 {
 			break

@@ -17,6 +17,7 @@ import (
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/mattermost"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/command"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/connector"
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/holder"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/store"
 )
 
@@ -32,13 +33,38 @@ type Plugin struct {
 	configLock sync.RWMutex
 	config     *configuration
 
-	// lifecycle serialises activation, deactivation and reconfiguration.
+	// lifecycle serialises activation and deactivation on this node.
 	lifecycle sync.Mutex
-	running   *runtime
+	node      *node
+	// work serialises starting, stopping and reconfiguring the bridge,
+	// which runs on the one node that holds the lease (see server/holder).
+	work    sync.Mutex
+	running *runtime
+	// leaseTiming replaces holder.DefaultTiming when set (tests).
+	leaseTiming holder.Timing
 }
 
-// runtime is what exists while the plugin is active.
+// node is what exists on every node of the cluster while the plugin is
+// active there: enough to hand hooks, commands and requests to the node
+// that holds the bridge, and to take over from it.
+type node struct {
+	id        string // this activation's, unique in the cluster
+	ctx       context.Context
+	cancel    context.CancelFunc
+	done      chan struct{} // closed when the elector stopped
+	store     *store.Store
+	botID     string
+	remoteIDs map[bridge.Network]string
+	elector   *holder.Elector
+	calls     *calls
+	// avatars signs the public URLs of Mattermost people's pictures,
+	// which every node serves.
+	avatars avatarSigner
+}
+
+// runtime is what exists while this node holds the bridge's work.
 type runtime struct {
+	node      *node
 	ctx       context.Context
 	cancel    context.CancelFunc
 	store     *store.Store
@@ -53,8 +79,6 @@ type runtime struct {
 	members     *memberSync
 	// keys seals ghost secrets and follows the EncryptionKey setting.
 	keys *keyRotator
-	// avatars signs the public URLs of Mattermost people's pictures.
-	avatars avatarSigner
 }
 
 const (
@@ -126,8 +150,8 @@ func (p *Plugin) OnConfigurationChange() error {
 		p.API.LogError("Refusing the new plugin configuration", "error", err.Error())
 		return err
 	}
-	p.lifecycle.Lock()
-	defer p.lifecycle.Unlock()
+	p.work.Lock()
+	defer p.work.Unlock()
 	old := p.setConfiguration(cfg)
 	if p.running != nil {
 		p.reconfigure(old, cfg)
@@ -166,39 +190,82 @@ func (p *Plugin) OnActivate() error {
 	}
 	st.SetMessageRetention(time.Duration(cfg.MessageMapRetentionDays) * 24 * time.Hour)
 
-	rt := &runtime{ctx: ctx, cancel: cancel, store: st, botID: botID, remoteIDs: map[bridge.Network]string{}, members: newMemberSync()}
-	for _, n := range p.allNetworks() {
+	n := &node{id: model.NewId(), ctx: ctx, cancel: cancel, done: make(chan struct{}), store: st, botID: botID,
+		remoteIDs: map[bridge.Network]string{}, calls: newCalls()}
+	for _, d := range p.allNetworks() {
 		remoteID, rerr := p.API.RegisterPluginForSharedChannels(model.RegisterPluginOpts{
-			Displayname: n.Command.Title,
+			Displayname: d.Command.Title,
 			PluginID:    manifest.Id,
 			CreatorID:   botID,
-			SiteURL:     remoteSiteURL(n, manifest.Id),
+			SiteURL:     remoteSiteURL(d, manifest.Id),
 		})
 		if rerr != nil {
 			cancel()
-			return fmt.Errorf("register the %s shared-channels remote: %w", n.Command.Title, rerr)
+			return fmt.Errorf("register the %s shared-channels remote: %w", d.Command.Title, rerr)
 		}
-		rt.remoteIDs[n.Command.Network] = remoteID
+		n.remoteIDs[d.Command.Network] = remoteID
+	}
+	// Every node registers the commands: the server runs a command on the
+	// node the request reached, which hands it to the holder if need be.
+	for _, c := range command.NewHandler(command.Env{}, p.commandSpecs()...).Commands() {
+		if err = p.API.RegisterCommand(c); err != nil {
+			cancel()
+			return fmt.Errorf("register /%s: %w", c.Trigger, err)
+		}
 	}
 
+	timing := p.leaseTiming
+	if timing == (holder.Timing{}) {
+		timing = holder.DefaultTiming
+	}
+	n.elector = holder.New(st, holder.Options{
+		Lease: bridgeLease, Node: n.id, Timing: timing, Logger: p.logger(),
+		Start: func(ctx context.Context) error { return p.startRuntime(ctx, n) },
+		Stop:  func() { _ = p.stopRuntime() },
+	})
+	// A lone node, or the first of a cluster, starts the bridge before
+	// activation returns; on the others Run takes over when it is free.
+	if _, err = n.elector.TryTake(ctx); err != nil {
+		cancel()
+		return err
+	}
+	p.node = n
+	go func() {
+		defer close(n.done)
+		n.elector.Run(ctx)
+	}()
+	return nil
+}
+
+// bridgeLease names the lease of the node that holds the bridge's work.
+const bridgeLease = "bridge"
+
+// startRuntime builds and starts the bridge on this node, which has just
+// taken the lease.
+func (p *Plugin) startRuntime(ctx context.Context, n *node) error {
+	p.work.Lock()
+	defer p.work.Unlock()
+	cfg := p.getConfiguration()
+	ctx, cancel := context.WithCancel(ctx)
+	rt := &runtime{ctx: ctx, cancel: cancel, store: n.store, botID: n.botID, remoteIDs: n.remoteIDs, members: newMemberSync(), node: n}
 	logger := p.logger()
 	rt.logger = logger
-	key, err := effectiveKey(st, cfg)
+	key, err := effectiveKey(n.store, cfg)
 	if err != nil {
 		cancel()
 		return err
 	}
-	if rt.keys, err = newKeyRotator(st, logger, key); err != nil {
+	if rt.keys, err = newKeyRotator(n.store, logger, key); err != nil {
 		cancel()
 		return err
 	}
-	rt.mm = mattermost.New(p.API, st, mattermost.Options{
-		BotUserID:   botID,
+	rt.mm = mattermost.New(p.API, n.store, mattermost.Options{
+		BotUserID:   n.botID,
 		RemoteIDs:   rt.remoteIDs,
 		MaxFileSize: int64(cfg.MaxFileSizeMB) << 20,
 		Logger:      logger,
 	})
-	rt.manager = bridge.NewManager(st, bridge.ManagerOptions{
+	rt.manager = bridge.NewManager(n.store, bridge.ManagerOptions{
 		Bus: bridge.BusOptions{QueueCapacity: int(cfg.QueueSize)},
 		Router: bridge.RouterOptions{
 			Home:        bridge.NetworkMattermost,
@@ -219,8 +286,8 @@ func (p *Plugin) OnActivate() error {
 		return err
 	}
 	if cfg.EnableBridge {
-		for _, n := range p.allNetworks() {
-			if b := p.buildBridge(rt, n, cfg); b != nil {
+		for _, d := range p.allNetworks() {
+			if b := p.buildBridge(rt, d, cfg); b != nil {
 				if err = rt.manager.Register(b); err != nil {
 					cancel()
 					return err
@@ -230,20 +297,14 @@ func (p *Plugin) OnActivate() error {
 	}
 
 	rt.commands = command.NewHandler(command.Env{
-		Links:         st,
+		Links:         n.store,
 		Bridge:        rt.manager.Bridge,
-		Health:        func(n bridge.Network) bridge.Health { return p.health(rt, n) },
+		Health:        func(nw bridge.Network) bridge.Health { return p.health(rt, nw) },
 		IsSystemAdmin: func(userID string) bool { return p.API.HasPermissionTo(userID, model.PermissionManageSystem) },
 		ChannelName:   p.channelName,
 		SettingsPath:  settingsPath,
 		Stats:         rt.manager.Stats,
 	}, p.commandSpecs()...)
-	for _, c := range rt.commands.Commands() {
-		if err = p.API.RegisterCommand(c); err != nil {
-			cancel()
-			return fmt.Errorf("register /%s: %w", c.Trigger, err)
-		}
-	}
 
 	if err = rt.manager.Start(ctx); err != nil {
 		p.API.LogWarn("Some bridges did not start", "error", err.Error())
@@ -253,6 +314,29 @@ func (p *Plugin) OnActivate() error {
 	}
 	p.running = rt
 	return nil
+}
+
+// stopRuntime stops the bridge on this node: it deactivates, or lost the
+// lease.
+func (p *Plugin) stopRuntime() error {
+	p.work.Lock()
+	defer p.work.Unlock()
+	rt := p.running
+	if rt == nil {
+		return nil
+	}
+	p.running = nil
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	abandoned, err := rt.manager.Stop(ctx)
+	rt.keys.stop() // an unfinished re-sealing resumes on activation
+	rt.cancel()
+	if abandoned > 0 {
+		// Not lost: Mattermost posts replay from their cursors on the next
+		// start, and remote networks replay from their own archives.
+		p.API.LogWarn("Stopped with undelivered messages; they will be replayed when the bridge starts again", "count", abandoned)
+	}
+	return err
 }
 
 func (p *Plugin) commandSpecs() []command.Spec {
@@ -327,30 +411,34 @@ func bridgeSettingsChanged(n connector.Descriptor, old, cfg *configuration) bool
 func (p *Plugin) OnDeactivate() error {
 	p.lifecycle.Lock()
 	defer p.lifecycle.Unlock()
-	rt := p.running
-	if rt == nil {
+	n := p.node
+	if n == nil {
 		return nil
 	}
-	p.running = nil
-	ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
-	defer cancel()
-	abandoned, err := rt.manager.Stop(ctx)
-	rt.keys.stop() // an unfinished re-sealing resumes on activation
-	rt.cancel()
-	if abandoned > 0 {
-		// Not lost: Mattermost posts replay from their cursors on the next
-		// activation, and remote networks replay from their own archives.
-		p.API.LogWarn("Deactivated with undelivered messages; they will be replayed on activation", "count", abandoned)
-	}
+	p.node = nil
+	// Stopped here rather than by the elector, to return its error; the
+	// elector then gives the lease back, and tells the other nodes so one
+	// takes over at once.
+	err := p.stopRuntime()
+	n.cancel()
+	<-n.done
+	p.announceRelease()
 	return err
 }
 
-// active returns the runtime for hooks, or nil while the plugin is starting
-// or stopping.
+// active returns the runtime when this node holds the bridge's work, or
+// nil while another node does, or the plugin is starting or stopping.
 func (p *Plugin) active() *runtime {
+	p.work.Lock()
+	defer p.work.Unlock()
+	return p.running
+}
+
+// currentNode returns this node's part while the plugin is active.
+func (p *Plugin) currentNode() *node {
 	p.lifecycle.Lock()
 	defer p.lifecycle.Unlock()
-	return p.running
+	return p.node
 }
 
 func (p *Plugin) health(rt *runtime, n bridge.Network) bridge.Health {
@@ -371,86 +459,25 @@ func (p *Plugin) channelName(channelID string) string {
 	return "~" + ch.Name
 }
 
-func (p *Plugin) MessageHasBeenPosted(_ *plugin.Context, post *model.Post) {
-	if rt := p.active(); rt != nil {
-		rt.mm.OnPost(post)
-	}
-}
-
-func (p *Plugin) MessageHasBeenUpdated(_ *plugin.Context, newPost, oldPost *model.Post) {
-	if rt := p.active(); rt != nil {
-		rt.mm.OnPostUpdated(newPost, oldPost)
-	}
-}
-
-func (p *Plugin) MessageHasBeenDeleted(c *plugin.Context, post *model.Post) {
-	if rt := p.active(); rt != nil {
-		sessionID := ""
-		if c != nil {
-			sessionID = c.SessionId
-		}
-		rt.mm.OnPostDeleted(post, sessionID)
-	}
-}
-
-func (p *Plugin) ReactionHasBeenAdded(_ *plugin.Context, r *model.Reaction) {
-	if rt := p.active(); rt != nil {
-		rt.mm.OnReaction(r, true)
-	}
-}
-
-func (p *Plugin) ReactionHasBeenRemoved(_ *plugin.Context, r *model.Reaction) {
-	if rt := p.active(); rt != nil {
-		rt.mm.OnReaction(r, false)
-	}
-}
-
-// UserHasJoinedChannel gives the person a presence in the channel's linked
-// rooms on networks that show members (see memberChanged).
-func (p *Plugin) UserHasJoinedChannel(_ *plugin.Context, cm *model.ChannelMember, _ *model.User) {
-	if cm != nil {
-		p.memberChanged(cm.ChannelId, cm.UserId)
-	}
-}
-
-// UserHasLeftChannel takes that presence away again.
-func (p *Plugin) UserHasLeftChannel(_ *plugin.Context, cm *model.ChannelMember, _ *model.User) {
-	if cm != nil {
-		p.memberChanged(cm.ChannelId, cm.UserId)
-	}
-}
-
-func (p *Plugin) ExecuteCommand(_ *plugin.Context, args *model.CommandArgs) (*model.CommandResponse, *model.AppError) {
-	rt := p.active()
-	if rt == nil {
-		return &model.CommandResponse{ResponseType: model.CommandResponseTypeEphemeral, Text: "The bridge is starting or stopping; try again in a moment."}, nil
-	}
-	ctx, cancel := context.WithTimeout(rt.ctx, 30*time.Second)
-	defer cancel()
-	return rt.commands.Execute(ctx, args), nil
-}
-
-// OnSharedChannelsPing lets the Connected Workspaces page show each
-// network's health: the server pings every remote the plugin registered.
-func (p *Plugin) OnSharedChannelsPing(rc *model.RemoteCluster) bool {
-	rt := p.active()
-	if rt == nil || rc == nil {
-		return false
-	}
-	for n, id := range rt.remoteIDs {
-		if id == rc.RemoteId {
-			return p.health(rt, n).State == bridge.StateConnected
-		}
-	}
-	return false
-}
-
+// ServeHTTP serves pictures on any node and hands every other request to
+// the node that holds the bridge.
 func (p *Plugin) ServeHTTP(_ *plugin.Context, w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, avatarurl.Prefix) {
+		p.serveAvatar(w, r)
+		return
+	}
+	if rt := p.active(); rt != nil {
+		p.serveOnHolder(w, r)
+		return
+	}
+	p.forwardHTTP(w, r)
+}
+
+// serveOnHolder serves the routes that need the running bridge.
+func (p *Plugin) serveOnHolder(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case r.URL.Path == "/api/v1/status":
 		p.serveStatus(w, r)
-	case strings.HasPrefix(r.URL.Path, avatarurl.Prefix):
-		p.serveAvatar(w, r)
 	case p.serveNetworkRoute(w, r):
 	default:
 		http.NotFound(w, r)

@@ -168,6 +168,9 @@ type Delivery struct {
 	// the room's moderation rights (XEP-0425, a redaction by the bot). A
 	// bridge that does not hold them returns a ReasonNoRights drop.
 	Moderate bool
+	// Part numbers the parts of a message split for the destination's
+	// length limit, from 0; with Origin it names what is delivered.
+	Part int
 }
 
 // Valid reports whether n can name a network: a short lowercase identifier.

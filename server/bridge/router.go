@@ -326,7 +326,7 @@ func (j *job) message(ctx context.Context, b Bridge, caps Capabilities) error {
 				return err
 			}
 		}
-		d := &Delivery{Event: j.ev, Room: j.dest.Room, ParentID: j.parentID}
+		d := &Delivery{Event: j.ev, Room: j.dest.Room, ParentID: j.parentID, Part: j.sent}
 		d.Text, d.Attachments = j.chunks[j.sent], nil
 		if j.sent == 0 {
 			d.Attachments = j.atts

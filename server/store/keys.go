@@ -28,6 +28,7 @@ import (
 //	s:<namespace>:<id>              seen marker (idempotency)
 //	a:<namespace>:<key>             alias: a network's second name for a thing
 //	p:<namespace>:<id>              pendingRecord: work accepted, not yet done (pending.go)
+//	lease:<name>                    Lease: the node holding a piece of work (expires; lease.go)
 //
 // A component is written verbatim when it is short (<= maxVerbatim bytes) and
 // made only of the characters in isSafe (lower-case ASCII letters, digits and

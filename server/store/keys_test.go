@@ -101,7 +101,7 @@ func TestComponent(t *testing.T) {
 }
 
 func TestKeyPrefixesDisjoint(t *testing.T) {
-	prefixes := []string{prefixLink, prefixRoom, prefixRemoteUser, prefixUserByMM, prefixGhost, prefixMessage, prefixGroup, prefixCursor, prefixSeen, prefixAlias, prefixPending, prefixBarrier, "lock:"}
+	prefixes := []string{prefixLink, prefixRoom, prefixRemoteUser, prefixUserByMM, prefixGhost, prefixMessage, prefixGroup, prefixCursor, prefixSeen, prefixAlias, prefixPending, prefixBarrier, prefixLease, "lock:"}
 	for i, a := range prefixes {
 		for j, b := range prefixes {
 			if i != j && strings.HasPrefix(a, b) {

@@ -488,3 +488,44 @@ func TestPluginCrashAndRaceAreReported(t *testing.T) {
 		t.Fatal("no instance after restarting a crashed plugin")
 	}
 }
+
+// Kill ends one node's plugin process the way a node dies: OnDeactivate
+// never runs there, the process is gone, and the other node's plugin is
+// untouched.
+func TestKillEndsOneNodesPluginProcess(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, WithBundle(hostcheckBundle(t)), WithNodes(2))
+	n0, n1 := f.s.Node(0), f.s.Node(1)
+	for _, n := range []*Node{n0, n1} {
+		if err := n.Activate(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dead := f.cmd(t, n0, "/hostcheck whoami")
+	alive := f.cmd(t, n1, "/hostcheck whoami")
+	if err := n0.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if n0.IsActive() {
+		t.Error("the killed node still reports the plugin active")
+	}
+	if pids := n0.pluginProcesses(); len(pids) != 0 {
+		t.Errorf("plugin processes of the killed node still run: %v", pids)
+	}
+	if kvValue(f.s, "deactivated:"+dead) != "" {
+		t.Error("OnDeactivate ran on the killed node")
+	}
+	if got := f.cmd(t, n1, "/hostcheck whoami"); got != alive {
+		t.Errorf("the other node's plugin changed: %q, was %q", got, alive)
+	}
+	if err := n1.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	// The node can start the plugin again.
+	if err := n0.Activate(); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.cmd(t, n0, "/hostcheck whoami"); got == "" || got == dead {
+		t.Fatalf("after the restart whoami = %q", got)
+	}
+}

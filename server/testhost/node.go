@@ -9,8 +9,10 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -31,7 +33,11 @@ type Node struct {
 	logger    *mlog.Logger
 	env       *plugin.Environment
 	webappDir string
-	cluster   *clusterQueue
+	// pluginsLink is this node's own path to the server's plugins
+	// directory (a symbolic link), so its plugin processes can be told
+	// from other nodes' by their command line (Kill).
+	pluginsLink string
+	cluster     *clusterQueue
 
 	mu       sync.Mutex
 	apis     map[string]*API
@@ -62,14 +68,18 @@ func newNode(s *Server, id string) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{
-		s:         s,
-		id:        id,
-		logger:    logger,
-		webappDir: webappDir,
-		apis:      map[string]*API{},
-		active:    map[string]*activation{},
+		s:           s,
+		id:          id,
+		logger:      logger,
+		webappDir:   webappDir,
+		pluginsLink: filepath.Join(webappDir, "plugins"),
+		apis:        map[string]*API{},
+		active:      map[string]*activation{},
 	}
-	env, err := plugin.NewEnvironment(n.newAPIImpl, nil, s.pluginsDir, webappDir, logger, nil)
+	if err := os.Symlink(s.pluginsDir, n.pluginsLink); err != nil {
+		return nil, err
+	}
+	env, err := plugin.NewEnvironment(n.newAPIImpl, nil, n.pluginsLink, webappDir, logger, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -416,6 +426,67 @@ func (n *Node) DeactivatePlugin(id string) bool {
 		}
 	}
 	return true
+}
+
+// Kill ends this node's plugin processes at once, the way a node dies:
+// OnDeactivate does not run, the processes' connections drop, and the
+// node, like a server that noticed, stops dispatching to its plugins. It
+// works for bundles (Activate), not in-process plugins, which share the
+// test's process.
+func (n *Node) Kill() error {
+	pids := n.pluginProcesses()
+	if len(pids) == 0 {
+		return fmt.Errorf("testhost: Kill: no plugin process runs on %s (in-process plugins cannot be killed)", n.id)
+	}
+	for _, pid := range pids {
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			return fmt.Errorf("testhost: Kill %d: %w", pid, err)
+		}
+	}
+	for _, pid := range pids {
+		for i := 0; i < 500 && processExists(pid); i++ {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	n.Deactivate()
+	return nil
+}
+
+// pluginProcesses lists the processes started from this node's plugins
+// directory.
+func (n *Node) pluginProcesses() []int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	prefix := n.pluginsLink + string(filepath.Separator)
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		argv0, _, _ := strings.Cut(string(cmdline), "\x00")
+		if strings.HasPrefix(argv0, prefix) && processExists(pid) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// processExists reports whether pid runs (a zombie does not count).
+func processExists(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// The state follows the parenthesised command name.
+	i := strings.LastIndexByte(string(stat), ')')
+	return i >= 0 && i+2 < len(stat) && stat[i+2] != 'Z'
 }
 
 // Restart deactivates and re-activates every plugin active on this node,

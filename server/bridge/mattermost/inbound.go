@@ -120,12 +120,33 @@ func (b *Bridge) createPost(ctx context.Context, userID string, channel *model.C
 	post.SetProps(props)
 	if rid := b.opts.RemoteIDs[d.Sender.Network]; rid != "" && !onBehalf {
 		post.RemoteId = model.NewPointer(rid)
+		// The server keeps the ID a remote post comes with. One derived
+		// from the message makes a second delivery (the next holder
+		// replaying what a dead one did, before it recorded it) find the
+		// first post instead of making another.
+		if d.Origin.ID != "" {
+			post.Id = postIDFor(d.Origin, d.Part, channel.Id)
+		}
 	}
 	created, appErr := b.api.CreatePost(post)
 	if appErr != nil {
+		if post.Id != "" {
+			if existing, getErr := b.knownPost(ctx, post.Id); getErr == nil && existing.ChannelId == channel.Id && existing.GetProp(PropOriginID) == d.Origin.ID {
+				return existing.Id, nil
+			}
+		}
 		return "", asError(appErr)
 	}
 	return created.Id, nil
+}
+
+// postIDFor is the ID of the post a message from origin (or its part, when
+// split) becomes in a channel: a valid Mattermost ID (26 lower-case letters
+// and digits), the same on every node.
+func postIDFor(origin bridge.Ref, part int, channelID string) string {
+	// Length-prefixed: no choice of room and ID can make two messages' inputs alike.
+	sum := sha256.Sum256(fmt.Appendf(nil, "%d:%s|%d:%s|%d:%s|%d|%s", len(origin.Network), origin.Network, len(origin.Room), origin.Room, len(origin.ID), origin.ID, part, channelID))
+	return hex.EncodeToString(sum[:])[:26]
 }
 
 // rootOf returns the thread root for a reply: Mattermost threads are one

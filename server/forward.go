@@ -1,0 +1,318 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"maps"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"time"
+
+	"github.com/mattermost/mattermost/server/public/model"
+	"github.com/mattermost/mattermost/server/public/plugin"
+)
+
+// Nodes talk through the server's plugin cluster events: a node that does
+// not hold the bridge hands hooks, commands, HTTP requests and pings to the
+// one that does, and gets answers back the same way. Every event goes to
+// every node; only the holder acts on a forwarded one, only the asker on a
+// reply.
+
+const (
+	eventForward  = "bridge-forward"
+	eventReply    = "bridge-reply"
+	eventReleased = "bridge-released"
+)
+
+// What a forwarded event carries.
+const (
+	kindPost            = "post"
+	kindPostUpdated     = "post_updated"
+	kindPostDeleted     = "post_deleted"
+	kindReactionAdded   = "reaction_added"
+	kindReactionRemoved = "reaction_removed"
+	kindMember          = "member"
+	kindCommand         = "command"
+	kindHTTP            = "http"
+	kindPing            = "ping"
+)
+
+// forwarded is a hook, command, request or ping handed to the holder. ID
+// and From are set when an answer is wanted.
+type forwarded struct {
+	Kind      string             `json:"kind"`
+	ID        string             `json:"id,omitempty"`
+	From      string             `json:"from,omitempty"`
+	Post      *model.Post        `json:"post,omitempty"`
+	OldPost   *model.Post        `json:"old_post,omitempty"`
+	SessionID string             `json:"session_id,omitempty"`
+	Reaction  *model.Reaction    `json:"reaction,omitempty"`
+	ChannelID string             `json:"channel_id,omitempty"`
+	UserID    string             `json:"user_id,omitempty"`
+	Args      *model.CommandArgs `json:"args,omitempty"`
+	Request   *httpMessage       `json:"request,omitempty"`
+	RemoteID  string             `json:"remote_id,omitempty"`
+}
+
+// reply is the holder's answer to a forwarded call.
+type reply struct {
+	ID       string                 `json:"id"`
+	To       string                 `json:"to"`
+	Command  *model.CommandResponse `json:"command,omitempty"`
+	Response *httpMessage           `json:"response,omitempty"`
+	Online   bool                   `json:"online,omitempty"`
+}
+
+// httpMessage is a request or a response crossing between nodes.
+type httpMessage struct {
+	Method string      `json:"method,omitempty"`
+	URL    string      `json:"url,omitempty"`
+	Status int         `json:"status,omitempty"`
+	Header http.Header `json:"header"`
+	Body   []byte      `json:"body"`
+}
+
+// maxForwardedBody bounds a request body handed to the holder; a Matrix
+// transaction (at most 100 events of at most 64 KiB, and as many EDUs) is
+// well under it.
+const maxForwardedBody = 32 << 20
+
+// callResend is how long an asker waits for an answer before it asks
+// again: the holder may have changed meanwhile. The holder answers a
+// repeated question from its memory of answers, without acting twice.
+const callResend = 2 * time.Second
+
+// answerMemory is how long the holder remembers an answer.
+const answerMemory = 2 * time.Minute
+
+// calls tracks this node's open questions and, on the holder, recent
+// answers.
+type calls struct {
+	mu      sync.Mutex
+	waiting map[string]chan reply
+	answers map[string]answered
+}
+
+type answered struct {
+	r  reply
+	at time.Time
+}
+
+func newCalls() *calls {
+	return &calls{waiting: map[string]chan reply{}, answers: map[string]answered{}}
+}
+
+func (c *calls) open(id string) chan reply {
+	ch := make(chan reply, 1)
+	c.mu.Lock()
+	c.waiting[id] = ch
+	c.mu.Unlock()
+	return ch
+}
+
+func (c *calls) close(id string) {
+	c.mu.Lock()
+	delete(c.waiting, id)
+	c.mu.Unlock()
+}
+
+func (c *calls) deliver(r reply) {
+	c.mu.Lock()
+	ch := c.waiting[r.ID]
+	c.mu.Unlock()
+	if ch != nil {
+		select {
+		case ch <- r:
+		default:
+		}
+	}
+}
+
+// remembered returns the answer given to id, if any.
+func (c *calls) remembered(id string) (reply, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	a, ok := c.answers[id]
+	return a.r, ok
+}
+
+func (c *calls) remember(r reply) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := time.Now()
+	for id, a := range c.answers {
+		if now.Sub(a.at) > answerMemory {
+			delete(c.answers, id)
+		}
+	}
+	c.answers[r.ID] = answered{r: r, at: now}
+}
+
+// publish sends an event to the other nodes; reliable, so the server
+// retries it, and in order from one sender.
+func (p *Plugin) publish(id string, v any) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		p.API.LogError("Cannot encode a message for the other nodes", "event", id, "error", err.Error())
+		return
+	}
+	if err := p.API.PublishPluginClusterEvent(model.PluginClusterEvent{Id: id, Data: data},
+		model.PluginClusterEventSendOptions{SendType: model.PluginClusterEventSendTypeReliable}); err != nil {
+		p.API.LogWarn("Cannot reach the other nodes", "event", id, "error", err.Error())
+	}
+}
+
+// forward hands a hook to the holder, without waiting.
+func (p *Plugin) forward(f forwarded) {
+	if p.currentNode() == nil {
+		return
+	}
+	p.publish(eventForward, f)
+}
+
+var errNoNode = errors.New("the plugin is not active on this node")
+
+// call hands f to the holder and waits for its answer, asking again every
+// callResend until ctx ends; if this node takes the lease meanwhile, it
+// answers itself.
+func (p *Plugin) call(ctx context.Context, f forwarded) (reply, error) {
+	n := p.currentNode()
+	if n == nil {
+		return reply{}, errNoNode
+	}
+	f.ID, f.From = model.NewId(), n.id
+	answer := n.calls.open(f.ID)
+	defer n.calls.close(f.ID)
+	for {
+		if rt := p.active(); rt != nil {
+			return p.answer(rt, f), nil
+		}
+		p.publish(eventForward, f)
+		t := time.NewTimer(callResend)
+		select {
+		case r := <-answer:
+			t.Stop()
+			return r, nil
+		case <-ctx.Done():
+			t.Stop()
+			return reply{}, ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// OnPluginClusterEvent receives what the other nodes send.
+func (p *Plugin) OnPluginClusterEvent(_ *plugin.Context, ev model.PluginClusterEvent) {
+	n := p.currentNode()
+	if n == nil {
+		return
+	}
+	switch ev.Id {
+	case eventReleased:
+		n.elector.Wake()
+	case eventReply:
+		var r reply
+		if err := json.Unmarshal(ev.Data, &r); err == nil && r.To == n.id {
+			n.calls.deliver(r)
+		}
+	case eventForward:
+		rt := p.active()
+		if rt == nil {
+			return // another node holds the bridge, or none does for now
+		}
+		var f forwarded
+		if err := json.Unmarshal(ev.Data, &f); err != nil {
+			p.API.LogWarn("Ignoring an unreadable message from another node", "error", err.Error())
+			return
+		}
+		if f.ID == "" {
+			// A hook: handled here, in the order the node sent them.
+			p.handleHook(rt, f)
+			return
+		}
+		go func() {
+			r, ok := n.calls.remembered(f.ID)
+			if !ok {
+				r = p.answer(rt, f)
+				n.calls.remember(r)
+			}
+			p.publish(eventReply, r)
+		}()
+	}
+}
+
+// answer is the holder's answer to a call.
+func (p *Plugin) answer(rt *runtime, f forwarded) reply {
+	r := reply{ID: f.ID, To: f.From}
+	switch f.Kind {
+	case kindCommand:
+		if f.Args != nil {
+			r.Command = p.executeCommand(rt, f.Args)
+		}
+	case kindPing:
+		r.Online = p.ping(rt, f.RemoteID)
+	case kindHTTP:
+		r.Response = p.serveForwarded(f.Request)
+	}
+	return r
+}
+
+// forwardWait bounds a request handed to the holder: a homeserver waits
+// about a minute for its transactions to be answered.
+const forwardWait = 30 * time.Second
+
+// forwardHTTP hands a request to the holder and writes out its answer;
+// 503 when no node holds the bridge in time.
+func (p *Plugin) forwardHTTP(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxForwardedBody+1))
+	if err != nil {
+		http.Error(w, "could not read the request", http.StatusBadRequest)
+		return
+	}
+	if len(body) > maxForwardedBody {
+		http.Error(w, "the request is too large", http.StatusRequestEntityTooLarge)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), forwardWait)
+	defer cancel()
+	req := &httpMessage{Method: r.Method, URL: r.URL.RequestURI(), Header: r.Header.Clone(), Body: body}
+	rep, err := p.call(ctx, forwarded{Kind: kindHTTP, Request: req})
+	if err != nil || rep.Response == nil {
+		w.Header().Set("Retry-After", "5")
+		http.Error(w, "the bridge is starting or stopping; try again in a moment", http.StatusServiceUnavailable)
+		return
+	}
+	maps.Copy(w.Header(), rep.Response.Header)
+	w.WriteHeader(rep.Response.Status)
+	_, _ = w.Write(rep.Response.Body)
+}
+
+// serveForwarded serves a request another node received.
+func (p *Plugin) serveForwarded(m *httpMessage) *httpMessage {
+	if m == nil {
+		return &httpMessage{Status: http.StatusBadRequest}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), forwardWait)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, m.Method, m.URL, bytes.NewReader(m.Body))
+	if err != nil {
+		return &httpMessage{Status: http.StatusBadRequest}
+	}
+	req.Header = m.Header
+	rec := httptest.NewRecorder()
+	p.serveOnHolder(rec, req)
+	res := rec.Result()
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	return &httpMessage{Status: res.StatusCode, Header: res.Header, Body: body}
+}
+
+// announceRelease tells the other nodes the lease is free, so one takes
+// it at once instead of at its next try.
+func (p *Plugin) announceRelease() {
+	p.publish(eventReleased, struct{}{})
+}

@@ -1,0 +1,191 @@
+package holder
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/store"
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/testhost/memkv"
+)
+
+// fast is the timing of these tests: the same proportions as the default,
+// scaled down.
+var fast = Timing{TTL: 2 * time.Second, Renew: 200 * time.Millisecond, Fence: 900 * time.Millisecond, Retry: 50 * time.Millisecond}
+
+const failsafe = 30 * time.Second
+
+type nopLogger struct{}
+
+func (nopLogger) Info(string, ...any) {}
+func (nopLogger) Warn(string, ...any) {}
+
+// brokenKV makes a node's lease calls fail while set, as when the node
+// lost its database.
+type brokenKV struct {
+	Leases
+	broken atomic.Bool
+}
+
+var errDown = errors.New("database unreachable")
+
+func (b *brokenKV) TakeLease(name, holder string, ttl time.Duration) (store.Lease, bool, error) {
+	if b.broken.Load() {
+		return store.Lease{}, false, errDown
+	}
+	return b.Leases.TakeLease(name, holder, ttl)
+}
+
+func (b *brokenKV) RenewLease(name string, l store.Lease, ttl time.Duration) (bool, error) {
+	if b.broken.Load() {
+		return false, errDown
+	}
+	return b.Leases.RenewLease(name, l, ttl)
+}
+
+func (b *brokenKV) ReleaseLease(name string, l store.Lease) error {
+	if b.broken.Load() {
+		return errDown
+	}
+	return b.Leases.ReleaseLease(name, l)
+}
+
+// cluster is n nodes over one KV, each counting whether its work runs;
+// overlap records any moment two ran at once.
+type cluster struct {
+	t       *testing.T
+	nodes   []*node
+	running atomic.Int32
+	overlap atomic.Bool
+}
+
+type node struct {
+	e      *Elector
+	kv     *brokenKV
+	cancel context.CancelFunc
+	done   chan struct{}
+	runs   atomic.Bool
+}
+
+func newCluster(t *testing.T, n int) *cluster {
+	c := &cluster{t: t}
+	shared := memkv.New(nil)
+	for i := range n {
+		nd := &node{kv: &brokenKV{Leases: store.New(shared.Plugin("p"))}, done: make(chan struct{})}
+		nd.e = New(nd.kv, Options{
+			Lease: "bridge", Node: string(rune('a' + i)), Timing: fast, Logger: nopLogger{},
+			Start: func(context.Context) error {
+				if c.running.Add(1) > 1 {
+					c.overlap.Store(true)
+				}
+				nd.runs.Store(true)
+				return nil
+			},
+			Stop: func() {
+				nd.runs.Store(false)
+				c.running.Add(-1)
+			},
+		})
+		var ctx context.Context
+		ctx, nd.cancel = context.WithCancel(context.Background())
+		go func() { defer close(nd.done); nd.e.Run(ctx) }()
+		c.nodes = append(c.nodes, nd)
+	}
+	t.Cleanup(func() {
+		for _, nd := range c.nodes {
+			nd.cancel()
+			<-nd.done
+		}
+	})
+	return c
+}
+
+// holder waits until exactly one node (not except) runs the work.
+func (c *cluster) holder(except *node) *node {
+	c.t.Helper()
+	deadline := time.Now().Add(failsafe)
+	for time.Now().Before(deadline) {
+		var holders []*node
+		for _, nd := range c.nodes {
+			if nd.runs.Load() {
+				holders = append(holders, nd)
+			}
+		}
+		if len(holders) == 1 && holders[0] != except && holders[0].e.Holding() {
+			return holders[0]
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	c.t.Fatal("no single node took over")
+	return nil
+}
+
+func TestOneNodeHoldsAndAnotherTakesOver(t *testing.T) {
+	c := newCluster(t, 3)
+	first := c.holder(nil)
+	// It keeps the lease: many renewals later it still holds alone.
+	time.Sleep(3 * fast.TTL)
+	if again := c.holder(nil); again != first {
+		t.Fatal("the lease moved while its holder was healthy")
+	}
+
+	// Deactivation gives the lease back; another node takes it.
+	first.cancel()
+	<-first.done
+	second := c.holder(first)
+
+	// A holder that loses its database stops its work by the fence,
+	// before the lease lapses and a third node takes it.
+	second.kv.broken.Store(true)
+	third := c.holder(second)
+	if third == second || second.runs.Load() {
+		t.Fatal("the cut-off node still runs")
+	}
+	if c.overlap.Load() {
+		t.Fatal("two nodes ran the work at once")
+	}
+	// Back on its database, the old holder stays a follower.
+	second.kv.broken.Store(false)
+	time.Sleep(3 * fast.Renew)
+	if c.holder(nil) != third {
+		t.Fatal("the lease moved back")
+	}
+}
+
+// A Start that fails gives the lease back, and the node (or another) tries
+// again later.
+func TestFailedStartGivesTheLeaseBack(t *testing.T) {
+	shared := memkv.New(nil)
+	var tries atomic.Int32
+	var mu sync.Mutex
+	started := false
+	e := New(store.New(shared.Plugin("p")), Options{
+		Lease: "bridge", Node: "a", Timing: fast, Logger: nopLogger{},
+		Start: func(context.Context) error {
+			if tries.Add(1) < 3 {
+				return errors.New("bot user missing")
+			}
+			mu.Lock()
+			started = true
+			mu.Unlock()
+			return nil
+		},
+		Stop: func() {},
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); e.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	deadline := time.Now().Add(failsafe)
+	for !e.Holding() && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !started || tries.Load() != 3 {
+		t.Fatalf("started %v after %d tries", started, tries.Load())
+	}
+}

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"time"
+
+	"github.com/mattermost/mattermost/server/public/model"
+	"github.com/mattermost/mattermost/server/public/plugin"
+
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge"
+)
+
+// The server fires a hook on the node the change reached. The node that
+// holds the bridge handles it; any other hands it there (forward.go). What
+// a node-to-node message loses (the holder died, or none holds the lease
+// for a moment) the next holder's start-up replay finds: posts, edits and
+// deletes since each link's cursors, which only the holder moves.
+
+func (p *Plugin) MessageHasBeenPosted(_ *plugin.Context, post *model.Post) {
+	p.onHolder(forwarded{Kind: kindPost, Post: post})
+}
+
+func (p *Plugin) MessageHasBeenUpdated(_ *plugin.Context, newPost, oldPost *model.Post) {
+	p.onHolder(forwarded{Kind: kindPostUpdated, Post: newPost, OldPost: oldPost})
+}
+
+func (p *Plugin) MessageHasBeenDeleted(c *plugin.Context, post *model.Post) {
+	f := forwarded{Kind: kindPostDeleted, Post: post}
+	if c != nil {
+		f.SessionID = c.SessionId
+	}
+	p.onHolder(f)
+}
+
+func (p *Plugin) ReactionHasBeenAdded(_ *plugin.Context, r *model.Reaction) {
+	p.onHolder(forwarded{Kind: kindReactionAdded, Reaction: r})
+}
+
+func (p *Plugin) ReactionHasBeenRemoved(_ *plugin.Context, r *model.Reaction) {
+	p.onHolder(forwarded{Kind: kindReactionRemoved, Reaction: r})
+}
+
+// UserHasJoinedChannel gives the person a presence in the channel's linked
+// rooms on networks that show members (see memberChanged).
+func (p *Plugin) UserHasJoinedChannel(_ *plugin.Context, cm *model.ChannelMember, _ *model.User) {
+	if cm != nil {
+		p.onHolder(forwarded{Kind: kindMember, ChannelID: cm.ChannelId, UserID: cm.UserId})
+	}
+}
+
+// UserHasLeftChannel takes that presence away again.
+func (p *Plugin) UserHasLeftChannel(_ *plugin.Context, cm *model.ChannelMember, _ *model.User) {
+	if cm != nil {
+		p.onHolder(forwarded{Kind: kindMember, ChannelID: cm.ChannelId, UserID: cm.UserId})
+	}
+}
+
+// onHolder handles a hook here when this node holds the bridge, and hands
+// it to the holder otherwise.
+func (p *Plugin) onHolder(f forwarded) {
+	if rt := p.active(); rt != nil {
+		p.handleHook(rt, f)
+		return
+	}
+	p.forward(f)
+}
+
+// handleHook is a hook's work on the holder.
+func (p *Plugin) handleHook(rt *runtime, f forwarded) {
+	switch f.Kind {
+	case kindPost:
+		rt.mm.OnPost(f.Post)
+	case kindPostUpdated:
+		rt.mm.OnPostUpdated(f.Post, f.OldPost)
+	case kindPostDeleted:
+		rt.mm.OnPostDeleted(f.Post, f.SessionID)
+	case kindReactionAdded:
+		rt.mm.OnReaction(f.Reaction, true)
+	case kindReactionRemoved:
+		rt.mm.OnReaction(f.Reaction, false)
+	case kindMember:
+		rt.memberChanged(p, f.ChannelID, f.UserID)
+	}
+}
+
+// commandWait bounds a command, here or on the holder.
+const commandWait = 30 * time.Second
+
+func (p *Plugin) ExecuteCommand(_ *plugin.Context, args *model.CommandArgs) (*model.CommandResponse, *model.AppError) {
+	if rt := p.active(); rt != nil {
+		return p.executeCommand(rt, args), nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), commandWait)
+	defer cancel()
+	r, err := p.call(ctx, forwarded{Kind: kindCommand, Args: args})
+	if err != nil || r.Command == nil {
+		return &model.CommandResponse{ResponseType: model.CommandResponseTypeEphemeral, Text: "The bridge is starting or stopping; try again in a moment."}, nil
+	}
+	return r.Command, nil
+}
+
+func (p *Plugin) executeCommand(rt *runtime, args *model.CommandArgs) *model.CommandResponse {
+	ctx, cancel := context.WithTimeout(rt.ctx, commandWait)
+	defer cancel()
+	return rt.commands.Execute(ctx, args)
+}
+
+// pingWait bounds a shared-channels ping handed to the holder.
+const pingWait = 5 * time.Second
+
+// OnSharedChannelsPing lets the Connected Workspaces page show each
+// network's health: the server pings every remote the plugin registered.
+func (p *Plugin) OnSharedChannelsPing(rc *model.RemoteCluster) bool {
+	if rc == nil {
+		return false
+	}
+	if rt := p.active(); rt != nil {
+		return p.ping(rt, rc.RemoteId)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), pingWait)
+	defer cancel()
+	r, err := p.call(ctx, forwarded{Kind: kindPing, RemoteID: rc.RemoteId})
+	return err == nil && r.Online
+}
+
+func (p *Plugin) ping(rt *runtime, remoteID string) bool {
+	for n, id := range rt.remoteIDs {
+		if id == remoteID {
+			return p.health(rt, n).State == bridge.StateConnected
+		}
+	}
+	return false
+}
