@@ -82,28 +82,30 @@ type httpMessage struct {
 const maxForwardedBody = 32 << 20
 
 // callResend is how long an asker waits for an answer before it asks
-// again: the holder may have changed meanwhile. The holder answers a
-// repeated question from its memory of answers, without acting twice.
+// again: the holder may have changed meanwhile. The holder acts on a
+// question once and gives every copy the same answer (answerOnce).
 const callResend = 2 * time.Second
 
 // answerMemory is how long the holder remembers an answer.
 const answerMemory = 2 * time.Minute
 
-// calls tracks this node's open questions and, on the holder, recent
-// answers.
+// calls tracks this node's open questions and, on the holder, the answers
+// it is working on or gave lately.
 type calls struct {
 	mu      sync.Mutex
 	waiting map[string]chan reply
-	answers map[string]answered
+	answers map[string]*answering
 }
 
-type answered struct {
-	r  reply
-	at time.Time
+// answering is one question on the holder: done closes once r is set.
+type answering struct {
+	done chan struct{}
+	r    reply
+	at   time.Time
 }
 
 func newCalls() *calls {
-	return &calls{waiting: map[string]chan reply{}, answers: map[string]answered{}}
+	return &calls{waiting: map[string]chan reply{}, answers: map[string]*answering{}}
 }
 
 func (c *calls) open(id string) chan reply {
@@ -132,24 +134,33 @@ func (c *calls) deliver(r reply) {
 	}
 }
 
-// remembered returns the answer given to id, if any.
-func (c *calls) remembered(id string) (reply, bool) {
+// answerOnce answers question id with answer, once: a copy that comes
+// while the answer is being worked on waits for it, a later one gets it
+// from memory.
+func (c *calls) answerOnce(id string, answer func() reply) reply {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	a, ok := c.answers[id]
-	return a.r, ok
-}
-
-func (c *calls) remember(r reply) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	now := time.Now()
-	for id, a := range c.answers {
-		if now.Sub(a.at) > answerMemory {
-			delete(c.answers, id)
+	for k, a := range c.answers {
+		if !a.at.IsZero() && now.Sub(a.at) > answerMemory {
+			delete(c.answers, k)
 		}
 	}
-	c.answers[r.ID] = answered{r: r, at: now}
+	a, asked := c.answers[id]
+	if !asked {
+		a = &answering{done: make(chan struct{})}
+		c.answers[id] = a
+	}
+	c.mu.Unlock()
+	if asked {
+		<-a.done
+		return a.r
+	}
+	r := answer()
+	c.mu.Lock()
+	a.r, a.at = r, time.Now()
+	c.mu.Unlock()
+	close(a.done)
+	return r
 }
 
 // publish sends an event to the other nodes; reliable, so the server
@@ -235,12 +246,7 @@ func (p *Plugin) OnPluginClusterEvent(_ *plugin.Context, ev model.PluginClusterE
 			return
 		}
 		go func() {
-			r, ok := n.calls.remembered(f.ID)
-			if !ok {
-				r = p.answer(rt, f)
-				n.calls.remember(r)
-			}
-			p.publish(eventReply, r)
+			p.publish(eventReply, n.calls.answerOnce(f.ID, func() reply { return p.answer(rt, f) }))
 		}()
 	}
 }
