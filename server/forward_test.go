@@ -5,6 +5,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge"
 )
 
 // A follower asks again when the holder's answer is slow: the holder must
@@ -40,5 +42,27 @@ func TestRepeatedQuestionIsAnsweredOnce(t *testing.T) {
 	}
 	if n := runs.Load(); n != 1 {
 		t.Fatalf("the question was worked on %d times", n)
+	}
+}
+
+// The ping reads a network online while connected and for pingGrace after
+// it lost the connection (a reconnect in progress), then offline; a
+// network that never connected, or was turned off, is offline.
+func TestPingGraceCoversAReconnect(t *testing.T) {
+	now := time.Now()
+	for _, c := range []struct {
+		h    bridge.Health
+		want bool
+	}{
+		{bridge.Health{State: bridge.StateConnected}, true},
+		{bridge.Health{State: bridge.StateError, LostAt: now.Add(-5 * time.Second)}, true},
+		{bridge.Health{State: bridge.StateConnecting, LostAt: now.Add(-5 * time.Second)}, true},
+		{bridge.Health{State: bridge.StateError, LostAt: now.Add(-pingGrace - time.Second)}, false},
+		{bridge.Health{State: bridge.StateConnecting}, false},
+		{bridge.Health{State: bridge.StateDisabled, LostAt: now.Add(-time.Second)}, false},
+	} {
+		if got := online(c.h, now); got != c.want {
+			t.Errorf("online(%+v) = %v, want %v", c.h, got, c.want)
+		}
 	}
 }

@@ -238,3 +238,38 @@ func TestSameMatrixTransactionOnTwoNodesAtOnce(t *testing.T) {
 		}
 	}
 }
+
+// Issue 12 check 4: the shared-channels ping of a network's remote reads
+// offline while the network is down and online once it is back, on the
+// node holding the bridge and on a follower, which asks the holder.
+func TestPingFollowsTheNetwork(t *testing.T) {
+	h := newXMPPHarnessOn(t, testservers.Prosody, "client")
+	follower := h.s.AddNode()
+	if err := follower.ActivateInProcess(testhost.RepoManifest(t), func() any { return &Plugin{} }); err != nil {
+		t.Fatal(err)
+	}
+	remoteID, appErr := h.n.API(manifest.Id).RegisterPluginForSharedChannels(model.RegisterPluginOpts{
+		Displayname: "XMPP", PluginID: manifest.Id, CreatorID: h.admin.Id, SiteURL: "xmpp://" + manifest.Id,
+	})
+	if appErr != nil {
+		t.Fatal(appErr)
+	}
+	pings := func(want bool) func() bool {
+		return func() bool {
+			for _, n := range []*testhost.Node{h.n, follower} {
+				hooks, err := n.Hooks()
+				if err != nil || hooks.OnSharedChannelsPing(&model.RemoteCluster{RemoteId: remoteID}) != want {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	testhost.WaitFor(t, wait, pings(true), "both nodes to read the XMPP remote online")
+	if err := h.xmpp.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	testhost.WaitFor(t, pingGrace+time.Minute, pings(false), "both nodes to read it offline once the server is gone")
+	h.xmpp.Restart(t)
+	testhost.WaitFor(t, time.Minute, pings(true), "both nodes to read it online after the restart")
+}

@@ -126,8 +126,21 @@ func (p *Plugin) OnSharedChannelsPing(rc *model.RemoteCluster) bool {
 func (p *Plugin) ping(rt *runtime, remoteID string) bool {
 	for n, id := range rt.remoteIDs {
 		if id == remoteID {
-			return p.health(rt, n).State == bridge.StateConnected
+			return online(p.health(rt, n), time.Now())
 		}
 	}
 	return false
+}
+
+// pingGrace is how long a network that lost its connection still reads
+// online while it gets it back, so a reconnect does not make the Connected
+// Workspaces page flap.
+const pingGrace = 30 * time.Second
+
+// online is what a shared-channels ping answers for a network in health h.
+func online(h bridge.Health, now time.Time) bool {
+	if h.State == bridge.StateConnected {
+		return true
+	}
+	return h.State != bridge.StateDisabled && !h.LostAt.IsZero() && now.Sub(h.LostAt) < pingGrace
 }

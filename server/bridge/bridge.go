@@ -47,7 +47,11 @@ const (
 
 // Health is what status pages show about a bridge.
 type Health struct {
-	State       State     `json:"state"`
+	State State `json:"state"`
+	// Since is when State last changed (zero before the first change).
+	Since time.Time `json:"since,omitzero"`
+	// LostAt is when the connection was last lost; zero while connected.
+	LostAt      time.Time `json:"lost_at,omitzero"`
 	LastError   string    `json:"last_error,omitempty"`
 	LastMessage time.Time `json:"last_message,omitempty"`
 	// Detail carries network-specific notes, e.g. "TLS verification disabled".

@@ -31,7 +31,7 @@ func (k *HealthKeeper) Health() Health {
 func (k *HealthKeeper) Set(state State, err error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	k.h.State = state
+	k.setState(state)
 	if err != nil {
 		k.h.LastError = err.Error()
 	}
@@ -41,7 +41,22 @@ func (k *HealthKeeper) Set(state State, err error) {
 func (k *HealthKeeper) Connected() {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	k.h.State, k.h.LastError = StateConnected, ""
+	k.setState(StateConnected)
+	k.h.LastError = ""
+}
+
+func (k *HealthKeeper) setState(s State) {
+	if k.h.State == s {
+		return
+	}
+	now := time.Now().UTC()
+	switch {
+	case s == StateConnected:
+		k.h.LostAt = time.Time{}
+	case k.h.State == StateConnected:
+		k.h.LostAt = now
+	}
+	k.h.State, k.h.Since = s, now
 }
 
 // Failed records err as the last error without changing the state.

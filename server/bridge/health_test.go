@@ -16,9 +16,28 @@ func TestHealthKeeper(t *testing.T) {
 	if h := k.Health(); h.State != StateConnecting || h.LastError != "refused" {
 		t.Fatalf("the last error did not stay: %+v", h)
 	}
+	before := time.Now()
 	k.Connected()
-	if h := k.Health(); h.State != StateConnected || h.LastError != "" {
+	h := k.Health()
+	if h.State != StateConnected || h.LastError != "" {
 		t.Fatalf("connected: %+v", h)
+	}
+	if h.Since.Before(before) {
+		t.Fatalf("Since %v is not when it connected (after %v)", h.Since, before)
+	}
+	k.Connected()
+	if again := k.Health(); !again.Since.Equal(h.Since) || !again.LostAt.IsZero() {
+		t.Fatalf("Since moved without a change of state: %v -> %v", h.Since, again.Since)
+	}
+	k.Set(StateDisconnected, errors.New("dropped"))
+	k.Set(StateError, errors.New("refused"))
+	lost := k.Health()
+	if lost.LostAt.IsZero() || lost.LostAt.After(lost.Since) {
+		t.Fatalf("LostAt %v should be when it stopped being connected (before %v)", lost.LostAt, lost.Since)
+	}
+	k.Connected()
+	if h := k.Health(); !h.LostAt.IsZero() {
+		t.Fatalf("reconnected, LostAt = %v", h.LostAt)
 	}
 	now := time.Now()
 	k.Touch(now)
