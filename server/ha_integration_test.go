@@ -15,6 +15,7 @@ import (
 
 	"github.com/mattermost/mattermost/server/public/model"
 
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/slack/slacktest"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/xmpp/testservers"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/testhost"
 )
@@ -26,7 +27,7 @@ type haHarness struct {
 	nodes []*testhost.Node
 }
 
-func newHAHarness(t *testing.T, nodes int) *haHarness {
+func newHAHarness(t *testing.T, nodes int, extra map[string]any) *haHarness {
 	t.Helper()
 	x := &xmppHarness{channelHarness: channelHarness{t: t}}
 	var cancel context.CancelFunc
@@ -41,7 +42,7 @@ func newHAHarness(t *testing.T, nodes int) *haHarness {
 		t.Fatal(err)
 	}
 	x.s = testhost.NewServer(t, testhost.WithBundle(testhost.PluginDir(t)), testhost.WithNodes(nodes),
-		testhost.WithPluginSettings(xmppSettings(x.xmpp, "client")))
+		testhost.WithPluginSettings(mergeSettings(xmppSettings(x.xmpp, "client"), extra)))
 	h := &haHarness{xmppHarness: x, nodes: x.s.Nodes()}
 	for _, n := range h.nodes {
 		if err := n.Activate(); err != nil {
@@ -132,17 +133,21 @@ func tcpClients(t *testing.T, addr string) int {
 	return count
 }
 
-// Issue 12 check 1 (XMPP part): on three nodes exactly one XMPP session of
-// the bridge exists, and a post made through any node reaches the room
-// once.
-func TestClusterHoldsOneXMPPSession(t *testing.T) {
-	h := newHAHarness(t, 3)
+// Issue 12 check 1 (XMPP and Slack): on three nodes exactly one XMPP
+// session and one Slack socket of the bridge exist, and a post made
+// through any node reaches the room once.
+func TestClusterHoldsOneConnectionPerNetwork(t *testing.T) {
+	slack := slacktest.Start(t, slacktest.Options{})
+	h := newHAHarness(t, 3, slackSettings(slack))
 	holder := h.holder(nil)
 	// carol's session and the bridge's, and no other: the followers try
 	// the lease every second and never connect.
 	time.Sleep(3 * time.Second)
 	if n := tcpClients(t, h.xmpp.C2SAddr()); n != 2 {
 		t.Errorf("%d client sessions on the XMPP server, want 2 (carol and one bridge)", n)
+	}
+	if n := slack.OpenConnections(); n != 1 {
+		t.Errorf("%d Slack sockets open, want 1", n)
 	}
 	var want []string
 	for i, n := range h.nodes {
@@ -165,7 +170,7 @@ func TestClusterHoldsOneXMPPSession(t *testing.T) {
 // surviving nodes); another node takes over, and every message arrives
 // exactly once, in order.
 func TestHolderDiesWhileMessagesFlow(t *testing.T) {
-	h := newHAHarness(t, 3)
+	h := newHAHarness(t, 3, nil)
 	old := h.holder(nil)
 	var survivors []*testhost.Node
 	for _, n := range h.nodes {
