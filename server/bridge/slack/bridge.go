@@ -391,6 +391,7 @@ func tsLess(a, b string) bool { return tsTime(a).Before(tsTime(b)) }
 const (
 	nsEvent    = "slack-event" // event IDs handed on
 	nsMessage  = "slack-msg"   // channel|ts of new messages handed on
+	nsEdit     = "slack-edit"  // channel|ts -> ts of the last edit handed on
 	nsReaction = "slack-react" // room|target|emoji -> Mattermost people reacting
 	seenTTL    = 7 * 24 * time.Hour
 	cursorName = "slack-history" // a link's cursor: the last ts handed on
