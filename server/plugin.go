@@ -33,6 +33,11 @@ type Plugin struct {
 	// lifecycle serialises activation, deactivation and reconfiguration.
 	lifecycle sync.Mutex
 	running   *runtime
+
+	// portalStep, when set (by tests), runs at each step of opening a
+	// portal (see portals.go) and stops it there with the error it
+	// returns, as a failure or a crash at that point would.
+	portalStep func(ctx context.Context, step string) error
 }
 
 // runtime is what exists while the plugin is active.

@@ -229,7 +229,7 @@ func (h *slackHarness) noSockets() {
 // activate brings the plugin back on the harness's node.
 func (h *slackHarness) activate() {
 	h.t.Helper()
-	if err := h.n.ActivateInProcess(testhost.RepoManifest(h.t), func() any { h.p = &Plugin{}; return h.p }); err != nil {
+	if err := h.n.ActivateInProcess(testhost.RepoManifest(h.t), h.newPlugin); err != nil {
 		h.t.Fatal(err)
 	}
 }
