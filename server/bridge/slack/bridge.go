@@ -2,6 +2,7 @@ package slack
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -27,6 +28,9 @@ type Store interface {
 	MarkSeen(namespace, id string, ttl time.Duration) (bool, error)
 	SetAlias(namespace, key, value string) error
 	Alias(namespace, key string) (string, bool, error)
+	SavePending(namespace, id string, value json.RawMessage) error
+	DeletePending(namespace, id string) error
+	ListPending(namespace string) ([]store.Pending, error)
 }
 
 // Config is what the bridge is built from.
@@ -110,6 +114,8 @@ type Bridge struct {
 	archived map[string]bool
 	// portalNote says why the last automatic portal failed, for status.
 	portalNote string
+	// portalRetry are the invitations whose portal is not open yet.
+	portalRetry map[string]*portalPending
 	// recent remembers what was handed on lately, so a redelivery skips
 	// the store.
 	recent *recentSet
@@ -168,6 +174,8 @@ func New(cfg Config, st Store, log bridge.Logger) (*Bridge, error) {
 		chNames:  map[string]nameEntry{},
 		archived: map[string]bool{},
 		recent:   newRecentSet(4096),
+
+		portalRetry: map[string]*portalPending{},
 	}
 	return b, nil
 }

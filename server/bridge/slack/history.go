@@ -96,6 +96,9 @@ func (b *Bridge) linkedChannels() (map[string]string, error) {
 
 // catchUpAll reads every linked channel's history from its cursor.
 func (b *Bridge) catchUpAll(ctx context.Context) {
+	// Portals still to open first: the channels they link are caught up
+	// with the others below.
+	b.retryPortals(ctx)
 	channels, err := b.linkedChannels()
 	if err != nil {
 		b.log.Warn("Could not list the linked Slack channels for a catch-up", "error", err.Error())

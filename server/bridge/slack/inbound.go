@@ -157,6 +157,9 @@ func (b *Bridge) handleEvent(ctx context.Context, raw json.RawMessage) error {
 		if err := json.Unmarshal(raw, &m); err != nil {
 			return fmt.Errorf("%w: %v", errMalformed, err)
 		}
+		// A portal that failed to open is tried again here; once open, it
+		// has this message from the history.
+		b.portalAtMessage(ctx, m.Channel)
 		return b.onMessage(ctx, &m)
 	case "reaction_added", "reaction_removed":
 		var r reactionEvent
