@@ -42,6 +42,11 @@ type Plugin struct {
 	running *runtime
 	// leaseTiming replaces holder.DefaultTiming when set (tests).
 	leaseTiming holder.Timing
+
+	// portalStep, when set (by tests), runs at each step of opening a
+	// portal (see portals.go) and stops it there with the error it
+	// returns, as a failure or a crash at that point would.
+	portalStep func(ctx context.Context, step string) error
 }
 
 // node is what exists on every node of the cluster while the plugin is

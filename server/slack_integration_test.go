@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"image"
 	"image/color"
 	"image/png"
@@ -120,13 +121,29 @@ type slackHarness struct {
 	srv *slacktest.Server
 	p   *Plugin
 	ctx context.Context
+	// newPlugin makes each activation's plugin (a restart makes another).
+	newPlugin func() any
 }
 
 // newSlackHarness starts the plugin with the Slack bridge pointed at srv
 // (plus extra settings) and waits until it is connected.
 func newSlackHarness(t *testing.T, srv *slacktest.Server, extra map[string]any) *slackHarness {
 	t.Helper()
+	return newSlackHarnessWith(t, srv, extra, nil)
+}
+
+// newSlackHarnessWith is newSlackHarness with setup run on each plugin
+// instance before it is activated (to set test hooks).
+func newSlackHarnessWith(t *testing.T, srv *slacktest.Server, extra map[string]any, setup func(*Plugin)) *slackHarness {
+	t.Helper()
 	h := &slackHarness{channelHarness: channelHarness{t: t}, srv: srv}
+	h.newPlugin = func() any {
+		h.p = &Plugin{}
+		if setup != nil {
+			setup(h.p)
+		}
+		return h.p
+	}
 	var cancel context.CancelFunc
 	h.ctx, cancel = context.WithTimeout(context.Background(), 5*time.Minute) // a failsafe
 	t.Cleanup(cancel)
@@ -134,7 +151,7 @@ func newSlackHarness(t *testing.T, srv *slacktest.Server, extra map[string]any) 
 	maps.Copy(settings, extra)
 	h.s = testhost.NewServer(t, testhost.WithPluginID(manifest.Id), testhost.WithPluginSettings(settings))
 	h.n = h.s.Node(0)
-	if err := h.n.ActivateInProcess(testhost.RepoManifest(t), func() any { h.p = &Plugin{}; return h.p }); err != nil {
+	if err := h.n.ActivateInProcess(testhost.RepoManifest(t), h.newPlugin); err != nil {
 		t.Fatal(err)
 	}
 	h.admin, h.alice, h.bob = createPeople(h.s)
@@ -272,8 +289,9 @@ func TestSlackAutomaticPortals(t *testing.T) {
 }
 
 // Of several calls to open a portal for one room at once (two events, two
-// nodes), one creates the channel; the others create nothing. A room
-// linked already gets no portal.
+// nodes), one creates the channel; the others create nothing, and those
+// that came while it was at work say so (bridge.ErrPortalInProgress), for
+// the bridge to ask again later. A room linked already gets no portal.
 func TestPortalIsOpenedOnce(t *testing.T) {
 	slack := slacktest.Start(t, slacktest.Options{})
 	h := newSlackHarness(t, slack, nil)
@@ -294,7 +312,7 @@ func TestPortalIsOpenedOnce(t *testing.T) {
 	created := 0
 	for range 5 {
 		r := <-results
-		if r.err != nil {
+		if r.err != nil && !errors.Is(r.err, bridge.ErrPortalInProgress) {
 			t.Errorf("OpenPortal: %v", r.err)
 		}
 		if r.created {

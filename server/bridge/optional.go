@@ -1,6 +1,9 @@
 package bridge
 
-import "context"
+import (
+	"context"
+	"errors"
+)
 
 // RoomChecker is implemented by bridges that can check a room before it is
 // linked (XMPP disco#info, Matrix alias resolution). CheckRoom returns the
@@ -64,10 +67,18 @@ type Portals interface {
 	// OpenPortal creates a channel in req.Team for req.Room, named after
 	// it (another name when the name is taken), links the two and posts a
 	// note in the channel. It returns the channel and whether this call
-	// created it. At most one channel is ever made for a room, however
-	// many calls race on however many nodes: a room linked already, or
-	// whose portal was made once (even if unlinked since), or that another
-	// call is making a portal for, gets none (created false, no error).
-	// An error says what stopped it (such as no team of that name).
+	// created it (or finished what an earlier call left half-done). At
+	// most one channel is ever made for a room, however many calls race on
+	// however many nodes: a room linked already, or whose portal was made
+	// once (even if unlinked since), gets none (created false, no error).
+	// While another call is opening the room's portal it returns
+	// ErrPortalInProgress. An error says what stopped it (such as no team
+	// of that name); the bridge asks again later, and that call takes up
+	// where this one stopped.
 	OpenPortal(ctx context.Context, req PortalRequest) (channelID string, created bool, err error)
 }
+
+// ErrPortalInProgress is OpenPortal's answer while another call holds the
+// room: one opening it now, or one that stopped without a word (a crash)
+// until its claim expires. The bridge asks again later.
+var ErrPortalInProgress = errors.New("another call is opening this room's portal")

@@ -88,6 +88,8 @@ type seenMark struct {
 	Namespace string    `json:"ns"`
 	ID        string    `json:"id"`
 	At        time.Time `json:"at"`
+	// Claim tells one Claim's mark from another's (see Claim).
+	Claim string `json:"claim,omitempty"`
 }
 
 // MarkSeen records id in namespace (a Matrix transaction ID, a Slack envelope
@@ -95,6 +97,12 @@ type seenMark struct {
 // whether this call was the first to see it. It is insert-if-absent, so of
 // concurrent callers exactly one gets first=true.
 func (s *Store) MarkSeen(namespace, id string, ttl time.Duration) (first bool, err error) {
+	return s.markSeen(seenMark{Namespace: namespace, ID: id, At: s.stamp()}, ttl)
+}
+
+// markSeen inserts mark if its namespace and ID hold none (see MarkSeen).
+func (s *Store) markSeen(mark seenMark, ttl time.Duration) (first bool, err error) {
+	namespace, id := mark.Namespace, mark.ID
 	if err := checkString("namespace", namespace); err != nil {
 		return false, err
 	}
@@ -104,7 +112,7 @@ func (s *Store) MarkSeen(namespace, id string, ttl time.Duration) (first bool, e
 	if ttl < 0 {
 		return false, invalid("negative ttl %v", ttl)
 	}
-	b, err := json.Marshal(seenMark{Namespace: namespace, ID: id, At: s.stamp()})
+	b, err := json.Marshal(mark)
 	if err != nil {
 		return false, err
 	}

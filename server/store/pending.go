@@ -79,3 +79,40 @@ func (s *Store) ListPending(namespace string) ([]Pending, error) {
 	}
 	return out, nil
 }
+
+// GetPending returns the record of id in namespace (ok false when there
+// is none) as the master holds it: a replica may be behind a record saved,
+// replaced or deleted a moment ago, on this node or another, and a caller
+// resuming work must not take up a stale step.
+func (s *Store) GetPending(namespace, id string) (value json.RawMessage, ok bool, err error) {
+	if err := checkString("namespace", namespace); err != nil {
+		return nil, false, err
+	}
+	if err := checkString("pending ID", id); err != nil {
+		return nil, false, err
+	}
+	key := pendingKey(namespace, id)
+	for r := newRetry(); ; {
+		raw, err := s.get(key)
+		if err != nil {
+			return nil, false, err
+		}
+		held, err := s.confirm(key, raw, 0)
+		if err != nil {
+			return nil, false, err
+		}
+		if held {
+			if raw == nil || isPlaceholder(raw) {
+				return nil, false, nil
+			}
+			rec, err := decodeJSON[pendingRecord](key, raw)
+			if err != nil || rec.Namespace != namespace || rec.ID != id {
+				return nil, false, err
+			}
+			return rec.Value, true, nil
+		}
+		if err := r.wait(context.Background(), key); err != nil {
+			return nil, false, err
+		}
+	}
+}

@@ -63,3 +63,38 @@ func TestPendingRefusesBadInput(t *testing.T) {
 		t.Fatalf("bad input wrote %q", keys)
 	}
 }
+
+// GetPending reads one record as the master holds it: a record another
+// node saved or deleted a moment ago is seen so, however far behind the
+// replica is.
+func TestGetPendingUnderReplicaLag(t *testing.T) {
+	t.Parallel()
+	a, b, _ := newLaggedStores(t)
+	get := func(s *Store) string {
+		t.Helper()
+		v, ok, err := s.GetPending("portal", "slack|C1")
+		must(t, err)
+		if !ok {
+			return "none"
+		}
+		return string(v)
+	}
+	if got := get(a); got != "none" {
+		t.Fatalf("before any save: %s", got)
+	}
+	must(t, a.SavePending("portal", "slack|C1", json.RawMessage(`{"name":"x"}`)))
+	if got := get(b); got != `{"name":"x"}` {
+		t.Fatalf("right after another node saved it: %s", got)
+	}
+	must(t, a.SavePending("portal", "slack|C1", json.RawMessage(`{"name":"y"}`)))
+	if got := get(b); got != `{"name":"y"}` {
+		t.Fatalf("right after another node replaced it: %s", got)
+	}
+	must(t, a.DeletePending("portal", "slack|C1"))
+	if got := get(b); got != "none" {
+		t.Fatalf("right after another node deleted it: %s", got)
+	}
+	if _, _, err := a.GetPending("", "x"); err == nil {
+		t.Fatal("an empty namespace was accepted")
+	}
+}

@@ -228,9 +228,10 @@ func (b *Bridge) editPost(ctx context.Context, d *bridge.Delivery) error {
 	if post.UserId == b.opts.BotUserID {
 		text = onBehalfOf(d.Sender, text)
 	}
-	if post.Message == text {
-		return nil
-	}
+	// No "unchanged, nothing to do" here: GetPost reads a replica, which
+	// may not have the edit before this one yet (an edit back to the text
+	// before it would be lost). UpdatePost compares with the master and
+	// leaves an unchanged message as it is.
 	post = post.Clone()
 	post.Message = text
 	post.AddProp(model.PostPropsMentionHighlightDisabled, true)

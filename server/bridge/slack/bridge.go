@@ -2,6 +2,7 @@ package slack
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -27,6 +28,9 @@ type Store interface {
 	MarkSeen(namespace, id string, ttl time.Duration) (bool, error)
 	SetAlias(namespace, key, value string) error
 	Alias(namespace, key string) (string, bool, error)
+	SavePending(namespace, id string, value json.RawMessage) error
+	DeletePending(namespace, id string) error
+	ListPending(namespace string) ([]store.Pending, error)
 }
 
 // Config is what the bridge is built from.
@@ -121,6 +125,8 @@ type Bridge struct {
 	// unsure are the posts whose last attempt ended without knowing
 	// whether Slack carried it out (see unsure.go).
 	unsure map[string]unsurePost
+	// portalRetry are the invitations whose portal is not open yet.
+	portalRetry map[string]*portalPending
 	// recent remembers what was handed on lately, so a redelivery skips
 	// the store.
 	recent *recentSet
@@ -169,19 +175,20 @@ func New(cfg Config, st Store, log bridge.Logger) (*Bridge, error) {
 	}
 	b := &Bridge{
 		cfg: cfg, store: st, log: log, http: hc,
-		api:      slack.New(cfg.BotToken, opts...),
-		app:      slack.New("", append(slices.Clone(opts), slack.OptionAppLevelToken(cfg.AppToken))...),
-		secrets:  []string{cfg.BotToken, cfg.AppToken},
-		health:   bridge.NewHealthKeeper(bridge.Health{State: bridge.StateDisabled}),
-		ready:    make(chan struct{}),
-		marks:    map[string]*channelMarks{},
-		users:    map[string]userEntry{},
-		chNames:  map[string]nameEntry{},
-		archived: map[string]bool{},
-		recent:   newRecentSet(4096),
-		unsure:   map[string]unsurePost{},
-		openPace: newPacer(openEvery, openBurst),
-		postPace: newChannelPacers(postEvery, postBurst),
+		api:         slack.New(cfg.BotToken, opts...),
+		app:         slack.New("", append(slices.Clone(opts), slack.OptionAppLevelToken(cfg.AppToken))...),
+		secrets:     []string{cfg.BotToken, cfg.AppToken},
+		health:      bridge.NewHealthKeeper(bridge.Health{State: bridge.StateDisabled}),
+		ready:       make(chan struct{}),
+		marks:       map[string]*channelMarks{},
+		users:       map[string]userEntry{},
+		chNames:     map[string]nameEntry{},
+		archived:    map[string]bool{},
+		recent:      newRecentSet(4096),
+		unsure:      map[string]unsurePost{},
+		openPace:    newPacer(openEvery, openBurst),
+		postPace:    newChannelPacers(postEvery, postBurst),
+		portalRetry: map[string]*portalPending{},
 	}
 	return b, nil
 }
@@ -408,6 +415,7 @@ func tsLess(a, b string) bool { return tsTime(a).Before(tsTime(b)) }
 const (
 	nsEvent    = "slack-event" // event IDs handed on
 	nsMessage  = "slack-msg"   // channel|ts of new messages handed on
+	nsEdit     = "slack-edit"  // channel|ts -> ts of the last edit handed on
 	nsReaction = "slack-react" // room|target|emoji -> Mattermost people reacting
 	seenTTL    = 7 * 24 * time.Hour
 	cursorName = "slack-history" // a link's cursor: the last ts handed on

@@ -96,6 +96,9 @@ func (b *Bridge) linkedChannels() (map[string]string, error) {
 
 // catchUpAll reads every linked channel's history from its cursor.
 func (b *Bridge) catchUpAll(ctx context.Context) {
+	// Portals still to open first: the channels they link are caught up
+	// with the others below.
+	b.retryPortals(ctx)
 	channels, err := b.linkedChannels()
 	if err != nil {
 		b.log.Warn("Could not list the linked Slack channels for a catch-up", "error", err.Error())
@@ -137,8 +140,12 @@ func (b *Bridge) catchUp(ctx context.Context, channel, linkID string) error {
 	for i := range msgs {
 		m := &msgs[i]
 		m.Channel = channel
+		handOn := func() error { return b.onNewMessage(ctx, m, linkID) }
+		if m.Subtype == "message_changed" {
+			handOn = func() error { return b.onEdit(ctx, m) }
+		}
 		for attempt := 0; ; attempt++ {
-			err := b.onNewMessage(ctx, m, linkID)
+			err := handOn()
 			if err == nil || errors.Is(err, errMalformed) || errors.Is(err, bridge.ErrInvalidEvent) {
 				break
 			}
@@ -169,6 +176,21 @@ func (b *Bridge) missed(ctx context.Context, channel, cursor string) ([]message,
 			out = append(out, m)
 		}
 	}
+	// An edit made since the cursor of a message bridged before it: Slack
+	// gives up on the message_changed event after a few retries, and the
+	// message, in the history, says when it was edited last.
+	edits := map[string]bool{}
+	addEdit := func(m message) {
+		if m.Edited == nil || !validTS(m.Edited.TS) || !tsLess(cursor, m.Edited.TS) || edits[m.Edited.TS] {
+			return
+		}
+		if tsLess(cursor, m.TS) && !b.seen(nsMessage, channel+"|"+m.TS) {
+			return // new to the bridge: it is handed on as it reads now
+		}
+		edits[m.Edited.TS] = true
+		m.Channel = channel
+		out = append(out, message{Type: "message", Subtype: "message_changed", Channel: channel, TS: m.Edited.TS, Message: &m})
+	}
 	var threads []string
 	page := ""
 	for {
@@ -186,6 +208,7 @@ func (b *Bridge) missed(ctx context.Context, channel, cursor string) ([]message,
 		for _, sm := range res.Messages {
 			m := fromSlack(sm.Msg)
 			add(m)
+			addEdit(m)
 			if m.ReplyCount > 0 || m.ThreadTS == m.TS && m.TS != "" {
 				threads = append(threads, m.TS)
 			}
@@ -210,6 +233,7 @@ func (b *Bridge) missed(ctx context.Context, channel, cursor string) ([]message,
 		return nil, err
 	}
 	for _, sm := range before.Messages {
+		addEdit(fromSlack(sm.Msg))
 		if sm.ReplyCount > 0 && validTS(sm.LatestReply) && tsLess(cursor, sm.LatestReply) && !slices.Contains(threads, sm.Timestamp) {
 			threads = append(threads, sm.Timestamp)
 		}
@@ -274,6 +298,9 @@ func fromSlack(sm slack.Msg) message {
 		Type: sm.Type, Subtype: sm.SubType, Channel: sm.Channel, User: sm.User, BotID: sm.BotID,
 		Username: sm.Username, Text: sm.Text, TS: sm.Timestamp, ThreadTS: sm.ThreadTimestamp,
 		ReplyCount: sm.ReplyCount,
+	}
+	if sm.Edited != nil {
+		m.Edited = &edited{User: sm.Edited.User, TS: sm.Edited.Timestamp}
 	}
 	if sm.BotProfile != nil {
 		m.BotProfile = &botProfile{ID: sm.BotProfile.ID, AppID: sm.BotProfile.AppID, Name: sm.BotProfile.Name}

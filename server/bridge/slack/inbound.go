@@ -44,6 +44,23 @@ type message struct {
 	Files      []file      `json:"files"`
 	Message    *message    `json:"message"`
 	Previous   *message    `json:"previous_message"`
+	Edited     *edited     `json:"edited"`
+}
+
+// edited says who last edited a message, and when: the ts of that edit,
+// which its message_changed event carries as well.
+type edited struct {
+	User string `json:"user"`
+	TS   string `json:"ts"`
+}
+
+// editedAt is when message m was edited as its message_changed event
+// (of ts eventTS) or the history (see missed) tells: the same ts both ways.
+func editedAt(m *message, eventTS string) string {
+	if m.Edited != nil && validTS(m.Edited.TS) {
+		return m.Edited.TS
+	}
+	return eventTS
 }
 
 type botProfile struct {
@@ -140,6 +157,9 @@ func (b *Bridge) handleEvent(ctx context.Context, raw json.RawMessage) error {
 		if err := json.Unmarshal(raw, &m); err != nil {
 			return fmt.Errorf("%w: %v", errMalformed, err)
 		}
+		// A portal that failed to open is tried again here; once open, it
+		// has this message from the history.
+		b.portalAtMessage(ctx, m.Channel)
 		return b.onMessage(ctx, &m)
 	case "reaction_added", "reaction_removed":
 		var r reactionEvent
@@ -298,6 +318,15 @@ func (b *Bridge) onEdit(ctx context.Context, m *message) error {
 	if _, err := b.linkOf(m.Channel); err != nil {
 		return err
 	}
+	// A message's edits are handed on in the order they were made, each
+	// once: the catch-up reads only the last edit from the history, and
+	// the events of that edit and of earlier ones may come after it.
+	key, at := m.Channel+"|"+n.TS, editedAt(n, m.TS)
+	if last, ok, err := b.store.Alias(nsEdit, key); err != nil {
+		return err
+	} else if ok && validTS(last) && !tsLess(last, at) {
+		return nil
+	}
 	n.Channel = m.Channel
 	text, mentions := b.text(ctx, n.Text)
 	sender := b.senderOf(ctx, n)
@@ -319,7 +348,14 @@ func (b *Bridge) onEdit(ctx context.Context, m *message) error {
 	if n.ThreadTS != "" && n.ThreadTS != n.TS {
 		ev.Parent = n.ThreadTS
 	}
-	return b.receive(ctx, ev)
+	if err := b.receive(ctx, ev); err != nil {
+		return err
+	}
+	if err := b.store.SetAlias(nsEdit, key, at); err != nil {
+		// At worst the same text is put in again.
+		b.log.Warn("Could not record a handled Slack edit", "error", err.Error())
+	}
+	return nil
 }
 
 func (b *Bridge) onDelete(ctx context.Context, m *message) error {

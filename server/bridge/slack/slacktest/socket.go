@@ -55,6 +55,7 @@ type socketState struct {
 	byEnvelope map[string]*delivery
 	waiting    []*delivery // queued while no socket was open
 	acks       []Ack
+	down       bool // SocketsDown: no socket can open (see outage.go)
 }
 
 func newSocketState() *socketState {
@@ -110,6 +111,9 @@ func (c *sockConn) closeGracefully() {
 }
 
 func (s *Server) appsConnectionsOpen(*request) answer {
+	if s.socket.down {
+		return errAnswer("internal_error")
+	}
 	if len(s.socket.conns) >= 10 {
 		// Slack allows an app up to 10 open Socket Mode connections.
 		return errAnswer("too_many_websockets")
@@ -298,7 +302,7 @@ func (s *Server) sendLocked(d *delivery) {
 func (s *Server) ackTimedOut(d *delivery, envelopeID string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed || d.Acked || d.Envelopes[len(d.Envelopes)-1] != envelopeID {
+	if s.closed || d.Acked || d.Failed || d.Envelopes[len(d.Envelopes)-1] != envelopeID {
 		return
 	}
 	if d.attempts > s.opts.MaxRetries {
