@@ -110,7 +110,14 @@ func channelOf(s *testhost.Server, name string, members ...*model.User) *model.C
 // connected.
 func waitConnected(t testing.TB, n *testhost.Node, admin *model.User, ch *model.Channel, trigger, title string) {
 	t.Helper()
-	testhost.WaitFor(t, 30*time.Second, func() bool {
+	waitConnectedWithin(t, 30*time.Second, n, admin, ch, trigger, title)
+}
+
+// waitConnectedWithin is waitConnected for a bridge that may take longer
+// than a first connection, such as one reconnecting at a paced rate.
+func waitConnectedWithin(t testing.TB, d time.Duration, n *testhost.Node, admin *model.User, ch *model.Channel, trigger, title string) {
+	t.Helper()
+	testhost.WaitFor(t, d, func() bool {
 		resp, _ := n.ExecuteCommand(admin.Id, ch.Id, ch.TeamId, "/"+trigger+" status")
 		return resp != nil && strings.Contains(resp.Text, title+" bridge: connected")
 	}, "the %s bridge to connect", title)

@@ -18,12 +18,20 @@ import (
 // history, the bus and Mattermost on a loaded machine. A failsafe only.
 const catchUpWait = 90 * time.Second
 
+// reconnectWait bounds the wait for the socket after an outage. Within one
+// plugin process the bridge opens sockets at apps.connections.open's Tier
+// 1 rate, once a minute, and the attempts that failed during the outage
+// spent that allowance: the socket may come back a minute after the last
+// of them, plus the backoff's jitter.
+const reconnectWait = 2 * time.Minute
+
 // startSlackForOutages starts a Slack test server for tests that take the
 // plugin or the sockets away. Each activation opens a socket, and so does
 // each attempt while the sockets are out of reach; apps.connections.open
 // is Tier 1 (1+ a minute, "a small amount of burst behavior is
 // tolerated"). The tests' restarts come within a minute, as an admin's
-// might: the burst allowed here covers them, so the tests wait for a
+// might, and each new plugin process starts with a fresh allowance of
+// its own: the burst allowed here covers them, so the tests wait for a
 // catch-up, not for Slack's quota to refill.
 func startSlackForOutages(t *testing.T) *slacktest.Server {
 	slack := slacktest.Start(t, slacktest.Options{})
@@ -145,7 +153,7 @@ func testSlackDowntime(t *testing.T, lost bool, away func(*testing.T, *slackHarn
 		}
 	}
 	away(t, h, talk)
-	waitConnected(t, h.n, h.admin, h.ch, "slackbridge", "Slack")
+	waitConnectedWithin(t, reconnectWait, h.n, h.admin, h.ch, "slackbridge", "Slack")
 
 	// A live message after the catch-up: the channel's messages are handed
 	// on in order, so once it is in, so is all that came before it, and
@@ -263,7 +271,7 @@ func TestSlackPostWhileSocketIsDownReachesSlackOnce(t *testing.T) {
 	}
 
 	slack.SocketsUp()
-	waitConnected(t, h.n, h.admin, h.ch, "slackbridge", "Slack")
+	waitConnectedWithin(t, reconnectWait, h.n, h.admin, h.ch, "slackbridge", "Slack")
 	// Sam's message after the socket is back comes behind the catch-up's:
 	// once it is in Mattermost, anything the catch-up handed on is too.
 	slack.Post(sam.ID, sch.ID, "after the outage")
