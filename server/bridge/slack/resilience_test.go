@@ -83,9 +83,10 @@ func TestRefreshAndDropKeepEveryMessageOnceInOrder(t *testing.T) {
 	post(0, 10)
 	s.RequestRefresh()
 	post(10, 20)
-	if err := s.WaitFor(ctxT(t), "the refreshed socket", func() bool { return s.ConnectionsOpened() >= 2 }); err != nil {
-		t.Fatal(err)
-	}
+	// The drop comes once the refresh is over: the new socket said hello
+	// while the old one was still open. (Dropping a socket still opening
+	// would test a drop during a refresh, not a refresh then a drop.)
+	eventually(t, "the refreshed socket's hello while the old socket is open", func() bool { return h.b.overlap.Load() >= 2 })
 	post(20, 30)
 	s.DropConnections()
 	post(30, 40)
@@ -101,9 +102,6 @@ func TestRefreshAndDropKeepEveryMessageOnceInOrder(t *testing.T) {
 	}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Fatalf("got %v\nwant %v", got, want)
-	}
-	if n := h.b.overlap.Load(); n < 2 {
-		t.Errorf("the refresh closed the old socket before the new one was open (at most %d open)", n)
 	}
 	waitState(t, h.b, bridge.StateConnected)
 	hl := h.b.Health()
