@@ -25,7 +25,8 @@ package main
 // (chat.postMessage one a second per channel, after a burst of three), so
 // a benchmark of the bridge's own cost would measure Slack's limit. Every
 // benchmark but the last runs its test server with
-// slacktest.Options{NoRateLimits: true}. BenchmarkMattermostToSlackLimited
+// slacktest.Options{NoRateLimits: true}, and the bridge then does not pace
+// itself either (slack.UnpacedDescriptor). BenchmarkMattermostToSlackLimited
 // keeps them on to show what the bridge does under them: its msgs/s is
 // Slack's limit, and lost and reordered must be 0; rate-limited counts the
 // 429 answers the bridge got (and waited out, as Retry-After says). It runs a second per
@@ -75,7 +76,11 @@ import (
 	"github.com/slack-go/slack/slackevents"
 	"github.com/slack-go/slack/socketmode"
 
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/matrix"
+	slackbridge "github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/slack"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/slack/slacktest"
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/xmpp"
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/connector"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/testhost"
 )
 
@@ -114,7 +119,14 @@ func newSlackBridgeBench(b *testing.B, opts slacktest.Options) *slackBench {
 	h := newSlackBench(b, opts)
 	h.s = testhost.NewServer(b, testhost.WithPluginID(manifest.Id), testhost.WithPluginSettings(slackSettings(h.slack)))
 	h.n = h.s.Node(0)
-	if err := h.n.ActivateInProcess(testhost.RepoManifest(b), func() any { return &Plugin{} }); err != nil {
+	// Without the server's rate limits the bridge does not pace itself
+	// either, so the figures are the bridge's, not Slack's one message a
+	// second per channel.
+	networks := defaultNetworks()
+	if opts.NoRateLimits {
+		networks = []connector.Descriptor{xmpp.Descriptor(), matrix.Descriptor(), slackbridge.UnpacedDescriptor()}
+	}
+	if err := h.n.ActivateInProcess(testhost.RepoManifest(b), func() any { return &Plugin{networks: networks} }); err != nil {
 		b.Fatal(err)
 	}
 	h.api = h.n.API(manifest.Id)

@@ -16,7 +16,14 @@ import (
 
 // Descriptor plugs Slack into the plugin: /slackbridge and the Slack
 // settings.
-func Descriptor() connector.Descriptor {
+func Descriptor() connector.Descriptor { return descriptor(false) }
+
+// UnpacedDescriptor is Descriptor for a Slack-compatible server without
+// Slack's rate limits (Config.Unpaced): benchmarks use it to measure the
+// bridge rather than Slack's one message a second per channel.
+func UnpacedDescriptor() connector.Descriptor { return descriptor(true) }
+
+func descriptor(unpaced bool) connector.Descriptor {
 	return connector.Descriptor{
 		Command: command.Spec{
 			Trigger: "slackbridge", Network: bridge.NetworkSlack, Title: "Slack",
@@ -28,7 +35,7 @@ func Descriptor() connector.Descriptor {
 			return New(Config{
 				BotToken: cc.SlackBotToken, AppToken: cc.SlackAppToken, APIURL: cc.SlackAPIURL,
 				MaxFileSize: cc.maxFileSize, AvatarURL: env.AvatarURL,
-				PortalTeam: cc.SlackPortalTeam, Portals: env.Portals,
+				PortalTeam: cc.SlackPortalTeam, Portals: env.Portals, Unpaced: unpaced,
 			}, env.Store, env.Logger)
 		},
 	}
