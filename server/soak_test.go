@@ -1,0 +1,619 @@
+//go:build soak
+
+package main
+
+// The soak (issue 12), `make soak`: four channels, each linked with an
+// XMPP room, a Matrix room (Dendrite) and a Slack channel (the test
+// server), on a two-node cluster running the plugin bundle; messages from
+// every side, paced, while the XMPP server and the homeserver restart, the
+// node holding the bridge is killed and Slack's sockets drop. It prints
+// and writes per path (one side to another): sent, received, lost,
+// duplicated, reordered and p50/p99 delivery latency.
+//
+// What is counted comes from each side's own record at the end (the
+// Mattermost channel, the room's archive, the Matrix room's timeline, the
+// Slack channel), so a watcher that missed something during an outage
+// cannot make a loss; latency comes from the watchers, which see most
+// messages as they arrive.
+//
+// Knobs: SOAK_MESSAGES (10000, split over the XMPP servers), SOAK_RATE
+// (messages a second, 12), SOAK_XMPP (prosody,ejabberd), SOAK_OUT
+// (soak-results). The bundle must be built with the slackunpaced tag
+// (make soak does): the Slack test server runs without Slack's one
+// message a second per channel, which would make 10,000 messages take
+// hours, and the bridge must not keep to it either.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mattermost/mattermost/server/public/model"
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+	"mellium.im/xmpp/history"
+	"mellium.im/xmpp/jid"
+
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/matrix"
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/matrix/homeservertest"
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/slack/slacktest"
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/xmpp/testservers"
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/xmpp/xmpptest"
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/internal/servertest"
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/testhost"
+)
+
+const (
+	sideMattermost = "mattermost"
+	sideXMPP       = "xmpp"
+	sideMatrix     = "matrix"
+	sideSlack      = "slack"
+	soakChannels   = 4
+)
+
+var soakSides = []string{sideMattermost, sideXMPP, sideMatrix, sideSlack}
+
+// soakTagRE finds a soak message's tag in any side's rendering of it.
+var soakTagRE = regexp.MustCompile(`soak-[a-z]+-c\d-[a-z]+-\d+`)
+
+func soakEnvInt(t *testing.T, name string, def int) int {
+	t.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		t.Fatalf("%s=%q: want a positive number", name, v)
+	}
+	return n
+}
+
+func TestSoak(t *testing.T) {
+	total := soakEnvInt(t, "SOAK_MESSAGES", 10000)
+	rate := soakEnvInt(t, "SOAK_RATE", 12)
+	names := strings.Split(cmpOr(os.Getenv("SOAK_XMPP"), "prosody,ejabberd"), ",")
+	out := cmpOr(os.Getenv("SOAK_OUT"), "soak-results")
+	results := map[string]soakResult{}
+	for _, name := range names {
+		kind, ok := map[string]testservers.Kind{"prosody": testservers.Prosody, "ejabberd": testservers.Ejabberd}[name]
+		if !ok {
+			t.Fatalf("SOAK_XMPP names %q: want prosody and/or ejabberd", name)
+		}
+		t.Run(name, func(t *testing.T) {
+			r := runSoak(t, kind, name, total/len(names), rate)
+			results[name] = r
+			t.Log("\n" + r.table())
+			for _, p := range r.Paths {
+				if p.Lost+p.Duplicated+p.Reordered > 0 {
+					t.Errorf("%s -> %s: %d lost, %d duplicated, %d reordered", p.From, p.To, p.Lost, p.Duplicated, p.Reordered)
+				}
+			}
+		})
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.MarshalIndent(results, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(out, "soak.json")
+	if err := os.WriteFile(file, append(b, '\n'), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("wrote %s", file)
+}
+
+func cmpOr(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+// soakResult is one XMPP server's run.
+type soakResult struct {
+	XMPPServer  string           `json:"xmpp_server"`
+	Messages    int              `json:"messages"`
+	RatePerSec  int              `json:"rate_per_second"`
+	Seconds     float64          `json:"seconds"`
+	Disruptions []string         `json:"disruptions"`
+	Paths       []soakPathReport `json:"paths"`
+}
+
+func (r soakResult) table() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %d messages at %d/s in %.0f s; disruptions: %s\n", r.XMPPServer, r.Messages, r.RatePerSec, r.Seconds, strings.Join(r.Disruptions, "; "))
+	fmt.Fprintf(&b, "| path | sent | received | lost | duplicated | reordered | p50 ms | p99 ms |\n|---|--:|--:|--:|--:|--:|--:|--:|\n")
+	for _, p := range r.Paths {
+		fmt.Fprintf(&b, "| %s -> %s | %d | %d | %d | %d | %d | %.1f | %.1f |\n", p.From, p.To, p.Sent, p.Received, p.Lost, p.Duplicated, p.Reordered, p.P50Ms, p.P99Ms)
+	}
+	return b.String()
+}
+
+// soakRig is everything one run talks to.
+type soakRig struct {
+	t     *testing.T
+	ctx   context.Context
+	tag   string
+	s     *testhost.Server
+	nodes []*testhost.Node
+
+	xmpp    xmppServer
+	eveMu   sync.Mutex
+	eve     *xmpptest.Client
+	rooms   [soakChannels]jid.JID
+	hs      homeservertest.Server
+	carol   *matrixUser // speaks in the Matrix rooms
+	mrooms  [soakChannels]id.RoomID
+	slack   *slacktest.Server
+	sam     slacktest.User
+	schs    [soakChannels]slacktest.Channel
+	admin   *model.User
+	authors [2]*model.User
+	chs     [soakChannels]*model.Channel
+
+	// paused sides send nothing while their server restarts.
+	paused sync.Map // side -> bool
+	next   atomic.Int64
+	ledger *soakLedger
+}
+
+func newSoakRig(t *testing.T, kind testservers.Kind, name string) *soakRig {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	r := &soakRig{t: t, ctx: ctx, tag: name, ledger: newSoakLedger()}
+
+	// eve says hundreds of messages a minute: above ejabberd's default
+	// client shaper, which is for people, not for a load test.
+	r.xmpp = startXMPPServer(t, kind, testservers.Options{NoClientShaper: true})
+	r.xmpp.CreateUser(t, "bridge", bridgePassword)
+	r.xmpp.CreateUser(t, "eve", "eve-password")
+	for c := range soakChannels {
+		r.rooms[c] = r.xmpp.RoomJID(t, fmt.Sprintf("soak%d", c))
+	}
+	r.connectEve()
+
+	r.slack = slacktest.Start(t, slacktest.Options{NoRateLimits: true})
+	r.sam = r.slack.AddUser(slacktest.User{Name: "sam", RealName: "Sam Slack"})
+	for c := range soakChannels {
+		r.schs[c] = r.slack.AddChannel(slacktest.Channel{Name: fmt.Sprintf("soak%d", c), Members: []string{r.sam.ID}})
+		r.slack.InviteBot(r.sam.ID, r.schs[c].ID)
+	}
+
+	r.s = testhost.NewServer(t, testhost.WithBundle(testhost.PluginDir(t)), testhost.WithNodes(2))
+	r.nodes = r.s.Nodes()
+	web, err := r.s.ListenHTTP()
+	if err != nil {
+		t.Fatal(err)
+	}
+	web.SetIntercept(r.balance)
+	cfg := matrix.Config{
+		ServerName: "localhost", ASToken: servertest.RandomString(), HSToken: servertest.RandomString(),
+		UserPrefix: "mm_", BotLocalpart: "mattermostbridge",
+	}
+	r.hs = dendrite.start(t, homeservertest.Options{ServerName: cfg.ServerName, AppService: appServiceFor(cfg, web.PluginURL())})
+	cfg.HomeserverURL = r.hs.BaseURL()
+	settings := mergeSettings(mergeSettings(xmppSettings(r.xmpp, "client"), matrixPluginSettings(cfg)), slackSettings(r.slack))
+	if err := r.s.SetPluginSettings(settings); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range r.nodes {
+		if err := n.Activate(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var alice, bob *model.User
+	r.admin, alice, bob = createPeople(r.s)
+	r.authors = [2]*model.User{alice, bob}
+	r.carol = newMatrixUser(ctx, t, r.hs, "carol", "Carol Jones")
+	n := r.node()
+	for c := range soakChannels {
+		r.chs[c] = channelOf(r.s, fmt.Sprintf("soak%d", c), r.admin, alice, bob)
+		r.mrooms[c] = r.carol.createRoom(fmt.Sprintf("soak%d", c))
+	}
+	waitConnected(t, n, r.admin, r.chs[0], "xmppbridge", "XMPP")
+	waitConnected(t, n, r.admin, r.chs[0], "matrixbridge", "Matrix")
+	waitConnected(t, n, r.admin, r.chs[0], "slackbridge", "Slack")
+	for c := range soakChannels {
+		runCommand(t, n, r.admin, r.chs[c], "/xmppbridge map "+r.rooms[c].String(), "Linked this channel")
+		runCommand(t, n, r.admin, r.chs[c], "/matrixbridge map "+string(r.mrooms[c]), "Linked this channel")
+		runCommand(t, n, r.admin, r.chs[c], "/slackbridge map "+r.schs[c].ID, "Linked this channel")
+	}
+	return r
+}
+
+// balance is the homeserver's way into the cluster, as a load balancer's:
+// each request goes to the next active node.
+func (r *soakRig) balance(w http.ResponseWriter, req *http.Request, _ func() *http.Response) bool {
+	var active []*testhost.Node
+	for _, n := range r.nodes {
+		if n.IsActive() {
+			active = append(active, n)
+		}
+	}
+	if len(active) == 0 {
+		http.Error(w, "no node is up", http.StatusBadGateway)
+		return true
+	}
+	n := active[int(r.next.Add(1))%len(active)]
+	resp := n.ServeHTTP("", req.Clone(context.Background()))
+	defer resp.Body.Close()
+	maps.Copy(w.Header(), resp.Header)
+	w.WriteHeader(resp.StatusCode)
+	_, _ = io.Copy(w, resp.Body)
+	return true
+}
+
+// node is an active node to post and run commands through.
+func (r *soakRig) node() *testhost.Node {
+	for {
+		for _, n := range r.nodes {
+			if n.IsActive() {
+				return n
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// connectEve (re)connects eve, the XMPP side's speaker and watcher, and
+// joins her to the rooms.
+func (r *soakRig) connectEve() {
+	r.t.Helper()
+	c := r.xmpp.Client(r.t, "eve", "eve-password")
+	for _, room := range r.rooms {
+		if err := c.JoinRoom(r.ctx, room, "Eve"); err != nil {
+			r.t.Fatal(err)
+		}
+	}
+	r.eveMu.Lock()
+	old := r.eve
+	r.eve = c
+	r.eveMu.Unlock()
+	if old != nil {
+		old.Close()
+	}
+}
+
+func (r *soakRig) eveClient() *xmpptest.Client {
+	r.eveMu.Lock()
+	defer r.eveMu.Unlock()
+	return r.eve
+}
+
+// say sends message text from side in channel c, retrying while the side
+// cannot take it; it reports false when the run is over.
+func (r *soakRig) say(side string, c int, text string) error {
+	switch side {
+	case sideMattermost:
+		u := r.authors[len(text)%2]
+		_, appErr := r.node().CreatePost(&model.Post{UserId: u.Id, ChannelId: r.chs[c].Id, Message: text})
+		if appErr != nil {
+			return appErr
+		}
+		return nil
+	case sideXMPP:
+		_, err := r.eveClient().Say(r.ctx, r.rooms[c], text)
+		return err
+	case sideMatrix:
+		// The tag is the transaction ID: a retry after a lost answer is
+		// one event, as for any client.
+		_, err := r.carol.cli.SendMessageEvent(r.ctx, r.mrooms[c], event.EventMessage,
+			&event.MessageEventContent{MsgType: event.MsgText, Body: text},
+			mautrix.ReqSendEvent{TransactionID: soakTagRE.FindString(text)})
+		return err
+	case sideSlack:
+		r.slack.Post(r.sam.ID, r.schs[c].ID, text)
+		return nil
+	}
+	return fmt.Errorf("no side %q", side)
+}
+
+func runSoak(t *testing.T, kind testservers.Kind, name string, total, rate int) soakResult {
+	r := newSoakRig(t, kind, name)
+	watchCtx, stopWatching := context.WithCancel(r.ctx)
+	var wg sync.WaitGroup
+	for _, w := range []func(context.Context){r.watchMattermost, r.watchXMPP, r.watchMatrix, r.watchSlack} {
+		wg.Add(1)
+		go func() { defer wg.Done(); w(watchCtx) }()
+	}
+
+	res := soakResult{XMPPServer: r.xmpp.srv.Program(), Messages: total, RatePerSec: rate}
+	disrupt := map[int]func() string{
+		total * 1 / 5: r.restartXMPP,
+		total * 2 / 5: r.restartHomeserver,
+		total * 3 / 5: r.killHolder,
+		total * 4 / 5: r.dropSlack,
+	}
+	seq := map[[2]int]int{} // (side, channel) -> next seq
+	start := time.Now()
+	tick := time.NewTicker(time.Second / time.Duration(rate))
+	defer tick.Stop()
+	for i := range total {
+		if d := disrupt[i]; d != nil && i > 0 {
+			go func() { res.Disruptions = append(res.Disruptions, d()) }()
+		}
+		<-tick.C
+		c := i % soakChannels
+		side := r.pick(i)
+		si := indexOf(soakSides, side)
+		k := [2]int{si, c}
+		n := seq[k]
+		seq[k]++
+		tag := fmt.Sprintf("soak-%s-c%d-%s-%d", r.tag, c, side, n)
+		to := make([]string, 0, len(soakSides)-1)
+		for _, s := range soakSides {
+			if s != side {
+				to = append(to, s)
+			}
+		}
+		r.ledger.send(tag, side, c, n, time.Now(), to)
+		for attempt := 0; ; attempt++ {
+			err := r.say(side, c, tag+" says hello")
+			if err == nil {
+				break
+			}
+			if attempt == 100 {
+				t.Fatalf("%s could not send %s: %v", side, tag, err)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	testhost.WaitFor(t, 10*time.Minute, r.ledger.complete, "every message on every side")
+	res.Seconds = time.Since(start).Seconds()
+	stopWatching()
+	wg.Wait()
+	r.finalCounts()
+	res.Paths = r.ledger.report()
+	return res
+}
+
+// pick chooses the side that says message i: each in turn, skipping a
+// side whose server is restarting.
+func (r *soakRig) pick(i int) string {
+	for k := range soakSides {
+		side := soakSides[(i/soakChannels+k)%len(soakSides)]
+		if paused, _ := r.paused.Load(side); paused != true {
+			return side
+		}
+	}
+	return sideMattermost
+}
+
+func indexOf(list []string, s string) int {
+	for i, v := range list {
+		if v == s {
+			return i
+		}
+	}
+	return -1
+}
+
+func (r *soakRig) restartXMPP() string {
+	r.paused.Store(sideXMPP, true)
+	defer r.paused.Store(sideXMPP, false)
+	at := time.Now()
+	r.xmpp.srv.Restart(r.t)
+	r.connectEve()
+	return fmt.Sprintf("XMPP server restarted (%.1f s)", time.Since(at).Seconds())
+}
+
+func (r *soakRig) restartHomeserver() string {
+	r.paused.Store(sideMatrix, true)
+	defer r.paused.Store(sideMatrix, false)
+	at := time.Now()
+	r.hs.Restart(r.t)
+	return fmt.Sprintf("homeserver restarted (%.1f s)", time.Since(at).Seconds())
+}
+
+func (r *soakRig) killHolder() string {
+	var holder *testhost.Node
+	for _, n := range r.nodes {
+		if n.IsActive() && len(n.PluginProcesses()) > 0 && holds(n) > 0 {
+			holder = n
+		}
+	}
+	if holder == nil {
+		holder = r.nodes[0]
+	}
+	if err := holder.Kill(); err != nil {
+		r.t.Error(err)
+		return "kill failed: " + err.Error()
+	}
+	time.Sleep(20 * time.Second)
+	if err := holder.Activate(); err != nil {
+		r.t.Error(err)
+	}
+	return "the node holding the bridge killed, back after 20 s"
+}
+
+func (r *soakRig) dropSlack() string {
+	r.slack.DropConnections()
+	return "Slack sockets dropped"
+}
+
+// --- watchers: first sight of each copy, for latency -----------------------
+
+func (r *soakRig) seeAll(side, text string, at time.Time) {
+	for _, tag := range soakTagRE.FindAllString(text, -1) {
+		r.ledger.arrived(tag, side, at)
+	}
+}
+
+func (r *soakRig) watchMattermost(ctx context.Context) {
+	seen := map[string]bool{}
+	for ctx.Err() == nil {
+		for _, ch := range r.chs {
+			for _, p := range r.s.ChannelPosts(ch.Id) {
+				if !seen[p.Id] {
+					seen[p.Id] = true
+					r.seeAll(sideMattermost, p.Message, time.Now())
+				}
+			}
+		}
+		sleepCtx(ctx, 50*time.Millisecond)
+	}
+}
+
+func (r *soakRig) watchXMPP(ctx context.Context) {
+	var c *xmpptest.Client
+	scanned := 0
+	for ctx.Err() == nil {
+		if cur := r.eveClient(); cur != c {
+			c, scanned = cur, 0
+		}
+		msgs := c.Messages()
+		for _, m := range msgs[scanned:] {
+			if m.Type == "groupchat" && !m.Delayed {
+				r.seeAll(sideXMPP, m.Body, time.Now())
+			}
+		}
+		scanned = len(msgs)
+		sleepCtx(ctx, 20*time.Millisecond)
+	}
+}
+
+func (r *soakRig) watchMatrix(ctx context.Context) {
+	since := ""
+	for ctx.Err() == nil {
+		resp, err := r.carol.cli.SyncRequest(ctx, 5000, since, syncFilter, false, event.PresenceOffline)
+		if err != nil {
+			sleepCtx(ctx, 200*time.Millisecond)
+			continue
+		}
+		now := time.Now()
+		for _, room := range resp.Rooms.Join {
+			for _, e := range room.Timeline.Events {
+				if e.Type != event.EventMessage {
+					continue
+				}
+				_ = e.Content.ParseRaw(e.Type)
+				if since != "" {
+					r.seeAll(sideMatrix, message(e).Body, now)
+				}
+			}
+		}
+		since = resp.NextBatch
+	}
+}
+
+func (r *soakRig) watchSlack(ctx context.Context) {
+	scanned := map[string]int{}
+	for ctx.Err() == nil {
+		for _, ch := range r.schs {
+			msgs := r.slack.Messages(ch.ID)
+			for _, m := range msgs[scanned[ch.ID]:] {
+				r.seeAll(sideSlack, m.Text, time.Now())
+			}
+			scanned[ch.ID] = len(msgs)
+		}
+		sleepCtx(ctx, 20*time.Millisecond)
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
+
+// --- the count: each side's own record --------------------------------------
+
+// finalCounts replaces what the watchers saw with what each side keeps:
+// the copies and their order come from there.
+func (r *soakRig) finalCounts() {
+	t := r.t
+	lists := map[string][][]string{}
+	for c := range soakChannels {
+		var mm, xs, mx, sl []string
+		for _, p := range r.s.ChannelPosts(r.chs[c].Id) {
+			mm = append(mm, p.Message)
+		}
+		xs = r.archive(r.rooms[c])
+		mx = r.timeline(r.mrooms[c])
+		for _, m := range r.slack.Messages(r.schs[c].ID) {
+			sl = append(sl, m.Text)
+		}
+		lists[sideMattermost] = append(lists[sideMattermost], mm)
+		lists[sideXMPP] = append(lists[sideXMPP], xs)
+		lists[sideMatrix] = append(lists[sideMatrix], mx)
+		lists[sideSlack] = append(lists[sideSlack], sl)
+	}
+	for side, perChannel := range lists {
+		var tags []string
+		for _, texts := range perChannel {
+			for _, text := range texts {
+				tags = append(tags, soakTagRE.FindAllString(text, -1)...)
+			}
+		}
+		r.ledger.recount(side, tags)
+	}
+	t.Logf("counted every side's record")
+}
+
+// archive is every body in room's archive, oldest first.
+func (r *soakRig) archive(room jid.JID) []string {
+	r.t.Helper()
+	c := r.eveClient()
+	var out []string
+	after := ""
+	for {
+		ctx, cancel := context.WithTimeout(r.ctx, 60*time.Second)
+		msgs, res, err := c.FetchHistory(ctx, room, history.Query{After: after, Limit: 500})
+		cancel()
+		if err != nil {
+			r.t.Fatalf("reading %s's archive: %v", room, err)
+		}
+		for _, m := range msgs {
+			out = append(out, m.Body)
+		}
+		if res.Complete || len(msgs) == 0 {
+			return out
+		}
+		after = res.Last
+	}
+}
+
+// timeline is every message body in a Matrix room, oldest first.
+func (r *soakRig) timeline(room id.RoomID) []string {
+	r.t.Helper()
+	var out []string
+	from := ""
+	for {
+		resp, err := r.carol.cli.Messages(r.ctx, room, from, "", mautrix.DirectionBackward, nil, 1000)
+		if err != nil {
+			r.t.Fatalf("reading %s's timeline: %v", room, err)
+		}
+		for _, e := range resp.Chunk {
+			if e.Type != event.EventMessage {
+				continue
+			}
+			_ = e.Content.ParseRaw(e.Type)
+			out = append(out, message(e).Body)
+		}
+		if resp.End == "" || len(resp.Chunk) == 0 {
+			break
+		}
+		from = resp.End
+	}
+	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+		out[i], out[j] = out[j], out[i]
+	}
+	return out
+}
