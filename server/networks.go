@@ -10,7 +10,6 @@ import (
 
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/matrix"
-	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/slack"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/xmpp"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/command"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/connector"
@@ -22,7 +21,7 @@ func defaultNetworks() []connector.Descriptor {
 	return []connector.Descriptor{
 		xmpp.Descriptor(),
 		matrix.Descriptor(),
-		slack.Descriptor(),
+		slackDescriptor(),
 	}
 }
 

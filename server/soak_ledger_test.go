@@ -53,9 +53,11 @@ func (l *soakLedger) send(tag, from string, channel, seq int, at time.Time, to [
 	l.sent[tag] = soakSent{from: from, channel: channel, seq: seq, at: at, to: to}
 }
 
-// arrived records a copy of tag seen on side at at, as a watcher saw it
-// come. Copies seen on the side that sent it (an echo) and unknown tags
-// are not the ledger's.
+// arrived records that a watcher saw tag arrive on side at at, for its
+// latency; only the first sight counts. Echoes on the side that sent it
+// and unknown tags are not the ledger's. What is counted comes from the
+// sides' records (recount): a watcher can miss what comes during an
+// outage, a record cannot.
 func (l *soakLedger) arrived(tag, side string, at time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -69,21 +71,10 @@ func (l *soakLedger) arrived(tag, side string, at time.Time) {
 	if _, seen := l.first[tag][side]; !seen {
 		l.first[tag][side] = at
 	}
-	l.countLocked(tag, side, s)
 }
 
-func (l *soakLedger) countLocked(tag, side string, s soakSent) {
-	if l.copies[tag] == nil {
-		l.copies[tag] = map[string]int{}
-	}
-	l.copies[tag][side]++
-	k := soakPathChannel{soakPath{s.from, side}, s.channel}
-	l.order[k] = append(l.order[k], s.seq)
-}
-
-// recount replaces the copies a side's watcher counted with the side's
-// own record: tags as the side keeps them, in its order. A watcher can
-// miss what came during an outage; the record cannot.
+// recount takes a side's own record: the tags it keeps, in its order,
+// duplicates included. It replaces the side's last record.
 func (l *soakLedger) recount(side string, tags []string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -96,9 +87,16 @@ func (l *soakLedger) recount(side string, tags []string) {
 		}
 	}
 	for _, tag := range tags {
-		if s, ok := l.sent[tag]; ok && side != s.from {
-			l.countLocked(tag, side, s)
+		s, ok := l.sent[tag]
+		if !ok || side == s.from {
+			continue
 		}
+		if l.copies[tag] == nil {
+			l.copies[tag] = map[string]int{}
+		}
+		l.copies[tag][side]++
+		k := soakPathChannel{soakPath{s.from, side}, s.channel}
+		l.order[k] = append(l.order[k], s.seq)
 	}
 }
 

@@ -18,10 +18,10 @@ package main
 //
 // Knobs: SOAK_MESSAGES (10000, split over the XMPP servers), SOAK_RATE
 // (messages a second, 12), SOAK_XMPP (prosody,ejabberd), SOAK_OUT
-// (soak-results). The bundle must be built with the slackunpaced tag
-// (make soak does): the Slack test server runs without Slack's one
-// message a second per channel, which would make 10,000 messages take
-// hours, and the bridge must not keep to it either.
+// (soak-results). The plugin is built here with the slackunpaced tag: the
+// Slack test server runs without Slack's one message a second per
+// channel, which would make 10,000 messages take hours, and the bridge
+// must not keep to it either.
 
 import (
 	"context"
@@ -86,7 +86,7 @@ func TestSoak(t *testing.T) {
 	total := soakEnvInt(t, "SOAK_MESSAGES", 10000)
 	rate := soakEnvInt(t, "SOAK_RATE", 12)
 	names := strings.Split(cmpOr(os.Getenv("SOAK_XMPP"), "prosody,ejabberd"), ",")
-	out := cmpOr(os.Getenv("SOAK_OUT"), "soak-results")
+	out := cmpOr(os.Getenv("SOAK_OUT"), filepath.Join(testhost.RepoRoot(t), "soak-results"))
 	results := map[string]soakResult{}
 	for _, name := range names {
 		kind, ok := map[string]testservers.Kind{"prosody": testservers.Prosody, "ejabberd": testservers.Ejabberd}[name]
@@ -96,7 +96,7 @@ func TestSoak(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			r := runSoak(t, kind, name, total/len(names), rate)
 			results[name] = r
-			t.Log("\n" + r.table())
+			fmt.Println(r.table())
 			for _, p := range r.Paths {
 				if p.Lost+p.Duplicated+p.Reordered > 0 {
 					t.Errorf("%s -> %s: %d lost, %d duplicated, %d reordered", p.From, p.To, p.Lost, p.Duplicated, p.Reordered)
@@ -195,7 +195,9 @@ func newSoakRig(t *testing.T, kind testservers.Kind, name string) *soakRig {
 		r.slack.InviteBot(r.sam.ID, r.schs[c].ID)
 	}
 
-	r.s = testhost.NewServer(t, testhost.WithBundle(testhost.PluginDir(t)), testhost.WithNodes(2))
+	noRace := false
+	bundle := testhost.Build(t, testhost.BuildOptions{ModuleDir: testhost.RepoRoot(t), Tags: []string{"slackunpaced"}, Race: &noRace})
+	r.s = testhost.NewServer(t, testhost.WithBundle(bundle), testhost.WithNodes(2))
 	r.nodes = r.s.Nodes()
 	web, err := r.s.ListenHTTP()
 	if err != nil {
@@ -340,13 +342,22 @@ func runSoak(t *testing.T, kind testservers.Kind, name string, total, rate int) 
 		total * 3 / 5: r.killHolder,
 		total * 4 / 5: r.dropSlack,
 	}
-	seq := map[[2]int]int{} // (side, channel) -> next seq
+	var disrupted sync.WaitGroup // the disruptions run beside the traffic
+	var mu sync.Mutex             // guards res.Disruptions
+	seq := map[[2]int]int{}       // (side, channel) -> next seq
 	start := time.Now()
 	tick := time.NewTicker(time.Second / time.Duration(rate))
 	defer tick.Stop()
 	for i := range total {
 		if d := disrupt[i]; d != nil && i > 0 {
-			go func() { res.Disruptions = append(res.Disruptions, d()) }()
+			disrupted.Add(1)
+			go func() {
+				defer disrupted.Done()
+				what := d()
+				mu.Lock()
+				res.Disruptions = append(res.Disruptions, what)
+				mu.Unlock()
+			}()
 		}
 		<-tick.C
 		c := i % soakChannels
@@ -374,11 +385,16 @@ func runSoak(t *testing.T, kind testservers.Kind, name string, total, rate int) 
 			time.Sleep(200 * time.Millisecond)
 		}
 	}
-	testhost.WaitFor(t, 10*time.Minute, r.ledger.complete, "every message on every side")
+	// Each side's record is read again until every message is in it
+	// everywhere (or the failsafe ends the wait, and the report tells).
+	deadline := time.Now().Add(10 * time.Minute)
+	for r.countRecords(); !r.ledger.complete() && time.Now().Before(deadline); r.countRecords() {
+		time.Sleep(10 * time.Second)
+	}
 	res.Seconds = time.Since(start).Seconds()
 	stopWatching()
 	wg.Wait()
-	r.finalCounts()
+	disrupted.Wait()
 	res.Paths = r.ledger.report()
 	return res
 }
@@ -422,15 +438,8 @@ func (r *soakRig) restartHomeserver() string {
 }
 
 func (r *soakRig) killHolder() string {
-	var holder *testhost.Node
-	for _, n := range r.nodes {
-		if n.IsActive() && len(n.PluginProcesses()) > 0 && holds(n) > 0 {
-			holder = n
-		}
-	}
-	if holder == nil {
-		holder = r.nodes[0]
-	}
+	h := &haHarness{xmppHarness: &xmppHarness{channelHarness: channelHarness{t: r.t, s: r.s}}, nodes: r.nodes}
+	holder := h.holder(nil)
 	if err := holder.Kill(); err != nil {
 		r.t.Error(err)
 		return "kill failed: " + err.Error()
@@ -535,10 +544,9 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 
 // --- the count: each side's own record --------------------------------------
 
-// finalCounts replaces what the watchers saw with what each side keeps:
-// the copies and their order come from there.
-func (r *soakRig) finalCounts() {
-	t := r.t
+// countRecords hands the ledger each side's record: the copies and
+// their order come from there.
+func (r *soakRig) countRecords() {
 	lists := map[string][][]string{}
 	for c := range soakChannels {
 		var mm, xs, mx, sl []string
@@ -564,7 +572,6 @@ func (r *soakRig) finalCounts() {
 		}
 		r.ledger.recount(side, tags)
 	}
-	t.Logf("counted every side's record")
 }
 
 // archive is every body in room's archive, oldest first.
@@ -575,7 +582,7 @@ func (r *soakRig) archive(room jid.JID) []string {
 	after := ""
 	for {
 		ctx, cancel := context.WithTimeout(r.ctx, 60*time.Second)
-		msgs, res, err := c.FetchHistory(ctx, room, history.Query{After: after, Limit: 500})
+		msgs, res, err := c.FetchHistory(ctx, room, history.Query{PageID: after, Limit: 500})
 		cancel()
 		if err != nil {
 			r.t.Fatalf("reading %s's archive: %v", room, err)
@@ -586,7 +593,7 @@ func (r *soakRig) archive(room jid.JID) []string {
 		if res.Complete || len(msgs) == 0 {
 			return out
 		}
-		after = res.Last
+		after = res.Set.Last
 	}
 }
 

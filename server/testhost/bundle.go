@@ -309,6 +309,8 @@ type BuildOptions struct {
 	Manifest  *model.Manifest // default: the plugin.json of ModuleDir
 	// Race builds with -race; default (nil) follows the test binary.
 	Race *bool
+	// Tags are build tags to build with.
+	Tags []string
 }
 
 // BuildPlugin builds ./server of the repository at repoRoot for this
@@ -366,12 +368,15 @@ func build(opts BuildOptions) (*Bundle, error) {
 		return nil, err
 	}
 	sum := sha256.Sum256(mj)
-	key := fmt.Sprintf("build\x00%s\x00%s\x00%v\x00%s", moduleDir, pkg, race, hex.EncodeToString(sum[:]))
+	key := fmt.Sprintf("build\x00%s\x00%s\x00%v\x00%s\x00%s", moduleDir, pkg, race, strings.Join(opts.Tags, ","), hex.EncodeToString(sum[:]))
 	return cached(key, func(dir string) (*Bundle, error) {
 		pluginDir := filepath.Join(dir, m.Id)
 		args := []string{"build"}
 		if race {
 			args = append(args, "-race")
+		}
+		if len(opts.Tags) > 0 {
+			args = append(args, "-tags", strings.Join(opts.Tags, ","))
 		}
 		args = append(args, "-o", filepath.Join(pluginDir, filepath.FromSlash(exe)), pkg)
 		cmd := exec.Command("go", args...)
