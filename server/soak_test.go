@@ -96,7 +96,6 @@ func TestSoak(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			r := runSoak(t, kind, name, total/len(names), rate)
 			results[name] = r
-			fmt.Println(r.table())
 			for _, p := range r.Paths {
 				if p.Lost+p.Duplicated+p.Reordered > 0 {
 					t.Errorf("%s -> %s: %d lost, %d duplicated, %d reordered", p.From, p.To, p.Lost, p.Duplicated, p.Reordered)
@@ -111,11 +110,17 @@ func TestSoak(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	file := filepath.Join(out, "soak.json")
-	if err := os.WriteFile(file, append(b, '\n'), 0o644); err != nil {
-		t.Fatal(err)
+	var md strings.Builder
+	for _, name := range names {
+		if r, ok := results[name]; ok {
+			md.WriteString(r.table() + "\n")
+		}
 	}
-	t.Logf("wrote %s", file)
+	for file, data := range map[string][]byte{"soak.json": append(b, '\n'), "soak.md": []byte(md.String())} {
+		if err := os.WriteFile(filepath.Join(out, file), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 func cmpOr(v, def string) string {
