@@ -51,7 +51,7 @@ func startComponentBridge(ctx context.Context, t *testing.T, p xmpptest.Server, 
 
 // startComponent starts a component-mode bridge on p, over direct TLS,
 // with the config tweak makes; it stops when the test ends.
-func startComponent(ctx context.Context, t *testing.T, srv xmpptest.Server, st *memStore, sink bridge.Sink, log bridge.Logger, tweak func(*Config)) *Bridge {
+func startComponent(ctx context.Context, t *testing.T, srv xmpptest.Server, st Store, sink bridge.Sink, log bridge.Logger, tweak func(*Config)) *Bridge {
 	t.Helper()
 	p := srv.Reach()
 	cfg := Config{

@@ -71,7 +71,8 @@ func (b *Bridge) Deliver(ctx context.Context, d *bridge.Delivery) (string, error
 		}
 		// Clients without out-of-band support show the links in the body.
 		body = strings.TrimSpace(strings.Join(append(append([]string{body}, urls...), notes...), "\n"))
-		return b.sendMessage(ctx, s, msg, prefix+body, d.ParentID, oobPayload(urls)...)
+		nick, occupantID := b.speakingAs(roomJID, d.Sender.ID, prefix != "")
+		return b.sendMessage(ctx, s, msg, prefix+body, d.ParentID, nick, occupantID, oobPayload(urls)...)
 	case bridge.KindEdit:
 		origin := d.TargetID
 		if v, ok, aerr := b.store.Alias(stanzaNS(room), d.TargetID); aerr == nil && ok {
@@ -115,8 +116,10 @@ func (b *Bridge) Deliver(ctx context.Context, d *bridge.Delivery) (string, error
 }
 
 // sendMessage sends a new message and waits for the room to reflect it, to
-// learn the ID the room gave it (the native ID others refer to).
-func (b *Bridge) sendMessage(ctx context.Context, s *xmpp.Session, msg stanza.Message, body, parentID string, extra ...xml.TokenReader) (string, error) {
+// learn the ID the room gave it (the native ID others refer to). A message
+// that may already be out is looked for first (see unsure.go); nick and
+// occupantID are who the bridge speaks as.
+func (b *Bridge) sendMessage(ctx context.Context, s *xmpp.Session, msg stanza.Message, body, parentID, nick, occupantID string, extra ...xml.TokenReader) (string, error) {
 	if strings.TrimSpace(body) == "" {
 		return "", bridge.Permanentf("empty message")
 	}
@@ -127,9 +130,31 @@ func (b *Bridge) sendMessage(ctx context.Context, s *xmpp.Session, msg stanza.Me
 	}
 	room := msg.To.String()
 	if id, ok, err := b.store.Alias(originNS(room), msg.ID); err == nil && ok {
-		// An earlier attempt reached the room before the connection
-		// dropped; the catch-up saw it there. Sending again would double it.
+		// An earlier attempt reached the room and its echo or a catch-up
+		// saw it there. Sending again would double it.
 		return id, nil
+	}
+	mark, unsure, err := b.sendingMark(room, msg.ID)
+	switch {
+	case err != nil:
+		return "", err
+	case unsure:
+		// An earlier attempt, of this bridge or of one that died, began
+		// and nothing says how it ended.
+		m, ferr := b.findDelivered(ctx, s, msg.To, msg.ID, mark, nick, occupantID)
+		switch {
+		case errors.Is(ferr, errNoArchive):
+			b.log.Warn("Sending an XMPP message again that may have reached the room: it keeps no archive to look in", "room", room, "error", ferr.Error())
+		case ferr != nil:
+			return "", ferr
+		case m != nil:
+			b.remember(room, m)
+			return m.StanzaID(msg.To), nil
+		}
+	default:
+		if err := b.markSending(room, msg.ID); err != nil {
+			return "", err
+		}
 	}
 	wait := make(chan string, 1)
 	b.mu.Lock()
@@ -141,6 +166,9 @@ func (b *Bridge) sendMessage(ctx context.Context, s *xmpp.Session, msg stanza.Me
 		delete(b.reflections, msg.ID)
 		b.mu.Unlock()
 	}()
+	if b.testHookBeforeSend != nil {
+		b.testHookBeforeSend()
+	}
 	if err := s.Send(ctx, msg.Wrap(xmlstream.MultiReader(payload...))); err != nil {
 		return "", err
 	}
@@ -157,8 +185,8 @@ func (b *Bridge) sendMessage(ctx context.Context, s *xmpp.Session, msg stanza.Me
 		return id, nil
 	case <-dropped:
 		// The session dropped before the echo: whether the room got it is
-		// unknown. The retry after the reconnect sends it again unless the
-		// catch-up finds it in the archive (same ID, see above).
+		// unknown. The retry after the reconnect looks for it in the
+		// archive first (same ID, see above).
 		return "", errors.New("the XMPP connection dropped while sending")
 	case <-timer.C:
 		// Sent, but no echo: the message is out, so it must not be sent
@@ -381,10 +409,15 @@ func emptyElement(space, local string, attrs ...xml.Attr) xml.TokenReader {
 }
 
 // deliveryID derives a message's stanza ID from the event, so a retried
-// delivery carries the same ID and a copy that already reached the room is
-// recognised.
+// delivery, or the replay of one by the next bridge, carries the same ID
+// and a copy that already reached the room is recognised. The parts of a
+// split message each have their own; the first keeps the ID messages had
+// before parts counted, so a delivery begun then is still recognised.
 func deliveryID(d *bridge.Delivery) string {
 	h := sha256.New()
 	fmt.Fprintf(h, "%s|%s|%s|%s|%d|%s", d.Kind, d.Origin.Key(), d.TargetID, d.Emoji, d.Time.UnixNano(), d.Room)
+	if d.Part > 0 {
+		fmt.Fprintf(h, "|part %d", d.Part)
+	}
 	return "mm-" + hex.EncodeToString(h.Sum(nil)[:12])
 }

@@ -1,0 +1,222 @@
+package xmpp
+
+import (
+	"context"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge"
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/xmpp/testservers"
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/xmpp/xmpptest"
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/store"
+)
+
+// dyingStore is the store as a bridge that died sees it: once dead, what it
+// writes is lost, as when the process was killed before writing.
+type dyingStore struct {
+	*memStore
+	dead atomic.Bool
+}
+
+func (s *dyingStore) die() { s.dead.Store(true) }
+
+func (s *dyingStore) SetCursor(linkID, name, value string) error {
+	if s.dead.Load() {
+		return nil
+	}
+	return s.memStore.SetCursor(linkID, name, value)
+}
+
+func (s *dyingStore) SetAlias(namespace, key, value string) error {
+	if s.dead.Load() {
+		return nil
+	}
+	return s.memStore.SetAlias(namespace, key, value)
+}
+
+// slowStore holds the reads of archive positions until released: a
+// catch-up that has not got far yet (a busy room, a loaded server).
+type slowStore struct {
+	*memStore
+	release chan struct{}
+}
+
+func (s *slowStore) GetCursor(linkID, name string) (string, bool, error) {
+	if strings.HasPrefix(name, archiveCursorName("")) {
+		<-s.release
+	}
+	return s.memStore.GetCursor(linkID, name)
+}
+
+// deaths has two holders of room die in turn on a server of kind: the
+// first as it was about to send a post (nothing went out), the second right
+// after sending one, before it recorded anything of it (not the room's echo,
+// not the archive position, not the counterpart). What the survivors share
+// is st.
+type deaths struct {
+	room         jid.JID
+	carol        *xmpptest.Client
+	srv          xmpptest.Server
+	st           *memStore
+	sent, unsent *bridge.Delivery
+	sentID       string
+}
+
+func twoDeaths(ctx context.Context, t *testing.T, kind testservers.Kind) *deaths {
+	t.Helper()
+	srv, room, carol := serverWithCarol(ctx, t, kind, testservers.Options{})
+	st := newMemStore()
+	st.links = []store.Link{{ChannelID: "channel", Remotes: []store.RemoteRoom{{Network: bridge.NetworkXMPP, Room: room.String()}}}}
+	post := func(id, text string) *bridge.Delivery {
+		return &bridge.Delivery{Room: room.String(), Event: bridge.Event{
+			Kind: bridge.KindMessage, Sender: alice, Text: text, Time: time.Now(),
+			Origin: bridge.Ref{Network: bridge.NetworkMattermost, Room: "channel", ID: id},
+		}}
+	}
+
+	// The first holder dies as a post is about to go out.
+	dying := &dyingStore{memStore: st}
+	first := startComponent(ctx, t, srv, dying, &eventRecorder{}, nil, nil)
+	waitJoined(t, first, room, "the first bridge")
+	// One of alice's posts goes out before, so her ghost is in the
+	// room and the archive has something of the bridge's.
+	if _, err := first.Deliver(ctx, post("post-0", "before the deaths")); err != nil {
+		t.Fatal(err)
+	}
+	unsent := post("post-1", "the holder died before sending")
+	first.testHookBeforeSend = func() {
+		dying.die()
+		first.mu.Lock()
+		s := first.session
+		first.mu.Unlock()
+		_ = s.Conn().Close()
+	}
+	if _, err := first.Deliver(ctx, unsent); err == nil {
+		t.Fatal("a send on a closed stream succeeded")
+	}
+	crash(first)
+
+	// The next dies right after a post went out.
+	dying2 := &dyingStore{memStore: st}
+	second := startComponent(ctx, t, srv, dying2, &eventRecorder{}, nil, nil)
+	waitJoined(t, second, room, "the second bridge")
+	sent := post("post-2", "sent, then the holder died")
+	second.testHookBeforeSend = dying2.die
+	sentID, err := second.Deliver(ctx, sent)
+	if err != nil {
+		t.Fatalf("the first attempt: %v", err)
+	}
+	crash(second)
+
+	return &deaths{room: room, carol: carol, srv: srv, st: st, sent: sent, unsent: unsent, sentID: sentID}
+}
+
+// waitJoined waits until b is in room.
+func waitJoined(t *testing.T, b *Bridge, room jid.JID, what string) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); !joinedRoom(b, room); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not join the linked room", what)
+		}
+	}
+}
+
+// Issue 12 check 2: after the deaths (twoDeaths) the next holder (a
+// takeover, a restart) replays both posts from the Mattermost cursor.
+// XMPP rooms have no dedup: before, the room got the post sent before the
+// death twice. The one whose holder died before it went out is sent once.
+func TestReplayAfterADeathSendsOnceOnEachServer(t *testing.T) {
+	for _, kind := range testservers.All {
+		t.Run(kind.Name, func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			d := twoDeaths(ctx, t, kind)
+			room, carol, st, sent, unsent := d.room, d.carol, d.st, d.sent, d.unsent
+			// The next replays both, its catch-up of the room still behind:
+			// the replay must not wait for it nor count on it.
+			rec := &eventRecorder{}
+			slow := &slowStore{memStore: st, release: make(chan struct{})}
+			third := startComponent(ctx, t, d.srv, slow, rec, nil, nil)
+			waitJoined(t, third, room, "the third bridge")
+			id, err := third.Deliver(ctx, sent)
+			if err != nil {
+				t.Fatalf("the replay: %v", err)
+			}
+			if id != d.sentID {
+				t.Errorf("the replay returned %q, the room's ID of the first copy is %q", id, d.sentID)
+			}
+			if _, err := third.Deliver(ctx, unsent); err != nil {
+				t.Fatalf("the replay of the unsent post: %v", err)
+			}
+
+			close(slow.release)
+
+			marker := "carol's marker"
+			if _, err := carol.Say(ctx, room, marker); err != nil {
+				t.Fatal(err)
+			}
+			waitRoom(ctx, t, carol, "carol's marker", func(m xmpptest.Message) bool { return m.Body == marker })
+			count := map[string]int{}
+			for _, m := range carol.Messages() {
+				if m.Type == "groupchat" && m.Forwarded == nil {
+					count[m.Body]++
+				}
+			}
+			for _, text := range []string{"before the deaths", sent.Text, unsent.Text} {
+				if count[text] != 1 {
+					t.Errorf("the room got %q %d times (all: %v)", text, count[text], count)
+				}
+			}
+
+			// Nor does the catch-up take the bridge's own message for
+			// someone else's.
+			onlyCarolsMarker(t, rec, marker)
+		})
+	}
+}
+
+// The next holder's catch-up reads, after its position, the messages the
+// dead ones sent and did not record: they are the bridge's own, not
+// someone's to relay back to Mattermost. Before, the one sent right before
+// the death came back as a message from alice's ghost, when the catch-up
+// got to it before the ghost joined again.
+func TestCatchUpAfterADeathRelaysNoOwnMessageOnEachServer(t *testing.T) {
+	for _, kind := range testservers.All {
+		t.Run(kind.Name, func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			d := twoDeaths(ctx, t, kind)
+			rec := &eventRecorder{}
+			third := startComponent(ctx, t, d.srv, d.st, rec, nil, nil)
+			waitJoined(t, third, d.room, "the third bridge")
+			if _, err := d.carol.Say(ctx, d.room, "hello"); err != nil {
+				t.Fatal(err)
+			}
+			onlyCarolsMarker(t, rec, "hello")
+		})
+	}
+}
+
+// onlyCarolsMarker waits until the bridge handed carol's marker to the
+// core and fails if it handed anything else before it.
+func onlyCarolsMarker(t *testing.T, rec *eventRecorder, marker string) {
+	t.Helper()
+	relayed := map[string]int{}
+	for deadline := time.Now().Add(30 * time.Second); relayed[marker] == 0; time.Sleep(50 * time.Millisecond) {
+		for _, ev := range rec.take() {
+			relayed[ev.Text]++
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("carol's marker never reached the core; got %v", relayed)
+		}
+	}
+	if len(relayed) != 1 {
+		t.Errorf("relayed to the core: %v, want carol's marker only", relayed)
+	}
+}
