@@ -2,6 +2,7 @@ package xmpp
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -16,16 +17,18 @@ import (
 )
 
 // dyingStore is the store as a bridge that died sees it: once dead, what it
-// writes is lost, as when the process was killed before writing.
+// writes is lost, as when the process was killed before writing. Once
+// behind, the room's archive position no longer moves, as when the bridge
+// died before it handled the echoes of what it sent.
 type dyingStore struct {
 	*memStore
-	dead atomic.Bool
+	dead, behind atomic.Bool
 }
 
 func (s *dyingStore) die() { s.dead.Store(true) }
 
 func (s *dyingStore) SetCursor(linkID, name, value string) error {
-	if s.dead.Load() {
+	if s.dead.Load() || s.behind.Load() {
 		return nil
 	}
 	return s.memStore.SetCursor(linkID, name, value)
@@ -218,5 +221,90 @@ func onlyCarolsMarker(t *testing.T, rec *eventRecorder, marker string) {
 	}
 	if len(relayed) != 1 {
 		t.Errorf("relayed to the core: %v, want carol's marker only", relayed)
+	}
+}
+
+// Edits, retractions and reactions the holder sent right before it died,
+// before it handled their echoes: the next holder's catch-up does not relay
+// them back (before, alice's reaction came back as her ghost's), and their
+// replays (the edit and the delete from the Mattermost cursor, a reaction
+// delivered again) find them in the archive and send nothing.
+func TestActionsAfterADeathOnEachServer(t *testing.T) {
+	for _, kind := range testservers.All {
+		t.Run(kind.Name, func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			srv, room, carol := serverWithCarol(ctx, t, kind, testservers.Options{})
+			st := newMemStore()
+			st.links = []store.Link{{ChannelID: "channel", Remotes: []store.RemoteRoom{{Network: bridge.NetworkXMPP, Room: room.String()}}}}
+			dying := &dyingStore{memStore: st}
+			first := startComponent(ctx, t, srv, dying, &eventRecorder{}, nil, nil)
+			waitJoined(t, first, room, "the first bridge")
+			msg := &bridge.Delivery{Room: room.String(), Event: bridge.Event{
+				Kind: bridge.KindMessage, Sender: alice, Text: "to be edited", Time: time.Now(),
+				Origin: bridge.Ref{Network: bridge.NetworkMattermost, Room: "channel", ID: "post-1"},
+			}}
+			id, err := first.Deliver(ctx, msg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitRoom(ctx, t, carol, "the message", func(m xmpptest.Message) bool { return m.Body == msg.Text })
+			actions := []*bridge.Delivery{
+				{Room: room.String(), TargetID: id, Event: bridge.Event{Kind: bridge.KindEdit, Text: "edited"}},
+				{Room: room.String(), TargetID: id, Event: bridge.Event{Kind: bridge.KindReactionAdd, Emoji: "tada"}},
+				{Room: room.String(), TargetID: id, Event: bridge.Event{Kind: bridge.KindDelete}},
+			}
+			for i, d := range actions {
+				d.Sender, d.Time = alice, time.Now()
+				d.Origin = bridge.Ref{Network: bridge.NetworkMattermost, Room: "channel", ID: fmt.Sprintf("post-1-%d", i)}
+				if d.Kind == bridge.KindReactionAdd {
+					d.Target, d.Origin.ID = "post-1", "post-1:alice:tada"
+				}
+			}
+			first.testHookBeforeSend = func() { dying.behind.Store(true) }
+			for _, d := range actions {
+				if _, err := first.Deliver(ctx, d); err != nil {
+					t.Fatalf("%s: %v", d.Kind, err)
+				}
+			}
+			waitRoom(ctx, t, carol, "the retraction", func(m xmpptest.Message) bool { return strings.Contains(m.Raw, "urn:xmpp:message-retract:1") })
+			crash(first)
+
+			rec := &eventRecorder{}
+			second := startComponent(ctx, t, srv, st, rec, nil, nil)
+			waitJoined(t, second, room, "the second bridge")
+			marker := "carol's marker"
+			if _, err := carol.Say(ctx, room, marker); err != nil {
+				t.Fatal(err)
+			}
+			onlyCarolsMarker(t, rec, marker)
+			for _, d := range actions {
+				if _, err := second.Deliver(ctx, d); err != nil {
+					t.Fatalf("the replay of the %s: %v", d.Kind, err)
+				}
+			}
+			again := "carol's second marker"
+			if _, err := carol.Say(ctx, room, again); err != nil {
+				t.Fatal(err)
+			}
+			waitRoom(ctx, t, carol, again, func(m xmpptest.Message) bool { return m.Body == again })
+			count := map[string]int{}
+			for _, m := range carol.Messages() {
+				if m.Type != "groupchat" || m.Forwarded != nil {
+					continue
+				}
+				for _, ns := range []string{"urn:xmpp:message-correct:0", "urn:xmpp:reactions:0", "urn:xmpp:message-retract:1"} {
+					if strings.Contains(m.Raw, ns) {
+						count[ns]++
+					}
+				}
+			}
+			for _, ns := range []string{"urn:xmpp:message-correct:0", "urn:xmpp:reactions:0", "urn:xmpp:message-retract:1"} {
+				if count[ns] != 1 {
+					t.Errorf("the room got %d %s stanzas, want 1", count[ns], ns)
+				}
+			}
+		})
 	}
 }

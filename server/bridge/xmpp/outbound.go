@@ -61,6 +61,15 @@ func (b *Bridge) Deliver(ctx context.Context, d *bridge.Delivery) (string, error
 	defer release()
 	room := roomJID.String()
 	msg := stanza.Message{To: roomJID, From: from, Type: stanza.GroupChatMessage, ID: deliveryID(d)}
+	nick, occupantID := b.speakingAs(roomJID, d.Sender.ID, prefix != "")
+	// send sends an edit, retraction or reaction once (see unsure.go);
+	// sent again they change nothing but show twice in some clients.
+	send := func(payload xml.TokenReader) (string, error) {
+		if m, err := b.alreadySent(ctx, s, msg, nick, occupantID); err != nil || m != nil {
+			return d.TargetID, err
+		}
+		return d.TargetID, s.Send(ctx, msg.Wrap(payload))
+	}
 
 	switch d.Kind {
 	case bridge.KindMessage:
@@ -71,21 +80,19 @@ func (b *Bridge) Deliver(ctx context.Context, d *bridge.Delivery) (string, error
 		}
 		// Clients without out-of-band support show the links in the body.
 		body = strings.TrimSpace(strings.Join(append(append([]string{body}, urls...), notes...), "\n"))
-		nick, occupantID := b.speakingAs(roomJID, d.Sender.ID, prefix != "")
 		return b.sendMessage(ctx, s, msg, prefix+body, d.ParentID, nick, occupantID, oobPayload(urls)...)
 	case bridge.KindEdit:
 		origin := d.TargetID
 		if v, ok, aerr := b.store.Alias(stanzaNS(room), d.TargetID); aerr == nil && ok {
 			origin = v
 		}
-		payload := xmlstream.MultiReader(bodyXML(prefix+styling.FromMarkdown(b.writeMentions(roomJID, d.Text, d.Mentions))), emptyElement(correction.NS, "replace", xml.Attr{Name: xml.Name{Local: "id"}, Value: origin}))
-		return d.TargetID, s.Send(ctx, msg.Wrap(payload))
+		return send(xmlstream.MultiReader(bodyXML(prefix+styling.FromMarkdown(b.writeMentions(roomJID, d.Text, d.Mentions))), emptyElement(correction.NS, "replace", xml.Attr{Name: xml.Name{Local: "id"}, Value: origin})))
 	case bridge.KindDelete:
 		origin := d.TargetID
 		if v, ok, aerr := b.store.Alias(stanzaNS(room), d.TargetID); aerr == nil && ok {
 			origin = v
 		}
-		payload := xmlstream.MultiReader(
+		return send(xmlstream.MultiReader(
 			emptyElement(retract.NS, "retract", xml.Attr{Name: xml.Name{Local: "id"}, Value: d.TargetID}),
 			// XEP-0424 before 0.4 is all that slixmpp 1.8 and the clients
 			// built on it read; that form names the message by its
@@ -93,8 +100,7 @@ func (b *Bridge) Deliver(ctx context.Context, d *bridge.Delivery) (string, error
 			retract.Retract{ID: origin}.LegacyTokenReader(),
 			emptyElement(fallback.NS, "fallback", xml.Attr{Name: xml.Name{Local: "for"}, Value: retract.NS}),
 			bodyXML(prefix+"retracted a message."),
-		)
-		return d.TargetID, s.Send(ctx, msg.Wrap(payload))
+		))
 	case bridge.KindReactionAdd, bridge.KindReactionRemove:
 		set, rerr := b.updateMyReactions(room, d)
 		if rerr != nil {
@@ -106,11 +112,10 @@ func (b *Bridge) Deliver(ctx context.Context, d *bridge.Delivery) (string, error
 		}
 		// The store hint makes the room archive it (a message without a
 		// body is not archived otherwise), so a catch-up sees it too.
-		payload := xmlstream.MultiReader(xmlstream.Wrap(xmlstream.MultiReader(inner...), xml.StartElement{
+		return send(xmlstream.MultiReader(xmlstream.Wrap(xmlstream.MultiReader(inner...), xml.StartElement{
 			Name: xml.Name{Space: reactions.NS, Local: "reactions"},
 			Attr: []xml.Attr{{Name: xml.Name{Local: "id"}, Value: d.TargetID}},
-		}), emptyElement(nsHints, "store"))
-		return d.TargetID, s.Send(ctx, msg.Wrap(payload))
+		}), emptyElement(nsHints, "store")))
 	}
 	return "", bridge.Permanentf("the XMPP bridge cannot send %q events", d.Kind)
 }
@@ -134,27 +139,10 @@ func (b *Bridge) sendMessage(ctx context.Context, s *xmpp.Session, msg stanza.Me
 		// saw it there. Sending again would double it.
 		return id, nil
 	}
-	mark, unsure, err := b.sendingMark(room, msg.ID)
-	switch {
-	case err != nil:
+	if m, err := b.alreadySent(ctx, s, msg, nick, occupantID); err != nil {
 		return "", err
-	case unsure:
-		// An earlier attempt, of this bridge or of one that died, began
-		// and nothing says how it ended.
-		m, ferr := b.findDelivered(ctx, s, msg.To, msg.ID, mark, nick, occupantID)
-		switch {
-		case errors.Is(ferr, errNoArchive):
-			b.log.Warn("Sending an XMPP message again that may have reached the room: it keeps no archive to look in", "room", room, "error", ferr.Error())
-		case ferr != nil:
-			return "", ferr
-		case m != nil:
-			b.remember(room, m)
-			return m.StanzaID(msg.To), nil
-		}
-	default:
-		if err := b.markSending(room, msg.ID); err != nil {
-			return "", err
-		}
+	} else if m != nil {
+		return m.StanzaID(msg.To), nil
 	}
 	wait := make(chan string, 1)
 	b.mu.Lock()
@@ -166,9 +154,6 @@ func (b *Bridge) sendMessage(ctx context.Context, s *xmpp.Session, msg stanza.Me
 		delete(b.reflections, msg.ID)
 		b.mu.Unlock()
 	}()
-	if b.testHookBeforeSend != nil {
-		b.testHookBeforeSend()
-	}
 	if err := s.Send(ctx, msg.Wrap(xmlstream.MultiReader(payload...))); err != nil {
 		return "", err
 	}

@@ -110,6 +110,40 @@ func (b *Bridge) speakingAs(roomJID jid.JID, senderID string, prefixed bool) (ni
 	return nick, r.occupants[nick].OccupantID
 }
 
+// alreadySent returns the bridge's stanza msg from the room's archive when
+// an earlier attempt may have sent it and did; otherwise (nil) it marks msg
+// as being sent, and the caller sends it. nick and occupantID are who the
+// bridge speaks as.
+func (b *Bridge) alreadySent(ctx context.Context, s *xmpp.Session, msg stanza.Message, nick, occupantID string) (*inMsg, error) {
+	room := msg.To.String()
+	mark, unsure, err := b.sendingMark(room, msg.ID)
+	switch {
+	case err != nil:
+		return nil, err
+	case unsure:
+		// An earlier attempt, of this bridge or of one that died, began
+		// and nothing says how it ended.
+		m, ferr := b.findDelivered(ctx, s, msg.To, msg.ID, mark, nick, occupantID)
+		switch {
+		case errors.Is(ferr, errNoArchive):
+			b.log.Warn("Sending an XMPP message again that may have reached the room: it keeps no archive to look in", "room", room, "error", ferr.Error())
+		case ferr != nil:
+			return nil, ferr
+		case m != nil:
+			b.remember(room, m)
+			return m, nil
+		}
+	default:
+		if err := b.markSending(room, msg.ID); err != nil {
+			return nil, err
+		}
+	}
+	if b.testHookBeforeSend != nil {
+		b.testHookBeforeSend()
+	}
+	return nil, nil
+}
+
 // errNoArchive says the room keeps no archive the bridge may read.
 var errNoArchive = errors.New("the room offers no archive")
 
