@@ -108,9 +108,10 @@ type Bridge struct {
 	// and using it, so tests can close idle ghosts right there.
 	testHookGhostLookedUp func()
 
-	// testHookBeforeSend runs right before a new message goes out, so
-	// tests can end the bridge's store there, as a crash would.
-	testHookBeforeSend func()
+	// testHookBeforeSend runs right before a stanza goes out, so tests
+	// can end the bridge's store there, as a crash would; an error it
+	// returns stops the send.
+	testHookBeforeSend func() error
 }
 
 var (

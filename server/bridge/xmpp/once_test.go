@@ -2,6 +2,7 @@ package xmpp
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync/atomic"
@@ -61,17 +62,18 @@ func (s *slowStore) GetCursor(linkID, name string) (string, bool, error) {
 // not the archive position, not the counterpart). What the survivors share
 // is st.
 type deaths struct {
+	start        starter
 	room         jid.JID
 	carol        *xmpptest.Client
-	srv          xmpptest.Server
 	st           *memStore
 	sent, unsent *bridge.Delivery
 	sentID       string
 }
 
-func twoDeaths(ctx context.Context, t *testing.T, kind testservers.Kind) *deaths {
+func twoDeaths(ctx context.Context, t *testing.T, kind testservers.Kind, mode string) *deaths {
 	t.Helper()
 	srv, room, carol := serverWithCarol(ctx, t, kind, testservers.Options{})
+	start := starters(t, srv)[mode]
 	st := newMemStore()
 	st.links = []store.Link{{ChannelID: "channel", Remotes: []store.RemoteRoom{{Network: bridge.NetworkXMPP, Room: room.String()}}}}
 	post := func(id, text string) *bridge.Delivery {
@@ -83,7 +85,7 @@ func twoDeaths(ctx context.Context, t *testing.T, kind testservers.Kind) *deaths
 
 	// The first holder dies as a post is about to go out.
 	dying := &dyingStore{memStore: st}
-	first := startComponent(ctx, t, srv, dying, &eventRecorder{}, nil, nil)
+	first := start(ctx, t, dying, &eventRecorder{})
 	waitJoined(t, first, room, "the first bridge")
 	// One of alice's posts goes out before, so her ghost is in the
 	// room and the archive has something of the bridge's.
@@ -91,31 +93,82 @@ func twoDeaths(ctx context.Context, t *testing.T, kind testservers.Kind) *deaths
 		t.Fatal(err)
 	}
 	unsent := post("post-1", "the holder died before sending")
-	first.testHookBeforeSend = func() {
+	first.testHookBeforeSend = func() error {
 		dying.die()
-		first.mu.Lock()
-		s := first.session
-		first.mu.Unlock()
-		_ = s.Conn().Close()
+		return errors.New("killed")
 	}
 	if _, err := first.Deliver(ctx, unsent); err == nil {
-		t.Fatal("a send on a closed stream succeeded")
+		t.Fatal("the send went on after the death")
 	}
-	crash(first)
+	crashWithGhosts(first)
 
 	// The next dies right after a post went out.
 	dying2 := &dyingStore{memStore: st}
-	second := startComponent(ctx, t, srv, dying2, &eventRecorder{}, nil, nil)
+	second := start(ctx, t, dying2, &eventRecorder{})
 	waitJoined(t, second, room, "the second bridge")
 	sent := post("post-2", "sent, then the holder died")
-	second.testHookBeforeSend = dying2.die
+	second.testHookBeforeSend = func() error {
+		dying2.die()
+		return nil
+	}
 	sentID, err := second.Deliver(ctx, sent)
 	if err != nil {
 		t.Fatalf("the first attempt: %v", err)
 	}
-	crash(second)
+	crashWithGhosts(second)
 
-	return &deaths{room: room, carol: carol, srv: srv, st: st, sent: sent, unsent: unsent, sentID: sentID}
+	return &deaths{start: start, room: room, carol: carol, st: st, sent: sent, unsent: unsent, sentID: sentID}
+}
+
+// starter starts a bridge over st, which links the room, that hands what
+// it reads to sink; it stops when the test ends.
+type starter func(ctx context.Context, t *testing.T, st Store, sink bridge.Sink) *Bridge
+
+// starters start bridges on srv: "component", and "client" with ghost
+// accounts.
+func starters(t *testing.T, srv xmpptest.Server) map[string]starter {
+	srv.CreateUser(t, "bridge", "bridge-pw")
+	ghosts := &memGhosts{}
+	return map[string]starter{
+		"component": func(ctx context.Context, t *testing.T, st Store, sink bridge.Sink) *Bridge {
+			return startComponent(ctx, t, srv, st, sink, nil, nil)
+		},
+		"client": func(ctx context.Context, t *testing.T, st Store, sink bridge.Sink) *Bridge {
+			p := srv.Reach()
+			b, err := New(Config{
+				Mode: ModeClient, Address: p.C2SAddr(), JID: p.JID(t, "bridge"), Password: "bridge-pw",
+				TLSMode: TLSStartTLS, CAPEM: p.CACertPEM, Ghosts: ghosts, Secrets: clearSealer{}, GhostNameKey: testGhostNameKey,
+			}, st, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err = b.Start(ctx, sink); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() {
+				sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				_ = b.Stop(sctx)
+			})
+			return b
+		},
+	}
+}
+
+// crashWithGhosts ends b's streams, its ghosts' too, the way a killed
+// process does.
+func crashWithGhosts(b *Bridge) {
+	crash(b)
+	p := &b.ghostPool
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, g := range p.ghosts {
+		g.mu.Lock()
+		if g.session != nil {
+			_ = g.session.Conn().Close()
+		}
+		g.mu.Unlock()
+	}
 }
 
 // waitJoined waits until b is in room.
@@ -134,53 +187,59 @@ func waitJoined(t *testing.T, b *Bridge, room jid.JID, what string) {
 // death twice. The one whose holder died before it went out is sent once.
 func TestReplayAfterADeathSendsOnceOnEachServer(t *testing.T) {
 	for _, kind := range testservers.All {
-		t.Run(kind.Name, func(t *testing.T) {
-			t.Parallel()
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-			defer cancel()
-			d := twoDeaths(ctx, t, kind)
-			room, carol, st, sent, unsent := d.room, d.carol, d.st, d.sent, d.unsent
-			// The next replays both, its catch-up of the room still behind:
-			// the replay must not wait for it nor count on it.
-			rec := &eventRecorder{}
-			slow := &slowStore{memStore: st, release: make(chan struct{})}
-			third := startComponent(ctx, t, d.srv, slow, rec, nil, nil)
-			waitJoined(t, third, room, "the third bridge")
-			id, err := third.Deliver(ctx, sent)
-			if err != nil {
-				t.Fatalf("the replay: %v", err)
-			}
-			if id != d.sentID {
-				t.Errorf("the replay returned %q, the room's ID of the first copy is %q", id, d.sentID)
-			}
-			if _, err := third.Deliver(ctx, unsent); err != nil {
-				t.Fatalf("the replay of the unsent post: %v", err)
-			}
-
-			close(slow.release)
-
-			marker := "carol's marker"
-			if _, err := carol.Say(ctx, room, marker); err != nil {
-				t.Fatal(err)
-			}
-			waitRoom(ctx, t, carol, "carol's marker", func(m xmpptest.Message) bool { return m.Body == marker })
-			count := map[string]int{}
-			for _, m := range carol.Messages() {
-				if m.Type == "groupchat" && m.Forwarded == nil {
-					count[m.Body]++
-				}
-			}
-			for _, text := range []string{"before the deaths", sent.Text, unsent.Text} {
-				if count[text] != 1 {
-					t.Errorf("the room got %q %d times (all: %v)", text, count[text], count)
-				}
-			}
-
-			// Nor does the catch-up take the bridge's own message for
-			// someone else's.
-			onlyCarolsMarker(t, rec, marker)
-		})
+		for _, mode := range []string{"component", "client"} {
+			t.Run(kind.Name+"/"+mode, func(t *testing.T) {
+				t.Parallel()
+				testReplayAfterADeath(t, kind, mode)
+			})
+		}
 	}
+}
+
+func testReplayAfterADeath(t *testing.T, kind testservers.Kind, mode string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	d := twoDeaths(ctx, t, kind, mode)
+	room, carol, st, sent, unsent := d.room, d.carol, d.st, d.sent, d.unsent
+	// The next replays both, its catch-up of the room still behind:
+	// the replay must not wait for it nor count on it.
+	rec := &eventRecorder{}
+	slow := &slowStore{memStore: st, release: make(chan struct{})}
+	third := d.start(ctx, t, slow, rec)
+	waitJoined(t, third, room, "the third bridge")
+	id, err := third.Deliver(ctx, sent)
+	if err != nil {
+		t.Fatalf("the replay: %v", err)
+	}
+	if id != d.sentID {
+		t.Errorf("the replay returned %q, the room's ID of the first copy is %q", id, d.sentID)
+	}
+	if _, err := third.Deliver(ctx, unsent); err != nil {
+		t.Fatalf("the replay of the unsent post: %v", err)
+	}
+
+	close(slow.release)
+
+	marker := "carol's marker"
+	if _, err := carol.Say(ctx, room, marker); err != nil {
+		t.Fatal(err)
+	}
+	waitRoom(ctx, t, carol, "carol's marker", func(m xmpptest.Message) bool { return m.Body == marker })
+	count := map[string]int{}
+	for _, m := range carol.Messages() {
+		if m.Type == "groupchat" && m.Forwarded == nil {
+			count[m.Body]++
+		}
+	}
+	for _, text := range []string{"before the deaths", sent.Text, unsent.Text} {
+		if count[text] != 1 {
+			t.Errorf("the room got %q %d times (all: %v)", text, count[text], count)
+		}
+	}
+
+	// Nor does the catch-up take the bridge's own message for
+	// someone else's.
+	onlyCarolsMarker(t, rec, marker)
 }
 
 // The next holder's catch-up reads, after its position, the messages the
@@ -194,9 +253,9 @@ func TestCatchUpAfterADeathRelaysNoOwnMessageOnEachServer(t *testing.T) {
 			t.Parallel()
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
-			d := twoDeaths(ctx, t, kind)
+			d := twoDeaths(ctx, t, kind, "component")
 			rec := &eventRecorder{}
-			third := startComponent(ctx, t, d.srv, d.st, rec, nil, nil)
+			third := d.start(ctx, t, d.st, rec)
 			waitJoined(t, third, d.room, "the third bridge")
 			if _, err := d.carol.Say(ctx, d.room, "hello"); err != nil {
 				t.Fatal(err)
@@ -262,7 +321,10 @@ func TestActionsAfterADeathOnEachServer(t *testing.T) {
 					d.Target, d.Origin.ID = "post-1", "post-1:alice:tada"
 				}
 			}
-			first.testHookBeforeSend = func() { dying.behind.Store(true) }
+			first.testHookBeforeSend = func() error {
+				dying.behind.Store(true)
+				return nil
+			}
 			for _, d := range actions {
 				if _, err := first.Deliver(ctx, d); err != nil {
 					t.Fatalf("%s: %v", d.Kind, err)

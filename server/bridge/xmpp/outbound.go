@@ -54,6 +54,7 @@ func (b *Bridge) Deliver(ctx context.Context, d *bridge.Delivery) (string, error
 		// room moderator can, and the bridge's account is the one to ask.
 		return d.TargetID, b.moderate(ctx, s, roomJID, d.TargetID)
 	}
+	bot := s
 	s, from, prefix, release, err := b.speaker(ctx, s, roomJID, d.Sender)
 	if err != nil {
 		return "", err
@@ -65,7 +66,7 @@ func (b *Bridge) Deliver(ctx context.Context, d *bridge.Delivery) (string, error
 	// send sends an edit, retraction or reaction once (see unsure.go);
 	// sent again they change nothing but show twice in some clients.
 	send := func(payload xml.TokenReader) (string, error) {
-		if m, err := b.alreadySent(ctx, s, msg, nick, occupantID); err != nil || m != nil {
+		if m, err := b.alreadySent(ctx, bot, msg, nick, occupantID); err != nil || m != nil {
 			return d.TargetID, err
 		}
 		return d.TargetID, s.Send(ctx, msg.Wrap(payload))
@@ -80,7 +81,7 @@ func (b *Bridge) Deliver(ctx context.Context, d *bridge.Delivery) (string, error
 		}
 		// Clients without out-of-band support show the links in the body.
 		body = strings.TrimSpace(strings.Join(append(append([]string{body}, urls...), notes...), "\n"))
-		return b.sendMessage(ctx, s, msg, prefix+body, d.ParentID, nick, occupantID, oobPayload(urls)...)
+		return b.sendMessage(ctx, s, bot, msg, prefix+body, d.ParentID, nick, occupantID, oobPayload(urls)...)
 	case bridge.KindEdit:
 		origin := d.TargetID
 		if v, ok, aerr := b.store.Alias(stanzaNS(room), d.TargetID); aerr == nil && ok {
@@ -122,9 +123,9 @@ func (b *Bridge) Deliver(ctx context.Context, d *bridge.Delivery) (string, error
 
 // sendMessage sends a new message and waits for the room to reflect it, to
 // learn the ID the room gave it (the native ID others refer to). A message
-// that may already be out is looked for first (see unsure.go); nick and
-// occupantID are who the bridge speaks as.
-func (b *Bridge) sendMessage(ctx context.Context, s *xmpp.Session, msg stanza.Message, body, parentID, nick, occupantID string, extra ...xml.TokenReader) (string, error) {
+// that may already be out is looked for first, on the bridge's session bot
+// (see unsure.go); nick and occupantID are who the bridge speaks as.
+func (b *Bridge) sendMessage(ctx context.Context, s, bot *xmpp.Session, msg stanza.Message, body, parentID, nick, occupantID string, extra ...xml.TokenReader) (string, error) {
 	if strings.TrimSpace(body) == "" {
 		return "", bridge.Permanentf("empty message")
 	}
@@ -139,7 +140,7 @@ func (b *Bridge) sendMessage(ctx context.Context, s *xmpp.Session, msg stanza.Me
 		// saw it there. Sending again would double it.
 		return id, nil
 	}
-	if m, err := b.alreadySent(ctx, s, msg, nick, occupantID); err != nil {
+	if m, err := b.alreadySent(ctx, bot, msg, nick, occupantID); err != nil {
 		return "", err
 	} else if m != nil {
 		return m.StanzaID(msg.To), nil

@@ -113,8 +113,10 @@ func (b *Bridge) speakingAs(roomJID jid.JID, senderID string, prefixed bool) (ni
 // alreadySent returns the bridge's stanza msg from the room's archive when
 // an earlier attempt may have sent it and did; otherwise (nil) it marks msg
 // as being sent, and the caller sends it. nick and occupantID are who the
-// bridge speaks as.
-func (b *Bridge) alreadySent(ctx context.Context, s *xmpp.Session, msg stanza.Message, nick, occupantID string) (*inMsg, error) {
+// bridge speaks as; the archive is asked on the bridge's own session bot
+// (a client-mode ghost's session does not hand its stanzas to the inbound
+// loop).
+func (b *Bridge) alreadySent(ctx context.Context, bot *xmpp.Session, msg stanza.Message, nick, occupantID string) (*inMsg, error) {
 	room := msg.To.String()
 	mark, unsure, err := b.sendingMark(room, msg.ID)
 	switch {
@@ -123,7 +125,7 @@ func (b *Bridge) alreadySent(ctx context.Context, s *xmpp.Session, msg stanza.Me
 	case unsure:
 		// An earlier attempt, of this bridge or of one that died, began
 		// and nothing says how it ended.
-		m, ferr := b.findDelivered(ctx, s, msg.To, msg.ID, mark, nick, occupantID)
+		m, ferr := b.findDelivered(ctx, bot, msg.To, msg.ID, mark, nick, occupantID)
 		switch {
 		case errors.Is(ferr, errNoArchive):
 			b.log.Warn("Sending an XMPP message again that may have reached the room: it keeps no archive to look in", "room", room, "error", ferr.Error())
@@ -139,7 +141,9 @@ func (b *Bridge) alreadySent(ctx context.Context, s *xmpp.Session, msg stanza.Me
 		}
 	}
 	if b.testHookBeforeSend != nil {
-		b.testHookBeforeSend()
+		if err := b.testHookBeforeSend(); err != nil {
+			return nil, err
+		}
 	}
 	return nil, nil
 }
