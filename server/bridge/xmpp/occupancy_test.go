@@ -61,6 +61,13 @@ func startComponent(ctx context.Context, t *testing.T, srv xmpptest.Server, st S
 	if tweak != nil {
 		tweak(&cfg)
 	}
+	return startBridge(ctx, t, cfg, st, sink, log)
+}
+
+// startBridge starts a bridge with cfg over st, handing what it reads to
+// sink; it stops when the test ends.
+func startBridge(ctx context.Context, t *testing.T, cfg Config, st Store, sink bridge.Sink, log bridge.Logger) *Bridge {
+	t.Helper()
 	b, err := New(cfg, st, log)
 	if err != nil {
 		t.Fatal(err)

@@ -74,8 +74,7 @@ func twoDeaths(ctx context.Context, t *testing.T, kind testservers.Kind, mode st
 	t.Helper()
 	srv, room, carol := serverWithCarol(ctx, t, kind, testservers.Options{})
 	start := starters(t, srv)[mode]
-	st := newMemStore()
-	st.links = []store.Link{{ChannelID: "channel", Remotes: []store.RemoteRoom{{Network: bridge.NetworkXMPP, Room: room.String()}}}}
+	st := linkedStore(room)
 	post := func(id, text string) *bridge.Delivery {
 		return &bridge.Delivery{Room: room.String(), Event: bridge.Event{
 			Kind: bridge.KindMessage, Sender: alice, Text: text, Time: time.Now(),
@@ -135,22 +134,10 @@ func starters(t *testing.T, srv xmpptest.Server) map[string]starter {
 		},
 		"client": func(ctx context.Context, t *testing.T, st Store, sink bridge.Sink) *Bridge {
 			p := srv.Reach()
-			b, err := New(Config{
+			return startBridge(ctx, t, Config{
 				Mode: ModeClient, Address: p.C2SAddr(), JID: p.JID(t, "bridge"), Password: "bridge-pw",
 				TLSMode: TLSStartTLS, CAPEM: p.CACertPEM, Ghosts: ghosts, Secrets: clearSealer{}, GhostNameKey: testGhostNameKey,
-			}, st, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err = b.Start(ctx, sink); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() {
-				sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				defer cancel()
-				_ = b.Stop(sctx)
-			})
-			return b
+			}, st, sink, nil)
 		},
 	}
 }
@@ -169,6 +156,13 @@ func crashWithGhosts(b *Bridge) {
 		}
 		g.mu.Unlock()
 	}
+}
+
+// linkedStore is a store where room is linked with "channel".
+func linkedStore(room jid.JID) *memStore {
+	st := newMemStore()
+	st.links = []store.Link{{ChannelID: "channel", Remotes: []store.RemoteRoom{{Network: bridge.NetworkXMPP, Room: room.String()}}}}
+	return st
 }
 
 // waitJoined waits until b is in room.
@@ -295,8 +289,7 @@ func TestActionsAfterADeathOnEachServer(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
 			srv, room, carol := serverWithCarol(ctx, t, kind, testservers.Options{})
-			st := newMemStore()
-			st.links = []store.Link{{ChannelID: "channel", Remotes: []store.RemoteRoom{{Network: bridge.NetworkXMPP, Room: room.String()}}}}
+			st := linkedStore(room)
 			dying := &dyingStore{memStore: st}
 			first := startComponent(ctx, t, srv, dying, &eventRecorder{}, nil, nil)
 			waitJoined(t, first, room, "the first bridge")

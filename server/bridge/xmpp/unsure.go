@@ -19,20 +19,24 @@ import (
 // session dropped before the room echoed it, or the process died (a node
 // of a cluster, a crash, a restart) after sending and before anything of it
 // was recorded, and the next bridge replays the post from the Mattermost
-// cursor. So before a message first goes out, the bridge writes in the
-// store that it is sending it (its origin-id, which the delivery
-// determines, see deliveryID, and the time). A delivery that finds such a
-// mark and no record of the message arriving may have been sent: it first
-// looks for it in the room's archive (XEP-0313), by origin-id and sender,
-// and is sent only when it is not there (matrix/outbound.go send and
-// slack/unsure.go do the same with their networks' means).
+// cursor. So before a stanza (a message, an edit, a retraction, a
+// reaction) first goes out, the bridge writes in the store that it is
+// sending it: its ID, which the delivery determines (see deliveryID), and
+// the time. A delivery that finds such a mark and no record of the room's
+// echo may have been sent: it first looks for it in the room's archive
+// (XEP-0313), by ID and sender, and is sent only when it is not there
+// (matrix/outbound.go send and slack/unsure.go do the same with their
+// networks' means). Edits and reaction sets sent twice would change
+// nothing, but clients without XEP-0424 show a retraction's fallback body
+// each time.
 //
-// The mark also tells the bridge's own messages from others' when a
-// catch-up reads ones that the dead sender never saw come back: they are
-// not relayed back to Mattermost.
+// The mark also tells the bridge's own stanzas from others' when a
+// catch-up reads ones whose sender died before their echo came: they are
+// not relayed back to Mattermost as the ghost's.
 //
-// A room without an archive cannot be asked: the message is sent again and
-// may show twice there (README, "Running on a cluster").
+// A room without an archive (or with archiving off) has nothing to show:
+// the stanza is sent again and may show twice there (README, "Setting up
+// XMPP").
 
 // sendingNS keeps the messages the bridge began to send into a room:
 // origin-id -> sendingMark as JSON.
