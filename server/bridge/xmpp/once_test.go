@@ -363,3 +363,56 @@ func TestActionsAfterADeathOnEachServer(t *testing.T) {
 		})
 	}
 }
+
+// A room that keeps no archive cannot say whether it has a message: the
+// next holder sends it again and the room shows it twice (README,
+// "Setting up XMPP"). The replay does not fail or wait for an archive that
+// is not there, whether the room refuses the query (Prosody without
+// muc_mam: the log says so) or answers it from an empty archive (ejabberd,
+// mam off in the room's options).
+func TestReplayInARoomWithoutArchiveOnEachServer(t *testing.T) {
+	for _, kind := range testservers.All {
+		t.Run(kind.Name, func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			srv, room, carol := serverWithCarol(ctx, t, kind, testservers.Options{NoRoomArchive: true})
+			st := linkedStore(room)
+			dying := &dyingStore{memStore: st}
+			first := startComponent(ctx, t, srv, dying, &eventRecorder{}, nil, nil)
+			waitJoined(t, first, room, "the first bridge")
+			sent := &bridge.Delivery{Room: room.String(), Event: bridge.Event{
+				Kind: bridge.KindMessage, Sender: alice, Text: "sent, then the holder died", Time: time.Now(),
+				Origin: bridge.Ref{Network: bridge.NetworkMattermost, Room: "channel", ID: "post-1"},
+			}}
+			first.testHookBeforeSend = func() error {
+				dying.die()
+				return nil
+			}
+			if _, err := first.Deliver(ctx, sent); err != nil {
+				t.Fatalf("the first attempt: %v", err)
+			}
+			crashWithGhosts(first)
+
+			second := startComponent(ctx, t, srv, st, &eventRecorder{}, nil, nil)
+			waitJoined(t, second, room, "the second bridge")
+			if _, err := second.Deliver(ctx, sent); err != nil {
+				t.Fatalf("the replay: %v", err)
+			}
+			marker := "carol's marker"
+			if _, err := carol.Say(ctx, room, marker); err != nil {
+				t.Fatal(err)
+			}
+			waitRoom(ctx, t, carol, "carol's marker", func(m xmpptest.Message) bool { return m.Body == marker })
+			n := 0
+			for _, m := range carol.Messages() {
+				if m.Type == "groupchat" && m.Forwarded == nil && m.Body == sent.Text {
+					n++
+				}
+			}
+			if n != 2 {
+				t.Errorf("the room got the message %d times; without an archive to look in, the replay sends it again", n)
+			}
+		})
+	}
+}
