@@ -123,8 +123,9 @@ func twoDeaths(ctx context.Context, t *testing.T, kind testservers.Kind, mode st
 // it reads to sink; it stops when the test ends.
 type starter func(ctx context.Context, t *testing.T, st Store, sink bridge.Sink) *Bridge
 
-// starters start bridges on srv: "component", and "client" with ghost
-// accounts.
+// starters start bridges on srv: "component", "client" with ghost
+// accounts, and "account" (client mode without ghosts: the bridge's
+// account speaks for everyone, the name in front).
 func starters(t *testing.T, srv xmpptest.Server) map[string]starter {
 	srv.CreateUser(t, "bridge", "bridge-pw")
 	ghosts := &memGhosts{}
@@ -137,6 +138,13 @@ func starters(t *testing.T, srv xmpptest.Server) map[string]starter {
 			return startBridge(ctx, t, Config{
 				Mode: ModeClient, Address: p.C2SAddr(), JID: p.JID(t, "bridge"), Password: "bridge-pw",
 				TLSMode: TLSStartTLS, CAPEM: p.CACertPEM, Ghosts: ghosts, Secrets: clearSealer{}, GhostNameKey: testGhostNameKey,
+			}, st, sink, nil)
+		},
+		"account": func(ctx context.Context, t *testing.T, st Store, sink bridge.Sink) *Bridge {
+			p := srv.Reach()
+			return startBridge(ctx, t, Config{
+				Mode: ModeClient, Address: p.C2SAddr(), JID: p.JID(t, "bridge"), Password: "bridge-pw",
+				TLSMode: TLSStartTLS, CAPEM: p.CACertPEM,
 			}, st, sink, nil)
 		},
 	}
@@ -181,7 +189,7 @@ func waitJoined(t *testing.T, b *Bridge, room jid.JID, what string) {
 // death twice. The one whose holder died before it went out is sent once.
 func TestReplayAfterADeathSendsOnceOnEachServer(t *testing.T) {
 	for _, kind := range testservers.All {
-		for _, mode := range []string{"component", "client"} {
+		for _, mode := range []string{"component", "client", "account"} {
 			t.Run(kind.Name+"/"+mode, func(t *testing.T) {
 				t.Parallel()
 				testReplayAfterADeath(t, kind, mode)
@@ -222,7 +230,8 @@ func testReplayAfterADeath(t *testing.T, kind testservers.Kind, mode string) {
 	count := map[string]int{}
 	for _, m := range carol.Messages() {
 		if m.Type == "groupchat" && m.Forwarded == nil {
-			count[m.Body]++
+			// The bridge's account puts the name in front.
+			count[strings.TrimPrefix(m.Body, "<"+alice.DisplayName+"> ")]++
 		}
 	}
 	for _, text := range []string{"before the deaths", sent.Text, unsent.Text} {
