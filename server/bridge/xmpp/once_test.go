@@ -425,3 +425,32 @@ func TestReplayInARoomWithoutArchiveOnEachServer(t *testing.T) {
 		})
 	}
 }
+
+// The parts of a message split for the room's length limit are separate
+// messages: each has its own ID, and none is taken for an earlier attempt
+// of another (all parts had one ID, so a part found the part before it).
+func TestPartsOfASplitMessageEachGoOut(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	srv, room, carol := serverWithCarol(ctx, t, testservers.Prosody, testservers.Options{})
+	b := startComponent(ctx, t, srv, linkedStore(room), &eventRecorder{}, nil, nil)
+	waitJoined(t, b, room, "the bridge")
+	ev := bridge.Event{
+		Kind: bridge.KindMessage, Sender: alice, Time: time.Now(),
+		Origin: bridge.Ref{Network: bridge.NetworkMattermost, Room: "channel", ID: "post-1"},
+	}
+	ids := map[string]bool{}
+	for part, text := range []string{"the first part", "the second part", "the third part"} {
+		d := &bridge.Delivery{Room: room.String(), Event: ev, Part: part}
+		d.Text = text
+		id, err := b.Deliver(ctx, d)
+		if err != nil {
+			t.Fatalf("part %d: %v", part, err)
+		}
+		waitRoom(ctx, t, carol, text, func(m xmpptest.Message) bool { return m.Body == text })
+		ids[id] = true
+	}
+	if len(ids) != 3 {
+		t.Errorf("three parts, %d IDs", len(ids))
+	}
+}
