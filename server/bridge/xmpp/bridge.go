@@ -107,6 +107,11 @@ type Bridge struct {
 	// testHookGhostLookedUp runs between a delivery finding its ghost
 	// and using it, so tests can close idle ghosts right there.
 	testHookGhostLookedUp func()
+
+	// testHookBeforeSend runs right before a stanza goes out, so tests
+	// can end the bridge's store there, as a crash would; an error it
+	// returns stops the send.
+	testHookBeforeSend func() error
 }
 
 var (

@@ -155,7 +155,10 @@ func (b *Bridge) handleMessage(ctx context.Context, raw []byte) {
 			b.ignoreArchiveResult(m)
 			return
 		}
-		if !q.positionOnly {
+		switch {
+		case q.look != nil:
+			q.look(m.Archived)
+		case !q.positionOnly:
 			b.dispatchGroupchat(ctx, m.Archived, true)
 		}
 		return
@@ -336,7 +339,9 @@ func (b *Bridge) relayGroupchat(ctx context.Context, m *inMsg, archived bool, vi
 		b.relayModeration(ctx, roomJID, m, view, out)
 		return
 	}
-	if ours {
+	if ours || archived && b.sentByUs(key, m) {
+		// An archived message of the bridge's is one whose sender died
+		// before its echo came (see unsure.go), not someone's to relay.
 		b.remember(key, m)
 		return
 	}

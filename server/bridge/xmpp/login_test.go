@@ -126,19 +126,7 @@ func startClient(ctx context.Context, t *testing.T, srv xmpptest.Server, passwor
 	if tweak != nil {
 		tweak(&cfg)
 	}
-	b, err := New(cfg, newMemStore(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err = b.Start(ctx, &eventRecorder{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = b.Stop(sctx)
-	})
-	return b
+	return startBridge(ctx, t, cfg, newMemStore(), &eventRecorder{}, nil)
 }
 
 // waitHealth waits until b's health satisfies ok, and returns it.

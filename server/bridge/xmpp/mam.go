@@ -236,7 +236,7 @@ type mamFin struct {
 func (b *Bridge) initArchivePosition(ctx context.Context, s *xmpp.Session, roomJID jid.JID) error {
 	qctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	last, _, err := b.archiveQuery(qctx, s, roomJID, "", 1, true)
+	last, _, err := b.archiveQuery(qctx, s, roomJID, archiveAsk{max: 1, positionOnly: true})
 	if err != nil {
 		return err
 	}
@@ -258,6 +258,9 @@ type openQuery struct {
 	// positionOnly queries only learn where the archive ends; their
 	// messages are not relayed.
 	positionOnly bool
+	// look, when set, is handed the query's messages instead of relaying
+	// them (see findDelivered). It runs on the inbound loop.
+	look func(*inMsg)
 	// handled is closed when the query ends, after its results were
 	// handled.
 	handled chan struct{}
@@ -333,12 +336,23 @@ func (b *Bridge) ignoreArchiveResult(m *inMsg) {
 // queryArchive asks for one page after the given archive ID. The results
 // arrive as messages, before the answer, and go through the usual handler.
 func (b *Bridge) queryArchive(ctx context.Context, s *xmpp.Session, roomJID jid.JID, after string) (last string, complete bool, err error) {
-	return b.archiveQuery(ctx, s, roomJID, after, mamPageSize, false)
+	return b.archiveQuery(ctx, s, roomJID, archiveAsk{after: after, max: mamPageSize})
+}
+
+// archiveAsk is one page asked of an archive.
+type archiveAsk struct {
+	after string
+	// start leaves out what was archived before it (XEP-0313 §4.1.1).
+	start time.Time
+	max   int
+	// positionOnly asks backward from the end, to learn the newest ID.
+	positionOnly bool
+	look         func(*inMsg)
 }
 
 // archiveQuery pages through a room's archive: forward after the given ID,
 // or with positionOnly, backward from the end to learn the newest ID.
-func (b *Bridge) archiveQuery(ctx context.Context, s *xmpp.Session, roomJID jid.JID, after string, pageSize int, positionOnly bool) (last string, complete bool, err error) {
+func (b *Bridge) archiveQuery(ctx context.Context, s *xmpp.Session, roomJID jid.JID, ask archiveAsk) (last string, complete bool, err error) {
 	field := func(v, val string, hidden bool) xml.TokenReader {
 		attrs := []xml.Attr{{Name: xml.Name{Local: "var"}, Value: v}}
 		if hidden {
@@ -347,18 +361,29 @@ func (b *Bridge) archiveQuery(ctx context.Context, s *xmpp.Session, roomJID jid.
 		return xmlstream.Wrap(xmlstream.Wrap(xmlstream.Token(xml.CharData(val)), xml.StartElement{Name: xml.Name{Local: "value"}}),
 			xml.StartElement{Name: xml.Name{Local: "field"}, Attr: attrs})
 	}
-	form := xmlstream.Wrap(field("FORM_TYPE", nsMAM, true), xml.StartElement{
+	fields := []xml.TokenReader{field("FORM_TYPE", nsMAM, true)}
+	if !ask.start.IsZero() {
+		fields = append(fields, field("start", ask.start.UTC().Format(time.RFC3339), false))
+	}
+	form := xmlstream.Wrap(xmlstream.MultiReader(fields...), xml.StartElement{
 		Name: xml.Name{Space: nsDataForms, Local: "x"}, Attr: []xml.Attr{{Name: xml.Name{Local: "type"}, Value: "submit"}},
 	})
-	page := []xml.TokenReader{xmlstream.Wrap(xmlstream.Token(xml.CharData(fmt.Sprint(pageSize))), xml.StartElement{Name: xml.Name{Local: "max"}})}
+	page := []xml.TokenReader{xmlstream.Wrap(xmlstream.Token(xml.CharData(fmt.Sprint(ask.max))), xml.StartElement{Name: xml.Name{Local: "max"}})}
 	switch {
-	case positionOnly:
+	case ask.positionOnly:
 		page = append(page, xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Local: "before"}}))
-	case after != "" && after != archiveStart:
-		page = append(page, xmlstream.Wrap(xmlstream.Token(xml.CharData(after)), xml.StartElement{Name: xml.Name{Local: "after"}}))
+	case ask.after != "" && ask.after != archiveStart:
+		page = append(page, xmlstream.Wrap(xmlstream.Token(xml.CharData(ask.after)), xml.StartElement{Name: xml.Name{Local: "after"}}))
 	}
 	set := xmlstream.Wrap(xmlstream.MultiReader(page...), xml.StartElement{Name: xml.Name{Space: nsRSM, Local: "set"}})
-	queryID, handled := b.openArchiveQuery(roomJID, positionOnly)
+	queryID, handled := b.openArchiveQuery(roomJID, ask.positionOnly)
+	if ask.look != nil {
+		b.mu.Lock()
+		q := b.archiveQueries[queryID]
+		q.look = ask.look
+		b.archiveQueries[queryID] = q
+		b.mu.Unlock()
+	}
 	query := xmlstream.Wrap(xmlstream.MultiReader(form, set), xml.StartElement{
 		Name: xml.Name{Space: nsMAM, Local: "query"}, Attr: []xml.Attr{{Name: xml.Name{Local: "queryid"}, Value: queryID}},
 	})

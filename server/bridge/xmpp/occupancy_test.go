@@ -51,7 +51,7 @@ func startComponentBridge(ctx context.Context, t *testing.T, p xmpptest.Server, 
 
 // startComponent starts a component-mode bridge on p, over direct TLS,
 // with the config tweak makes; it stops when the test ends.
-func startComponent(ctx context.Context, t *testing.T, srv xmpptest.Server, st *memStore, sink bridge.Sink, log bridge.Logger, tweak func(*Config)) *Bridge {
+func startComponent(ctx context.Context, t *testing.T, srv xmpptest.Server, st Store, sink bridge.Sink, log bridge.Logger, tweak func(*Config)) *Bridge {
 	t.Helper()
 	p := srv.Reach()
 	cfg := Config{
@@ -61,6 +61,13 @@ func startComponent(ctx context.Context, t *testing.T, srv xmpptest.Server, st *
 	if tweak != nil {
 		tweak(&cfg)
 	}
+	return startBridge(ctx, t, cfg, st, sink, log)
+}
+
+// startBridge starts a bridge with cfg over st, handing what it reads to
+// sink; it stops when the test ends.
+func startBridge(ctx context.Context, t *testing.T, cfg Config, st Store, sink bridge.Sink, log bridge.Logger) *Bridge {
+	t.Helper()
 	b, err := New(cfg, st, log)
 	if err != nil {
 		t.Fatal(err)

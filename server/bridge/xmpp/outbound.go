@@ -54,6 +54,7 @@ func (b *Bridge) Deliver(ctx context.Context, d *bridge.Delivery) (string, error
 		// room moderator can, and the bridge's account is the one to ask.
 		return d.TargetID, b.moderate(ctx, s, roomJID, d.TargetID)
 	}
+	bot := s
 	s, from, prefix, release, err := b.speaker(ctx, s, roomJID, d.Sender)
 	if err != nil {
 		return "", err
@@ -61,6 +62,15 @@ func (b *Bridge) Deliver(ctx context.Context, d *bridge.Delivery) (string, error
 	defer release()
 	room := roomJID.String()
 	msg := stanza.Message{To: roomJID, From: from, Type: stanza.GroupChatMessage, ID: deliveryID(d)}
+	nick, occupantID := b.speakingAs(roomJID, d.Sender.ID, prefix != "")
+	// send sends an edit, retraction or reaction once (see unsure.go);
+	// sent again they change nothing but show twice in some clients.
+	send := func(payload xml.TokenReader) (string, error) {
+		if m, err := b.alreadySent(ctx, bot, msg, nick, occupantID); err != nil || m != nil {
+			return d.TargetID, err
+		}
+		return d.TargetID, s.Send(ctx, msg.Wrap(payload))
+	}
 
 	switch d.Kind {
 	case bridge.KindMessage:
@@ -71,20 +81,19 @@ func (b *Bridge) Deliver(ctx context.Context, d *bridge.Delivery) (string, error
 		}
 		// Clients without out-of-band support show the links in the body.
 		body = strings.TrimSpace(strings.Join(append(append([]string{body}, urls...), notes...), "\n"))
-		return b.sendMessage(ctx, s, msg, prefix+body, d.ParentID, oobPayload(urls)...)
+		return b.sendMessage(ctx, s, bot, msg, prefix+body, d.ParentID, nick, occupantID, oobPayload(urls)...)
 	case bridge.KindEdit:
 		origin := d.TargetID
 		if v, ok, aerr := b.store.Alias(stanzaNS(room), d.TargetID); aerr == nil && ok {
 			origin = v
 		}
-		payload := xmlstream.MultiReader(bodyXML(prefix+styling.FromMarkdown(b.writeMentions(roomJID, d.Text, d.Mentions))), emptyElement(correction.NS, "replace", xml.Attr{Name: xml.Name{Local: "id"}, Value: origin}))
-		return d.TargetID, s.Send(ctx, msg.Wrap(payload))
+		return send(xmlstream.MultiReader(bodyXML(prefix+styling.FromMarkdown(b.writeMentions(roomJID, d.Text, d.Mentions))), emptyElement(correction.NS, "replace", xml.Attr{Name: xml.Name{Local: "id"}, Value: origin})))
 	case bridge.KindDelete:
 		origin := d.TargetID
 		if v, ok, aerr := b.store.Alias(stanzaNS(room), d.TargetID); aerr == nil && ok {
 			origin = v
 		}
-		payload := xmlstream.MultiReader(
+		return send(xmlstream.MultiReader(
 			emptyElement(retract.NS, "retract", xml.Attr{Name: xml.Name{Local: "id"}, Value: d.TargetID}),
 			// XEP-0424 before 0.4 is all that slixmpp 1.8 and the clients
 			// built on it read; that form names the message by its
@@ -92,8 +101,7 @@ func (b *Bridge) Deliver(ctx context.Context, d *bridge.Delivery) (string, error
 			retract.Retract{ID: origin}.LegacyTokenReader(),
 			emptyElement(fallback.NS, "fallback", xml.Attr{Name: xml.Name{Local: "for"}, Value: retract.NS}),
 			bodyXML(prefix+"retracted a message."),
-		)
-		return d.TargetID, s.Send(ctx, msg.Wrap(payload))
+		))
 	case bridge.KindReactionAdd, bridge.KindReactionRemove:
 		set, rerr := b.updateMyReactions(room, d)
 		if rerr != nil {
@@ -105,18 +113,19 @@ func (b *Bridge) Deliver(ctx context.Context, d *bridge.Delivery) (string, error
 		}
 		// The store hint makes the room archive it (a message without a
 		// body is not archived otherwise), so a catch-up sees it too.
-		payload := xmlstream.MultiReader(xmlstream.Wrap(xmlstream.MultiReader(inner...), xml.StartElement{
+		return send(xmlstream.MultiReader(xmlstream.Wrap(xmlstream.MultiReader(inner...), xml.StartElement{
 			Name: xml.Name{Space: reactions.NS, Local: "reactions"},
 			Attr: []xml.Attr{{Name: xml.Name{Local: "id"}, Value: d.TargetID}},
-		}), emptyElement(nsHints, "store"))
-		return d.TargetID, s.Send(ctx, msg.Wrap(payload))
+		}), emptyElement(nsHints, "store")))
 	}
 	return "", bridge.Permanentf("the XMPP bridge cannot send %q events", d.Kind)
 }
 
 // sendMessage sends a new message and waits for the room to reflect it, to
-// learn the ID the room gave it (the native ID others refer to).
-func (b *Bridge) sendMessage(ctx context.Context, s *xmpp.Session, msg stanza.Message, body, parentID string, extra ...xml.TokenReader) (string, error) {
+// learn the ID the room gave it (the native ID others refer to). A message
+// that may already be out is looked for first, on the bridge's session bot
+// (see unsure.go); nick and occupantID are who the bridge speaks as.
+func (b *Bridge) sendMessage(ctx context.Context, s, bot *xmpp.Session, msg stanza.Message, body, parentID, nick, occupantID string, extra ...xml.TokenReader) (string, error) {
 	if strings.TrimSpace(body) == "" {
 		return "", bridge.Permanentf("empty message")
 	}
@@ -127,9 +136,14 @@ func (b *Bridge) sendMessage(ctx context.Context, s *xmpp.Session, msg stanza.Me
 	}
 	room := msg.To.String()
 	if id, ok, err := b.store.Alias(originNS(room), msg.ID); err == nil && ok {
-		// An earlier attempt reached the room before the connection
-		// dropped; the catch-up saw it there. Sending again would double it.
+		// An earlier attempt reached the room and its echo or a catch-up
+		// saw it there. Sending again would double it.
 		return id, nil
+	}
+	if m, err := b.alreadySent(ctx, bot, msg, nick, occupantID); err != nil {
+		return "", err
+	} else if m != nil {
+		return m.StanzaID(msg.To), nil
 	}
 	wait := make(chan string, 1)
 	b.mu.Lock()
@@ -157,8 +171,8 @@ func (b *Bridge) sendMessage(ctx context.Context, s *xmpp.Session, msg stanza.Me
 		return id, nil
 	case <-dropped:
 		// The session dropped before the echo: whether the room got it is
-		// unknown. The retry after the reconnect sends it again unless the
-		// catch-up finds it in the archive (same ID, see above).
+		// unknown. The retry after the reconnect looks for it in the
+		// archive first (same ID, see above).
 		return "", errors.New("the XMPP connection dropped while sending")
 	case <-timer.C:
 		// Sent, but no echo: the message is out, so it must not be sent
@@ -381,10 +395,15 @@ func emptyElement(space, local string, attrs ...xml.Attr) xml.TokenReader {
 }
 
 // deliveryID derives a message's stanza ID from the event, so a retried
-// delivery carries the same ID and a copy that already reached the room is
-// recognised.
+// delivery, or the replay of one by the next bridge, carries the same ID
+// and a copy that already reached the room is recognised. The parts of a
+// split message each have their own; the first keeps the ID messages had
+// before parts counted, so a delivery begun then is still recognised.
 func deliveryID(d *bridge.Delivery) string {
 	h := sha256.New()
 	fmt.Fprintf(h, "%s|%s|%s|%s|%d|%s", d.Kind, d.Origin.Key(), d.TargetID, d.Emoji, d.Time.UnixNano(), d.Room)
+	if d.Part > 0 {
+		fmt.Fprintf(h, "|part %d", d.Part)
+	}
 	return "mm-" + hex.EncodeToString(h.Sum(nil)[:12])
 }

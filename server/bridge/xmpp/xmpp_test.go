@@ -51,8 +51,25 @@ func TestDeliveryIDIsStableAcrossRetries(t *testing.T) {
 	other.Room = "other@muc.example"
 	edit := *d
 	edit.Kind = bridge.KindEdit
-	if deliveryID(d) == deliveryID(&other) || deliveryID(d) == deliveryID(&edit) {
+	second := *d
+	second.Part = 1
+	if deliveryID(d) == deliveryID(&other) || deliveryID(d) == deliveryID(&edit) || deliveryID(d) == deliveryID(&second) {
 		t.Fatal("different deliveries share an ID")
+	}
+	// The first part keeps the ID deliveries had before parts counted, so
+	// one begun before an upgrade is still recognised after it.
+	if got := deliveryID(d); got != "mm-603d4c9e0ae09880d3f51c71" {
+		t.Fatalf("first part's ID changed: %s", got)
+	}
+	for _, id := range []string{deliveryID(d), deliveryID(&second)} {
+		if !isDeliveryID(id) {
+			t.Fatalf("%q is not recognised as the bridge's", id)
+		}
+	}
+	for _, id := range []string{"", "mm-", "mm-xyz", "c1", "mm-0123456789abcdef0123456", "mm-0123456789abcdef0123456789"} {
+		if isDeliveryID(id) {
+			t.Fatalf("%q taken for the bridge's", id)
+		}
 	}
 }
 

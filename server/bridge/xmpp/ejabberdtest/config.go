@@ -21,6 +21,7 @@ type configData struct {
 	RegistrationTimeout string
 	NoComponentUploads  bool
 	NoShaper            bool
+	RoomArchive         bool
 	Extra               string
 }
 
@@ -216,7 +217,7 @@ modules:
     # Rooms are persistent and public, like prosodytest's: a test's room
     # outlives its last occupant and a restart.
     default_room_options:
-      mam: true
+      mam: {{.RoomArchive}}
       persistent: true
       public: true
   mod_muc_admin: {}

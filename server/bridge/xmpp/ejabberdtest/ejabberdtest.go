@@ -90,6 +90,9 @@ type Options struct {
 	// adds a bridge component (as the README says), and so does this
 	// server unless this is set.
 	NoComponentUploads bool
+	// NoRoomArchive turns mam off in the rooms' default options: rooms
+	// keep no archive.
+	NoRoomArchive bool
 	// Debug logs at debug level (every stanza) instead of info.
 	Debug bool
 	// ExtraConfig is YAML appended at the top level of the configuration.
@@ -300,6 +303,7 @@ func (s *Server) writeConfig() error {
 		RegistrationTimeout: timeout,
 		NoComponentUploads:  s.opts.NoComponentUploads,
 		NoShaper:            s.opts.NoShaper,
+		RoomArchive:         !s.opts.NoRoomArchive,
 		Extra:               s.opts.ExtraConfig,
 	}
 	var b bytes.Buffer

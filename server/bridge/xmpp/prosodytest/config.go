@@ -24,6 +24,7 @@ type configData struct {
 	UploadSizeLimit   int64
 	UploadDailyQuota  int64
 	UploadComponent   bool
+	RoomArchive       bool
 	Extra             string
 }
 
@@ -140,7 +141,7 @@ storage_archive_item_limit = 1000000
 VirtualHost {{lua .Domain}}
 
 Component {{lua .MUCDomain}} "muc"
-	modules_enabled = { "muc_mam", "muc_moderation" } -- muc_moderation: XEP-0425 (both versions), from Debian's prosody-modules
+	modules_enabled = { {{if .RoomArchive}}"muc_mam", {{end}}"muc_moderation" } -- muc_moderation: XEP-0425 (both versions), from Debian's prosody-modules
 	name = "prosodytest rooms"
 	restrict_room_creation = false -- anyone may create a room
 	muc_room_locking = false -- a new room is usable at once, no configuration step

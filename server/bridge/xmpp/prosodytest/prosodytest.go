@@ -87,6 +87,8 @@ type Options struct {
 	// upload; an admin adds a bridge component there (as the README says),
 	// and so does this server unless this is set.
 	NoComponentUploads bool
+	// NoRoomArchive leaves muc_mam out: rooms keep no archive.
+	NoRoomArchive bool
 	// PasswordHash is Prosody's password_hash: "SHA-1" (the default, offers
 	// SCRAM-SHA-1) or "SHA-256" (offers SCRAM-SHA-256 instead). Prosody
 	// stores one hash per account, so it offers only one SCRAM family; PLAIN
@@ -271,6 +273,7 @@ func (s *Server) writeConfig() error {
 		UploadSizeLimit:   s.opts.UploadSizeLimit,
 		UploadDailyQuota:  s.opts.UploadSizeLimit * 1000,
 		UploadComponent:   !s.opts.NoComponentUploads,
+		RoomArchive:       !s.opts.NoRoomArchive,
 		Extra:             s.opts.ExtraConfig,
 	}
 	var b bytes.Buffer

@@ -47,6 +47,10 @@ type Options struct {
 	// server has one by default (ejabberd's c2s shaper, 3000 B/s with
 	// bursts of 20000 bytes). A test that sets it must say why.
 	NoClientShaper bool
+	// NoRoomArchive leaves rooms without a message archive (XEP-0313), as
+	// a server without muc_mam (Prosody) or with mam off in the rooms'
+	// options (ejabberd) has them.
+	NoRoomArchive bool
 }
 
 // Kind is one XMPP server program.
@@ -61,7 +65,7 @@ type Kind struct {
 // Prosody is Prosody 13 (prosodytest).
 var Prosody = Kind{Name: "prosody", Start: func(t testing.TB, o Options) xmpptest.Server {
 	t.Helper()
-	po := prosodytest.Options{NoRegistration: o.NoRegistration, StanzaSizeLimit: o.StanzaSizeLimit, NoComponentUploads: o.NoComponentUploads}
+	po := prosodytest.Options{NoRegistration: o.NoRegistration, StanzaSizeLimit: o.StanzaSizeLimit, NoComponentUploads: o.NoComponentUploads, NoRoomArchive: o.NoRoomArchive}
 	if o.ThrottleRegistration {
 		po.ExtraConfig = "min_seconds_between_registrations = 600\nregistration_allowlist = { }"
 	}
@@ -71,7 +75,7 @@ var Prosody = Kind{Name: "prosody", Start: func(t testing.TB, o Options) xmpptes
 // Ejabberd is ejabberd 24.12 (ejabberdtest).
 var Ejabberd = Kind{Name: "ejabberd", Start: func(t testing.TB, o Options) xmpptest.Server {
 	t.Helper()
-	eo := ejabberdtest.Options{NoRegistration: o.NoRegistration, StanzaSizeLimit: o.StanzaSizeLimit, NoComponentUploads: o.NoComponentUploads, NoShaper: o.NoClientShaper}
+	eo := ejabberdtest.Options{NoRegistration: o.NoRegistration, StanzaSizeLimit: o.StanzaSizeLimit, NoComponentUploads: o.NoComponentUploads, NoShaper: o.NoClientShaper, NoRoomArchive: o.NoRoomArchive}
 	if o.UnlimitedRegistration {
 		eo.RegistrationTimeout = -1
 	}
