@@ -5,16 +5,27 @@ import (
 	"time"
 )
 
+func copiesOf(tags ...string) []soakCopy {
+	out := make([]soakCopy, 0, len(tags))
+	for _, tag := range tags {
+		out = append(out, soakCopy{Tag: tag})
+	}
+	return out
+}
+
 // The soak's verdict is only as good as its books: a loss, a double, a
-// message overtaken and an echo must each land where they belong.
-func TestSoakLedgerCountsLossesDoublesAndReorders(t *testing.T) {
+// message overtaken, an edit or a delete not carried out, and an echo
+// must each land where they belong.
+func TestSoakLedgerCountsLossesDoublesReordersEditsAndDeletes(t *testing.T) {
 	l := newSoakLedger()
 	t0 := time.Unix(1000, 0)
 	ms := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Millisecond) }
 	to := []string{"xmpp", "matrix"}
-	for i, tag := range []string{"a", "b", "c", "d"} {
+	for i, tag := range []string{"a", "b", "c", "d", "e", "f"} {
 		l.send(tag, "mattermost", 1, i, ms(i), to)
 	}
+	l.edit("e")
+	l.remove("f")
 	// Watchers see when copies come (the first sight counts) ...
 	l.arrived("a", "xmpp", ms(10))
 	l.arrived("c", "xmpp", ms(12))
@@ -24,38 +35,40 @@ func TestSoakLedgerCountsLossesDoublesAndReorders(t *testing.T) {
 	l.arrived("a", "matrix", ms(20))
 	l.arrived("b", "matrix", ms(21))
 	// ... the sides' records say what is there: xmpp has a, c, b (b
-	// overtaken by c) and d twice; matrix a and b only. An echo and a
-	// stranger are not the ledger's.
-	l.recount("xmpp", []string{"a", "c", "b", "zz", "d", "d"})
-	l.recount("matrix", []string{"a", "b"})
-	l.recount("mattermost", []string{"a", "b", "c", "d"})
+	// overtaken by c), d twice, e edited and f retracted; matrix a and b,
+	// e unedited and f still there. An echo and a stranger are not the
+	// ledger's.
+	l.recount("xmpp", append(copiesOf("a", "c", "b", "zz", "d", "d"), soakCopy{Tag: "e", Edited: true}, soakCopy{Tag: "f", Gone: true}))
+	l.recount("matrix", copiesOf("a", "b", "e", "f"))
+	l.recount("mattermost", copiesOf("a", "b", "c", "d"))
 	if l.complete() {
 		t.Fatal("complete with c and d missing from matrix")
 	}
 	got := l.report()
 	want := []soakPathReport{
-		{From: "mattermost", To: "matrix", Sent: 4, Received: 2, Lost: 2, P50Ms: 20, P99Ms: 20},
-		{From: "mattermost", To: "xmpp", Sent: 4, Received: 4, Duplicated: 1, Reordered: 1, P50Ms: 10, P99Ms: 12},
+		{From: "mattermost", To: "matrix", Sent: 5, Received: 3, Lost: 2, P50Ms: 20, P99Ms: 20, Edits: 1, EditsMissed: 1, Deletes: 1, DeletesMissed: 1},
+		{From: "mattermost", To: "xmpp", Sent: 5, Received: 5, Duplicated: 1, Reordered: 1, P50Ms: 10, P99Ms: 12, Edits: 1, Deletes: 1},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("report = %+v", got)
 	}
 	for i := range want {
 		if got[i] != want[i] {
-			t.Errorf("path %d = %+v, want %+v", i, got[i], want[i])
+			t.Errorf("path %d = %+v\nwant %+v", i, got[i], want[i])
 		}
 	}
 	// A later record replaces the earlier one.
-	l.recount("matrix", []string{"a", "b", "c", "d"})
+	l.recount("matrix", append(copiesOf("a", "b", "c", "d"), soakCopy{Tag: "e", Edited: true}))
+	l.recount("xmpp", append(copiesOf("a", "b", "c", "d"), soakCopy{Tag: "e", Edited: true}))
 	if !l.complete() {
-		t.Error("not complete with every copy in")
+		t.Errorf("not complete with every copy in: %+v", l.report())
 	}
-	l.recount("xmpp", []string{"a", "b", "c"})
+	l.recount("xmpp", copiesOf("a", "b", "c", "e"))
 	got = l.report()
-	if want := (soakPathReport{From: "mattermost", To: "xmpp", Sent: 4, Received: 3, Lost: 1, P50Ms: 10, P99Ms: 12}); got[1] != want {
-		t.Errorf("after the recount: %+v, want %+v", got[1], want)
+	if want := (soakPathReport{From: "mattermost", To: "xmpp", Sent: 5, Received: 4, Lost: 1, P50Ms: 10, P99Ms: 12, Edits: 1, EditsMissed: 1, Deletes: 1}); got[1] != want {
+		t.Errorf("after the recount: %+v\nwant %+v", got[1], want)
 	}
 	if l.complete() {
-		t.Error("complete with d missing from the XMPP record")
+		t.Error("complete with d missing and e unedited in the XMPP record")
 	}
 }

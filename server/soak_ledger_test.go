@@ -8,21 +8,25 @@ import (
 )
 
 // soakLedger keeps the soak's books: every message sent, on which side
-// and when, and every copy that arrived on another side and when, so that
-// each path (from one side to another) can be reported as sent, received,
-// lost, duplicated, reordered and delivery latency. Messages are told
-// apart by a tag their text carries; the watchers of each side hand every
-// tag they see to arrived, which ignores tags it did not send.
+// and when, which of them their senders edited or deleted later, and what
+// each other side holds of them, so that each path (from one side to
+// another) can be reported as sent, received, lost, duplicated,
+// reordered, delivery latency, and edits and deletes carried out or not.
+// Messages are told apart by a tag their text carries.
+//
+// What is counted comes from each side's own record (recount): a watcher
+// can miss what comes during an outage, a record cannot. Watchers only
+// say when a copy was first seen (arrived), for latency.
 type soakLedger struct {
 	mu   sync.Mutex
-	sent map[string]soakSent
+	sent map[string]*soakSent
 	// first is when each tag was first seen on each side, for latency.
 	first map[string]map[string]time.Time
-	// copies counts each tag's copies on each side.
-	copies map[string]map[string]int
-	// order is the order copies stand in per path and channel, as seq
-	// numbers, duplicates included.
-	order map[soakPathChannel][]int
+	// held is each side's last record: tag -> its copies there.
+	held map[string]map[string][]soakCopy
+	// order is each side's last record's order: the tags of its live
+	// copies, each once.
+	order map[string][]string
 }
 
 type soakSent struct {
@@ -31,18 +35,25 @@ type soakSent struct {
 	seq     int // per side and channel, from 0, in the order sent
 	at      time.Time
 	to      []string
+	edited  bool // its sender edited it
+	deleted bool // its sender deleted it
+}
+
+// soakCopy is one copy of a message in a side's record, in the record's
+// order.
+type soakCopy struct {
+	Tag string
+	// Edited: the copy shows the edit.
+	Edited bool
+	// Gone: the copy is there but marked deleted (a retraction in an
+	// XMPP archive that keeps the original).
+	Gone bool
 }
 
 type soakPath struct{ From, To string }
 
-type soakPathChannel struct {
-	soakPath
-	channel int
-}
-
 func newSoakLedger() *soakLedger {
-	return &soakLedger{sent: map[string]soakSent{}, first: map[string]map[string]time.Time{},
-		copies: map[string]map[string]int{}, order: map[soakPathChannel][]int{}}
+	return &soakLedger{sent: map[string]*soakSent{}, first: map[string]map[string]time.Time{}, held: map[string]map[string][]soakCopy{}, order: map[string][]string{}}
 }
 
 // send records a message sent from side in channel, expected on each side
@@ -50,14 +61,29 @@ func newSoakLedger() *soakLedger {
 func (l *soakLedger) send(tag, from string, channel, seq int, at time.Time, to []string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.sent[tag] = soakSent{from: from, channel: channel, seq: seq, at: at, to: to}
+	l.sent[tag] = &soakSent{from: from, channel: channel, seq: seq, at: at, to: to}
 }
 
-// arrived records that a watcher saw tag arrive on side at at, for its
-// latency; only the first sight counts. Echoes on the side that sent it
-// and unknown tags are not the ledger's. What is counted comes from the
-// sides' records (recount): a watcher can miss what comes during an
-// outage, a record cannot.
+// edit and remove record that the sender edited or deleted a message.
+func (l *soakLedger) edit(tag string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if s := l.sent[tag]; s != nil {
+		s.edited = true
+	}
+}
+
+func (l *soakLedger) remove(tag string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if s := l.sent[tag]; s != nil {
+		s.deleted = true
+	}
+}
+
+// arrived records that a watcher saw tag arrive on side at at; only the
+// first sight counts. Echoes on the side that sent it and unknown tags
+// are not the ledger's.
 func (l *soakLedger) arrived(tag, side string, at time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -73,41 +99,56 @@ func (l *soakLedger) arrived(tag, side string, at time.Time) {
 	}
 }
 
-// recount takes a side's own record: the tags it keeps, in its order,
-// duplicates included. It replaces the side's last record.
-func (l *soakLedger) recount(side string, tags []string) {
+// recount takes a side's record: the copies it holds, in its order. It
+// replaces the side's last record.
+func (l *soakLedger) recount(side string, copies []soakCopy) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for _, c := range l.copies {
-		delete(c, side)
-	}
-	for k := range l.order {
-		if k.To == side {
-			delete(l.order, k)
-		}
-	}
-	for _, tag := range tags {
-		s, ok := l.sent[tag]
+	byTag := map[string][]soakCopy{}
+	var order []string
+	for _, c := range copies {
+		s, ok := l.sent[c.Tag]
 		if !ok || side == s.from {
 			continue
 		}
-		if l.copies[tag] == nil {
-			l.copies[tag] = map[string]int{}
+		if !c.Gone && !slices.ContainsFunc(byTag[c.Tag], func(o soakCopy) bool { return !o.Gone }) {
+			order = append(order, c.Tag)
 		}
-		l.copies[tag][side]++
-		k := soakPathChannel{soakPath{s.from, side}, s.channel}
-		l.order[k] = append(l.order[k], s.seq)
+		byTag[c.Tag] = append(byTag[c.Tag], c)
 	}
+	l.held[side], l.order[side] = byTag, order
 }
 
-// complete reports whether every message sent has reached every side it
-// was sent to.
+// verdict is what a side's record says of one message sent to it.
+type soakVerdict struct {
+	copies int  // live copies
+	edited bool // every live copy shows the edit
+}
+
+func (l *soakLedger) verdictLocked(tag, side string) soakVerdict {
+	v := soakVerdict{edited: true}
+	for _, c := range l.held[side][tag] {
+		if c.Gone {
+			continue
+		}
+		v.copies++
+		v.edited = v.edited && c.Edited
+	}
+	return v
+}
+
+// complete reports whether every side holds what it should: one copy or
+// more of each message, edits shown, deleted messages gone.
 func (l *soakLedger) complete() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for tag, s := range l.sent {
 		for _, to := range s.to {
-			if l.copies[tag][to] == 0 {
+			v := l.verdictLocked(tag, to)
+			switch {
+			case s.deleted && v.copies > 0,
+				!s.deleted && v.copies == 0,
+				!s.deleted && s.edited && !v.edited:
 				return false
 			}
 		}
@@ -126,13 +167,25 @@ type soakPathReport struct {
 	Reordered  int     `json:"reordered"`
 	P50Ms      float64 `json:"p50_ms"`
 	P99Ms      float64 `json:"p99_ms"`
+	// Edits and Deletes count the messages their sender edited or
+	// deleted; the Missed ones are not edited, or still there, on To.
+	Edits         int `json:"edits"`
+	EditsMissed   int `json:"edits_missed"`
+	Deletes       int `json:"deletes"`
+	DeletesMissed int `json:"deletes_missed"`
 }
 
-// report computes every path's figures. Received counts messages that
-// arrived at least once, duplicated the copies beyond the first, and
-// reordered the first copies that stand after a later message of the same
-// sender, side and channel (the benchmarks' count). Latency is from the
-// send to the first sight of a copy, for the copies a watcher saw.
+// Failures is what must be zero.
+func (r soakPathReport) Failures() int {
+	return r.Lost + r.Duplicated + r.Reordered + r.EditsMissed + r.DeletesMissed
+}
+
+// report computes every path's figures. A message counts as received when
+// the side holds a copy, duplicated for each copy beyond the first, and
+// reordered when it stands after a later message of the same sender, side
+// and channel (the benchmarks' count). Deleted messages count only as
+// deletes. Latency is from the send to the first sight of a copy, for the
+// copies a watcher saw.
 func (l *soakLedger) report() []soakPathReport {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -146,34 +199,53 @@ func (l *soakLedger) report() []soakPathReport {
 				r = &soakPathReport{From: s.from, To: to}
 				byPath[p] = r
 			}
+			v := l.verdictLocked(tag, to)
+			if s.deleted {
+				r.Deletes++
+				if v.copies > 0 {
+					r.DeletesMissed++
+				}
+				continue
+			}
 			r.Sent++
-			n := l.copies[tag][to]
-			if n == 0 {
+			if v.copies == 0 {
 				r.Lost++
 				continue
 			}
 			r.Received++
-			r.Duplicated += n - 1
+			r.Duplicated += v.copies - 1
+			if s.edited {
+				r.Edits++
+				if !v.edited {
+					r.EditsMissed++
+				}
+			}
 			if at, ok := l.first[tag][to]; ok {
 				lat[p] = append(lat[p], at.Sub(s.at))
 			}
 		}
 	}
-	for k, seqs := range l.order {
-		r := byPath[k.soakPath]
-		if r == nil {
-			continue
-		}
-		seen, highest := map[int]bool{}, -1
-		for _, seq := range seqs {
-			if seen[seq] {
+	// Order: per side, the record's order of each sender's live messages
+	// per channel.
+	type stream struct {
+		soakPath
+		channel int
+	}
+	for side, order := range l.order {
+		highest := map[stream]int{}
+		for _, tag := range order {
+			s := l.sent[tag]
+			if s.deleted {
 				continue
 			}
-			seen[seq] = true
-			if seq < highest {
-				r.Reordered++
+			k := stream{soakPath{s.from, side}, s.channel}
+			h, ok := highest[k]
+			if ok && s.seq < h {
+				byPath[k.soakPath].Reordered++
 			}
-			highest = max(highest, seq)
+			if !ok || s.seq > h {
+				highest[k] = s.seq
+			}
 		}
 	}
 	out := make([]soakPathReport, 0, len(byPath))

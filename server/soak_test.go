@@ -26,6 +26,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"encoding/xml"
 	"fmt"
 	"io"
 	"maps"
@@ -97,8 +98,9 @@ func TestSoak(t *testing.T) {
 			r := runSoak(t, kind, name, total/len(names), rate)
 			results[name] = r
 			for _, p := range r.Paths {
-				if p.Lost+p.Duplicated+p.Reordered > 0 {
-					t.Errorf("%s -> %s: %d lost, %d duplicated, %d reordered", p.From, p.To, p.Lost, p.Duplicated, p.Reordered)
+				if p.Failures() > 0 {
+					t.Errorf("%s -> %s: %d lost, %d duplicated, %d reordered, %d edits and %d deletes not carried out",
+						p.From, p.To, p.Lost, p.Duplicated, p.Reordered, p.EditsMissed, p.DeletesMissed)
 				}
 			}
 		})
@@ -143,9 +145,10 @@ type soakResult struct {
 func (r soakResult) table() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: %d messages at %d/s in %.0f s; disruptions: %s\n", r.XMPPServer, r.Messages, r.RatePerSec, r.Seconds, strings.Join(r.Disruptions, "; "))
-	fmt.Fprintf(&b, "| path | sent | received | lost | duplicated | reordered | p50 ms | p99 ms |\n|---|--:|--:|--:|--:|--:|--:|--:|\n")
+	fmt.Fprintf(&b, "| path | sent | received | lost | duplicated | reordered | p50 ms | p99 ms | edits (missed) | deletes (missed) |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, p := range r.Paths {
-		fmt.Fprintf(&b, "| %s -> %s | %d | %d | %d | %d | %d | %.1f | %.1f |\n", p.From, p.To, p.Sent, p.Received, p.Lost, p.Duplicated, p.Reordered, p.P50Ms, p.P99Ms)
+		fmt.Fprintf(&b, "| %s -> %s | %d | %d | %d | %d | %d | %.1f | %.1f | %d (%d) | %d (%d) |\n", p.From, p.To, p.Sent, p.Received,
+			p.Lost, p.Duplicated, p.Reordered, p.P50Ms, p.P99Ms, p.Edits, p.EditsMissed, p.Deletes, p.DeletesMissed)
 	}
 	return b.String()
 }
@@ -303,32 +306,110 @@ func (r *soakRig) eveClient() *xmpptest.Client {
 	return r.eve
 }
 
-// say sends message text from side in channel c, retrying while the side
-// cannot take it; it reports false when the run is over.
-func (r *soakRig) say(side string, c int, text string) error {
-	switch side {
+// soakMsg is a message the soak sent, as its side knows it.
+type soakMsg struct {
+	tag, side string
+	channel   int
+	native    string // the post ID, origin-id, event ID or ts
+	author    *model.User
+}
+
+// say sends message m (its text is its tag's) and records its native ID.
+func (r *soakRig) say(m *soakMsg) error {
+	text := m.tag + " says hello"
+	c := m.channel
+	switch m.side {
 	case sideMattermost:
-		u := r.authors[len(text)%2]
-		_, appErr := r.node().CreatePost(&model.Post{UserId: u.Id, ChannelId: r.chs[c].Id, Message: text})
+		p, appErr := r.node().CreatePost(&model.Post{UserId: m.author.Id, ChannelId: r.chs[c].Id, Message: text})
 		if appErr != nil {
 			return appErr
 		}
-		return nil
+		m.native = p.Id
 	case sideXMPP:
-		_, err := r.eveClient().Say(r.ctx, r.rooms[c], text)
-		return err
+		id, err := r.eveClient().Say(r.ctx, r.rooms[c], text)
+		if err != nil {
+			return err
+		}
+		m.native = id
 	case sideMatrix:
 		// The tag is the transaction ID: a retry after a lost answer is
 		// one event, as for any client.
-		_, err := r.carol.cli.SendMessageEvent(r.ctx, r.mrooms[c], event.EventMessage,
-			&event.MessageEventContent{MsgType: event.MsgText, Body: text},
-			mautrix.ReqSendEvent{TransactionID: soakTagRE.FindString(text)})
+		resp, err := r.carol.cli.SendMessageEvent(r.ctx, r.mrooms[c], event.EventMessage,
+			&event.MessageEventContent{MsgType: event.MsgText, Body: text}, mautrix.ReqSendEvent{TransactionID: m.tag})
+		if err != nil {
+			return err
+		}
+		m.native = string(resp.EventID)
+	case sideSlack:
+		m.native = r.slack.Post(r.sam.ID, r.schs[c].ID, text)
+	}
+	return nil
+}
+
+// editedText is what an edit makes of a message; every side shows the
+// mark once the edit reached it.
+func editedText(tag string) string { return tag + " says hello (edited)" }
+
+// editMsg edits m on its side, as its sender.
+func (r *soakRig) editMsg(m *soakMsg) error {
+	text := editedText(m.tag)
+	c := m.channel
+	switch m.side {
+	case sideMattermost:
+		_, appErr := r.node().PatchPost(m.author.Id, m.native, text)
+		if appErr != nil {
+			return appErr
+		}
+	case sideXMPP:
+		// XEP-0308: the correction names the message by the id eve gave it.
+		return r.eveClient().SendRaw(r.ctx, fmt.Sprintf(
+			`<message to='%s' type='groupchat' id='edit-%s'><body>%s</body><replace xmlns='urn:xmpp:message-correct:0' id='%s'/></message>`,
+			r.rooms[c], m.tag, text, m.native))
+	case sideMatrix:
+		content := &event.MessageEventContent{MsgType: event.MsgText, Body: "* " + text,
+			NewContent: &event.MessageEventContent{MsgType: event.MsgText, Body: text}}
+		content.SetEdit(id.EventID(m.native))
+		_, err := r.carol.cli.SendMessageEvent(r.ctx, r.mrooms[c], event.EventMessage, content, mautrix.ReqSendEvent{TransactionID: "edit-" + m.tag})
 		return err
 	case sideSlack:
-		r.slack.Post(r.sam.ID, r.schs[c].ID, text)
-		return nil
+		r.slack.Edit(r.sam.ID, r.schs[c].ID, m.native, text)
 	}
-	return fmt.Errorf("no side %q", side)
+	return nil
+}
+
+// deleteMsg deletes m on its side, as its sender. (XMPP people do not
+// delete here: a retraction of one's own message is a client feature the
+// soak leaves to the XMPP tests.)
+func (r *soakRig) deleteMsg(m *soakMsg) error {
+	c := m.channel
+	switch m.side {
+	case sideMattermost:
+		if appErr := r.node().DeletePost(m.author.Id, m.native); appErr != nil {
+			return appErr
+		}
+	case sideMatrix:
+		_, err := r.carol.cli.RedactEvent(r.ctx, r.mrooms[c], id.EventID(m.native), mautrix.ReqRedact{TxnID: "delete-" + m.tag})
+		return err
+	case sideSlack:
+		r.slack.Delete(r.sam.ID, r.schs[c].ID, m.native)
+	default:
+		return fmt.Errorf("the soak does not delete on %s", m.side)
+	}
+	return nil
+}
+
+// retry runs an action until its side takes it.
+func (r *soakRig) retry(what string, do func() error) {
+	for attempt := 0; ; attempt++ {
+		err := do()
+		if err == nil {
+			return
+		}
+		if attempt == 150 {
+			r.t.Fatalf("%s: %v", what, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 func runSoak(t *testing.T, kind testservers.Kind, name string, total, rate int) soakResult {
@@ -353,7 +434,18 @@ func runSoak(t *testing.T, kind testservers.Kind, name string, total, rate int) 
 	start := time.Now()
 	tick := time.NewTicker(time.Second / time.Duration(rate))
 	defer tick.Stop()
+	// Some messages are edited, and some deleted, by their senders a few
+	// seconds after they were sent: every tenth edited, every twenty-fifth
+	// deleted (XMPP's aside, see deleteMsg).
+	const opDelay = 20
+	ops := map[int][]func(){}
+	later := func(at int, op func()) { ops[at] = append(ops[at], op) }
+	now := 0 // the message the loop is at
 	for i := range total {
+		now = i
+		for _, op := range ops[i] {
+			op()
+		}
 		if d := disrupt[i]; d != nil && i > 0 {
 			disrupted.Add(1)
 			go func() {
@@ -378,16 +470,41 @@ func runSoak(t *testing.T, kind testservers.Kind, name string, total, rate int) 
 				to = append(to, s)
 			}
 		}
+		m := &soakMsg{tag: tag, side: side, channel: c, author: r.authors[i%2]}
 		r.ledger.send(tag, side, c, n, time.Now(), to)
-		for attempt := 0; ; attempt++ {
-			err := r.say(side, c, tag+" says hello")
-			if err == nil {
-				break
+		r.retry(side+" sending "+tag, func() error { return r.say(m) })
+		var op func()
+		switch {
+		case i%10 == 3:
+			op = func() {
+				r.ledger.edit(tag)
+				r.retry(side+" editing "+tag, func() error { return r.editMsg(m) })
 			}
-			if attempt == 100 {
-				t.Fatalf("%s could not send %s: %v", side, tag, err)
+		case i%25 == 7 && side != sideXMPP:
+			op = func() {
+				r.ledger.remove(tag)
+				r.retry(side+" deleting "+tag, func() error { return r.deleteMsg(m) })
 			}
-			time.Sleep(200 * time.Millisecond)
+		}
+		if op != nil {
+			// An edit or delete waits while its side's server restarts.
+			var run func()
+			run = func() {
+				if paused, _ := r.paused.Load(side); paused == true && now+1 < total {
+					later(now+1, run)
+					return
+				}
+				op()
+			}
+			later(i+opDelay, run)
+		}
+	}
+	// The edits and deletes due after the last message, once every
+	// server is back.
+	disrupted.Wait()
+	for at := total; at <= total+opDelay; at++ {
+		for _, op := range ops[at] {
+			op()
 		}
 	}
 	// Each side's record is read again until every message is in it
@@ -549,41 +666,136 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 
 // --- the count: each side's own record --------------------------------------
 
-// countRecords hands the ledger each side's record: the copies and
-// their order come from there.
+// countRecords hands the ledger each side's record: the copies, their
+// order, their edits and deletes come from there.
 func (r *soakRig) countRecords() {
-	lists := map[string][][]string{}
+	var mm, xs, mx, sl []soakCopy
 	for c := range soakChannels {
-		var mm, xs, mx, sl []string
 		for _, p := range r.s.ChannelPosts(r.chs[c].Id) {
-			mm = append(mm, p.Message)
+			mm = append(mm, textCopies(p.Message)...)
 		}
-		xs = r.archive(r.rooms[c])
-		mx = r.timeline(r.mrooms[c])
+		xs = append(xs, r.archiveCopies(r.rooms[c])...)
+		mx = append(mx, r.timelineCopies(r.mrooms[c])...)
 		for _, m := range r.slack.Messages(r.schs[c].ID) {
-			sl = append(sl, m.Text)
+			sl = append(sl, textCopies(m.Text)...)
 		}
-		lists[sideMattermost] = append(lists[sideMattermost], mm)
-		lists[sideXMPP] = append(lists[sideXMPP], xs)
-		lists[sideMatrix] = append(lists[sideMatrix], mx)
-		lists[sideSlack] = append(lists[sideSlack], sl)
 	}
-	for side, perChannel := range lists {
-		var tags []string
-		for _, texts := range perChannel {
-			for _, text := range texts {
-				tags = append(tags, soakTagRE.FindAllString(text, -1)...)
+	r.ledger.recount(sideMattermost, mm)
+	r.ledger.recount(sideXMPP, xs)
+	r.ledger.recount(sideMatrix, mx)
+	r.ledger.recount(sideSlack, sl)
+}
+
+// textCopies are the copies a text holds: a side that edits in place
+// shows the edit in the text itself.
+func textCopies(text string) []soakCopy {
+	var out []soakCopy
+	for _, tag := range soakTagRE.FindAllString(text, -1) {
+		out = append(out, soakCopy{Tag: tag, Edited: strings.Contains(text, editedText(tag))})
+	}
+	return out
+}
+
+// archiveCopies reads a room's archive, where corrections and
+// retractions are messages of their own naming the message they change
+// (XEP-0308 by its id or origin-id, XEP-0424 by the room's stanza-id or,
+// in its older form, the origin-id).
+func (r *soakRig) archiveCopies(room jid.JID) []soakCopy {
+	type original struct {
+		m    xmpptest.Message
+		tags []string
+	}
+	var originals []original
+	edited, retracted := map[string]bool{}, map[string]bool{}
+	for _, m := range r.archive(room) {
+		switch {
+		case xmlAttr(m.Raw, "replace", "id") != "":
+			if strings.Contains(m.Body, "(edited)") {
+				edited[xmlAttr(m.Raw, "replace", "id")] = true
+			}
+		case xmlAttr(m.Raw, "retract", "id") != "" || xmlAttr(m.Raw, "apply-to", "id") != "":
+			retracted[xmlAttr(m.Raw, "retract", "id")] = true
+			retracted[xmlAttr(m.Raw, "apply-to", "id")] = true
+		default:
+			if tags := soakTagRE.FindAllString(m.Body, -1); len(tags) > 0 {
+				originals = append(originals, original{m, tags})
 			}
 		}
-		r.ledger.recount(side, tags)
+	}
+	named := func(set map[string]bool, m xmpptest.Message) bool {
+		for _, id := range []string{m.ID, m.OriginID, m.StanzaID} {
+			if id != "" && set[id] {
+				return true
+			}
+		}
+		return false
+	}
+	var out []soakCopy
+	for _, o := range originals {
+		for _, tag := range o.tags {
+			out = append(out, soakCopy{Tag: tag, Edited: named(edited, o.m), Gone: named(retracted, o.m)})
+		}
+	}
+	return out
+}
+
+
+// xmlAttr is the attribute attr of the first element called local in raw
+// XML, "" if there is none.
+func xmlAttr(raw, local, attr string) string {
+	d := xml.NewDecoder(strings.NewReader(raw))
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			return ""
+		}
+		if se, ok := tok.(xml.StartElement); ok && se.Name.Local == local {
+			for _, a := range se.Attr {
+				if a.Name.Local == attr {
+					return a.Value
+				}
+			}
+			return ""
+		}
 	}
 }
 
-// archive is every body in room's archive, oldest first.
-func (r *soakRig) archive(room jid.JID) []string {
+// timelineCopies reads a Matrix room: edits are events of their own
+// (m.replace) naming the event they change; a redacted event has lost its
+// body, and with it its tag.
+func (r *soakRig) timelineCopies(room id.RoomID) []soakCopy {
+	type original struct {
+		id   id.EventID
+		tags []string
+	}
+	var originals []original
+	edited := map[id.EventID]bool{}
+	for _, e := range r.timeline(room) {
+		c := message(e)
+		if c.RelatesTo != nil && c.RelatesTo.Type == event.RelReplace {
+			if c.NewContent != nil && strings.Contains(c.NewContent.Body, "(edited)") {
+				edited[c.RelatesTo.EventID] = true
+			}
+			continue
+		}
+		if tags := soakTagRE.FindAllString(c.Body, -1); len(tags) > 0 {
+			originals = append(originals, original{e.ID, tags})
+		}
+	}
+	var out []soakCopy
+	for _, o := range originals {
+		for _, tag := range o.tags {
+			out = append(out, soakCopy{Tag: tag, Edited: edited[o.id]})
+		}
+	}
+	return out
+}
+
+// archive is every message in room's archive, oldest first.
+func (r *soakRig) archive(room jid.JID) []xmpptest.Message {
 	r.t.Helper()
 	c := r.eveClient()
-	var out []string
+	var out []xmpptest.Message
 	after := ""
 	for {
 		ctx, cancel := context.WithTimeout(r.ctx, 60*time.Second)
@@ -592,9 +804,7 @@ func (r *soakRig) archive(room jid.JID) []string {
 		if err != nil {
 			r.t.Fatalf("reading %s's archive: %v", room, err)
 		}
-		for _, m := range msgs {
-			out = append(out, m.Body)
-		}
+		out = append(out, msgs...)
 		if res.Complete || len(msgs) == 0 {
 			return out
 		}
@@ -602,10 +812,10 @@ func (r *soakRig) archive(room jid.JID) []string {
 	}
 }
 
-// timeline is every message body in a Matrix room, oldest first.
-func (r *soakRig) timeline(room id.RoomID) []string {
+// timeline is every message event in a Matrix room, oldest first.
+func (r *soakRig) timeline(room id.RoomID) []*event.Event {
 	r.t.Helper()
-	var out []string
+	var out []*event.Event
 	from := ""
 	for {
 		resp, err := r.carol.cli.Messages(r.ctx, room, from, "", mautrix.DirectionBackward, nil, 1000)
@@ -617,7 +827,7 @@ func (r *soakRig) timeline(room id.RoomID) []string {
 				continue
 			}
 			_ = e.Content.ParseRaw(e.Type)
-			out = append(out, message(e).Body)
+			out = append(out, e)
 		}
 		if resp.End == "" || len(resp.Chunk) == 0 {
 			break
