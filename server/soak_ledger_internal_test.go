@@ -26,6 +26,8 @@ func TestSoakLedgerCountsLossesDoublesReordersEditsAndDeletes(t *testing.T) {
 	}
 	l.edit("e")
 	l.remove("f")
+	l.react("a")
+	l.reply("d", "b")
 	// Watchers see when copies come (the first sight counts) ...
 	l.arrived("a", "xmpp", ms(10))
 	l.arrived("c", "xmpp", ms(12))
@@ -38,7 +40,10 @@ func TestSoakLedgerCountsLossesDoublesReordersEditsAndDeletes(t *testing.T) {
 	// overtaken by c), d twice, e edited and f retracted; matrix a and b,
 	// e unedited and f still there. An echo and a stranger are not the
 	// ledger's.
-	l.recount("xmpp", append(copiesOf("a", "c", "b", "zz", "d", "d"), soakCopy{Tag: "e", Edited: true}, soakCopy{Tag: "f", Gone: true}))
+	// a has its reaction on xmpp only; d is in b's thread on xmpp, once
+	// of its two copies.
+	l.recount("xmpp", []soakCopy{{Tag: "a", Reacted: true}, {Tag: "c"}, {Tag: "b"}, {Tag: "zz"}, {Tag: "d", Parent: "b"}, {Tag: "d"},
+		{Tag: "e", Edited: true}, {Tag: "f", Gone: true}})
 	l.recount("matrix", copiesOf("a", "b", "e", "f"))
 	l.recount("mattermost", copiesOf("a", "b", "c", "d"))
 	if l.complete() {
@@ -46,8 +51,10 @@ func TestSoakLedgerCountsLossesDoublesReordersEditsAndDeletes(t *testing.T) {
 	}
 	got := l.report()
 	want := []soakPathReport{
-		{From: "mattermost", To: "matrix", Sent: 5, Received: 3, Lost: 2, P50Ms: 20, P99Ms: 20, Edits: 1, EditsMissed: 1, Deletes: 1, DeletesMissed: 1},
-		{From: "mattermost", To: "xmpp", Sent: 5, Received: 5, Duplicated: 1, Reordered: 1, P50Ms: 10, P99Ms: 12, Edits: 1, Deletes: 1},
+		{From: "mattermost", To: "matrix", Sent: 5, Received: 3, Lost: 2, P50Ms: 20, P99Ms: 20, Edits: 1, EditsMissed: 1, Deletes: 1, DeletesMissed: 1,
+			Reactions: 1, ReactionsMissed: 1, Replies: 1},
+		{From: "mattermost", To: "xmpp", Sent: 5, Received: 5, Duplicated: 1, Reordered: 1, P50Ms: 10, P99Ms: 12, Edits: 1, Deletes: 1,
+			Reactions: 1, Replies: 1, Misplaced: 1},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("report = %+v", got)
@@ -58,14 +65,16 @@ func TestSoakLedgerCountsLossesDoublesReordersEditsAndDeletes(t *testing.T) {
 		}
 	}
 	// A later record replaces the earlier one.
-	l.recount("matrix", append(copiesOf("a", "b", "c", "d"), soakCopy{Tag: "e", Edited: true}))
-	l.recount("xmpp", append(copiesOf("a", "b", "c", "d"), soakCopy{Tag: "e", Edited: true}))
+	whole := []soakCopy{{Tag: "a", Reacted: true}, {Tag: "b"}, {Tag: "c"}, {Tag: "d", Parent: "b"}, {Tag: "e", Edited: true}}
+	l.recount("matrix", whole)
+	l.recount("xmpp", whole)
 	if !l.complete() {
 		t.Errorf("not complete with every copy in: %+v", l.report())
 	}
-	l.recount("xmpp", copiesOf("a", "b", "c", "e"))
+	l.recount("xmpp", append([]soakCopy{{Tag: "a", Reacted: true}}, copiesOf("b", "c", "e")...))
 	got = l.report()
-	if want := (soakPathReport{From: "mattermost", To: "xmpp", Sent: 5, Received: 4, Lost: 1, P50Ms: 10, P99Ms: 12, Edits: 1, EditsMissed: 1, Deletes: 1}); got[1] != want {
+	if want := (soakPathReport{From: "mattermost", To: "xmpp", Sent: 5, Received: 4, Lost: 1, P50Ms: 10, P99Ms: 12, Edits: 1, EditsMissed: 1, Deletes: 1,
+		Reactions: 1, Replies: 1}); got[1] != want {
 		t.Errorf("after the recount: %+v\nwant %+v", got[1], want)
 	}
 	if l.complete() {

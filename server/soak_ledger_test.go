@@ -35,8 +35,10 @@ type soakSent struct {
 	seq     int // per side and channel, from 0, in the order sent
 	at      time.Time
 	to      []string
-	edited  bool // its sender edited it
-	deleted bool // its sender deleted it
+	edited  bool   // its sender edited it
+	deleted bool   // its sender deleted it
+	reacted bool   // its sender reacted to it
+	parent  string // the tag of the message it replies to
 }
 
 // soakCopy is one copy of a message in a side's record, in the record's
@@ -48,6 +50,11 @@ type soakCopy struct {
 	// Gone: the copy is there but marked deleted (a retraction in an
 	// XMPP archive that keeps the original).
 	Gone bool
+	// Parent is the tag of the message the copy replies to (is in the
+	// thread of), as the side shows it.
+	Parent string
+	// Reacted: the copy has a reaction.
+	Reacted bool
 }
 
 type soakPath struct{ From, To string }
@@ -70,6 +77,23 @@ func (l *soakLedger) edit(tag string) {
 	defer l.mu.Unlock()
 	if s := l.sent[tag]; s != nil {
 		s.edited = true
+	}
+}
+
+func (l *soakLedger) react(tag string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if s := l.sent[tag]; s != nil {
+		s.reacted = true
+	}
+}
+
+// reply records that tag was sent as a reply to parent.
+func (l *soakLedger) reply(tag, parent string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if s := l.sent[tag]; s != nil {
+		s.parent = parent
 	}
 }
 
@@ -121,18 +145,23 @@ func (l *soakLedger) recount(side string, copies []soakCopy) {
 
 // verdict is what a side's record says of one message sent to it.
 type soakVerdict struct {
-	copies int  // live copies
-	edited bool // every live copy shows the edit
+	copies   int  // live copies
+	edited   bool // every live copy shows the edit
+	reacted  bool // every live copy has a reaction
+	threaded bool // every live copy is in its parent's thread
 }
 
 func (l *soakLedger) verdictLocked(tag, side string) soakVerdict {
-	v := soakVerdict{edited: true}
+	v := soakVerdict{edited: true, reacted: true, threaded: true}
+	parent := l.sent[tag].parent
 	for _, c := range l.held[side][tag] {
 		if c.Gone {
 			continue
 		}
 		v.copies++
 		v.edited = v.edited && c.Edited
+		v.reacted = v.reacted && c.Reacted
+		v.threaded = v.threaded && c.Parent == parent
 	}
 	return v
 }
@@ -148,7 +177,9 @@ func (l *soakLedger) complete() bool {
 			switch {
 			case s.deleted && v.copies > 0,
 				!s.deleted && v.copies == 0,
-				!s.deleted && s.edited && !v.edited:
+				!s.deleted && s.edited && !v.edited,
+				!s.deleted && s.reacted && !v.reacted,
+				!s.deleted && !v.threaded:
 				return false
 			}
 		}
@@ -173,11 +204,19 @@ type soakPathReport struct {
 	EditsMissed   int `json:"edits_missed"`
 	Deletes       int `json:"deletes"`
 	DeletesMissed int `json:"deletes_missed"`
+	// Reactions count the messages their sender reacted to; the Missed
+	// ones have no reaction on To. Replies count the messages sent as
+	// replies; the Misplaced ones (and any other message) are not in
+	// their parent's thread on To.
+	Reactions       int `json:"reactions"`
+	ReactionsMissed int `json:"reactions_missed"`
+	Replies         int `json:"replies"`
+	Misplaced       int `json:"misplaced"`
 }
 
 // Failures is what must be zero.
 func (r soakPathReport) Failures() int {
-	return r.Lost + r.Duplicated + r.Reordered + r.EditsMissed + r.DeletesMissed
+	return r.Lost + r.Duplicated + r.Reordered + r.EditsMissed + r.DeletesMissed + r.ReactionsMissed + r.Misplaced
 }
 
 // report computes every path's figures. A message counts as received when
@@ -208,18 +247,18 @@ func (l *soakLedger) report() []soakPathReport {
 				continue
 			}
 			r.Sent++
+			r.Edits += b2i(s.edited)
+			r.Reactions += b2i(s.reacted)
+			r.Replies += b2i(s.parent != "")
 			if v.copies == 0 {
 				r.Lost++
 				continue
 			}
 			r.Received++
 			r.Duplicated += v.copies - 1
-			if s.edited {
-				r.Edits++
-				if !v.edited {
-					r.EditsMissed++
-				}
-			}
+			r.EditsMissed += b2i(s.edited && !v.edited)
+			r.ReactionsMissed += b2i(s.reacted && !v.reacted)
+			r.Misplaced += b2i(!v.threaded)
 			if at, ok := l.first[tag][to]; ok {
 				lat[p] = append(lat[p], at.Sub(s.at))
 			}
@@ -262,6 +301,13 @@ func (l *soakLedger) report() []soakPathReport {
 		return out[i].To < out[j].To
 	})
 	return out
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // quantileMs is the q-quantile of sorted durations (nearest rank), in

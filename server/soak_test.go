@@ -644,14 +644,15 @@ func (r *soakRig) watchMatrix(ctx context.Context) {
 }
 
 func (r *soakRig) watchSlack(ctx context.Context) {
-	scanned := map[string]int{}
+	seen := map[string]bool{} // channel and ts: messages are deleted too
 	for ctx.Err() == nil {
 		for _, ch := range r.schs {
-			msgs := r.slack.Messages(ch.ID)
-			for _, m := range msgs[scanned[ch.ID]:] {
-				r.seeAll(sideSlack, m.Text, time.Now())
+			for _, m := range r.slack.Messages(ch.ID) {
+				if k := ch.ID + "/" + m.TS; !seen[k] {
+					seen[k] = true
+					r.seeAll(sideSlack, m.Text, time.Now())
+				}
 			}
-			scanned[ch.ID] = len(msgs)
 		}
 		sleepCtx(ctx, 20*time.Millisecond)
 	}
