@@ -99,8 +99,8 @@ func TestSoak(t *testing.T) {
 			results[name] = r
 			for _, p := range r.Paths {
 				if p.Failures() > 0 {
-					t.Errorf("%s -> %s: %d lost, %d duplicated, %d reordered, %d edits and %d deletes not carried out",
-						p.From, p.To, p.Lost, p.Duplicated, p.Reordered, p.EditsMissed, p.DeletesMissed)
+					t.Errorf("%s -> %s: %d lost, %d duplicated, %d reordered, %d out of their thread; %d edits, %d reactions and %d deletes not carried out",
+						p.From, p.To, p.Lost, p.Duplicated, p.Reordered, p.Misplaced, p.EditsMissed, p.ReactionsMissed, p.DeletesMissed)
 				}
 			}
 		})
@@ -145,10 +145,10 @@ type soakResult struct {
 func (r soakResult) table() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: %d messages at %d/s in %.0f s; disruptions: %s\n", r.XMPPServer, r.Messages, r.RatePerSec, r.Seconds, strings.Join(r.Disruptions, "; "))
-	fmt.Fprintf(&b, "| path | sent | received | lost | duplicated | reordered | p50 ms | p99 ms | edits (missed) | deletes (missed) |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	fmt.Fprintf(&b, "| path | sent | received | lost | duplicated | reordered | p50 ms | p99 ms | replies (misplaced) | edits (missed) | reactions (missed) | deletes (missed) |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, p := range r.Paths {
-		fmt.Fprintf(&b, "| %s -> %s | %d | %d | %d | %d | %d | %.1f | %.1f | %d (%d) | %d (%d) |\n", p.From, p.To, p.Sent, p.Received,
-			p.Lost, p.Duplicated, p.Reordered, p.P50Ms, p.P99Ms, p.Edits, p.EditsMissed, p.Deletes, p.DeletesMissed)
+		fmt.Fprintf(&b, "| %s -> %s | %d | %d | %d | %d | %d | %.1f | %.1f | %d (%d) | %d (%d) | %d (%d) | %d (%d) |\n", p.From, p.To, p.Sent, p.Received,
+			p.Lost, p.Duplicated, p.Reordered, p.P50Ms, p.P99Ms, p.Replies, p.Misplaced, p.Edits, p.EditsMissed, p.Reactions, p.ReactionsMissed, p.Deletes, p.DeletesMissed)
 	}
 	return b.String()
 }
@@ -177,6 +177,9 @@ type soakRig struct {
 
 	// paused sides send nothing while their server restarts.
 	paused sync.Map // side -> bool
+	// stanzaIDs are the room's stanza-ids of eve's messages, by the
+	// origin-id she gave them: XMPP replies and reactions name those.
+	stanzaIDs sync.Map
 	next   atomic.Int64
 	ledger *soakLedger
 }
@@ -312,6 +315,7 @@ type soakMsg struct {
 	channel   int
 	native    string // the post ID, origin-id, event ID or ts
 	author    *model.User
+	parent    *soakMsg // the message it replies to
 }
 
 // say sends message m (its text is its tag's) and records its native ID.
@@ -320,28 +324,87 @@ func (r *soakRig) say(m *soakMsg) error {
 	c := m.channel
 	switch m.side {
 	case sideMattermost:
-		p, appErr := r.node().CreatePost(&model.Post{UserId: m.author.Id, ChannelId: r.chs[c].Id, Message: text})
+		post := &model.Post{UserId: m.author.Id, ChannelId: r.chs[c].Id, Message: text}
+		if m.parent != nil {
+			post.RootId = m.parent.native
+		}
+		p, appErr := r.node().CreatePost(post)
 		if appErr != nil {
 			return appErr
 		}
 		m.native = p.Id
 	case sideXMPP:
-		id, err := r.eveClient().Say(r.ctx, r.rooms[c], text)
+		if m.parent == nil {
+			id, err := r.eveClient().Say(r.ctx, r.rooms[c], text)
+			if err != nil {
+				return err
+			}
+			m.native = id
+			return nil
+		}
+		// XEP-0461 names the parent by the room's stanza-id.
+		sid, err := r.stanzaID(m.parent)
 		if err != nil {
 			return err
 		}
-		m.native = id
+		m.native = "reply-" + m.tag
+		return r.eveClient().SendRaw(r.ctx, fmt.Sprintf(
+			`<message to='%s' type='groupchat' id='%s'><body>%s</body><reply xmlns='urn:xmpp:reply:0' id='%s' to='%s/Eve'/><origin-id xmlns='urn:xmpp:sid:0' id='%s'/></message>`,
+			r.rooms[c], m.native, text, sid, r.rooms[c], m.native))
 	case sideMatrix:
+		content := &event.MessageEventContent{MsgType: event.MsgText, Body: text}
+		if m.parent != nil {
+			parent := id.EventID(m.parent.native)
+			content.RelatesTo = &event.RelatesTo{Type: event.RelThread, EventID: parent, IsFallingBack: true, InReplyTo: &event.InReplyTo{EventID: parent}}
+		}
 		// The tag is the transaction ID: a retry after a lost answer is
 		// one event, as for any client.
-		resp, err := r.carol.cli.SendMessageEvent(r.ctx, r.mrooms[c], event.EventMessage,
-			&event.MessageEventContent{MsgType: event.MsgText, Body: text}, mautrix.ReqSendEvent{TransactionID: m.tag})
+		resp, err := r.carol.cli.SendMessageEvent(r.ctx, r.mrooms[c], event.EventMessage, content, mautrix.ReqSendEvent{TransactionID: m.tag})
 		if err != nil {
 			return err
 		}
 		m.native = string(resp.EventID)
 	case sideSlack:
-		m.native = r.slack.Post(r.sam.ID, r.schs[c].ID, text)
+		if m.parent != nil {
+			m.native = r.slack.Reply(r.sam.ID, r.schs[c].ID, m.parent.native, text)
+		} else {
+			m.native = r.slack.Post(r.sam.ID, r.schs[c].ID, text)
+		}
+	}
+	return nil
+}
+
+// stanzaID is the room's stanza-id of one of eve's messages, once her
+// copy came back.
+func (r *soakRig) stanzaID(m *soakMsg) (string, error) {
+	if v, ok := r.stanzaIDs.Load(m.native); ok {
+		return v.(string), nil
+	}
+	return "", fmt.Errorf("the room has not echoed %s yet", m.tag)
+}
+
+// reactTo reacts to m on its side, as its sender.
+func (r *soakRig) reactTo(m *soakMsg) error {
+	c := m.channel
+	switch m.side {
+	case sideMattermost:
+		_, appErr := r.node().AddReaction(&model.Reaction{UserId: m.author.Id, PostId: m.native, EmojiName: "+1"})
+		if appErr != nil {
+			return appErr
+		}
+	case sideXMPP:
+		sid, err := r.stanzaID(m)
+		if err != nil {
+			return err
+		}
+		return r.eveClient().SendRaw(r.ctx, fmt.Sprintf(
+			`<message to='%s' type='groupchat' id='react-%s'><reactions xmlns='urn:xmpp:reactions:0' id='%s'><reaction>👍</reaction></reactions><store xmlns='urn:xmpp:hints'/></message>`,
+			r.rooms[c], m.tag, sid))
+	case sideMatrix:
+		_, err := r.carol.cli.SendReaction(r.ctx, r.mrooms[c], id.EventID(m.native), "👍")
+		return err
+	case sideSlack:
+		r.slack.React(r.sam.ID, r.schs[c].ID, m.native, "+1")
 	}
 	return nil
 }
@@ -431,12 +494,15 @@ func runSoak(t *testing.T, kind testservers.Kind, name string, total, rate int) 
 	var disrupted sync.WaitGroup // the disruptions run beside the traffic
 	var mu sync.Mutex             // guards res.Disruptions
 	seq := map[[2]int]int{}       // (side, channel) -> next seq
+	roots := map[[2]int]*soakMsg{} // (side, channel) -> the latest message to reply to
 	start := time.Now()
 	tick := time.NewTicker(time.Second / time.Duration(rate))
 	defer tick.Stop()
-	// Some messages are edited, and some deleted, by their senders a few
-	// seconds after they were sent: every tenth edited, every twenty-fifth
-	// deleted (XMPP's aside, see deleteMsg).
+	// Every tenth message is a reply in the thread of its sender's last
+	// message in the channel; some are edited, reacted to or deleted by
+	// their senders a few seconds after they were sent: every tenth
+	// edited, every tenth reacted to, every twenty-fifth deleted (XMPP's
+	// aside, see deleteMsg).
 	const opDelay = 20
 	ops := map[int][]func(){}
 	later := func(at int, op func()) { ops[at] = append(ops[at], op) }
@@ -472,15 +538,30 @@ func runSoak(t *testing.T, kind testservers.Kind, name string, total, rate int) 
 		}
 		m := &soakMsg{tag: tag, side: side, channel: c, author: r.authors[i%2]}
 		r.ledger.send(tag, side, c, n, time.Now(), to)
+		if i%10 == 6 {
+			m.parent = roots[k]
+		}
+		if m.parent != nil {
+			r.ledger.reply(tag, m.parent.tag)
+		}
 		r.retry(side+" sending "+tag, func() error { return r.say(m) })
+		deleted := i%25 == 7 && side != sideXMPP
+		if m.parent == nil && !deleted {
+			roots[k] = m
+		}
 		var op func()
 		switch {
+		case i%10 == 8:
+			op = func() {
+				r.ledger.react(tag)
+				r.retry(side+" reacting to "+tag, func() error { return r.reactTo(m) })
+			}
 		case i%10 == 3:
 			op = func() {
 				r.ledger.edit(tag)
 				r.retry(side+" editing "+tag, func() error { return r.editMsg(m) })
 			}
-		case i%25 == 7 && side != sideXMPP:
+		case deleted:
 			op = func() {
 				r.ledger.remove(tag)
 				r.retry(side+" deleting "+tag, func() error { return r.deleteMsg(m) })
@@ -581,9 +662,23 @@ func (r *soakRig) dropSlack() string {
 // --- watchers: first sight of each copy, for latency -----------------------
 
 func (r *soakRig) seeAll(side, text string, at time.Time) {
-	for _, tag := range soakTagRE.FindAllString(text, -1) {
+	if tag := soakTag(text); tag != "" {
 		r.ledger.arrived(tag, side, at)
 	}
+}
+
+// soakTag is the tag of a message's text: the first outside quoted lines,
+// which a reply's fallback may fill with its parent's text.
+func soakTag(text string) string {
+	for _, line := range strings.Split(text, "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), ">") {
+			continue
+		}
+		if tag := soakTagRE.FindString(line); tag != "" {
+			return tag
+		}
+	}
+	return ""
 }
 
 func (r *soakRig) watchMattermost(ctx context.Context) {
@@ -610,7 +705,13 @@ func (r *soakRig) watchXMPP(ctx context.Context) {
 		}
 		msgs := c.Messages()
 		for _, m := range msgs[scanned:] {
-			if m.Type == "groupchat" && !m.Delayed {
+			if m.Type != "groupchat" {
+				continue
+			}
+			if m.OriginID != "" && m.StanzaID != "" {
+				r.stanzaIDs.Store(m.OriginID, m.StanzaID)
+			}
+			if !m.Delayed {
 				r.seeAll(sideXMPP, m.Body, time.Now())
 			}
 		}
@@ -668,18 +769,14 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 // --- the count: each side's own record --------------------------------------
 
 // countRecords hands the ledger each side's record: the copies, their
-// order, their edits and deletes come from there.
+// order, threads, edits, reactions and deletes come from there.
 func (r *soakRig) countRecords() {
 	var mm, xs, mx, sl []soakCopy
 	for c := range soakChannels {
-		for _, p := range r.s.ChannelPosts(r.chs[c].Id) {
-			mm = append(mm, textCopies(p.Message)...)
-		}
+		mm = append(mm, r.postCopies(r.chs[c].Id)...)
 		xs = append(xs, r.archiveCopies(r.rooms[c])...)
 		mx = append(mx, r.timelineCopies(r.mrooms[c])...)
-		for _, m := range r.slack.Messages(r.schs[c].ID) {
-			sl = append(sl, textCopies(m.Text)...)
-		}
+		sl = append(sl, r.slackCopies(r.schs[c].ID)...)
 	}
 	r.ledger.recount(sideMattermost, mm)
 	r.ledger.recount(sideXMPP, xs)
@@ -687,40 +784,68 @@ func (r *soakRig) countRecords() {
 	r.ledger.recount(sideSlack, sl)
 }
 
-// textCopies are the copies a text holds: a side that edits in place
-// shows the edit in the text itself.
-func textCopies(text string) []soakCopy {
+// edited reports whether a text shows tag's edit: sides that edit in
+// place show it in the text itself.
+func edited(text, tag string) bool { return strings.Contains(text, editedText(tag)) }
+
+func (r *soakRig) postCopies(channelID string) []soakCopy {
+	posts := r.s.ChannelPosts(channelID)
+	tagOf := map[string]string{}
+	for _, p := range posts {
+		tagOf[p.Id] = soakTag(p.Message)
+	}
 	var out []soakCopy
-	for _, tag := range soakTagRE.FindAllString(text, -1) {
-		out = append(out, soakCopy{Tag: tag, Edited: strings.Contains(text, editedText(tag))})
+	for _, p := range posts {
+		if tag := tagOf[p.Id]; tag != "" {
+			out = append(out, soakCopy{Tag: tag, Edited: edited(p.Message, tag), Parent: tagOf[p.RootId], Reacted: len(r.s.Reactions(p.Id)) > 0})
+		}
 	}
 	return out
 }
 
-// archiveCopies reads a room's archive, where corrections and
-// retractions are messages of their own naming the message they change
-// (XEP-0308 by its id or origin-id, XEP-0424 by the room's stanza-id or,
-// in its older form, the origin-id).
-func (r *soakRig) archiveCopies(room jid.JID) []soakCopy {
-	type original struct {
-		m    xmpptest.Message
-		tags []string
+func (r *soakRig) slackCopies(channel string) []soakCopy {
+	msgs := r.slack.Messages(channel)
+	tagOf := map[string]string{}
+	for _, m := range msgs {
+		tagOf[m.TS] = soakTag(m.Text)
 	}
-	var originals []original
-	edited, retracted := map[string]bool{}, map[string]bool{}
+	var out []soakCopy
+	for _, m := range msgs {
+		tag := tagOf[m.TS]
+		if tag == "" {
+			continue
+		}
+		c := soakCopy{Tag: tag, Edited: edited(m.Text, tag), Reacted: len(m.Reactions) > 0}
+		if m.ThreadTS != "" && m.ThreadTS != m.TS {
+			c.Parent = tagOf[m.ThreadTS]
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// archiveCopies reads a room's archive, where corrections, retractions and
+// reactions are messages of their own naming the message they are about
+// (XEP-0308 by its id or origin-id; XEP-0424, XEP-0444 and XEP-0461 by
+// the room's stanza-id, or the older retraction by the origin-id).
+func (r *soakRig) archiveCopies(room jid.JID) []soakCopy {
+	var originals []xmpptest.Message
+	edits, retracted, reacted := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	for _, m := range r.archive(room) {
 		switch {
 		case xmlAttr(m.Raw, "replace", "id") != "":
 			if strings.Contains(m.Body, "(edited)") {
-				edited[xmlAttr(m.Raw, "replace", "id")] = true
+				edits[xmlAttr(m.Raw, "replace", "id")] = true
 			}
 		case xmlAttr(m.Raw, "retract", "id") != "" || xmlAttr(m.Raw, "apply-to", "id") != "":
 			retracted[xmlAttr(m.Raw, "retract", "id")] = true
 			retracted[xmlAttr(m.Raw, "apply-to", "id")] = true
-		default:
-			if tags := soakTagRE.FindAllString(m.Body, -1); len(tags) > 0 {
-				originals = append(originals, original{m, tags})
+		case xmlAttr(m.Raw, "reactions", "id") != "":
+			if strings.Contains(m.Raw, "<reaction") {
+				reacted[xmlAttr(m.Raw, "reactions", "id")] = true
 			}
+		case soakTag(m.Body) != "":
+			originals = append(originals, m)
 		}
 	}
 	named := func(set map[string]bool, m xmpptest.Message) bool {
@@ -731,15 +856,22 @@ func (r *soakRig) archiveCopies(room jid.JID) []soakCopy {
 		}
 		return false
 	}
-	var out []soakCopy
-	for _, o := range originals {
-		for _, tag := range o.tags {
-			out = append(out, soakCopy{Tag: tag, Edited: named(edited, o.m), Gone: named(retracted, o.m)})
+	tagOf := map[string]string{}
+	for _, m := range originals {
+		for _, id := range []string{m.ID, m.OriginID, m.StanzaID} {
+			if id != "" {
+				tagOf[id] = soakTag(m.Body)
+			}
 		}
+	}
+	var out []soakCopy
+	for _, m := range originals {
+		tag := soakTag(m.Body)
+		out = append(out, soakCopy{Tag: tag, Edited: named(edits, m), Gone: named(retracted, m), Reacted: named(reacted, m),
+			Parent: tagOf[xmlAttr(m.Raw, "reply", "id")]})
 	}
 	return out
 }
-
 
 // xmlAttr is the attribute attr of the first element called local in raw
 // XML, "" if there is none.
@@ -761,33 +893,44 @@ func xmlAttr(raw, local, attr string) string {
 	}
 }
 
-// timelineCopies reads a Matrix room: edits are events of their own
-// (m.replace) naming the event they change; a redacted event has lost its
-// body, and with it its tag.
+// timelineCopies reads a Matrix room: edits (m.replace) and reactions
+// are events of their own naming the event they are about; a redacted
+// event has lost its body, and with it its tag.
 func (r *soakRig) timelineCopies(room id.RoomID) []soakCopy {
-	type original struct {
-		id   id.EventID
-		tags []string
-	}
-	var originals []original
-	edited := map[id.EventID]bool{}
+	var originals []*event.Event
+	edits, reacted := map[id.EventID]bool{}, map[id.EventID]bool{}
+	tagOf := map[id.EventID]string{}
 	for _, e := range r.timeline(room) {
-		c := message(e)
-		if c.RelatesTo != nil && c.RelatesTo.Type == event.RelReplace {
-			if c.NewContent != nil && strings.Contains(c.NewContent.Body, "(edited)") {
-				edited[c.RelatesTo.EventID] = true
+		if e.Type == event.EventReaction {
+			if rel := e.Content.AsReaction().RelatesTo; rel.Type == event.RelAnnotation {
+				reacted[rel.EventID] = true
 			}
 			continue
 		}
-		if tags := soakTagRE.FindAllString(c.Body, -1); len(tags) > 0 {
-			originals = append(originals, original{e.ID, tags})
+		c := message(e)
+		if c.RelatesTo != nil && c.RelatesTo.Type == event.RelReplace {
+			if c.NewContent != nil && strings.Contains(c.NewContent.Body, "(edited)") {
+				edits[c.RelatesTo.EventID] = true
+			}
+			continue
+		}
+		if tag := soakTag(c.Body); tag != "" {
+			tagOf[e.ID] = tag
+			originals = append(originals, e)
 		}
 	}
 	var out []soakCopy
-	for _, o := range originals {
-		for _, tag := range o.tags {
-			out = append(out, soakCopy{Tag: tag, Edited: edited[o.id]})
+	for _, e := range originals {
+		c := soakCopy{Tag: tagOf[e.ID], Edited: edits[e.ID], Reacted: reacted[e.ID]}
+		if rel := message(e).RelatesTo; rel != nil {
+			switch {
+			case rel.Type == event.RelThread:
+				c.Parent = tagOf[rel.EventID]
+			case rel.InReplyTo != nil:
+				c.Parent = tagOf[rel.InReplyTo.EventID]
+			}
 		}
+		out = append(out, c)
 	}
 	return out
 }
@@ -813,7 +956,8 @@ func (r *soakRig) archive(room jid.JID) []xmpptest.Message {
 	}
 }
 
-// timeline is every message event in a Matrix room, oldest first.
+// timeline is every message and reaction event in a Matrix room, oldest
+// first.
 func (r *soakRig) timeline(room id.RoomID) []*event.Event {
 	r.t.Helper()
 	var out []*event.Event
@@ -824,7 +968,7 @@ func (r *soakRig) timeline(room id.RoomID) []*event.Event {
 			r.t.Fatalf("reading %s's timeline: %v", room, err)
 		}
 		for _, e := range resp.Chunk {
-			if e.Type != event.EventMessage {
+			if e.Type != event.EventMessage && e.Type != event.EventReaction {
 				continue
 			}
 			_ = e.Content.ParseRaw(e.Type)
