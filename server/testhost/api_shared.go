@@ -3,14 +3,17 @@ package testhost
 import (
 	"errors"
 	"fmt"
+	"net/http"
 
 	"github.com/mattermost/mattermost/server/public/model"
 )
 
 // Shared channels: the host records registrations, shares and invitations
 // (see Server.RemoteClusters, SharedChannel, SharedChannelRemotes) with the
-// server's validation, but nothing is synchronised: there is no sync
-// service calling OnSharedChannelsSyncMsg (call it through Node.Hooks), and
+// server's validation, and syncs shared channels to plugin remotes with
+// the sync service of sync.go. Registering needs no license (the server's
+// app.RegisterPluginForSharedChannels only writes the remote); sharing and
+// inviting need the shared-channels service, off unless WithSharedChannels.
 // ReceiveSharedChannel*SyncMsg are not implemented.
 
 // RegisterPluginForSharedChannels registers (or restores) a plugin remote
@@ -137,8 +140,10 @@ func (s *Server) shareLocked(in *model.SharedChannel) (*model.SharedChannel, err
 	if ch == nil {
 		return nil, notFound("ShareChannel", "app.channel.get.existing.app_error", "channel_id="+in.ChannelId)
 	}
-	if s.st.sharedChannels[in.ChannelId] != nil {
-		return nil, model.ErrChannelAlreadyShared
+	if old := s.st.sharedChannels[in.ChannelId]; old != nil {
+		// sharedchannel.Service.ShareChannel: already shared, nothing to do.
+		out := *old
+		return &out, nil
 	}
 	sc := *in
 	sc.Type = ch.Type
@@ -158,13 +163,17 @@ func (s *Server) shareLocked(in *model.SharedChannel) (*model.SharedChannel, err
 }
 
 // ShareChannel shares a channel (validated with SharedChannel.IsValid; a
-// channel is shared once). The channel's Shared flag is set.
+// channel already shared keeps its record, which is returned). The
+// channel's Shared flag is set.
 func (a *API) ShareChannel(sc *model.SharedChannel) (*model.SharedChannel, error) {
 	if sc == nil {
 		return nil, errors.New("shared channel is nil")
 	}
 	a.s.mu.Lock()
 	defer a.s.mu.Unlock()
+	if !a.s.sharedChannelsActiveLocked() {
+		return nil, errServiceDisabled("ShareChannel")
+	}
 	return a.s.shareLocked(sc)
 }
 
@@ -175,6 +184,9 @@ func (a *API) UpdateSharedChannel(sc *model.SharedChannel) (*model.SharedChannel
 	}
 	a.s.mu.Lock()
 	defer a.s.mu.Unlock()
+	if !a.s.sharedChannelsActiveLocked() {
+		return nil, errServiceDisabled("UpdateSharedChannel")
+	}
 	old := a.s.st.sharedChannels[sc.ChannelId]
 	if old == nil {
 		return nil, model.ErrChannelNotShared
@@ -196,64 +208,94 @@ func (a *API) UpdateSharedChannel(sc *model.SharedChannel) (*model.SharedChannel
 func (a *API) UnshareChannel(channelID string) (bool, error) {
 	a.s.mu.Lock()
 	defer a.s.mu.Unlock()
+	if !a.s.sharedChannelsActiveLocked() {
+		return false, errServiceDisabled("UnshareChannel")
+	}
 	return a.s.unshareLocked(channelID), nil
 }
 
 // InviteRemoteToChannel invites a (live) remote to a channel, sharing the
-// channel first if shareIfNotShared. The invitation is accepted and
-// confirmed at once.
+// channel first if shareIfNotShared. A plugin remote's invitation is
+// accepted and confirmed at once, with its cursor at the time of the
+// invitation so no history is synced; the inviter gets an ephemeral note
+// and the channel is synced (sharedchannel.SendChannelInvite).
 func (a *API) InviteRemoteToChannel(channelID string, remoteID string, userID string, shareIfNotShared bool) error {
+	name, err := a.inviteRemote(channelID, remoteID, userID, shareIfNotShared)
+	if err != nil || name == "" {
+		return err
+	}
+	a.s.notifyChannelChanged(channelID)
+	a.SendEphemeralPost(userID, &model.Post{ChannelId: channelID, Message: "`" + name + "` has been added to channel."})
+	return nil
+}
+
+// inviteRemote records the invitation; name is the remote's display name
+// when it is new, "" when it was invited already.
+func (a *API) inviteRemote(channelID string, remoteID string, userID string, shareIfNotShared bool) (name string, err error) {
 	s := a.s
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if !s.sharedChannelsActiveLocked() {
+		return "", errServiceDisabled("InviteRemoteToChannel")
+	}
 	rc := s.st.remotes[remoteID]
 	if rc == nil || rc.DeleteAt != 0 {
-		return fmt.Errorf("remote %s not found", remoteID)
+		return "", fmt.Errorf("remote %s not found", remoteID)
 	}
 	ch := s.st.channels[channelID]
 	if ch == nil {
-		return notFound("InviteRemoteToChannel", "app.channel.get.existing.app_error", "channel_id="+channelID)
+		return "", notFound("InviteRemoteToChannel", "app.channel.get.existing.app_error", "channel_id="+channelID)
 	}
 	if s.st.sharedChannels[channelID] == nil {
 		if !shareIfNotShared {
-			return model.ErrChannelNotShared
+			return "", model.ErrChannelNotShared
 		}
 		if _, err := s.shareLocked(&model.SharedChannel{
 			ChannelId: channelID, TeamId: ch.TeamId, Home: true, ShareName: ch.Name,
 			ShareDisplayName: ch.DisplayName, SharePurpose: ch.Purpose, ShareHeader: ch.Header, CreatorId: userID,
 		}); err != nil {
-			return err
+			return "", err
 		}
 	}
 	for _, scr := range s.st.sharedChannelRemotes {
 		if scr.ChannelId == channelID && scr.RemoteId == remoteID {
-			return nil
+			return "", nil
 		}
 	}
 	now := s.now()
 	scr := &model.SharedChannelRemote{
 		Id: model.NewId(), ChannelId: channelID, CreatorId: userID, CreateAt: now, UpdateAt: now,
 		IsInviteAccepted: true, IsInviteConfirmed: true, RemoteId: remoteID,
+		LastPostCreateAt: now, LastPostUpdateAt: now,
 	}
 	if err := scr.IsValid(); err != nil {
-		return err
+		return "", err
 	}
 	s.st.sharedChannelRemotes[scr.Id] = scr
-	return nil
+	return rc.DisplayName, nil
 }
 
-// UninviteRemoteFromChannel removes a remote's invitation to a channel.
+// UninviteRemoteFromChannel removes a remote's invitation to a channel,
+// and unshares the channel when no remote is left
+// (sharedchannel.UninviteRemoteFromChannel).
 func (a *API) UninviteRemoteFromChannel(channelID string, remoteID string) error {
 	s := a.s
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if !s.sharedChannelsActiveLocked() {
+		return errServiceDisabled("UninviteRemoteFromChannel")
+	}
 	for id, scr := range s.st.sharedChannelRemotes {
 		if scr.ChannelId == channelID && scr.RemoteId == remoteID {
 			delete(s.st.sharedChannelRemotes, id)
+			if !s.channelHasRemotesLocked(channelID) {
+				s.unshareLocked(channelID)
+			}
 			return nil
 		}
 	}
-	return fmt.Errorf("remote %s is not invited to channel %s", remoteID, channelID)
+	return model.NewAppError("UninviteRemoteFromChannel", "api.command_share.channel_remote_id_not_exists",
+		map[string]any{"RemoteId": remoteID}, "", http.StatusInternalServerError)
 }
 
 // UpdateSharedChannelCursor stores a remote's sync cursor for a channel.
@@ -274,12 +316,18 @@ func (a *API) UpdateSharedChannelCursor(channelID, remoteID string, cursor model
 	return fmt.Errorf("remote %s is not invited to channel %s", remoteID, channelID)
 }
 
-// SyncSharedChannel succeeds for a shared channel; nothing is synchronised.
+// SyncSharedChannel schedules a sync of the channel, as a change in it
+// does (app.SyncSharedChannel).
 func (a *API) SyncSharedChannel(channelID string) error {
 	a.s.mu.RLock()
-	defer a.s.mu.RUnlock()
-	if a.s.st.sharedChannels[channelID] == nil {
+	active, shared := a.s.sharedChannelsActiveLocked(), a.s.st.sharedChannels[channelID] != nil
+	a.s.mu.RUnlock()
+	if !active {
+		return errServiceDisabled("SyncSharedChannel")
+	}
+	if !shared {
 		return model.ErrChannelNotShared
 	}
+	a.s.notifyChannelChanged(channelID)
 	return nil
 }
