@@ -105,7 +105,7 @@ func (b *Bridge) OnPostUpdated(newPost, oldPost *model.Post) {
 	}
 	ev := b.editEvent(newPost)
 	// The message goes before its edit.
-	b.relayThen(newPost.ChannelId, newPost.Id, newPost, func() { _ = b.emit(ev) }) // failures are logged by send
+	b.relayThen(newPost.ChannelId, newPost.Id, newPost, func() { b.emitOnce(editKey(newPost), ev) }) // failures are logged by send
 }
 
 // OnPostDeleted handles MessageHasBeenDeleted; sessionID is the hook
@@ -120,13 +120,23 @@ func (b *Bridge) OnPostDeleted(post *model.Post, sessionID string) {
 	if !ok || !b.awaitReady() {
 		return
 	}
-	b.relayThen(post.ChannelId, post.Id, post, func() { _ = b.emit(ev) }) // failures are logged by send
+	b.relayThen(post.ChannelId, post.Id, post, func() { b.emitOnce(deleteKey(post), ev) }) // failures are logged by send
 }
 
 // OnReaction handles ReactionHasBeenAdded and ReactionHasBeenRemoved.
 func (b *Bridge) OnReaction(r *model.Reaction, added bool) {
-	if r == nil || b.isOwnUser(r.UserId) {
+	ev, post, ok := b.reactionEvent(r, added)
+	if !ok || !b.awaitReady() {
 		return
+	}
+	b.relayThen(ev.Origin.Room, r.PostId, post, func() { b.emitOnce(reactionKey(r, added), ev) })
+}
+
+// reactionEvent is the event of a reaction by a person in a linked
+// channel, with its post when a read shows it.
+func (b *Bridge) reactionEvent(r *model.Reaction, added bool) (bridge.Event, *model.Post, bool) {
+	if r == nil || b.isOwnUser(r.UserId) {
+		return bridge.Event{}, nil, false
 	}
 	// The post tells where the reaction goes in the channel's stream; a
 	// read replica may not have a post just made yet (then it is read
@@ -138,12 +148,12 @@ func (b *Bridge) OnReaction(r *model.Reaction, added bool) {
 	channelID := r.ChannelId
 	if channelID == "" {
 		if post == nil {
-			return
+			return bridge.Event{}, nil, false
 		}
 		channelID = post.ChannelId
 	}
-	if !b.linked(channelID) || !b.awaitReady() {
-		return
+	if !b.linked(channelID) {
+		return bridge.Event{}, nil, false
 	}
 	kind := bridge.KindReactionAdd
 	at := r.CreateAt
@@ -154,15 +164,14 @@ func (b *Bridge) OnReaction(r *model.Reaction, added bool) {
 	if at == 0 {
 		at = model.GetMillis()
 	}
-	ev := bridge.Event{
+	return bridge.Event{
 		Kind:   kind,
 		Origin: bridge.Ref{Network: bridge.NetworkMattermost, Room: channelID, ID: r.PostId + ":" + r.UserId + ":" + r.EmojiName},
 		Target: r.PostId,
 		Sender: b.sender(r.UserId),
 		Emoji:  r.EmojiName,
 		Time:   millis(at),
-	}
-	b.relayThen(channelID, r.PostId, post, func() { _ = b.emit(ev) })
+	}, post, true
 }
 
 func sameFiles(a, b model.StringArray) bool {

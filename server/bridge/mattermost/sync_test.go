@@ -1,0 +1,89 @@
+package mattermost
+
+import (
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mattermost/mattermost/server/public/model"
+
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge"
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/testhost"
+)
+
+// syncOf is the sync message the server sends for posts of the harness's
+// channel.
+func (h *lagHarness) syncOf(posts ...*model.Post) *model.SyncMsg {
+	msg := model.NewSyncMsg(h.ch.Id)
+	msg.Posts = posts
+	return msg
+}
+
+// bothAtOnce runs the hook and the sync message together, many times over
+// in the tests, the way two sources race on a real server.
+func bothAtOnce(hook, fromSync func()) {
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	wg.Go(func() { <-start; hook() })
+	wg.Go(func() { <-start; fromSync() })
+	close(start)
+	wg.Wait()
+}
+
+func TestSyncMsgAndHookRelayAPostEditAndReactionOnce(t *testing.T) {
+	h := newLagHarness(t)
+	h.s.SetReplicaLag(0)
+	for i := range 20 {
+		p := h.post(t, "hello")
+		var resp model.SyncResponse
+		bothAtOnce(func() { h.b.OnPost(p) }, func() { resp = h.b.OnSyncMsg(h.syncOf(p)) })
+		if len(resp.PostErrors) != 0 || resp.PostsLastUpdateAt != p.UpdateAt {
+			t.Fatalf("round %d: response %+v, want the post handled (PostsLastUpdateAt %d)", i, resp, p.UpdateAt)
+		}
+		edited, appErr := h.n.PatchPost(h.user.Id, p.Id, "hello again")
+		if appErr != nil {
+			t.Fatal(appErr)
+		}
+		bothAtOnce(func() { h.b.OnPostUpdated(edited, p) }, func() { h.b.OnSyncMsg(h.syncOf(edited)) })
+		r, appErr := h.n.React(h.user.Id, p.Id, "smile")
+		if appErr != nil {
+			t.Fatal(appErr)
+		}
+		msg := h.syncOf()
+		msg.Reactions = []*model.Reaction{r}
+		bothAtOnce(func() { h.b.OnReaction(r, true) }, func() { h.b.OnSyncMsg(msg) })
+		h.waitKinds(t, p.Id, bridge.KindMessage, bridge.KindEdit, bridge.KindReactionAdd)
+	}
+}
+
+func TestSyncMsgCursorStopsBeforeAPostNotHandedOn(t *testing.T) {
+	h := newLagHarness(t)
+	before := h.post(t, "seen")
+	h.s.SetReplicaLag(0)
+	if resp := h.b.OnSyncMsg(h.syncOf(before)); len(resp.PostErrors) != 0 {
+		t.Fatalf("a post the reads show was not handled: %+v", resp)
+	}
+	// The reads are a second behind: a post just made does not show.
+	h.s.SetReplicaLag(time.Second)
+	late := h.post(t, "late")
+	after := h.post(t, "later")
+	resp := h.b.OnSyncMsg(h.syncOf(late, after))
+	if !slices.Equal(resp.PostErrors, []string{late.Id, after.Id}) {
+		t.Fatalf("PostErrors = %v, want both posts the reads do not show", resp.PostErrors)
+	}
+	if resp.PostsLastUpdateAt >= late.UpdateAt {
+		t.Fatalf("PostsLastUpdateAt %d is past a post not handed on (%d)", resp.PostsLastUpdateAt, late.UpdateAt)
+	}
+	// Sent again alone once the reads have it (the server's retry), it
+	// goes once, and so does the one after it.
+	testhost.WaitFor(t, wait, func() bool {
+		r := h.b.OnSyncMsg(h.syncOf(late))
+		return len(r.PostErrors) == 0 && r.PostsLastUpdateAt == late.UpdateAt
+	}, "the post was never handled")
+	h.b.OnPost(after)
+	h.waitKinds(t, late.Id, bridge.KindMessage)
+	h.waitKinds(t, after.Id, bridge.KindMessage)
+	time.Sleep(200 * time.Millisecond)
+	h.waitKinds(t, late.Id, bridge.KindMessage)
+}
