@@ -99,7 +99,7 @@ type syncService struct {
 	mu        sync.Mutex
 	tasks     map[string]syncTask
 	userSync  map[userSyncKey]int64 // LastSyncAt
-	fileSync  map[string]bool  // remote|file
+	fileSync  map[string]bool       // remote|file
 	calls     []SyncCall
 	signal    chan struct{}
 	done      chan struct{}
