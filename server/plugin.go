@@ -400,6 +400,9 @@ func (rt *runtime) applyLive(cfg *configuration) {
 func (p *Plugin) reconfigure(old, cfg *configuration) {
 	rt := p.running
 	rt.applyLive(cfg)
+	if old != nil && !old.ShareLinkedChannels && cfg.ShareLinkedChannels {
+		go p.shareAllLinks(rt.node)
+	}
 	want := map[bridge.Network]bridge.Bridge{bridge.NetworkMattermost: rt.mm}
 	for _, n := range p.allNetworks() {
 		cur, running := rt.manager.Bridge(n.Command.Network)

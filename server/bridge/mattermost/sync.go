@@ -125,8 +125,13 @@ func (b *Bridge) OnSyncMsg(msg *model.SyncMsg) model.SyncResponse {
 // syncPost relays what the sync service says changed about p, once with
 // the hooks; false when it could not be handed on now.
 func (b *Bridge) syncPost(channelID string, p *model.Post) bool {
-	if p.ChannelId != channelID || p.IsSystemMessage() || p.Type == model.PostTypeEphemeral || !b.linked(p.ChannelId) {
+	if p.ChannelId != channelID || p.IsSystemMessage() || p.Type == model.PostTypeEphemeral {
 		return true // nothing to relay
+	}
+	if !b.linked(p.ChannelId) {
+		// Only linked channels are shared, so a read replica that does not
+		// have the link yet is the likelier story: ask for it again.
+		return false
 	}
 	if p.DeleteAt > 0 {
 		if p.OriginalId != "" {
