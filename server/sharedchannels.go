@@ -56,8 +56,18 @@ func (n *node) noteShareResult(err error) {
 	case err == nil:
 		n.sharing.set("")
 	case errors.As(err, &appErr) && appErr.Id == errServiceDisabled, err.Error() == errServiceDisabled:
-		n.sharing.set("the server has shared channels turned off or no license for them (System Console > Connected Workspaces)")
+		n.sharing.set(sharedChannelsOff)
 	}
+}
+
+const sharedChannelsOff = "the server has shared channels turned off or no license for them (System Console > Connected Workspaces)"
+
+// sharedChannelsEnabled reports whether the settings turn the server's
+// shared-channels service on (the license is checked by the server: a
+// share call says).
+func sharedChannelsEnabled(s model.ConnectedWorkspacesSettings) bool {
+	return s.EnableSharedChannels != nil && *s.EnableSharedChannels &&
+		s.EnableRemoteClusterService != nil && *s.EnableRemoteClusterService
 }
 
 // shareLinked shares a channel with the remote of a network it was just
@@ -126,7 +136,11 @@ func (p *Plugin) sharedChannelsNote(n *node) string {
 	if !p.getConfiguration().ShareLinkedChannels {
 		return "Shared channels: off (the Show links under Connected Workspaces setting)."
 	}
-	if reason := n.sharing.reason(); reason != "" {
+	reason := n.sharing.reason()
+	if cfg := p.API.GetConfig(); cfg != nil && !sharedChannelsEnabled(cfg.ConnectedWorkspacesSettings) {
+		reason = sharedChannelsOff
+	}
+	if reason != "" {
 		return fmt.Sprintf("Shared channels: unavailable, %s. Links work as before; they are not listed under Connected Workspaces.", reason)
 	}
 	return "Shared channels: linked channels are listed under System Console > Connected Workspaces."

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -29,28 +28,11 @@ func newSharedHarness(t *testing.T, sharedChannels bool, extra map[string]any) *
 	sch := slack.AddChannel(slacktest.Channel{Name: "bridged", Members: []string{sam.ID}})
 	slack.InviteBot(sam.ID, sch.ID)
 
-	h := &slackHarness{channelHarness: channelHarness{t: t}, srv: slack}
-	h.newPlugin = func() any {
-		h.p = &Plugin{}
-		return h.p
-	}
-	var cancel context.CancelFunc
-	h.ctx, cancel = context.WithTimeout(context.Background(), 5*time.Minute) // a failsafe
-	t.Cleanup(cancel)
-	settings := slackSettings(slack)
-	maps.Copy(settings, extra)
-	opts := []testhost.Option{testhost.WithPluginID(manifest.Id), testhost.WithPluginSettings(settings)}
+	var opts []testhost.Option
 	if sharedChannels {
 		opts = append(opts, testhost.WithSharedChannels())
 	}
-	h.s = testhost.NewServer(t, opts...)
-	h.n = h.s.Node(0)
-	if err := h.n.ActivateInProcess(testhost.RepoManifest(t), h.newPlugin); err != nil {
-		t.Fatal(err)
-	}
-	h.admin, h.alice, h.bob = createPeople(h.s)
-	h.ch = channelOf(h.s, "slack-dev", h.admin, h.alice, h.bob)
-	waitConnected(t, h.n, h.admin, h.ch, "slackbridge", "Slack")
+	h := newSlackHarnessWith(t, slack, extra, nil, opts...)
 	return &sharedHarness{slackHarness: h, sch: sch, sam: sam}
 }
 
@@ -230,6 +212,8 @@ func TestSharedChannelFollowsMapUnmapAndTheSetting(t *testing.T) {
 // shared, and status says why.
 func TestWithoutSharedChannelsLinksWorkAndStatusSaysSo(t *testing.T) {
 	h := newSharedHarness(t, false, nil)
+	h.slackRemote() // registered all the same, as the server does
+	h.command("/slackbridge status", "Shared channels: unavailable")
 	h.command("/slackbridge map "+h.sch.ID, "Linked this channel")
 	if h.s.SharedChannel(h.ch.Id) != nil || len(h.invited()) != 0 {
 		t.Fatal("a channel was shared on a server without shared channels")
