@@ -63,8 +63,11 @@ func editKey(p *model.Post) string { return "e|" + p.Id + "|" + strconv.FormatIn
 
 func deleteKey(p *model.Post) string { return "d|" + p.Id }
 
+// reactionKey names one adding or removal of a reaction: a reaction added
+// again after its removal keeps its CreateAt, so each is told by its
+// UpdateAt (the same in the hook's copy and in the store's).
 func reactionKey(r *model.Reaction, added bool) string {
-	op, at := "add", r.CreateAt
+	op, at := "add", max(r.UpdateAt, r.CreateAt)
 	if !added {
 		op, at = "remove", max(r.DeleteAt, r.UpdateAt)
 	}
@@ -165,6 +168,12 @@ func (b *Bridge) syncReaction(channelID string, r *model.Reaction) bool {
 	c.ChannelId = channelID
 	r = &c
 	added := r.DeleteAt == 0
+	if b.isOwnUser(r.UserId) {
+		return true
+	}
+	if !b.linked(channelID) {
+		return false // as for a post: the read is likelier behind than the link gone
+	}
 	ev, post, ok := b.reactionEvent(r, added)
 	if !ok {
 		return true

@@ -87,3 +87,28 @@ func TestSyncMsgCursorStopsBeforeAPostNotHandedOn(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	h.waitKinds(t, late.Id, bridge.KindMessage)
 }
+
+func TestReactionAddedAgainAfterItsRemovalIsRelayed(t *testing.T) {
+	h := newLagHarness(t)
+	h.s.SetReplicaLag(0)
+	p := h.post(t, "hello")
+	h.b.OnPost(p)
+	h.waitKinds(t, p.Id, bridge.KindMessage)
+	for _, added := range []bool{true, false, true, false} {
+		if added {
+			r, appErr := h.n.React(h.user.Id, p.Id, "smile")
+			if appErr != nil {
+				t.Fatal(appErr)
+			}
+			h.b.OnReaction(r, true)
+			continue
+		}
+		if appErr := h.n.RemoveReaction(&model.Reaction{UserId: h.user.Id, PostId: p.Id, EmojiName: "smile"}); appErr != nil {
+			t.Fatal(appErr)
+		}
+		now := model.GetMillis()
+		h.b.OnReaction(&model.Reaction{UserId: h.user.Id, PostId: p.Id, EmojiName: "smile", ChannelId: h.ch.Id, UpdateAt: now, DeleteAt: now}, false)
+		time.Sleep(5 * time.Millisecond) // a new millisecond for the next change, as a person's clicks get
+	}
+	h.waitKinds(t, p.Id, bridge.KindMessage, bridge.KindReactionAdd, bridge.KindReactionRemove, bridge.KindReactionAdd, bridge.KindReactionRemove)
+}
