@@ -144,6 +144,9 @@ func TestSharedChannelCursorStopsBeforeWhatWasNotHandedOn(t *testing.T) {
 	h.s.SetSyncDelay(100 * time.Millisecond)
 	first := h.post(h.alice, "before the lag", "")
 	testhost.WaitFor(t, wait, func() bool { return h.inSlack(first.Message) == 1 }, "the first post in Slack")
+	// The remote reads online from its first ping, 5 s after it was
+	// registered; until then the server syncs nothing.
+	testhost.WaitFor(t, wait, func() bool { return len(h.syncedPost(first.Id)) > 0 }, "the first post synced")
 
 	h.s.SetReplicaLag(3 * time.Second)
 	late := h.post(h.alice, "while the reads lag", "")

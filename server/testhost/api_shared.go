@@ -27,6 +27,14 @@ func (a *API) RegisterPluginForSharedChannels(opts model.RegisterPluginOpts) (st
 	if opts.SiteURL == "" {
 		opts.SiteURL = "plugin_" + opts.PluginID // the server's legacy default (model.SiteURLPlugin)
 	}
+	id, err := a.registerRemote(opts)
+	if err == nil {
+		a.s.sync.pingLater(id)
+	}
+	return id, err
+}
+
+func (a *API) registerRemote(opts model.RegisterPluginOpts) (string, error) {
 	s := a.s
 	s.mu.Lock()
 	defer s.mu.Unlock()

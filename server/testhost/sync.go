@@ -48,15 +48,30 @@ import (
 //     times. A task that failed (the hook returned an error, or no node
 //     could run it) is tried again at once, up to MaxRetries times.
 //
-// Not modelled: the remote-cluster ping loop (the server skips remotes
-// whose last ping is older than 5 minutes: here every remote is online),
-// statuses, membership sync, permalinks, auto-invited remotes.
+//   - The remote-cluster service pings each plugin remote on the leader
+//     every PingFreq (a minute) and 5 s after it is registered
+//     (OnSharedChannelsPing); a remote whose last good ping is older than 5
+//     minutes is offline: a sync for it sends nothing and moves no cursor,
+//     and the authors of posts younger than 10 s get an ephemeral "cannot
+//     deliver" note. A remote that comes back online gets a sync of every
+//     channel shared with it.
+//
+// Not modelled: statuses, membership sync, permalinks, auto-invited
+// remotes.
 
 const (
 	// syncMaxRetries is sharedchannel.MaxRetries.
 	syncMaxRetries = 3
 	// syncMinimumDelay is sharedchannel.NotifyMinimumDelay.
 	syncMinimumDelay = 2 * time.Second
+	// pingFreq is remotecluster's PingFreq.
+	pingFreq = time.Minute
+	// initialPingDelay is app.pluginRemoteInitialPingDelay.
+	initialPingDelay = 5 * time.Second
+	// offlineNoteThreshold is sharedchannel.NotifyRemoteOfflineThreshold.
+	offlineNoteThreshold = 10 * time.Second
+	// cannotDeliver is the server's sharedchannel.cannot_deliver_post text.
+	cannotDeliver = "Unable to deliver this message to %s because it is offline. Please try again later."
 )
 
 // SyncCall is one call the sync service made to a plugin remote.
@@ -96,15 +111,22 @@ func newSyncTask(channelID, remoteID string, retryMsg *model.SyncMsg) syncTask {
 type syncService struct {
 	s *Server
 
-	mu        sync.Mutex
-	tasks     map[string]syncTask
-	userSync  map[userSyncKey]int64 // LastSyncAt
-	fileSync  map[string]bool       // remote|file
-	calls     []SyncCall
-	signal    chan struct{}
-	done      chan struct{}
-	stopped   chan struct{}
-	minDelay  time.Duration
+	mu       sync.Mutex
+	tasks    map[string]syncTask
+	userSync map[userSyncKey]int64 // LastSyncAt
+	fileSync map[string]bool       // remote|file
+	calls    []SyncCall
+	signal   chan struct{}
+	done     chan struct{}
+	stopped  chan struct{}
+	// pingWake restarts the ping timer after SetPingInterval.
+	pingWake    chan struct{}
+	pingStopped chan struct{}
+	minDelay    time.Duration
+	pingEvery   time.Duration
+	// online is whether each remote read online at its last ping, to tell
+	// when it comes back.
+	online    map[string]bool
 	closeOnce sync.Once
 }
 
@@ -112,15 +134,128 @@ func newSyncService(s *Server) *syncService {
 	ss := &syncService{
 		s: s, tasks: map[string]syncTask{}, userSync: map[userSyncKey]int64{}, fileSync: map[string]bool{},
 		signal: make(chan struct{}, 1), done: make(chan struct{}), stopped: make(chan struct{}),
-		minDelay: syncMinimumDelay,
+		pingWake: make(chan struct{}, 1), pingStopped: make(chan struct{}),
+		minDelay: syncMinimumDelay, pingEvery: pingFreq, online: map[string]bool{},
 	}
 	go ss.loop()
+	go ss.pingLoop()
 	return ss
 }
 
 func (ss *syncService) close() {
 	ss.closeOnce.Do(func() { close(ss.done) })
 	<-ss.stopped
+	<-ss.pingStopped
+}
+
+// SetPingInterval changes how often plugin remotes are pinged (a minute on
+// the server).
+func (s *Server) SetPingInterval(d time.Duration) {
+	s.sync.mu.Lock()
+	s.sync.pingEvery = d
+	s.sync.mu.Unlock()
+	select {
+	case s.sync.pingWake <- struct{}{}:
+	default:
+	}
+}
+
+// pingLoop is remotecluster's ping loop, on the leader.
+func (ss *syncService) pingLoop() {
+	defer close(ss.pingStopped)
+	for {
+		ss.mu.Lock()
+		every := ss.pingEvery
+		ss.mu.Unlock()
+		t := time.NewTimer(every)
+		select {
+		case <-t.C:
+			ss.pingAll()
+		case <-ss.pingWake:
+			t.Stop()
+		case <-ss.done:
+			t.Stop()
+			return
+		}
+	}
+}
+
+func (ss *syncService) pingAll() {
+	ss.s.mu.RLock()
+	var ids []string
+	for id, rc := range ss.s.st.remotes {
+		if rc.DeleteAt == 0 && rc.IsPlugin() {
+			ids = append(ids, id)
+		}
+	}
+	ss.s.mu.RUnlock()
+	for _, id := range ids {
+		ss.ping(id)
+	}
+}
+
+// pingLater is the first ping of a remote just registered
+// (schedulePluginRemoteInitialPing).
+func (ss *syncService) pingLater(remoteID string) {
+	t := time.AfterFunc(initialPingDelay, func() {
+		select {
+		case <-ss.done:
+		default:
+			ss.ping(remoteID)
+		}
+	})
+	go func() {
+		<-ss.done
+		t.Stop()
+	}()
+}
+
+// ping is PingNow: a good answer stamps LastPingAt, and a remote back
+// online gets its channels synced (onConnectionStateChange).
+func (ss *syncService) ping(remoteID string) {
+	s := ss.s
+	s.mu.RLock()
+	rc := s.st.remotes[remoteID]
+	if rc == nil || rc.DeleteAt != 0 || !s.sharedChannelsActiveLocked() {
+		s.mu.RUnlock()
+		return
+	}
+	c := *rc
+	s.mu.RUnlock()
+	_, h, err := ss.leader(c.PluginID)
+	ok := err == nil && h.OnSharedChannelsPing(&c)
+	if ok {
+		s.mu.Lock()
+		if rc := s.st.remotes[remoteID]; rc != nil {
+			rc.LastPingAt = model.GetMillis()
+		}
+		s.mu.Unlock()
+	}
+	ss.mu.Lock()
+	was := ss.online[remoteID]
+	ss.online[remoteID] = ok
+	delay := ss.minDelay
+	ss.mu.Unlock()
+	if ok && !was {
+		// ForceSyncForRemote.
+		for _, ch := range s.channelsSharedWith(remoteID) {
+			t := newSyncTask(ch, remoteID, nil)
+			t.schedule = time.Now().Add(delay)
+			ss.add(t)
+		}
+	}
+}
+
+func (s *Server) channelsSharedWith(remoteID string) []string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []string
+	for _, scr := range s.st.sharedChannelRemotes {
+		if scr.RemoteId == remoteID && scr.DeleteAt == 0 {
+			out = append(out, scr.ChannelId)
+		}
+	}
+	return out
 }
 
 // WithSharedChannels turns on shared channels (ConnectedWorkspacesSettings
@@ -294,6 +429,12 @@ func (ss *syncService) process(t syncTask) error {
 		s.mu.RUnlock()
 		return nil
 	}
+	if t.remoteID != "" {
+		if rc := s.st.remotes[t.remoteID]; rc != nil && !rc.IsOnline() {
+			s.mu.RUnlock()
+			return fmt.Errorf("failed updating shared channel %s for offline remote %s", t.channelID, rc.DisplayName)
+		}
+	}
 	var remotes []*model.RemoteCluster
 	for _, scr := range s.st.sharedChannelRemotes {
 		if scr.ChannelId != t.channelID || (t.remoteID != "" && scr.RemoteId != t.remoteID) || !scr.IsInviteConfirmed || scr.DeleteAt != 0 {
@@ -375,6 +516,12 @@ func (ss *syncService) syncForRemote(t syncTask, rc *model.RemoteCluster) error 
 	}()
 	s.mu.RLock()
 	ss.fetchPostsLocked(sd)
+	if !rc.IsOnline() {
+		s.mu.RUnlock()
+		sd.repeat = false
+		ss.notifyOffline(sd.posts, rc)
+		return nil
+	}
 	ss.fetchReactionsLocked(sd)
 	ss.fetchUsersLocked(sd)
 	ss.filterPosts(sd)
@@ -695,4 +842,25 @@ func (ss *syncService) callProfileImage(rc *model.RemoteCluster, u *model.User) 
 	}
 	ss.record(SyncCall{Node: n.id, Remote: rc.RemoteId, Hook: "profile_image", UserID: u.Id, Err: err})
 	return err
+}
+
+// notifyOffline is notifyRemoteOffline: one ephemeral note per author of
+// the recent posts that could not go to an offline remote.
+func (ss *syncService) notifyOffline(posts []*model.Post, rc *model.RemoteCluster) {
+	n, _, err := ss.leader(rc.PluginID)
+	if err != nil {
+		return
+	}
+	noted := map[string]bool{}
+	for i := len(posts) - 1; i >= 0; i-- {
+		p := posts[i]
+		if noted[p.UserId] || p.DeleteAt != 0 || p.UserId == "" || time.Since(time.UnixMilli(p.CreateAt)) >= offlineNoteThreshold {
+			continue
+		}
+		noted[p.UserId] = true
+		n.recordEphemeral(p.UserId, "send", &model.Post{
+			Id: model.NewId(), ChannelId: p.ChannelId, Type: model.PostTypeEphemeral, CreateAt: p.CreateAt + 1,
+			Message: fmt.Sprintf(cannotDeliver, rc.DisplayName),
+		})
+	}
 }

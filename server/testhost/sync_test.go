@@ -29,6 +29,7 @@ type syncRemote struct {
 	files    []string
 	images   []string
 	fail     bool
+	offline  bool
 }
 
 func (p *syncRemote) OnActivate() error {
@@ -75,7 +76,11 @@ func (p *syncRemote) OnSharedChannelsProfileImageSyncMsg(u *model.User, _ *model
 	return nil
 }
 
-func (p *syncRemote) OnSharedChannelsPing(*model.RemoteCluster) bool { return true }
+func (p *syncRemote) OnSharedChannelsPing(*model.RemoteCluster) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return !p.offline
+}
 
 // messages returns the messages of the posts received, in order.
 func (p *syncRemote) messages() []string {
@@ -293,5 +298,106 @@ func TestSharingNeedsTheService(t *testing.T) {
 	}
 	if f.s.SharedChannel(f.ch.Id) != nil {
 		t.Fatal("the channel was shared")
+	}
+}
+
+func TestSyncSkipsAnOfflineRemoteAndCatchesUpWhenItIsBack(t *testing.T) {
+	t.Parallel()
+	f, p := newSyncFixture(t)
+	n := f.s.Node(0)
+	f.s.SetPingInterval(100 * time.Millisecond)
+	if err := n.API(syncPluginID).InviteRemoteToChannel(f.ch.Id, p.remote(), f.user.Id, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, appErr := n.CreatePost(&model.Post{UserId: f.user.Id, ChannelId: f.ch.Id, Message: "first"}); appErr != nil {
+		t.Fatal(appErr)
+	}
+	WaitFor(t, 10*time.Second, func() bool { return slices.Equal(p.messages(), []string{"first"}) }, "first synced")
+
+	p.mu.Lock()
+	p.offline = true
+	p.mu.Unlock()
+	remote := func() *model.RemoteCluster {
+		for _, rc := range f.s.RemoteClusters() {
+			if rc.RemoteId == p.remote() {
+				return rc
+			}
+		}
+		return nil
+	}
+	// Offline means no good ping for 5 minutes: make the last one that old.
+	time.Sleep(300 * time.Millisecond)
+	f.s.mu.Lock()
+	f.s.st.remotes[p.remote()].LastPingAt = model.GetMillis() - model.RemoteOfflineAfterMillis - 1
+	f.s.mu.Unlock()
+	if remote().IsOnline() {
+		t.Fatal("the remote reads online")
+	}
+	down, appErr := n.CreatePost(&model.Post{UserId: f.user.Id, ChannelId: f.ch.Id, Message: "while offline"})
+	if appErr != nil {
+		t.Fatal(appErr)
+	}
+	WaitFor(t, 10*time.Second, func() bool {
+		for _, e := range f.s.EphemeralPostsFor(f.user.Id) {
+			if e.Post.Message == "Unable to deliver this message to Remote because it is offline. Please try again later." {
+				return true
+			}
+		}
+		return false
+	}, "the author told the remote is offline")
+	if got := p.messages(); !slices.Equal(got, []string{"first"}) {
+		t.Fatalf("synced to an offline remote: %q", got)
+	}
+	if scr := f.s.SharedChannelRemotes(f.ch.Id)[0]; scr.LastPostCreateAt >= down.CreateAt || scr.LastPostCreateID == down.Id {
+		t.Fatalf("the cursor moved past a post not sent: %+v", scr)
+	}
+
+	p.mu.Lock()
+	p.offline = false
+	p.mu.Unlock()
+	WaitFor(t, 10*time.Second, func() bool { return slices.Equal(p.messages(), []string{"first", "while offline"}) },
+		"the post synced once the remote is back: %q", p.messages())
+}
+
+func TestSyncRunsOnTheLeaderOnly(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, WithPluginID(syncPluginID), WithSharedChannels(), WithNodes(2))
+	f.s.SetSyncDelay(50 * time.Millisecond)
+	m := &model.Manifest{Id: syncPluginID, Name: "Sync remote", Version: "0.0.1"}
+	var plugins []*syncRemote
+	for _, n := range f.s.Nodes() {
+		p := &syncRemote{refuse: map[string]int{}}
+		plugins = append(plugins, p)
+		if err := n.ActivateInProcess(m, func() any { return p }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n0, n1 := f.s.Node(0), f.s.Node(1)
+	if err := n1.API(syncPluginID).InviteRemoteToChannel(f.ch.Id, plugins[1].remote(), f.user.Id, true); err != nil {
+		t.Fatal(err)
+	}
+	nodesOf := func(msg string) []string {
+		var out []string
+		for _, c := range f.s.SyncCalls() {
+			if c.Msg != nil && len(c.Msg.Posts) > 0 && c.Msg.Posts[0].Message == msg {
+				out = append(out, c.Node)
+			}
+		}
+		return out
+	}
+	if _, appErr := n1.CreatePost(&model.Post{UserId: f.user.Id, ChannelId: f.ch.Id, Message: "posted on node1"}); appErr != nil {
+		t.Fatal(appErr)
+	}
+	WaitFor(t, 15*time.Second, func() bool { return len(nodesOf("posted on node1")) > 0 }, "the post synced")
+	if got := nodesOf("posted on node1"); !slices.Equal(got, []string{n0.ID()}) {
+		t.Fatalf("synced on %v, want the leader node0 alone", got)
+	}
+	n0.Deactivate()
+	if _, appErr := n1.CreatePost(&model.Post{UserId: f.user.Id, ChannelId: f.ch.Id, Message: "after the leader left"}); appErr != nil {
+		t.Fatal(appErr)
+	}
+	WaitFor(t, 15*time.Second, func() bool { return len(nodesOf("after the leader left")) > 0 }, "the post synced")
+	if got := nodesOf("after the leader left"); !slices.Equal(got, []string{n1.ID()}) {
+		t.Fatalf("synced on %v, want node1, the leader now", got)
 	}
 }
