@@ -205,6 +205,9 @@ func TestSharedChannelFollowsMapUnmapAndTheSetting(t *testing.T) {
 	if h.s.SharedChannel(h.ch.Id) != nil {
 		t.Fatal("the channel is still shared without remotes")
 	}
+	waitPost(t, h.s, h.ch, "the server's note that the channel is no longer shared", func(p *model.Post) bool {
+		return p.Type == model.PostTypeSystemGeneric && p.Message == "This channel is no longer shared."
+	})
 	h.command("/slackbridge map "+h.sch.ID, "Linked this channel")
 	if got := h.invited(); !slices.Equal(got, []string{remote}) {
 		t.Fatalf("not invited again after a new map: %v", got)

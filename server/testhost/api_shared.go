@@ -72,12 +72,14 @@ func (a *API) registerRemote(opts model.RegisterPluginOpts) (string, error) {
 func (a *API) UnregisterPluginForSharedChannels(pluginID string) error {
 	s := a.s
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	var unshared []*model.SharedChannel
 	for _, rc := range s.st.remotes {
 		if rc.PluginID == pluginID && rc.DeleteAt == 0 {
-			s.deleteRemoteLocked(rc)
+			unshared = append(unshared, s.deleteRemoteLocked(rc)...)
 		}
 	}
+	s.mu.Unlock()
+	a.n.noteUnshared(unshared)
 	return nil
 }
 
@@ -86,23 +88,39 @@ func (a *API) UnregisterPluginForSharedChannels(pluginID string) error {
 func (a *API) UnregisterPluginRemoteForSharedChannels(remoteID string) error {
 	s := a.s
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	rc := s.st.remotes[remoteID]
 	if rc == nil {
+		s.mu.Unlock()
 		return fmt.Errorf("remote %s not found", remoteID)
 	}
 	if rc.PluginID != a.pluginID {
+		s.mu.Unlock()
 		return fmt.Errorf("remote %s does not belong to plugin %s", remoteID, a.pluginID)
 	}
+	var unshared []*model.SharedChannel
 	if rc.DeleteAt == 0 {
-		s.deleteRemoteLocked(rc)
+		unshared = s.deleteRemoteLocked(rc)
 	}
+	s.mu.Unlock()
+	a.n.noteUnshared(unshared)
 	return nil
 }
 
+// unshareMessage is sharedchannel.UnshareMessage.
+const unshareMessage = "This channel is no longer shared."
+
+// noteUnshared posts the server's note in each channel no longer shared,
+// as its sharer (sharedchannel.Service.UnshareChannel).
+func (n *Node) noteUnshared(unshared []*model.SharedChannel) {
+	for _, sc := range unshared {
+		n.postSystemMessage(sc.ChannelId, sc.CreatorId, model.PostTypeSystemGeneric, unshareMessage, nil)
+	}
+}
+
 // deleteRemoteLocked soft-deletes a remote, removes its invitations and
-// unshares the channels left without remotes, like the server.
-func (s *Server) deleteRemoteLocked(rc *model.RemoteCluster) {
+// unshares the channels left without remotes, like the server; it returns
+// the records of those.
+func (s *Server) deleteRemoteLocked(rc *model.RemoteCluster) []*model.SharedChannel {
 	rc.DeleteAt = s.now()
 	affected := map[string]bool{}
 	for id, scr := range s.st.sharedChannelRemotes {
@@ -111,11 +129,15 @@ func (s *Server) deleteRemoteLocked(rc *model.RemoteCluster) {
 			delete(s.st.sharedChannelRemotes, id)
 		}
 	}
+	var unshared []*model.SharedChannel
 	for channelID := range affected {
 		if !s.channelHasRemotesLocked(channelID) {
-			s.unshareLocked(channelID)
+			if sc := s.unshareLocked(channelID); sc != nil {
+				unshared = append(unshared, sc)
+			}
 		}
 	}
+	return unshared
 }
 
 func (s *Server) channelHasRemotesLocked(channelID string) bool {
@@ -127,9 +149,12 @@ func (s *Server) channelHasRemotesLocked(channelID string) bool {
 	return false
 }
 
-func (s *Server) unshareLocked(channelID string) bool {
-	if s.st.sharedChannels[channelID] == nil {
-		return false
+// unshareLocked unshares a channel and returns its share record, nil when
+// it was not shared.
+func (s *Server) unshareLocked(channelID string) *model.SharedChannel {
+	sc := s.st.sharedChannels[channelID]
+	if sc == nil {
+		return nil
 	}
 	delete(s.st.sharedChannels, channelID)
 	for id, scr := range s.st.sharedChannelRemotes {
@@ -140,7 +165,7 @@ func (s *Server) unshareLocked(channelID string) bool {
 	if ch := s.st.channels[channelID]; ch != nil {
 		ch.Shared = model.NewPointer(false)
 	}
-	return true
+	return sc
 }
 
 func (s *Server) shareLocked(in *model.SharedChannel) (*model.SharedChannel, error) {
@@ -215,11 +240,17 @@ func (a *API) UpdateSharedChannel(sc *model.SharedChannel) (*model.SharedChannel
 // UnshareChannel unshares a channel, reporting whether it was shared.
 func (a *API) UnshareChannel(channelID string) (bool, error) {
 	a.s.mu.Lock()
-	defer a.s.mu.Unlock()
 	if !a.s.sharedChannelsActiveLocked() {
+		a.s.mu.Unlock()
 		return false, errServiceDisabled("UnshareChannel")
 	}
-	return a.s.unshareLocked(channelID), nil
+	sc := a.s.unshareLocked(channelID)
+	a.s.mu.Unlock()
+	if sc == nil {
+		return false, nil
+	}
+	a.n.noteUnshared([]*model.SharedChannel{sc})
+	return true, nil
 }
 
 // InviteRemoteToChannel invites a (live) remote to a channel, sharing the
@@ -284,24 +315,30 @@ func (a *API) inviteRemote(channelID string, remoteID string, userID string, sha
 }
 
 // UninviteRemoteFromChannel removes a remote's invitation to a channel,
-// and unshares the channel when no remote is left
-// (sharedchannel.UninviteRemoteFromChannel).
+// and unshares the channel when no remote is left, with the server's note
+// in it (sharedchannel.UninviteRemoteFromChannel).
 func (a *API) UninviteRemoteFromChannel(channelID string, remoteID string) error {
 	s := a.s
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if !s.sharedChannelsActiveLocked() {
+		s.mu.Unlock()
 		return errServiceDisabled("UninviteRemoteFromChannel")
 	}
 	for id, scr := range s.st.sharedChannelRemotes {
 		if scr.ChannelId == channelID && scr.RemoteId == remoteID {
 			delete(s.st.sharedChannelRemotes, id)
+			var sc *model.SharedChannel
 			if !s.channelHasRemotesLocked(channelID) {
-				s.unshareLocked(channelID)
+				sc = s.unshareLocked(channelID)
+			}
+			s.mu.Unlock()
+			if sc != nil {
+				a.n.noteUnshared([]*model.SharedChannel{sc})
 			}
 			return nil
 		}
 	}
+	s.mu.Unlock()
 	return model.NewAppError("UninviteRemoteFromChannel", "api.command_share.channel_remote_id_not_exists",
 		map[string]any{"RemoteId": remoteID}, "", http.StatusInternalServerError)
 }

@@ -347,6 +347,11 @@ func TestSharedChannelRegistration(t *testing.T) {
 	if f.s.SharedChannel(f.ch.Id) != nil {
 		t.Fatal("channel still shared after its only remote was removed")
 	}
+	if !slices.ContainsFunc(f.s.ChannelPosts(f.ch.Id), func(p *model.Post) bool {
+		return p.Type == model.PostTypeSystemGeneric && p.Message == unshareMessage && p.UserId == creator
+	}) {
+		t.Fatal("no note in the channel that it is no longer shared")
+	}
 	unshared, err := api.UnshareChannel(f.ch.Id)
 	if err != nil || unshared {
 		t.Fatalf("UnshareChannel of an unshared channel: %v %v", unshared, err)
