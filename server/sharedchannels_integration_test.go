@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -275,4 +276,74 @@ func TestSyncMsgOnAFollowerIsHandledByTheHolderOnce(t *testing.T) {
 	if _, err := hooks.OnSharedChannelsSyncMsg(model.NewSyncMsg(h.ch.Id), &model.RemoteCluster{RemoteId: model.NewId()}); err == nil {
 		t.Error("a sync message for another plugin's remote was taken")
 	}
+}
+
+// The server's sync service runs on its leader, which need not hold the
+// bridge: there the plugin hands each sync message to the holder, and each
+// post still reaches Slack once.
+func TestSyncServiceOnANodeThatDoesNotHoldTheBridge(t *testing.T) {
+	h := newSharedHarness(t, true, nil)
+	h.command("/slackbridge map "+h.sch.ID, "Linked this channel")
+	second := h.s.AddNode()
+	if err := second.ActivateInProcess(testhost.RepoManifest(t), func() any { return &Plugin{} }); err != nil {
+		t.Fatal(err)
+	}
+	// node0 gives the bridge to node1 and comes back as a follower, and as
+	// the server's leader (the first node), where the sync runs.
+	if err := h.n.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	ha := &haHarness{xmppHarness: &xmppHarness{channelHarness: channelHarness{t: t, s: h.s}}, nodes: []*testhost.Node{h.n, second}}
+	if holder := ha.holder(nil); holder != second {
+		t.Fatalf("the bridge is on %s, want node1", holder.ID())
+	}
+	// Slack lets one process open a socket once a minute: the new holder's
+	// may wait that long, and the remote reads offline meanwhile.
+	h.s.SetPingInterval(time.Second)
+	waitConnectedWithin(t, 2*time.Minute, second, h.admin, h.ch, "slackbridge", "Slack")
+	var posts []*model.Post
+	for i := range 5 {
+		posts = append(posts, h.post(h.alice, "synced by the leader "+string(rune('a'+i)), ""))
+	}
+	for _, p := range posts {
+		testhost.WaitFor(t, time.Minute, func() bool {
+			for _, c := range h.s.SyncCalls() {
+				if c.Msg == nil || c.Node != h.n.ID() || c.Err != nil {
+					continue
+				}
+				for _, sp := range c.Msg.Posts {
+					if sp.Id == p.Id && !slices.Contains(c.Response.PostErrors, p.Id) && c.Response.PostsLastUpdateAt >= p.UpdateAt {
+						return true
+					}
+				}
+			}
+			return false
+		}, "the leader node0 to sync %q and the holder to answer it handled (calls %s; remotes %s)", p.Message, describeSyncCalls(h.s.SyncCalls()), describeRemotes(h.s))
+	}
+	h.s.WaitHooks(5 * time.Second)
+	time.Sleep(time.Second)
+	for _, p := range posts {
+		if n := h.inSlack(p.Message); n != 1 {
+			t.Errorf("%q is in Slack %d times, want once", p.Message, n)
+		}
+	}
+}
+
+func describeSyncCalls(calls []testhost.SyncCall) string {
+	var b strings.Builder
+	for _, c := range calls {
+		if c.Msg == nil {
+			continue
+		}
+		fmt.Fprintf(&b, "[%s %s posts=%d err=%v resp=%+v] ", c.Node, c.Hook, len(c.Msg.Posts), c.Err, c.Response)
+	}
+	return b.String()
+}
+
+func describeRemotes(s *testhost.Server) string {
+	var b strings.Builder
+	for _, rc := range s.RemoteClusters() {
+		fmt.Fprintf(&b, "[%s %s ping=%d online=%v del=%d] ", rc.DisplayName, rc.RemoteId, rc.LastPingAt, rc.IsOnline(), rc.DeleteAt)
+	}
+	return b.String()
 }
