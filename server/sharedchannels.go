@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/mattermost/mattermost/server/public/model"
@@ -55,7 +56,8 @@ func (n *node) noteShareResult(err error) {
 	switch {
 	case err == nil:
 		n.sharing.set("")
-	case errors.As(err, &appErr) && appErr.Id == errServiceDisabled, err.Error() == errServiceDisabled:
+	case errors.As(err, &appErr) && appErr.Id == errServiceDisabled, strings.Contains(err.Error(), errServiceDisabled):
+		// Across the plugin RPC the error may arrive as its text.
 		n.sharing.set(sharedChannelsOff)
 	}
 }
