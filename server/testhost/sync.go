@@ -821,26 +821,26 @@ func (ss *syncService) callSync(rc *model.RemoteCluster, msg *model.SyncMsg) (mo
 }
 
 func (ss *syncService) callAttachment(rc *model.RemoteCluster, fi *model.FileInfo, post *model.Post) error {
+	node := ""
 	n, h, err := ss.leader(rc.PluginID)
 	if err == nil {
+		node = n.id
 		c := *rc
 		err = h.OnSharedChannelsAttachmentSyncMsg(fi, post, &c)
-	} else {
-		n = &Node{}
 	}
-	ss.record(SyncCall{Node: n.id, Remote: rc.RemoteId, Hook: "attachment", FileID: fi.Id, Err: err})
+	ss.record(SyncCall{Node: node, Remote: rc.RemoteId, Hook: "attachment", FileID: fi.Id, Err: err})
 	return err
 }
 
 func (ss *syncService) callProfileImage(rc *model.RemoteCluster, u *model.User) error {
+	node := ""
 	n, h, err := ss.leader(rc.PluginID)
 	if err == nil {
+		node = n.id
 		c := *rc
 		err = h.OnSharedChannelsProfileImageSyncMsg(u, &c)
-	} else {
-		n = &Node{}
 	}
-	ss.record(SyncCall{Node: n.id, Remote: rc.RemoteId, Hook: "profile_image", UserID: u.Id, Err: err})
+	ss.record(SyncCall{Node: node, Remote: rc.RemoteId, Hook: "profile_image", UserID: u.Id, Err: err})
 	return err
 }
 
