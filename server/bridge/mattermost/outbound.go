@@ -606,7 +606,11 @@ func (b *Bridge) replayChanges(channelID string, since int64) {
 		b.log.Warn("Could not read posts to replay", "channel_id", channelID, "error", appErr.Error())
 		return
 	}
-	var changes []bridge.Event
+	type change struct {
+		ev  bridge.Event
+		key string
+	}
+	var changes []change
 	for _, p := range sortedPosts(list) {
 		if p.CreateAt > since || p.IsSystemMessage() {
 			continue
@@ -614,15 +618,21 @@ func (b *Bridge) replayChanges(channelID string, since int64) {
 		switch {
 		case p.DeleteAt > since:
 			if ev, ok := b.deleteEvent(p, b.deleter(p, "")); ok {
-				changes = append(changes, ev)
+				changes = append(changes, change{ev, deleteKey(p)})
 			}
 		case p.EditAt > since && !b.isOwnUser(p.UserId):
-			changes = append(changes, b.editEvent(p))
+			changes = append(changes, change{b.editEvent(p), editKey(p)})
 		}
 	}
-	sort.SliceStable(changes, func(i, j int) bool { return changes[i].Time.Before(changes[j].Time) })
-	for _, ev := range changes {
-		_ = b.emit(ev)
+	sort.SliceStable(changes, func(i, j int) bool { return changes[i].ev.Time.Before(changes[j].ev.Time) })
+	for _, c := range changes {
+		// Relayed whatever a claim says (a hook's claim may be all that is
+		// left of an edit a stopped holder never delivered), but claimed,
+		// so the shared-channels sync does not relay it once more.
+		if _, _, err := b.store.Claim(nsChange, c.key, changeClaimTTL); err != nil {
+			b.log.Warn("Could not claim a replayed change", "key", c.key, "error", err.Error())
+		}
+		_ = b.emit(c.ev)
 	}
 }
 

@@ -112,3 +112,24 @@ func TestReactionAddedAgainAfterItsRemovalIsRelayed(t *testing.T) {
 	}
 	h.waitKinds(t, p.Id, bridge.KindMessage, bridge.KindReactionAdd, bridge.KindReactionRemove, bridge.KindReactionAdd, bridge.KindReactionRemove)
 }
+
+func TestEditReplayedAtStartIsNotRelayedAgainBySync(t *testing.T) {
+	var edited *model.Post
+	h := newLagHarnessWith(t, func(h *lagHarness) {
+		h.s.SetReplicaLag(0)
+		// Posted before the link's start, edited while the bridge was down.
+		old, appErr := h.n.CreatePost(&model.Post{UserId: h.user.Id, ChannelId: h.ch.Id, Message: "old", CreateAt: model.GetMillis() - 2*time.Minute.Milliseconds()})
+		if appErr != nil {
+			t.Fatal(appErr)
+		}
+		if edited, appErr = h.n.PatchPost(h.user.Id, old.Id, "old, edited"); appErr != nil {
+			t.Fatal(appErr)
+		}
+	})
+	h.waitKinds(t, edited.Id, bridge.KindEdit)
+	if resp := h.b.OnSyncMsg(h.syncOf(edited)); len(resp.PostErrors) != 0 {
+		t.Fatalf("answer %+v", resp)
+	}
+	time.Sleep(200 * time.Millisecond)
+	h.waitKinds(t, edited.Id, bridge.KindEdit)
+}
