@@ -94,34 +94,12 @@ func (b *Bridge) OnSyncMsg(msg *model.SyncMsg) model.SyncResponse {
 			resp.UsersLastUpdateAt = max(resp.UsersLastUpdateAt, u.UpdateAt)
 		}
 	}
-	blocked := false
-	for _, p := range msg.Posts {
-		if p == nil {
-			continue
-		}
-		if !ready || !b.syncPost(msg.ChannelId, p) {
-			resp.PostErrors = append(resp.PostErrors, p.Id)
-			blocked = true
-			continue
-		}
-		if !blocked {
-			resp.PostsLastUpdateAt = max(resp.PostsLastUpdateAt, p.UpdateAt)
-		}
-	}
-	blocked = false
-	for _, r := range msg.Reactions {
-		if r == nil {
-			continue
-		}
-		if !ready || !b.syncReaction(msg.ChannelId, r) {
-			resp.ReactionErrors = append(resp.ReactionErrors, r.PostId)
-			blocked = true
-			continue
-		}
-		if !blocked {
-			resp.ReactionsLastUpdateAt = max(resp.ReactionsLastUpdateAt, r.UpdateAt)
-		}
-	}
+	resp.PostErrors, resp.PostsLastUpdateAt = handleInOrder(msg.Posts,
+		func(p *model.Post) bool { return ready && b.syncPost(msg.ChannelId, p) },
+		func(p *model.Post) (string, int64) { return p.Id, p.UpdateAt })
+	resp.ReactionErrors, resp.ReactionsLastUpdateAt = handleInOrder(msg.Reactions,
+		func(r *model.Reaction) bool { return ready && b.syncReaction(msg.ChannelId, r) },
+		func(r *model.Reaction) (string, int64) { return r.PostId, r.UpdateAt })
 	return resp
 }
 
@@ -191,4 +169,26 @@ func (b *Bridge) SyncAttachment(post *model.Post) bool {
 		return true
 	}
 	return b.awaitReady() && b.pull(post.ChannelId, post)
+}
+
+// handleInOrder handles items in order and returns the IDs of those not
+// handled, and the newest update time before the first of them: a cursor
+// never passes what was not handled.
+func handleInOrder[T any](items []*T, handle func(*T) bool, idAt func(*T) (string, int64)) (failed []string, last int64) {
+	blocked := false
+	for _, it := range items {
+		if it == nil {
+			continue
+		}
+		id, at := idAt(it)
+		if !handle(it) {
+			failed = append(failed, id)
+			blocked = true
+			continue
+		}
+		if !blocked {
+			last = max(last, at)
+		}
+	}
+	return failed, last
 }
