@@ -452,6 +452,10 @@ func (n *Node) Kill() error {
 	return nil
 }
 
+// PluginProcesses lists the processes of the bundles running on this node,
+// so a test can tell which node opened a connection it sees.
+func (n *Node) PluginProcesses() []int { return n.pluginProcesses() }
+
 // pluginProcesses lists the processes started from this node's plugins
 // directory.
 func (n *Node) pluginProcesses() []int {
