@@ -9,6 +9,7 @@ import (
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/matrix/dendritetest"
 )
 
@@ -67,5 +68,79 @@ func TestRetryAfterHomeserverRestartFindsTheEvent(t *testing.T) {
 	}
 	if n != 1 {
 		t.Fatalf("the message is in the room %d times", n)
+	}
+}
+
+// Against a real Dendrite: the next holder of a cluster delivering again a
+// message the dead one sent but did not record finds the event, although
+// it saw the message at another time. An XMPP message seen live has the
+// time it arrived, the same one replayed from the room's archive has the
+// archive's stamp; the delivery's transaction ID may not depend on that,
+// or the next holder looks for an event under another mark and sends the
+// message twice.
+func TestNextHolderFindsAMessageSeenAtAnotherTime(t *testing.T) {
+	cfg := testConfig("")
+	cfg.ServerName = "localhost"
+	reg := Registration(cfg, "")
+	as := &dendritetest.AppService{ID: reg.ID, ASToken: cfg.ASToken, HSToken: cfg.HSToken, SenderLocalpart: cfg.BotLocalpart}
+	for _, ns := range reg.Namespaces.UserIDs {
+		as.Users = append(as.Users, dendritetest.Namespace{Regex: ns.Regex, Exclusive: ns.Exclusive})
+	}
+	d := dendritetest.Start(t, dendritetest.Options{ServerName: "localhost", AppService: as})
+	cfg.HomeserverURL = d.URL
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	userID, token := d.RegisterUser(t, "carol", "carol-password")
+	carol, err := mautrix.NewClient(d.URL, id.UserID(userID), token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	created, err := carol.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := newMemStore()
+	dead, err := New(cfg, st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stamp := time.Now().Add(-time.Second)
+	live := eveSays("x 8", stamp.Add(300*time.Millisecond))
+	live.Room = string(created.RoomID)
+	first, err := dead.Deliver(ctx, live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, err := New(cfg, st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	replayed := eveSays("x 8", stamp)
+	replayed.Room = string(created.RoomID)
+	again, err := next.Deliver(ctx, replayed)
+	if err != nil || again != first {
+		t.Fatalf("the next holder's delivery gave %q (%v), want the first event %q", again, err, first)
+	}
+	msgs, err := carol.Messages(ctx, created.RoomID, "", "", mautrix.DirectionBackward, nil, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range msgs.Chunk {
+		if e.Type == event.EventMessage && e.Content.Raw["body"] == "x 8" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("the message is in the room %d times", n)
+	}
+}
+
+// eveSays is a message from an XMPP room, seen at at.
+func eveSays(text string, at time.Time) *bridge.Delivery {
+	return &bridge.Delivery{
+		Event: bridge.Event{Kind: bridge.KindMessage, Origin: bridge.Ref{Network: bridge.NetworkXMPP, Room: "dev@conference.localhost", ID: "stanza-8"},
+			Sender: bridge.Sender{Network: bridge.NetworkXMPP, ID: "eve@localhost", Username: "eve", DisplayName: "Eve"}, Text: text, Time: at},
 	}
 }

@@ -191,9 +191,20 @@ func (b *Bridge) findDelivered(ctx context.Context, intent *appservice.IntentAPI
 	return "", nil
 }
 
+// txnID names a delivery by what it carries. A message is named by its
+// origin alone, never by its time: that is when the bridge saw it, which
+// differs between a message seen live and the same one replayed from an
+// archive (an XMPP room's has the archive's stamp), and the next holder of
+// a cluster must find under the same name what a dead one sent. Edits,
+// deletes and reactions keep the time: one person may do the same of them
+// twice (add, remove, add the same reaction).
 func txnID(d *bridge.Delivery, part int) string {
+	at := strconv.FormatInt(d.Time.UnixNano(), 10)
+	if d.Kind == bridge.KindMessage {
+		at = ""
+	}
 	h := sha256.New()
-	for _, s := range []string{string(d.Kind), d.Origin.Key(), d.Room, d.TargetID, d.Text, d.Emoji, d.Sender.ID, strconv.Itoa(part), strconv.FormatInt(d.Time.UnixNano(), 10)} {
+	for _, s := range []string{string(d.Kind), d.Origin.Key(), d.Room, d.TargetID, d.Text, d.Emoji, d.Sender.ID, strconv.Itoa(part), at} {
 		h.Write([]byte(s))
 		h.Write([]byte{0})
 	}
