@@ -46,13 +46,12 @@ type hsProxy struct {
 	// acted, calls then with the sender's node instead of answering.
 	trap atomic.Pointer[proxyTrap]
 
-	mu        sync.Mutex
-	byNode    map[string]int // node ID ("" when no node's process owns the socket) -> requests
-	syncsBy   map[string]int // node ID -> /sync requests
-	open      int            // /sync requests open now
-	lastSync  time.Time      // when the last /sync request ended
-	mostOpen  int            // the most ever open at once
-	syncPaths []string
+	mu       sync.Mutex
+	byNode   map[string]int // node ID ("" when no node's process owns the socket) -> requests
+	syncsBy  map[string]int // node ID -> /sync requests
+	open     int            // /sync requests open now
+	lastSync time.Time      // when the last /sync request ended
+	mostOpen int            // the most ever open at once
 }
 
 type proxyConnKey struct{}
@@ -446,17 +445,6 @@ func TestClusterRunsMatrixOnOneNode(t *testing.T) {
 	if again := h.holder(nil); again != holder {
 		t.Errorf("the bridge moved from %s to %s while all nodes ran", holder.ID(), again.ID())
 	}
-}
-
-// holds counts the lines of n's log saying it holds the bridge.
-func holds(n *testhost.Node) int {
-	count := 0
-	for _, line := range n.Logs() {
-		if strings.Contains(line, "holds the bridge's connections") {
-			count++
-		}
-	}
-	return count
 }
 
 // waitArrived waits until what was sent so far arrived everywhere, at
