@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -25,10 +24,8 @@ import (
 	"maunium.net/go/mautrix/id"
 	"mellium.im/xmpp/history"
 
-	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/matrix"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/matrix/homeservertest"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/xmpp/testservers"
-	"github.com/mattermost-community/mattermost-plugin-bridge/server/internal/servertest"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/testhost"
 )
 
@@ -182,22 +179,15 @@ func (p *hsProxy) owner(c net.Conn) string {
 func socketInode(local, remote int) string {
 	want := fmt.Sprintf(":%04X", local)
 	peer := fmt.Sprintf(":%04X", remote)
-	for _, table := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
-		f, err := os.Open(table)
-		if err != nil {
-			continue
+	inode := ""
+	eachTCPSocket(func(fields []string) bool {
+		if len(fields) > 9 && strings.HasSuffix(fields[1], want) && strings.HasSuffix(fields[2], peer) {
+			inode = fields[9]
+			return false
 		}
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			fields := strings.Fields(sc.Text())
-			if len(fields) > 9 && strings.HasSuffix(fields[1], want) && strings.HasSuffix(fields[2], peer) {
-				f.Close()
-				return fields[9]
-			}
-		}
-		f.Close()
-	}
-	return ""
+		return true
+	})
+	return inode
 }
 
 // servedTxn is an application-service transaction the homeserver pushed,
@@ -258,25 +248,14 @@ func newHAMatrixHarness(t *testing.T, nodes int) *haMatrixHarness {
 		t.Fatal(err)
 	}
 	mx.web.SetIntercept(h.balance)
-	mx.cfg = matrix.Config{
-		ServerName: "localhost", ASToken: servertest.RandomString(), HSToken: servertest.RandomString(),
-		UserPrefix: "mm_", BotLocalpart: "mattermostbridge",
-	}
+	mx.cfg = newMatrixConfig()
 	mx.hs = dendrite.start(t, homeservertest.Options{ServerName: mx.cfg.ServerName, AppService: appServiceFor(mx.cfg, mx.web.PluginURL())})
 	h.proxy = startHSProxy(t, mx.hs.BaseURL(), h.nodes)
 	mx.cfg.HomeserverURL = h.proxy.url
 	if err := x.s.SetPluginSettings(mergeSettings(xmppSettings(x.xmpp, "client"), matrixPluginSettings(mx.cfg))); err != nil {
 		t.Fatal(err)
 	}
-	for _, n := range h.nodes {
-		if err := n.Activate(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	x.admin, x.alice, x.bob = createPeople(x.s)
-	x.ch = channelOf(x.s, "ha-dev", x.admin, x.alice, x.bob)
-	// Commands go through a node that does not hold the bridge.
-	x.n = h.follower(h.holder(nil))
+	h.start("ha-dev")
 	mx.channelHarness = x.channelHarness
 	mx.carol = newMatrixUser(x.ctx, t, mx.hs, "carol", "Carol Jones")
 	mx.dave = newMatrixUser(x.ctx, t, mx.hs, "dave", "Dave Observer")
