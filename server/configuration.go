@@ -19,6 +19,7 @@ import (
 // setConfiguration: readers take a pointer and may keep it.
 type configuration struct {
 	EnableBridge            bool
+	ShareLinkedChannels     bool
 	MessageMapRetentionDays flexInt
 	MaxFileSizeMB           flexInt
 	QueueSize               flexInt
@@ -77,6 +78,9 @@ func (c *configuration) withDefaults(raw map[string]any) *configuration {
 	}
 	if !has("EnableBridge") {
 		out.EnableBridge = true
+	}
+	if !has("ShareLinkedChannels") {
+		out.ShareLinkedChannels = true
 	}
 	return &out
 }

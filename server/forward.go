@@ -39,6 +39,8 @@ const (
 	kindCommand         = "command"
 	kindHTTP            = "http"
 	kindPing            = "ping"
+	kindSync            = "sync"
+	kindSyncFile        = "sync_file"
 )
 
 // forwarded is a hook, command, request or ping handed to the holder. ID
@@ -56,6 +58,7 @@ type forwarded struct {
 	Args      *model.CommandArgs `json:"args,omitempty"`
 	Request   *httpMessage       `json:"request,omitempty"`
 	RemoteID  string             `json:"remote_id,omitempty"`
+	Sync      *model.SyncMsg     `json:"sync,omitempty"`
 }
 
 // reply is the holder's answer to a forwarded call.
@@ -65,6 +68,8 @@ type reply struct {
 	Command  *model.CommandResponse `json:"command,omitempty"`
 	Response *httpMessage           `json:"response,omitempty"`
 	Online   bool                   `json:"online,omitempty"`
+	Sync     *model.SyncResponse    `json:"sync,omitempty"`
+	Handled  bool                   `json:"handled,omitempty"`
 }
 
 // httpMessage is a request or a response crossing between nodes.
@@ -263,6 +268,11 @@ func (p *Plugin) answer(rt *runtime, f forwarded) reply {
 		r.Online = p.ping(rt, f.RemoteID)
 	case kindHTTP:
 		r.Response = p.serveForwarded(f.Request)
+	case kindSync:
+		resp := rt.mm.OnSyncMsg(f.Sync)
+		r.Sync = &resp
+	case kindSyncFile:
+		r.Handled = rt.mm.SyncAttachment(f.Post)
 	}
 	return r
 }

@@ -44,19 +44,25 @@ func newHAHarness(t *testing.T, nodes int, extra map[string]any) *haHarness {
 	x.s = testhost.NewServer(t, testhost.WithBundle(testhost.PluginDir(t)), testhost.WithNodes(nodes),
 		testhost.WithPluginSettings(mergeSettings(xmppSettings(x.xmpp, "client"), extra)))
 	h := &haHarness{xmppHarness: x, nodes: x.s.Nodes()}
-	for _, n := range h.nodes {
-		if err := n.Activate(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	x.admin, x.alice, x.bob = createPeople(x.s)
-	x.ch = channelOf(x.s, "xmpp-dev", x.admin, x.alice, x.bob)
-	// Commands go through a node that does not hold the bridge, which
-	// hands them to the holder.
-	x.n = h.follower(h.holder(nil))
+	h.start("xmpp-dev")
 	waitConnected(t, x.n, x.admin, x.ch, "xmppbridge", "XMPP")
 	x.command("/xmppbridge map "+x.room.String(), "Linked this channel")
 	return h
+}
+
+// start activates the bundle on every node and makes the people and the
+// channel. Commands go through a node that does not hold the bridge,
+// which hands them to the holder.
+func (h *haHarness) start(channel string) {
+	h.t.Helper()
+	for _, n := range h.nodes {
+		if err := n.Activate(); err != nil {
+			h.t.Fatal(err)
+		}
+	}
+	h.admin, h.alice, h.bob = createPeople(h.s)
+	h.ch = channelOf(h.s, channel, h.admin, h.alice, h.bob)
+	h.n = h.follower(h.holder(nil))
 }
 
 // holder waits for the node that holds the bridge (not old, a node that
@@ -114,23 +120,34 @@ func tcpClients(t *testing.T, addr string) int {
 	}
 	want := fmt.Sprintf(":%04X", port)
 	count := 0
+	eachTCPSocket(func(fields []string) bool {
+		// local_address rem_address st: a client's socket has the
+		// server's port as its remote end; 01 is ESTABLISHED.
+		if len(fields) > 3 && strings.HasSuffix(fields[2], want) && fields[3] == "01" {
+			count++
+		}
+		return true
+	})
+	return count
+}
+
+// eachTCPSocket calls f with the fields of each line of the kernel's
+// TCP socket tables, while it returns true.
+func eachTCPSocket(f func(fields []string) bool) {
 	for _, table := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
-		f, err := os.Open(table)
+		file, err := os.Open(table)
 		if err != nil {
 			continue
 		}
-		sc := bufio.NewScanner(f)
+		sc := bufio.NewScanner(file)
 		for sc.Scan() {
-			fields := strings.Fields(sc.Text())
-			// local_address rem_address st: a client's socket has the
-			// server's port as its remote end; 01 is ESTABLISHED.
-			if len(fields) > 3 && strings.HasSuffix(fields[2], want) && fields[3] == "01" {
-				count++
+			if !f(strings.Fields(sc.Text())) {
+				file.Close()
+				return
 			}
 		}
-		f.Close()
+		file.Close()
 	}
-	return count
 }
 
 // Issue 12 check 1 (XMPP and Slack): on three nodes exactly one XMPP

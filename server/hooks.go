@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/mattermost/mattermost/server/public/model"
@@ -143,4 +145,97 @@ func online(h bridge.Health, now time.Time) bool {
 		return true
 	}
 	return h.State != bridge.StateDisabled && !h.LostAt.IsZero() && now.Sub(h.LostAt) < pingGrace
+}
+
+// syncWait bounds a shared-channels sync message handed to the holder.
+const syncWait = 30 * time.Second
+
+// OnSharedChannelsSyncMsg is the server's sync service sending a channel
+// shared with a network's remote: a second source of the posts, edits,
+// deletes and reactions the hooks report, relayed once with them (see
+// bridge/mattermost/sync.go). What could not be handed on is listed in
+// PostErrors, never answered with an error: the server moves the remote's
+// cursor past a message whatever the plugin answers, and sends again alone
+// only the posts in PostErrors.
+func (p *Plugin) OnSharedChannelsSyncMsg(msg *model.SyncMsg, rc *model.RemoteCluster) (model.SyncResponse, error) {
+	if msg == nil || rc == nil {
+		return model.SyncResponse{}, nil
+	}
+	if !p.ownRemote(rc.RemoteId) {
+		return model.SyncResponse{}, fmt.Errorf("remote %s is not one of this plugin's", rc.RemoteId)
+	}
+	if rt := p.active(); rt != nil {
+		return rt.mm.OnSyncMsg(msg), nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), syncWait)
+	defer cancel()
+	r, err := p.call(ctx, forwarded{Kind: kindSync, Sync: msg, RemoteID: rc.RemoteId})
+	if err != nil || r.Sync == nil {
+		return notHandled(msg), nil
+	}
+	return *r.Sync, nil
+}
+
+// notHandled is the answer for a message nothing of which was handled.
+func notHandled(msg *model.SyncMsg) model.SyncResponse {
+	var resp model.SyncResponse
+	for _, post := range msg.Posts {
+		if post != nil {
+			resp.PostErrors = append(resp.PostErrors, post.Id)
+		}
+	}
+	for _, r := range msg.Reactions {
+		if r != nil {
+			resp.ReactionErrors = append(resp.ReactionErrors, r.PostId)
+		}
+	}
+	return resp
+}
+
+// OnSharedChannelsAttachmentSyncMsg: a file goes with its post's message,
+// so it is handled once the post is.
+func (p *Plugin) OnSharedChannelsAttachmentSyncMsg(fi *model.FileInfo, post *model.Post, rc *model.RemoteCluster) error {
+	if fi == nil || post == nil || rc == nil {
+		return nil
+	}
+	if !p.ownRemote(rc.RemoteId) {
+		return fmt.Errorf("remote %s is not one of this plugin's", rc.RemoteId)
+	}
+	handled := false
+	if rt := p.active(); rt != nil {
+		handled = rt.mm.SyncAttachment(post)
+	} else {
+		ctx, cancel := context.WithTimeout(context.Background(), syncWait)
+		defer cancel()
+		r, err := p.call(ctx, forwarded{Kind: kindSyncFile, Post: post, RemoteID: rc.RemoteId})
+		handled = err == nil && r.Handled
+	}
+	if !handled {
+		return fmt.Errorf("the post of file %s is not relayed yet", fi.Id)
+	}
+	return nil
+}
+
+// OnSharedChannelsProfileImageSyncMsg needs nothing: each message carries
+// its author's picture version, and a new one is fetched with the next.
+func (p *Plugin) OnSharedChannelsProfileImageSyncMsg(_ *model.User, rc *model.RemoteCluster) error {
+	if rc == nil || !p.ownRemote(rc.RemoteId) {
+		return errors.New("not one of this plugin's remotes")
+	}
+	return nil
+}
+
+// ownRemote reports whether remoteID is one of the remotes this plugin
+// registered.
+func (p *Plugin) ownRemote(remoteID string) bool {
+	n := p.currentNode()
+	if n == nil || remoteID == "" {
+		return false
+	}
+	for _, id := range n.remoteIDs {
+		if id == remoteID {
+			return true
+		}
+	}
+	return false
 }

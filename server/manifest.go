@@ -55,6 +55,16 @@ const manifestStr = `
             "secret": false
           },
           {
+            "key": "ShareLinkedChannels",
+            "display_name": "Show links under Connected Workspaces:",
+            "type": "bool",
+            "help_text": "When true, each channel linked with a network is shared with that network's shared-channels remote, so **System Console > Connected Workspaces** lists XMPP, Matrix and Slack with their health and the channels each bridges, and the server's shared-channels sync becomes a second source of the channel's messages (each still relayed once). Needs shared channels enabled on the server (a license with shared channels and Connected Workspaces turned on); without them links work as before and ` + "`" + `status` + "`" + ` says so.",
+            "placeholder": "",
+            "default": true,
+            "hosting": "",
+            "secret": false
+          },
+          {
             "key": "MessageMapRetentionDays",
             "display_name": "Message map retention (days):",
             "type": "number",

@@ -111,10 +111,7 @@ func newMatrixHarnessWith(t testing.TB, hs homeserver, extra map[string]any) *ma
 	if h.web, err = h.s.ListenHTTP(); err != nil {
 		t.Fatal(err)
 	}
-	h.cfg = matrix.Config{
-		ServerName: "localhost", ASToken: servertest.RandomString(), HSToken: servertest.RandomString(),
-		UserPrefix: "mm_", BotLocalpart: "mattermostbridge",
-	}
+	h.cfg = newMatrixConfig()
 	h.hs = hs.start(t, homeservertest.Options{ServerName: h.cfg.ServerName, AppService: appServiceFor(h.cfg, h.web.PluginURL())})
 	h.cfg.HomeserverURL = h.hs.BaseURL()
 	settings := matrixPluginSettings(h.cfg)
@@ -135,6 +132,15 @@ func newMatrixHarnessWith(t testing.TB, hs homeserver, extra map[string]any) *ma
 	waitConnected(t, h.n, h.admin, h.ch, "matrixbridge", "Matrix")
 	h.command("/matrixbridge map "+string(h.room), "Linked this channel")
 	return h
+}
+
+// newMatrixConfig is the plugin's Matrix settings, fresh tokens included,
+// but the homeserver's URL.
+func newMatrixConfig() matrix.Config {
+	return matrix.Config{
+		ServerName: "localhost", ASToken: servertest.RandomString(), HSToken: servertest.RandomString(),
+		UserPrefix: "mm_", BotLocalpart: "mattermostbridge",
+	}
 }
 
 // appServiceFor is the registration the plugin would offer, in the form

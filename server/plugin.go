@@ -65,6 +65,8 @@ type node struct {
 	// avatars signs the public URLs of Mattermost people's pictures,
 	// which every node serves.
 	avatars avatarSigner
+	// sharing is whether shared channels can be used (sharedchannels.go).
+	sharing sharing
 }
 
 // runtime is what exists while this node holds the bridge's work.
@@ -205,6 +207,11 @@ func (p *Plugin) OnActivate() error {
 			SiteURL:     remoteSiteURL(d, manifest.Id),
 		})
 		if rerr != nil {
+			// The server registers a plugin remote whatever its license and
+			// settings (app.RegisterPluginForSharedChannels only writes the
+			// row; sharing is what needs shared channels), so this is the
+			// database failing. The remote ID is how the bridge knows its own
+			// remote users and posts: running without it would echo them.
 			cancel()
 			return fmt.Errorf("register the %s shared-channels remote: %w", d.Command.Title, rerr)
 		}
@@ -302,13 +309,14 @@ func (p *Plugin) startRuntime(ctx context.Context, n *node) error {
 	}
 
 	rt.commands = command.NewHandler(command.Env{
-		Links:         n.store,
-		Bridge:        rt.manager.Bridge,
-		Health:        func(nw bridge.Network) bridge.Health { return p.health(rt, nw) },
-		IsSystemAdmin: func(userID string) bool { return p.API.HasPermissionTo(userID, model.PermissionManageSystem) },
-		ChannelName:   p.channelName,
-		SettingsPath:  settingsPath,
-		Stats:         rt.manager.Stats,
+		Links:          sharingLinks{Store: n.store, p: p, n: n},
+		SharedChannels: func() string { return p.sharedChannelsNote(n) },
+		Bridge:         rt.manager.Bridge,
+		Health:         func(nw bridge.Network) bridge.Health { return p.health(rt, nw) },
+		IsSystemAdmin:  func(userID string) bool { return p.API.HasPermissionTo(userID, model.PermissionManageSystem) },
+		ChannelName:    p.channelName,
+		SettingsPath:   settingsPath,
+		Stats:          rt.manager.Stats,
 	}, p.commandSpecs()...)
 
 	if err = rt.manager.Start(ctx); err != nil {
@@ -317,6 +325,7 @@ func (p *Plugin) startRuntime(ctx context.Context, n *node) error {
 	if err = rt.keys.resume(ctx); err != nil {
 		p.API.LogError("Cannot resume re-sealing ghost passwords under the new encryption key", "error", err.Error())
 	}
+	go p.shareAllLinks(n)
 	p.running = rt
 	return nil
 }
@@ -391,6 +400,9 @@ func (rt *runtime) applyLive(cfg *configuration) {
 func (p *Plugin) reconfigure(old, cfg *configuration) {
 	rt := p.running
 	rt.applyLive(cfg)
+	if old != nil && !old.ShareLinkedChannels && cfg.ShareLinkedChannels {
+		go p.shareAllLinks(rt.node)
+	}
 	want := map[bridge.Network]bridge.Bridge{bridge.NetworkMattermost: rt.mm}
 	for _, n := range p.allNetworks() {
 		cur, running := rt.manager.Bridge(n.Command.Network)

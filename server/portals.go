@@ -185,6 +185,7 @@ func (m portalMaker) open(ctx context.Context, rt *runtime, req bridge.PortalReq
 	_, err = st.AddRemote(ch.Id, team.Id, store.RemoteRoom{Network: req.Network, Room: req.Room})
 	switch {
 	case err == nil || errors.Is(err, store.ErrAlreadyLinked):
+		m.p.shareLinked(rt.node, ch.Id, req.Network)
 		return m.finish(rt, req, key, ch.Id)
 	case errors.Is(err, store.ErrRoomTaken):
 		// Linked with another channel between the check and now.

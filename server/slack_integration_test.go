@@ -133,8 +133,9 @@ func newSlackHarness(t *testing.T, srv *slacktest.Server, extra map[string]any) 
 }
 
 // newSlackHarnessWith is newSlackHarness with setup run on each plugin
-// instance before it is activated (to set test hooks).
-func newSlackHarnessWith(t *testing.T, srv *slacktest.Server, extra map[string]any, setup func(*Plugin)) *slackHarness {
+// instance before it is activated (to set test hooks), on a server with
+// hostOpts.
+func newSlackHarnessWith(t *testing.T, srv *slacktest.Server, extra map[string]any, setup func(*Plugin), hostOpts ...testhost.Option) *slackHarness {
 	t.Helper()
 	h := &slackHarness{channelHarness: channelHarness{t: t}, srv: srv}
 	h.newPlugin = func() any {
@@ -149,7 +150,7 @@ func newSlackHarnessWith(t *testing.T, srv *slacktest.Server, extra map[string]a
 	t.Cleanup(cancel)
 	settings := slackSettings(srv)
 	maps.Copy(settings, extra)
-	h.s = testhost.NewServer(t, testhost.WithPluginID(manifest.Id), testhost.WithPluginSettings(settings))
+	h.s = testhost.NewServer(t, append([]testhost.Option{testhost.WithPluginID(manifest.Id), testhost.WithPluginSettings(settings)}, hostOpts...)...)
 	h.n = h.s.Node(0)
 	if err := h.n.ActivateInProcess(testhost.RepoManifest(t), h.newPlugin); err != nil {
 		t.Fatal(err)

@@ -104,6 +104,9 @@ type Env struct {
 	Now func() time.Time
 	// Stats returns the bus's counters; nil leaves them out of status.
 	Stats func() bridge.BusStats
+	// SharedChannels is status's line about shared channels (Connected
+	// Workspaces); nil leaves it out.
+	SharedChannels func() string
 }
 
 // Handler executes the commands of every registered Spec.
@@ -345,6 +348,11 @@ func (h *Handler) status(ctx context.Context, s Spec, args *model.CommandArgs) s
 	if mm := h.env.Health(bridge.NetworkMattermost); mm.Detail != "" && s.Network != bridge.NetworkMattermost {
 		// What holds up the Mattermost side holds up every network.
 		fmt.Fprintf(&b, "* Mattermost: %s\n", mm.Detail)
+	}
+	if h.env.SharedChannels != nil {
+		if note := h.env.SharedChannels(); note != "" {
+			fmt.Fprintf(&b, "* %s\n", note)
+		}
 	}
 	link, err := h.env.Links.GetLink(args.ChannelId)
 	switch {

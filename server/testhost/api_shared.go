@@ -3,14 +3,17 @@ package testhost
 import (
 	"errors"
 	"fmt"
+	"net/http"
 
 	"github.com/mattermost/mattermost/server/public/model"
 )
 
 // Shared channels: the host records registrations, shares and invitations
 // (see Server.RemoteClusters, SharedChannel, SharedChannelRemotes) with the
-// server's validation, but nothing is synchronised: there is no sync
-// service calling OnSharedChannelsSyncMsg (call it through Node.Hooks), and
+// server's validation, and syncs shared channels to plugin remotes with
+// the sync service of sync.go. Registering needs no license (the server's
+// app.RegisterPluginForSharedChannels only writes the remote); sharing and
+// inviting need the shared-channels service, off unless WithSharedChannels.
 // ReceiveSharedChannel*SyncMsg are not implemented.
 
 // RegisterPluginForSharedChannels registers (or restores) a plugin remote
@@ -24,6 +27,14 @@ func (a *API) RegisterPluginForSharedChannels(opts model.RegisterPluginOpts) (st
 	if opts.SiteURL == "" {
 		opts.SiteURL = "plugin_" + opts.PluginID // the server's legacy default (model.SiteURLPlugin)
 	}
+	id, err := a.registerRemote(opts)
+	if err == nil {
+		a.s.sync.pingLater(id)
+	}
+	return id, err
+}
+
+func (a *API) registerRemote(opts model.RegisterPluginOpts) (string, error) {
 	s := a.s
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -61,12 +72,14 @@ func (a *API) RegisterPluginForSharedChannels(opts model.RegisterPluginOpts) (st
 func (a *API) UnregisterPluginForSharedChannels(pluginID string) error {
 	s := a.s
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	var unshared []*model.SharedChannel
 	for _, rc := range s.st.remotes {
 		if rc.PluginID == pluginID && rc.DeleteAt == 0 {
-			s.deleteRemoteLocked(rc)
+			unshared = append(unshared, s.deleteRemoteLocked(rc)...)
 		}
 	}
+	s.mu.Unlock()
+	a.n.noteUnshared(unshared)
 	return nil
 }
 
@@ -75,23 +88,39 @@ func (a *API) UnregisterPluginForSharedChannels(pluginID string) error {
 func (a *API) UnregisterPluginRemoteForSharedChannels(remoteID string) error {
 	s := a.s
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	rc := s.st.remotes[remoteID]
 	if rc == nil {
+		s.mu.Unlock()
 		return fmt.Errorf("remote %s not found", remoteID)
 	}
 	if rc.PluginID != a.pluginID {
+		s.mu.Unlock()
 		return fmt.Errorf("remote %s does not belong to plugin %s", remoteID, a.pluginID)
 	}
+	var unshared []*model.SharedChannel
 	if rc.DeleteAt == 0 {
-		s.deleteRemoteLocked(rc)
+		unshared = s.deleteRemoteLocked(rc)
 	}
+	s.mu.Unlock()
+	a.n.noteUnshared(unshared)
 	return nil
 }
 
+// unshareMessage is sharedchannel.UnshareMessage.
+const unshareMessage = "This channel is no longer shared."
+
+// noteUnshared posts the server's note in each channel no longer shared,
+// as its sharer (sharedchannel.Service.UnshareChannel).
+func (n *Node) noteUnshared(unshared []*model.SharedChannel) {
+	for _, sc := range unshared {
+		n.postSystemMessage(sc.ChannelId, sc.CreatorId, model.PostTypeSystemGeneric, unshareMessage, nil)
+	}
+}
+
 // deleteRemoteLocked soft-deletes a remote, removes its invitations and
-// unshares the channels left without remotes, like the server.
-func (s *Server) deleteRemoteLocked(rc *model.RemoteCluster) {
+// unshares the channels left without remotes, like the server; it returns
+// the records of those.
+func (s *Server) deleteRemoteLocked(rc *model.RemoteCluster) []*model.SharedChannel {
 	rc.DeleteAt = s.now()
 	affected := map[string]bool{}
 	for id, scr := range s.st.sharedChannelRemotes {
@@ -100,11 +129,15 @@ func (s *Server) deleteRemoteLocked(rc *model.RemoteCluster) {
 			delete(s.st.sharedChannelRemotes, id)
 		}
 	}
+	var unshared []*model.SharedChannel
 	for channelID := range affected {
 		if !s.channelHasRemotesLocked(channelID) {
-			s.unshareLocked(channelID)
+			if sc := s.unshareLocked(channelID); sc != nil {
+				unshared = append(unshared, sc)
+			}
 		}
 	}
+	return unshared
 }
 
 func (s *Server) channelHasRemotesLocked(channelID string) bool {
@@ -116,9 +149,12 @@ func (s *Server) channelHasRemotesLocked(channelID string) bool {
 	return false
 }
 
-func (s *Server) unshareLocked(channelID string) bool {
-	if s.st.sharedChannels[channelID] == nil {
-		return false
+// unshareLocked unshares a channel and returns its share record, nil when
+// it was not shared.
+func (s *Server) unshareLocked(channelID string) *model.SharedChannel {
+	sc := s.st.sharedChannels[channelID]
+	if sc == nil {
+		return nil
 	}
 	delete(s.st.sharedChannels, channelID)
 	for id, scr := range s.st.sharedChannelRemotes {
@@ -129,7 +165,7 @@ func (s *Server) unshareLocked(channelID string) bool {
 	if ch := s.st.channels[channelID]; ch != nil {
 		ch.Shared = model.NewPointer(false)
 	}
-	return true
+	return sc
 }
 
 func (s *Server) shareLocked(in *model.SharedChannel) (*model.SharedChannel, error) {
@@ -137,8 +173,10 @@ func (s *Server) shareLocked(in *model.SharedChannel) (*model.SharedChannel, err
 	if ch == nil {
 		return nil, notFound("ShareChannel", "app.channel.get.existing.app_error", "channel_id="+in.ChannelId)
 	}
-	if s.st.sharedChannels[in.ChannelId] != nil {
-		return nil, model.ErrChannelAlreadyShared
+	if old := s.st.sharedChannels[in.ChannelId]; old != nil {
+		// sharedchannel.Service.ShareChannel: already shared, nothing to do.
+		out := *old
+		return &out, nil
 	}
 	sc := *in
 	sc.Type = ch.Type
@@ -158,13 +196,17 @@ func (s *Server) shareLocked(in *model.SharedChannel) (*model.SharedChannel, err
 }
 
 // ShareChannel shares a channel (validated with SharedChannel.IsValid; a
-// channel is shared once). The channel's Shared flag is set.
+// channel already shared keeps its record, which is returned). The
+// channel's Shared flag is set.
 func (a *API) ShareChannel(sc *model.SharedChannel) (*model.SharedChannel, error) {
 	if sc == nil {
 		return nil, errors.New("shared channel is nil")
 	}
 	a.s.mu.Lock()
 	defer a.s.mu.Unlock()
+	if !a.s.sharedChannelsActiveLocked() {
+		return nil, errServiceDisabled("ShareChannel")
+	}
 	return a.s.shareLocked(sc)
 }
 
@@ -175,6 +217,9 @@ func (a *API) UpdateSharedChannel(sc *model.SharedChannel) (*model.SharedChannel
 	}
 	a.s.mu.Lock()
 	defer a.s.mu.Unlock()
+	if !a.s.sharedChannelsActiveLocked() {
+		return nil, errServiceDisabled("UpdateSharedChannel")
+	}
 	old := a.s.st.sharedChannels[sc.ChannelId]
 	if old == nil {
 		return nil, model.ErrChannelNotShared
@@ -195,65 +240,107 @@ func (a *API) UpdateSharedChannel(sc *model.SharedChannel) (*model.SharedChannel
 // UnshareChannel unshares a channel, reporting whether it was shared.
 func (a *API) UnshareChannel(channelID string) (bool, error) {
 	a.s.mu.Lock()
-	defer a.s.mu.Unlock()
-	return a.s.unshareLocked(channelID), nil
+	if !a.s.sharedChannelsActiveLocked() {
+		a.s.mu.Unlock()
+		return false, errServiceDisabled("UnshareChannel")
+	}
+	sc := a.s.unshareLocked(channelID)
+	a.s.mu.Unlock()
+	if sc == nil {
+		return false, nil
+	}
+	a.n.noteUnshared([]*model.SharedChannel{sc})
+	return true, nil
 }
 
 // InviteRemoteToChannel invites a (live) remote to a channel, sharing the
-// channel first if shareIfNotShared. The invitation is accepted and
-// confirmed at once.
+// channel first if shareIfNotShared. A plugin remote's invitation is
+// accepted and confirmed at once, with its cursor at the time of the
+// invitation so no history is synced; the inviter gets an ephemeral note
+// and the channel is synced (sharedchannel.SendChannelInvite).
 func (a *API) InviteRemoteToChannel(channelID string, remoteID string, userID string, shareIfNotShared bool) error {
+	name, err := a.inviteRemote(channelID, remoteID, userID, shareIfNotShared)
+	if err != nil || name == "" {
+		return err
+	}
+	a.s.notifyChannelChanged(channelID)
+	a.SendEphemeralPost(userID, &model.Post{ChannelId: channelID, Message: "`" + name + "` has been added to channel."})
+	return nil
+}
+
+// inviteRemote records the invitation; name is the remote's display name
+// when it is new, "" when it was invited already.
+func (a *API) inviteRemote(channelID string, remoteID string, userID string, shareIfNotShared bool) (name string, err error) {
 	s := a.s
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if !s.sharedChannelsActiveLocked() {
+		return "", errServiceDisabled("InviteRemoteToChannel")
+	}
 	rc := s.st.remotes[remoteID]
 	if rc == nil || rc.DeleteAt != 0 {
-		return fmt.Errorf("remote %s not found", remoteID)
+		return "", fmt.Errorf("remote %s not found", remoteID)
 	}
 	ch := s.st.channels[channelID]
 	if ch == nil {
-		return notFound("InviteRemoteToChannel", "app.channel.get.existing.app_error", "channel_id="+channelID)
+		return "", notFound("InviteRemoteToChannel", "app.channel.get.existing.app_error", "channel_id="+channelID)
 	}
 	if s.st.sharedChannels[channelID] == nil {
 		if !shareIfNotShared {
-			return model.ErrChannelNotShared
+			return "", model.ErrChannelNotShared
 		}
 		if _, err := s.shareLocked(&model.SharedChannel{
 			ChannelId: channelID, TeamId: ch.TeamId, Home: true, ShareName: ch.Name,
 			ShareDisplayName: ch.DisplayName, SharePurpose: ch.Purpose, ShareHeader: ch.Header, CreatorId: userID,
 		}); err != nil {
-			return err
+			return "", err
 		}
 	}
 	for _, scr := range s.st.sharedChannelRemotes {
 		if scr.ChannelId == channelID && scr.RemoteId == remoteID {
-			return nil
+			return "", nil
 		}
 	}
 	now := s.now()
 	scr := &model.SharedChannelRemote{
 		Id: model.NewId(), ChannelId: channelID, CreatorId: userID, CreateAt: now, UpdateAt: now,
 		IsInviteAccepted: true, IsInviteConfirmed: true, RemoteId: remoteID,
+		LastPostCreateAt: now, LastPostUpdateAt: now,
 	}
 	if err := scr.IsValid(); err != nil {
-		return err
+		return "", err
 	}
 	s.st.sharedChannelRemotes[scr.Id] = scr
-	return nil
+	return rc.DisplayName, nil
 }
 
-// UninviteRemoteFromChannel removes a remote's invitation to a channel.
+// UninviteRemoteFromChannel removes a remote's invitation to a channel,
+// and unshares the channel when no remote is left, with the server's note
+// in it (sharedchannel.UninviteRemoteFromChannel).
 func (a *API) UninviteRemoteFromChannel(channelID string, remoteID string) error {
 	s := a.s
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	if !s.sharedChannelsActiveLocked() {
+		s.mu.Unlock()
+		return errServiceDisabled("UninviteRemoteFromChannel")
+	}
 	for id, scr := range s.st.sharedChannelRemotes {
 		if scr.ChannelId == channelID && scr.RemoteId == remoteID {
 			delete(s.st.sharedChannelRemotes, id)
+			var sc *model.SharedChannel
+			if !s.channelHasRemotesLocked(channelID) {
+				sc = s.unshareLocked(channelID)
+			}
+			s.mu.Unlock()
+			if sc != nil {
+				a.n.noteUnshared([]*model.SharedChannel{sc})
+			}
 			return nil
 		}
 	}
-	return fmt.Errorf("remote %s is not invited to channel %s", remoteID, channelID)
+	s.mu.Unlock()
+	return model.NewAppError("UninviteRemoteFromChannel", "api.command_share.channel_remote_id_not_exists",
+		map[string]any{"RemoteId": remoteID}, "", http.StatusInternalServerError)
 }
 
 // UpdateSharedChannelCursor stores a remote's sync cursor for a channel.
@@ -274,12 +361,18 @@ func (a *API) UpdateSharedChannelCursor(channelID, remoteID string, cursor model
 	return fmt.Errorf("remote %s is not invited to channel %s", remoteID, channelID)
 }
 
-// SyncSharedChannel succeeds for a shared channel; nothing is synchronised.
+// SyncSharedChannel schedules a sync of the channel, as a change in it
+// does (app.SyncSharedChannel).
 func (a *API) SyncSharedChannel(channelID string) error {
 	a.s.mu.RLock()
-	defer a.s.mu.RUnlock()
-	if a.s.st.sharedChannels[channelID] == nil {
+	active, shared := a.s.sharedChannelsActiveLocked(), a.s.st.sharedChannels[channelID] != nil
+	a.s.mu.RUnlock()
+	if !active {
+		return errServiceDisabled("SyncSharedChannel")
+	}
+	if !shared {
 		return model.ErrChannelNotShared
 	}
+	a.s.notifyChannelChanged(channelID)
 	return nil
 }

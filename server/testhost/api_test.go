@@ -307,7 +307,7 @@ func TestBotsAndEnsureBotUser(t *testing.T) {
 
 func TestSharedChannelRegistration(t *testing.T) {
 	t.Parallel()
-	f, api := newAPIFixture(t)
+	f, api := newAPIFixture(t, WithSharedChannels())
 	creator := f.user.Id
 	r1, err := api.RegisterPluginForSharedChannels(model.RegisterPluginOpts{Displayname: "Matrix", CreatorID: creator, SiteURL: "https://matrix.example"})
 	if err != nil {
@@ -338,14 +338,19 @@ func TestSharedChannelRegistration(t *testing.T) {
 	if remotes := f.s.SharedChannelRemotes(f.ch.Id); len(remotes) != 1 || remotes[0].RemoteId != r1 {
 		t.Fatalf("remotes = %+v", remotes)
 	}
-	if _, err := api.ShareChannel(&model.SharedChannel{ChannelId: f.ch.Id, ShareName: "x", CreatorId: creator, Home: true}); err == nil {
-		t.Fatal("a channel was shared twice")
+	if sc, err := api.ShareChannel(&model.SharedChannel{ChannelId: f.ch.Id, ShareName: "x", CreatorId: creator, Home: true}); err != nil || sc.ShareName != f.ch.Name {
+		t.Fatalf("sharing a shared channel again: %+v, %v; want its record unchanged", sc, err)
 	}
 	if err := api.UnregisterPluginRemoteForSharedChannels(r1); err != nil {
 		t.Fatal(err)
 	}
 	if f.s.SharedChannel(f.ch.Id) != nil {
 		t.Fatal("channel still shared after its only remote was removed")
+	}
+	if !slices.ContainsFunc(f.s.ChannelPosts(f.ch.Id), func(p *model.Post) bool {
+		return p.Type == model.PostTypeSystemGeneric && p.Message == unshareMessage && p.UserId == creator
+	}) {
+		t.Fatal("no note in the channel that it is no longer shared")
 	}
 	unshared, err := api.UnshareChannel(f.ch.Id)
 	if err != nil || unshared {

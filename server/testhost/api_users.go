@@ -177,8 +177,12 @@ func (a *API) UpdateUser(user *model.User) (*model.User, *model.AppError) {
 		return nil, badRequest("UpdateUser", "api.context.invalid_body_param.app_error", "user is nil")
 	}
 	a.s.mu.Lock()
-	defer a.s.mu.Unlock()
-	return a.s.updateUserLocked(user)
+	u, appErr := a.s.updateUserLocked(user)
+	a.s.mu.Unlock()
+	if appErr == nil {
+		a.s.notifyUserProfileChanged(u.Id)
+	}
+	return u, appErr
 }
 
 // UpdateUserActive activates or deactivates a user; deactivation fires
@@ -264,9 +268,9 @@ func (a *API) SetProfileImage(userID string, data []byte) *model.AppError {
 		return appErr("SetProfileImage", "api.user.upload_profile_user.decode.app_error", http.StatusBadRequest, err.Error())
 	}
 	a.s.mu.Lock()
-	defer a.s.mu.Unlock()
 	u := a.s.st.users[userID]
 	if u == nil {
+		a.s.mu.Unlock()
 		return notFound("SetProfileImage", "app.user.missing_account.const", "user_id="+userID)
 	}
 	a.s.st.images[userID] = slices.Clone(data)
@@ -275,6 +279,8 @@ func (a *API) SetProfileImage(userID string, data []byte) *model.AppError {
 	if b := a.s.st.bots[userID]; b != nil {
 		b.LastIconUpdate = u.LastPictureUpdate
 	}
+	a.s.mu.Unlock()
+	a.s.notifyUserProfileChanged(userID)
 	return nil
 }
 

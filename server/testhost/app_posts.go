@@ -148,6 +148,7 @@ func (n *Node) createPost(in *model.Post, o origin) (*model.Post, *model.AppErro
 	out := copyPost(post).ForPlugin()
 	s.mu.Unlock()
 
+	n.s.notifyChannelChanged(post.ChannelId)
 	n.goHook(plugin.MessageHasBeenPostedID, func(h plugin.Hooks) { h.MessageHasBeenPosted(pctx, hookPost) })
 	return out, nil
 }
@@ -288,6 +289,7 @@ func (n *Node) updatePost(in *model.Post, o origin) (*model.Post, *model.AppErro
 	out := copyPost(newPost).ForPlugin()
 	s.mu.Unlock()
 
+	n.s.notifyChannelChanged(hookNew.ChannelId)
 	n.goHook(plugin.MessageHasBeenUpdatedID, func(h plugin.Hooks) { h.MessageHasBeenUpdated(pctx, hookNew, hookOld) })
 	return out, nil
 }
@@ -344,6 +346,7 @@ func (n *Node) deletePost(postID string, o origin) *model.AppError {
 	s.mu.Unlock()
 
 	pctx := n.s.userPluginContext(o.userID)
+	n.s.notifyChannelChanged(hookPost.ChannelId)
 	n.goHook(plugin.MessageHasBeenDeletedID, func(h plugin.Hooks) { h.MessageHasBeenDeleted(pctx, hookPost) })
 	return nil
 }
@@ -418,6 +421,7 @@ func (n *Node) addReaction(in *model.Reaction, o origin) (*model.Reaction, *mode
 	s.mu.Unlock()
 
 	pctx := n.s.userPluginContext(o.userID)
+	n.s.notifyChannelChanged(hookReaction.ChannelId)
 	n.goHook(plugin.ReactionHasBeenAddedID, func(h plugin.Hooks) { h.ReactionHasBeenAdded(pctx, hookReaction) })
 	return out, nil
 }
@@ -461,6 +465,7 @@ func (n *Node) removeReaction(in *model.Reaction, o origin) *model.AppError {
 	s.mu.Unlock()
 
 	pctx := n.s.userPluginContext(o.userID)
+	n.s.notifyChannelChanged(p.ChannelId)
 	n.goHook(plugin.ReactionHasBeenRemovedID, func(h plugin.Hooks) { h.ReactionHasBeenRemoved(pctx, hookReaction) })
 	return nil
 }

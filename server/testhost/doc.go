@@ -52,6 +52,14 @@
 // of the lag ago, while writes and compare-and-set act on the primary, and
 // so do the Server's accessors tests check with.
 //
+// WithSharedChannels turns on shared channels (Connected Workspaces): the
+// share and invite calls work, and a sync service runs as the server's
+// platform/services/sharedchannel does, calling the plugin's
+// OnSharedChannelsSyncMsg, attachment and profile-image hooks and pinging
+// its remotes on the leader node (sync.go; Server.SyncCalls lists the
+// calls, SetSyncDelay and SetPingInterval shorten its timings). Without
+// it the share calls fail as on a server without them.
+//
 // The plugin API methods the host does not implement (see
 // api_stubs_gen.go, written by `go generate`) return an error saying
 // "not implemented by the test host: <Method>".

@@ -33,6 +33,7 @@ type options struct {
 	settings       map[string]any
 	replicaLag     time.Duration
 	clock          func() time.Time // tests of the host itself
+	sharedChannels bool
 }
 
 // WithBundle sets the plugin bundle Node.Activate activates (and the
@@ -91,6 +92,9 @@ type Server struct {
 
 	// sessions maps the session IDs of hook contexts to their users.
 	sessions sync.Map
+
+	// sync is the shared-channels sync service (sync.go).
+	sync *syncService
 
 	nodesMu sync.Mutex
 	nodes   []*Node
@@ -201,6 +205,8 @@ func NewServer(t testing.TB, opts ...Option) *Server {
 	cfg.SetDefaults()
 	cfg.ServiceSettings.SiteURL = model.NewPointer(o.siteURL)
 	cfg.PluginSettings.Enable = model.NewPointer(true)
+	cfg.ConnectedWorkspacesSettings.EnableSharedChannels = model.NewPointer(o.sharedChannels)
+	cfg.ConnectedWorkspacesSettings.EnableRemoteClusterService = model.NewPointer(o.sharedChannels)
 	cfg.PluginSettings.Directory = model.NewPointer(s.pluginsDir)
 	cfg.PluginSettings.Plugins = map[string]map[string]any{}
 	cfg.PluginSettings.PluginStates = map[string]*model.PluginState{}
@@ -246,6 +252,7 @@ func NewServer(t testing.TB, opts ...Option) *Server {
 	s.st.defaultTeam = team.Id
 	s.SetReplicaLag(o.replicaLag)
 
+	s.sync = newSyncService(s)
 	t.Cleanup(s.close)
 	for range o.nodes {
 		s.AddNode()
@@ -342,6 +349,7 @@ func (s *Server) close() {
 	s.nodesMu.Unlock()
 
 	s.track.wait(5 * time.Second)
+	s.sync.close()
 	var wg sync.WaitGroup
 	for _, n := range nodes {
 		wg.Go(n.shutdown)

@@ -37,6 +37,7 @@ type Store interface {
 	GetCursor(linkID, name string) (string, bool, error)
 	AdvanceCursorInt(linkID, name string, v int64) error
 	AwaitReplicas(ctx context.Context) error
+	Claim(namespace, id string, ttl time.Duration) (release func() error, ok bool, err error)
 }
 
 // Options configures the bridge.

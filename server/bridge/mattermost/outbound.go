@@ -105,7 +105,7 @@ func (b *Bridge) OnPostUpdated(newPost, oldPost *model.Post) {
 	}
 	ev := b.editEvent(newPost)
 	// The message goes before its edit.
-	b.relayThen(newPost.ChannelId, newPost.Id, newPost, func() { _ = b.emit(ev) }) // failures are logged by send
+	b.relayThen(newPost.ChannelId, newPost.Id, newPost, func() { b.emitOnce(editKey(newPost), ev) }) // failures are logged by send
 }
 
 // OnPostDeleted handles MessageHasBeenDeleted; sessionID is the hook
@@ -120,13 +120,23 @@ func (b *Bridge) OnPostDeleted(post *model.Post, sessionID string) {
 	if !ok || !b.awaitReady() {
 		return
 	}
-	b.relayThen(post.ChannelId, post.Id, post, func() { _ = b.emit(ev) }) // failures are logged by send
+	b.relayThen(post.ChannelId, post.Id, post, func() { b.emitOnce(deleteKey(post), ev) }) // failures are logged by send
 }
 
 // OnReaction handles ReactionHasBeenAdded and ReactionHasBeenRemoved.
 func (b *Bridge) OnReaction(r *model.Reaction, added bool) {
-	if r == nil || b.isOwnUser(r.UserId) {
+	ev, post, ok := b.reactionEvent(r, added)
+	if !ok || !b.awaitReady() {
 		return
+	}
+	b.relayThen(ev.Origin.Room, r.PostId, post, func() { b.emitOnce(reactionKey(r, added), ev) })
+}
+
+// reactionEvent is the event of a reaction by a person in a linked
+// channel, with its post when a read shows it.
+func (b *Bridge) reactionEvent(r *model.Reaction, added bool) (bridge.Event, *model.Post, bool) {
+	if r == nil || b.isOwnUser(r.UserId) {
+		return bridge.Event{}, nil, false
 	}
 	// The post tells where the reaction goes in the channel's stream; a
 	// read replica may not have a post just made yet (then it is read
@@ -138,12 +148,12 @@ func (b *Bridge) OnReaction(r *model.Reaction, added bool) {
 	channelID := r.ChannelId
 	if channelID == "" {
 		if post == nil {
-			return
+			return bridge.Event{}, nil, false
 		}
 		channelID = post.ChannelId
 	}
-	if !b.linked(channelID) || !b.awaitReady() {
-		return
+	if !b.linked(channelID) {
+		return bridge.Event{}, nil, false
 	}
 	kind := bridge.KindReactionAdd
 	at := r.CreateAt
@@ -154,15 +164,14 @@ func (b *Bridge) OnReaction(r *model.Reaction, added bool) {
 	if at == 0 {
 		at = model.GetMillis()
 	}
-	ev := bridge.Event{
+	return bridge.Event{
 		Kind:   kind,
 		Origin: bridge.Ref{Network: bridge.NetworkMattermost, Room: channelID, ID: r.PostId + ":" + r.UserId + ":" + r.EmojiName},
 		Target: r.PostId,
 		Sender: b.sender(r.UserId),
 		Emoji:  r.EmojiName,
 		Time:   millis(at),
-	}
-	b.relayThen(channelID, r.PostId, post, func() { _ = b.emit(ev) })
+	}, post, true
 }
 
 func sameFiles(a, b model.StringArray) bool {
@@ -597,7 +606,11 @@ func (b *Bridge) replayChanges(channelID string, since int64) {
 		b.log.Warn("Could not read posts to replay", "channel_id", channelID, "error", appErr.Error())
 		return
 	}
-	var changes []bridge.Event
+	type change struct {
+		ev  bridge.Event
+		key string
+	}
+	var changes []change
 	for _, p := range sortedPosts(list) {
 		if p.CreateAt > since || p.IsSystemMessage() {
 			continue
@@ -605,15 +618,21 @@ func (b *Bridge) replayChanges(channelID string, since int64) {
 		switch {
 		case p.DeleteAt > since:
 			if ev, ok := b.deleteEvent(p, b.deleter(p, "")); ok {
-				changes = append(changes, ev)
+				changes = append(changes, change{ev, deleteKey(p)})
 			}
 		case p.EditAt > since && !b.isOwnUser(p.UserId):
-			changes = append(changes, b.editEvent(p))
+			changes = append(changes, change{b.editEvent(p), editKey(p)})
 		}
 	}
-	sort.SliceStable(changes, func(i, j int) bool { return changes[i].Time.Before(changes[j].Time) })
-	for _, ev := range changes {
-		_ = b.emit(ev)
+	sort.SliceStable(changes, func(i, j int) bool { return changes[i].ev.Time.Before(changes[j].ev.Time) })
+	for _, c := range changes {
+		// Relayed whatever a claim says (a hook's claim may be all that is
+		// left of an edit a stopped holder never delivered), but claimed,
+		// so the shared-channels sync does not relay it once more.
+		if _, _, err := b.store.Claim(nsChange, c.key, changeClaimTTL); err != nil {
+			b.log.Warn("Could not claim a replayed change", "key", c.key, "error", err.Error())
+		}
+		_ = b.emit(c.ev)
 	}
 }
 

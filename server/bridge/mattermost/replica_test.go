@@ -43,6 +43,13 @@ type lagHarness struct {
 // room since a minute ago; the lag starts once the link is there.
 func newLagHarness(t *testing.T) *lagHarness {
 	t.Helper()
+	return newLagHarnessWith(t, nil)
+}
+
+// newLagHarnessWith is newLagHarness with before run just before the
+// bridge starts.
+func newLagHarnessWith(t *testing.T, before func(*lagHarness)) *lagHarness {
+	t.Helper()
 	s := testhost.NewServer(t, testhost.WithPluginID(pluginID), testhost.WithReplicaLag(0))
 	h := &lagHarness{s: s, n: s.Node(0), user: s.CreateUser("alice", false)}
 	h.ch = s.CreateChannel(s.DefaultTeam().Id, "town")
@@ -66,6 +73,9 @@ func newLagHarness(t *testing.T) *lagHarness {
 		h.mu.Unlock()
 		return nil
 	})
+	if before != nil {
+		before(h)
+	}
 	if err := h.b.Start(context.Background(), sink); err != nil {
 		t.Fatal(err)
 	}
