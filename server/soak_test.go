@@ -180,8 +180,8 @@ type soakRig struct {
 	// stanzaIDs are the room's stanza-ids of eve's messages, by the
 	// origin-id she gave them: XMPP replies and reactions name those.
 	stanzaIDs sync.Map
-	next   atomic.Int64
-	ledger *soakLedger
+	next      atomic.Int64
+	ledger    *soakLedger
 }
 
 func newSoakRig(t *testing.T, kind testservers.Kind, name string) *soakRig {
@@ -335,11 +335,11 @@ func (r *soakRig) say(m *soakMsg) error {
 		m.native = p.Id
 	case sideXMPP:
 		if m.parent == nil {
-			id, err := r.eveClient().Say(r.ctx, r.rooms[c], text)
+			origin, err := r.eveClient().Say(r.ctx, r.rooms[c], text)
 			if err != nil {
 				return err
 			}
-			m.native = id
+			m.native = origin
 			return nil
 		}
 		// XEP-0461 names the parent by the room's stanza-id.
@@ -491,9 +491,9 @@ func runSoak(t *testing.T, kind testservers.Kind, name string, total, rate int) 
 		total * 3 / 5: r.killHolder,
 		total * 4 / 5: r.dropSlack,
 	}
-	var disrupted sync.WaitGroup // the disruptions run beside the traffic
-	var mu sync.Mutex             // guards res.Disruptions
-	seq := map[[2]int]int{}       // (side, channel) -> next seq
+	var disrupted sync.WaitGroup   // the disruptions run beside the traffic
+	var mu sync.Mutex              // guards res.Disruptions
+	seq := map[[2]int]int{}        // (side, channel) -> next seq
 	roots := map[[2]int]*soakMsg{} // (side, channel) -> the latest message to reply to
 	start := time.Now()
 	tick := time.NewTicker(time.Second / time.Duration(rate))
