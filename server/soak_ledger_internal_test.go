@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -63,6 +64,18 @@ func TestSoakLedgerCountsLossesDoublesReordersEditsAndDeletes(t *testing.T) {
 		if got[i] != want[i] {
 			t.Errorf("path %d = %+v\nwant %+v", i, got[i], want[i])
 		}
+	}
+	wantMisses := []string{
+		"mattermost -> matrix: reaction missed: a",
+		"mattermost -> matrix: lost: c",
+		"mattermost -> xmpp: duplicated: d",
+		"mattermost -> xmpp: out of its thread: d",
+		"mattermost -> matrix: lost: d",
+		"mattermost -> matrix: edit missed: e",
+		"mattermost -> matrix: delete missed: f",
+	}
+	if got := l.misses(5); strings.Join(got, "\n") != strings.Join(wantMisses, "\n") {
+		t.Errorf("misses:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(wantMisses, "\n"))
 	}
 	// A later record replaces the earlier one.
 	whole := []soakCopy{{Tag: "a", Reacted: true}, {Tag: "b"}, {Tag: "c"}, {Tag: "d", Parent: "b"}, {Tag: "e", Edited: true}}

@@ -303,6 +303,56 @@ func (l *soakLedger) report() []soakPathReport {
 	return out
 }
 
+// misses lists, for each path and kind of failure, up to most of the
+// messages concerned, to look up in the logs: "mattermost -> matrix: edit
+// missed: soak-...".
+func (l *soakLedger) misses(most int) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	count := map[string]int{}
+	var out []string
+	add := func(s *soakSent, to, what, tag string) {
+		k := s.from + " -> " + to + ": " + what
+		count[k]++
+		if count[k] <= most {
+			out = append(out, k+": "+tag)
+		}
+	}
+	tags := make([]string, 0, len(l.sent))
+	for tag := range l.sent {
+		tags = append(tags, tag)
+	}
+	sort.Strings(tags)
+	for _, tag := range tags {
+		s := l.sent[tag]
+		for _, to := range s.to {
+			v := l.verdictLocked(tag, to)
+			switch {
+			case s.deleted:
+				if v.copies > 0 {
+					add(s, to, "delete missed", tag)
+				}
+				continue
+			case v.copies == 0:
+				add(s, to, "lost", tag)
+				continue
+			case v.copies > 1:
+				add(s, to, "duplicated", tag)
+			}
+			if s.edited && !v.edited {
+				add(s, to, "edit missed", tag)
+			}
+			if s.reacted && !v.reacted {
+				add(s, to, "reaction missed", tag)
+			}
+			if !v.threaded {
+				add(s, to, "out of its thread", tag)
+			}
+		}
+	}
+	return out
+}
+
 func b2i(b bool) int {
 	if b {
 		return 1

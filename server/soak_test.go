@@ -95,7 +95,7 @@ func TestSoak(t *testing.T) {
 			t.Fatalf("SOAK_XMPP names %q: want prosody and/or ejabberd", name)
 		}
 		t.Run(name, func(t *testing.T) {
-			r := runSoak(t, kind, name, total/len(names), rate)
+			r := runSoak(t, kind, name, total/len(names), rate, out)
 			results[name] = r
 			for _, p := range r.Paths {
 				if p.Failures() > 0 {
@@ -116,6 +116,9 @@ func TestSoak(t *testing.T) {
 	for _, name := range names {
 		if r, ok := results[name]; ok {
 			md.WriteString(r.table() + "\n")
+			for _, m := range r.Misses {
+				md.WriteString("- " + m + "\n")
+			}
 		}
 	}
 	for file, data := range map[string][]byte{"soak.json": append(b, '\n'), "soak.md": []byte(md.String())} {
@@ -140,6 +143,9 @@ type soakResult struct {
 	Seconds     float64          `json:"seconds"`
 	Disruptions []string         `json:"disruptions"`
 	Paths       []soakPathReport `json:"paths"`
+	// Misses names some of the messages behind each failure, with their
+	// native IDs, to look up in the logs (soak-results/<server>-node*.log).
+	Misses []string `json:"misses,omitempty"`
 }
 
 func (r soakResult) table() string {
@@ -182,12 +188,14 @@ type soakRig struct {
 	stanzaIDs sync.Map
 	next      atomic.Int64
 	ledger    *soakLedger
+	// natives are the soak's messages' IDs on their own side, by tag.
+	natives map[string]string
 }
 
 func newSoakRig(t *testing.T, kind testservers.Kind, name string) *soakRig {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	r := &soakRig{t: t, ctx: ctx, tag: name, ledger: newSoakLedger()}
+	r := &soakRig{t: t, ctx: ctx, tag: name, ledger: newSoakLedger(), natives: map[string]string{}}
 
 	// eve says hundreds of messages a minute: above ejabberd's default
 	// client shaper, which is for people, not for a load test.
@@ -307,6 +315,20 @@ func (r *soakRig) eveClient() *xmpptest.Client {
 	r.eveMu.Lock()
 	defer r.eveMu.Unlock()
 	return r.eve
+}
+
+// saveLogs writes each node's log (the plugin's included) beside the
+// results, as prefix-node<i>.log.
+func (r *soakRig) saveLogs(prefix string) {
+	if err := os.MkdirAll(filepath.Dir(prefix), 0o755); err != nil {
+		r.t.Error(err)
+		return
+	}
+	for i, n := range r.nodes {
+		if err := os.WriteFile(fmt.Sprintf("%s-node%d.log", prefix, i), []byte(strings.Join(n.Logs(), "\n")+"\n"), 0o644); err != nil {
+			r.t.Error(err)
+		}
+	}
 }
 
 // soakMsg is a message the soak sent, as its side knows it.
@@ -475,7 +497,7 @@ func (r *soakRig) retry(what string, do func() error) {
 	}
 }
 
-func runSoak(t *testing.T, kind testservers.Kind, name string, total, rate int) soakResult {
+func runSoak(t *testing.T, kind testservers.Kind, name string, total, rate int, out string) soakResult {
 	r := newSoakRig(t, kind, name)
 	watchCtx, stopWatching := context.WithCancel(r.ctx)
 	var wg sync.WaitGroup
@@ -545,6 +567,7 @@ func runSoak(t *testing.T, kind testservers.Kind, name string, total, rate int) 
 			r.ledger.reply(tag, m.parent.tag)
 		}
 		r.retry(side+" sending "+tag, func() error { return r.say(m) })
+		r.natives[tag] = m.native
 		deleted := i%25 == 7 && side != sideXMPP
 		if m.parent == nil && !deleted {
 			roots[k] = m
@@ -590,7 +613,7 @@ func runSoak(t *testing.T, kind testservers.Kind, name string, total, rate int) 
 	}
 	// Each side's record is read again until every message is in it
 	// everywhere (or the failsafe ends the wait, and the report tells).
-	deadline := time.Now().Add(10 * time.Minute)
+	deadline := time.Now().Add(4 * time.Minute)
 	for r.countRecords(); !r.ledger.complete() && time.Now().Before(deadline); r.countRecords() {
 		time.Sleep(10 * time.Second)
 	}
@@ -599,6 +622,11 @@ func runSoak(t *testing.T, kind testservers.Kind, name string, total, rate int) 
 	wg.Wait()
 	disrupted.Wait()
 	res.Paths = r.ledger.report()
+	for _, m := range r.ledger.misses(5) {
+		tag := m[strings.LastIndex(m, " ")+1:]
+		res.Misses = append(res.Misses, m+" ("+r.natives[tag]+")")
+	}
+	r.saveLogs(filepath.Join(out, name))
 	return res
 }
 
