@@ -19,7 +19,7 @@ func hookIDs(fs []forwarded) []string {
 func TestOutboxHandsHooksOnAgainInOrderUntilAcknowledged(t *testing.T) {
 	var o outbox
 	t0 := time.Unix(1000, 0)
-	at := func(d time.Duration) time.Time { return t0.Add(d) }
+	at := t0.Add
 
 	// Acknowledged at once: nothing to hand on again.
 	if !o.add(forwarded{ID: "a"}, at(0)) {
