@@ -59,6 +59,9 @@ type forwarded struct {
 	Request   *httpMessage       `json:"request,omitempty"`
 	RemoteID  string             `json:"remote_id,omitempty"`
 	Sync      *model.SyncMsg     `json:"sync,omitempty"`
+	// Hook marks a hook kept in its node's outbox until the holder
+	// acknowledges it (outbox.go).
+	Hook bool `json:"hook,omitempty"`
 }
 
 // reply is the holder's answer to a forwarded call.
@@ -182,12 +185,53 @@ func (p *Plugin) publish(id string, v any) {
 	}
 }
 
-// forward hands a hook to the holder, without waiting.
+// forward hands a hook to the holder, without waiting; the node's outbox
+// hands it again until the holder acknowledges it.
 func (p *Plugin) forward(f forwarded) {
-	if p.currentNode() == nil {
+	n := p.currentNode()
+	if n == nil {
 		return
 	}
-	p.publish(eventForward, f)
+	f.ID, f.From, f.Hook = model.NewId(), n.id, true
+	if n.hooks.add(f, time.Now()) {
+		p.publish(eventForward, f)
+	}
+}
+
+// resendHooks hands on again what the holder has not acknowledged, and
+// handles it here once this node holds the bridge itself.
+func (p *Plugin) resendHooks(n *node) {
+	t := time.NewTicker(hookResend / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-t.C:
+		}
+		if rt := p.active(); rt != nil {
+			for _, f := range n.hooks.takeAll() {
+				p.handleHookOnce(rt, n, f)
+			}
+			continue
+		}
+		again, dropped := n.hooks.due(time.Now())
+		for _, f := range again {
+			p.publish(eventForward, f)
+		}
+		for _, f := range dropped {
+			p.API.LogWarn("Dropped a change no node could take: none held the bridge for two minutes", "kind", f.Kind)
+		}
+	}
+}
+
+// handleHookOnce handles a handed-on hook on the holder once, however
+// often it comes, and returns the acknowledgement.
+func (p *Plugin) handleHookOnce(rt *runtime, n *node, f forwarded) reply {
+	return n.calls.answerOnce(f.ID, func() reply {
+		p.handleHook(rt, f)
+		return reply{ID: f.ID, To: f.From, Handled: true}
+	})
 }
 
 var errNoNode = errors.New("the plugin is not active on this node")
@@ -234,6 +278,7 @@ func (p *Plugin) OnPluginClusterEvent(_ *plugin.Context, ev model.PluginClusterE
 		var r reply
 		if err := json.Unmarshal(ev.Data, &r); err == nil && r.To == n.id {
 			n.calls.deliver(r)
+			n.hooks.ack(r.ID)
 		}
 	case eventForward:
 		rt := p.active()
@@ -245,9 +290,14 @@ func (p *Plugin) OnPluginClusterEvent(_ *plugin.Context, ev model.PluginClusterE
 			p.API.LogWarn("Ignoring an unreadable message from another node", "error", err.Error())
 			return
 		}
-		if f.ID == "" {
-			// A hook: handled here, in the order the node sent them.
-			p.handleHook(rt, f)
+		if f.Hook || f.ID == "" {
+			// A hook: handled here, in the order the node sent them, once
+			// each; the answer acknowledges it.
+			if f.ID == "" {
+				p.handleHook(rt, f)
+				return
+			}
+			p.publish(eventReply, p.handleHookOnce(rt, n, f))
 			return
 		}
 		go func() {

@@ -295,3 +295,44 @@ func TestPingFollowsTheNetwork(t *testing.T) {
 	h.xmpp.Restart(t)
 	testhost.WaitFor(t, time.Minute, pings(true), "both nodes to read it online after the restart")
 }
+
+// Hooks that fire while no node holds the bridge (the takeover after the
+// holder died) are handed on once a node does: an edit and a reaction
+// made through a surviving node in that gap reach Slack. The new holder's
+// catch-up reads new posts, not edits and reactions of posts it has
+// already seen, so a hook lost in the gap is lost for good.
+func TestHooksDuringATakeoverReachTheNewHolder(t *testing.T) {
+	slack := slacktest.Start(t, slacktest.Options{})
+	sam := slack.AddUser(slacktest.User{Name: "sam", RealName: "Sam Slack"})
+	sch := slack.AddChannel(slacktest.Channel{Name: "bridged", Members: []string{sam.ID}})
+	slack.InviteBot(sam.ID, sch.ID)
+	h := newHAHarness(t, 2, slackSettings(slack))
+	waitConnected(t, h.n, h.admin, h.ch, "slackbridge", "Slack")
+	h.command("/slackbridge map "+sch.ID, "Linked this channel")
+	old := h.holder(nil)
+	survivor := h.follower(old)
+	post := postAs(t, survivor, h.alice, h.ch, "said before the takeover", "")
+	if _, err := slack.WaitMessage(h.ctx, sch.ID, func(m slacktest.Message) bool { return m.Text == "said before the takeover" }); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := old.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if _, appErr := survivor.PatchPost(h.alice.Id, post.Id, "edited during the takeover"); appErr != nil {
+		t.Fatal(appErr)
+	}
+	if _, appErr := survivor.AddReaction(&model.Reaction{UserId: h.bob.Id, PostId: post.Id, EmojiName: "tada"}); appErr != nil {
+		t.Fatal(appErr)
+	}
+	if h.holder(old) != survivor {
+		t.Fatal("the survivor did not take over")
+	}
+	ctx, cancel := context.WithTimeout(h.ctx, time.Minute)
+	defer cancel()
+	if _, err := slack.WaitMessage(ctx, sch.ID, func(m slacktest.Message) bool {
+		return m.Text == "edited during the takeover" && len(m.Reactions) == 1 && m.Reactions[0].Name == "tada"
+	}); err != nil {
+		t.Fatalf("the edit and the reaction made during the takeover: %v; Slack has %+v", err, slack.Messages(sch.ID))
+	}
+}

@@ -62,6 +62,7 @@ type node struct {
 	remoteIDs map[bridge.Network]string
 	elector   *holder.Elector
 	calls     *calls
+	hooks     *outbox // hooks handed to the holder, until it acknowledges them
 	// avatars signs the public URLs of Mattermost people's pictures,
 	// which every node serves.
 	avatars avatarSigner
@@ -198,7 +199,7 @@ func (p *Plugin) OnActivate() error {
 	st.SetMessageRetention(time.Duration(cfg.MessageMapRetentionDays) * 24 * time.Hour)
 
 	n := &node{id: model.NewId(), ctx: ctx, cancel: cancel, done: make(chan struct{}), store: st, botID: botID,
-		remoteIDs: map[bridge.Network]string{}, calls: newCalls()}
+		remoteIDs: map[bridge.Network]string{}, calls: newCalls(), hooks: &outbox{}}
 	for _, d := range p.allNetworks() {
 		remoteID, rerr := p.API.RegisterPluginForSharedChannels(model.RegisterPluginOpts{
 			Displayname: d.Command.Title,
@@ -242,9 +243,12 @@ func (p *Plugin) OnActivate() error {
 		return err
 	}
 	p.node = n
+	var running sync.WaitGroup
+	running.Go(func() { n.elector.Run(ctx) })
+	running.Go(func() { p.resendHooks(n) })
 	go func() {
-		defer close(n.done)
-		n.elector.Run(ctx)
+		running.Wait()
+		close(n.done)
 	}()
 	return nil
 }

@@ -59,6 +59,7 @@ func TestSettings(t *testing.T) {
 	}
 	wantSettings := map[string]want{
 		"EnableBridge":            {"General", "bool", true, false},
+		"ShareLinkedChannels":     {"General", "bool", true, false},
 		"MessageMapRetentionDays": {"General", "number", 90.0, false},
 		"MaxFileSizeMB":           {"General", "number", 50.0, false},
 		"QueueSize":               {"General", "number", 1000.0, false},
