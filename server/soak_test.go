@@ -855,7 +855,8 @@ func (r *soakRig) slackCopies(channel string) []soakCopy {
 // archiveCopies reads a room's archive, where corrections, retractions and
 // reactions are messages of their own naming the message they are about
 // (XEP-0308 by its id or origin-id; XEP-0424, XEP-0444 and XEP-0461 by
-// the room's stanza-id, or the older retraction by the origin-id).
+// the room's stanza-id, which is the archive's id of the message, or the
+// older retraction by the origin-id).
 func (r *soakRig) archiveCopies(room jid.JID) []soakCopy {
 	var originals []xmpptest.Message
 	edits, retracted, reacted := map[string]bool{}, map[string]bool{}, map[string]bool{}
@@ -877,7 +878,7 @@ func (r *soakRig) archiveCopies(room jid.JID) []soakCopy {
 		}
 	}
 	named := func(set map[string]bool, m xmpptest.Message) bool {
-		for _, id := range []string{m.ID, m.OriginID, m.StanzaID} {
+		for _, id := range []string{m.ID, m.OriginID, m.StanzaID, m.ArchiveID} {
 			if id != "" && set[id] {
 				return true
 			}
@@ -886,7 +887,7 @@ func (r *soakRig) archiveCopies(room jid.JID) []soakCopy {
 	}
 	tagOf := map[string]string{}
 	for _, m := range originals {
-		for _, id := range []string{m.ID, m.OriginID, m.StanzaID} {
+		for _, id := range []string{m.ID, m.OriginID, m.StanzaID, m.ArchiveID} {
 			if id != "" {
 				tagOf[id] = soakTag(m.Body)
 			}
