@@ -26,6 +26,7 @@ var liveSettings = map[string]string{
 	"QueueSize":               "bus.SetQueueCapacity, for existing and new queues",
 	"MaxFileSizeMB":           "the Mattermost bridge's limit in place; XMPP and Matrix are rebuilt (their view changes)",
 	"EncryptionKey":           "the ghost keyring is rotated in place and ghost passwords re-sealed",
+	"ShareLinkedChannels":     "read at each map and unmap; turned on, every link is shared at once (reconfigure)",
 }
 
 // fullSettings turns every network on with valid settings.

@@ -194,3 +194,52 @@ func TestRetriesOfEditsAndReactionsAreIdempotent(t *testing.T) {
 		t.Error("the message is still there")
 	}
 }
+
+// TestDeliveryOfADeadBridgeIsNotRepeated: a bridge posted (or shared an
+// upload) and stopped before the core recorded it, as a node of a cluster
+// that dies right after the answer; the next bridge is handed the same
+// delivery again. It finds the message by its origin (or the upload by its
+// files) instead of posting it a second time, and a part of a split message
+// is not taken for the first.
+func TestDeliveryOfADeadBridgeIsNotRepeated(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		files bool
+	}{{name: "post"}, {name: "upload", files: true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, slacktest.Options{NoRateLimits: true})
+			s, ctx := h.srv, ctxT(t)
+			d := h.delivery(bridge.KindMessage, "sent, then the bridge died")
+			if tc.files {
+				d.Attachments = []bridge.Attachment{{Name: "plan.txt", MIMEType: "text/plain", Size: 4, Open: func(context.Context) (io.ReadCloser, error) {
+					return io.NopCloser(bytes.NewReader([]byte("plan"))), nil
+				}}}
+			}
+			first, err := h.b.Deliver(ctx, d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			before := len(s.Messages(h.ch.ID))
+			h.stop(t, h.b)
+			h.start(t)
+			again, err := h.b.Deliver(ctx, d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := len(s.Messages(h.ch.ID)); got != before || again != first {
+				t.Fatalf("the next bridge answered %q (first %q) and the channel has %d messages, want %d: %+v", again, first, got, before, s.Messages(h.ch.ID))
+			}
+			if tc.files {
+				return
+			}
+			part := *d
+			part.Part, part.Text = 1, "the second part"
+			if _, err := h.b.Deliver(ctx, &part); err != nil {
+				t.Fatal(err)
+			}
+			if msgs := s.Messages(h.ch.ID); len(msgs) != before+1 || msgs[len(msgs)-1].Text != "the second part" {
+				t.Fatalf("the second part of the message: %+v", msgs)
+			}
+		})
+	}
+}

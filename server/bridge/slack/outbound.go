@@ -115,9 +115,7 @@ func (b *Bridge) post(ctx context.Context, d *bridge.Delivery) (string, error) {
 	opts := []slack.MsgOption{
 		slack.MsgOptionText(text, false),
 		slack.MsgOptionUsername(authorName(d.Sender)),
-		slack.MsgOptionMetadata(slack.SlackMetadata{EventType: metadataType, EventPayload: map[string]any{
-			"origin_network": string(d.Origin.Network), "origin_id": d.Origin.ID,
-		}}),
+		slack.MsgOptionMetadata(slack.SlackMetadata{EventType: metadataType, EventPayload: originPayload(d)}),
 	}
 	if u := b.iconURL(d.Sender); u != "" {
 		opts = append(opts, slack.MsgOptionIconURL(u))
@@ -134,7 +132,7 @@ func (b *Bridge) post(ctx context.Context, d *bridge.Delivery) (string, error) {
 			return "", err
 		}
 		if found {
-			b.settled(key)
+			b.sent(key)
 			return ts, nil
 		}
 	}
@@ -142,16 +140,17 @@ func (b *Bridge) post(ctx context.Context, d *bridge.Delivery) (string, error) {
 	var ts string
 	var raw error
 	err := pace(ctx, b.postPace.get(d.Room), func() error {
+		if err := b.markSending(key, unsurePost{Since: since}); err != nil {
+			return err
+		}
 		_, ts, raw = b.api.PostMessageContext(ctx, d.Room, opts...)
 		return b.wrap("chat.postMessage", raw)
 	})
 	switch {
 	case err == nil:
-		b.settled(key)
+		b.sent(key)
 		return ts, nil
-	case unsure(raw):
-		b.markUnsure(key, unsurePost{Since: since})
-	case permanentCodes[codeOf(err)]:
+	case raw != nil && !unsure(raw):
 		b.settled(key)
 	}
 	return "", err
@@ -172,7 +171,7 @@ func (b *Bridge) postFiles(ctx context.Context, d *bridge.Delivery, text string)
 				return "", err
 			}
 			if found {
-				b.settled(key)
+				b.sent(key)
 				return ts, nil
 			}
 		}
@@ -196,24 +195,22 @@ func (b *Bridge) postFiles(ctx context.Context, d *bridge.Delivery, text string)
 	if text != "" {
 		comment += ": " + text
 	}
-	since := nowTS()
+	sending := unsurePost{Since: nowTS()}
+	for _, f := range files {
+		sending.Files = append(sending.Files, f.ID)
+	}
+	if err := b.markSending(key, sending); err != nil {
+		return "", err
+	}
 	if _, raw := b.api.CompleteUploadExternalContext(ctx, slack.CompleteUploadExternalParameters{
 		Files: files, Channel: d.Room, InitialComment: comment, ThreadTimestamp: d.ParentID,
 	}); raw != nil {
-		err := b.wrap("files.completeUploadExternal", raw)
-		switch {
-		case unsure(raw):
-			p := unsurePost{Since: since}
-			for _, f := range files {
-				p.Files = append(p.Files, f.ID)
-			}
-			b.markUnsure(key, p)
-		case permanentCodes[codeOf(err)]:
+		if !unsure(raw) {
 			b.settled(key)
 		}
-		return "", err
+		return "", b.wrap("files.completeUploadExternal", raw)
 	}
-	b.settled(key)
+	b.sent(key)
 	// The answer names the files, not the message sharing them: look it up.
 	ts, err := b.findFileMessage(ctx, d.Room, d.ParentID, files[0].ID)
 	if err != nil {

@@ -16,11 +16,17 @@ import (
 
 // A post whose answer was lost (a reset connection, a timeout, an HTTP
 // 5xx, Slack's own internal_error) may have been carried out: posting it
-// again blindly would show it twice. Such a failure is remembered, in
-// memory and in the store (the next attempt may come from a bridge started
-// afresh), and the next attempt first looks for the message: a text post
-// by the origin the bridge writes in its metadata, an upload by the file
-// it shared. Only when it is not there is it sent again.
+// again blindly would show it twice. So may one whose bridge stopped
+// before the core recorded it (a node of a cluster that died right after
+// the answer; the next holder is handed the delivery again). So each post
+// is marked in the store before it goes out (the next attempt may come
+// from a bridge started afresh), the mark stays once it went out, and
+// goes only when Slack said for sure that it did not; an attempt that
+// finds a mark first looks for the message: a text post by the origin the
+// bridge writes in its metadata, an upload by the files it shared. Only
+// when it is not there is it sent again. The core hands a delivery on
+// again only when it has no record of it, so a mark costs one store
+// write per post and a lookup only where it is needed.
 
 // nsPosting keeps the posts whose last attempt ended unsure:
 // room|origin network|origin ID -> unsurePost as JSON.
@@ -72,7 +78,21 @@ func unsure(err error) bool {
 }
 
 func postKey(d *bridge.Delivery) string {
-	return d.Room + "|" + string(d.Origin.Network) + "|" + d.Origin.ID
+	key := d.Room + "|" + string(d.Origin.Network) + "|" + d.Origin.ID
+	if d.Part > 0 {
+		key += "|" + strconv.Itoa(d.Part)
+	}
+	return key
+}
+
+// originPayload is the metadata that names a post's origin: the network
+// and ID of the message it copies, and which part of it when it was split.
+func originPayload(d *bridge.Delivery) map[string]any {
+	p := map[string]any{"origin_network": string(d.Origin.Network), "origin_id": d.Origin.ID}
+	if d.Part > 0 {
+		p["origin_part"] = strconv.Itoa(d.Part)
+	}
+	return p
 }
 
 // formatTS writes t as a Slack ts.
@@ -101,9 +121,9 @@ func (b *Bridge) unsurePost(key string) (unsurePost, bool, error) {
 	return p, true, nil
 }
 
-// markUnsure remembers that an attempt of the post ended unsure, keeping
-// the first attempt's time.
-func (b *Bridge) markUnsure(key string, p unsurePost) {
+// markSending marks a post as going out, in memory and in the store;
+// nothing is sent unless the mark is made.
+func (b *Bridge) markSending(key string, p unsurePost) error {
 	b.mu.Lock()
 	if old, ok := b.unsure[key]; ok && tsLess(old.Since, p.Since) {
 		p.Since = old.Since
@@ -113,12 +133,21 @@ func (b *Bridge) markUnsure(key string, p unsurePost) {
 	b.mu.Unlock()
 	raw, _ := json.Marshal(p)
 	if err := b.store.SetAlias(nsPosting, key, string(raw)); err != nil {
-		b.log.Warn("Could not record a Slack post whose answer was lost", "error", err.Error())
+		return fmt.Errorf("slack: record the post before sending it: %w", err)
 	}
+	return nil
 }
 
-// settled forgets an unsure post once it is known to be there, or to
-// have been refused for good.
+// sent forgets in memory a post that went out; its mark stays in the
+// store (expiring with the message maps) for a bridge handed it again.
+func (b *Bridge) sent(key string) {
+	b.mu.Lock()
+	delete(b.unsure, key)
+	b.mu.Unlock()
+}
+
+// settled forgets a post known not to have gone out (Slack refused it),
+// or found there, in memory and in the store.
 func (b *Bridge) settled(key string) {
 	b.mu.Lock()
 	_, ok := b.unsure[key]
@@ -141,9 +170,12 @@ func (b *Bridge) findPosted(ctx context.Context, d *bridge.Delivery, p unsurePos
 	me := b.identity()
 	mine := func(m slack.Message) bool {
 		md := m.Metadata
+		want := originPayload(d)
+		part, _ := md.EventPayload["origin_part"].(string)
+		wantPart, _ := want["origin_part"].(string)
 		return m.BotID != "" && m.BotID == me.botID && md.EventType == metadataType &&
 			fmt.Sprint(md.EventPayload["origin_id"]) == d.Origin.ID &&
-			fmt.Sprint(md.EventPayload["origin_network"]) == string(d.Origin.Network)
+			fmt.Sprint(md.EventPayload["origin_network"]) == string(d.Origin.Network) && part == wantPart
 	}
 	page := ""
 	for range maxUnsurePages {
