@@ -710,17 +710,21 @@ func soakTag(text string) string {
 }
 
 func (r *soakRig) watchMattermost(ctx context.Context) {
-	seen := map[string]bool{}
+	linked := map[string]bool{}
+	for _, ch := range r.chs {
+		linked[ch.Id] = true
+	}
+	n := 0
 	for ctx.Err() == nil {
-		for _, ch := range r.chs {
-			for _, p := range r.s.ChannelPosts(ch.Id) {
-				if !seen[p.Id] {
-					seen[p.Id] = true
-					r.seeAll(sideMattermost, p.Message, time.Now())
-				}
+		var posts []*model.Post
+		posts, n = r.s.PostsStoredAfter(n)
+		now := time.Now()
+		for _, p := range posts {
+			if linked[p.ChannelId] {
+				r.seeAll(sideMattermost, p.Message, now)
 			}
 		}
-		sleepCtx(ctx, 50*time.Millisecond)
+		sleepCtx(ctx, 20*time.Millisecond)
 	}
 }
 
@@ -731,8 +735,9 @@ func (r *soakRig) watchXMPP(ctx context.Context) {
 		if cur := r.eveClient(); cur != c {
 			c, scanned = cur, 0
 		}
-		msgs := c.Messages()
-		for _, m := range msgs[scanned:] {
+		var msgs []xmpptest.Message
+		msgs, scanned = c.MessagesAfter(scanned)
+		for _, m := range msgs {
 			if m.Type != "groupchat" {
 				continue
 			}
@@ -743,7 +748,6 @@ func (r *soakRig) watchXMPP(ctx context.Context) {
 				r.seeAll(sideXMPP, m.Body, time.Now())
 			}
 		}
-		scanned = len(msgs)
 		sleepCtx(ctx, 20*time.Millisecond)
 	}
 }
@@ -773,14 +777,14 @@ func (r *soakRig) watchMatrix(ctx context.Context) {
 }
 
 func (r *soakRig) watchSlack(ctx context.Context) {
-	seen := map[string]bool{} // channel and ts: messages are deleted too
+	read := make([]int, len(r.schs))
 	for ctx.Err() == nil {
-		for _, ch := range r.schs {
-			for _, m := range r.slack.Messages(ch.ID) {
-				if k := ch.ID + "/" + m.TS; !seen[k] {
-					seen[k] = true
-					r.seeAll(sideSlack, m.Text, time.Now())
-				}
+		for i, ch := range r.schs {
+			var msgs []slacktest.Message
+			msgs, read[i] = r.slack.MessagesAfter(ch.ID, read[i])
+			now := time.Now()
+			for _, m := range msgs {
+				r.seeAll(sideSlack, m.Text, now)
 			}
 		}
 		sleepCtx(ctx, 20*time.Millisecond)

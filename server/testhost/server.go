@@ -126,6 +126,7 @@ type state struct {
 	posts   map[string]*model.Post // includes deleted posts and edit history rows
 	postSeq map[string]int64       // insertion order, to break CreateAt ties
 	seq     int64
+	stored  []string // post IDs in the order they were first stored
 
 	// replicaLag is how far the replica behind the plugin API's replica
 	// reads is; postVersions the recent versions of each post it replays
@@ -744,6 +745,20 @@ func (s *Server) ChannelPosts(channelID string) []*model.Post {
 		}
 	}
 	return out
+}
+
+// PostsStoredAfter returns copies of the posts first stored after the
+// first n (any channel; deleted posts and edit history rows included), in
+// the order they were stored, and the count to pass next time: a watcher
+// that reads only what is new, where ChannelPosts sorts them all.
+func (s *Server) PostsStoredAfter(n int) ([]*model.Post, int) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []*model.Post
+	for _, id := range s.st.stored[min(n, len(s.st.stored)):] {
+		out = append(out, copyPost(s.st.posts[id]))
+	}
+	return out, len(s.st.stored)
 }
 
 // Reactions returns copies of a post's current reactions, oldest first.

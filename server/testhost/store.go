@@ -440,6 +440,7 @@ func (s *Server) storePostLocked(p *model.Post) {
 	if _, ok := s.st.postSeq[p.Id]; !ok {
 		s.st.seq++
 		s.st.postSeq[p.Id] = s.st.seq
+		s.st.stored = append(s.st.stored, p.Id)
 	}
 	s.st.posts[p.Id] = p
 	s.versionPostLocked(p)

@@ -23,6 +23,20 @@ func (s *Server) Messages(channel string) []Message {
 	return out
 }
 
+// MessagesAfter returns a channel's messages after its first n, in the
+// order they were posted (deleted ones included), and the count to pass
+// next time: a watcher that reads only what is new.
+func (s *Server) MessagesAfter(channel string, n int) ([]Message, int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	all := s.ws.messages[channel]
+	var out []Message
+	for _, m := range all[min(n, len(all)):] {
+		out = append(out, s.ws.copyMessage(m))
+	}
+	return out, len(all)
+}
+
 // History returns what the channel shows: top-level messages and replies
 // also sent to the channel, oldest first.
 func (s *Server) History(channel string) []Message {

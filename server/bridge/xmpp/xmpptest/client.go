@@ -283,6 +283,14 @@ func (c *Client) Messages() []Message {
 	return append([]Message(nil), c.messages...)
 }
 
+// MessagesAfter returns the messages received after the first n, and the
+// count to pass next time: a watcher that reads only what is new.
+func (c *Client) MessagesAfter(n int) ([]Message, int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]Message(nil), c.messages[min(n, len(c.messages)):]...), len(c.messages)
+}
+
 // Presences returns every presence received so far, oldest first.
 func (c *Client) Presences() []Presence {
 	c.mu.Lock()
