@@ -40,6 +40,27 @@ const manifestStr = `
     "settings": null,
     "sections": [
       {
+        "key": "Status",
+        "title": "Bridge status",
+        "subtitle": "What each network's bridge is doing now and which channels are linked; refreshed every few seconds while this page is open.",
+        "settings": [
+          {
+            "key": "BridgeStatus",
+            "display_name": "Bridge status:",
+            "type": "custom",
+            "help_text": "Each network's connection state since when, its last error, the messages relayed and dropped each way and the queue; **Test connection** runs the network's checks (DNS, TLS, authentication, rooms...) and says how to fix what fails. Below, every linked channel with its remote rooms and their health; **Unlink** stops relaying a channel after asking.",
+            "placeholder": "",
+            "default": null,
+            "hosting": "",
+            "secret": false
+          }
+        ],
+        "header": "",
+        "footer": "",
+        "custom": false,
+        "fallback": false
+      },
+      {
         "key": "General",
         "title": "General",
         "subtitle": "Settings that apply to every network.",

@@ -58,6 +58,8 @@ func TestSettings(t *testing.T) {
 		secret       bool
 	}
 	wantSettings := map[string]want{
+		"BridgeStatus": {"Status", "custom", nil, false},
+
 		"EnableBridge":            {"General", "bool", true, false},
 		"ShareLinkedChannels":     {"General", "bool", true, false},
 		"MessageMapRetentionDays": {"General", "number", 90.0, false},
@@ -131,7 +133,7 @@ func TestSettings(t *testing.T) {
 			t.Errorf("missing setting %q", k)
 		}
 	}
-	if got := strings.Join(sections, ","); got != "General,XMPP,Matrix,Slack" {
+	if got := strings.Join(sections, ","); got != "Status,General,XMPP,Matrix,Slack" {
 		t.Errorf("sections = %s", got)
 	}
 }

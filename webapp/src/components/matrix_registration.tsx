@@ -2,19 +2,12 @@
 // no JSX runtime of a given React version bundled into the plugin.
 import React, {useState} from 'react';
 
-import manifest from '../manifest';
+import {pluginFetch} from '../api/client';
 import type {CustomSettingProps} from '../types/mattermost-webapp';
 
 // The same name the server suggests in Content-Disposition; a download
 // started from script does not see that header's effect.
 const fileName = 'mattermost-bridge-registration.yaml';
-
-function registrationURL(): string {
-    // Relative to the page, so a server under a subpath and any origin the
-    // admin uses both work; Site URL may differ from the address in the browser.
-    const base = typeof window.basename === 'string' ? window.basename.replace(/\/+$/, '') : '';
-    return `${base}/plugins/${manifest.id}/api/v1/matrix/registration`;
-}
 
 function saveFile(text: string) {
     const url = URL.createObjectURL(new Blob([text], {type: 'application/yaml'}));
@@ -42,20 +35,11 @@ export default function MatrixRegistrationSetting({helpText}: CustomSettingProps
         setBusy(true);
         setError('');
         try {
-            const res = await fetch(registrationURL(), {
-                credentials: 'same-origin',
-                // Mattermost accepts the session cookie on plugin requests
-                // made by script only with this header.
-                headers: {'X-Requested-With': 'XMLHttpRequest'},
-            });
-            const body = await res.text();
-            if (!res.ok) {
-                setError(body.trim() || `The server answered ${res.status} ${res.statusText}.`);
-                return;
-            }
-            saveFile(body);
+            const res = await pluginFetch('/api/v1/matrix/registration');
+            saveFile(await res.text());
         } catch (e) {
-            setError(`Could not reach the server: ${e instanceof Error ? e.message : String(e)}`);
+            // The server says why (Site URL not set, settings not saved...).
+            setError(e instanceof Error ? e.message : String(e));
         } finally {
             setBusy(false);
         }

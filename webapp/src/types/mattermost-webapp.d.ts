@@ -28,6 +28,15 @@ export interface PluginRegistry {
         component: ComponentType<CustomSettingProps>,
         options?: {showTitle?: boolean},
     ): void;
+
+    /**
+     * Renders component in the channel header's icon group, handed the
+     * current channel and the person's membership (Mattermost 11.5+).
+     */
+    registerChannelHeaderIcon(component: ComponentType<{channel?: {id: string}}>): string;
+
+    /** Renders component under every post's message, handed the post's ID. */
+    registerPostMessageAttachmentComponent(component: ComponentType<{postId: string}>): string;
 }
 
 /** The web app's Redux store. */

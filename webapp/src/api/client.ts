@@ -1,0 +1,76 @@
+import manifest from '../manifest';
+
+import type {ChannelLinks, DoctorReport, LinksReport, Network, StatusReport, UnlinkResult} from './types';
+
+/**
+ * The plugin's base URL as the Mattermost web app reaches it: relative to
+ * the page (a server under a subpath sets window.basename), so whatever
+ * address the person uses works even when it differs from the Site URL.
+ */
+export function pluginURL(path: string): string {
+    const base = typeof window.basename === 'string' ? window.basename.replace(/\/+$/, '') : '';
+    return `${base}/plugins/${manifest.id}${path}`;
+}
+
+/** An answer other than 2xx, carrying the server's message. */
+export class APIError extends Error {
+    constructor(public readonly status: number, message: string) {
+        super(message);
+        this.name = 'APIError';
+    }
+}
+
+/**
+ * Fetches a plugin URL the way Mattermost's own client (Client4) does: with
+ * the session cookie, and X-Requested-With so that the server accepts that
+ * cookie on a request made by script (its CSRF protection).
+ */
+export async function pluginFetch(path: string, init: RequestInit = {}): Promise<Response> {
+    let res: Response;
+    try {
+        res = await fetch(pluginURL(path), {
+            ...init,
+            credentials: 'same-origin',
+            headers: {'X-Requested-With': 'XMLHttpRequest', ...init.headers},
+        });
+    } catch (e) {
+        throw new APIError(0, `Could not reach the server: ${e instanceof Error ? e.message : String(e)}`);
+    }
+    if (!res.ok) {
+        throw new APIError(res.status, await errorMessage(res));
+    }
+    return res;
+}
+
+// errorMessage is the API's {"error": "..."}, else the body's text (a
+// proxy's or an older plugin's plain answer), else the status line.
+async function errorMessage(res: Response): Promise<string> {
+    const text = (await res.text().catch(() => '')).trim();
+    try {
+        const body: unknown = JSON.parse(text);
+        if (body && typeof body === 'object' && typeof (body as {error?: unknown}).error === 'string') {
+            return (body as {error: string}).error;
+        }
+    } catch {
+        // Not JSON: the text itself says what went wrong.
+    }
+    return text || `The server answered ${res.status} ${res.statusText}.`.replace(' .', '.');
+}
+
+async function getJSON<T>(path: string, init?: RequestInit): Promise<T> {
+    const res = await pluginFetch(path, init);
+    return (await res.json()) as T;
+}
+
+export const getStatus = () => getJSON<StatusReport>('/api/v1/status');
+
+export const getLinks = () => getJSON<LinksReport>('/api/v1/links');
+
+export const getChannelLinks = (channelID: string) =>
+    getJSON<ChannelLinks>(`/api/v1/channels/${encodeURIComponent(channelID)}/links`);
+
+export const testNetwork = (network: Network) =>
+    getJSON<DoctorReport>(`/api/v1/networks/${encodeURIComponent(network)}/test`, {method: 'POST'});
+
+export const unlinkChannel = (channelID: string) =>
+    getJSON<UnlinkResult>(`/api/v1/links/${encodeURIComponent(channelID)}`, {method: 'DELETE'});
