@@ -62,15 +62,25 @@ async function getJSON<T>(path: string, init?: RequestInit): Promise<T> {
     return (await res.json()) as T;
 }
 
-export const getStatus = () => getJSON<StatusReport>('/api/v1/status');
+// checked fails with a clear error when an answer lacks the list the page
+// shows (a server part older or newer than this web app, a proxy's page),
+// instead of the page breaking on it.
+function checked<T>(answer: T, list: keyof T, what: string): T {
+    if (!answer || typeof answer !== 'object' || !Array.isArray(answer[list])) {
+        throw new APIError(200, `The server's answer has no list of ${what}: is the plugin's server part the same version as its web app?`);
+    }
+    return answer;
+}
 
-export const getLinks = () => getJSON<LinksReport>('/api/v1/links');
+export const getStatus = async () => checked(await getJSON<StatusReport>('/api/v1/status'), 'networks', 'networks');
 
-export const getChannelLinks = (channelID: string) =>
-    getJSON<ChannelLinks>(`/api/v1/channels/${encodeURIComponent(channelID)}/links`);
+export const getLinks = async () => checked(await getJSON<LinksReport>('/api/v1/links'), 'links', 'links');
 
-export const testNetwork = (network: Network) =>
-    getJSON<DoctorReport>(`/api/v1/networks/${encodeURIComponent(network)}/test`, {method: 'POST'});
+export const getChannelLinks = async (channelID: string) =>
+    checked(await getJSON<ChannelLinks>(`/api/v1/channels/${encodeURIComponent(channelID)}/links`), 'rooms', 'rooms');
+
+export const testNetwork = async (network: Network) =>
+    checked(await getJSON<DoctorReport>(`/api/v1/networks/${encodeURIComponent(network)}/test`, {method: 'POST'}), 'checks', 'checks');
 
 export const unlinkChannel = (channelID: string) =>
     getJSON<UnlinkResult>(`/api/v1/links/${encodeURIComponent(channelID)}`, {method: 'DELETE'});

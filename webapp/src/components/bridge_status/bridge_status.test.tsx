@@ -117,6 +117,14 @@ test('a refusal before anything loaded says why', async () => {
     expect((await screen.findByText(/^Could not read the links/)).textContent).toBe('Could not read the links: only system admins can list links');
 });
 
+test('an answer in another shape says so instead of breaking the page', async () => {
+    // The status of an older server part: networks keyed by name.
+    api.routes['GET /api/v1/status'] = {body: {networks: {xmpp: {state: 'connected'}}, links: 1}};
+    render(<BridgeStatusSetting id='BridgeStatus'/>);
+    expect((await screen.findByText(/^Could not read the bridge status/)).textContent).toContain('is the plugin\'s server part the same version as its web app?');
+    await screen.findByRole('table', {name: 'Linked channels'});
+});
+
 test('Test connection runs the network\'s doctor and shows each check with its detail and fix', async () => {
     let finish: (a: {body: unknown}) => void = () => undefined;
     api.routes['POST /api/v1/networks/xmpp/test'] = () => new Promise((resolve) => {
