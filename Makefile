@@ -134,7 +134,7 @@ else
 endif
 	@echo plugin built at: $(BUNDLE)
 
-## Runs every test (Go, including the integration tests against the real bundle; webapp, if it has any).
+## Runs every test: Go (the integration tests and the browser test server/webe2e against the real bundle) and the webapp's Jest tests.
 .PHONY: test
 test: dist
 ifneq ($(HAS_SERVER),)

@@ -141,7 +141,7 @@ func TestWebAppInBrowser(t *testing.T) {
 		"room":              room.String(),
 		"team":              team.Name,
 		"post":              map[string]string{"author": author.Username, "message": hello},
-		"doctor":            expectedDoctor(t, n, admin),
+		"doctor":            expectedDoctor(t, n, admin, s.PluginID()),
 		// Answers other than 2xx the page gets on purpose, which chromium
 		// reports on the console: the unlinked channel's links, the doctor
 		// while it is missing.
@@ -174,9 +174,9 @@ func TestWebAppInBrowser(t *testing.T) {
 
 // expectedDoctor is what the browser must show after Test connection: the
 // names of the report's checks, or the API's error while there is no doctor.
-func expectedDoctor(t *testing.T, n *testhost.Node, admin *model.User) map[string]any {
+func expectedDoctor(t *testing.T, n *testhost.Node, admin *model.User, pluginID string) map[string]any {
 	t.Helper()
-	req := httptest.NewRequest(http.MethodPost, "/plugins/com.mattermost.bridge/api/v1/networks/xmpp/test", nil)
+	req := httptest.NewRequest(http.MethodPost, "/plugins/"+pluginID+"/api/v1/networks/xmpp/test", http.NoBody)
 	resp := n.ServeHTTP(admin.Id, req)
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)

@@ -54,8 +54,11 @@ test('a panel per network shows its state, last error and counters', async () =>
     expect(within(slack).getByText('disabled').getAttribute('data-tone')).toBe('off');
     expect(within(slack).getByRole<HTMLButtonElement>('button', {name: 'Test connection'}).disabled).toBe(true);
 
-    // Mattermost itself has no doctor.
-    expect(within(panel('Mattermost')).queryByRole('button', {name: 'Test connection'})).toBeNull();
+    // Mattermost itself has no doctor, and its counters say what it posted and sent out.
+    const mattermost = panel('Mattermost');
+    expect(within(mattermost).queryByRole('button', {name: 'Test connection'})).toBeNull();
+    expect(within(mattermost).getByLabelText('Posted in Mattermost').textContent).toBe('12');
+    expect(within(mattermost).getByLabelText('Sent out of Mattermost').textContent).toBe('30');
 });
 
 test('the link table shows the channel, team, rooms, health and last messages', async () => {

@@ -40,7 +40,10 @@ export default function NetworkPanel({status}: {status: NetworkStatus}) {
     const [testing, setTesting] = useState(false);
     const [report, setReport] = useState<DoctorReport>();
     const [testError, setTestError] = useState('');
-    const testable = status.network !== 'mattermost';
+    // Mattermost's own side has no doctor, and its directions read the
+    // other way round: what it posted, what it sent out.
+    const mattermost = status.network === 'mattermost';
+    const testable = !mattermost;
 
     const runTest = async () => {
         setTesting(true);
@@ -81,11 +84,11 @@ export default function NetworkPanel({status}: {status: NetworkStatus}) {
             )}
             <div style={{display: 'flex', flexWrap: 'wrap', marginTop: 12}}>
                 <Counter
-                    label='Relayed to Mattermost'
+                    label={mattermost ? 'Posted in Mattermost' : 'Relayed to Mattermost'}
                     value={status.relayed.to_mattermost}
                 />
                 <Counter
-                    label={`Relayed to ${status.title}`}
+                    label={mattermost ? 'Sent out of Mattermost' : `Relayed to ${status.title}`}
                     value={status.relayed.from_mattermost}
                 />
                 <Counter
