@@ -12,6 +12,11 @@ export function pluginURL(path: string): string {
     return `${base}/plugins/${manifest.id}${path}`;
 }
 
+/** What went wrong, from anything a promise may reject with. */
+export function messageOf(e: unknown): string {
+    return e instanceof Error ? e.message : String(e);
+}
+
 /** An answer other than 2xx, carrying the server's message. */
 export class APIError extends Error {
     constructor(public readonly status: number, message: string) {
@@ -34,7 +39,7 @@ export async function pluginFetch(path: string, init: RequestInit = {}): Promise
             headers: {'X-Requested-With': 'XMLHttpRequest', ...init.headers},
         });
     } catch (e) {
-        throw new APIError(0, `Could not reach the server: ${e instanceof Error ? e.message : String(e)}`);
+        throw new APIError(0, `Could not reach the server: ${messageOf(e)}`);
     }
     if (!res.ok) {
         throw new APIError(res.status, await errorMessage(res));

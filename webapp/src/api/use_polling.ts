@@ -1,5 +1,7 @@
 import {useCallback, useEffect, useRef, useState} from 'react';
 
+import {messageOf} from './client';
+
 export interface Polled<T> {
     /** The latest answer; kept while a later poll fails, so the page does not blank out. */
     data?: T;
@@ -31,7 +33,7 @@ export function usePolling<T>(load: () => Promise<T>, intervalMs: number): Polle
             }
         } catch (e) {
             if (mounted.current) {
-                setError(e instanceof Error ? e.message : String(e));
+                setError(messageOf(e));
             }
         }
     }, []);

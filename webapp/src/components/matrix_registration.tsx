@@ -2,8 +2,9 @@
 // no JSX runtime of a given React version bundled into the plugin.
 import React, {useState} from 'react';
 
-import {pluginFetch} from '../api/client';
+import {messageOf, pluginFetch} from '../api/client';
 import type {CustomSettingProps} from '../types/mattermost-webapp';
+import ErrorAlert from './error_alert';
 
 // The same name the server suggests in Content-Disposition; a download
 // started from script does not see that header's effect.
@@ -39,7 +40,7 @@ export default function MatrixRegistrationSetting({helpText}: CustomSettingProps
             saveFile(await res.text());
         } catch (e) {
             // The server says why (Site URL not set, settings not saved...).
-            setError(e instanceof Error ? e.message : String(e));
+            setError(messageOf(e));
         } finally {
             setBusy(false);
         }
@@ -57,14 +58,7 @@ export default function MatrixRegistrationSetting({helpText}: CustomSettingProps
             >
                 {busy ? 'Downloading…' : 'Download registration file'}
             </button>
-            {error && (
-                <div
-                    className='has-error'
-                    role='alert'
-                >
-                    <p className='control-label'>{error}</p>
-                </div>
-            )}
+            {error && <ErrorAlert>{error}</ErrorAlert>}
             {helpText && <div className='help-text'>{helpText}</div>}
         </div>
     );

@@ -3,23 +3,13 @@ import React from 'react';
 import {getLinks, getStatus} from '../../api/client';
 import {usePolling} from '../../api/use_polling';
 import type {CustomSettingProps} from '../../types/mattermost-webapp';
+import ErrorAlert from '../error_alert';
 
 import LinkTable from './link_table';
 import NetworkPanel from './network_panel';
 
 /** How often the page asks the server again while it is open. */
 export const pollInterval = 5000;
-
-function Problem({children}: {children: React.ReactNode}) {
-    return (
-        <div
-            className='has-error'
-            role='alert'
-        >
-            <p className='control-label'>{children}</p>
-        </div>
-    );
-}
 
 /**
  * The System Console's "Bridge status" section: a panel per network and
@@ -34,7 +24,7 @@ export default function BridgeStatusSetting({helpText, pollMs = pollInterval}: C
         <div className='bridge-status'>
             {helpText && <div className='help-text'>{helpText}</div>}
             <h4 style={{marginTop: 16}}>{'Networks'}</h4>
-            {status.error && <Problem>{`Could not read the bridge status: ${status.error}`}</Problem>}
+            {status.error && <ErrorAlert>{`Could not read the bridge status: ${status.error}`}</ErrorAlert>}
             {!status.data && !status.error && <p>{'Loading…'}</p>}
             {status.data?.networks.map((n) => (
                 <NetworkPanel
@@ -43,7 +33,7 @@ export default function BridgeStatusSetting({helpText, pollMs = pollInterval}: C
                 />
             ))}
             <h4 style={{marginTop: 16}}>{'Linked channels'}</h4>
-            {links.error && <Problem>{`Could not read the links: ${links.error}`}</Problem>}
+            {links.error && <ErrorAlert>{`Could not read the links: ${links.error}`}</ErrorAlert>}
             {!links.data && !links.error && <p>{'Loading…'}</p>}
             {links.data && (
                 <LinkTable

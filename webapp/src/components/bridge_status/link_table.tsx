@@ -1,8 +1,9 @@
 import React, {useState} from 'react';
 
-import {unlinkChannel} from '../../api/client';
+import {messageOf, unlinkChannel} from '../../api/client';
 import type {Link} from '../../api/types';
 import Badge from '../badge';
+import ErrorAlert from '../error_alert';
 import {formatTime, networkTitle, toneOf} from '../format';
 
 function channelLabel(l: Link): string {
@@ -31,14 +32,7 @@ function ConfirmUnlink({link, busy, error, onConfirm, onCancel}: {
                     {link.rooms.map((r) => `${r.room} (${networkTitle(r.network)})`).join(', ')}
                     {'. The messages already relayed stay where they are. You can link it again with the slash commands.'}
                 </p>
-                {error && (
-                    <div
-                        className='has-error'
-                        role='alert'
-                    >
-                        <p className='control-label'>{error}</p>
-                    </div>
-                )}
+                {error && <ErrorAlert>{error}</ErrorAlert>}
                 <div style={{display: 'flex', justifyContent: 'flex-end', gap: 8}}>
                     <button
                         type='button'
@@ -82,7 +76,7 @@ export default function LinkTable({links, onUnlinked}: {links: Link[]; onUnlinke
             setAsking(undefined);
             onUnlinked();
         } catch (e) {
-            setError(e instanceof Error ? e.message : String(e));
+            setError(messageOf(e));
         } finally {
             setBusy(false);
         }

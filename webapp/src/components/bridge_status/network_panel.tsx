@@ -1,8 +1,9 @@
 import React, {useState} from 'react';
 
-import {testNetwork} from '../../api/client';
+import {messageOf, testNetwork} from '../../api/client';
 import type {DoctorReport, NetworkStatus} from '../../api/types';
 import Badge from '../badge';
+import ErrorAlert from '../error_alert';
 import {formatTime, toneOf} from '../format';
 
 import DoctorReportView from './doctor_report';
@@ -52,7 +53,7 @@ export default function NetworkPanel({status}: {status: NetworkStatus}) {
         try {
             setReport(await testNetwork(status.network));
         } catch (e) {
-            setTestError(e instanceof Error ? e.message : String(e));
+            setTestError(messageOf(e));
         } finally {
             setTesting(false);
         }
@@ -117,14 +118,7 @@ export default function NetworkPanel({status}: {status: NetworkStatus}) {
                     >
                         {testing ? 'Testing…' : 'Test connection'}
                     </button>
-                    {testError && (
-                        <div
-                            className='has-error'
-                            role='alert'
-                        >
-                            <p className='control-label'>{testError}</p>
-                        </div>
-                    )}
+                    {testError && <ErrorAlert>{testError}</ErrorAlert>}
                     {report && <DoctorReportView report={report}/>}
                 </div>
             )}
