@@ -22,6 +22,8 @@ const out = process.env.E2E_OUT;
 const want = JSON.parse(process.env.E2E_EXPECT || '{}');
 const timeout = 20_000;
 
+// Only this run's screenshots: a failure.png left by an earlier run would mislead.
+fs.rmSync(out, {recursive: true, force: true});
 fs.mkdirSync(out, {recursive: true});
 
 function fail(msg) {
