@@ -146,6 +146,7 @@ func (m *Manager) Start(ctx context.Context) error {
 
 // startLocked starts b (generation gen of e); lifecycle must be held.
 func (m *Manager) startLocked(ctx context.Context, e *managed, b Bridge, gen uint64) error {
+	begun := time.Now()
 	err := b.Start(ctx, m.router)
 	m.mu.Lock()
 	if e.gen == gen {
@@ -160,7 +161,7 @@ func (m *Manager) startLocked(ctx context.Context, e *managed, b Bridge, gen uin
 		m.log.Error("bridge: start failed", "network", string(b.Network()), "error", err.Error())
 		return fmt.Errorf("starting %s bridge: %w", b.Network(), err)
 	}
-	m.log.Info("bridge: started", "network", string(b.Network()))
+	m.log.Info("bridge: started", "network", string(b.Network()), "took", time.Since(begun).Round(time.Millisecond).String())
 	return nil
 }
 

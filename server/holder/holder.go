@@ -76,7 +76,8 @@ type Elector struct {
 	lease   store.Lease
 	gen     int
 	fence   *time.Timer
-	// cancelStart cuts short the start of acquisition gen.
+	// starting says Start runs; cancelStart cuts it short.
+	starting    bool
 	cancelStart context.CancelFunc
 }
 
@@ -131,15 +132,20 @@ func (e *Elector) TryTake(ctx context.Context) (held bool, err error) {
 	// A start may take longer than the fence (a server that does not
 	// answer, a loaded machine): the lease is renewed meanwhile, and a
 	// lease lost meanwhile cuts the start short.
+	// startCtx is the work's context: it ends with a failed start, or
+	// with a lease lost while starting.
 	startCtx, cancelStart := context.WithCancel(ctx)
-	defer cancelStart()
-	e.cancelStart = cancelStart
+	e.starting, e.cancelStart = true, cancelStart
 	e.mu.Unlock()
 	started := make(chan struct{})
 	go e.renewUntil(started)
 	err = e.o.Start(startCtx)
 	close(started)
+	e.mu.Lock()
+	e.starting = false
+	e.mu.Unlock()
 	if err != nil {
+		cancelStart()
 		e.o.Logger.Warn("Could not start the bridge's work on this node; giving the lease back", "error", err.Error())
 		e.mu.Lock()
 		e.fence.Stop()
@@ -216,7 +222,7 @@ func (e *Elector) renew() {
 // lose stops the work of acquisition gen, if it still runs.
 func (e *Elector) lose(gen int, why string) {
 	e.mu.Lock()
-	if e.holding && e.gen == gen && e.cancelStart != nil {
+	if e.holding && e.gen == gen && e.starting {
 		e.cancelStart() // a start still running ends before the work lock is free
 	}
 	e.mu.Unlock()

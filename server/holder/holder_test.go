@@ -199,10 +199,12 @@ func TestSlowStartKeepsTheLease(t *testing.T) {
 	shared := memkv.New(nil)
 	slow := 3 * fast.TTL
 	var starts, stops atomic.Int32
+	var workCtx atomic.Value // the context a's work runs under
 	newNode := func(name string) (*Elector, func()) {
 		e := New(store.New(shared.Plugin("p")), Options{
 			Lease: "bridge", Node: name, Timing: fast, Logger: nopLogger{},
-			Start: func(context.Context) error {
+			Start: func(ctx context.Context) error {
+				workCtx.CompareAndSwap(nil, ctx)
 				starts.Add(1)
 				time.Sleep(slow)
 				return nil
@@ -228,5 +230,44 @@ func TestSlowStartKeepsTheLease(t *testing.T) {
 	}
 	if n, s := starts.Load(), stops.Load(); n != 1 || s != 0 {
 		t.Fatalf("%d starts and %d stops, want one start and no stop", n, s)
+	}
+	// The work runs under the context Start was given until it stops.
+	if err := workCtx.Load().(context.Context).Err(); err != nil {
+		t.Fatalf("the work's context ended while the node holds: %v", err)
+	}
+}
+
+// A node that loses its database while starting stops starting (its
+// start's context ends) rather than start work it no longer holds.
+func TestLeaseLostWhileStartingCutsTheStartShort(t *testing.T) {
+	kv := &brokenKV{Leases: store.New(memkv.New(nil).Plugin("p"))}
+	entered := make(chan struct{})
+	ended := make(chan error, 1)
+	e := New(kv, Options{
+		Lease: "bridge", Node: "a", Timing: fast, Logger: nopLogger{},
+		Start: func(ctx context.Context) error {
+			close(entered)
+			select {
+			case <-ctx.Done():
+				ended <- ctx.Err()
+				return ctx.Err()
+			case <-time.After(failsafe):
+				ended <- nil
+				return nil
+			}
+		},
+		Stop: func() {},
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); e.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	<-entered
+	kv.broken.Store(true)
+	if err := <-ended; err == nil {
+		t.Fatal("the start ran to its end after the lease was lost")
+	}
+	if e.Holding() {
+		t.Fatal("the node holds a lease it could not renew")
 	}
 }
