@@ -37,7 +37,7 @@ func (p *Plugin) networkDoctor(ctx context.Context, n connector.Descriptor) (doc
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return doctor.Report{}, fmt.Errorf("list the linked rooms: %w", err)
 		}
-			for _, l := range links {
+		for _, l := range links {
 			for _, r := range l.Remotes {
 				if r.Network == n.Network() {
 					env.Rooms = append(env.Rooms, r.Room)

@@ -90,7 +90,7 @@ func TestACheckFailsAtItsBoundAgainstASilentServer(t *testing.T) {
 			if err != nil {
 				return
 			}
-			defer c.Close() // silent until the test ends
+			t.Cleanup(func() { c.Close() }) // silent until the test ends
 		}
 	}()
 	read := func(ctx context.Context) Result {

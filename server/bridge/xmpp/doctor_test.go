@@ -176,7 +176,7 @@ func TestDoctorBoundsASilentServer(t *testing.T) {
 			if err != nil {
 				return
 			}
-			defer c.Close()
+			t.Cleanup(func() { c.Close() }) // silent until the test ends
 		}
 	}()
 	cfg := Config{Mode: ModeClient, Address: l.Addr().String(), JID: jid.MustParse("bridge@localhost"), Password: "pw", TLSMode: TLSStartTLS}
