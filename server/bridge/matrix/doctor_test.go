@@ -14,37 +14,8 @@ import (
 
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/matrix/dendritetest"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/connector"
-	"github.com/mattermost-community/mattermost-plugin-bridge/server/doctor"
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/doctor/doctortest"
 )
-
-func doctorCheck(t *testing.T, r doctor.Report, name string) doctor.Check {
-	t.Helper()
-	for _, c := range r.Checks {
-		if c.Name == name {
-			return c
-		}
-	}
-	t.Fatalf("no check %q in the report:\n%s", name, r.Text())
-	return doctor.Check{}
-}
-
-func wantFailed(t *testing.T, r doctor.Report, name string, detail, fix []string) {
-	t.Helper()
-	c := doctorCheck(t, r, name)
-	if c.Passed {
-		t.Fatalf("%s passed:\n%s", name, r.Text())
-	}
-	for _, w := range detail {
-		if !strings.Contains(c.Detail, w) {
-			t.Errorf("%s: the detail %q does not say %q", name, c.Detail, w)
-		}
-	}
-	for _, w := range fix {
-		if !strings.Contains(c.Fix, w) {
-			t.Errorf("%s: the fix %q does not say %q", name, c.Fix, w)
-		}
-	}
-}
 
 // Issue 13: the Matrix doctor against Dendrite, with the plugin's
 // application-service endpoint served by a bridge as the plugin serves it:
@@ -98,20 +69,20 @@ func TestDoctorAgainstDendrite(t *testing.T) {
 		t.Fatalf("the healthy setup failed:\n%s", healthy.Text())
 	}
 	for _, name := range []string{"Settings", "Homeserver", "Registration", "Appservice ping", "Room #dev:localhost", "Room " + string(linked.RoomID)} {
-		doctorCheck(t, healthy, name)
+		doctortest.Check(t, healthy, name)
 	}
-	if c := doctorCheck(t, healthy, "Registration"); !strings.Contains(c.Detail, "@mattermostbridge:localhost") {
+	if c := doctortest.Check(t, healthy, "Registration"); !strings.Contains(c.Detail, "@mattermostbridge:localhost") {
 		t.Errorf("the registration check does not name the bot: %q", c.Detail)
 	}
 	t.Logf("healthy:\n%s", healthy.Text())
 
-	wantFailed(t, runDoctor(ctx, cfg, connector.DoctorEnv{Rooms: []string{string(other.RoomID)}}), "Room "+string(other.RoomID),
+	doctortest.WantFailed(t, runDoctor(ctx, cfg, connector.DoctorEnv{Rooms: []string{string(other.RoomID)}}), "Room "+string(other.RoomID),
 		[]string{"not in the room"}, []string{"Invite @mattermostbridge:localhost"})
 
 	wrong := cfg
 	wrong.ASToken = "not-the-as-token-0123"
 	r := runDoctor(ctx, wrong, env)
-	wantFailed(t, r, "Registration", []string{"as_token", "M_UNKNOWN_TOKEN"}, []string{"MatrixASToken", "registration"})
+	doctortest.WantFailed(t, r, "Registration", []string{"as_token", "M_UNKNOWN_TOKEN"}, []string{"MatrixASToken", "registration"})
 	if strings.Contains(r.Text(), wrong.ASToken) || strings.Contains(r.Text(), cfg.HSToken) {
 		t.Error("the report quotes a token")
 	}
@@ -124,10 +95,10 @@ func TestDoctorAgainstDendrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	serving.Store(stalePlugin)
-	wantFailed(t, runDoctor(ctx, cfg, env), "Appservice ping", []string{"refused MatrixHSToken"}, []string{"Save the Matrix settings"})
+	doctortest.WantFailed(t, runDoctor(ctx, cfg, env), "Appservice ping", []string{"refused MatrixHSToken"}, []string{"Save the Matrix settings"})
 	serving.Store(plugin)
 
 	unreachable := cfg
 	unreachable.HomeserverURL = "http://127.0.0.1:1"
-	wantFailed(t, runDoctor(ctx, unreachable, env), "Homeserver", []string{"127.0.0.1:1"}, []string{"MatrixHomeserverURL"})
+	doctortest.WantFailed(t, runDoctor(ctx, unreachable, env), "Homeserver", []string{"127.0.0.1:1"}, []string{"MatrixHomeserverURL"})
 }

@@ -2,7 +2,6 @@ package xmpp
 
 import (
 	"context"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -13,38 +12,8 @@ import (
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/xmpp/testservers"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/connector"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/doctor"
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/doctor/doctortest"
 )
-
-// doctorCheck finds a check of the report by name.
-func doctorCheck(t *testing.T, r doctor.Report, name string) doctor.Check {
-	t.Helper()
-	for _, c := range r.Checks {
-		if c.Name == name {
-			return c
-		}
-	}
-	t.Fatalf("no check %q in the report:\n%s", name, r.Text())
-	return doctor.Check{}
-}
-
-// wantFailed checks that the named check failed saying each of what.
-func wantFailed(t *testing.T, r doctor.Report, name string, detail, fix []string) {
-	t.Helper()
-	c := doctorCheck(t, r, name)
-	if c.Passed {
-		t.Fatalf("%s passed:\n%s", name, r.Text())
-	}
-	for _, w := range detail {
-		if !strings.Contains(c.Detail, w) {
-			t.Errorf("%s: the detail %q does not say %q", name, c.Detail, w)
-		}
-	}
-	for _, w := range fix {
-		if !strings.Contains(c.Fix, w) {
-			t.Errorf("%s: the fix %q does not say %q", name, c.Fix, w)
-		}
-	}
-}
 
 // clientSettings are the plugin's client-mode settings for bridge@ on srv.
 func clientSettings(t *testing.T, srv *prosodytest.Server, password string) Config {
@@ -72,23 +41,23 @@ func TestDoctorAgainstProsody(t *testing.T) {
 	}
 	for _, name := range []string{"DNS", "TCP", "TLS", "Authentication", "HTTP upload", "In-band registration",
 		"Room " + room.String(), "Join " + room.String(), "Archive (MAM) of " + room.String(), "Occupant IDs in " + room.String()} {
-		doctorCheck(t, healthy, name)
+		doctortest.Check(t, healthy, name)
 	}
-	if auth := doctorCheck(t, healthy, "Authentication"); !strings.Contains(auth.Detail, "SCRAM-SHA-1-PLUS with tls-exporter channel binding") {
+	if auth := doctortest.Check(t, healthy, "Authentication"); !strings.Contains(auth.Detail, "SCRAM-SHA-1-PLUS with tls-exporter channel binding") {
 		t.Errorf("the login is not named: %q", auth.Detail)
 	}
-	if tlsCheck := doctorCheck(t, healthy, "TLS"); !strings.Contains(tlsCheck.Detail, "TLS 1.3") || !strings.Contains(tlsCheck.Detail, "prosodytest CA") {
+	if tlsCheck := doctortest.Check(t, healthy, "TLS"); !strings.Contains(tlsCheck.Detail, "TLS 1.3") || !strings.Contains(tlsCheck.Detail, "prosodytest CA") {
 		t.Errorf("TLS: %q", tlsCheck.Detail)
 	}
-	if join := doctorCheck(t, healthy, "Join "+room.String()); !strings.Contains(join.Detail, "affiliation") {
+	if join := doctortest.Check(t, healthy, "Join "+room.String()); !strings.Contains(join.Detail, "affiliation") {
 		t.Errorf("the join does not name the affiliation: %q", join.Detail)
 	}
 	t.Logf("healthy:\n%s", healthy.Text())
 
 	wrong := runDoctor(ctx, clientSettings(t, p, "not-the-password"), env)
 	t.Logf("wrong password:\n%s", wrong.Text())
-	wantFailed(t, wrong, "Authentication", []string{"SCRAM-SHA-1 was refused", "not-authorized", "before that, the server refused SCRAM-SHA-1-PLUS"}, []string{"XMPPPassword"})
-	if c := doctorCheck(t, wrong, "TLS"); !c.Passed {
+	doctortest.WantFailed(t, wrong, "Authentication", []string{"SCRAM-SHA-1 was refused", "not-authorized", "before that, the server refused SCRAM-SHA-1-PLUS"}, []string{"XMPPPassword"})
+	if c := doctortest.Check(t, wrong, "TLS"); !c.Passed {
 		t.Errorf("a wrong password failed TLS: %+v", c)
 	}
 	if strings.Contains(wrong.Text(), "not-the-password") {
@@ -99,7 +68,7 @@ func TestDoctorAgainstProsody(t *testing.T) {
 		Mode: ModeComponent, Address: p.ComponentTLSAddr(), TLSMode: TLSDirect, CAPEM: p.CACertPEM,
 		ComponentDomain: jid.MustParse(p.ComponentDomain), ComponentSecret: p.ComponentSecret,
 	}
-	if r := runDoctor(ctx, component, env); !r.Passed || !doctorCheck(t, r, "Component handshake").Passed || !doctorCheck(t, r, "Join "+room.String()).Passed {
+	if r := runDoctor(ctx, component, env); !r.Passed || !doctortest.Check(t, r, "Component handshake").Passed || !doctortest.Check(t, r, "Join "+room.String()).Passed {
 		t.Errorf("the healthy component failed:\n%s", r.Text())
 	}
 	running := startComponent(ctx, t, p, newMemStore(), &eventRecorder{}, nil, nil)
@@ -109,7 +78,7 @@ func TestDoctorAgainstProsody(t *testing.T) {
 	// With the bridge connected, the doctor opens no second component
 	// stream (Prosody would refuse it, or drop the bridge's).
 	busy := runDoctor(ctx, component, connector.DoctorEnv{Rooms: env.Rooms, Connected: true})
-	if !busy.Passed || !strings.Contains(doctorCheck(t, busy, "Component handshake").Detail, "running bridge is connected") {
+	if !busy.Passed || !strings.Contains(doctortest.Check(t, busy, "Component handshake").Detail, "running bridge is connected") {
 		t.Errorf("the component doctor beside the running bridge:\n%s", busy.Text())
 	}
 	if running.Health().State != "connected" {
@@ -117,21 +86,21 @@ func TestDoctorAgainstProsody(t *testing.T) {
 	}
 	// Without the flag, the doctor's handshake meets the bridge's stream.
 	taken := runDoctor(ctx, component, env)
-	wantFailed(t, taken, "Component handshake", []string{"another connection already holds"}, []string{"Stop whatever else"})
+	doctortest.WantFailed(t, taken, "Component handshake", []string{"another connection already holds"}, []string{"Stop whatever else"})
 	badSecret := component
 	badSecret.ComponentSecret = "not-the-secret"
-	wantFailed(t, runDoctor(ctx, badSecret, env), "Component handshake", []string{"handshake"}, []string{"XMPPComponentSecret"})
+	doctortest.WantFailed(t, runDoctor(ctx, badSecret, env), "Component handshake", []string{"handshake"}, []string{"XMPPComponentSecret"})
 
 	missing := p.RoomJID(t, "nosuchroom")
 	gone := runDoctor(ctx, clientSettings(t, p, "bridge-pw"), connector.DoctorEnv{Rooms: []string{room.String(), missing.String()}})
-	wantFailed(t, gone, "Room "+missing.String(), []string{"does not exist"}, []string{"Create the room", "unmap"})
-	if c := doctorCheck(t, gone, "Join "+missing.String()); c.Passed || !strings.HasPrefix(c.Detail, "Not run") {
+	doctortest.WantFailed(t, gone, "Room "+missing.String(), []string{"does not exist"}, []string{"Create the room", "unmap"})
+	if c := doctortest.Check(t, gone, "Join "+missing.String()); c.Passed || !strings.HasPrefix(c.Detail, "Not run") {
 		t.Errorf("the missing room's join: %+v", c)
 	}
 	if p.RoomExists(t, missing) {
 		t.Error("the doctor created the missing room")
 	}
-	if !doctorCheck(t, gone, "Room "+room.String()).Passed {
+	if !doctortest.Check(t, gone, "Room "+room.String()).Passed {
 		t.Error("the existing room failed beside the missing one")
 	}
 }
@@ -142,9 +111,9 @@ func TestDoctorNamesAnUntrustedCertificate(t *testing.T) {
 	p := prosodytest.Start(t, prosodytest.Options{UntrustedCert: true})
 	p.CreateUser(t, "bridge", "bridge-pw")
 	r := runDoctor(ctx, clientSettings(t, p, "bridge-pw"), connector.DoctorEnv{})
-	wantFailed(t, r, "TLS", []string{"unknown authority"}, []string{"XMPPCACertificate"})
+	doctortest.WantFailed(t, r, "TLS", []string{"unknown authority"}, []string{"XMPPCACertificate"})
 	t.Logf("untrusted:\n%s", r.Text())
-	if c := doctorCheck(t, r, "Authentication"); c.Passed || !strings.HasPrefix(c.Detail, "Not run") {
+	if c := doctortest.Check(t, r, "Authentication"); c.Passed || !strings.HasPrefix(c.Detail, "Not run") {
 		t.Errorf("authentication after an untrusted certificate: %+v", c)
 	}
 }
@@ -156,8 +125,8 @@ func TestDoctorNamesARoomWithoutArchive(t *testing.T) {
 	p := srv.(*prosodytest.Server)
 	p.CreateUser(t, "bridge", "bridge-pw")
 	r := runDoctor(ctx, clientSettings(t, p, "bridge-pw"), connector.DoctorEnv{Rooms: []string{room.String()}})
-	wantFailed(t, r, "Archive (MAM) of "+room.String(), []string{"no message archive", "urn:xmpp:mam:2"}, []string{"muc_mam"})
-	if !doctorCheck(t, r, "Join "+room.String()).Passed {
+	doctortest.WantFailed(t, r, "Archive (MAM) of "+room.String(), []string{"no message archive", "urn:xmpp:mam:2"}, []string{"muc_mam"})
+	if !doctortest.Check(t, r, "Join "+room.String()).Passed {
 		t.Errorf("the join failed:\n%s", r.Text())
 	}
 }
@@ -165,28 +134,14 @@ func TestDoctorNamesARoomWithoutArchive(t *testing.T) {
 // A server that accepts the connection and says nothing: the stream
 // check fails at its bound, saying so.
 func TestDoctorBoundsASilentServer(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			t.Cleanup(func() { c.Close() }) // silent until the test ends
-		}
-	}()
-	cfg := Config{Mode: ModeClient, Address: l.Addr().String(), JID: jid.MustParse("bridge@localhost"), Password: "pw", TLSMode: TLSStartTLS}
+	cfg := Config{Mode: ModeClient, Address: doctortest.SilentServer(t), JID: jid.MustParse("bridge@localhost"), Password: "pw", TLSMode: TLSStartTLS}
 	start := time.Now()
 	r := runDoctor(context.Background(), cfg, connector.DoctorEnv{Limits: doctor.Limits{Check: 500 * time.Millisecond}})
 	if took := time.Since(start); took > 5*time.Second {
 		t.Fatalf("the doctor took %v", took)
 	}
-	if !doctorCheck(t, r, "TCP").Passed {
+	if !doctortest.Check(t, r, "TCP").Passed {
 		t.Fatalf("TCP:\n%s", r.Text())
 	}
-	wantFailed(t, r, "TLS", []string{"No answer within 500ms"}, []string{"server"})
+	doctortest.WantFailed(t, r, "TLS", []string{"No answer within 500ms"}, []string{"server"})
 }
