@@ -499,6 +499,9 @@ func (p *Plugin) serveOnHolder(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case r.URL.Path == "/api/v1/status":
 		p.serveStatus(w, r)
+	case strings.HasPrefix(r.URL.Path, "/api/v1/networks/") && strings.HasSuffix(r.URL.Path, "/test"):
+		// Until the /api/v1 router: POST /api/v1/networks/{network}/test.
+		p.serveDoctor(w, r, strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, "/api/v1/networks/"), "/test"))
 	case p.serveNetworkRoute(w, r):
 	default:
 		http.NotFound(w, r)
