@@ -472,21 +472,31 @@ func backoff(ctx context.Context, attempt int) error {
 // it walks may be missed or seen twice (offset paging), so it deduplicates.
 func (s *Store) listKeys(prefix string) ([]string, error) {
 	var keys []string
+	err := s.walkKeys(func(k string) {
+		if strings.HasPrefix(k, prefix) {
+			keys = append(keys, k)
+		}
+	})
+	return keys, err
+}
+
+// walkKeys calls fn once with every key, deduplicated (see listKeys).
+func (s *Store) walkKeys(fn func(key string)) error {
 	seen := map[string]bool{}
 	for page := 0; ; page++ {
 		s.counted(opList)
 		batch, appErr := s.kv.KVList(page, s.pageSize)
 		if appErr != nil {
-			return nil, fmt.Errorf("store: listing keys (page %d): %w", page, appErr)
+			return fmt.Errorf("store: listing keys (page %d): %w", page, appErr)
 		}
 		for _, k := range batch {
-			if strings.HasPrefix(k, prefix) && !seen[k] {
+			if !seen[k] {
 				seen[k] = true
-				keys = append(keys, k)
+				fn(k)
 			}
 		}
 		if len(batch) < s.pageSize {
-			return keys, nil
+			return nil
 		}
 	}
 }
