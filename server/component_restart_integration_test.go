@@ -19,8 +19,8 @@ import (
 
 // busDuplicates reads, from the admin status endpoint, how many copies of
 // messages already delivered the bus dropped on their way to each
-// destination network of the channel's link: a copy dropped there reached
-// the plugin a second time.
+// destination network (the test has one link): a copy dropped there
+// reached the plugin a second time.
 func busDuplicates(t testing.TB, n *testhost.Node, admin *model.User, ch *model.Channel) map[string]int64 {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, "/api/v1/status", http.NoBody)
@@ -34,10 +34,11 @@ func busDuplicates(t testing.TB, n *testhost.Node, admin *model.User, ch *model.
 		t.Fatal(err)
 	}
 	out := map[string]int64{}
-	for _, q := range r.Bus.Queues {
-		if q.Key.Link == ch.Id {
-			network, _, _ := strings.Cut(q.Key.Dest, "|")
-			out[network] += q.Drops[bridge.ReasonDuplicate]
+	for _, n := range r.Networks {
+		if n.Network == bridge.NetworkMattermost {
+			out[string(n.Network)] = n.Dropped[bridge.ToMattermost][bridge.ReasonDuplicate]
+		} else {
+			out[string(n.Network)] = n.Dropped[bridge.FromMattermost][bridge.ReasonDuplicate]
 		}
 	}
 	return out

@@ -29,6 +29,10 @@ const namespace = "mattermost_plugin_bridge"
 // Snapshot is what one scrape reports.
 type Snapshot struct {
 	Now time.Time
+	// Networks are the networks the plugin bridges, Mattermost included:
+	// their relay counters are reported from 0 before anything moves, so
+	// that a rate over them starts with the plugin.
+	Networks []bridge.Network
 	// Holder says whether this node holds the bridge's connections; the
 	// fields below it are read only then.
 	Holder bool
@@ -121,9 +125,15 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for op, n := range s.KV {
 		ch <- prometheus.MustNewConstMetric(kvDesc, prometheus.CounterValue, float64(n), op)
 	}
-	for n, counts := range s.Counters.ByNetwork() {
-		for dir, v := range counts.Relayed {
-			ch <- prometheus.MustNewConstMetric(relayedDesc, prometheus.CounterValue, float64(v), string(n), string(dir))
+	byNetwork := s.Counters.ByNetwork()
+	for _, n := range s.Networks {
+		if _, ok := byNetwork[n]; !ok {
+			byNetwork[n] = bridge.NetworkCounts{Relayed: map[bridge.Direction]int64{}}
+		}
+	}
+	for n, counts := range byNetwork {
+		for _, dir := range []bridge.Direction{bridge.ToMattermost, bridge.FromMattermost} {
+			ch <- prometheus.MustNewConstMetric(relayedDesc, prometheus.CounterValue, float64(counts.Relayed[dir]), string(n), string(dir))
 		}
 		for dir, reasons := range counts.Dropped {
 			for reason, v := range reasons {
@@ -166,6 +176,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 func (c *collector) collectQueues(ch chan<- prometheus.Metric, s Snapshot) {
 	depth := map[bridge.Network]int{}
 	oldest := map[bridge.Network]time.Duration{}
+	for n := range s.Health {
+		depth[n] = 0 // every network has a depth, if only 0
+	}
 	for _, q := range s.Queues {
 		n := q.Key.DestNetwork()
 		depth[n] += q.Depth

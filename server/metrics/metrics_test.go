@@ -51,6 +51,7 @@ func TestHolderExposesEverySeries(t *testing.T) {
 			Health: map[bridge.Network]bridge.Health{
 				bridge.NetworkXMPP:       {State: bridge.StateConnected, ReconnectAttempts: 4},
 				bridge.NetworkMattermost: {State: bridge.StateConnected},
+				bridge.NetworkSlack:      {State: bridge.StateDisabled},
 			},
 			KV: map[string]int64{"get": 7, "compare_and_set": 2},
 		}
@@ -66,6 +67,7 @@ func TestHolderExposesEverySeries(t *testing.T) {
 		`mattermost_plugin_bridge_delivery_latency_seconds_sum{destination="mattermost",source="xmpp"} 1.5`,
 		`mattermost_plugin_bridge_queue_depth{destination="xmpp"} 4`,
 		`mattermost_plugin_bridge_queue_depth{destination="mattermost"} 0`,
+		`mattermost_plugin_bridge_queue_depth{destination="slack"} 0`,
 		`mattermost_plugin_bridge_queue_oldest_age_seconds{destination="xmpp"} 90`,
 		`mattermost_plugin_bridge_reconnect_attempts_total{network="xmpp"} 4`,
 		`mattermost_plugin_bridge_connection_state{network="xmpp",state="connected"} 1`,
@@ -79,9 +81,14 @@ func TestHolderExposesEverySeries(t *testing.T) {
 // A node that does not hold the bridge's connections exposes its own
 // process's counters, and no connection series: those come from the holder.
 func TestOtherNodesExposeOnlyTheirOwnSeries(t *testing.T) {
-	m := New(func() Snapshot { return Snapshot{Now: time.Now(), KV: map[string]int64{"get": 1}} })
+	m := New(func() Snapshot {
+		return Snapshot{Now: time.Now(), KV: map[string]int64{"get": 1}, Networks: []bridge.Network{bridge.NetworkMattermost, bridge.NetworkXMPP}}
+	})
 	text := scrape(t, m)
-	expectLines(t, text, `mattermost_plugin_bridge_holder 0`, `mattermost_plugin_bridge_kv_round_trips_total{operation="get"} 1`)
+	expectLines(t, text, `mattermost_plugin_bridge_holder 0`, `mattermost_plugin_bridge_kv_round_trips_total{operation="get"} 1`,
+		// Counters start at 0 for every network.
+		`mattermost_plugin_bridge_events_relayed_total{direction="to_mattermost",network="xmpp"} 0`,
+		`mattermost_plugin_bridge_events_relayed_total{direction="from_mattermost",network="mattermost"} 0`)
 	for _, series := range []string{"connection_state{", "queue_depth{", "reconnect_attempts_total{"} {
 		if strings.Contains(text, "mattermost_plugin_bridge_"+series) {
 			t.Errorf("a node without the bridge exposes %s", series)
