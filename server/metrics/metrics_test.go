@@ -1,12 +1,17 @@
 package metrics
 
 import (
+	"encoding/json"
 	"io"
+	"os"
+	"regexp"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge"
 )
@@ -93,5 +98,47 @@ func TestOtherNodesExposeOnlyTheirOwnSeries(t *testing.T) {
 		if strings.Contains(text, "mattermost_plugin_bridge_"+series) {
 			t.Errorf("a node without the bridge exposes %s", series)
 		}
+	}
+}
+
+// The Grafana dashboard in the repository queries only series this
+// package exposes.
+func TestDashboardUsesTheseSeries(t *testing.T) {
+	raw, err := os.ReadFile("../../build/grafana/bridge-dashboard.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Panels []struct {
+			Title   string `json:"title"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(raw, &dash); err != nil {
+		t.Fatal(err)
+	}
+	exposed, unused := map[string]bool{}, map[string]bool{}
+	for _, d := range []*prometheus.Desc{relayedDesc, droppedDesc, latencyDesc, depthDesc, oldestDesc, reconnectsDesc, stateDesc, kvDesc, holderDesc} {
+		name := regexp.MustCompile(`fqName: "([a-z_]+)"`).FindStringSubmatch(d.String())[1]
+		if d == latencyDesc {
+			exposed[name+"_sum"], exposed[name+"_count"] = true, true
+			name += "_bucket" // the one a panel needs
+		}
+		exposed[name], unused[name] = true, true
+	}
+	for _, p := range dash.Panels {
+		for _, tg := range p.Targets {
+			for _, name := range regexp.MustCompile(namespace+`_[a-z_]+`).FindAllString(tg.Expr, -1) {
+				delete(unused, name)
+				if !exposed[name] {
+					t.Errorf("panel %q queries %s, which the plugin does not expose", p.Title, name)
+				}
+			}
+		}
+	}
+	if len(unused) > 0 {
+		t.Errorf("no panel shows %v", unused)
 	}
 }
