@@ -44,6 +44,9 @@ type Plugin struct {
 	// leaseTiming replaces holder.DefaultTiming when set (tests).
 	leaseTiming holder.Timing
 
+	// api routes the REST API (http.go); made on the first request.
+	apiOnce sync.Once
+	api     *http.ServeMux
 	// metrics are served by ServeMetrics; made on the first scrape.
 	metricsOnce sync.Once
 	metrics     *metrics.Metrics
@@ -509,6 +512,7 @@ func (p *Plugin) ServeHTTP(_ *plugin.Context, w http.ResponseWriter, r *http.Req
 // networks' own, then the REST API (http.go).
 func (p *Plugin) serveOnHolder(w http.ResponseWriter, r *http.Request) {
 	if !p.serveNetworkRoute(w, r) {
-		p.apiRoutes().ServeHTTP(w, r)
+		p.apiOnce.Do(func() { p.api = p.apiRoutes() })
+		p.api.ServeHTTP(w, r)
 	}
 }

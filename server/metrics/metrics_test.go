@@ -3,10 +3,10 @@ package metrics
 import (
 	"encoding/json"
 	"io"
-	"os"
-	"regexp"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
