@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/command"
@@ -21,7 +19,7 @@ var errNetworkDisabled = errors.New("is not enabled: enable it in the System Con
 
 // networkDoctor runs n's doctor with the saved settings and the rooms
 // linked on n. The report holds no secret: networks write none, and any
-// setting value marked secret is replaced all the same.
+// configured secret is removed all the same.
 func (p *Plugin) networkDoctor(ctx context.Context, n connector.Descriptor) (doctor.Report, error) {
 	if n.Doctor == nil {
 		return doctor.Report{}, fmt.Errorf("the %s bridge has no doctor: %w", n.Command.Title, bridge.ErrNotImplemented)
@@ -48,10 +46,8 @@ func (p *Plugin) networkDoctor(ctx context.Context, n connector.Descriptor) (doc
 	}
 	r := n.Doctor(ctx, cfg, env)
 	for i := range r.Checks {
-		for _, s := range cfg.Secrets() {
-			r.Checks[i].Detail = strings.ReplaceAll(r.Checks[i].Detail, s, "[redacted]")
-			r.Checks[i].Fix = strings.ReplaceAll(r.Checks[i].Fix, s, "[redacted]")
-		}
+		r.Checks[i].Detail = p.redact(r.Checks[i].Detail)
+		r.Checks[i].Fix = p.redact(r.Checks[i].Fix)
 	}
 	return r, nil
 }
@@ -75,21 +71,8 @@ func (p *Plugin) doctorSubcommand(n connector.Descriptor) command.Subcommand {
 }
 
 // serveDoctor answers POST /api/v1/networks/{network}/test with the
-// network's doctor report, for system admins.
+// network's doctor report (apiRoutes checks the method and the admin).
 func (p *Plugin) serveDoctor(w http.ResponseWriter, r *http.Request, network string) {
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		writeJSONError(w, http.StatusMethodNotAllowed, "use POST")
-		return
-	}
-	if r.Header.Get("Mattermost-User-ID") == "" {
-		writeJSONError(w, http.StatusUnauthorized, "log in first")
-		return
-	}
-	if !p.isSystemAdmin(r) {
-		writeJSONError(w, http.StatusForbidden, "only system admins can test the networks")
-		return
-	}
 	var n *connector.Descriptor
 	for _, d := range p.allNetworks() {
 		if string(d.Network()) == network {
@@ -97,30 +80,19 @@ func (p *Plugin) serveDoctor(w http.ResponseWriter, r *http.Request, network str
 		}
 	}
 	if n == nil {
-		writeJSONError(w, http.StatusNotFound, "no such network")
+		p.writeError(w, http.StatusNotFound, "no such network")
 		return
 	}
 	report, err := p.networkDoctor(r.Context(), *n)
 	switch {
 	case errors.Is(err, errNetworkDisabled):
-		writeJSONError(w, http.StatusConflict, err.Error())
-		return
+		p.writeError(w, http.StatusConflict, err.Error())
 	case errors.Is(err, bridge.ErrNotImplemented):
-		writeJSONError(w, http.StatusNotFound, err.Error())
-		return
+		p.writeError(w, http.StatusNotFound, err.Error())
 	case err != nil:
 		p.logger().Error("The doctor could not run", "network", network, "error", err.Error())
-		writeJSONError(w, http.StatusInternalServerError, "the doctor could not run; see the server log")
-		return
+		p.writeError(w, http.StatusInternalServerError, "the doctor could not run; see the server log")
+	default:
+		writeJSON(w, http.StatusOK, report)
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	_ = json.NewEncoder(w).Encode(report)
-}
-
-// writeJSONError answers {"error": msg} with status, as the REST API does.
-func writeJSONError(w http.ResponseWriter, status int, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]string{"error": msg})
 }

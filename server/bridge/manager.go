@@ -84,6 +84,9 @@ func (m *Manager) Sink() Sink { return m.router }
 // Router returns the manager's router.
 func (m *Manager) Router() *Router { return m.router }
 
+// Counters are what the router counts (see RouterOptions.Counters).
+func (m *Manager) Counters() *Counters { return m.router.Counters() }
+
 // Stats returns the bus statistics.
 func (m *Manager) Stats() BusStats { return m.bus.Stats() }
 
