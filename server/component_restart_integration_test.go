@@ -19,9 +19,9 @@ import (
 
 // busDuplicates reads, from the admin status endpoint, how many copies of
 // messages already delivered the bus dropped on their way to each
-// destination network of the channel's link: a copy dropped there reached
-// the plugin a second time.
-func busDuplicates(t testing.TB, n *testhost.Node, admin *model.User, ch *model.Channel) map[string]int64 {
+// destination network (the test has one link): a copy dropped there
+// reached the plugin a second time.
+func busDuplicates(t testing.TB, n *testhost.Node, admin *model.User) map[string]int64 {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, "/api/v1/status", http.NoBody)
 	res := n.ServeHTTP(admin.Id, req)
@@ -34,10 +34,11 @@ func busDuplicates(t testing.TB, n *testhost.Node, admin *model.User, ch *model.
 		t.Fatal(err)
 	}
 	out := map[string]int64{}
-	for _, q := range r.Bus.Queues {
-		if q.Key.Link == ch.Id {
-			network, _, _ := strings.Cut(q.Key.Dest, "|")
-			out[network] += q.Drops[bridge.ReasonDuplicate]
+	for _, n := range r.Networks {
+		if n.Network == bridge.NetworkMattermost {
+			out[string(n.Network)] = n.Dropped[bridge.ToMattermost][bridge.ReasonDuplicate]
+		} else {
+			out[string(n.Network)] = n.Dropped[bridge.FromMattermost][bridge.ReasonDuplicate]
 		}
 	}
 	return out
@@ -103,9 +104,9 @@ func TestXMPPComponentRestartLeavesNoDoubles(t *testing.T) {
 	if got := occupantsSeenBy(eve, xroom); !slices.Equal(got, []string{"Alice Liddell", "Carol Jones", "Eve", "Mattermost"}) {
 		t.Fatalf("before the restart the room has %q", got)
 	}
-	before := busDuplicates(t, h.n, h.admin, h.ch)
+	before := busDuplicates(t, h.n, h.admin)
 	eveSaysEach(t, h, eve, xroom, "x before 1", "x before 2")
-	if after := busDuplicates(t, h.n, h.admin, h.ch); after["mattermost"] != before["mattermost"] || after["matrix"] != before["matrix"] {
+	if after := busDuplicates(t, h.n, h.admin); after["mattermost"] != before["mattermost"] || after["matrix"] != before["matrix"] {
 		t.Fatalf("with ghosts in the room, eve's messages reached the plugin more than once: duplicates dropped went from %v to %v", before, after)
 	}
 
@@ -142,7 +143,7 @@ func TestXMPPComponentRestartLeavesNoDoubles(t *testing.T) {
 	// Matrix also count Mattermost posts replayed from their cursor on
 	// activation, which is how a restart is meant to work.
 	eveSaysEach(t, h, eve, xroom, "x after 1", "x after 2", "x after 3")
-	if after := busDuplicates(t, h.n, h.admin, h.ch); after["mattermost"] != 0 {
+	if after := busDuplicates(t, h.n, h.admin); after["mattermost"] != 0 {
 		t.Fatalf("after the restart, messages reached the plugin more than once: %d copies dropped on their way to Mattermost since the activation (all: %v)", after["mattermost"], after)
 	}
 	expectExactlyOnceInOrder(t, "eve's messages in the channel", func() []string { return startingWith(remotePosts(h.s, h.ch), "x ") },
@@ -156,9 +157,9 @@ func TestXMPPComponentRestartLeavesNoDoubles(t *testing.T) {
 			t.Fatalf("waiting for %q in the XMPP room: %v", text, err)
 		}
 	}
-	before = busDuplicates(t, h.n, h.admin, h.ch)
+	before = busDuplicates(t, h.n, h.admin)
 	eveSaysEach(t, h, eve, xroom, "x last")
-	if after := busDuplicates(t, h.n, h.admin, h.ch); after["mattermost"] != before["mattermost"] || after["matrix"] != before["matrix"] {
+	if after := busDuplicates(t, h.n, h.admin); after["mattermost"] != before["mattermost"] || after["matrix"] != before["matrix"] {
 		t.Fatalf("with the ghosts back, eve's messages reached the plugin more than once: duplicates dropped went from %v to %v", before, after)
 	}
 	h.expectNoDuplicatePosts("x ")

@@ -336,11 +336,11 @@ const forwardWait = 30 * time.Second
 func (p *Plugin) forwardHTTP(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxForwardedBody+1))
 	if err != nil {
-		http.Error(w, "could not read the request", http.StatusBadRequest)
+		p.writeError(w, http.StatusBadRequest, "could not read the request")
 		return
 	}
 	if len(body) > maxForwardedBody {
-		http.Error(w, "the request is too large", http.StatusRequestEntityTooLarge)
+		p.writeError(w, http.StatusRequestEntityTooLarge, "the request is too large")
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), forwardWait)
@@ -349,7 +349,7 @@ func (p *Plugin) forwardHTTP(w http.ResponseWriter, r *http.Request) {
 	rep, err := p.call(ctx, forwarded{Kind: kindHTTP, Request: req})
 	if err != nil || rep.Response == nil {
 		w.Header().Set("Retry-After", "5")
-		http.Error(w, "the bridge is starting or stopping; try again in a moment", http.StatusServiceUnavailable)
+		p.writeError(w, http.StatusServiceUnavailable, "the bridge is starting or stopping; try again in a moment")
 		return
 	}
 	maps.Copy(w.Header(), rep.Response.Header)

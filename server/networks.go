@@ -71,6 +71,9 @@ func (p *Plugin) subcommands(n connector.Descriptor) []command.Subcommand {
 	if n.Subcommands != nil {
 		out = append(out, n.Subcommands(networkHost{p, n.Network()})...)
 	}
+	if n.Doctor != nil {
+		out = append(out, p.doctorSubcommand(n))
+	}
 	return out
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/command"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/connector"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/holder"
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/metrics"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/store"
 )
 
@@ -42,6 +43,13 @@ type Plugin struct {
 	running *runtime
 	// leaseTiming replaces holder.DefaultTiming when set (tests).
 	leaseTiming holder.Timing
+
+	// api routes the REST API (http.go); made on the first request.
+	apiOnce sync.Once
+	api     *http.ServeMux
+	// metrics are served by ServeMetrics; made on the first scrape.
+	metricsOnce sync.Once
+	metrics     *metrics.Metrics
 
 	// portalStep, when set (by tests), runs at each step of opening a
 	// portal (see portals.go) and stops it there with the error it
@@ -68,6 +76,9 @@ type node struct {
 	avatars avatarSigner
 	// sharing is whether shared channels can be used (sharedchannels.go).
 	sharing sharing
+	// counters count what the bridge relays while this node holds it; they
+	// outlive a lease lost and taken again, as the metrics want.
+	counters *bridge.Counters
 }
 
 // runtime is what exists while this node holds the bridge's work.
@@ -87,6 +98,8 @@ type runtime struct {
 	members     *memberSync
 	// keys seals ghost secrets and follows the EncryptionKey setting.
 	keys *keyRotator
+	// people caches the count of remote users for the status API.
+	people peopleCount
 }
 
 const (
@@ -199,7 +212,7 @@ func (p *Plugin) OnActivate() error {
 	st.SetMessageRetention(time.Duration(cfg.MessageMapRetentionDays) * 24 * time.Hour)
 
 	n := &node{id: model.NewId(), ctx: ctx, cancel: cancel, done: make(chan struct{}), store: st, botID: botID,
-		remoteIDs: map[bridge.Network]string{}, calls: newCalls(), hooks: &outbox{}}
+		remoteIDs: map[bridge.Network]string{}, calls: newCalls(), hooks: &outbox{}, counters: bridge.NewCounters()}
 	for _, d := range p.allNetworks() {
 		remoteID, rerr := p.API.RegisterPluginForSharedChannels(model.RegisterPluginOpts{
 			Displayname: d.Command.Title,
@@ -285,6 +298,7 @@ func (p *Plugin) startRuntime(ctx context.Context, n *node) error {
 		Bus: bridge.BusOptions{QueueCapacity: int(cfg.QueueSize)},
 		Router: bridge.RouterOptions{
 			Home:        bridge.NetworkMattermost,
+			Counters:    n.counters,
 			OnDelivered: func(linkID string, dest bridge.Ref, ev bridge.Event, _ string) { rt.mm.Progress(linkID, dest, ev) },
 			OnDropped: func(linkID string, dest bridge.Ref, ev bridge.Event, reason string, _ error) {
 				// Work cut off by a shutdown is replayed on the next
@@ -494,13 +508,11 @@ func (p *Plugin) ServeHTTP(_ *plugin.Context, w http.ResponseWriter, r *http.Req
 	p.forwardHTTP(w, r)
 }
 
-// serveOnHolder serves the routes that need the running bridge.
+// serveOnHolder serves the routes that need the running bridge: the
+// networks' own, then the REST API (http.go).
 func (p *Plugin) serveOnHolder(w http.ResponseWriter, r *http.Request) {
-	switch {
-	case r.URL.Path == "/api/v1/status":
-		p.serveStatus(w, r)
-	case p.serveNetworkRoute(w, r):
-	default:
-		http.NotFound(w, r)
+	if !p.serveNetworkRoute(w, r) {
+		p.apiOnce.Do(func() { p.api = p.apiRoutes() })
+		p.api.ServeHTTP(w, r)
 	}
 }

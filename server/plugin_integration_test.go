@@ -466,9 +466,11 @@ func TestDoubleDeleteIsQuiet(t *testing.T) {
 	if got := h.s.Post(p.Id); got == nil || got.DeleteAt == 0 {
 		t.Fatal("carol's post was not deleted")
 	}
-	for _, q := range h.status().Bus.Queues {
-		if len(q.Drops) != 0 {
-			t.Fatalf("queue %s dropped %v", q.Key.Dest, q.Drops)
+	for _, n := range h.status().Networks {
+		for dir, reasons := range n.Dropped {
+			if len(reasons) != 0 {
+				t.Fatalf("%s %s dropped %v", n.Network, dir, reasons)
+			}
 		}
 	}
 }

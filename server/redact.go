@@ -20,12 +20,7 @@ func (l redactingLogger) clean(msg string, kv []any) (string, []any) {
 	if len(secrets) == 0 {
 		return msg, kv
 	}
-	scrub := func(s string) string {
-		for _, secret := range secrets {
-			s = strings.ReplaceAll(s, secret, "[redacted]")
-		}
-		return s
-	}
+	scrub := func(s string) string { return redact(s, secrets) }
 	out := make([]any, len(kv))
 	for i, v := range kv {
 		switch x := v.(type) {
@@ -38,6 +33,15 @@ func (l redactingLogger) clean(msg string, kv []any) (string, []any) {
 		}
 	}
 	return scrub(msg), out
+}
+
+// redact replaces every secret in s with "[redacted]", for what leaves the
+// plugin: log lines and API answers.
+func redact(s string, secrets []string) string {
+	for _, secret := range secrets {
+		s = strings.ReplaceAll(s, secret, "[redacted]")
+	}
+	return s
 }
 
 func (l redactingLogger) Debug(msg string, kv ...any) {

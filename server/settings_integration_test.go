@@ -33,14 +33,15 @@ func (h *harness) status() statusReport {
 	return r
 }
 
-// queueTo returns the bus queue from the linked channel to network n.
-func (h *harness) queueTo(n bridge.Network) bridge.QueueStats {
-	for _, q := range h.status().Bus.Queues {
-		if strings.HasPrefix(q.Key.Dest, string(n)) {
-			return q
+// network returns the status of network n; the zero status when the
+// report has none.
+func (r statusReport) network(n bridge.Network) networkStatus {
+	for _, ns := range r.Networks {
+		if ns.Network == n {
+			return ns
 		}
 	}
-	return bridge.QueueStats{}
+	return networkStatus{}
 }
 
 // A smaller QueueSize bounds the queue that already exists at once, and a
@@ -60,9 +61,11 @@ func TestQueueSizeAppliesWhenSaved(t *testing.T) {
 		want = append(want, text)
 	}
 	h.s.WaitHooks(wait)
-	testhost.WaitFor(t, wait, func() bool { return h.queueTo("testnet").Drops[bridge.ReasonQueueFull] > 0 }, "the bus to refuse what goes over QueueSize 10")
-	if q := h.queueTo("testnet"); q.Depth > 10 {
-		t.Fatalf("the queue holds %d items with QueueSize 10", q.Depth)
+	testhost.WaitFor(t, wait, func() bool {
+		return h.status().network("testnet").Dropped[bridge.FromMattermost][bridge.ReasonQueueFull] > 0
+	}, "the bus to refuse what goes over QueueSize 10")
+	if n := h.status().network("testnet"); n.QueueDepth > 10 {
+		t.Fatalf("the queue holds %d items with QueueSize 10", n.QueueDepth)
 	}
 
 	h.must(h.s.SetPluginSettings(map[string]any{"QueueSize": 1000}))
@@ -72,7 +75,7 @@ func TestQueueSizeAppliesWhenSaved(t *testing.T) {
 		want = append(want, text)
 	}
 	h.s.WaitHooks(wait)
-	testhost.WaitFor(t, wait, func() bool { return h.queueTo("testnet").Depth > 10 }, "the same queue to grow past 10 with QueueSize 1000")
+	testhost.WaitFor(t, wait, func() bool { return h.status().network("testnet").QueueDepth > 10 }, "the same queue to grow past 10 with QueueSize 1000")
 
 	// Nothing refused is lost: the Mattermost side retries it, in order.
 	release()

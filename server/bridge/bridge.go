@@ -54,6 +54,9 @@ type Health struct {
 	LostAt      time.Time `json:"lost_at,omitzero"`
 	LastError   string    `json:"last_error,omitempty"`
 	LastMessage time.Time `json:"last_message,omitempty"`
+	// ReconnectAttempts counts the connection attempts made after a
+	// failed one or a lost connection, since the bridge was built.
+	ReconnectAttempts int64 `json:"reconnect_attempts"`
 	// Detail carries network-specific notes, e.g. "TLS verification disabled".
 	Detail string `json:"detail,omitempty"`
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -19,6 +20,12 @@ type QueueKey struct {
 }
 
 func (k QueueKey) String() string { return k.Link + " -> " + k.Dest }
+
+// DestNetwork is the network of the destination room.
+func (k QueueKey) DestNetwork() Network {
+	n, _, _ := strings.Cut(k.Dest, "|")
+	return Network(n)
+}
 
 // Task is the work of one queued item. It is called once per attempt with a
 // context that ends at the per-attempt timeout or when the bus is shut down;

@@ -75,6 +75,14 @@ func (k *HealthKeeper) Touch(t time.Time) {
 	}
 }
 
+// Reconnecting records that the bridge tries to connect again after a
+// failed attempt or a lost connection.
+func (k *HealthKeeper) Reconnecting() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.h.ReconnectAttempts++
+}
+
 // SetDetail replaces the network-specific note status pages show.
 func (k *HealthKeeper) SetDetail(detail string) {
 	k.mu.Lock()

@@ -54,3 +54,17 @@ func TestHealthKeeper(t *testing.T) {
 		t.Fatalf("failed: %+v", h)
 	}
 }
+
+// Reconnect attempts add up over the bridge's life: a connection that
+// comes back does not reset them.
+func TestHealthKeeperCountsReconnectAttempts(t *testing.T) {
+	var k HealthKeeper
+	k.Connected()
+	k.Reconnecting()
+	k.Reconnecting()
+	k.Connected()
+	k.Reconnecting()
+	if h := k.Health(); h.ReconnectAttempts != 3 {
+		t.Fatalf("%d reconnect attempts, want 3", h.ReconnectAttempts)
+	}
+}

@@ -84,6 +84,9 @@ func (m *Manager) Sink() Sink { return m.router }
 // Router returns the manager's router.
 func (m *Manager) Router() *Router { return m.router }
 
+// Counters are what the router counts (see RouterOptions.Counters).
+func (m *Manager) Counters() *Counters { return m.router.Counters() }
+
 // Stats returns the bus statistics.
 func (m *Manager) Stats() BusStats { return m.bus.Stats() }
 
@@ -146,6 +149,7 @@ func (m *Manager) Start(ctx context.Context) error {
 
 // startLocked starts b (generation gen of e); lifecycle must be held.
 func (m *Manager) startLocked(ctx context.Context, e *managed, b Bridge, gen uint64) error {
+	begun := time.Now()
 	err := b.Start(ctx, m.router)
 	m.mu.Lock()
 	if e.gen == gen {
@@ -160,7 +164,7 @@ func (m *Manager) startLocked(ctx context.Context, e *managed, b Bridge, gen uin
 		m.log.Error("bridge: start failed", "network", string(b.Network()), "error", err.Error())
 		return fmt.Errorf("starting %s bridge: %w", b.Network(), err)
 	}
-	m.log.Info("bridge: started", "network", string(b.Network()))
+	m.log.Info("bridge: started", "network", string(b.Network()), "took", time.Since(begun).Round(time.Millisecond).String())
 	return nil
 }
 

@@ -3,6 +3,7 @@ package bridge
 import (
 	"context"
 	"errors"
+	"strings"
 )
 
 // RoomChecker is implemented by bridges that can check a room before it is
@@ -35,12 +36,33 @@ type RoomCreator interface {
 }
 
 // RoomDescriber is implemented by bridges that can say more about a linked
-// room than its ID, for status and list: its name, and whether it takes
-// messages ("#general, archived in Slack: read-only"). DescribeRoom
-// returns "" when there is nothing to add; it must be quick (cached
-// answers), as status lists every room of a channel.
+// room than its ID, for status, list and the links API: its name, and
+// whether it takes messages. DescribeRoom returns the zero RoomInfo when
+// there is nothing to add; it must be quick (cached answers), as status
+// lists every room of a channel.
 type RoomDescriber interface {
-	DescribeRoom(ctx context.Context, room string) string
+	DescribeRoom(ctx context.Context, room string) RoomInfo
+}
+
+// RoomInfo is what a bridge knows of a linked room beyond its ID.
+type RoomInfo struct {
+	// Name is how the room's people call it ("#general"); "" when unknown.
+	Name string
+	// Archived: the room takes no messages until it is unarchived.
+	Archived bool
+}
+
+// Describe says it in words for people, "" when there is nothing to say:
+// "#general, archived in Slack: read-only until it is unarchived".
+func (i RoomInfo) Describe(n Network) string {
+	var parts []string
+	if i.Name != "" {
+		parts = append(parts, i.Name)
+	}
+	if i.Archived {
+		parts = append(parts, "archived in "+n.Label()+": read-only until it is unarchived")
+	}
+	return strings.Join(parts, ", ")
 }
 
 // PortalRequest asks for a Mattermost channel for a remote room: an

@@ -58,8 +58,10 @@ type RouterOptions struct {
 	// may remove any bridged message, wherever it was written; moderators
 	// elsewhere remove only messages written in their own room, so a
 	// remote room's moderator never deletes a Home person's post.
-	Home   Network
-	Logger Logger
+	Home Network
+	// Counters count the outcomes; nil means counters of the router's own.
+	Counters *Counters
+	Logger   Logger
 }
 
 // Router is the core's Sink: it validates events from bridges and queues one
@@ -73,14 +75,22 @@ type Router struct {
 	opts    RouterOptions
 	log     Logger
 	flight  inFlight
+	count   *Counters
 }
 
 var _ Sink = (*Router)(nil)
 
 // NewRouter returns a Router queueing on bus.
 func NewRouter(dir Directory, bridges BridgeSource, bus *Bus, opts RouterOptions) *Router {
-	return &Router{dir: dir, bridges: bridges, bus: bus, opts: opts, log: orNop(opts.Logger)}
+	count := opts.Counters
+	if count == nil {
+		count = NewCounters()
+	}
+	return &Router{dir: dir, bridges: bridges, bus: bus, opts: opts, log: orNop(opts.Logger), count: count}
 }
+
+// Counters are what the router counts.
+func (r *Router) Counters() *Counters { return r.count }
 
 // Validate checks that ev is well formed; the error wraps ErrInvalidEvent.
 func (ev Event) Validate() error {
@@ -217,6 +227,7 @@ func (r *Router) isEcho(ctx context.Context, msg Ref) (bool, error) {
 }
 
 func (r *Router) dropped(linkID string, dest Ref, ev Event, reason string, err error) {
+	r.count.dropped(ev.Origin.Network, dest.Network, reason)
 	if r.opts.OnDropped != nil {
 		r.opts.OnDropped(linkID, dest, ev, reason, err)
 	}
@@ -247,6 +258,7 @@ type job struct {
 
 func (j *job) done(reason string, err error) {
 	if reason == "" {
+		j.r.count.delivered(j.linkID, j.ev.Origin, j.dest, j.ev.Time, time.Now())
 		if j.r.opts.OnDelivered != nil {
 			j.r.opts.OnDelivered(j.linkID, j.dest, j.ev, j.nativeID)
 		}

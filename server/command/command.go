@@ -318,18 +318,29 @@ func (h *Handler) unmapRoom(ctx context.Context, s Spec, args *model.CommandArgs
 	default:
 		return fmt.Sprintf("This channel is linked with several %s rooms (%s). Say which: `/%s unmap <%s>`.", s.Title, strings.Join(rooms, ", "), s.Trigger, s.RoomArg)
 	}
-	if _, err = h.env.Links.RemoveRemote(args.ChannelId, s.Network, room); err != nil {
+	if err = h.Unlink(ctx, args.ChannelId, s.Network, room); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return fmt.Sprintf("This channel is not linked with %s room %s. Nothing was changed.", s.Title, room)
 		}
 		return fmt.Sprintf("Could not unlink %s room %s: %v.", s.Title, room, err)
 	}
-	if b, ok := h.env.Bridge(s.Network); ok {
+	return fmt.Sprintf("Unlinked %s room %s from this channel.", s.Title, room)
+}
+
+// Unlink removes room of network from the channel's link and lets the
+// network's bridge leave it, as unmap does once it knows the room; the
+// REST API unlinks through here too. The error wraps store.ErrNotFound
+// when the channel is not linked with the room.
+func (h *Handler) Unlink(ctx context.Context, channelID string, network bridge.Network, room string) error {
+	if _, err := h.env.Links.RemoveRemote(channelID, network, room); err != nil {
+		return err
+	}
+	if b, ok := h.env.Bridge(network); ok {
 		if w, ok := b.(bridge.RoomWatcher); ok {
 			_ = w.RoomUnlinked(ctx, room) // the link is gone either way; leaving is best effort
 		}
 	}
-	return fmt.Sprintf("Unlinked %s room %s from this channel.", s.Title, room)
+	return nil
 }
 
 func (h *Handler) status(ctx context.Context, s Spec, args *model.CommandArgs) string {
@@ -430,7 +441,7 @@ func (h *Handler) describe(ctx context.Context, network bridge.Network, room str
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if note := d.DescribeRoom(ctx, room); note != "" {
+	if note := d.DescribeRoom(ctx, room).Describe(network); note != "" {
 		return " — " + note
 	}
 	return ""

@@ -279,7 +279,9 @@ func TestExtraSubcommands(t *testing.T) {
 // namingNetwork names its rooms, as Slack's bridge does for channel IDs.
 type namingNetwork struct{ *checkingNetwork }
 
-func (namingNetwork) DescribeRoom(_ context.Context, room string) string { return "#" + room + "-name" }
+func (namingNetwork) DescribeRoom(_ context.Context, room string) bridge.RoomInfo {
+	return bridge.RoomInfo{Name: "#" + room + "-name"}
+}
 
 // A room whose ID says little is shown with its name beside it, in map's
 // answer, status and list.

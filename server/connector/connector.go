@@ -7,6 +7,7 @@
 package connector
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/command"
+	"github.com/mattermost-community/mattermost-plugin-bridge/server/doctor"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/secret"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/store"
 )
@@ -39,6 +41,11 @@ type Descriptor struct {
 	Subcommands func(h Host) []command.Subcommand
 	// Routes are the network's HTTP endpoints under the plugin's URL.
 	Routes []Route
+	// Doctor checks the network for an admin from its settings alone (it
+	// is also for when the bridge cannot connect), without disturbing a
+	// running bridge: its own connections, read-only calls. Each check is
+	// bounded (doctor.Run). nil when the network has no doctor.
+	Doctor func(ctx context.Context, cfg Config, env DoctorEnv) doctor.Report
 	// CreatesRooms offers "create" (a new remote room for the channel,
 	// linked at once, which the channel's members join) when the running
 	// bridge is a bridge.RoomCreator.
@@ -93,6 +100,21 @@ type Env struct {
 	// networks that have the remote side fetch pictures by URL; "" for
 	// other senders or when the Site URL is not set.
 	AvatarURL func(bridge.Sender) string
+}
+
+// DoctorEnv is what a network's doctor is told beside its settings.
+type DoctorEnv struct {
+	// Rooms are the remote rooms linked to channels on this network.
+	Rooms []string
+	// PluginURL is where the server serves the plugin's HTTP routes
+	// (<Site URL>/plugins/<plugin id>); "" when unknown.
+	PluginURL string
+	// Connected says the network's running bridge is connected with these
+	// settings: a network whose server allows one connection (an XMPP
+	// component) relies on it instead of opening another.
+	Connected bool
+	// Limits bound the checks; zero is the doctor's defaults.
+	Limits doctor.Limits
 }
 
 // Host is the plugin as a network's subcommands and routes see it.

@@ -76,6 +76,9 @@ type Elector struct {
 	lease   store.Lease
 	gen     int
 	fence   *time.Timer
+	// starting says Start runs; cancelStart cuts it short.
+	starting    bool
+	cancelStart context.CancelFunc
 }
 
 // New returns an Elector; Run starts it.
@@ -126,8 +129,23 @@ func (e *Elector) TryTake(ctx context.Context) (held bool, err error) {
 	e.gen++
 	gen := e.gen
 	e.fence = time.AfterFunc(e.o.Timing.Fence-time.Since(begun), func() { e.lose(gen, "its lease was not renewed in time") })
+	// A start may take longer than the fence (a server that does not
+	// answer, a loaded machine): the lease is renewed meanwhile, and a
+	// lease lost meanwhile cuts the start short.
+	// startCtx is the work's context: it ends with a failed start, or
+	// with a lease lost while starting.
+	startCtx, cancelStart := context.WithCancel(ctx)
+	e.starting, e.cancelStart = true, cancelStart
 	e.mu.Unlock()
-	if err := e.o.Start(ctx); err != nil {
+	started := make(chan struct{})
+	go e.renewUntil(started)
+	err = e.o.Start(startCtx)
+	close(started)
+	e.mu.Lock()
+	e.starting = false
+	e.mu.Unlock()
+	if err != nil {
+		cancelStart()
 		e.o.Logger.Warn("Could not start the bridge's work on this node; giving the lease back", "error", err.Error())
 		e.mu.Lock()
 		e.fence.Stop()
@@ -138,6 +156,20 @@ func (e *Elector) TryTake(ctx context.Context) (held bool, err error) {
 	}
 	e.o.Logger.Info("This node holds the bridge's connections", "node", e.o.Node)
 	return true, nil
+}
+
+// renewUntil renews the lease every Renew until done is closed.
+func (e *Elector) renewUntil(done <-chan struct{}) {
+	t := time.NewTicker(e.o.Timing.Renew)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+			e.renew()
+		}
+	}
 }
 
 // Run keeps the lease while ctx lasts, or tries to take it every Retry;
@@ -189,6 +221,11 @@ func (e *Elector) renew() {
 
 // lose stops the work of acquisition gen, if it still runs.
 func (e *Elector) lose(gen int, why string) {
+	e.mu.Lock()
+	if e.holding && e.gen == gen && e.starting {
+		e.cancelStart() // a start still running ends before the work lock is free
+	}
+	e.mu.Unlock()
 	e.work.Lock()
 	defer e.work.Unlock()
 	e.mu.Lock()

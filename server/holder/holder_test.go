@@ -189,3 +189,85 @@ func TestFailedStartGivesTheLeaseBack(t *testing.T) {
 		t.Fatalf("started %v after %d tries", started, tries.Load())
 	}
 }
+
+// A Start slower than the fence (a homeserver that does not answer while
+// the bridge starts, a loaded machine) keeps the lease: the node renews it
+// while it starts, and holds on once the start is done. The soak saw the
+// opposite: every node took the lease, started for a minute, lost the
+// lease at once, and nothing was relayed again.
+func TestSlowStartKeepsTheLease(t *testing.T) {
+	shared := memkv.New(nil)
+	slow := 3 * fast.TTL
+	var starts, stops atomic.Int32
+	var workCtx atomic.Value // the context a's work runs under
+	newNode := func(name string) (*Elector, func()) {
+		e := New(store.New(shared.Plugin("p")), Options{
+			Lease: "bridge", Node: name, Timing: fast, Logger: nopLogger{},
+			Start: func(ctx context.Context) error {
+				workCtx.CompareAndSwap(nil, ctx)
+				starts.Add(1)
+				time.Sleep(slow)
+				return nil
+			},
+			Stop: func() { stops.Add(1) },
+		})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); e.Run(ctx) }()
+		return e, func() { cancel(); <-done }
+	}
+	a, stopA := newNode("a")
+	defer stopA()
+	deadline := time.Now().Add(failsafe)
+	for !a.Holding() && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	b, stopB := newNode("b")
+	defer stopB()
+	time.Sleep(slow + 3*fast.TTL)
+	if !a.Holding() || b.Holding() {
+		t.Fatalf("after a slow start: a holds %v, b holds %v", a.Holding(), b.Holding())
+	}
+	if n, s := starts.Load(), stops.Load(); n != 1 || s != 0 {
+		t.Fatalf("%d starts and %d stops, want one start and no stop", n, s)
+	}
+	// The work runs under the context Start was given until it stops.
+	if err := workCtx.Load().(context.Context).Err(); err != nil {
+		t.Fatalf("the work's context ended while the node holds: %v", err)
+	}
+}
+
+// A node that loses its database while starting stops starting (its
+// start's context ends) rather than start work it no longer holds.
+func TestLeaseLostWhileStartingCutsTheStartShort(t *testing.T) {
+	kv := &brokenKV{Leases: store.New(memkv.New(nil).Plugin("p"))}
+	entered := make(chan struct{})
+	ended := make(chan error, 1)
+	e := New(kv, Options{
+		Lease: "bridge", Node: "a", Timing: fast, Logger: nopLogger{},
+		Start: func(ctx context.Context) error {
+			close(entered)
+			select {
+			case <-ctx.Done():
+				ended <- ctx.Err()
+				return ctx.Err()
+			case <-time.After(failsafe):
+				ended <- nil
+				return nil
+			}
+		},
+		Stop: func() {},
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); e.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	<-entered
+	kv.broken.Store(true)
+	if err := <-ended; err == nil {
+		t.Fatal("the start ran to its end after the lease was lost")
+	}
+	if e.Holding() {
+		t.Fatal("the node holds a lease it could not renew")
+	}
+}

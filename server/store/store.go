@@ -122,6 +122,42 @@ type Store struct {
 	// not read from a replica still behind its own last write.
 	hintsMu sync.Mutex
 	hints   map[string][]byte
+
+	// calls counts the round trips to the KV store per operation (see
+	// KVRoundTrips), for the plugin's metrics.
+	calls [len(kvOperations)]atomic.Int64
+}
+
+// The operations KVRoundTrips counts.
+const (
+	KVGet           = "get"
+	KVSet           = "set"
+	KVCompareAndSet = "compare_and_set"
+	KVDelete        = "delete"
+	KVList          = "list"
+)
+
+// Indexes of Store.calls.
+const (
+	opGet = iota
+	opSet
+	opCompareAndSet
+	opDelete
+	opList
+)
+
+var kvOperations = [...]string{opGet: KVGet, opSet: KVSet, opCompareAndSet: KVCompareAndSet, opDelete: KVDelete, opList: KVList}
+
+func (s *Store) counted(op int) { s.calls[op].Add(1) }
+
+// KVRoundTrips returns how many calls this store made to the KV store, per
+// operation, since it was made.
+func (s *Store) KVRoundTrips() map[string]int64 {
+	out := make(map[string]int64, len(kvOperations))
+	for i, op := range kvOperations {
+		out[op] = s.calls[i].Load()
+	}
+	return out
 }
 
 // New returns a Store over kv (usually the plugin API).
@@ -149,6 +185,7 @@ func kvErr(op, key string, e *model.AppError) error {
 }
 
 func (s *Store) get(key string) ([]byte, error) {
+	s.counted(opGet)
 	v, appErr := s.kv.KVGet(key)
 	if err := kvErr("get", key, appErr); err != nil {
 		return nil, err
@@ -157,6 +194,11 @@ func (s *Store) get(key string) ([]byte, error) {
 }
 
 func (s *Store) set(key string, value []byte, opts model.PluginKVSetOptions) (bool, error) {
+	if opts.Atomic {
+		s.counted(opCompareAndSet)
+	} else {
+		s.counted(opSet)
+	}
 	ok, appErr := s.kv.KVSetWithOptions(key, value, opts)
 	if err := kvErr("set", key, appErr); err != nil {
 		s.remember(key, nil)
@@ -172,6 +214,7 @@ func (s *Store) set(key string, value []byte, opts model.PluginKVSetOptions) (bo
 
 func (s *Store) del(key string) error {
 	s.remember(key, nil)
+	s.counted(opDelete)
 	return kvErr("delete", key, s.kv.KVDelete(key))
 }
 
@@ -429,20 +472,31 @@ func backoff(ctx context.Context, attempt int) error {
 // it walks may be missed or seen twice (offset paging), so it deduplicates.
 func (s *Store) listKeys(prefix string) ([]string, error) {
 	var keys []string
+	err := s.walkKeys(func(k string) {
+		if strings.HasPrefix(k, prefix) {
+			keys = append(keys, k)
+		}
+	})
+	return keys, err
+}
+
+// walkKeys calls fn once with every key, deduplicated (see listKeys).
+func (s *Store) walkKeys(fn func(key string)) error {
 	seen := map[string]bool{}
 	for page := 0; ; page++ {
+		s.counted(opList)
 		batch, appErr := s.kv.KVList(page, s.pageSize)
 		if appErr != nil {
-			return nil, fmt.Errorf("store: listing keys (page %d): %w", page, appErr)
+			return fmt.Errorf("store: listing keys (page %d): %w", page, appErr)
 		}
 		for _, k := range batch {
-			if strings.HasPrefix(k, prefix) && !seen[k] {
+			if !seen[k] {
 				seen[k] = true
-				keys = append(keys, k)
+				fn(k)
 			}
 		}
 		if len(batch) < s.pageSize {
-			return keys, nil
+			return nil
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge"
@@ -304,6 +305,47 @@ func (s *Store) DeleteGhost(network bridge.Network, userID string) error {
 		return err
 	}
 	return s.del(ghostKey(network, userID))
+}
+
+// People counts the people of one network the bridge represents.
+type People struct {
+	// RemoteUsers are the network's people represented in Mattermost.
+	RemoteUsers int
+	// Ghosts are Mattermost people represented on the network (XMPP
+	// accounts, Matrix puppets).
+	Ghosts int
+}
+
+// CountPeople counts remote users and ghosts per network in one walk of
+// the keys, reading no record: network names are written verbatim in the
+// keys (see keys.go).
+func (s *Store) CountPeople() (map[bridge.Network]People, error) {
+	out := map[bridge.Network]People{}
+	err := s.walkKeys(func(k string) {
+		var ghost bool
+		rest, ok := strings.CutPrefix(k, prefixRemoteUser)
+		if !ok {
+			if rest, ok = strings.CutPrefix(k, prefixGhost); !ok {
+				return
+			}
+			ghost = true
+		}
+		network, _, ok := strings.Cut(rest, ":")
+		if !ok {
+			return
+		}
+		p := out[bridge.Network(network)]
+		if ghost {
+			p.Ghosts++
+		} else {
+			p.RemoteUsers++
+		}
+		out[bridge.Network(network)] = p
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // ListGhosts returns every ghost on network.

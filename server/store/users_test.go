@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
 	"testing"
 	"time"
@@ -190,5 +191,24 @@ func TestUpdateGhostConcurrent(t *testing.T) {
 	}
 	if _, err := s.GetGhost(bridge.NetworkMatrix, u); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("after delete: %v", err)
+	}
+}
+
+// CountPeople counts remote users and ghosts per network from the keys
+// alone, whatever their records hold.
+func TestCountPeople(t *testing.T) {
+	s, _ := newTestStore(t)
+	for i := range 3 {
+		must(t, s.SaveRemoteUser(RemoteUser{Network: bridge.NetworkXMPP, RemoteID: fmt.Sprintf("Person-%d@Example.org/with a long resource that makes the key hashed %d", i, i), UserID: model.NewId()}))
+	}
+	must(t, s.SaveRemoteUser(RemoteUser{Network: bridge.NetworkMatrix, RemoteID: "@carol:example.org", UserID: model.NewId()}))
+	for range 2 {
+		must(t, s.SaveGhost(Ghost{Network: bridge.NetworkMatrix, UserID: model.NewId(), RemoteID: "@_mm_x:example.org"}))
+	}
+	got, err := s.CountPeople()
+	must(t, err)
+	want := map[bridge.Network]People{bridge.NetworkXMPP: {RemoteUsers: 3}, bridge.NetworkMatrix: {RemoteUsers: 1, Ghosts: 2}}
+	if !maps.Equal(got, want) {
+		t.Fatalf("CountPeople = %v, want %v", got, want)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/mattermost/mattermost/server/public/model"
+	"github.com/mattermost/mattermost/server/public/plugin"
 )
 
 // The methods in this file act as a user making a request to this node's
@@ -168,6 +169,33 @@ func (n *Node) ServeHTTP(userID string, r *http.Request) *http.Response {
 	c.AcceptLanguage = req.Header.Get("Accept-Language")
 	c.UserAgent = req.UserAgent()
 	hooks.ServeHTTP(c, rec, req)
+	return rec.result()
+}
+
+// ServeMetrics sends a request for /plugins/<id>/metrics[/...] to that
+// plugin's ServeMetrics hook on this node, as the server's metrics
+// listener does (platform/metrics.go, servePluginMetricsRequest): the
+// "/plugins/<id>/metrics" prefix is trimmed from the path, the hook gets
+// an empty plugin context, and the headers are passed as they came (that
+// listener has no sessions, so it strips nothing). It answers 404 for
+// another path or a plugin that is not active.
+func (n *Node) ServeMetrics(r *http.Request) *http.Response {
+	rec := newRecorder()
+	rest, ok := strings.CutPrefix(r.URL.Path, "/plugins/")
+	id, sub, _ := strings.Cut(rest, "/")
+	if !ok || (sub != "metrics" && !strings.HasPrefix(sub, "metrics/")) {
+		http.NotFound(rec, r)
+		return rec.result()
+	}
+	hooks, err := n.env.HooksForPlugin(id)
+	if err != nil {
+		http.NotFound(rec, r)
+		return rec.result()
+	}
+	req := r.Clone(context.Background())
+	req.URL.Path = strings.TrimPrefix(r.URL.Path, "/plugins/"+id+"/metrics")
+	req.URL.RawPath = ""
+	hooks.ServeMetrics(&plugin.Context{}, rec, req)
 	return rec.result()
 }
 

@@ -40,6 +40,9 @@
 // "has been" hooks. Server.Logs returns every log line; the logs are
 // written with t.Log when a test fails or BRIDGE_TEST_VERBOSE=1.
 //
+// Node.ServeMetrics hands /plugins/<id>/metrics to the plugin's
+// ServeMetrics hook the way the server's metrics listener does.
+//
 // Server.ListenHTTP serves the plugin's /plugins/<id>/... endpoints on a
 // real port, for other processes (a Matrix homeserver) to call, with an
 // optional interceptor to lose or fake responses; Server.FailKV makes the

@@ -362,6 +362,32 @@ func TestServeHTTP(t *testing.T) {
 	}
 }
 
+// The metrics listener hands /plugins/<id>/metrics to ServeMetrics with the
+// prefix trimmed and an empty context, as the server does.
+func TestServeMetrics(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, WithBundle(hostcheckBundle(t)))
+	n := f.s.Node(0)
+	if err := n.Activate(); err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]string{
+		"/plugins/" + hostcheck.ID + "/metrics":      `metrics path="" user="forged" session=""`,
+		"/plugins/" + hostcheck.ID + "/metrics/more": `metrics path="/more" user="forged" session=""`,
+	} {
+		req := httptest.NewRequest(http.MethodGet, path, http.NoBody)
+		req.Header.Set("Mattermost-User-ID", "forged")
+		resp := n.ServeMetrics(req)
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK || string(b) != want {
+			t.Fatalf("%s: %d %q, want %q", path, resp.StatusCode, b, want)
+		}
+	}
+	if resp := n.ServeMetrics(httptest.NewRequest(http.MethodGet, "/plugins/elsewhere/metrics", http.NoBody)); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("another plugin's metrics: %d", resp.StatusCode)
+	}
+}
+
 func TestLogsCollectKeyValues(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, WithBundle(hostcheckBundle(t)))

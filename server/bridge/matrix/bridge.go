@@ -224,6 +224,7 @@ func (b *Bridge) run(ctx context.Context) {
 		if !sleep(ctx, delay/2+rand.N(delay/2+1)) {
 			return
 		}
+		b.health.Reconnecting()
 		delay = min(delay*2, 2*time.Minute)
 	}
 	b.health.Connected()

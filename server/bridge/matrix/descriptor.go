@@ -31,6 +31,7 @@ func Descriptor() connector.Descriptor {
 			return New(c.(configured).cfg, env.Store, env.Logger)
 		},
 		Subcommands:  subcommands,
+		Doctor:       Doctor,
 		CreatesRooms: true,
 		Routes: []connector.Route{
 			{Path: "/_matrix/", Handle: serveAppService},

@@ -151,15 +151,12 @@ func (b *Bridge) archivedDrop(ctx context.Context, channel string, cause error) 
 
 // DescribeRoom names a linked channel and says when it is archived, for
 // status and list.
-func (b *Bridge) DescribeRoom(ctx context.Context, room string) string {
-	var parts []string
+func (b *Bridge) DescribeRoom(ctx context.Context, room string) bridge.RoomInfo {
+	info := bridge.RoomInfo{Archived: b.isArchived(room)}
 	if name := b.channelName(ctx, room); name != "" {
-		parts = append(parts, "#"+name)
+		info.Name = "#" + name
 	}
-	if b.isArchived(room) {
-		parts = append(parts, "archived in Slack: read-only until it is unarchived")
-	}
-	return strings.Join(parts, ", ")
+	return info
 }
 
 // archivedNote is the health line listing the archived linked channels.

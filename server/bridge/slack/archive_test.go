@@ -14,7 +14,7 @@ func waitArchived(t *testing.T, h *harness, room string, want bool) string {
 	t.Helper()
 	var note string
 	eventually(t, "the channel's archived state to be "+map[bool]string{true: "archived", false: "active"}[want], func() bool {
-		note = h.b.DescribeRoom(ctxT(t), room)
+		note = h.b.DescribeRoom(ctxT(t), room).Describe(bridge.NetworkSlack)
 		return strings.Contains(note, "archived") == want
 	})
 	return note
@@ -85,7 +85,7 @@ func TestArchivedStateSurvivesRestart(t *testing.T) {
 
 	// Known from the store at once, before Slack was asked.
 	h.start(t)
-	if note := h.b.DescribeRoom(ctxT(t), h.ch.ID); !strings.Contains(note, "archived") {
+	if note := h.b.DescribeRoom(ctxT(t), h.ch.ID).Describe(bridge.NetworkSlack); !strings.Contains(note, "archived") {
 		t.Errorf("after a restart the channel is not known archived: %q", note)
 	}
 	deliverDropped(t, h, h.ch.ID, "said while archived, after a restart")

@@ -30,6 +30,7 @@ func descriptor(unpaced bool) connector.Descriptor {
 			RoomArg: "channel-id", RoomExample: "C0123456789", ParseRoom: ParseChannel,
 		},
 		Configure: configure,
+		Doctor:    Doctor,
 		Build: func(env connector.Env, c connector.Config) (bridge.Bridge, error) {
 			cc := c.(configured)
 			return New(Config{

@@ -107,6 +107,7 @@ func (b *Bridge) run(ctx context.Context) {
 		if !sleep(ctx, retryWait(err, attempt)) {
 			return
 		}
+		b.health.Reconnecting()
 	}
 
 	var cur *sockConn
@@ -143,6 +144,7 @@ func (b *Bridge) run(ctx context.Context) {
 			b.log.Warn("Could not open a Slack socket", "error", err.Error(), "attempt", attempt+1)
 			retryAt = time.Now().Add(retryWait(err, attempt))
 			attempt++
+			b.health.Reconnecting()
 			continue
 		}
 		attempt, retryAt = 0, time.Time{}
@@ -172,6 +174,7 @@ func (b *Bridge) run(ctx context.Context) {
 // dropped records that the current socket closed under the bridge.
 func (b *Bridge) dropped(c *sockConn) {
 	b.reconnects.Add(1)
+	b.health.Reconnecting()
 	b.health.Set(bridge.StateDisconnected, fmt.Errorf("the Slack socket dropped: %w", c.err))
 	b.log.Warn("The Slack socket dropped; reconnecting", "error", b.redact(c.err.Error()))
 }

@@ -286,6 +286,7 @@ func (b *Bridge) run(ctx context.Context) {
 			return
 		case <-time.After(backoff(attempt)):
 		}
+		b.health.Reconnecting()
 	}
 }
 

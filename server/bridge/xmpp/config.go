@@ -64,6 +64,10 @@ type Config struct {
 	// a per-installation secret, so nobody can register them first.
 	GhostNameKey []byte
 
+	// observeTLS, when set, is told each TLS connection's state once its
+	// handshake verified (the doctor reports the certificate).
+	observeTLS func(tls.ConnectionState)
+
 	// logins is shared by the copies of a bridge's Config (New sets it):
 	// how logging in to this server went (see dialClient).
 	logins *logins
@@ -77,12 +81,19 @@ func (c Config) tlsConfig(serverName string) (*tls.Config, error) {
 	if c.CAPEM != "" && !pool.AppendCertsFromPEM([]byte(c.CAPEM)) {
 		return nil, errors.New("the CA certificate setting holds no PEM certificate")
 	}
-	return &tls.Config{
+	tc := &tls.Config{
 		ServerName:         serverName,
 		RootCAs:            pool,
 		MinVersion:         tls.VersionTLS12,
 		InsecureSkipVerify: c.InsecureSkipVerify, //nolint:gosec // an explicit, documented admin choice, shown in status
-	}, nil
+	}
+	if observe := c.observeTLS; observe != nil {
+		tc.VerifyConnection = func(cs tls.ConnectionState) error {
+			observe(cs)
+			return nil
+		}
+	}
+	return tc, nil
 }
 
 // Validate checks the settings this package depends on.

@@ -320,7 +320,10 @@ func explainTLS(server string, err error) error {
 	var unknown x509.UnknownAuthorityError
 	var hostErr x509.HostnameError
 	var certErr *tls.CertificateVerificationError
+	var invalid x509.CertificateInvalidError
 	switch {
+	case errors.As(err, &invalid) && invalid.Reason == x509.Expired:
+		return fmt.Errorf("%w: the certificate of %s has expired or is not valid yet (%v)", ErrUntrustedCert, server, err)
 	case errors.As(err, &unknown), errors.As(err, &certErr) && errors.As(certErr.Err, &unknown):
 		return fmt.Errorf("%w: %s presents a certificate from an unknown authority; add its CA in XMPPCACertificate (%v)", ErrUntrustedCert, server, err)
 	case errors.As(err, &hostErr):

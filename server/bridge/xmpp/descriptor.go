@@ -25,6 +25,7 @@ func Descriptor() connector.Descriptor {
 		},
 		Configure: configure,
 		Build:     build,
+		Doctor:    Doctor,
 	}
 }
 

@@ -371,12 +371,14 @@ var registerFeature = xmpp.StreamFeature{
 	},
 }
 
-// register creates account with XEP-0077 on a stream that is secured but
-// not authenticated.
-func (c Config) register(ctx context.Context, account jid.JID, password string) error {
+// registrationStream opens a stream to account's server that stops after
+// TLS at the in-band registration feature, unauthenticated: servers take
+// the registration IQ there. It fails with ErrRegistrationRefused when the
+// server does not offer registration.
+func (c Config) registrationStream(ctx context.Context, account jid.JID) (*xmpp.Session, error) {
 	conn, err := c.dialTCP(ctx, account)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var features []xmpp.StreamFeature
 	var state xmpp.SessionState
@@ -384,14 +386,12 @@ func (c Config) register(ctx context.Context, account jid.JID, password string) 
 		tc, terr := c.tlsConfig(account.Domainpart())
 		if terr != nil {
 			conn.Close()
-			return terr
+			return nil, terr
 		}
 		features = append(features, xmpp.StartTLS(tc))
 	} else {
 		state = xmpp.Secure
 	}
-	// The stream stops after TLS and the registration feature, unauthenticated:
-	// servers take the registration IQ there.
 	features = append(features, registerFeature)
 	s, err := xmpp.NewSession(ctx, account.Domain(), account, conn, state, xmpp.NewNegotiator(func(*xmpp.Session, *xmpp.StreamConfig) xmpp.StreamConfig {
 		return xmpp.StreamConfig{Features: features}
@@ -400,9 +400,19 @@ func (c Config) register(ctx context.Context, account jid.JID, password string) 
 		conn.Close()
 		if strings.Contains(err.Error(), "out of order") {
 			// What the server offers after TLS has no registration in it.
-			return fmt.Errorf("%w: the server does not offer it", ErrRegistrationRefused)
+			return nil, fmt.Errorf("%w: the server does not offer it", ErrRegistrationRefused)
 		}
-		return explainNegotiation(account.Domainpart(), err)
+		return nil, explainNegotiation(account.Domainpart(), err)
+	}
+	return s, nil
+}
+
+// register creates account with XEP-0077 on a stream that is secured but
+// not authenticated.
+func (c Config) register(ctx context.Context, account jid.JID, password string) error {
+	s, err := c.registrationStream(ctx, account)
+	if err != nil {
+		return err
 	}
 	defer s.Close()
 	go func() { _ = s.Serve(nil) }()

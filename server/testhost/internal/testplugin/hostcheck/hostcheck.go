@@ -240,6 +240,13 @@ func (p *Plugin) OnPluginClusterEvent(_ *plugin.Context, ev model.PluginClusterE
 	_ = p.API.KVSet("cluster:"+p.id(), ev.Data)
 }
 
+// ServeMetrics answers with what reached it, for the host's check of the
+// metrics listener.
+func (p *Plugin) ServeMetrics(c *plugin.Context, w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain")
+	fmt.Fprintf(w, "metrics path=%q user=%q session=%q", r.URL.Path, r.Header.Get("Mattermost-User-ID"), c.SessionId)
+}
+
 func (p *Plugin) ServeHTTP(_ *plugin.Context, w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain")
 	w.Header().Set("X-Hostcheck", "1")
