@@ -190,6 +190,11 @@ type soakRig struct {
 	ledger    *soakLedger
 	// natives are the soak's messages' IDs on their own side, by tag.
 	natives map[string]string
+	// hsMu serialises the homeserver's planned restarts and the
+	// watchdog's; crashes are what the watchdog found.
+	hsMu    sync.Mutex
+	crashMu sync.Mutex
+	crashes []string
 }
 
 func newSoakRig(t *testing.T, kind testservers.Kind, name string) *soakRig {
@@ -501,7 +506,7 @@ func runSoak(t *testing.T, kind testservers.Kind, name string, total, rate int, 
 	r := newSoakRig(t, kind, name)
 	watchCtx, stopWatching := context.WithCancel(r.ctx)
 	var wg sync.WaitGroup
-	for _, w := range []func(context.Context){r.watchMattermost, r.watchXMPP, r.watchMatrix, r.watchSlack} {
+	for _, w := range []func(context.Context){r.watchMattermost, r.watchXMPP, r.watchMatrix, r.watchSlack, r.watchHomeserver} {
 		wg.Add(1)
 		go func() { defer wg.Done(); w(watchCtx) }()
 	}
@@ -621,6 +626,7 @@ func runSoak(t *testing.T, kind testservers.Kind, name string, total, rate int, 
 	stopWatching()
 	wg.Wait()
 	disrupted.Wait()
+	res.Disruptions = append(res.Disruptions, r.crashes...)
 	res.Paths = r.ledger.report()
 	for _, m := range r.ledger.misses(5) {
 		tag := m[strings.LastIndex(m, " ")+1:]
@@ -663,9 +669,40 @@ func (r *soakRig) restartXMPP() string {
 func (r *soakRig) restartHomeserver() string {
 	r.paused.Store(sideMatrix, true)
 	defer r.paused.Store(sideMatrix, false)
+	r.hsMu.Lock()
+	defer r.hsMu.Unlock()
 	at := time.Now()
 	r.hs.Restart(r.t)
 	return fmt.Sprintf("homeserver restarted (%.1f s)", time.Since(at).Seconds())
+}
+
+// watchHomeserver restarts the homeserver when it dies on its own, as its
+// service manager would, and reports why it died. Dendrite on SQLite does:
+// a client cut off in a /sync (the killed node's) can leave its sync
+// database locked, and the next event's write panics with SQLITE_BUSY.
+// The bridge must carry every message across that as across a restart.
+func (r *soakRig) watchHomeserver(ctx context.Context) {
+	for ctx.Err() == nil {
+		sleepCtx(ctx, time.Second)
+		r.hsMu.Lock()
+		if ctx.Err() == nil && !r.hs.Running() {
+			why := "exited"
+			for _, line := range strings.Split(r.hs.LogTail(200), "\n") {
+				if strings.Contains(line, "level=panic") || strings.HasPrefix(line, "panic:") {
+					why = line
+					break
+				}
+			}
+			if len(why) > 200 {
+				why = why[:200] + "..."
+			}
+			r.crashMu.Lock()
+			r.crashes = append(r.crashes, "homeserver crashed ("+why+"), restarted")
+			r.crashMu.Unlock()
+			r.hs.Restart(r.t)
+		}
+		r.hsMu.Unlock()
+	}
 }
 
 func (r *soakRig) killHolder() string {
