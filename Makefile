@@ -197,9 +197,9 @@ test: test-deps
 ## Runs the soak (not part of make test, about 20 minutes): four channels linked with XMPP (Prosody, then ejabberd), Matrix (Dendrite) and Slack (its test server) on a two-node cluster, messages from every side while each server restarts and a node dies; prints per path sent/received/lost/duplicated/reordered and latency, and writes soak-results/soak.json. SOAK_MESSAGES, SOAK_RATE and SOAK_XMPP change the load.
 .PHONY: soak
 soak: test-deps
-	@rm -f soak-results/soak.md
+	@rm -f $${SOAK_OUT:-soak-results}/soak.md
 	$(GO) test -tags soak -run '^TestSoak$$' -count=1 -timeout 45m ./server/; status=$$?; \
-		cat soak-results/soak.md 2> /dev/null; exit $$status
+		cat $${SOAK_OUT:-soak-results}/soak.md 2> /dev/null; exit $$status
 
 build/bin/pluginctl: $(wildcard build/pluginctl/*.go) go.mod go.sum
 	$(GO) build -o $@ ./build/pluginctl

@@ -49,22 +49,23 @@ type Item struct {
 // Drop reasons used by the core. Permanent errors wrapping a *DropReason are
 // counted under its Code instead.
 const (
-	ReasonQueueFull        = "queue_full"        // Enqueue on a full queue
-	ReasonClosed           = "closed"            // Enqueue after Close
-	ReasonShutdown         = "shutdown"          // abandoned when Close's context ended
-	ReasonPermanent        = "permanent"         // Permanent error without a code
-	ReasonExpired          = "expired"           // still failing after MaxAge
-	ReasonRetriesExhausted = "retries_exhausted" // still failing after MaxAttempts
-	ReasonPanic            = "panic"             // the task panicked
-	ReasonUnsupported      = "unsupported"       // destination cannot carry the kind
-	ReasonUnknownTarget    = "unknown_target"    // edit/delete/reaction of a message the destination never got
-	ReasonEcho             = "echo"              // a copy the bridge itself posted came back
-	ReasonDuplicate        = "duplicate"         // the message already reached the destination
-	ReasonNoBridge         = "no_bridge"         // no running bridge for the destination network
-	ReasonTooLarge         = "too_large"         // a file over the destination's limit
-	ReasonNotAuthor        = "not_author"        // an edit or delete by someone who did not write the message and may not moderate it
-	ReasonNoRights         = "no_rights"         // a moderation delete where the bridge is not a moderator
-	ReasonArchived         = "archived"          // the destination room is archived: read-only until it is unarchived
+	ReasonQueueFull             = "queue_full"              // Enqueue on a full queue
+	ReasonClosed                = "closed"                  // Enqueue after Close
+	ReasonShutdown              = "shutdown"                // abandoned when Close's context ended
+	ReasonPermanent             = "permanent"               // Permanent error without a code
+	ReasonExpired               = "expired"                 // still failing after MaxAge
+	ReasonRetriesExhausted      = "retries_exhausted"       // still failing after MaxAttempts
+	ReasonPanic                 = "panic"                   // the task panicked
+	ReasonUnsupported           = "unsupported"             // destination cannot carry the kind
+	ReasonUnknownTarget         = "unknown_target"          // edit/delete/reaction of a message the destination never got
+	ReasonEcho                  = "echo"                    // a copy the bridge itself posted came back
+	ReasonDuplicate             = "duplicate"               // the message already reached the destination
+	ReasonNoBridge              = "no_bridge"               // no running bridge for the destination network
+	ReasonTooLarge              = "too_large"               // a file over the destination's limit
+	ReasonNotAuthor             = "not_author"              // an edit or delete by someone who did not write the message and may not moderate it
+	ReasonNoRights              = "no_rights"               // a moderation delete where the bridge is not a moderator
+	ReasonArchived              = "archived"                // the destination room is archived: read-only until it is unarchived
+	ReasonDeletedBeforeDelivery = "deleted_before_delivery" // its sender deleted the message before it came (see EarlyDeletes)
 )
 
 // quietReasons are logged at debug level: expected in normal operation, or

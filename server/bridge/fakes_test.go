@@ -182,6 +182,7 @@ type fakeDirectory struct {
 	author map[int]string   // group -> who wrote the origin
 	member map[int]map[string]string
 	nextG  int
+	early  []EarlyDelete
 
 	recordErr func(origin, dest Ref) error
 	originOf  func(msg Ref) // called at the start of OriginOf
@@ -294,3 +295,16 @@ func (p *fakePluginAPI) LogDebug(msg string, kv ...any) { p.add("debug", msg, kv
 func (p *fakePluginAPI) LogInfo(msg string, kv ...any)  { p.add("info", msg, kv...) }
 func (p *fakePluginAPI) LogWarn(msg string, kv ...any)  { p.add("warn", msg, kv...) }
 func (p *fakePluginAPI) LogError(msg string, kv ...any) { p.add("error", msg, kv...) }
+
+func (d *fakeDirectory) RecordEarlyDelete(_ context.Context, e EarlyDelete) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.early = append(d.early, e)
+	return nil
+}
+
+func (d *fakeDirectory) EarlyDeletes(context.Context) ([]EarlyDelete, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]EarlyDelete(nil), d.early...), nil
+}

@@ -76,6 +76,7 @@ type Router struct {
 	log     Logger
 	flight  inFlight
 	count   *Counters
+	early   earlyDeletes
 }
 
 var _ Sink = (*Router)(nil)
@@ -321,6 +322,9 @@ func (j *job) message(ctx context.Context, b Bridge, caps Capabilities) error {
 		if ok {
 			return Dropf(ReasonDuplicate, "%s already bridged to %s as %s", j.ev.Origin.Key(), j.dest.RoomKey(), id)
 		}
+		if j.r.early.deleted(ctx, j.r, j.ev.Origin, j.ev.Sender.Identity()) {
+			return Dropf(ReasonDeletedBeforeDelivery, "%s deleted %s before it came", j.ev.Sender.Identity(), j.ev.Origin.Key())
+		}
 		if j.parentID, err = j.parent(ctx); err != nil {
 			return err
 		}
@@ -455,6 +459,9 @@ func (j *job) unknownTarget() error {
 	}
 	if j.r.flight.busy(j.ev.Origin.RoomKey(), j.waitUpTo) && time.Since(j.missedAt) < freshCopyWait {
 		return fmt.Errorf("%s may be a copy still being delivered", j.ref(j.ev.Target).Key())
+	}
+	if j.ev.Kind == KindDelete {
+		j.r.early.record(j.r, j.ref(j.ev.Target), j.ev.Sender.Identity())
 	}
 	return Dropf(ReasonUnknownTarget, "%s never reached %s", j.ref(j.ev.Target).Key(), j.dest.RoomKey())
 }

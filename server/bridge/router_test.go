@@ -931,3 +931,41 @@ func TestRouterRemoteActionWaitsForADeliveryInFlight(t *testing.T) {
 		}
 	}
 }
+
+// A delete can overtake its message: the homeserver pushes the message in
+// a transaction the dying holder never answered and resends it later,
+// while the redaction comes by another way (the soak saw it). The delete
+// of a message not bridged yet is remembered, and the message, when it
+// comes from the same sender, is bridged nowhere; a delete by anyone else
+// keeps nothing away.
+func TestDeleteBeforeItsMessageKeepsTheMessageAway(t *testing.T) {
+	e, _, _, _ := standard(t)
+	carol := Sender{Network: NetworkMatrix, ID: "@carol:hs", Username: "carol"}
+	e.receive(t, Event{Kind: KindDelete, Origin: matrixRoom, Target: "$early", Sender: carol, Time: time.Now()})
+	for n, o := range e.outcomes(t, 2) {
+		if len(o) != 1 || o[0].reason != ReasonUnknownTarget {
+			t.Fatalf("the early delete, to %s: %+v", n, o)
+		}
+	}
+	msg := message(matrixRoom, "$early", "said and taken back")
+	msg.Sender = carol
+	e.receive(t, msg)
+	for n, o := range e.outcomes(t, 2) {
+		if len(o) != 1 || o[0].reason != ReasonDeletedBeforeDelivery {
+			t.Fatalf("the message deleted before it came, to %s: %+v", n, o)
+		}
+	}
+
+	// mallory's delete of a message she did not write keeps nothing away.
+	mallory := Sender{Network: NetworkMatrix, ID: "@mallory:hs", Username: "mallory"}
+	e.receive(t, Event{Kind: KindDelete, Origin: matrixRoom, Target: "$carols", Sender: mallory, Time: time.Now()})
+	e.outcomes(t, 2)
+	msg = message(matrixRoom, "$carols", "still here")
+	msg.Sender = carol
+	e.receive(t, msg)
+	for n, o := range e.outcomes(t, 2) {
+		if len(o) != 1 || o[0].reason != "" {
+			t.Fatalf("a message another sender deleted first, to %s: %+v", n, o)
+		}
+	}
+}
