@@ -53,6 +53,9 @@ import (
 const (
 	keySchemaVersion = "schema_version"
 	keyMigrateLock   = "lock:migrate"
+	// keyLinkIndex lists the channel IDs of every link (schema 2), so that
+	// listing the links does not walk every key.
+	keyLinkIndex = "link_index"
 
 	prefixLink       = "l:"
 	prefixRoom       = "r:"

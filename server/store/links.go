@@ -102,8 +102,100 @@ func (s *Store) ProvenLink(ctx context.Context, channelID string) (*Link, error)
 	return l, nil
 }
 
-// ListLinks returns every link.
-func (s *Store) ListLinks() ([]Link, error) { return listJSON[Link](s, prefixLink) }
+// ListLinks returns every link: one read for the index, one per link. A
+// store not migrated yet (no index) is walked key by key.
+func (s *Store) ListLinks() ([]Link, error) {
+	idx, _, err := getJSON[linkIndex](s, keyLinkIndex)
+	if err != nil {
+		return nil, err
+	}
+	if idx == nil {
+		return listJSON[Link](s, prefixLink)
+	}
+	out := make([]Link, 0, len(idx.IDs))
+	for _, id := range idx.IDs {
+		l, _, err := getJSON[Link](s, linkKey(id))
+		if err != nil {
+			return nil, err
+		}
+		if l != nil { // indexed before its link was written, or after it went
+			out = append(out, *l)
+		}
+	}
+	return out, nil
+}
+
+// linkIndex holds every link's channel ID, and maybe some with no link: a
+// channel is added before its link is written and removed after its link
+// is deleted (and only while it has none), so a node dying in between
+// leaves an extra ID, never a missing one. Gen changes with every
+// indexLink, so that an unindexLink racing with a new link of the same
+// channel loses its compare-and-set and looks at the link again.
+type linkIndex struct {
+	IDs []string `json:"ids"`
+	Gen int64    `json:"gen"`
+}
+
+// indexLink adds channelID to the link index.
+func (s *Store) indexLink(channelID string) error {
+	_, err := update(context.Background(), s, keyLinkIndex, 0, func(old *linkIndex) (*linkIndex, error) {
+		next := linkIndex{}
+		if old != nil {
+			next = linkIndex{IDs: slices.Clone(old.IDs), Gen: old.Gen}
+		}
+		if i, found := slices.BinarySearch(next.IDs, channelID); !found {
+			next.IDs = slices.Insert(next.IDs, i, channelID)
+		}
+		next.Gen++
+		return &next, nil
+	})
+	return err
+}
+
+// unindexLink removes channelID from the link index unless it has a link.
+func (s *Store) unindexLink(channelID string) error {
+	_, err := update(context.Background(), s, keyLinkIndex, 0, func(old *linkIndex) (*linkIndex, error) {
+		if old == nil {
+			return nil, errNoChange
+		}
+		i, found := slices.BinarySearch(old.IDs, channelID)
+		if !found {
+			return nil, errNoChange
+		}
+		if l, _, err := getJSON[Link](s, linkKey(channelID)); err != nil || l != nil {
+			return nil, cmpErr(err, errNoChange)
+		}
+		return &linkIndex{IDs: slices.Delete(slices.Clone(old.IDs), i, i+1), Gen: old.Gen}, nil
+	})
+	return err
+}
+
+// cmpErr is err, or def when err is nil.
+func cmpErr(err, def error) error {
+	if err != nil {
+		return err
+	}
+	return def
+}
+
+// buildLinkIndex indexes every link a walk of the store finds (the
+// migration to schema 2).
+func (s *Store) buildLinkIndex() error {
+	links, err := listJSON[Link](s, prefixLink)
+	if err != nil {
+		return err
+	}
+	if len(links) == 0 {
+		_, err := s.insert(keyLinkIndex, []byte(`{"ids":[]}`), 0)
+		return err
+	}
+	for _, l := range links {
+		if err := s.indexLink(l.ChannelID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // AddRemote links the remote room r to a channel of a team, creating the
 // link if needed, and returns the link. A zero r.LinkedAt means now. It
@@ -135,6 +227,9 @@ func (s *Store) AddRemote(channelID, teamID string, r RemoteRoom) (*Link, error)
 	}
 	r.LinkedAt = r.LinkedAt.UTC()
 
+	if err := s.indexLink(channelID); err != nil {
+		return nil, err
+	}
 	ctx := context.Background()
 	key := roomKey(r.Network, r.Room)
 	for attempt := 1; ; attempt++ {
@@ -314,6 +409,9 @@ func (s *Store) RemoveRemote(channelID string, network bridge.Network, room stri
 		return l, nil
 	}
 	if len(after.Remotes) == 0 {
+		if err := s.unindexLink(channelID); err != nil {
+			return &after, fmt.Errorf("store: link of channel %s removed, but not from the index: %w", channelID, err)
+		}
 		if err := s.deleteCursors(channelID); err != nil {
 			return &after, fmt.Errorf("store: link of channel %s removed, but not its cursors: %w", channelID, err)
 		}

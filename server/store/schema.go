@@ -12,7 +12,7 @@ import (
 )
 
 // SchemaVersion is the layout version this code reads and writes.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // migration upgrades the store from version to-1 to version to. Steps should
 // be idempotent: the lock makes a step run once, but a node dying mid-step
@@ -23,10 +23,11 @@ type migration struct {
 	run  func(ctx context.Context, s *Store) error
 }
 
-// migrations lists every step, in order. Version 1 is the first layout, so
-// there are none yet; a layout change appends {to: 2, ...} and bumps
-// SchemaVersion.
-var migrations = []migration{}
+// migrations lists every step, in order; a layout change appends one and
+// bumps SchemaVersion.
+var migrations = []migration{
+	{to: 2, name: "index the links", run: func(_ context.Context, s *Store) error { return s.buildLinkIndex() }},
+}
 
 const (
 	// lockTTL lets a lock held by a dead node expire; the holder refreshes

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,7 +19,7 @@ func TestMigrateFreshStoreIsIdempotent(t *testing.T) {
 	ctx := context.Background()
 	must(t, s.Migrate(ctx))
 	after := dump(t, kv)
-	if len(after) != 1 || after[keySchemaVersion] != "1" {
+	if len(after) != 1 || after[keySchemaVersion] != strconv.Itoa(SchemaVersion) {
 		t.Fatalf("after Migrate: %v", after)
 	}
 	must(t, s.Migrate(ctx))
@@ -40,7 +41,7 @@ func TestMigrateConcurrentFreshStore(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if v, _ := kv.KVGet(keySchemaVersion); string(v) != "1" {
+	if v, _ := kv.KVGet(keySchemaVersion); string(v) != strconv.Itoa(SchemaVersion) {
 		t.Fatalf("schema version = %q", v)
 	}
 }
