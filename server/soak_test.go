@@ -367,7 +367,7 @@ func (r *soakRig) say(m *soakMsg) error {
 				return err
 			}
 			m.native = origin
-			return nil
+			return r.confirmXMPP(m)
 		}
 		// XEP-0461 names the parent by the room's stanza-id.
 		sid, err := r.stanzaID(m.parent)
@@ -375,9 +375,12 @@ func (r *soakRig) say(m *soakMsg) error {
 			return err
 		}
 		m.native = "reply-" + m.tag
-		return r.eveClient().SendRaw(r.ctx, fmt.Sprintf(
+		if err := r.eveClient().SendRaw(r.ctx, fmt.Sprintf(
 			`<message to='%s' type='groupchat' id='%s'><body>%s</body><reply xmlns='urn:xmpp:reply:0' id='%s' to='%s/Eve'/><origin-id xmlns='urn:xmpp:sid:0' id='%s'/></message>`,
-			r.rooms[c], m.native, text, sid, r.rooms[c], m.native))
+			r.rooms[c], m.native, text, sid, r.rooms[c], m.native)); err != nil {
+			return err
+		}
+		return r.confirmXMPP(m)
 	case sideMatrix:
 		content := &event.MessageEventContent{MsgType: event.MsgText, Body: text}
 		if m.parent != nil {
@@ -399,6 +402,36 @@ func (r *soakRig) say(m *soakMsg) error {
 		}
 	}
 	return nil
+}
+
+// confirmXMPP waits for the room to echo eve's message m, as a careful
+// client does before it counts a message sent: one sent as the server
+// shuts down never reaches the room, and is sent again (the soak counts
+// what people said, and the bridge cannot relay what the room never had).
+// A message the room has but eve's echo missed (she was reconnecting) is
+// found in the room's latest archive.
+func (r *soakRig) confirmXMPP(m *soakMsg) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, err := r.stanzaID(m); err == nil {
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(r.ctx, 20*time.Second)
+	defer cancel()
+	msgs, _, err := r.eveClient().FetchHistory(ctx, r.rooms[m.channel], history.Query{Last: true, Limit: 100})
+	if err != nil {
+		return fmt.Errorf("no echo of %s, and the archive cannot tell: %w", m.tag, err)
+	}
+	for _, a := range msgs {
+		if a.OriginID == m.native {
+			// In a MUC archive the result's id is the room's stanza-id.
+			r.stanzaIDs.Store(m.native, cmpOr(a.StanzaID, a.ArchiveID))
+			return nil
+		}
+	}
+	return fmt.Errorf("the room never got %s: sending it again", m.tag)
 }
 
 // stanzaID is the room's stanza-id of one of eve's messages, once her
