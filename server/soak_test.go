@@ -367,7 +367,7 @@ func (r *soakRig) say(m *soakMsg) error {
 				return err
 			}
 			m.native = origin
-			return r.confirmXMPP(m)
+			return r.confirmXMPP(c, m.native, m.tag)
 		}
 		// XEP-0461 names the parent by the room's stanza-id.
 		sid, err := r.stanzaID(m.parent)
@@ -380,7 +380,7 @@ func (r *soakRig) say(m *soakMsg) error {
 			r.rooms[c], m.native, text, sid, r.rooms[c], m.native)); err != nil {
 			return err
 		}
-		return r.confirmXMPP(m)
+		return r.confirmXMPP(c, m.native, m.tag)
 	case sideMatrix:
 		content := &event.MessageEventContent{MsgType: event.MsgText, Body: text}
 		if m.parent != nil {
@@ -410,28 +410,30 @@ func (r *soakRig) say(m *soakMsg) error {
 // what people said, and the bridge cannot relay what the room never had).
 // A message the room has but eve's echo missed (she was reconnecting) is
 // found in the room's latest archive.
-func (r *soakRig) confirmXMPP(m *soakMsg) error {
+// The same goes for corrections and reactions (sent with an id of their
+// own, which the room echoes): key is the origin-id or that id.
+func (r *soakRig) confirmXMPP(c int, key, what string) error {
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		if _, err := r.stanzaID(m); err == nil {
+		if _, ok := r.stanzaIDs.Load(key); ok {
 			return nil
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	ctx, cancel := context.WithTimeout(r.ctx, 20*time.Second)
 	defer cancel()
-	msgs, _, err := r.eveClient().FetchHistory(ctx, r.rooms[m.channel], history.Query{Last: true, Limit: 100})
+	msgs, _, err := r.eveClient().FetchHistory(ctx, r.rooms[c], history.Query{Last: true, Limit: 100})
 	if err != nil {
-		return fmt.Errorf("no echo of %s, and the archive cannot tell: %w", m.tag, err)
+		return fmt.Errorf("no echo of %s, and the archive cannot tell: %w", what, err)
 	}
 	for _, a := range msgs {
-		if a.OriginID == m.native {
+		if a.OriginID == key || a.ID == key {
 			// In a MUC archive the result's id is the room's stanza-id.
-			r.stanzaIDs.Store(m.native, cmpOr(a.StanzaID, a.ArchiveID))
+			r.stanzaIDs.Store(key, cmpOr(a.StanzaID, a.ArchiveID))
 			return nil
 		}
 	}
-	return fmt.Errorf("the room never got %s: sending it again", m.tag)
+	return fmt.Errorf("the room never got %s: sending it again", what)
 }
 
 // stanzaID is the room's stanza-id of one of eve's messages, once her
@@ -457,9 +459,12 @@ func (r *soakRig) reactTo(m *soakMsg) error {
 		if err != nil {
 			return err
 		}
-		return r.eveClient().SendRaw(r.ctx, fmt.Sprintf(
+		if err := r.eveClient().SendRaw(r.ctx, fmt.Sprintf(
 			`<message to='%s' type='groupchat' id='react-%s'><reactions xmlns='urn:xmpp:reactions:0' id='%s'><reaction>👍</reaction></reactions><store xmlns='urn:xmpp:hints'/></message>`,
-			r.rooms[c], m.tag, sid))
+			r.rooms[c], m.tag, sid)); err != nil {
+			return err
+		}
+		return r.confirmXMPP(c, "react-"+m.tag, "the reaction to "+m.tag)
 	case sideMatrix:
 		_, err := r.carol.cli.SendReaction(r.ctx, r.mrooms[c], id.EventID(m.native), "👍")
 		return err
@@ -485,9 +490,12 @@ func (r *soakRig) editMsg(m *soakMsg) error {
 		}
 	case sideXMPP:
 		// XEP-0308: the correction names the message by the id eve gave it.
-		return r.eveClient().SendRaw(r.ctx, fmt.Sprintf(
+		if err := r.eveClient().SendRaw(r.ctx, fmt.Sprintf(
 			`<message to='%s' type='groupchat' id='edit-%s'><body>%s</body><replace xmlns='urn:xmpp:message-correct:0' id='%s'/></message>`,
-			r.rooms[c], m.tag, text, m.native))
+			r.rooms[c], m.tag, text, m.native)); err != nil {
+			return err
+		}
+		return r.confirmXMPP(c, "edit-"+m.tag, "the edit of "+m.tag)
 	case sideMatrix:
 		content := &event.MessageEventContent{MsgType: event.MsgText, Body: "* " + text,
 			NewContent: &event.MessageEventContent{MsgType: event.MsgText, Body: text}}
@@ -813,6 +821,9 @@ func (r *soakRig) watchXMPP(ctx context.Context) {
 			}
 			if m.OriginID != "" && m.StanzaID != "" {
 				r.stanzaIDs.Store(m.OriginID, m.StanzaID)
+			}
+			if m.ID != "" && m.StanzaID != "" && m.ID != m.OriginID {
+				r.stanzaIDs.Store(m.ID, m.StanzaID) // corrections and reactions, by their id
 			}
 			if !m.Delayed {
 				r.seeAll(sideXMPP, m.Body, time.Now())
