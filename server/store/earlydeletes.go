@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"time"
 
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge"
 )
@@ -10,6 +11,9 @@ import (
 // nsEarlyDelete keeps, among the pending records, the deletes that came
 // before their message (bridge.EarlyDeletes); they expire on their own.
 const nsEarlyDelete = "early-delete"
+
+// keyEarlyDeleteMark holds when the latest early delete was recorded.
+const keyEarlyDeleteMark = "early_delete_latest"
 
 var _ bridge.EarlyDeletes = (*Store)(nil)
 
@@ -26,11 +30,25 @@ func (s *Store) RecordEarlyDelete(_ context.Context, d bridge.EarlyDelete) error
 		return err
 	}
 	id := d.Msg + "|" + d.By
-	return s.putJSON(pendingKey(nsEarlyDelete, id), pendingRecord{Namespace: nsEarlyDelete, ID: id, Value: v}, ttlSeconds(bridge.EarlyDeleteTTL))
+	if err := s.putJSON(pendingKey(nsEarlyDelete, id), pendingRecord{Namespace: nsEarlyDelete, ID: id, Value: v}, ttlSeconds(bridge.EarlyDeleteTTL)); err != nil {
+		return err
+	}
+	// The marker outlives the record it follows by as long: while it is
+	// there, the records are worth a walk.
+	return s.putJSON(keyEarlyDeleteMark, d.At, ttlSeconds(bridge.EarlyDeleteTTL))
 }
 
-// EarlyDeletes returns the early deletes that have not expired.
+// EarlyDeletes returns the early deletes that have not expired. Finding
+// them walks every key, so it is done only while the marker of the latest
+// one says some may be left.
 func (s *Store) EarlyDeletes(_ context.Context) ([]bridge.EarlyDelete, error) {
+	if err := s.AwaitReplicas(context.Background()); err != nil {
+		return nil, err
+	}
+	mark, _, err := getJSON[time.Time](s, keyEarlyDeleteMark)
+	if err != nil || mark == nil {
+		return nil, err
+	}
 	records, err := s.ListPending(nsEarlyDelete)
 	if err != nil {
 		return nil, err

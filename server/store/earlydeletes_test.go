@@ -31,3 +31,17 @@ func TestEarlyDeletesOutliveTheHolderAndExpire(t *testing.T) {
 		t.Fatal("an early delete without a message was recorded")
 	}
 }
+
+// Without an early delete within the TTL, reading them walks no keys: the
+// router reads them as a holder starts relaying, and a walk of a store
+// holding thousands of messages took seconds.
+func TestNoEarlyDeletesCostsNoWalk(t *testing.T) {
+	s, _ := newTestStore(t)
+	before := s.KVRoundTrips()
+	if got, err := s.EarlyDeletes(context.Background()); err != nil || len(got) != 0 {
+		t.Fatalf("EarlyDeletes = %+v, %v", got, err)
+	}
+	if n := s.KVRoundTrips()[KVList] - before[KVList]; n != 0 {
+		t.Fatalf("EarlyDeletes listed keys %d times with none recorded", n)
+	}
+}
