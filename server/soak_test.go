@@ -211,6 +211,15 @@ func newSoakRig(t *testing.T, kind testservers.Kind, name string) *soakRig {
 		r.rooms[c] = r.xmpp.RoomJID(t, fmt.Sprintf("soak%d", c))
 	}
 	r.connectEve()
+	// eve made the rooms; she makes the bridge a room admin, as status
+	// asks an admin to: the bridge then knows authors by address, which
+	// outlives ejabberd's restarts (its occupant-ids do not).
+	for _, room := range r.rooms {
+		iq := fmt.Sprintf(`<iq type='set' to='%s' id='aff-bridge'><query xmlns='http://jabber.org/protocol/muc#admin'><item affiliation='admin' jid='bridge@%s'/></query></iq>`, room, r.xmpp.Domain)
+		if err := r.eveClient().SendRaw(ctx, iq); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	r.slack = slacktest.Start(t, slacktest.Options{NoRateLimits: true})
 	r.sam = r.slack.AddUser(slacktest.User{Name: "sam", RealName: "Sam Slack"})

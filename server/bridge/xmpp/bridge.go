@@ -187,6 +187,9 @@ func (b *Bridge) Health() bridge.Health {
 	if n := b.registrationNote(); n != "" {
 		notes = append(notes, n)
 	}
+	if n := b.addressNote(); n != "" {
+		notes = append(notes, n)
+	}
 	h.Detail = strings.Join(notes, "; ")
 	return h
 }

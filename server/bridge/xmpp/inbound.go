@@ -336,7 +336,7 @@ func (b *Bridge) relayGroupchat(ctx context.Context, m *inMsg, archived bool, vi
 	if nick == "" {
 		// The room itself speaking: notices, and XEP-0425 moderations,
 		// which only the room sends and only for its moderators.
-		b.relayModeration(ctx, roomJID, m, view, out)
+		b.relayModeration(ctx, roomJID, m, archived, view, out)
 		return
 	}
 	if ours || archived && b.sentByUs(key, m) {
@@ -354,9 +354,7 @@ func (b *Bridge) relayGroupchat(ctx context.Context, m *inMsg, archived bool, vi
 	}
 	b.remember(key, m)
 
-	if m.OccupantID != "" {
-		occ.OccupantID = m.OccupantID
-	}
+	occ = b.authorOf(key, nick, m.OccupantID, archived, occ)
 	sender := b.senderOf(roomJID, nick, occ)
 	at := m.Delay
 	if at.IsZero() {
@@ -405,7 +403,7 @@ func (b *Bridge) relayGroupchat(ctx context.Context, m *inMsg, archived bool, vi
 // relayModeration turns the room's announcement that a moderator
 // retracted a message into a moderated delete, unless the moderator is the
 // bridge itself (relaying a Mattermost admin's delete).
-func (b *Bridge) relayModeration(ctx context.Context, roomJID jid.JID, m *inMsg, view roomView, out *roomEvents) {
+func (b *Bridge) relayModeration(ctx context.Context, roomJID jid.JID, m *inMsg, archived bool, view roomView, out *roomEvents) {
 	rt := m.parsed.Retract
 	if rt == nil || rt.Moderated == nil || rt.ID == "" {
 		return
@@ -421,9 +419,7 @@ func (b *Bridge) relayModeration(ctx context.Context, roomJID jid.JID, m *inMsg,
 	if view.modOurs {
 		return
 	}
-	if rt.Moderated.OccupantID != "" {
-		occ.OccupantID = rt.Moderated.OccupantID
-	}
+	occ = b.authorOf(key, modNick, rt.Moderated.OccupantID, archived, occ)
 	id := m.StanzaID(roomJID)
 	if id == "" {
 		id = m.ID

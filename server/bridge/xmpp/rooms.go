@@ -58,6 +58,12 @@ type room struct {
 	// caughtUpIDs are the archive IDs handled during a catch-up, so live
 	// messages held meanwhile that the archive already gave are skipped.
 	caughtUpIDs map[string]bool
+	// seesAddresses is set while the room shows the bridge its members'
+	// real addresses (a non-anonymous room, or the bridge a moderator).
+	seesAddresses bool
+	// addresses caches addressNS: occupant-ids and the addresses the room
+	// showed with them.
+	addresses map[string]jid.JID
 
 	// The fields below outlive a session.
 
@@ -248,6 +254,7 @@ type presence struct {
 		Items []struct {
 			JID  string `xml:"jid,attr"`
 			Nick string `xml:"nick,attr"`
+			Role string `xml:"role,attr"`
 		} `xml:"item"`
 		Status []struct {
 			Code int `xml:"code,attr"`
@@ -286,6 +293,9 @@ func (b *Bridge) handlePresence(raw []byte) {
 	from, err := jid.Parse(p.From)
 	if err != nil || from.Resourcepart() == "" {
 		return
+	}
+	if p.Type == "" {
+		b.learnAddress(from.Bare().String(), occupantOf(&p))
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -345,6 +355,9 @@ func (b *Bridge) handlePresence(raw []byte) {
 		}
 		r.occupants[nick] = o
 		if nick == r.nick {
+			// XEP-0045 §7.2.2: status 100 in the self-presence says the room
+			// is non-anonymous; a moderator sees addresses in any room.
+			r.seesAddresses = p.status(100) || p.MUC != nil && len(p.MUC.Items) > 0 && p.MUC.Items[0].Role == "moderator"
 			select {
 			case <-r.joined:
 			default:

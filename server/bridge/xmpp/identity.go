@@ -1,0 +1,112 @@
+package xmpp
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"mellium.im/xmpp/jid"
+)
+
+// addressNS maps a room's occupant-ids (XEP-0421) to the real addresses the
+// room showed with them. The room derives an occupant-id from the address,
+// so one never stands for two people; remembering the pair lets the bridge
+// know the author of an archived message whose sender has left.
+func addressNS(room string) string { return "xmpp-address|" + room }
+
+// learnAddress remembers the address a room showed with an occupant-id.
+// Only presences teach it: the room writes their muc#user items itself,
+// while a message's can be the sender's own (both Prosody and ejabberd
+// relay one a sender put in).
+func (b *Bridge) learnAddress(room string, o occupant) {
+	if o.OccupantID == "" || o.RealJID.String() == "" {
+		return
+	}
+	b.mu.Lock()
+	r, ok := b.rooms[room]
+	if !ok || r.addresses[o.OccupantID].Equal(o.RealJID) {
+		b.mu.Unlock()
+		return
+	}
+	if r.addresses == nil {
+		r.addresses = map[string]jid.JID{}
+	}
+	r.addresses[o.OccupantID] = o.RealJID
+	b.mu.Unlock()
+	if err := b.store.SetAlias(addressNS(room), o.OccupantID, o.RealJID.String()); err != nil {
+		b.log.Warn("Could not remember an XMPP occupant's address", "room", room, "error", err.Error())
+	}
+}
+
+// knownAddress is the address the room showed with an occupant-id, if it
+// ever did.
+func (b *Bridge) knownAddress(room, occupantID string) (jid.JID, bool) {
+	b.mu.Lock()
+	r, ok := b.rooms[room]
+	var addr jid.JID
+	if ok {
+		addr, ok = r.addresses[occupantID]
+	}
+	b.mu.Unlock()
+	if ok {
+		return addr, true
+	}
+	v, ok, err := b.store.Alias(addressNS(room), occupantID)
+	if err != nil || !ok {
+		return jid.JID{}, false
+	}
+	addr, err = jid.Parse(v)
+	return addr, err == nil
+}
+
+// authorOf is who said something in a room under nick, as far as the room
+// proves it; stamped is the occupant-id the room put on it, now what the
+// bridge knows of the nick's occupant as it is handled. Live, it is
+// theirs: the room relays presences and messages in order. Archived, it
+// was said by whoever held the nick then, perhaps someone who has left
+// since, so only the stamped occupant-id counts: the address the room
+// showed with it, else the occupant-id alone; without one, only the nick.
+func (b *Bridge) authorOf(room, nick, stamped string, archived bool, now occupant) occupant {
+	if stamped == "" {
+		if archived {
+			return occupant{FirstNick: nick}
+		}
+		return now
+	}
+	if now.OccupantID == stamped || !archived && now.OccupantID == "" {
+		now.OccupantID = stamped
+		return now
+	}
+	o := occupant{OccupantID: stamped}
+	if addr, ok := b.knownAddress(room, stamped); ok {
+		o.RealJID = addr
+	}
+	return o
+}
+
+// addressNote names the joined rooms that hide their members' addresses
+// from the bridge. There it knows people by occupant-id alone, which
+// ejabberd renews on every restart (it keeps the rooms' salts in memory):
+// an edit, delete or reaction after one, to a message from before it,
+// cannot be shown to be its author's and is refused.
+func (b *Bridge) addressNote() string {
+	b.mu.Lock()
+	var hidden []string
+	for key, r := range b.rooms {
+		if _, self := r.occupants[r.nick]; self && !r.seesAddresses {
+			hidden = append(hidden, key)
+		}
+	}
+	b.mu.Unlock()
+	if len(hidden) == 0 {
+		return ""
+	}
+	slices.Sort(hidden)
+	verb := "hide"
+	if len(hidden) == 1 {
+		verb = "hides"
+	}
+	return fmt.Sprintf("%s %s members' addresses from the bridge, which then knows authors by occupant-id only "+
+		"(ejabberd renews those on every restart, so edits, deletes and reactions made after one to earlier messages are refused): "+
+		"make the bridge account a room admin", strings.Join(hidden, ", "), verb)
+}
