@@ -150,6 +150,7 @@ check-style: manifest-check apply webapp/node_modules golangci-lint
 	@echo Checking for style guide compliance
 	$(GO) vet ./...
 	$(GOLANGCI_LINT) run --allow-parallel-runners ./...
+	cd build/bench/report && $(GO) vet ./... && $(GOLANGCI_LINT) run --allow-parallel-runners ./...
 ifneq ($(HAS_WEBAPP),)
 	cd webapp && $(NPM) run lint
 	cd webapp && $(NPM) run check-types
@@ -169,6 +170,7 @@ golangci-lint:
 # CGO_ENABLED=0 selects Dendrite's pure-Go SQLite driver (modernc.org/sqlite):
 # it builds faster from cold than mattn/go-sqlite3 and needs no C compiler.
 DENDRITE_DIR := build/tools/dendrite
+MATTERBRIDGE_DIR := build/tools/matterbridge
 DENDRITE_CMDS := dendrite generate-keys generate-config
 
 ## Builds the Dendrite Matrix homeserver (bin/dendrite, bin/generate-keys, bin/generate-config) for the Matrix bridge's tests.
@@ -179,6 +181,15 @@ bin/dendrite: $(DENDRITE_DIR)/go.mod $(DENDRITE_DIR)/go.sum
 	@echo "testdeps: building Dendrite into bin/ (about 2.5 minutes the first time)"
 	cd $(DENDRITE_DIR) && GOWORK=off GOFLAGS=-mod=readonly CGO_ENABLED=0 \
 		$(GO) build -trimpath -o $(CURDIR)/bin/ $(addprefix github.com/element-hq/dendrite/cmd/,$(DENDRITE_CMDS))
+
+## Builds matterbridge v1.26.0 (bin/matterbridge), the peer make bench measures beside the bridge (about 3 minutes and 2.7 GB of memory the first time).
+.PHONY: matterbridge
+matterbridge: bin/matterbridge
+
+bin/matterbridge: $(MATTERBRIDGE_DIR)/go.mod $(MATTERBRIDGE_DIR)/go.sum
+	@echo "bench: building matterbridge into bin/ (about 3 minutes the first time)"
+	cd $(MATTERBRIDGE_DIR) && GOWORK=off GOFLAGS=-mod=readonly CGO_ENABLED=0 \
+		$(GO) build -trimpath -tags nonctalk -o $(CURDIR)/bin/matterbridge github.com/42wim/matterbridge
 
 ## Installs or builds what the tests need and is missing (Debian packages, Dendrite...); does nothing when all is there. See build/testdeps.
 .PHONY: test-deps
@@ -199,6 +210,11 @@ soak: test-deps
 
 build/bin/pluginctl: $(wildcard build/pluginctl/*.go) go.mod go.sum
 	$(GO) build -o $@ ./build/pluginctl
+
+## Runs every message path's benchmarks beside each server alone (about 15 minutes) and writes bench-results/: results.json, results.md and a latency curve per path. BENCHTIME and COUNT change the load.
+.PHONY: bench
+bench: test-deps matterbridge
+	build/bench/run.sh
 
 ## Builds the bundle and installs it on a server (see README: MM_LOCALSOCKETPATH, or MM_SERVICESETTINGS_SITEURL with MM_ADMIN_TOKEN or MM_ADMIN_USERNAME/MM_ADMIN_PASSWORD).
 .PHONY: deploy

@@ -7,9 +7,8 @@ package main
 //	BenchmarkMatrixToMattermost   carol -> Dendrite -> application-service push -> bridge -> post in the linked channel
 //	BenchmarkMattermostToMatrix   node.CreatePost -> hook (real RPC) -> bridge -> puppet sends -> Dendrite -> dave's /sync
 //
-// Loads (serial, burst), metrics (msgs/s, p50-ms, p99-ms, lost) and the
-// Mattermost-side receipt by polling are those of the XMPP benchmarks
-// (xmpp_bench_test.go), whose helpers these share.
+// Loads and metrics are bench_test.go's, and the Mattermost-side receipt
+// by polling that of the XMPP benchmarks (xmpp_bench_test.go).
 //
 // Setup is outside the timer: one harness (Dendrite with the plugin
 // registered as its application service, and the test host) per benchmark
@@ -37,7 +36,7 @@ package main
 // Dendrite), so one benchmark invocation (both loads) must end well within
 // that.
 //
-// Run with build/bench/matrix.sh, or:
+// Run with make bench (build/bench/run.sh), or:
 //
 //	go test -run '^$' -bench 'DendriteSendToSync|MatrixToMattermost|MattermostToMatrix' -benchtime 100x -count 3 ./server/
 
@@ -80,7 +79,13 @@ type matrixBench struct {
 
 func newMatrixBench(b *testing.B) *matrixBench {
 	b.Helper()
-	m := &matrixBench{h: newMatrixHarness(b, dendrite)}
+	return newMatrixBenchWith(b, nil)
+}
+
+// newMatrixBenchWith adds settings (another network's) to the plugin's.
+func newMatrixBenchWith(b *testing.B, extra map[string]any) *matrixBench {
+	b.Helper()
+	m := &matrixBench{h: newMatrixHarnessOf(b, dendrite, extra, benchBundle(b))}
 	var cancel context.CancelFunc
 	m.ctx, cancel = context.WithCancel(context.Background())
 	b.Cleanup(cancel)
@@ -152,7 +157,7 @@ type roomWatch struct {
 }
 
 // watchRoom follows room with a /sync long-poll of its own as cli and
-// reports the m.room.message events "<tag> <i>", each index once, at the
+// reports the m.room.message events "<tag> <i>", each event once, at the
 // time the /sync answer carrying them was decoded. It returns once its
 // initial sync is done: every event sent afterwards is reported. close
 // ends it.
@@ -179,11 +184,11 @@ func watchRoom(b *testing.B, cli *mautrix.Client, room id.RoomID, tag string, n 
 	if err != nil {
 		b.Fatal(err)
 	}
-	out := make(chan benchArrival, n)
+	out := benchArrivals(n)
 	w := &roomWatch{arrived: out, done: make(chan struct{})}
 	go func() {
 		defer close(w.done)
-		seen := make([]bool, n)
+		seen := map[id.EventID]bool{}
 		since := first.NextBatch
 		for !w.stop.Load() {
 			resp, err := cli.SyncRequest(ctx, matrixSyncTimeout, since, filter.FilterID, false, event.PresenceOffline)
@@ -201,12 +206,12 @@ func watchRoom(b *testing.B, cli *mautrix.Client, room id.RoomID, tag string, n 
 				w.gaps.Add(1)
 			}
 			for _, evt := range joined.Timeline.Events {
-				if evt.Type != event.EventMessage {
+				if evt.Type != event.EventMessage || seen[evt.ID] {
 					continue
 				}
+				seen[evt.ID] = true
 				body, _ := evt.Content.Raw["body"].(string)
-				if i, ok := benchIndex(body, tag, n); ok && !seen[i] {
-					seen[i] = true
+				if i, ok := benchIndex(body, tag, n); ok {
 					out <- benchArrival{i, now}
 				}
 			}
@@ -266,11 +271,11 @@ func BenchmarkDendriteSendToSync(b *testing.B) {
 			w := watchRoom(b, m.dave, room, tag, b.N)
 			defer w.close()
 			b.ResetTimer()
-			sent, got := benchDrive(b, b.N, load.window, func(i int) error {
+			run := benchDrive(b, b.N, load, func(i int) error {
 				return m.say(m.ctx, room, tag+" "+strconv.Itoa(i))
 			}, w.arrived)
 			b.StopTimer()
-			benchReport(b, sent, got)
+			benchReport(b, run, nil)
 			w.logGaps(b)
 		})
 	}
@@ -300,13 +305,15 @@ func BenchmarkMatrixToMattermost(b *testing.B) {
 			}
 
 			arrived, poll := watchChannel(wctx, m.api, ch.Id, tag, b.N)
+			cpu := pluginCPU(b, m.h.n)
 			b.ResetTimer()
-			sent, got := benchDrive(b, b.N, load.window, func(i int) error {
+			run := benchDrive(b, b.N, load, func(i int) error {
 				return m.say(m.ctx, room, tag+" "+strconv.Itoa(i))
 			}, arrived)
 			b.StopTimer()
-			benchReport(b, sent, got)
-			b.ReportMetric(float64(poll.period())/float64(time.Millisecond), "poll-ms")
+			extra := cpuPerMessage(b, m.h.n, cpu)
+			extra["poll-ms"] = float64(poll.period()) / float64(time.Millisecond)
+			benchReport(b, run, extra)
 		})
 	}
 }
@@ -333,15 +340,16 @@ func BenchmarkMattermostToMatrix(b *testing.B) {
 
 			w := watchRoom(b, m.dave, room, tag, b.N)
 			defer w.close()
+			cpu := pluginCPU(b, m.h.n)
 			b.ResetTimer()
-			sent, got := benchDrive(b, b.N, load.window, func(i int) error {
+			run := benchDrive(b, b.N, load, func(i int) error {
 				if _, appErr := m.h.n.CreatePost(&model.Post{UserId: users[i%2].Id, ChannelId: ch.Id, Message: tag + " " + strconv.Itoa(i)}); appErr != nil {
 					return appErr
 				}
 				return nil
 			}, w.arrived)
 			b.StopTimer()
-			benchReport(b, sent, got)
+			benchReport(b, run, cpuPerMessage(b, m.h.n, cpu))
 			w.logGaps(b)
 		})
 	}

@@ -101,12 +101,23 @@ func newMatrixHarness(t testing.TB, hs homeserver) *matrixHarness {
 // newMatrixHarnessWith adds settings (another network's) to the plugin's.
 func newMatrixHarnessWith(t testing.TB, hs homeserver, extra map[string]any) *matrixHarness {
 	t.Helper()
+	return newMatrixHarnessOf(t, hs, extra, nil)
+}
+
+// newMatrixHarnessOf runs the plugin from bundle, or in process when it is
+// nil.
+func newMatrixHarnessOf(t testing.TB, hs homeserver, extra map[string]any, bundle *testhost.Bundle) *matrixHarness {
+	t.Helper()
 	h := &matrixHarness{channelHarness: channelHarness{t: t}, kind: hs}
 	var cancel context.CancelFunc
 	h.ctx, cancel = context.WithTimeout(context.Background(), 10*time.Minute) // a failsafe
 	t.Cleanup(cancel)
 
-	h.s = testhost.NewServer(t, testhost.WithPluginID(manifest.Id))
+	opts := []testhost.Option{testhost.WithPluginID(manifest.Id)}
+	if bundle != nil {
+		opts = append(opts, testhost.WithBundle(bundle))
+	}
+	h.s = testhost.NewServer(t, opts...)
 	var err error
 	if h.web, err = h.s.ListenHTTP(); err != nil {
 		t.Fatal(err)
@@ -120,7 +131,12 @@ func newMatrixHarnessWith(t testing.TB, hs homeserver, extra map[string]any) *ma
 		t.Fatal(err)
 	}
 	h.n = h.s.Node(0)
-	if err := h.n.ActivateInProcess(testhost.RepoManifest(t), func() any { return &Plugin{} }); err != nil {
+	if bundle != nil {
+		err = h.n.Activate()
+	} else {
+		err = h.n.ActivateInProcess(testhost.RepoManifest(t), func() any { return &Plugin{} })
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
 	h.admin, h.alice, h.bob = createPeople(h.s)

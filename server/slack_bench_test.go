@@ -10,12 +10,9 @@ package main
 //	BenchmarkMattermostToSlackLimited  the same, burst only, under Slack's rate limits
 //
 // SlackAlone/inbound is the floor of SlackToMattermost, SlackAlone/outbound
-// that of MattermostToSlack. Loads (serial, burst), metrics (msgs/s, p50-ms,
-// p99-ms, lost) and the Mattermost-side receipt by polling (poll-ms) are
-// those of the XMPP benchmarks (xmpp_bench_test.go), whose helpers these
-// share. Besides those, every bridge run reports reordered: the messages
-// that stand after a later one in the receiving channel (the test host's
-// post order, or the Slack channel's). The Slack -> Mattermost runs also
+// that of MattermostToSlack. Loads and metrics are bench_test.go's, and
+// the Mattermost-side receipt by polling (poll-ms) that of the XMPP
+// benchmarks (xmpp_bench_test.go). The Slack -> Mattermost runs also
 // report redelivered: events the test server sent again because their
 // envelope was not acknowledged within its 3 s (the bridge acknowledges an
 // envelope only once the event was handled); the Mattermost -> Slack runs
@@ -30,7 +27,7 @@ package main
 // keeps them on to show what the bridge does under them: its msgs/s is
 // Slack's limit, and lost and reordered must be 0; rate-limited counts the
 // 429 answers the bridge got (and waited out, as Retry-After says). It runs a second per
-// message, so give it a small -benchtime (build/bench/slack.sh uses 20x).
+// message, so give it a small -benchtime (20x); make bench leaves it out.
 //
 // Like every benchmark of the package, it runs without the tests' replica
 // lag (see TestMain): with it a serial message waits for the replica twice,
@@ -58,7 +55,7 @@ package main
 // the bridge, which sends to a channel one message at a time: its burst
 // p50/p99 are queueing, and their ratios to the floor say little.
 //
-// Run with build/bench/slack.sh, or:
+// Run with make bench (build/bench/run.sh), or:
 //
 //	go test -run '^$' -bench 'SlackAlone|SlackToMattermost|MattermostToSlack$' -benchtime 200x -count 3 ./server/
 //	go test -run '^$' -bench 'MattermostToSlackLimited' -benchtime 20x -count 1 ./server/
@@ -76,11 +73,7 @@ import (
 	"github.com/slack-go/slack/slackevents"
 	"github.com/slack-go/slack/socketmode"
 
-	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/matrix"
-	slackbridge "github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/slack"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/slack/slacktest"
-	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge/xmpp"
-	"github.com/mattermost-community/mattermost-plugin-bridge/server/connector"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/testhost"
 )
 
@@ -117,16 +110,16 @@ func newSlackBench(b *testing.B, opts slacktest.Options) *slackBench {
 func newSlackBridgeBench(b *testing.B, opts slacktest.Options) *slackBench {
 	b.Helper()
 	h := newSlackBench(b, opts)
-	h.s = testhost.NewServer(b, testhost.WithPluginID(manifest.Id), testhost.WithPluginSettings(slackSettings(h.slack)))
-	h.n = h.s.Node(0)
 	// Without the server's rate limits the bridge does not pace itself
-	// either, so the figures are the bridge's, not Slack's one message a
-	// second per channel.
-	networks := defaultNetworks()
+	// either (a plugin built with the slackunpaced tag), so the figures
+	// are the bridge's, not Slack's one message a second per channel.
+	var tags []string
 	if opts.NoRateLimits {
-		networks = []connector.Descriptor{xmpp.Descriptor(), matrix.Descriptor(), slackbridge.UnpacedDescriptor()}
+		tags = []string{"slackunpaced"}
 	}
-	if err := h.n.ActivateInProcess(testhost.RepoManifest(b), func() any { return &Plugin{networks: networks} }); err != nil {
+	h.s = testhost.NewServer(b, testhost.WithBundle(benchBundle(b, tags...)), testhost.WithPluginSettings(slackSettings(h.slack)))
+	h.n = h.s.Node(0)
+	if err := h.n.Activate(); err != nil {
 		b.Fatal(err)
 	}
 	h.api = h.n.API(manifest.Id)
@@ -169,21 +162,19 @@ func awaitArrivals(b *testing.B, arrived <-chan benchArrival, k int, what string
 	}
 }
 
-// watchSlack reports the messages "<tag> <i>" in a Slack channel, each
-// index once, at the time a wait of the test server first saw them. The
+// watchSlack reports the messages "<tag> <i>" in a Slack channel, in the
+// channel's order, at the time a wait of the test server first saw them. The
 // test server wakes its waits on every change, so this does not poll.
 func watchSlack(ctx context.Context, srv *slacktest.Server, channel, tag string, n int) <-chan benchArrival {
-	out := make(chan benchArrival, n)
+	out := benchArrivals(n)
 	go func() {
-		seen := make([]bool, n)
 		scanned := 0
 		_ = srv.WaitFor(ctx, "benchmark messages", func() bool {
 			msgs := srv.Messages(channel)
 			now := time.Now()
 			for _, m := range msgs[min(scanned, len(msgs)):] {
-				if i, ok := benchIndex(m.Text, tag, n); ok && !seen[i] {
-					seen[i] = true
-					out <- benchArrival{i, now}
+				if i, ok := benchIndex(m.Text, tag, n); ok {
+					benchArrived(ctx, out, benchArrival{i, now})
 				}
 			}
 			scanned = len(msgs)
@@ -191,39 +182,6 @@ func watchSlack(ctx context.Context, srv *slacktest.Server, channel, tag string,
 		})
 	}()
 	return out
-}
-
-// benchReordered counts the messages "<tag> <i>" in texts (in the order
-// the receiving side keeps them) that stand after one with a higher index.
-func benchReordered(texts []string, tag string, n int) int {
-	reordered, highest := 0, -1
-	for _, text := range texts {
-		i, ok := benchIndex(text, tag, n)
-		if !ok {
-			continue
-		}
-		if i < highest {
-			reordered++
-		}
-		highest = max(highest, i)
-	}
-	return reordered
-}
-
-func slackTexts(srv *slacktest.Server, channel string) []string {
-	var texts []string
-	for _, m := range srv.Messages(channel) {
-		texts = append(texts, m.Text)
-	}
-	return texts
-}
-
-func postTexts(s *testhost.Server, channelID string) []string {
-	var texts []string
-	for _, p := range s.ChannelPosts(channelID) {
-		texts = append(texts, p.Message)
-	}
-	return texts
 }
 
 // --- the test server alone ---------------------------------------------------------
@@ -285,16 +243,14 @@ func runSocketFloor(b *testing.B, h *slackBench) *socketFloor {
 	return f
 }
 
-// watchFor reports the message events "<tag> <i>" from now on, each index
-// once, replacing the previous watch.
+// watchFor reports the message events "<tag> <i>" from now on, replacing
+// the previous watch.
 func (f *socketFloor) watchFor(tag string, n int) <-chan benchArrival {
-	out := make(chan benchArrival, n)
-	seen := make([]bool, n)
+	out := benchArrivals(n)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.watch = func(text string, at time.Time) {
-		if i, ok := benchIndex(text, tag, n); ok && !seen[i] {
-			seen[i] = true
+		if i, ok := benchIndex(text, tag, n); ok {
 			out <- benchArrival{i, at}
 		}
 	}
@@ -325,12 +281,12 @@ func BenchmarkSlackAlone(b *testing.B) {
 
 				arrived := floor.watchFor(tag, b.N)
 				b.ResetTimer()
-				sent, got := benchDrive(b, b.N, load.window, func(i int) error {
+				run := benchDrive(b, b.N, load, func(i int) error {
 					h.slack.Post(h.sam.ID, sch.ID, tag+" "+strconv.Itoa(i))
 					return nil
 				}, arrived)
 				b.StopTimer()
-				benchReport(b, sent, got)
+				benchReport(b, run, nil)
 			})
 		}
 	})
@@ -352,11 +308,11 @@ func BenchmarkSlackAlone(b *testing.B) {
 
 				arrived := watchSlack(wctx, h.slack, sch.ID, tag, b.N)
 				b.ResetTimer()
-				sent, got := benchDrive(b, b.N, load.window, func(i int) error {
+				run := benchDrive(b, b.N, load, func(i int) error {
 					return say(tag + " " + strconv.Itoa(i))
 				}, arrived)
 				b.StopTimer()
-				benchReport(b, sent, got)
+				benchReport(b, run, nil)
 			})
 		}
 	})
@@ -393,16 +349,17 @@ func BenchmarkSlackToMattermost(b *testing.B) {
 
 			deliveries := len(h.slack.Deliveries())
 			arrived, poll := watchChannel(wctx, h.api, ch.Id, tag, b.N)
+			cpu := pluginCPU(b, h.n)
 			b.ResetTimer()
-			sent, got := benchDrive(b, b.N, load.window, func(i int) error {
+			run := benchDrive(b, b.N, load, func(i int) error {
 				h.slack.Post(h.sam.ID, sch.ID, tag+" "+strconv.Itoa(i))
 				return nil
 			}, arrived)
 			b.StopTimer()
-			benchReport(b, sent, got)
-			b.ReportMetric(float64(poll.period())/float64(time.Millisecond), "poll-ms")
-			b.ReportMetric(float64(benchReordered(postTexts(h.s, ch.Id), tag, b.N)), "reordered")
-			b.ReportMetric(float64(redeliveredSince(h.slack, deliveries)), "redelivered")
+			extra := cpuPerMessage(b, h.n, cpu)
+			extra["poll-ms"] = float64(poll.period()) / float64(time.Millisecond)
+			extra["redelivered"] = float64(redeliveredSince(h.slack, deliveries))
+			benchReport(b, run, extra)
 		})
 	}
 }
@@ -411,7 +368,7 @@ func BenchmarkSlackToMattermost(b *testing.B) {
 // take turns posting in the linked channel (CreatePost fires the plugin's
 // hooks through the RPC boundary); a message arrives when it is visible in
 // the Slack channel.
-func (h *slackBench) mattermostToSlack(b *testing.B, window int) {
+func (h *slackBench) mattermostToSlack(b *testing.B, load benchLoad) {
 	b.Helper()
 	sch, ch, tag := h.link(b)
 	wctx, wcancel := context.WithCancel(h.ctx)
@@ -426,23 +383,24 @@ func (h *slackBench) mattermostToSlack(b *testing.B, window int) {
 
 	calls := len(h.slack.Calls())
 	arrived := watchSlack(wctx, h.slack, sch.ID, tag, b.N)
+	cpu := pluginCPU(b, h.n)
 	b.ResetTimer()
-	sent, got := benchDrive(b, b.N, window, func(i int) error {
+	run := benchDrive(b, b.N, load, func(i int) error {
 		if _, appErr := h.n.CreatePost(&model.Post{UserId: users[i%2].Id, ChannelId: ch.Id, Message: tag + " " + strconv.Itoa(i)}); appErr != nil {
 			return appErr
 		}
 		return nil
 	}, arrived)
 	b.StopTimer()
-	benchReport(b, sent, got)
-	b.ReportMetric(float64(benchReordered(slackTexts(h.slack, sch.ID), tag, b.N)), "reordered")
 	limited := 0
 	for _, c := range h.slack.Calls()[calls:] {
 		if c.Method == "chat.postMessage" && c.Status == 429 {
 			limited++
 		}
 	}
-	b.ReportMetric(float64(limited), "rate-limited")
+	extra := cpuPerMessage(b, h.n, cpu)
+	extra["rate-limited"] = float64(limited)
+	benchReport(b, run, extra)
 }
 
 // BenchmarkMattermostToSlack: Mattermost posts to the linked Slack channel,
@@ -451,7 +409,7 @@ func BenchmarkMattermostToSlack(b *testing.B) {
 	h := newSlackBridgeBench(b, slacktest.Options{NoRateLimits: true})
 	for _, load := range benchLoads {
 		b.Run(load.name, func(b *testing.B) {
-			h.mattermostToSlack(b, load.window)
+			h.mattermostToSlack(b, load)
 		})
 	}
 }
@@ -463,6 +421,6 @@ func BenchmarkMattermostToSlack(b *testing.B) {
 func BenchmarkMattermostToSlackLimited(b *testing.B) {
 	h := newSlackBridgeBench(b, slacktest.Options{})
 	b.Run("burst", func(b *testing.B) {
-		h.mattermostToSlack(b, 0)
+		h.mattermostToSlack(b, benchLoad{name: "burst"})
 	})
 }

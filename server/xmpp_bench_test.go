@@ -7,19 +7,9 @@ package main
 //	BenchmarkXMPPToMattermost       carol -> Prosody room -> bridge -> post in the linked channel
 //	BenchmarkMattermostToXMPP       node.CreatePost -> hook (real RPC) -> bridge -> Prosody room -> carol
 //
-// Each benchmark runs two loads on b.N messages:
-//
-//	serial  one message in flight: send, wait until it arrives, send the next.
-//	        p50/p99 are the unloaded end-to-end latency.
-//	burst   all b.N messages sent back to back, then every arrival awaited.
-//	        msgs/s is the sustained throughput; p50/p99 are dominated by
-//	        queueing (roughly half and all of the drain time).
-//
-// Metrics: msgs/s (messages received / first send to last receipt), p50-ms
-// and p99-ms (each message's send -> receipt), lost (messages that never
-// arrived within benchStall of the last progress). Setup (Prosody, the
-// test host, a fresh room and channel linked for each run, a warm-up message
-// each way) is outside the timer.
+// Loads and metrics: see bench_test.go. Setup (Prosody, the test host, a
+// fresh room and channel linked for each run, a warm-up message each way)
+// is outside the timer.
 //
 // Receipt on the XMPP side is when the occupant's client recorded the
 // stanza (woken by its notification channel, no polling). Receipt on the
@@ -35,11 +25,12 @@ package main
 // overflows the bridge's per-room delivery queue and reports lost messages:
 // that is the bridge's behaviour, not the benchmark's.
 //
-// Run with build/bench/xmpp.sh, or:
+// Run with make bench (build/bench/run.sh), or:
 //
 //	go test -run '^$' -bench 'Prosody|XMPPTo|ToXMPP' -benchtime 500x -count 3 ./server/
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -56,127 +47,18 @@ import (
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/testhost"
 )
 
-const (
-	// benchStall ends a run's wait when no message arrived for this long;
-	// what is missing then is reported as lost.
-	benchStall = 20 * time.Second
-	// benchPoll is how often the Mattermost channel is polled for new posts.
-	benchPoll = time.Millisecond
-	// benchSetupWait bounds each setup step (joins, links, warm-ups).
-	benchSetupWait = 30 * time.Second
-)
-
-// benchLoads are the sub-benchmarks of every benchmark; window is how many
-// messages may be in flight (0: no limit).
-var benchLoads = []struct {
-	name   string
-	window int
-}{
-	{"serial", 1},
-	{"burst", 0},
-}
-
-type benchArrival struct {
-	i  int
-	at time.Time
-}
-
-// benchIndex parses "<tag> <i>" at the end of text (client-mode bodies have
-// a "<Name> " prefix) into i < n.
-func benchIndex(text, tag string, n int) (int, bool) {
-	k := strings.Index(text, tag+" ")
-	if k < 0 {
-		return 0, false
-	}
-	i, err := strconv.Atoi(text[k+len(tag)+1:])
-	if err != nil || i < 0 || i >= n {
-		return 0, false
-	}
-	return i, true
-}
-
-// benchDrive sends messages 0..n-1 with send, keeping at most window in
-// flight (0: no limit), and collects arrivals until all n arrived or none
-// came for benchStall. It returns each message's send and receipt times
-// (zero receipt: lost).
-func benchDrive(b *testing.B, n, window int, send func(i int) error, arrived <-chan benchArrival) (sent, got []time.Time) {
-	b.Helper()
-	sent, got = make([]time.Time, n), make([]time.Time, n)
-	stall := time.NewTimer(benchStall)
-	defer stall.Stop()
-	next, received := 0, 0
-	for received < n {
-		for next < n && (window == 0 || next-received < window) {
-			sent[next] = time.Now()
-			if err := send(next); err != nil {
-				b.Fatalf("sending message %d: %v", next, err)
-			}
-			next++
-		}
-		select {
-		case a := <-arrived:
-			if got[a.i].IsZero() {
-				got[a.i] = a.at
-				received++
-				stall.Reset(benchStall)
-			}
-		case <-stall.C:
-			b.Logf("LOST: %d of %d messages did not arrive (none for %v)", n-received, n, benchStall)
-			return sent, got
-		}
-	}
-	return sent, got
-}
-
-func benchPercentile(sorted []time.Duration, p int) time.Duration {
-	if len(sorted) == 0 {
-		return 0
-	}
-	return sorted[(len(sorted)-1)*p/100]
-}
-
-// benchReport reports msgs/s, p50-ms, p99-ms and lost for one run.
-func benchReport(b *testing.B, sent, got []time.Time) {
-	b.Helper()
-	var lat []time.Duration
-	var last time.Time
-	for i := range sent {
-		if got[i].IsZero() {
-			continue
-		}
-		lat = append(lat, got[i].Sub(sent[i]))
-		if got[i].After(last) {
-			last = got[i]
-		}
-	}
-	slices.Sort(lat)
-	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-	rate := 0.0
-	if len(lat) > 0 {
-		if span := last.Sub(sent[0]); span > 0 {
-			rate = float64(len(lat)) / span.Seconds()
-		}
-	}
-	b.ReportMetric(rate, "msgs/s")
-	b.ReportMetric(ms(benchPercentile(lat, 50)), "p50-ms")
-	b.ReportMetric(ms(benchPercentile(lat, 99)), "p99-ms")
-	b.ReportMetric(float64(len(sent)-len(lat)), "lost")
-}
-
 // watchOccupant reports the groupchat messages "<tag> <i>" c receives live
-// from room, each index once, at the time c recorded them.
+// from room, at the time c recorded them.
 func watchOccupant(ctx context.Context, c *prosodytest.Client, room jid.JID, tag string, n int) <-chan benchArrival {
-	out := make(chan benchArrival, n)
-	seen := make([]bool, n)
+	out := benchArrivals(n)
 	go func() {
 		_, _ = c.WaitMessage(ctx, func(m prosodytest.Message) bool {
 			now := time.Now()
 			if m.Type != "groupchat" || m.Forwarded != nil || m.Delayed || !m.From.Bare().Equal(room) {
 				return false
 			}
-			if i, ok := benchIndex(m.Body, tag, n); ok && !seen[i] {
-				seen[i] = true
-				out <- benchArrival{i, now}
+			if i, ok := benchIndex(m.Body, tag, n); ok {
+				benchArrived(ctx, out, benchArrival{i, now})
 			}
 			return false
 		})
@@ -201,13 +83,14 @@ func (p *channelPoll) period() time.Duration {
 }
 
 // watchChannel polls the channel every benchPoll for posts "<tag> <i>" and
-// reports each index once, at the time a poll first saw it. It asks only
-// for posts changed since the newest one seen, so a poll copies few posts.
+// reports each post once, in the order they were made, at the time a poll
+// first saw it. It asks only for posts changed since the newest one seen,
+// so a poll copies few posts.
 func watchChannel(ctx context.Context, api *testhost.API, channelID, tag string, n int) (<-chan benchArrival, *channelPoll) {
-	out := make(chan benchArrival, n)
+	out := benchArrivals(n)
 	poll := &channelPoll{start: time.Now()}
 	go func() {
-		seen := make([]bool, n)
+		seen := map[string]bool{}
 		var since int64
 		t := time.NewTicker(benchPoll)
 		defer t.Stop()
@@ -217,11 +100,19 @@ func watchChannel(ctx context.Context, api *testhost.API, channelID, tag string,
 			poll.polls.Add(1)
 			if appErr == nil {
 				newest := since + 1
+				var fresh []*model.Post
 				for _, p := range list.Posts {
 					newest = max(newest, p.UpdateAt)
-					if i, ok := benchIndex(p.Message, tag, n); ok && !seen[i] {
-						seen[i] = true
-						out <- benchArrival{i, now}
+					if !seen[p.Id] {
+						seen[p.Id] = true
+						fresh = append(fresh, p)
+					}
+				}
+				// GetPostsSince does not order its answer.
+				slices.SortFunc(fresh, func(a, b *model.Post) int { return cmp.Compare(a.CreateAt, b.CreateAt) })
+				for _, p := range fresh {
+					if i, ok := benchIndex(p.Message, tag, n); ok {
+						benchArrived(ctx, out, benchArrival{i, now})
 					}
 				}
 				since = newest - 1 // the newest again, and anything after it
@@ -278,20 +169,20 @@ func BenchmarkProsodyRoomToOccupant(b *testing.B) {
 			defer wcancel()
 			arrived := watchOccupant(wctx, dave, room, tag, b.N)
 			b.ResetTimer()
-			sent, got := benchDrive(b, b.N, load.window, func(i int) error {
+			run := benchDrive(b, b.N, load, func(i int) error {
 				_, err := carol.Say(ctx, room, tag+" "+strconv.Itoa(i))
 				return err
 			}, arrived)
 			b.StopTimer()
-			benchReport(b, sent, got)
+			benchReport(b, run, nil)
 		})
 	}
 }
 
 // --- the bridge --------------------------------------------------------------
 
-// benchBridge is Prosody plus the plugin in a test host (in process, behind
-// the real plugin RPC), with carol on her own XMPP client and three
+// benchBridge is Prosody plus the plugin in a test host (its bundle, in a
+// process of its own), with carol on her own XMPP client and three
 // Mattermost users. Each run links a fresh channel with a fresh room.
 type benchBridge struct {
 	ctx     context.Context
@@ -318,9 +209,9 @@ func newBenchBridge(b *testing.B, mode string) *benchBridge {
 	h.prosody.CreateUser(b, "carol", "carol-pw")
 	h.carol = h.prosody.Client(b, "carol", "carol-pw")
 
-	h.s = testhost.NewServer(b, testhost.WithPluginID(manifest.Id), testhost.WithPluginSettings(xmppSettings(h.prosody, mode)))
+	h.s = testhost.NewServer(b, testhost.WithBundle(benchBundle(b)), testhost.WithPluginSettings(xmppSettings(h.prosody, mode)))
 	h.n = h.s.Node(0)
-	if err := h.n.ActivateInProcess(testhost.RepoManifest(b), func() any { return &Plugin{} }); err != nil {
+	if err := h.n.Activate(); err != nil {
 		b.Fatal(err)
 	}
 	h.api = h.n.API(manifest.Id)
@@ -407,14 +298,16 @@ func BenchmarkXMPPToMattermost(b *testing.B) {
 				wctx, wcancel := context.WithCancel(h.ctx)
 				defer wcancel()
 				arrived, poll := watchChannel(wctx, h.api, ch.Id, tag, b.N)
+				cpu := pluginCPU(b, h.n)
 				b.ResetTimer()
-				sent, got := benchDrive(b, b.N, load.window, func(i int) error {
+				run := benchDrive(b, b.N, load, func(i int) error {
 					_, err := h.carol.Say(h.ctx, room, tag+" "+strconv.Itoa(i))
 					return err
 				}, arrived)
 				b.StopTimer()
-				benchReport(b, sent, got)
-				b.ReportMetric(float64(poll.period())/float64(time.Millisecond), "poll-ms")
+				extra := cpuPerMessage(b, h.n, cpu)
+				extra["poll-ms"] = float64(poll.period()) / float64(time.Millisecond)
+				benchReport(b, run, extra)
 			})
 		}
 	})
@@ -437,8 +330,9 @@ func BenchmarkMattermostToXMPP(b *testing.B) {
 					defer wcancel()
 					arrived := watchOccupant(wctx, h.carol, room, tag, b.N)
 					users := []*model.User{h.alice, h.bob}
+					cpu := pluginCPU(b, h.n)
 					b.ResetTimer()
-					sent, got := benchDrive(b, b.N, load.window, func(i int) error {
+					run := benchDrive(b, b.N, load, func(i int) error {
 						_, appErr := h.n.CreatePost(&model.Post{UserId: users[i%2].Id, ChannelId: ch.Id, Message: tag + " " + strconv.Itoa(i)})
 						if appErr != nil {
 							return appErr
@@ -446,7 +340,7 @@ func BenchmarkMattermostToXMPP(b *testing.B) {
 						return nil
 					}, arrived)
 					b.StopTimer()
-					benchReport(b, sent, got)
+					benchReport(b, run, cpuPerMessage(b, h.n, cpu))
 				})
 			}
 		})
