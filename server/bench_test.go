@@ -208,6 +208,9 @@ func benchFloor(name string) string {
 // plugin's alone (see pluginCPU).
 func benchBundle(b *testing.B, tags ...string) *testhost.Bundle {
 	b.Helper()
+	if os.Getenv("BRIDGE_CPUPROFILE") != "" {
+		tags = append(tags, "benchprofile") // see cpuprofile_benchprofile.go
+	}
 	noRace := false
 	return testhost.Build(b, testhost.BuildOptions{ModuleDir: testhost.RepoRoot(b), Tags: tags, Race: &noRace})
 }

@@ -33,6 +33,7 @@ func (b *Bridge) learnAddress(room string, o occupant) {
 	}
 	r.addresses[o.OccupantID] = o.RealJID
 	b.mu.Unlock()
+	b.log.Debug("An XMPP occupant-id stands for an address", "room", room, "occupant_id", o.OccupantID, "jid", o.RealJID.String())
 	if err := b.store.SetAlias(addressNS(room), o.OccupantID, o.RealJID.String()); err != nil {
 		b.log.Warn("Could not remember an XMPP occupant's address", "room", room, "error", err.Error())
 	}
@@ -64,8 +65,10 @@ func (b *Bridge) knownAddress(room, occupantID string) (jid.JID, bool) {
 // bridge knows of the nick's occupant as it is handled. Live, it is
 // theirs: the room relays presences and messages in order. Archived, it
 // was said by whoever held the nick then, perhaps someone who has left
-// since, so only the stamped occupant-id counts: the address the room
-// showed with it, else the occupant-id alone; without one, only the nick.
+// since, so only the stamped occupant-id counts; without one, only the
+// nick. Either way, an occupant-id the room once showed with an address
+// stands for that address, so that a person is one person whether the
+// bridge saw their presence this time or not.
 func (b *Bridge) authorOf(room, nick, stamped string, archived bool, now occupant) occupant {
 	if stamped == "" {
 		if archived {
@@ -73,15 +76,26 @@ func (b *Bridge) authorOf(room, nick, stamped string, archived bool, now occupan
 		}
 		return now
 	}
-	if now.OccupantID == stamped || !archived && now.OccupantID == "" {
-		now.OccupantID = stamped
-		return now
-	}
 	o := occupant{OccupantID: stamped}
-	if addr, ok := b.knownAddress(room, stamped); ok {
-		o.RealJID = addr
+	if now.OccupantID == stamped || !archived && now.OccupantID == "" {
+		o = now
+		o.OccupantID = stamped
+	}
+	if o.RealJID.String() == "" {
+		if addr, ok := b.knownAddress(room, stamped); ok {
+			o.RealJID = addr
+		} else if b.seesAddresses(room) {
+			b.log.Debug("An XMPP occupant is known by occupant-id only, in a room that shows the bridge addresses", "room", room, "nick", nick, "occupant_id", stamped, "archived", archived)
+		}
 	}
 	return o
+}
+
+func (b *Bridge) seesAddresses(room string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	r, ok := b.rooms[room]
+	return ok && r.seesAddresses
 }
 
 // addressNote names the joined rooms that hide their members' addresses
