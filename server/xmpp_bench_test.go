@@ -271,9 +271,9 @@ func (h *benchBridge) warmMattermostToXMPP(b *testing.B, room jid.JID, ch *model
 	b.Helper()
 	ctx, cancel := context.WithTimeout(h.ctx, benchSetupWait)
 	defer cancel()
-	arrived := watchOccupant(ctx, h.carol, room, "warm"+tag, 2)
+	arrived := watchOccupant(ctx, h.carol, room, tag+"warm", 2)
 	for i, u := range []*model.User{h.alice, h.bob} {
-		if _, appErr := h.n.CreatePost(&model.Post{UserId: u.Id, ChannelId: ch.Id, Message: "warm" + tag + " " + strconv.Itoa(i)}); appErr != nil {
+		if _, appErr := h.n.CreatePost(&model.Post{UserId: u.Id, ChannelId: ch.Id, Message: tag + "warm " + strconv.Itoa(i)}); appErr != nil {
 			b.Fatal(appErr)
 		}
 	}
