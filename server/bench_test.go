@@ -29,11 +29,16 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -261,6 +266,37 @@ func cpuPerMessage(b *testing.B, n *testhost.Node, before time.Duration) map[str
 	b.Helper()
 	used := pluginCPU(b, n) - before
 	return map[string]float64{"cpu-ms/msg": float64(used) / float64(time.Millisecond) / float64(b.N)}
+}
+
+// requestCounter is a reverse proxy that counts the requests it passes on.
+type requestCounter struct {
+	url string
+	n   atomic.Int64
+}
+
+// countRequests starts a requestCounter in front of target until the
+// benchmark ends.
+func countRequests(b *testing.B, target string) *requestCounter {
+	b.Helper()
+	u, err := url.Parse(target)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := &requestCounter{}
+	proxy := httputil.NewSingleHostReverseProxy(u)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c.n.Add(1)
+		proxy.ServeHTTP(w, r)
+	}))
+	b.Cleanup(srv.Close)
+	c.url = srv.URL
+	return c
+}
+
+// perMessage is the extra metric of a bridge run: the requests counted
+// since before, per message sent.
+func (c *requestCounter) perMessage(b *testing.B, before int64) float64 {
+	return float64(c.n.Load()-before) / float64(b.N)
 }
 
 // benchResult is one run as BENCH_OUT keeps it.

@@ -68,13 +68,15 @@ const (
 // matrixBench is the Matrix harness plus carol and dave as plain clients
 // (no background sync), for the runs' fresh rooms.
 type matrixBench struct {
-	h     *matrixHarness
-	ctx   context.Context
-	api   *testhost.API
-	team  *model.Team
-	carol *mautrix.Client
-	dave  *mautrix.Client
-	runs  int
+	h *matrixHarness
+	// requests counts the plugin's requests to the homeserver.
+	requests *requestCounter
+	ctx      context.Context
+	api      *testhost.API
+	team     *model.Team
+	carol    *mautrix.Client
+	dave     *mautrix.Client
+	runs     int
 }
 
 func newMatrixBench(b *testing.B) *matrixBench {
@@ -85,7 +87,11 @@ func newMatrixBench(b *testing.B) *matrixBench {
 // newMatrixBenchWith adds settings (another network's) to the plugin's.
 func newMatrixBenchWith(b *testing.B, extra map[string]any) *matrixBench {
 	b.Helper()
-	m := &matrixBench{h: newMatrixHarnessOf(b, dendrite, extra, benchBundle(b))}
+	m := &matrixBench{}
+	m.h = newMatrixHarnessOf(b, dendrite, extra, benchBundle(b), func(hs string) string {
+		m.requests = countRequests(b, hs)
+		return m.requests.url
+	})
 	var cancel context.CancelFunc
 	m.ctx, cancel = context.WithCancel(context.Background())
 	b.Cleanup(cancel)
@@ -305,13 +311,14 @@ func BenchmarkMatrixToMattermost(b *testing.B) {
 			}
 
 			arrived, poll := watchChannel(wctx, m.api, ch.Id, tag, b.N)
-			cpu := pluginCPU(b, m.h.n)
+			cpu, requests := pluginCPU(b, m.h.n), m.requests.n.Load()
 			b.ResetTimer()
 			run := benchDrive(b, b.N, load, func(i int) error {
 				return m.say(m.ctx, room, tag+" "+strconv.Itoa(i))
 			}, arrived)
 			b.StopTimer()
 			extra := cpuPerMessage(b, m.h.n, cpu)
+			extra["hs-req/msg"] = m.requests.perMessage(b, requests)
 			extra["poll-ms"] = float64(poll.period()) / float64(time.Millisecond)
 			benchReport(b, run, extra)
 		})
@@ -340,7 +347,7 @@ func BenchmarkMattermostToMatrix(b *testing.B) {
 
 			w := watchRoom(b, m.dave, room, tag, b.N)
 			defer w.close()
-			cpu := pluginCPU(b, m.h.n)
+			cpu, requests := pluginCPU(b, m.h.n), m.requests.n.Load()
 			b.ResetTimer()
 			run := benchDrive(b, b.N, load, func(i int) error {
 				if _, appErr := m.h.n.CreatePost(&model.Post{UserId: users[i%2].Id, ChannelId: ch.Id, Message: tag + " " + strconv.Itoa(i)}); appErr != nil {
@@ -349,7 +356,9 @@ func BenchmarkMattermostToMatrix(b *testing.B) {
 				return nil
 			}, w.arrived)
 			b.StopTimer()
-			benchReport(b, run, cpuPerMessage(b, m.h.n, cpu))
+			extra := cpuPerMessage(b, m.h.n, cpu)
+			extra["hs-req/msg"] = m.requests.perMessage(b, requests)
+			benchReport(b, run, extra)
 			w.logGaps(b)
 		})
 	}

@@ -101,12 +101,13 @@ func newMatrixHarness(t testing.TB, hs homeserver) *matrixHarness {
 // newMatrixHarnessWith adds settings (another network's) to the plugin's.
 func newMatrixHarnessWith(t testing.TB, hs homeserver, extra map[string]any) *matrixHarness {
 	t.Helper()
-	return newMatrixHarnessOf(t, hs, extra, nil)
+	return newMatrixHarnessOf(t, hs, extra, nil, nil)
 }
 
 // newMatrixHarnessOf runs the plugin from bundle, or in process when it is
-// nil.
-func newMatrixHarnessOf(t testing.TB, hs homeserver, extra map[string]any, bundle *testhost.Bundle) *matrixHarness {
+// nil; via, when set, gives the plugin another address for the
+// homeserver's (a proxy's).
+func newMatrixHarnessOf(t testing.TB, hs homeserver, extra map[string]any, bundle *testhost.Bundle, via func(homeserverURL string) string) *matrixHarness {
 	t.Helper()
 	h := &matrixHarness{channelHarness: channelHarness{t: t}, kind: hs}
 	var cancel context.CancelFunc
@@ -125,6 +126,9 @@ func newMatrixHarnessOf(t testing.TB, hs homeserver, extra map[string]any, bundl
 	h.cfg = newMatrixConfig()
 	h.hs = hs.start(t, homeservertest.Options{ServerName: h.cfg.ServerName, AppService: appServiceFor(h.cfg, h.web.PluginURL())})
 	h.cfg.HomeserverURL = h.hs.BaseURL()
+	if via != nil {
+		h.cfg.HomeserverURL = via(h.hs.BaseURL())
+	}
 	settings := matrixPluginSettings(h.cfg)
 	maps.Copy(settings, extra)
 	if err := h.s.SetPluginSettings(settings); err != nil {

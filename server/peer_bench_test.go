@@ -12,7 +12,7 @@ package main
 // Their floor is Dendrite's send-to-sync, the slower hop
 // (BenchmarkDendriteSendToSync, same load). Loads and metrics are
 // bench_test.go's; cpu-ms/msg is the relaying process's (the plugin's, or
-// matterbridge's). Each run relays between a fresh pair of rooms;
+// matterbridge's), hs-req/msg its requests to the homeserver. Each run relays between a fresh pair of rooms;
 // matterbridge is started for each run with that run's pair.
 //
 // Run with make bench, or:
@@ -77,6 +77,8 @@ func (p *peerBench) rooms(b *testing.B) (mroom id.RoomID, xroom jid.JID, tag str
 // matterbridge.
 type relay struct {
 	cpu func() time.Duration
+	// requests counts its requests to the homeserver.
+	requests *requestCounter
 }
 
 // linkBridge links a fresh channel with both rooms.
@@ -85,7 +87,7 @@ func (p *peerBench) linkBridge(b *testing.B, mroom id.RoomID, xroom jid.JID, tag
 	ch := channelOf(p.h.s, tag, p.h.admin, p.h.alice, p.h.bob)
 	runCommand(b, p.h.n, p.h.admin, ch, "/matrixbridge map "+string(mroom), "Linked this channel")
 	runCommand(b, p.h.n, p.h.admin, ch, "/xmppbridge map "+xroom.String(), "Linked this channel")
-	return relay{cpu: func() time.Duration { return pluginCPU(b, p.h.n) }}
+	return relay{cpu: func() time.Duration { return pluginCPU(b, p.h.n) }, requests: p.requests}
 }
 
 // startMatterbridge runs bin/matterbridge with a gateway between the two
@@ -96,6 +98,7 @@ func (p *peerBench) startMatterbridge(b *testing.B, mroom id.RoomID, xroom jid.J
 	if _, err := os.Stat(exe); err != nil {
 		b.Fatalf("matterbridge is not built: run make matterbridge (%v)", err)
 	}
+	requests := countRequests(b, p.h.hs.BaseURL())
 	dir := b.TempDir()
 	conf := fmt.Sprintf(`[general]
 RemoteNickFormat="[{PROTOCOL}] <{NICK}> "
@@ -124,7 +127,7 @@ enable=true
     [[gateway.inout]]
     account="matrix.bench"
     channel=%q
-`, p.prosody.C2SAddr(), p.prosody.Domain, p.prosody.MUCDomain, p.h.hs.BaseURL(), xroom.Localpart(), string(mroom))
+`, p.prosody.C2SAddr(), p.prosody.Domain, p.prosody.MUCDomain, requests.url, xroom.Localpart(), string(mroom))
 	file := filepath.Join(dir, "matterbridge.toml")
 	if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {
 		b.Fatal(err)
@@ -165,7 +168,7 @@ enable=true
 		b.Fatalf("matterbridge did not start relaying:\n%s", log.String())
 	}
 	pid := cmd.Process.Pid
-	return relay{cpu: func() time.Duration { return processCPU(b, pid) }}
+	return relay{cpu: func() time.Duration { return processCPU(b, pid) }, requests: requests}
 }
 
 // warm repeats a message from one side until one reaches the other:
@@ -217,12 +220,15 @@ func (p *peerBench) run(b *testing.B, load benchLoad, toMatrix bool, start func(
 		say, watch = sayXMPP, watchMatrix
 	}
 	arrived := watch(tag)
-	before := r.cpu()
+	before, requests := r.cpu(), r.requests.n.Load()
 	b.ResetTimer()
 	run := benchDrive(b, b.N, load, func(i int) error { return say(tag + " " + strconv.Itoa(i)) }, arrived)
 	b.StopTimer()
 	used := r.cpu() - before
-	benchReport(b, run, map[string]float64{"cpu-ms/msg": float64(used) / float64(time.Millisecond) / float64(b.N)})
+	benchReport(b, run, map[string]float64{
+		"cpu-ms/msg": float64(used) / float64(time.Millisecond) / float64(b.N),
+		"hs-req/msg": r.requests.perMessage(b, requests),
+	})
 }
 
 func BenchmarkXMPPToMatrix(b *testing.B)             { benchPeer(b, true, false) }

@@ -347,7 +347,7 @@ func BenchmarkSlackToMattermost(b *testing.B) {
 			h.slack.Post(h.sam.ID, sch.ID, tag+"warm 0")
 			awaitArrivals(b, warm, 1, "sam's warm-up message")
 
-			deliveries := len(h.slack.Deliveries())
+			deliveries, calls := len(h.slack.Deliveries()), len(h.slack.Calls())
 			arrived, poll := watchChannel(wctx, h.api, ch.Id, tag, b.N)
 			cpu := pluginCPU(b, h.n)
 			b.ResetTimer()
@@ -359,6 +359,7 @@ func BenchmarkSlackToMattermost(b *testing.B) {
 			extra := cpuPerMessage(b, h.n, cpu)
 			extra["poll-ms"] = float64(poll.period()) / float64(time.Millisecond)
 			extra["redelivered"] = float64(redeliveredSince(h.slack, deliveries))
+			extra["slack-req/msg"] = float64(len(h.slack.Calls())-calls) / float64(b.N)
 			benchReport(b, run, extra)
 		})
 	}
@@ -400,6 +401,7 @@ func (h *slackBench) mattermostToSlack(b *testing.B, load benchLoad) {
 	}
 	extra := cpuPerMessage(b, h.n, cpu)
 	extra["rate-limited"] = float64(limited)
+	extra["slack-req/msg"] = float64(len(h.slack.Calls())-calls) / float64(b.N)
 	benchReport(b, run, extra)
 }
 

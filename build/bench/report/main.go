@@ -189,19 +189,30 @@ func writeJSON(file string, v any) error {
 	return os.WriteFile(file, append(data, '\n'), 0o644)
 }
 
-// writeTable writes one row per benchmark, each path's floor first.
+// writeTable writes one row per benchmark, in name order. CPU ms/msg is
+// the relaying process's; requests/msg are its requests to the homeserver
+// or Slack per message.
 func writeTable(w io.Writer, results []*result) {
-	fmt.Fprintln(w, "| path | load | msgs/s | vs floor | p50 ms | over floor | p99 ms | over floor | max ms | lost | dup | reordered |")
-	fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+	fmt.Fprintln(w, "| path | load | msgs/s | vs floor | p50 ms | over floor | p99 ms | over floor | max ms | lost | dup | reordered | CPU ms/msg | requests/msg |")
+	fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
 	ratio := func(r *result, v float64, format string) string {
 		if r.Floor == "" || r.RateRatio == 0 {
 			return "-"
 		}
 		return fmt.Sprintf(format, v)
 	}
+	extra := func(r *result, format string, keys ...string) string {
+		for _, k := range keys {
+			if v, ok := r.Extra[k]; ok {
+				return fmt.Sprintf(format, v)
+			}
+		}
+		return "-"
+	}
 	for _, r := range results {
-		fmt.Fprintf(w, "| %s | %s | %.1f | %s | %.2f | %s | %.2f | %s | %.1f | %d | %d | %d |\n",
+		fmt.Fprintf(w, "| %s | %s | %.1f | %s | %.2f | %s | %.2f | %s | %.1f | %d | %d | %d | %s | %s |\n",
 			strings.TrimPrefix(r.Path, "Benchmark"), r.Load, r.Rate, ratio(r, r.RateRatio, "%.2fx"),
-			r.P50, ratio(r, r.P50Overhead, "%+.2f"), r.P99, ratio(r, r.P99Overhead, "%+.2f"), r.Max, r.Lost, r.Dup, r.Reordered)
+			r.P50, ratio(r, r.P50Overhead, "%+.2f"), r.P99, ratio(r, r.P99Overhead, "%+.2f"), r.Max, r.Lost, r.Dup, r.Reordered,
+			extra(r, "%.2f", "cpu-ms/msg"), extra(r, "%.2f", "hs-req/msg", "slack-req/msg"))
 	}
 }
