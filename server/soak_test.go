@@ -87,7 +87,12 @@ func TestSoak(t *testing.T) {
 	total := soakEnvInt(t, "SOAK_MESSAGES", 10000)
 	rate := soakEnvInt(t, "SOAK_RATE", 12)
 	names := strings.Split(cmpOr(os.Getenv("SOAK_XMPP"), "prosody,ejabberd"), ",")
-	out := cmpOr(os.Getenv("SOAK_OUT"), filepath.Join(testhost.RepoRoot(t), "soak-results"))
+	// Relative to the repository, as make soak reads it (go test runs in
+	// ./server).
+	out := cmpOr(os.Getenv("SOAK_OUT"), "soak-results")
+	if !filepath.IsAbs(out) {
+		out = filepath.Join(testhost.RepoRoot(t), out)
+	}
 	results := map[string]soakResult{}
 	for _, name := range names {
 		kind, ok := map[string]testservers.Kind{"prosody": testservers.Prosody, "ejabberd": testservers.Ejabberd}[name]
