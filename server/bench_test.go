@@ -264,8 +264,12 @@ const clockTicks = 100
 // since before, per message sent, in ms.
 func cpuPerMessage(b *testing.B, n *testhost.Node, before time.Duration) map[string]float64 {
 	b.Helper()
-	used := pluginCPU(b, n) - before
-	return map[string]float64{"cpu-ms/msg": float64(used) / float64(time.Millisecond) / float64(b.N)}
+	return map[string]float64{"cpu-ms/msg": msPerMessage(b, pluginCPU(b, n)-before)}
+}
+
+// msPerMessage is d in ms per message of the run.
+func msPerMessage(b *testing.B, d time.Duration) float64 {
+	return float64(d) / float64(time.Millisecond) / float64(b.N)
 }
 
 // requestCounter is a reverse proxy that counts the requests it passes on.

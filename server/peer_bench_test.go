@@ -224,9 +224,8 @@ func (p *peerBench) run(b *testing.B, load benchLoad, toMatrix bool, start func(
 	b.ResetTimer()
 	run := benchDrive(b, b.N, load, func(i int) error { return say(tag + " " + strconv.Itoa(i)) }, arrived)
 	b.StopTimer()
-	used := r.cpu() - before
 	benchReport(b, run, map[string]float64{
-		"cpu-ms/msg": float64(used) / float64(time.Millisecond) / float64(b.N),
+		"cpu-ms/msg": msPerMessage(b, r.cpu()-before),
 		"hs-req/msg": r.requests.perMessage(b, requests),
 	})
 }
