@@ -29,6 +29,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -213,7 +214,7 @@ func benchFloor(name string) string {
 // plugin's alone (see pluginCPU).
 func benchBundle(b *testing.B, tags ...string) *testhost.Bundle {
 	b.Helper()
-	if os.Getenv("BRIDGE_CPUPROFILE") != "" {
+	if os.Getenv("BRIDGE_CPUPROFILE") != "" || os.Getenv("BRIDGE_TRACE") != "" {
 		tags = append(tags, "benchprofile") // see cpuprofile_benchprofile.go
 	}
 	noRace := false
@@ -260,11 +261,44 @@ func processCPU(b *testing.B, pid int) time.Duration {
 // clockTicks is Linux's USER_HZ, the unit of /proc's CPU times.
 const clockTicks = 100
 
-// cpuPerMessage is the extra metric of a bridge run: the plugin's CPU time
-// since before, per message sent, in ms.
-func cpuPerMessage(b *testing.B, n *testhost.Node, before time.Duration) map[string]float64 {
+// pluginUse is what the plugin processes of a node have used so far: CPU
+// time, and plugin API calls by method, each a round trip over the RPC
+// boundary.
+type pluginUse struct {
+	cpu   time.Duration
+	calls map[string]int64
+}
+
+func pluginUsed(b *testing.B, n *testhost.Node) pluginUse {
 	b.Helper()
-	return map[string]float64{"cpu-ms/msg": msPerMessage(b, pluginCPU(b, n)-before)}
+	return pluginUse{cpu: pluginCPU(b, n), calls: n.APICalls()}
+}
+
+// perMessage is the extra metrics of a bridge run: the plugin's CPU time
+// in ms and its API calls since before, per message sent.
+func (before pluginUse) perMessage(b *testing.B, n *testhost.Node) map[string]float64 {
+	b.Helper()
+	return before.upTo(b, pluginUsed(b, n))
+}
+
+// upTo is perMessage from before to now; the calls by method are logged
+// (go test -v shows them).
+func (before pluginUse) upTo(b *testing.B, now pluginUse) map[string]float64 {
+	extra := map[string]float64{"cpu-ms/msg": msPerMessage(b, now.cpu-before.cpu)}
+	if now.calls == nil {
+		return extra // not the plugin (matterbridge)
+	}
+	var total int64
+	var by []string
+	for _, m := range slices.Sorted(maps.Keys(now.calls)) {
+		if d := now.calls[m] - before.calls[m]; d > 0 {
+			total += d
+			by = append(by, fmt.Sprintf("%s %.2f", m, float64(d)/float64(b.N)))
+		}
+	}
+	b.Logf("plugin API calls per message: %s", strings.Join(by, ", "))
+	extra["api/msg"] = float64(total) / float64(b.N)
+	return extra
 }
 
 // msPerMessage is d in ms per message of the run.

@@ -4,8 +4,10 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"runtime/pprof"
+	"runtime/trace"
 	"time"
 )
 
@@ -18,28 +20,36 @@ import (
 //
 //	BRIDGE_CPUPROFILE=/tmp/plugin.cpu go test -run '^$' -bench XMPPToMattermost -benchtime 500x ./server/
 //	go tool pprof -top /tmp/plugin.cpu.*
+//
+// BRIDGE_TRACE does the same with an execution trace, whose blocking
+// profiles show where a message's wall time goes (waiting on the RPC
+// boundary, on a homeserver, on a lock):
+//
+//	BRIDGE_CPUPROFILE=/tmp/plugin.cpu BRIDGE_TRACE=/tmp/plugin.trace go test ...
+//	go tool trace -pprof=net /tmp/plugin.trace.<pid>.001 > net.pprof
 func init() {
-	prefix := os.Getenv("BRIDGE_CPUPROFILE")
-	if prefix == "" {
-		return
+	if prefix := os.Getenv("BRIDGE_CPUPROFILE"); prefix != "" {
+		go inSlices(fmt.Sprintf("%s.%d", prefix, os.Getpid()), pprof.StartCPUProfile, pprof.StopCPUProfile)
 	}
-	go profileSlices(fmt.Sprintf("%s.%d", prefix, os.Getpid()))
+	if prefix := os.Getenv("BRIDGE_TRACE"); prefix != "" {
+		go inSlices(fmt.Sprintf("%s.%d", prefix, os.Getpid()), trace.Start, trace.Stop)
+	}
 }
 
 const profileSlice = 5 * time.Second
 
-func profileSlices(prefix string) {
+func inSlices(prefix string, start func(io.Writer) error, stop func()) {
 	for n := 0; ; n++ {
 		f, err := os.Create(fmt.Sprintf("%s.%03d", prefix, n))
 		if err != nil {
 			return
 		}
-		if err := pprof.StartCPUProfile(f); err != nil {
+		if err := start(f); err != nil {
 			_ = f.Close()
 			return
 		}
 		time.Sleep(profileSlice)
-		pprof.StopCPUProfile()
+		stop()
 		_ = f.Close()
 	}
 }

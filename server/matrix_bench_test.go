@@ -311,13 +311,13 @@ func BenchmarkMatrixToMattermost(b *testing.B) {
 			}
 
 			arrived, poll := watchChannel(wctx, m.api, ch.Id, tag, b.N)
-			cpu, requests := pluginCPU(b, m.h.n), m.requests.n.Load()
+			use, requests := pluginUsed(b, m.h.n), m.requests.n.Load()
 			b.ResetTimer()
 			run := benchDrive(b, b.N, load, func(i int) error {
 				return m.say(m.ctx, room, tag+" "+strconv.Itoa(i))
 			}, arrived)
 			b.StopTimer()
-			extra := cpuPerMessage(b, m.h.n, cpu)
+			extra := use.perMessage(b, m.h.n)
 			extra["hs-req/msg"] = m.requests.perMessage(b, requests)
 			extra["poll-ms"] = float64(poll.period()) / float64(time.Millisecond)
 			benchReport(b, run, extra)
@@ -347,7 +347,7 @@ func BenchmarkMattermostToMatrix(b *testing.B) {
 
 			w := watchRoom(b, m.dave, room, tag, b.N)
 			defer w.close()
-			cpu, requests := pluginCPU(b, m.h.n), m.requests.n.Load()
+			use, requests := pluginUsed(b, m.h.n), m.requests.n.Load()
 			b.ResetTimer()
 			run := benchDrive(b, b.N, load, func(i int) error {
 				if _, appErr := m.h.n.CreatePost(&model.Post{UserId: users[i%2].Id, ChannelId: ch.Id, Message: tag + " " + strconv.Itoa(i)}); appErr != nil {
@@ -356,7 +356,7 @@ func BenchmarkMattermostToMatrix(b *testing.B) {
 				return nil
 			}, w.arrived)
 			b.StopTimer()
-			extra := cpuPerMessage(b, m.h.n, cpu)
+			extra := use.perMessage(b, m.h.n)
 			extra["hs-req/msg"] = m.requests.perMessage(b, requests)
 			benchReport(b, run, extra)
 			w.logGaps(b)

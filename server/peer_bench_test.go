@@ -76,7 +76,9 @@ func (p *peerBench) rooms(b *testing.B) (mroom id.RoomID, xroom jid.JID, tag str
 // relay is what moves messages between a run's two rooms: the plugin, or
 // matterbridge.
 type relay struct {
-	cpu func() time.Duration
+	// used is the relaying process's CPU time so far, and for the plugin
+	// its API calls (matterbridge makes none).
+	used func() pluginUse
 	// requests counts its requests to the homeserver.
 	requests *requestCounter
 }
@@ -87,7 +89,7 @@ func (p *peerBench) linkBridge(b *testing.B, mroom id.RoomID, xroom jid.JID, tag
 	ch := channelOf(p.h.s, tag, p.h.admin, p.h.alice, p.h.bob)
 	runCommand(b, p.h.n, p.h.admin, ch, "/matrixbridge map "+string(mroom), "Linked this channel")
 	runCommand(b, p.h.n, p.h.admin, ch, "/xmppbridge map "+xroom.String(), "Linked this channel")
-	return relay{cpu: func() time.Duration { return pluginCPU(b, p.h.n) }, requests: p.requests}
+	return relay{used: func() pluginUse { return pluginUsed(b, p.h.n) }, requests: p.requests}
 }
 
 // startMatterbridge runs bin/matterbridge with a gateway between the two
@@ -168,7 +170,7 @@ enable=true
 		b.Fatalf("matterbridge did not start relaying:\n%s", log.String())
 	}
 	pid := cmd.Process.Pid
-	return relay{cpu: func() time.Duration { return processCPU(b, pid) }, requests: requests}
+	return relay{used: func() pluginUse { return pluginUse{cpu: processCPU(b, pid)} }, requests: requests}
 }
 
 // warm repeats a message from one side until one reaches the other:
@@ -220,14 +222,13 @@ func (p *peerBench) run(b *testing.B, load benchLoad, toMatrix bool, start func(
 		say, watch = sayXMPP, watchMatrix
 	}
 	arrived := watch(tag)
-	before, requests := r.cpu(), r.requests.n.Load()
+	before, requests := r.used(), r.requests.n.Load()
 	b.ResetTimer()
 	run := benchDrive(b, b.N, load, func(i int) error { return say(tag + " " + strconv.Itoa(i)) }, arrived)
 	b.StopTimer()
-	benchReport(b, run, map[string]float64{
-		"cpu-ms/msg": msPerMessage(b, r.cpu()-before),
-		"hs-req/msg": r.requests.perMessage(b, requests),
-	})
+	extra := before.upTo(b, r.used())
+	extra["hs-req/msg"] = r.requests.perMessage(b, requests)
+	benchReport(b, run, extra)
 }
 
 func BenchmarkXMPPToMatrix(b *testing.B)             { benchPeer(b, true, false) }

@@ -180,6 +180,13 @@ func (p *Plugin) OnConfigurationChange() error {
 	return nil
 }
 
+// readReplicas reports whether the server reads from read replicas, which
+// may lag behind its writes. The sanitized configuration keeps one entry
+// per replica; a change needs a server restart.
+func readReplicas(cfg *model.Config) bool {
+	return cfg == nil || len(cfg.SqlSettings.DataSourceReplicas) > 0
+}
+
 func (p *Plugin) OnActivate() error {
 	p.lifecycle.Lock()
 	defer p.lifecycle.Unlock()
@@ -204,6 +211,7 @@ func (p *Plugin) OnActivate() error {
 	}
 
 	st := store.New(p.API)
+	st.SetReadReplicas(readReplicas(p.API.GetConfig()))
 	ctx, cancel := context.WithCancel(context.Background())
 	if err = st.Migrate(ctx); err != nil {
 		cancel()
@@ -275,6 +283,8 @@ func (p *Plugin) startRuntime(ctx context.Context, n *node) error {
 	p.work.Lock()
 	defer p.work.Unlock()
 	cfg := p.getConfiguration()
+	// Links another node changed while it held the bridge.
+	n.store.ForgetCachedLinks()
 	ctx, cancel := context.WithCancel(ctx)
 	rt := &runtime{ctx: ctx, cancel: cancel, store: n.store, botID: n.botID, remoteIDs: n.remoteIDs, members: newMemberSync(), node: n}
 	logger := p.logger()

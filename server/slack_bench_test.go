@@ -349,14 +349,14 @@ func BenchmarkSlackToMattermost(b *testing.B) {
 
 			deliveries, calls := len(h.slack.Deliveries()), len(h.slack.Calls())
 			arrived, poll := watchChannel(wctx, h.api, ch.Id, tag, b.N)
-			cpu := pluginCPU(b, h.n)
+			use := pluginUsed(b, h.n)
 			b.ResetTimer()
 			run := benchDrive(b, b.N, load, func(i int) error {
 				h.slack.Post(h.sam.ID, sch.ID, tag+" "+strconv.Itoa(i))
 				return nil
 			}, arrived)
 			b.StopTimer()
-			extra := cpuPerMessage(b, h.n, cpu)
+			extra := use.perMessage(b, h.n)
 			extra["poll-ms"] = float64(poll.period()) / float64(time.Millisecond)
 			extra["redelivered"] = float64(redeliveredSince(h.slack, deliveries))
 			extra["slack-req/msg"] = float64(len(h.slack.Calls())-calls) / float64(b.N)
@@ -384,7 +384,7 @@ func (h *slackBench) mattermostToSlack(b *testing.B, load benchLoad) {
 
 	calls := len(h.slack.Calls())
 	arrived := watchSlack(wctx, h.slack, sch.ID, tag, b.N)
-	cpu := pluginCPU(b, h.n)
+	use := pluginUsed(b, h.n)
 	b.ResetTimer()
 	run := benchDrive(b, b.N, load, func(i int) error {
 		if _, appErr := h.n.CreatePost(&model.Post{UserId: users[i%2].Id, ChannelId: ch.Id, Message: tag + " " + strconv.Itoa(i)}); appErr != nil {
@@ -399,7 +399,7 @@ func (h *slackBench) mattermostToSlack(b *testing.B, load benchLoad) {
 			limited++
 		}
 	}
-	extra := cpuPerMessage(b, h.n, cpu)
+	extra := use.perMessage(b, h.n)
 	extra["rate-limited"] = float64(limited)
 	extra["slack-req/msg"] = float64(len(h.slack.Calls())-calls) / float64(b.N)
 	benchReport(b, run, extra)

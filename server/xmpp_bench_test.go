@@ -298,14 +298,14 @@ func BenchmarkXMPPToMattermost(b *testing.B) {
 				wctx, wcancel := context.WithCancel(h.ctx)
 				defer wcancel()
 				arrived, poll := watchChannel(wctx, h.api, ch.Id, tag, b.N)
-				cpu := pluginCPU(b, h.n)
+				use := pluginUsed(b, h.n)
 				b.ResetTimer()
 				run := benchDrive(b, b.N, load, func(i int) error {
 					_, err := h.carol.Say(h.ctx, room, tag+" "+strconv.Itoa(i))
 					return err
 				}, arrived)
 				b.StopTimer()
-				extra := cpuPerMessage(b, h.n, cpu)
+				extra := use.perMessage(b, h.n)
 				extra["poll-ms"] = float64(poll.period()) / float64(time.Millisecond)
 				benchReport(b, run, extra)
 			})
@@ -330,7 +330,7 @@ func BenchmarkMattermostToXMPP(b *testing.B) {
 					defer wcancel()
 					arrived := watchOccupant(wctx, h.carol, room, tag, b.N)
 					users := []*model.User{h.alice, h.bob}
-					cpu := pluginCPU(b, h.n)
+					use := pluginUsed(b, h.n)
 					b.ResetTimer()
 					run := benchDrive(b, b.N, load, func(i int) error {
 						_, appErr := h.n.CreatePost(&model.Post{UserId: users[i%2].Id, ChannelId: ch.Id, Message: tag + " " + strconv.Itoa(i)})
@@ -340,7 +340,7 @@ func BenchmarkMattermostToXMPP(b *testing.B) {
 						return nil
 					}, arrived)
 					b.StopTimer()
-					benchReport(b, run, cpuPerMessage(b, h.n, cpu))
+					benchReport(b, run, use.perMessage(b, h.n))
 				})
 			}
 		})

@@ -234,6 +234,15 @@ func (d *fakeDirectory) Counterpart(_ context.Context, msg Ref, destRoom Ref) (s
 	return id, ok, nil
 }
 
+func (d *fakeDirectory) CopyOf(ctx context.Context, msg Ref, destRoom Ref) (string, bool, bool, error) {
+	origin, known, err := d.OriginOf(ctx, msg)
+	if err != nil {
+		return "", false, false, err
+	}
+	id, ok, err := d.Counterpart(ctx, msg, destRoom)
+	return id, ok, known && origin.Key() != msg.Key(), err
+}
+
 func (d *fakeDirectory) RecordCounterpart(_ context.Context, origin Ref, dest Ref, author string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()

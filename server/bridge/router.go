@@ -21,6 +21,10 @@ type Directory interface {
 	// Ref with ID). ok=false if unknown. Either side may be the original: the
 	// counterpart of a copy in the origin's room is the origin.
 	Counterpart(ctx context.Context, msg Ref, destRoom Ref) (id string, ok bool, err error)
+	// CopyOf is what delivering msg to destRoom needs, from one lookup:
+	// echo when msg is itself a copy of another message; the ID of the
+	// copy destRoom has (ok=false if none) as Counterpart gives it.
+	CopyOf(ctx context.Context, msg Ref, destRoom Ref) (id string, ok, echo bool, err error)
 	// RecordCounterpart stores that dest (with ID) is the copy of origin (with
 	// ID); both map to one bridged message, written by author (the origin
 	// sender's Identity).
@@ -308,16 +312,12 @@ func (j *job) message(ctx context.Context, b Bridge, caps Capabilities) error {
 	if !j.prepared {
 		// Checked when the job runs, not when it was queued: by then the copy
 		// an echo came from is recorded, and a replay finds the first delivery.
-		echo, err := j.r.isEcho(ctx, j.ev.Origin)
+		id, ok, echo, err := j.r.dir.CopyOf(ctx, j.ev.Origin, j.dest)
 		if err != nil {
-			return err
+			return fmt.Errorf("looking up counterpart: %w", err)
 		}
 		if echo {
 			return Dropf(ReasonEcho, "%s is a bridged copy", j.ev.Origin.Key())
-		}
-		id, ok, err := j.r.dir.Counterpart(ctx, j.ev.Origin, j.dest)
-		if err != nil {
-			return fmt.Errorf("looking up counterpart: %w", err)
 		}
 		if ok {
 			return Dropf(ReasonDuplicate, "%s already bridged to %s as %s", j.ev.Origin.Key(), j.dest.RoomKey(), id)

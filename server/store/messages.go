@@ -134,19 +134,29 @@ func (s *Store) RecordCounterpart(ctx context.Context, origin bridge.Ref, dest b
 		return nil
 	}
 	ttl := s.retention.Load()
-	_, err = update(ctx, s, groupKey(root), ttl, func(old *msgGroup) (*msgGroup, error) {
-		if old == nil {
-			old = &msgGroup{Origin: root}
+	created := false
+	if _, hinted := s.hint(groupKey(root)); p == nil && !hinted {
+		// The first copy of a message: its group is most likely new, and
+		// inserting it saves reading it first.
+		if created, err = s.replace(groupKey(root), nil, msgGroup{Origin: root, Copies: []bridge.Ref{dest}}, ttl); err != nil {
+			return err
 		}
-		if slices.Contains(old.Copies, dest) {
-			if ttl == 0 {
-				return nil, errNoChange
+	}
+	if !created {
+		_, err = update(ctx, s, groupKey(root), ttl, func(old *msgGroup) (*msgGroup, error) {
+			if old == nil {
+				old = &msgGroup{Origin: root}
 			}
-			return old, nil // rewrite: refresh the expiry
-		}
-		old.Copies = append(old.Copies, dest)
-		return old, nil
-	})
+			if slices.Contains(old.Copies, dest) {
+				if ttl == 0 {
+					return nil, errNoChange
+				}
+				return old, nil // rewrite: refresh the expiry
+			}
+			old.Copies = append(old.Copies, dest)
+			return old, nil
+		})
+	}
 	if err != nil {
 		return err
 	}
@@ -162,40 +172,64 @@ func (s *Store) RecordCounterpart(ctx context.Context, origin bridge.Ref, dest b
 // recorded just now may not be on a lagging read replica: "none" is proven
 // on the master first.
 func (s *Store) Counterpart(ctx context.Context, msg bridge.Ref, destRoom bridge.Ref) (string, bool, error) {
+	if msg.RoomKey() == destRoom.RoomKey() && checkMessage("message", msg) == nil {
+		return msg.ID, true, ctx.Err()
+	}
+	id, ok, _, err := s.CopyOf(ctx, msg, destRoom)
+	return id, ok, err
+}
+
+// CopyOf implements bridge.Directory: Counterpart, and whether msg is
+// itself a copy of another message, from the same reads.
+func (s *Store) CopyOf(ctx context.Context, msg bridge.Ref, destRoom bridge.Ref) (id string, ok, echo bool, err error) {
 	if err := ctx.Err(); err != nil {
-		return "", false, err
+		return "", false, false, err
 	}
 	if err := checkMessage("message", msg); err != nil {
-		return "", false, err
+		return "", false, false, err
 	}
 	if err := checkRoom("destination", destRoom); err != nil {
-		return "", false, err
+		return "", false, false, err
 	}
 	if msg.RoomKey() == destRoom.RoomKey() {
-		return msg.ID, true, nil
+		origin, known, err := s.OriginOf(ctx, msg)
+		return msg.ID, true, known && origin != msgRef(msg), err
 	}
 	msg = msgRef(msg)
-	return proven(ctx, s, func() (string, bool, []readAt, error) {
+	type found struct {
+		id   string
+		echo bool
+	}
+	f, ok, err := proven(ctx, s, func() (found, bool, []readAt, error) {
 		p, raw, err := s.pointer(msg)
 		if err != nil || p == nil {
-			return "", false, []readAt{{messageKey(msg), raw}}, err
+			return found{}, false, []readAt{{messageKey(msg), raw}}, err
 		}
+		echo := p.Origin != msg
 		if p.Origin.RoomKey() == destRoom.RoomKey() {
-			return p.Origin.ID, true, nil, nil
+			return found{p.Origin.ID, echo}, true, nil, nil
 		}
 		g, graw, err := getJSON[msgGroup](s, groupKey(p.Origin))
 		if err != nil {
-			return "", false, nil, err
+			return found{}, false, nil, err
 		}
 		if g != nil && g.Origin == p.Origin {
 			for _, c := range g.Copies {
 				if c.RoomKey() == destRoom.RoomKey() {
-					return c.ID, true, nil, nil
+					return found{c.ID, echo}, true, nil, nil
 				}
 			}
 		}
-		return "", false, []readAt{{groupKey(p.Origin), graw}}, nil
+		if echo {
+			// A copy is known for one as read: nothing to prove.
+			return found{echo: true}, true, nil, nil
+		}
+		return found{}, false, []readAt{{groupKey(p.Origin), graw}}, nil
 	})
+	if f.echo {
+		return f.id, f.id != "", true, err
+	}
+	return f.id, ok, false, err
 }
 
 // OriginOf implements bridge.Directory: the origin of the bridged message

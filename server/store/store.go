@@ -108,6 +108,8 @@ type Store struct {
 
 	// retention is the message-map lifetime in seconds, 0 = forever.
 	retention atomic.Int64
+	// noReplicas says every read is the master's (see SetReadReplicas).
+	noReplicas atomic.Bool
 
 	// Fixed after New; tests adjust them.
 	pageSize   int
@@ -122,6 +124,12 @@ type Store struct {
 	// not read from a replica still behind its own last write.
 	hintsMu sync.Mutex
 	hints   map[string][]byte
+
+	// links caches the links routing reads (see linkOf); linksGen counts
+	// the link writes, so a read that overlapped one is not cached.
+	linksMu  sync.Mutex
+	links    map[string]cachedLink
+	linksGen uint64
 
 	// calls counts the round trips to the KV store per operation (see
 	// KVRoundTrips), for the plugin's metrics.
@@ -173,6 +181,14 @@ func New(kv KV) *Store {
 	}
 }
 
+// SetReadReplicas says whether the server reads from read replicas
+// (SqlSettings.DataSourceReplicas; a change needs a server restart, so the
+// plugin reads it at activation). A new store assumes it does. Without
+// replicas a read is the master's and needs no proof: an absence read is
+// believed and a value read stands without being set onto itself, which
+// saves two round trips on every lookup of a message not bridged yet.
+func (s *Store) SetReadReplicas(on bool) { s.noReplicas.Store(!on) }
+
 func (s *Store) stamp() time.Time { return s.now().UTC().Round(0) }
 
 // --- KV access with proper error conversion ---
@@ -199,6 +215,7 @@ func (s *Store) set(key string, value []byte, opts model.PluginKVSetOptions) (bo
 	} else {
 		s.counted(opSet)
 	}
+	defer s.forgetLinks(key) // after the write: a read before it is not kept
 	ok, appErr := s.kv.KVSetWithOptions(key, value, opts)
 	if err := kvErr("set", key, appErr); err != nil {
 		s.remember(key, nil)
@@ -214,6 +231,7 @@ func (s *Store) set(key string, value []byte, opts model.PluginKVSetOptions) (bo
 
 func (s *Store) del(key string) error {
 	s.remember(key, nil)
+	defer s.forgetLinks(key)
 	s.counted(opDelete)
 	return kvErr("delete", key, s.kv.KVDelete(key))
 }
@@ -414,6 +432,11 @@ func (s *Store) confirm(key string, raw []byte, ttl int64) (bool, error) {
 	if raw == nil || isPlaceholder(raw) {
 		return s.confirmAbsent(key, raw)
 	}
+	if ttl == 0 && s.noReplicas.Load() {
+		// Setting it onto itself would prove nothing more; with a ttl it
+		// also keeps the record alive, which callers count on.
+		return true, nil
+	}
 	return s.set(key, raw, model.PluginKVSetOptions{Atomic: true, OldValue: raw, ExpireInSeconds: ttl})
 }
 
@@ -421,6 +444,9 @@ func (s *Store) confirm(key string, raw []byte, ttl int64) (bool, error) {
 // inserted if absent and deleted again proves it. raw is a placeholder
 // read, which is deleted the same way.
 func (s *Store) confirmAbsent(key string, raw []byte) (bool, error) {
+	if s.noReplicas.Load() {
+		return true, nil // a placeholder read is left to expire
+	}
 	if raw == nil {
 		ok, err := s.insert(key, placeholder, placeholderTTL)
 		if err != nil || !ok {

@@ -71,6 +71,13 @@ func (a *API) notImplemented(method string) {
 	a.recordNotImplemented(method)
 }
 
+// called counts a call of method on the node (see Node.APICalls).
+func (a *API) called(method string) {
+	if a.n != nil {
+		a.n.calls.add(method)
+	}
+}
+
 // panicked is called by the recovering layer (api_safe_gen.go). It must not
 // panic itself.
 func (a *API) panicked(method string, r any) string {

@@ -18,6 +18,7 @@ type safeAPI struct{ api *API }
 var _ plugin.API = (*safeAPI)(nil)
 
 func (s *safeAPI) AddChannelMember(p0 string, p1 string) (r0 *model.ChannelMember, r1 *model.AppError) {
+	s.api.called("AddChannelMember")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("AddChannelMember", r)
@@ -27,6 +28,7 @@ func (s *safeAPI) AddChannelMember(p0 string, p1 string) (r0 *model.ChannelMembe
 }
 
 func (s *safeAPI) AddReaction(p0 *model.Reaction) (r0 *model.Reaction, r1 *model.AppError) {
+	s.api.called("AddReaction")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("AddReaction", r)
@@ -36,6 +38,7 @@ func (s *safeAPI) AddReaction(p0 *model.Reaction) (r0 *model.Reaction, r1 *model
 }
 
 func (s *safeAPI) AddUserToChannel(p0 string, p1 string, p2 string) (r0 *model.ChannelMember, r1 *model.AppError) {
+	s.api.called("AddUserToChannel")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("AddUserToChannel", r)
@@ -45,6 +48,7 @@ func (s *safeAPI) AddUserToChannel(p0 string, p1 string, p2 string) (r0 *model.C
 }
 
 func (s *safeAPI) CheckAccessControlExpression(p0 string, p1 string, p2 string) (r0 []model.CELExpressionError, r1 *model.AppError) {
+	s.api.called("CheckAccessControlExpression")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("CheckAccessControlExpression", r)
@@ -54,6 +58,7 @@ func (s *safeAPI) CheckAccessControlExpression(p0 string, p1 string, p2 string) 
 }
 
 func (s *safeAPI) CopyFileInfos(p0 string, p1 []string) (r0 []string, r1 *model.AppError) {
+	s.api.called("CopyFileInfos")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("CopyFileInfos", r)
@@ -63,6 +68,7 @@ func (s *safeAPI) CopyFileInfos(p0 string, p1 []string) (r0 []string, r1 *model.
 }
 
 func (s *safeAPI) CountPropertyFields(p0 string, p1 bool) (r0 int64, r1 error) {
+	s.api.called("CountPropertyFields")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicErr("CountPropertyFields", r)
@@ -72,6 +78,7 @@ func (s *safeAPI) CountPropertyFields(p0 string, p1 bool) (r0 int64, r1 error) {
 }
 
 func (s *safeAPI) CountPropertyFieldsForTarget(p0 string, p1 string, p2 string, p3 bool) (r0 int64, r1 error) {
+	s.api.called("CountPropertyFieldsForTarget")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicErr("CountPropertyFieldsForTarget", r)
@@ -81,6 +88,7 @@ func (s *safeAPI) CountPropertyFieldsForTarget(p0 string, p1 string, p2 string, 
 }
 
 func (s *safeAPI) CreateBot(p0 *model.Bot) (r0 *model.Bot, r1 *model.AppError) {
+	s.api.called("CreateBot")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("CreateBot", r)
@@ -90,6 +98,7 @@ func (s *safeAPI) CreateBot(p0 *model.Bot) (r0 *model.Bot, r1 *model.AppError) {
 }
 
 func (s *safeAPI) CreateChannel(p0 *model.Channel) (r0 *model.Channel, r1 *model.AppError) {
+	s.api.called("CreateChannel")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("CreateChannel", r)
@@ -99,6 +108,7 @@ func (s *safeAPI) CreateChannel(p0 *model.Channel) (r0 *model.Channel, r1 *model
 }
 
 func (s *safeAPI) CreateChannelSidebarCategory(p0 string, p1 string, p2 *model.SidebarCategoryWithChannels) (r0 *model.SidebarCategoryWithChannels, r1 *model.AppError) {
+	s.api.called("CreateChannelSidebarCategory")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("CreateChannelSidebarCategory", r)
@@ -108,6 +118,7 @@ func (s *safeAPI) CreateChannelSidebarCategory(p0 string, p1 string, p2 *model.S
 }
 
 func (s *safeAPI) CreateCommand(p0 *model.Command) (r0 *model.Command, r1 error) {
+	s.api.called("CreateCommand")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicErr("CreateCommand", r)
@@ -117,6 +128,7 @@ func (s *safeAPI) CreateCommand(p0 *model.Command) (r0 *model.Command, r1 error)
 }
 
 func (s *safeAPI) CreateDefaultSyncableMemberships(p0 model.CreateDefaultMembershipParams) (r0 *model.AppError) {
+	s.api.called("CreateDefaultSyncableMemberships")
 	defer func() {
 		if r := recover(); r != nil {
 			r0 = s.api.panicAppErr("CreateDefaultSyncableMemberships", r)
@@ -126,6 +138,7 @@ func (s *safeAPI) CreateDefaultSyncableMemberships(p0 model.CreateDefaultMembers
 }
 
 func (s *safeAPI) CreateGroup(p0 *model.Group) (r0 *model.Group, r1 *model.AppError) {
+	s.api.called("CreateGroup")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("CreateGroup", r)
@@ -135,6 +148,7 @@ func (s *safeAPI) CreateGroup(p0 *model.Group) (r0 *model.Group, r1 *model.AppEr
 }
 
 func (s *safeAPI) CreateOAuthApp(p0 *model.OAuthApp) (r0 *model.OAuthApp, r1 *model.AppError) {
+	s.api.called("CreateOAuthApp")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("CreateOAuthApp", r)
@@ -144,6 +158,7 @@ func (s *safeAPI) CreateOAuthApp(p0 *model.OAuthApp) (r0 *model.OAuthApp, r1 *mo
 }
 
 func (s *safeAPI) CreatePost(p0 *model.Post) (r0 *model.Post, r1 *model.AppError) {
+	s.api.called("CreatePost")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("CreatePost", r)
@@ -153,6 +168,7 @@ func (s *safeAPI) CreatePost(p0 *model.Post) (r0 *model.Post, r1 *model.AppError
 }
 
 func (s *safeAPI) CreatePropertyField(p0 *model.PropertyField) (r0 *model.PropertyField, r1 error) {
+	s.api.called("CreatePropertyField")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicErr("CreatePropertyField", r)
@@ -162,6 +178,7 @@ func (s *safeAPI) CreatePropertyField(p0 *model.PropertyField) (r0 *model.Proper
 }
 
 func (s *safeAPI) CreatePropertyValue(p0 *model.PropertyValue) (r0 *model.PropertyValue, r1 error) {
+	s.api.called("CreatePropertyValue")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicErr("CreatePropertyValue", r)
@@ -171,6 +188,7 @@ func (s *safeAPI) CreatePropertyValue(p0 *model.PropertyValue) (r0 *model.Proper
 }
 
 func (s *safeAPI) CreateSession(p0 *model.Session) (r0 *model.Session, r1 *model.AppError) {
+	s.api.called("CreateSession")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("CreateSession", r)
@@ -180,6 +198,7 @@ func (s *safeAPI) CreateSession(p0 *model.Session) (r0 *model.Session, r1 *model
 }
 
 func (s *safeAPI) CreateTeam(p0 *model.Team) (r0 *model.Team, r1 *model.AppError) {
+	s.api.called("CreateTeam")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("CreateTeam", r)
@@ -189,6 +208,7 @@ func (s *safeAPI) CreateTeam(p0 *model.Team) (r0 *model.Team, r1 *model.AppError
 }
 
 func (s *safeAPI) CreateTeamMember(p0 string, p1 string) (r0 *model.TeamMember, r1 *model.AppError) {
+	s.api.called("CreateTeamMember")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("CreateTeamMember", r)
@@ -198,6 +218,7 @@ func (s *safeAPI) CreateTeamMember(p0 string, p1 string) (r0 *model.TeamMember, 
 }
 
 func (s *safeAPI) CreateTeamMembers(p0 string, p1 []string, p2 string) (r0 []*model.TeamMember, r1 *model.AppError) {
+	s.api.called("CreateTeamMembers")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("CreateTeamMembers", r)
@@ -207,6 +228,7 @@ func (s *safeAPI) CreateTeamMembers(p0 string, p1 []string, p2 string) (r0 []*mo
 }
 
 func (s *safeAPI) CreateTeamMembersGracefully(p0 string, p1 []string, p2 string) (r0 []*model.TeamMemberWithError, r1 *model.AppError) {
+	s.api.called("CreateTeamMembersGracefully")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("CreateTeamMembersGracefully", r)
@@ -216,6 +238,7 @@ func (s *safeAPI) CreateTeamMembersGracefully(p0 string, p1 []string, p2 string)
 }
 
 func (s *safeAPI) CreateUploadSession(p0 *model.UploadSession) (r0 *model.UploadSession, r1 error) {
+	s.api.called("CreateUploadSession")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicErr("CreateUploadSession", r)
@@ -225,6 +248,7 @@ func (s *safeAPI) CreateUploadSession(p0 *model.UploadSession) (r0 *model.Upload
 }
 
 func (s *safeAPI) CreateUser(p0 *model.User) (r0 *model.User, r1 *model.AppError) {
+	s.api.called("CreateUser")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("CreateUser", r)
@@ -234,6 +258,7 @@ func (s *safeAPI) CreateUser(p0 *model.User) (r0 *model.User, r1 *model.AppError
 }
 
 func (s *safeAPI) CreateUserAccessToken(p0 *model.UserAccessToken) (r0 *model.UserAccessToken, r1 *model.AppError) {
+	s.api.called("CreateUserAccessToken")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("CreateUserAccessToken", r)
@@ -243,6 +268,7 @@ func (s *safeAPI) CreateUserAccessToken(p0 *model.UserAccessToken) (r0 *model.Us
 }
 
 func (s *safeAPI) DeleteAccessControlPolicy(p0 string, p1 string, p2 string) (r0 *model.AppError) {
+	s.api.called("DeleteAccessControlPolicy")
 	defer func() {
 		if r := recover(); r != nil {
 			r0 = s.api.panicAppErr("DeleteAccessControlPolicy", r)
@@ -252,6 +278,7 @@ func (s *safeAPI) DeleteAccessControlPolicy(p0 string, p1 string, p2 string) (r0
 }
 
 func (s *safeAPI) DeleteChannel(p0 string) (r0 *model.AppError) {
+	s.api.called("DeleteChannel")
 	defer func() {
 		if r := recover(); r != nil {
 			r0 = s.api.panicAppErr("DeleteChannel", r)
@@ -261,6 +288,7 @@ func (s *safeAPI) DeleteChannel(p0 string) (r0 *model.AppError) {
 }
 
 func (s *safeAPI) DeleteChannelMember(p0 string, p1 string) (r0 *model.AppError) {
+	s.api.called("DeleteChannelMember")
 	defer func() {
 		if r := recover(); r != nil {
 			r0 = s.api.panicAppErr("DeleteChannelMember", r)
@@ -270,6 +298,7 @@ func (s *safeAPI) DeleteChannelMember(p0 string, p1 string) (r0 *model.AppError)
 }
 
 func (s *safeAPI) DeleteCommand(p0 string) (r0 error) {
+	s.api.called("DeleteCommand")
 	defer func() {
 		if r := recover(); r != nil {
 			r0 = s.api.panicErr("DeleteCommand", r)
@@ -279,6 +308,7 @@ func (s *safeAPI) DeleteCommand(p0 string) (r0 error) {
 }
 
 func (s *safeAPI) DeleteEphemeralPost(p0 string, p1 string) {
+	s.api.called("DeleteEphemeralPost")
 	defer func() {
 		if r := recover(); r != nil {
 			s.api.panicked("DeleteEphemeralPost", r)
@@ -288,6 +318,7 @@ func (s *safeAPI) DeleteEphemeralPost(p0 string, p1 string) {
 }
 
 func (s *safeAPI) DeleteGroup(p0 string) (r0 *model.Group, r1 *model.AppError) {
+	s.api.called("DeleteGroup")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("DeleteGroup", r)
@@ -297,6 +328,7 @@ func (s *safeAPI) DeleteGroup(p0 string) (r0 *model.Group, r1 *model.AppError) {
 }
 
 func (s *safeAPI) DeleteGroupConstrainedMemberships() (r0 *model.AppError) {
+	s.api.called("DeleteGroupConstrainedMemberships")
 	defer func() {
 		if r := recover(); r != nil {
 			r0 = s.api.panicAppErr("DeleteGroupConstrainedMemberships", r)
@@ -306,6 +338,7 @@ func (s *safeAPI) DeleteGroupConstrainedMemberships() (r0 *model.AppError) {
 }
 
 func (s *safeAPI) DeleteGroupMember(p0 string, p1 string) (r0 *model.GroupMember, r1 *model.AppError) {
+	s.api.called("DeleteGroupMember")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("DeleteGroupMember", r)
@@ -315,6 +348,7 @@ func (s *safeAPI) DeleteGroupMember(p0 string, p1 string) (r0 *model.GroupMember
 }
 
 func (s *safeAPI) DeleteGroupSyncable(p0 string, p1 string, p2 model.GroupSyncableType) (r0 *model.GroupSyncable, r1 *model.AppError) {
+	s.api.called("DeleteGroupSyncable")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("DeleteGroupSyncable", r)
@@ -324,6 +358,7 @@ func (s *safeAPI) DeleteGroupSyncable(p0 string, p1 string, p2 model.GroupSyncab
 }
 
 func (s *safeAPI) DeleteOAuthApp(p0 string) (r0 *model.AppError) {
+	s.api.called("DeleteOAuthApp")
 	defer func() {
 		if r := recover(); r != nil {
 			r0 = s.api.panicAppErr("DeleteOAuthApp", r)
@@ -333,6 +368,7 @@ func (s *safeAPI) DeleteOAuthApp(p0 string) (r0 *model.AppError) {
 }
 
 func (s *safeAPI) DeletePost(p0 string) (r0 *model.AppError) {
+	s.api.called("DeletePost")
 	defer func() {
 		if r := recover(); r != nil {
 			r0 = s.api.panicAppErr("DeletePost", r)
@@ -342,6 +378,7 @@ func (s *safeAPI) DeletePost(p0 string) (r0 *model.AppError) {
 }
 
 func (s *safeAPI) DeletePreferencesForUser(p0 string, p1 []model.Preference) (r0 *model.AppError) {
+	s.api.called("DeletePreferencesForUser")
 	defer func() {
 		if r := recover(); r != nil {
 			r0 = s.api.panicAppErr("DeletePreferencesForUser", r)
@@ -351,6 +388,7 @@ func (s *safeAPI) DeletePreferencesForUser(p0 string, p1 []model.Preference) (r0
 }
 
 func (s *safeAPI) DeletePropertyField(p0 string, p1 string) (r0 error) {
+	s.api.called("DeletePropertyField")
 	defer func() {
 		if r := recover(); r != nil {
 			r0 = s.api.panicErr("DeletePropertyField", r)
@@ -360,6 +398,7 @@ func (s *safeAPI) DeletePropertyField(p0 string, p1 string) (r0 error) {
 }
 
 func (s *safeAPI) DeletePropertyValue(p0 string, p1 string) (r0 error) {
+	s.api.called("DeletePropertyValue")
 	defer func() {
 		if r := recover(); r != nil {
 			r0 = s.api.panicErr("DeletePropertyValue", r)
@@ -369,6 +408,7 @@ func (s *safeAPI) DeletePropertyValue(p0 string, p1 string) (r0 error) {
 }
 
 func (s *safeAPI) DeletePropertyValueWithOptions(p0 string, p1 string, p2 model.PropertyRequestOptions) (r0 error) {
+	s.api.called("DeletePropertyValueWithOptions")
 	defer func() {
 		if r := recover(); r != nil {
 			r0 = s.api.panicErr("DeletePropertyValueWithOptions", r)
@@ -378,6 +418,7 @@ func (s *safeAPI) DeletePropertyValueWithOptions(p0 string, p1 string, p2 model.
 }
 
 func (s *safeAPI) DeletePropertyValuesForField(p0 string, p1 string) (r0 error) {
+	s.api.called("DeletePropertyValuesForField")
 	defer func() {
 		if r := recover(); r != nil {
 			r0 = s.api.panicErr("DeletePropertyValuesForField", r)
@@ -387,6 +428,7 @@ func (s *safeAPI) DeletePropertyValuesForField(p0 string, p1 string) (r0 error) 
 }
 
 func (s *safeAPI) DeletePropertyValuesForFieldWithOptions(p0 string, p1 string, p2 model.PropertyRequestOptions) (r0 error) {
+	s.api.called("DeletePropertyValuesForFieldWithOptions")
 	defer func() {
 		if r := recover(); r != nil {
 			r0 = s.api.panicErr("DeletePropertyValuesForFieldWithOptions", r)
@@ -396,6 +438,7 @@ func (s *safeAPI) DeletePropertyValuesForFieldWithOptions(p0 string, p1 string, 
 }
 
 func (s *safeAPI) DeletePropertyValuesForTarget(p0 string, p1 string, p2 string) (r0 error) {
+	s.api.called("DeletePropertyValuesForTarget")
 	defer func() {
 		if r := recover(); r != nil {
 			r0 = s.api.panicErr("DeletePropertyValuesForTarget", r)
@@ -405,6 +448,7 @@ func (s *safeAPI) DeletePropertyValuesForTarget(p0 string, p1 string, p2 string)
 }
 
 func (s *safeAPI) DeletePropertyValuesForTargetWithOptions(p0 string, p1 string, p2 string, p3 model.PropertyRequestOptions) (r0 error) {
+	s.api.called("DeletePropertyValuesForTargetWithOptions")
 	defer func() {
 		if r := recover(); r != nil {
 			r0 = s.api.panicErr("DeletePropertyValuesForTargetWithOptions", r)
@@ -414,6 +458,7 @@ func (s *safeAPI) DeletePropertyValuesForTargetWithOptions(p0 string, p1 string,
 }
 
 func (s *safeAPI) DeleteTeam(p0 string) (r0 *model.AppError) {
+	s.api.called("DeleteTeam")
 	defer func() {
 		if r := recover(); r != nil {
 			r0 = s.api.panicAppErr("DeleteTeam", r)
@@ -423,6 +468,7 @@ func (s *safeAPI) DeleteTeam(p0 string) (r0 *model.AppError) {
 }
 
 func (s *safeAPI) DeleteTeamMember(p0 string, p1 string, p2 string) (r0 *model.AppError) {
+	s.api.called("DeleteTeamMember")
 	defer func() {
 		if r := recover(); r != nil {
 			r0 = s.api.panicAppErr("DeleteTeamMember", r)
@@ -432,6 +478,7 @@ func (s *safeAPI) DeleteTeamMember(p0 string, p1 string, p2 string) (r0 *model.A
 }
 
 func (s *safeAPI) DeleteUser(p0 string) (r0 *model.AppError) {
+	s.api.called("DeleteUser")
 	defer func() {
 		if r := recover(); r != nil {
 			r0 = s.api.panicAppErr("DeleteUser", r)
@@ -441,6 +488,7 @@ func (s *safeAPI) DeleteUser(p0 string) (r0 *model.AppError) {
 }
 
 func (s *safeAPI) DisablePlugin(p0 string) (r0 *model.AppError) {
+	s.api.called("DisablePlugin")
 	defer func() {
 		if r := recover(); r != nil {
 			r0 = s.api.panicAppErr("DisablePlugin", r)
@@ -450,6 +498,7 @@ func (s *safeAPI) DisablePlugin(p0 string) (r0 *model.AppError) {
 }
 
 func (s *safeAPI) EnablePlugin(p0 string) (r0 *model.AppError) {
+	s.api.called("EnablePlugin")
 	defer func() {
 		if r := recover(); r != nil {
 			r0 = s.api.panicAppErr("EnablePlugin", r)
@@ -459,6 +508,7 @@ func (s *safeAPI) EnablePlugin(p0 string) (r0 *model.AppError) {
 }
 
 func (s *safeAPI) EnsureBotUser(p0 *model.Bot) (r0 string, r1 error) {
+	s.api.called("EnsureBotUser")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicErr("EnsureBotUser", r)
@@ -468,6 +518,7 @@ func (s *safeAPI) EnsureBotUser(p0 *model.Bot) (r0 string, r1 error) {
 }
 
 func (s *safeAPI) EvaluateAccessControl(p0 string, p1 string, p2 string, p3 string) (r0 *model.AccessDecision, r1 *model.AppError) {
+	s.api.called("EvaluateAccessControl")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("EvaluateAccessControl", r)
@@ -477,6 +528,7 @@ func (s *safeAPI) EvaluateAccessControl(p0 string, p1 string, p2 string, p3 stri
 }
 
 func (s *safeAPI) ExecuteSlashCommand(p0 *model.CommandArgs) (r0 *model.CommandResponse, r1 error) {
+	s.api.called("ExecuteSlashCommand")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicErr("ExecuteSlashCommand", r)
@@ -486,6 +538,7 @@ func (s *safeAPI) ExecuteSlashCommand(p0 *model.CommandArgs) (r0 *model.CommandR
 }
 
 func (s *safeAPI) ExtendSessionExpiry(p0 string, p1 int64) (r0 *model.AppError) {
+	s.api.called("ExtendSessionExpiry")
 	defer func() {
 		if r := recover(); r != nil {
 			r0 = s.api.panicAppErr("ExtendSessionExpiry", r)
@@ -495,6 +548,7 @@ func (s *safeAPI) ExtendSessionExpiry(p0 string, p1 int64) (r0 *model.AppError) 
 }
 
 func (s *safeAPI) GetAccessControlFieldsAutocomplete(p0 string, p1 string, p2 int) (r0 []*model.PropertyField, r1 *model.AppError) {
+	s.api.called("GetAccessControlFieldsAutocomplete")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("GetAccessControlFieldsAutocomplete", r)
@@ -504,6 +558,7 @@ func (s *safeAPI) GetAccessControlFieldsAutocomplete(p0 string, p1 string, p2 in
 }
 
 func (s *safeAPI) GetAccessControlPolicy(p0 string) (r0 *model.AccessControlPolicy, r1 *model.AppError) {
+	s.api.called("GetAccessControlPolicy")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("GetAccessControlPolicy", r)
@@ -513,6 +568,7 @@ func (s *safeAPI) GetAccessControlPolicy(p0 string) (r0 *model.AccessControlPoli
 }
 
 func (s *safeAPI) GetAccessControlVisualAST(p0 string, p1 string, p2 string) (r0 *model.VisualExpression, r1 *model.AppError) {
+	s.api.called("GetAccessControlVisualAST")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("GetAccessControlVisualAST", r)
@@ -522,6 +578,7 @@ func (s *safeAPI) GetAccessControlVisualAST(p0 string, p1 string, p2 string) (r0
 }
 
 func (s *safeAPI) GetBot(p0 string, p1 bool) (r0 *model.Bot, r1 *model.AppError) {
+	s.api.called("GetBot")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("GetBot", r)
@@ -531,6 +588,7 @@ func (s *safeAPI) GetBot(p0 string, p1 bool) (r0 *model.Bot, r1 *model.AppError)
 }
 
 func (s *safeAPI) GetBots(p0 *model.BotGetOptions) (r0 []*model.Bot, r1 *model.AppError) {
+	s.api.called("GetBots")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("GetBots", r)
@@ -540,6 +598,7 @@ func (s *safeAPI) GetBots(p0 *model.BotGetOptions) (r0 []*model.Bot, r1 *model.A
 }
 
 func (s *safeAPI) GetBundlePath() (r0 string, r1 error) {
+	s.api.called("GetBundlePath")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicErr("GetBundlePath", r)
@@ -549,6 +608,7 @@ func (s *safeAPI) GetBundlePath() (r0 string, r1 error) {
 }
 
 func (s *safeAPI) GetChannel(p0 string) (r0 *model.Channel, r1 *model.AppError) {
+	s.api.called("GetChannel")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("GetChannel", r)
@@ -558,6 +618,7 @@ func (s *safeAPI) GetChannel(p0 string) (r0 *model.Channel, r1 *model.AppError) 
 }
 
 func (s *safeAPI) GetChannelByName(p0 string, p1 string, p2 bool) (r0 *model.Channel, r1 *model.AppError) {
+	s.api.called("GetChannelByName")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("GetChannelByName", r)
@@ -567,6 +628,7 @@ func (s *safeAPI) GetChannelByName(p0 string, p1 string, p2 bool) (r0 *model.Cha
 }
 
 func (s *safeAPI) GetChannelByNameForTeamName(p0 string, p1 string, p2 bool) (r0 *model.Channel, r1 *model.AppError) {
+	s.api.called("GetChannelByNameForTeamName")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("GetChannelByNameForTeamName", r)
@@ -576,6 +638,7 @@ func (s *safeAPI) GetChannelByNameForTeamName(p0 string, p1 string, p2 bool) (r0
 }
 
 func (s *safeAPI) GetChannelMember(p0 string, p1 string) (r0 *model.ChannelMember, r1 *model.AppError) {
+	s.api.called("GetChannelMember")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("GetChannelMember", r)
@@ -585,6 +648,7 @@ func (s *safeAPI) GetChannelMember(p0 string, p1 string) (r0 *model.ChannelMembe
 }
 
 func (s *safeAPI) GetChannelMembers(p0 string, p1 int, p2 int) (r0 model.ChannelMembers, r1 *model.AppError) {
+	s.api.called("GetChannelMembers")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("GetChannelMembers", r)
@@ -594,6 +658,7 @@ func (s *safeAPI) GetChannelMembers(p0 string, p1 int, p2 int) (r0 model.Channel
 }
 
 func (s *safeAPI) GetChannelMembersByIds(p0 string, p1 []string) (r0 model.ChannelMembers, r1 *model.AppError) {
+	s.api.called("GetChannelMembersByIds")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("GetChannelMembersByIds", r)
@@ -603,6 +668,7 @@ func (s *safeAPI) GetChannelMembersByIds(p0 string, p1 []string) (r0 model.Chann
 }
 
 func (s *safeAPI) GetChannelMembersForUser(p0 string, p1 string, p2 int, p3 int) (r0 []*model.ChannelMember, r1 *model.AppError) {
+	s.api.called("GetChannelMembersForUser")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("GetChannelMembersForUser", r)
@@ -612,6 +678,7 @@ func (s *safeAPI) GetChannelMembersForUser(p0 string, p1 string, p2 int, p3 int)
 }
 
 func (s *safeAPI) GetChannelOfType(p0 string, p1 model.ChannelType) (r0 *model.Channel, r1 *model.AppError) {
+	s.api.called("GetChannelOfType")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("GetChannelOfType", r)
@@ -621,6 +688,7 @@ func (s *safeAPI) GetChannelOfType(p0 string, p1 model.ChannelType) (r0 *model.C
 }
 
 func (s *safeAPI) GetChannelSidebarCategories(p0 string, p1 string) (r0 *model.OrderedSidebarCategories, r1 *model.AppError) {
+	s.api.called("GetChannelSidebarCategories")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("GetChannelSidebarCategories", r)
@@ -630,6 +698,7 @@ func (s *safeAPI) GetChannelSidebarCategories(p0 string, p1 string) (r0 *model.O
 }
 
 func (s *safeAPI) GetChannelStats(p0 string) (r0 *model.ChannelStats, r1 *model.AppError) {
+	s.api.called("GetChannelStats")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("GetChannelStats", r)
@@ -639,6 +708,7 @@ func (s *safeAPI) GetChannelStats(p0 string) (r0 *model.ChannelStats, r1 *model.
 }
 
 func (s *safeAPI) GetChannelsForTeamForUser(p0 string, p1 string, p2 bool) (r0 []*model.Channel, r1 *model.AppError) {
+	s.api.called("GetChannelsForTeamForUser")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("GetChannelsForTeamForUser", r)
@@ -648,6 +718,7 @@ func (s *safeAPI) GetChannelsForTeamForUser(p0 string, p1 string, p2 bool) (r0 [
 }
 
 func (s *safeAPI) GetCloudLimits() (r0 *model.ProductLimits, r1 error) {
+	s.api.called("GetCloudLimits")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicErr("GetCloudLimits", r)
@@ -657,6 +728,7 @@ func (s *safeAPI) GetCloudLimits() (r0 *model.ProductLimits, r1 error) {
 }
 
 func (s *safeAPI) GetCommand(p0 string) (r0 *model.Command, r1 error) {
+	s.api.called("GetCommand")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicErr("GetCommand", r)
@@ -666,6 +738,7 @@ func (s *safeAPI) GetCommand(p0 string) (r0 *model.Command, r1 error) {
 }
 
 func (s *safeAPI) GetConfig() (r0 *model.Config) {
+	s.api.called("GetConfig")
 	defer func() {
 		if r := recover(); r != nil {
 			s.api.panicked("GetConfig", r)
@@ -675,6 +748,7 @@ func (s *safeAPI) GetConfig() (r0 *model.Config) {
 }
 
 func (s *safeAPI) GetDiagnosticId() (r0 string) {
+	s.api.called("GetDiagnosticId")
 	defer func() {
 		if r := recover(); r != nil {
 			s.api.panicked("GetDiagnosticId", r)
@@ -684,6 +758,7 @@ func (s *safeAPI) GetDiagnosticId() (r0 string) {
 }
 
 func (s *safeAPI) GetDirectChannel(p0 string, p1 string) (r0 *model.Channel, r1 *model.AppError) {
+	s.api.called("GetDirectChannel")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("GetDirectChannel", r)
@@ -693,6 +768,7 @@ func (s *safeAPI) GetDirectChannel(p0 string, p1 string) (r0 *model.Channel, r1 
 }
 
 func (s *safeAPI) GetEmoji(p0 string) (r0 *model.Emoji, r1 *model.AppError) {
+	s.api.called("GetEmoji")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("GetEmoji", r)
@@ -702,6 +778,7 @@ func (s *safeAPI) GetEmoji(p0 string) (r0 *model.Emoji, r1 *model.AppError) {
 }
 
 func (s *safeAPI) GetEmojiByName(p0 string) (r0 *model.Emoji, r1 *model.AppError) {
+	s.api.called("GetEmojiByName")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("GetEmojiByName", r)
@@ -711,6 +788,7 @@ func (s *safeAPI) GetEmojiByName(p0 string) (r0 *model.Emoji, r1 *model.AppError
 }
 
 func (s *safeAPI) GetEmojiImage(p0 string) (r0 []uint8, r1 string, r2 *model.AppError) {
+	s.api.called("GetEmojiImage")
 	defer func() {
 		if r := recover(); r != nil {
 			r2 = s.api.panicAppErr("GetEmojiImage", r)
@@ -720,6 +798,7 @@ func (s *safeAPI) GetEmojiImage(p0 string) (r0 []uint8, r1 string, r2 *model.App
 }
 
 func (s *safeAPI) GetEmojiList(p0 string, p1 int, p2 int) (r0 []*model.Emoji, r1 *model.AppError) {
+	s.api.called("GetEmojiList")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("GetEmojiList", r)
@@ -729,6 +808,7 @@ func (s *safeAPI) GetEmojiList(p0 string, p1 int, p2 int) (r0 []*model.Emoji, r1
 }
 
 func (s *safeAPI) GetFile(p0 string) (r0 []uint8, r1 *model.AppError) {
+	s.api.called("GetFile")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("GetFile", r)
@@ -738,6 +818,7 @@ func (s *safeAPI) GetFile(p0 string) (r0 []uint8, r1 *model.AppError) {
 }
 
 func (s *safeAPI) GetFileInfo(p0 string) (r0 *model.FileInfo, r1 *model.AppError) {
+	s.api.called("GetFileInfo")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("GetFileInfo", r)
@@ -747,6 +828,7 @@ func (s *safeAPI) GetFileInfo(p0 string) (r0 *model.FileInfo, r1 *model.AppError
 }
 
 func (s *safeAPI) GetFileInfos(p0 int, p1 int, p2 *model.GetFileInfosOptions) (r0 []*model.FileInfo, r1 *model.AppError) {
+	s.api.called("GetFileInfos")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("GetFileInfos", r)
@@ -756,6 +838,7 @@ func (s *safeAPI) GetFileInfos(p0 int, p1 int, p2 *model.GetFileInfosOptions) (r
 }
 
 func (s *safeAPI) GetFileLink(p0 string) (r0 string, r1 *model.AppError) {
+	s.api.called("GetFileLink")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("GetFileLink", r)
@@ -765,6 +848,7 @@ func (s *safeAPI) GetFileLink(p0 string) (r0 string, r1 *model.AppError) {
 }
 
 func (s *safeAPI) GetGroup(p0 string) (r0 *model.Group, r1 *model.AppError) {
+	s.api.called("GetGroup")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("GetGroup", r)
@@ -774,6 +858,7 @@ func (s *safeAPI) GetGroup(p0 string) (r0 *model.Group, r1 *model.AppError) {
 }
 
 func (s *safeAPI) GetGroupByName(p0 string) (r0 *model.Group, r1 *model.AppError) {
+	s.api.called("GetGroupByName")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("GetGroupByName", r)
@@ -783,6 +868,7 @@ func (s *safeAPI) GetGroupByName(p0 string) (r0 *model.Group, r1 *model.AppError
 }
 
 func (s *safeAPI) GetGroupByRemoteID(p0 string, p1 model.GroupSource) (r0 *model.Group, r1 *model.AppError) {
+	s.api.called("GetGroupByRemoteID")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("GetGroupByRemoteID", r)
@@ -792,6 +878,7 @@ func (s *safeAPI) GetGroupByRemoteID(p0 string, p1 model.GroupSource) (r0 *model
 }
 
 func (s *safeAPI) GetGroupChannel(p0 []string) (r0 *model.Channel, r1 *model.AppError) {
+	s.api.called("GetGroupChannel")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("GetGroupChannel", r)
@@ -801,6 +888,7 @@ func (s *safeAPI) GetGroupChannel(p0 []string) (r0 *model.Channel, r1 *model.App
 }
 
 func (s *safeAPI) GetGroupMemberUsers(p0 string, p1 int, p2 int) (r0 []*model.User, r1 *model.AppError) {
+	s.api.called("GetGroupMemberUsers")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("GetGroupMemberUsers", r)
@@ -810,6 +898,7 @@ func (s *safeAPI) GetGroupMemberUsers(p0 string, p1 int, p2 int) (r0 []*model.Us
 }
 
 func (s *safeAPI) GetGroupSyncable(p0 string, p1 string, p2 model.GroupSyncableType) (r0 *model.GroupSyncable, r1 *model.AppError) {
+	s.api.called("GetGroupSyncable")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("GetGroupSyncable", r)
@@ -819,6 +908,7 @@ func (s *safeAPI) GetGroupSyncable(p0 string, p1 string, p2 model.GroupSyncableT
 }
 
 func (s *safeAPI) GetGroupSyncables(p0 string, p1 model.GroupSyncableType) (r0 []*model.GroupSyncable, r1 *model.AppError) {
+	s.api.called("GetGroupSyncables")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("GetGroupSyncables", r)
@@ -828,6 +918,7 @@ func (s *safeAPI) GetGroupSyncables(p0 string, p1 model.GroupSyncableType) (r0 [
 }
 
 func (s *safeAPI) GetGroups(p0 int, p1 int, p2 model.GroupSearchOpts, p3 *model.ViewUsersRestrictions) (r0 []*model.Group, r1 *model.AppError) {
+	s.api.called("GetGroups")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("GetGroups", r)
@@ -837,6 +928,7 @@ func (s *safeAPI) GetGroups(p0 int, p1 int, p2 model.GroupSearchOpts, p3 *model.
 }
 
 func (s *safeAPI) GetGroupsBySource(p0 model.GroupSource) (r0 []*model.Group, r1 *model.AppError) {
+	s.api.called("GetGroupsBySource")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("GetGroupsBySource", r)
@@ -846,6 +938,7 @@ func (s *safeAPI) GetGroupsBySource(p0 model.GroupSource) (r0 []*model.Group, r1
 }
 
 func (s *safeAPI) GetGroupsForUser(p0 string) (r0 []*model.Group, r1 *model.AppError) {
+	s.api.called("GetGroupsForUser")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("GetGroupsForUser", r)
@@ -855,6 +948,7 @@ func (s *safeAPI) GetGroupsForUser(p0 string) (r0 []*model.Group, r1 *model.AppE
 }
 
 func (s *safeAPI) GetLDAPUserAttributes(p0 string, p1 []string) (r0 map[string]string, r1 *model.AppError) {
+	s.api.called("GetLDAPUserAttributes")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("GetLDAPUserAttributes", r)
@@ -864,6 +958,7 @@ func (s *safeAPI) GetLDAPUserAttributes(p0 string, p1 []string) (r0 map[string]s
 }
 
 func (s *safeAPI) GetLicense() (r0 *model.License) {
+	s.api.called("GetLicense")
 	defer func() {
 		if r := recover(); r != nil {
 			s.api.panicked("GetLicense", r)
@@ -873,6 +968,7 @@ func (s *safeAPI) GetLicense() (r0 *model.License) {
 }
 
 func (s *safeAPI) GetOAuthApp(p0 string) (r0 *model.OAuthApp, r1 *model.AppError) {
+	s.api.called("GetOAuthApp")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("GetOAuthApp", r)
@@ -882,6 +978,7 @@ func (s *safeAPI) GetOAuthApp(p0 string) (r0 *model.OAuthApp, r1 *model.AppError
 }
 
 func (s *safeAPI) GetPluginConfig() (r0 map[string]any) {
+	s.api.called("GetPluginConfig")
 	defer func() {
 		if r := recover(); r != nil {
 			s.api.panicked("GetPluginConfig", r)
@@ -891,6 +988,7 @@ func (s *safeAPI) GetPluginConfig() (r0 map[string]any) {
 }
 
 func (s *safeAPI) GetPluginID() (r0 string) {
+	s.api.called("GetPluginID")
 	defer func() {
 		if r := recover(); r != nil {
 			s.api.panicked("GetPluginID", r)
@@ -900,6 +998,7 @@ func (s *safeAPI) GetPluginID() (r0 string) {
 }
 
 func (s *safeAPI) GetPluginStatus(p0 string) (r0 *model.PluginStatus, r1 *model.AppError) {
+	s.api.called("GetPluginStatus")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("GetPluginStatus", r)
@@ -909,6 +1008,7 @@ func (s *safeAPI) GetPluginStatus(p0 string) (r0 *model.PluginStatus, r1 *model.
 }
 
 func (s *safeAPI) GetPlugins() (r0 []*model.Manifest, r1 *model.AppError) {
+	s.api.called("GetPlugins")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("GetPlugins", r)
@@ -918,6 +1018,7 @@ func (s *safeAPI) GetPlugins() (r0 []*model.Manifest, r1 *model.AppError) {
 }
 
 func (s *safeAPI) GetPost(p0 string) (r0 *model.Post, r1 *model.AppError) {
+	s.api.called("GetPost")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("GetPost", r)
@@ -927,6 +1028,7 @@ func (s *safeAPI) GetPost(p0 string) (r0 *model.Post, r1 *model.AppError) {
 }
 
 func (s *safeAPI) GetPostThread(p0 string) (r0 *model.PostList, r1 *model.AppError) {
+	s.api.called("GetPostThread")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("GetPostThread", r)
@@ -936,6 +1038,7 @@ func (s *safeAPI) GetPostThread(p0 string) (r0 *model.PostList, r1 *model.AppErr
 }
 
 func (s *safeAPI) GetPostsAfter(p0 string, p1 string, p2 int, p3 int) (r0 *model.PostList, r1 *model.AppError) {
+	s.api.called("GetPostsAfter")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("GetPostsAfter", r)
@@ -945,6 +1048,7 @@ func (s *safeAPI) GetPostsAfter(p0 string, p1 string, p2 int, p3 int) (r0 *model
 }
 
 func (s *safeAPI) GetPostsBefore(p0 string, p1 string, p2 int, p3 int) (r0 *model.PostList, r1 *model.AppError) {
+	s.api.called("GetPostsBefore")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("GetPostsBefore", r)
@@ -954,6 +1058,7 @@ func (s *safeAPI) GetPostsBefore(p0 string, p1 string, p2 int, p3 int) (r0 *mode
 }
 
 func (s *safeAPI) GetPostsForChannel(p0 string, p1 int, p2 int) (r0 *model.PostList, r1 *model.AppError) {
+	s.api.called("GetPostsForChannel")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("GetPostsForChannel", r)
@@ -963,6 +1068,7 @@ func (s *safeAPI) GetPostsForChannel(p0 string, p1 int, p2 int) (r0 *model.PostL
 }
 
 func (s *safeAPI) GetPostsSince(p0 string, p1 int64) (r0 *model.PostList, r1 *model.AppError) {
+	s.api.called("GetPostsSince")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("GetPostsSince", r)
@@ -972,6 +1078,7 @@ func (s *safeAPI) GetPostsSince(p0 string, p1 int64) (r0 *model.PostList, r1 *mo
 }
 
 func (s *safeAPI) GetPreferenceForUser(p0 string, p1 string, p2 string) (r0 model.Preference, r1 *model.AppError) {
+	s.api.called("GetPreferenceForUser")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("GetPreferenceForUser", r)
@@ -981,6 +1088,7 @@ func (s *safeAPI) GetPreferenceForUser(p0 string, p1 string, p2 string) (r0 mode
 }
 
 func (s *safeAPI) GetPreferencesForUser(p0 string) (r0 []model.Preference, r1 *model.AppError) {
+	s.api.called("GetPreferencesForUser")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("GetPreferencesForUser", r)
@@ -990,6 +1098,7 @@ func (s *safeAPI) GetPreferencesForUser(p0 string) (r0 []model.Preference, r1 *m
 }
 
 func (s *safeAPI) GetProfileImage(p0 string) (r0 []uint8, r1 *model.AppError) {
+	s.api.called("GetProfileImage")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("GetProfileImage", r)
@@ -999,6 +1108,7 @@ func (s *safeAPI) GetProfileImage(p0 string) (r0 []uint8, r1 *model.AppError) {
 }
 
 func (s *safeAPI) GetPropertyField(p0 string, p1 string) (r0 *model.PropertyField, r1 error) {
+	s.api.called("GetPropertyField")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicErr("GetPropertyField", r)
@@ -1008,6 +1118,7 @@ func (s *safeAPI) GetPropertyField(p0 string, p1 string) (r0 *model.PropertyFiel
 }
 
 func (s *safeAPI) GetPropertyFieldByName(p0 string, p1 string, p2 string) (r0 *model.PropertyField, r1 error) {
+	s.api.called("GetPropertyFieldByName")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicErr("GetPropertyFieldByName", r)
@@ -1017,6 +1128,7 @@ func (s *safeAPI) GetPropertyFieldByName(p0 string, p1 string, p2 string) (r0 *m
 }
 
 func (s *safeAPI) GetPropertyFields(p0 string, p1 []string) (r0 []*model.PropertyField, r1 error) {
+	s.api.called("GetPropertyFields")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicErr("GetPropertyFields", r)
@@ -1026,6 +1138,7 @@ func (s *safeAPI) GetPropertyFields(p0 string, p1 []string) (r0 []*model.Propert
 }
 
 func (s *safeAPI) GetPropertyGroup(p0 string) (r0 *model.PropertyGroup, r1 error) {
+	s.api.called("GetPropertyGroup")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicErr("GetPropertyGroup", r)
@@ -1035,6 +1148,7 @@ func (s *safeAPI) GetPropertyGroup(p0 string) (r0 *model.PropertyGroup, r1 error
 }
 
 func (s *safeAPI) GetPropertyValue(p0 string, p1 string) (r0 *model.PropertyValue, r1 error) {
+	s.api.called("GetPropertyValue")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicErr("GetPropertyValue", r)
@@ -1044,6 +1158,7 @@ func (s *safeAPI) GetPropertyValue(p0 string, p1 string) (r0 *model.PropertyValu
 }
 
 func (s *safeAPI) GetPropertyValues(p0 string, p1 []string) (r0 []*model.PropertyValue, r1 error) {
+	s.api.called("GetPropertyValues")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicErr("GetPropertyValues", r)
@@ -1053,6 +1168,7 @@ func (s *safeAPI) GetPropertyValues(p0 string, p1 []string) (r0 []*model.Propert
 }
 
 func (s *safeAPI) GetPublicChannelsForTeam(p0 string, p1 int, p2 int) (r0 []*model.Channel, r1 *model.AppError) {
+	s.api.called("GetPublicChannelsForTeam")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("GetPublicChannelsForTeam", r)
@@ -1062,6 +1178,7 @@ func (s *safeAPI) GetPublicChannelsForTeam(p0 string, p1 int, p2 int) (r0 []*mod
 }
 
 func (s *safeAPI) GetReactions(p0 string) (r0 []*model.Reaction, r1 *model.AppError) {
+	s.api.called("GetReactions")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("GetReactions", r)
@@ -1071,6 +1188,7 @@ func (s *safeAPI) GetReactions(p0 string) (r0 []*model.Reaction, r1 *model.AppEr
 }
 
 func (s *safeAPI) GetServerVersion() (r0 string) {
+	s.api.called("GetServerVersion")
 	defer func() {
 		if r := recover(); r != nil {
 			s.api.panicked("GetServerVersion", r)
@@ -1080,6 +1198,7 @@ func (s *safeAPI) GetServerVersion() (r0 string) {
 }
 
 func (s *safeAPI) GetSession(p0 string) (r0 *model.Session, r1 *model.AppError) {
+	s.api.called("GetSession")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("GetSession", r)
@@ -1089,6 +1208,7 @@ func (s *safeAPI) GetSession(p0 string) (r0 *model.Session, r1 *model.AppError) 
 }
 
 func (s *safeAPI) GetSystemInstallDate() (r0 int64, r1 *model.AppError) {
+	s.api.called("GetSystemInstallDate")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("GetSystemInstallDate", r)
@@ -1098,6 +1218,7 @@ func (s *safeAPI) GetSystemInstallDate() (r0 int64, r1 *model.AppError) {
 }
 
 func (s *safeAPI) GetTeam(p0 string) (r0 *model.Team, r1 *model.AppError) {
+	s.api.called("GetTeam")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("GetTeam", r)
@@ -1107,6 +1228,7 @@ func (s *safeAPI) GetTeam(p0 string) (r0 *model.Team, r1 *model.AppError) {
 }
 
 func (s *safeAPI) GetTeamByName(p0 string) (r0 *model.Team, r1 *model.AppError) {
+	s.api.called("GetTeamByName")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("GetTeamByName", r)
@@ -1116,6 +1238,7 @@ func (s *safeAPI) GetTeamByName(p0 string) (r0 *model.Team, r1 *model.AppError) 
 }
 
 func (s *safeAPI) GetTeamIcon(p0 string) (r0 []uint8, r1 *model.AppError) {
+	s.api.called("GetTeamIcon")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("GetTeamIcon", r)
@@ -1125,6 +1248,7 @@ func (s *safeAPI) GetTeamIcon(p0 string) (r0 []uint8, r1 *model.AppError) {
 }
 
 func (s *safeAPI) GetTeamMember(p0 string, p1 string) (r0 *model.TeamMember, r1 *model.AppError) {
+	s.api.called("GetTeamMember")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("GetTeamMember", r)
@@ -1134,6 +1258,7 @@ func (s *safeAPI) GetTeamMember(p0 string, p1 string) (r0 *model.TeamMember, r1 
 }
 
 func (s *safeAPI) GetTeamMembers(p0 string, p1 int, p2 int) (r0 []*model.TeamMember, r1 *model.AppError) {
+	s.api.called("GetTeamMembers")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("GetTeamMembers", r)
@@ -1143,6 +1268,7 @@ func (s *safeAPI) GetTeamMembers(p0 string, p1 int, p2 int) (r0 []*model.TeamMem
 }
 
 func (s *safeAPI) GetTeamMembersForUser(p0 string, p1 int, p2 int) (r0 []*model.TeamMember, r1 *model.AppError) {
+	s.api.called("GetTeamMembersForUser")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("GetTeamMembersForUser", r)
@@ -1152,6 +1278,7 @@ func (s *safeAPI) GetTeamMembersForUser(p0 string, p1 int, p2 int) (r0 []*model.
 }
 
 func (s *safeAPI) GetTeamStats(p0 string) (r0 *model.TeamStats, r1 *model.AppError) {
+	s.api.called("GetTeamStats")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("GetTeamStats", r)
@@ -1161,6 +1288,7 @@ func (s *safeAPI) GetTeamStats(p0 string) (r0 *model.TeamStats, r1 *model.AppErr
 }
 
 func (s *safeAPI) GetTeams() (r0 []*model.Team, r1 *model.AppError) {
+	s.api.called("GetTeams")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("GetTeams", r)
@@ -1170,6 +1298,7 @@ func (s *safeAPI) GetTeams() (r0 []*model.Team, r1 *model.AppError) {
 }
 
 func (s *safeAPI) GetTeamsForUser(p0 string) (r0 []*model.Team, r1 *model.AppError) {
+	s.api.called("GetTeamsForUser")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("GetTeamsForUser", r)
@@ -1179,6 +1308,7 @@ func (s *safeAPI) GetTeamsForUser(p0 string) (r0 []*model.Team, r1 *model.AppErr
 }
 
 func (s *safeAPI) GetTeamsUnreadForUser(p0 string) (r0 []*model.TeamUnread, r1 *model.AppError) {
+	s.api.called("GetTeamsUnreadForUser")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("GetTeamsUnreadForUser", r)
@@ -1188,6 +1318,7 @@ func (s *safeAPI) GetTeamsUnreadForUser(p0 string) (r0 []*model.TeamUnread, r1 *
 }
 
 func (s *safeAPI) GetTelemetryId() (r0 string) {
+	s.api.called("GetTelemetryId")
 	defer func() {
 		if r := recover(); r != nil {
 			s.api.panicked("GetTelemetryId", r)
@@ -1197,6 +1328,7 @@ func (s *safeAPI) GetTelemetryId() (r0 string) {
 }
 
 func (s *safeAPI) GetUnsanitizedConfig() (r0 *model.Config) {
+	s.api.called("GetUnsanitizedConfig")
 	defer func() {
 		if r := recover(); r != nil {
 			s.api.panicked("GetUnsanitizedConfig", r)
@@ -1206,6 +1338,7 @@ func (s *safeAPI) GetUnsanitizedConfig() (r0 *model.Config) {
 }
 
 func (s *safeAPI) GetUploadSession(p0 string) (r0 *model.UploadSession, r1 error) {
+	s.api.called("GetUploadSession")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicErr("GetUploadSession", r)
@@ -1215,6 +1348,7 @@ func (s *safeAPI) GetUploadSession(p0 string) (r0 *model.UploadSession, r1 error
 }
 
 func (s *safeAPI) GetUser(p0 string) (r0 *model.User, r1 *model.AppError) {
+	s.api.called("GetUser")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("GetUser", r)
@@ -1224,6 +1358,7 @@ func (s *safeAPI) GetUser(p0 string) (r0 *model.User, r1 *model.AppError) {
 }
 
 func (s *safeAPI) GetUserByEmail(p0 string) (r0 *model.User, r1 *model.AppError) {
+	s.api.called("GetUserByEmail")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("GetUserByEmail", r)
@@ -1233,6 +1368,7 @@ func (s *safeAPI) GetUserByEmail(p0 string) (r0 *model.User, r1 *model.AppError)
 }
 
 func (s *safeAPI) GetUserByUsername(p0 string) (r0 *model.User, r1 *model.AppError) {
+	s.api.called("GetUserByUsername")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("GetUserByUsername", r)
@@ -1242,6 +1378,7 @@ func (s *safeAPI) GetUserByUsername(p0 string) (r0 *model.User, r1 *model.AppErr
 }
 
 func (s *safeAPI) GetUserStatus(p0 string) (r0 *model.Status, r1 *model.AppError) {
+	s.api.called("GetUserStatus")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("GetUserStatus", r)
@@ -1251,6 +1388,7 @@ func (s *safeAPI) GetUserStatus(p0 string) (r0 *model.Status, r1 *model.AppError
 }
 
 func (s *safeAPI) GetUserStatusesByIds(p0 []string) (r0 []*model.Status, r1 *model.AppError) {
+	s.api.called("GetUserStatusesByIds")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("GetUserStatusesByIds", r)
@@ -1260,6 +1398,7 @@ func (s *safeAPI) GetUserStatusesByIds(p0 []string) (r0 []*model.Status, r1 *mod
 }
 
 func (s *safeAPI) GetUsers(p0 *model.UserGetOptions) (r0 []*model.User, r1 *model.AppError) {
+	s.api.called("GetUsers")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("GetUsers", r)
@@ -1269,6 +1408,7 @@ func (s *safeAPI) GetUsers(p0 *model.UserGetOptions) (r0 []*model.User, r1 *mode
 }
 
 func (s *safeAPI) GetUsersByIds(p0 []string) (r0 []*model.User, r1 *model.AppError) {
+	s.api.called("GetUsersByIds")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("GetUsersByIds", r)
@@ -1278,6 +1418,7 @@ func (s *safeAPI) GetUsersByIds(p0 []string) (r0 []*model.User, r1 *model.AppErr
 }
 
 func (s *safeAPI) GetUsersByUsernames(p0 []string) (r0 []*model.User, r1 *model.AppError) {
+	s.api.called("GetUsersByUsernames")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("GetUsersByUsernames", r)
@@ -1287,6 +1428,7 @@ func (s *safeAPI) GetUsersByUsernames(p0 []string) (r0 []*model.User, r1 *model.
 }
 
 func (s *safeAPI) GetUsersInChannel(p0 string, p1 string, p2 int, p3 int) (r0 []*model.User, r1 *model.AppError) {
+	s.api.called("GetUsersInChannel")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("GetUsersInChannel", r)
@@ -1296,6 +1438,7 @@ func (s *safeAPI) GetUsersInChannel(p0 string, p1 string, p2 int, p3 int) (r0 []
 }
 
 func (s *safeAPI) GetUsersInTeam(p0 string, p1 int, p2 int) (r0 []*model.User, r1 *model.AppError) {
+	s.api.called("GetUsersInTeam")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("GetUsersInTeam", r)
@@ -1305,6 +1448,7 @@ func (s *safeAPI) GetUsersInTeam(p0 string, p1 int, p2 int) (r0 []*model.User, r
 }
 
 func (s *safeAPI) HasPermissionTo(p0 string, p1 *model.Permission) (r0 bool) {
+	s.api.called("HasPermissionTo")
 	defer func() {
 		if r := recover(); r != nil {
 			s.api.panicked("HasPermissionTo", r)
@@ -1314,6 +1458,7 @@ func (s *safeAPI) HasPermissionTo(p0 string, p1 *model.Permission) (r0 bool) {
 }
 
 func (s *safeAPI) HasPermissionToChannel(p0 string, p1 string, p2 *model.Permission) (r0 bool) {
+	s.api.called("HasPermissionToChannel")
 	defer func() {
 		if r := recover(); r != nil {
 			s.api.panicked("HasPermissionToChannel", r)
@@ -1323,6 +1468,7 @@ func (s *safeAPI) HasPermissionToChannel(p0 string, p1 string, p2 *model.Permiss
 }
 
 func (s *safeAPI) HasPermissionToTeam(p0 string, p1 string, p2 *model.Permission) (r0 bool) {
+	s.api.called("HasPermissionToTeam")
 	defer func() {
 		if r := recover(); r != nil {
 			s.api.panicked("HasPermissionToTeam", r)
@@ -1332,6 +1478,7 @@ func (s *safeAPI) HasPermissionToTeam(p0 string, p1 string, p2 *model.Permission
 }
 
 func (s *safeAPI) InstallPlugin(p0 io.Reader, p1 bool) (r0 *model.Manifest, r1 *model.AppError) {
+	s.api.called("InstallPlugin")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("InstallPlugin", r)
@@ -1341,6 +1488,7 @@ func (s *safeAPI) InstallPlugin(p0 io.Reader, p1 bool) (r0 *model.Manifest, r1 *
 }
 
 func (s *safeAPI) InviteRemoteToChannel(p0 string, p1 string, p2 string, p3 bool) (r0 error) {
+	s.api.called("InviteRemoteToChannel")
 	defer func() {
 		if r := recover(); r != nil {
 			r0 = s.api.panicErr("InviteRemoteToChannel", r)
@@ -1350,6 +1498,7 @@ func (s *safeAPI) InviteRemoteToChannel(p0 string, p1 string, p2 string, p3 bool
 }
 
 func (s *safeAPI) IsEnterpriseReady() (r0 bool) {
+	s.api.called("IsEnterpriseReady")
 	defer func() {
 		if r := recover(); r != nil {
 			s.api.panicked("IsEnterpriseReady", r)
@@ -1359,6 +1508,7 @@ func (s *safeAPI) IsEnterpriseReady() (r0 bool) {
 }
 
 func (s *safeAPI) KVCompareAndDelete(p0 string, p1 []uint8) (r0 bool, r1 *model.AppError) {
+	s.api.called("KVCompareAndDelete")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("KVCompareAndDelete", r)
@@ -1368,6 +1518,7 @@ func (s *safeAPI) KVCompareAndDelete(p0 string, p1 []uint8) (r0 bool, r1 *model.
 }
 
 func (s *safeAPI) KVCompareAndSet(p0 string, p1 []uint8, p2 []uint8) (r0 bool, r1 *model.AppError) {
+	s.api.called("KVCompareAndSet")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("KVCompareAndSet", r)
@@ -1377,6 +1528,7 @@ func (s *safeAPI) KVCompareAndSet(p0 string, p1 []uint8, p2 []uint8) (r0 bool, r
 }
 
 func (s *safeAPI) KVDelete(p0 string) (r0 *model.AppError) {
+	s.api.called("KVDelete")
 	defer func() {
 		if r := recover(); r != nil {
 			r0 = s.api.panicAppErr("KVDelete", r)
@@ -1386,6 +1538,7 @@ func (s *safeAPI) KVDelete(p0 string) (r0 *model.AppError) {
 }
 
 func (s *safeAPI) KVDeleteAll() (r0 *model.AppError) {
+	s.api.called("KVDeleteAll")
 	defer func() {
 		if r := recover(); r != nil {
 			r0 = s.api.panicAppErr("KVDeleteAll", r)
@@ -1395,6 +1548,7 @@ func (s *safeAPI) KVDeleteAll() (r0 *model.AppError) {
 }
 
 func (s *safeAPI) KVGet(p0 string) (r0 []uint8, r1 *model.AppError) {
+	s.api.called("KVGet")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("KVGet", r)
@@ -1404,6 +1558,7 @@ func (s *safeAPI) KVGet(p0 string) (r0 []uint8, r1 *model.AppError) {
 }
 
 func (s *safeAPI) KVList(p0 int, p1 int) (r0 []string, r1 *model.AppError) {
+	s.api.called("KVList")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("KVList", r)
@@ -1413,6 +1568,7 @@ func (s *safeAPI) KVList(p0 int, p1 int) (r0 []string, r1 *model.AppError) {
 }
 
 func (s *safeAPI) KVSet(p0 string, p1 []uint8) (r0 *model.AppError) {
+	s.api.called("KVSet")
 	defer func() {
 		if r := recover(); r != nil {
 			r0 = s.api.panicAppErr("KVSet", r)
@@ -1422,6 +1578,7 @@ func (s *safeAPI) KVSet(p0 string, p1 []uint8) (r0 *model.AppError) {
 }
 
 func (s *safeAPI) KVSetWithExpiry(p0 string, p1 []uint8, p2 int64) (r0 *model.AppError) {
+	s.api.called("KVSetWithExpiry")
 	defer func() {
 		if r := recover(); r != nil {
 			r0 = s.api.panicAppErr("KVSetWithExpiry", r)
@@ -1431,6 +1588,7 @@ func (s *safeAPI) KVSetWithExpiry(p0 string, p1 []uint8, p2 int64) (r0 *model.Ap
 }
 
 func (s *safeAPI) KVSetWithOptions(p0 string, p1 []uint8, p2 model.PluginKVSetOptions) (r0 bool, r1 *model.AppError) {
+	s.api.called("KVSetWithOptions")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("KVSetWithOptions", r)
@@ -1440,6 +1598,7 @@ func (s *safeAPI) KVSetWithOptions(p0 string, p1 []uint8, p2 model.PluginKVSetOp
 }
 
 func (s *safeAPI) ListBuiltInCommands() (r0 []*model.Command, r1 error) {
+	s.api.called("ListBuiltInCommands")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicErr("ListBuiltInCommands", r)
@@ -1449,6 +1608,7 @@ func (s *safeAPI) ListBuiltInCommands() (r0 []*model.Command, r1 error) {
 }
 
 func (s *safeAPI) ListCommands(p0 string) (r0 []*model.Command, r1 error) {
+	s.api.called("ListCommands")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicErr("ListCommands", r)
@@ -1458,6 +1618,7 @@ func (s *safeAPI) ListCommands(p0 string) (r0 []*model.Command, r1 error) {
 }
 
 func (s *safeAPI) ListCustomCommands(p0 string) (r0 []*model.Command, r1 error) {
+	s.api.called("ListCustomCommands")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicErr("ListCustomCommands", r)
@@ -1467,6 +1628,7 @@ func (s *safeAPI) ListCustomCommands(p0 string) (r0 []*model.Command, r1 error) 
 }
 
 func (s *safeAPI) ListPluginCommands(p0 string) (r0 []*model.Command, r1 error) {
+	s.api.called("ListPluginCommands")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicErr("ListPluginCommands", r)
@@ -1476,6 +1638,7 @@ func (s *safeAPI) ListPluginCommands(p0 string) (r0 []*model.Command, r1 error) 
 }
 
 func (s *safeAPI) LoadPluginConfiguration(p0 any) (r0 error) {
+	s.api.called("LoadPluginConfiguration")
 	defer func() {
 		if r := recover(); r != nil {
 			r0 = s.api.panicErr("LoadPluginConfiguration", r)
@@ -1485,6 +1648,7 @@ func (s *safeAPI) LoadPluginConfiguration(p0 any) (r0 error) {
 }
 
 func (s *safeAPI) LogAuditRec(p0 *model.AuditRecord) {
+	s.api.called("LogAuditRec")
 	defer func() {
 		if r := recover(); r != nil {
 			s.api.panicked("LogAuditRec", r)
@@ -1494,6 +1658,7 @@ func (s *safeAPI) LogAuditRec(p0 *model.AuditRecord) {
 }
 
 func (s *safeAPI) LogAuditRecWithLevel(p0 *model.AuditRecord, p1 mlog.Level) {
+	s.api.called("LogAuditRecWithLevel")
 	defer func() {
 		if r := recover(); r != nil {
 			s.api.panicked("LogAuditRecWithLevel", r)
@@ -1503,6 +1668,7 @@ func (s *safeAPI) LogAuditRecWithLevel(p0 *model.AuditRecord, p1 mlog.Level) {
 }
 
 func (s *safeAPI) LogDebug(p0 string, p1 ...any) {
+	s.api.called("LogDebug")
 	defer func() {
 		if r := recover(); r != nil {
 			s.api.panicked("LogDebug", r)
@@ -1512,6 +1678,7 @@ func (s *safeAPI) LogDebug(p0 string, p1 ...any) {
 }
 
 func (s *safeAPI) LogError(p0 string, p1 ...any) {
+	s.api.called("LogError")
 	defer func() {
 		if r := recover(); r != nil {
 			s.api.panicked("LogError", r)
@@ -1521,6 +1688,7 @@ func (s *safeAPI) LogError(p0 string, p1 ...any) {
 }
 
 func (s *safeAPI) LogInfo(p0 string, p1 ...any) {
+	s.api.called("LogInfo")
 	defer func() {
 		if r := recover(); r != nil {
 			s.api.panicked("LogInfo", r)
@@ -1530,6 +1698,7 @@ func (s *safeAPI) LogInfo(p0 string, p1 ...any) {
 }
 
 func (s *safeAPI) LogWarn(p0 string, p1 ...any) {
+	s.api.called("LogWarn")
 	defer func() {
 		if r := recover(); r != nil {
 			s.api.panicked("LogWarn", r)
@@ -1539,6 +1708,7 @@ func (s *safeAPI) LogWarn(p0 string, p1 ...any) {
 }
 
 func (s *safeAPI) OpenInteractiveDialog(p0 model.OpenDialogRequest) (r0 *model.AppError) {
+	s.api.called("OpenInteractiveDialog")
 	defer func() {
 		if r := recover(); r != nil {
 			r0 = s.api.panicAppErr("OpenInteractiveDialog", r)
@@ -1548,6 +1718,7 @@ func (s *safeAPI) OpenInteractiveDialog(p0 model.OpenDialogRequest) (r0 *model.A
 }
 
 func (s *safeAPI) PatchBot(p0 string, p1 *model.BotPatch) (r0 *model.Bot, r1 *model.AppError) {
+	s.api.called("PatchBot")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("PatchBot", r)
@@ -1557,6 +1728,7 @@ func (s *safeAPI) PatchBot(p0 string, p1 *model.BotPatch) (r0 *model.Bot, r1 *mo
 }
 
 func (s *safeAPI) PatchChannelMembersNotifications(p0 []*model.ChannelMemberIdentifier, p1 map[string]string) (r0 *model.AppError) {
+	s.api.called("PatchChannelMembersNotifications")
 	defer func() {
 		if r := recover(); r != nil {
 			r0 = s.api.panicAppErr("PatchChannelMembersNotifications", r)
@@ -1566,6 +1738,7 @@ func (s *safeAPI) PatchChannelMembersNotifications(p0 []*model.ChannelMemberIden
 }
 
 func (s *safeAPI) PermanentDeleteBot(p0 string) (r0 *model.AppError) {
+	s.api.called("PermanentDeleteBot")
 	defer func() {
 		if r := recover(); r != nil {
 			r0 = s.api.panicAppErr("PermanentDeleteBot", r)
@@ -1575,6 +1748,7 @@ func (s *safeAPI) PermanentDeleteBot(p0 string) (r0 *model.AppError) {
 }
 
 func (s *safeAPI) PluginHTTP(p0 *http.Request) (r0 *http.Response) {
+	s.api.called("PluginHTTP")
 	defer func() {
 		if r := recover(); r != nil {
 			s.api.panicked("PluginHTTP", r)
@@ -1584,6 +1758,7 @@ func (s *safeAPI) PluginHTTP(p0 *http.Request) (r0 *http.Response) {
 }
 
 func (s *safeAPI) PublishPluginClusterEvent(p0 model.PluginClusterEvent, p1 model.PluginClusterEventSendOptions) (r0 error) {
+	s.api.called("PublishPluginClusterEvent")
 	defer func() {
 		if r := recover(); r != nil {
 			r0 = s.api.panicErr("PublishPluginClusterEvent", r)
@@ -1593,6 +1768,7 @@ func (s *safeAPI) PublishPluginClusterEvent(p0 model.PluginClusterEvent, p1 mode
 }
 
 func (s *safeAPI) PublishUserTyping(p0 string, p1 string, p2 string) (r0 *model.AppError) {
+	s.api.called("PublishUserTyping")
 	defer func() {
 		if r := recover(); r != nil {
 			r0 = s.api.panicAppErr("PublishUserTyping", r)
@@ -1602,6 +1778,7 @@ func (s *safeAPI) PublishUserTyping(p0 string, p1 string, p2 string) (r0 *model.
 }
 
 func (s *safeAPI) PublishWebSocketEvent(p0 string, p1 map[string]any, p2 *model.WebsocketBroadcast) {
+	s.api.called("PublishWebSocketEvent")
 	defer func() {
 		if r := recover(); r != nil {
 			s.api.panicked("PublishWebSocketEvent", r)
@@ -1611,6 +1788,7 @@ func (s *safeAPI) PublishWebSocketEvent(p0 string, p1 map[string]any, p2 *model.
 }
 
 func (s *safeAPI) QueryUsersForAccessControlExpression(p0 string, p1 string, p2 string, p3 string, p4 string, p5 int) (r0 *model.AccessControlPolicyTestResponse, r1 *model.AppError) {
+	s.api.called("QueryUsersForAccessControlExpression")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("QueryUsersForAccessControlExpression", r)
@@ -1620,6 +1798,7 @@ func (s *safeAPI) QueryUsersForAccessControlExpression(p0 string, p1 string, p2 
 }
 
 func (s *safeAPI) ReadFile(p0 string) (r0 []uint8, r1 *model.AppError) {
+	s.api.called("ReadFile")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("ReadFile", r)
@@ -1629,6 +1808,7 @@ func (s *safeAPI) ReadFile(p0 string) (r0 []uint8, r1 *model.AppError) {
 }
 
 func (s *safeAPI) ReceiveSharedChannelAttachmentSyncMsg(p0 string, p1 string, p2 *model.FileInfo, p3 io.Reader) (r0 *model.FileInfo, r1 error) {
+	s.api.called("ReceiveSharedChannelAttachmentSyncMsg")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicErr("ReceiveSharedChannelAttachmentSyncMsg", r)
@@ -1638,6 +1818,7 @@ func (s *safeAPI) ReceiveSharedChannelAttachmentSyncMsg(p0 string, p1 string, p2
 }
 
 func (s *safeAPI) ReceiveSharedChannelProfileImageSyncMsg(p0 string, p1 string, p2 []uint8) (r0 error) {
+	s.api.called("ReceiveSharedChannelProfileImageSyncMsg")
 	defer func() {
 		if r := recover(); r != nil {
 			r0 = s.api.panicErr("ReceiveSharedChannelProfileImageSyncMsg", r)
@@ -1647,6 +1828,7 @@ func (s *safeAPI) ReceiveSharedChannelProfileImageSyncMsg(p0 string, p1 string, 
 }
 
 func (s *safeAPI) ReceiveSharedChannelSyncMsg(p0 string, p1 *model.SyncMsg) (r0 model.SyncResponse, r1 error) {
+	s.api.called("ReceiveSharedChannelSyncMsg")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicErr("ReceiveSharedChannelSyncMsg", r)
@@ -1656,6 +1838,7 @@ func (s *safeAPI) ReceiveSharedChannelSyncMsg(p0 string, p1 *model.SyncMsg) (r0 
 }
 
 func (s *safeAPI) RegisterChannelGuard(p0 string) (r0 *model.AppError) {
+	s.api.called("RegisterChannelGuard")
 	defer func() {
 		if r := recover(); r != nil {
 			r0 = s.api.panicAppErr("RegisterChannelGuard", r)
@@ -1665,6 +1848,7 @@ func (s *safeAPI) RegisterChannelGuard(p0 string) (r0 *model.AppError) {
 }
 
 func (s *safeAPI) RegisterCollectionAndTopic(p0 string, p1 string) (r0 error) {
+	s.api.called("RegisterCollectionAndTopic")
 	defer func() {
 		if r := recover(); r != nil {
 			r0 = s.api.panicErr("RegisterCollectionAndTopic", r)
@@ -1674,6 +1858,7 @@ func (s *safeAPI) RegisterCollectionAndTopic(p0 string, p1 string) (r0 error) {
 }
 
 func (s *safeAPI) RegisterCommand(p0 *model.Command) (r0 error) {
+	s.api.called("RegisterCommand")
 	defer func() {
 		if r := recover(); r != nil {
 			r0 = s.api.panicErr("RegisterCommand", r)
@@ -1683,6 +1868,7 @@ func (s *safeAPI) RegisterCommand(p0 *model.Command) (r0 error) {
 }
 
 func (s *safeAPI) RegisterPluginForSharedChannels(p0 model.RegisterPluginOpts) (r0 string, r1 error) {
+	s.api.called("RegisterPluginForSharedChannels")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicErr("RegisterPluginForSharedChannels", r)
@@ -1692,6 +1878,7 @@ func (s *safeAPI) RegisterPluginForSharedChannels(p0 model.RegisterPluginOpts) (
 }
 
 func (s *safeAPI) RegisterPropertyGroup(p0 string) (r0 *model.PropertyGroup, r1 error) {
+	s.api.called("RegisterPropertyGroup")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicErr("RegisterPropertyGroup", r)
@@ -1701,6 +1888,7 @@ func (s *safeAPI) RegisterPropertyGroup(p0 string) (r0 *model.PropertyGroup, r1 
 }
 
 func (s *safeAPI) RemovePlugin(p0 string) (r0 *model.AppError) {
+	s.api.called("RemovePlugin")
 	defer func() {
 		if r := recover(); r != nil {
 			r0 = s.api.panicAppErr("RemovePlugin", r)
@@ -1710,6 +1898,7 @@ func (s *safeAPI) RemovePlugin(p0 string) (r0 *model.AppError) {
 }
 
 func (s *safeAPI) RemoveReaction(p0 *model.Reaction) (r0 *model.AppError) {
+	s.api.called("RemoveReaction")
 	defer func() {
 		if r := recover(); r != nil {
 			r0 = s.api.panicAppErr("RemoveReaction", r)
@@ -1719,6 +1908,7 @@ func (s *safeAPI) RemoveReaction(p0 *model.Reaction) (r0 *model.AppError) {
 }
 
 func (s *safeAPI) RemoveTeamIcon(p0 string) (r0 *model.AppError) {
+	s.api.called("RemoveTeamIcon")
 	defer func() {
 		if r := recover(); r != nil {
 			r0 = s.api.panicAppErr("RemoveTeamIcon", r)
@@ -1728,6 +1918,7 @@ func (s *safeAPI) RemoveTeamIcon(p0 string) (r0 *model.AppError) {
 }
 
 func (s *safeAPI) RemoveUserCustomStatus(p0 string) (r0 *model.AppError) {
+	s.api.called("RemoveUserCustomStatus")
 	defer func() {
 		if r := recover(); r != nil {
 			r0 = s.api.panicAppErr("RemoveUserCustomStatus", r)
@@ -1737,6 +1928,7 @@ func (s *safeAPI) RemoveUserCustomStatus(p0 string) (r0 *model.AppError) {
 }
 
 func (s *safeAPI) RequestTrialLicense(p0 string, p1 int, p2 bool, p3 bool) (r0 *model.AppError) {
+	s.api.called("RequestTrialLicense")
 	defer func() {
 		if r := recover(); r != nil {
 			r0 = s.api.panicAppErr("RequestTrialLicense", r)
@@ -1746,6 +1938,7 @@ func (s *safeAPI) RequestTrialLicense(p0 string, p1 int, p2 bool, p3 bool) (r0 *
 }
 
 func (s *safeAPI) RestoreChannel(p0 string) (r0 *model.AppError) {
+	s.api.called("RestoreChannel")
 	defer func() {
 		if r := recover(); r != nil {
 			r0 = s.api.panicAppErr("RestoreChannel", r)
@@ -1755,6 +1948,7 @@ func (s *safeAPI) RestoreChannel(p0 string) (r0 *model.AppError) {
 }
 
 func (s *safeAPI) RestoreGroup(p0 string) (r0 *model.Group, r1 *model.AppError) {
+	s.api.called("RestoreGroup")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("RestoreGroup", r)
@@ -1764,6 +1958,7 @@ func (s *safeAPI) RestoreGroup(p0 string) (r0 *model.Group, r1 *model.AppError) 
 }
 
 func (s *safeAPI) RevokeSession(p0 string) (r0 *model.AppError) {
+	s.api.called("RevokeSession")
 	defer func() {
 		if r := recover(); r != nil {
 			r0 = s.api.panicAppErr("RevokeSession", r)
@@ -1773,6 +1968,7 @@ func (s *safeAPI) RevokeSession(p0 string) (r0 *model.AppError) {
 }
 
 func (s *safeAPI) RevokeUserAccessToken(p0 string) (r0 *model.AppError) {
+	s.api.called("RevokeUserAccessToken")
 	defer func() {
 		if r := recover(); r != nil {
 			r0 = s.api.panicAppErr("RevokeUserAccessToken", r)
@@ -1782,6 +1978,7 @@ func (s *safeAPI) RevokeUserAccessToken(p0 string) (r0 *model.AppError) {
 }
 
 func (s *safeAPI) RolesGrantPermission(p0 []string, p1 string) (r0 bool) {
+	s.api.called("RolesGrantPermission")
 	defer func() {
 		if r := recover(); r != nil {
 			s.api.panicked("RolesGrantPermission", r)
@@ -1791,6 +1988,7 @@ func (s *safeAPI) RolesGrantPermission(p0 []string, p1 string) (r0 bool) {
 }
 
 func (s *safeAPI) SaveAccessControlPolicy(p0 string, p1 *model.AccessControlPolicy) (r0 *model.AccessControlPolicy, r1 *model.AppError) {
+	s.api.called("SaveAccessControlPolicy")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("SaveAccessControlPolicy", r)
@@ -1800,6 +1998,7 @@ func (s *safeAPI) SaveAccessControlPolicy(p0 string, p1 *model.AccessControlPoli
 }
 
 func (s *safeAPI) SaveConfig(p0 *model.Config) (r0 *model.AppError) {
+	s.api.called("SaveConfig")
 	defer func() {
 		if r := recover(); r != nil {
 			r0 = s.api.panicAppErr("SaveConfig", r)
@@ -1809,6 +2008,7 @@ func (s *safeAPI) SaveConfig(p0 *model.Config) (r0 *model.AppError) {
 }
 
 func (s *safeAPI) SavePluginConfig(p0 map[string]any) (r0 *model.AppError) {
+	s.api.called("SavePluginConfig")
 	defer func() {
 		if r := recover(); r != nil {
 			r0 = s.api.panicAppErr("SavePluginConfig", r)
@@ -1818,6 +2018,7 @@ func (s *safeAPI) SavePluginConfig(p0 map[string]any) (r0 *model.AppError) {
 }
 
 func (s *safeAPI) SearchChannels(p0 string, p1 string) (r0 []*model.Channel, r1 *model.AppError) {
+	s.api.called("SearchChannels")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("SearchChannels", r)
@@ -1827,6 +2028,7 @@ func (s *safeAPI) SearchChannels(p0 string, p1 string) (r0 []*model.Channel, r1 
 }
 
 func (s *safeAPI) SearchPostsInTeam(p0 string, p1 []*model.SearchParams) (r0 []*model.Post, r1 *model.AppError) {
+	s.api.called("SearchPostsInTeam")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("SearchPostsInTeam", r)
@@ -1836,6 +2038,7 @@ func (s *safeAPI) SearchPostsInTeam(p0 string, p1 []*model.SearchParams) (r0 []*
 }
 
 func (s *safeAPI) SearchPostsInTeamForUser(p0 string, p1 string, p2 model.SearchParameter) (r0 *model.PostSearchResults, r1 *model.AppError) {
+	s.api.called("SearchPostsInTeamForUser")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("SearchPostsInTeamForUser", r)
@@ -1845,6 +2048,7 @@ func (s *safeAPI) SearchPostsInTeamForUser(p0 string, p1 string, p2 model.Search
 }
 
 func (s *safeAPI) SearchPropertyFields(p0 string, p1 model.PropertyFieldSearchOpts) (r0 []*model.PropertyField, r1 error) {
+	s.api.called("SearchPropertyFields")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicErr("SearchPropertyFields", r)
@@ -1854,6 +2058,7 @@ func (s *safeAPI) SearchPropertyFields(p0 string, p1 model.PropertyFieldSearchOp
 }
 
 func (s *safeAPI) SearchPropertyValues(p0 string, p1 model.PropertyValueSearchOpts) (r0 []*model.PropertyValue, r1 error) {
+	s.api.called("SearchPropertyValues")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicErr("SearchPropertyValues", r)
@@ -1863,6 +2068,7 @@ func (s *safeAPI) SearchPropertyValues(p0 string, p1 model.PropertyValueSearchOp
 }
 
 func (s *safeAPI) SearchTeams(p0 string) (r0 []*model.Team, r1 *model.AppError) {
+	s.api.called("SearchTeams")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("SearchTeams", r)
@@ -1872,6 +2078,7 @@ func (s *safeAPI) SearchTeams(p0 string) (r0 []*model.Team, r1 *model.AppError) 
 }
 
 func (s *safeAPI) SearchUsers(p0 *model.UserSearch) (r0 []*model.User, r1 *model.AppError) {
+	s.api.called("SearchUsers")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("SearchUsers", r)
@@ -1881,6 +2088,7 @@ func (s *safeAPI) SearchUsers(p0 *model.UserSearch) (r0 []*model.User, r1 *model
 }
 
 func (s *safeAPI) SendEphemeralPost(p0 string, p1 *model.Post) (r0 *model.Post) {
+	s.api.called("SendEphemeralPost")
 	defer func() {
 		if r := recover(); r != nil {
 			s.api.panicked("SendEphemeralPost", r)
@@ -1890,6 +2098,7 @@ func (s *safeAPI) SendEphemeralPost(p0 string, p1 *model.Post) (r0 *model.Post) 
 }
 
 func (s *safeAPI) SendMail(p0 string, p1 string, p2 string) (r0 *model.AppError) {
+	s.api.called("SendMail")
 	defer func() {
 		if r := recover(); r != nil {
 			r0 = s.api.panicAppErr("SendMail", r)
@@ -1899,6 +2108,7 @@ func (s *safeAPI) SendMail(p0 string, p1 string, p2 string) (r0 *model.AppError)
 }
 
 func (s *safeAPI) SendPushNotification(p0 *model.PushNotification, p1 string) (r0 *model.AppError) {
+	s.api.called("SendPushNotification")
 	defer func() {
 		if r := recover(); r != nil {
 			r0 = s.api.panicAppErr("SendPushNotification", r)
@@ -1908,6 +2118,7 @@ func (s *safeAPI) SendPushNotification(p0 *model.PushNotification, p1 string) (r
 }
 
 func (s *safeAPI) SendToastMessage(p0 string, p1 string, p2 string, p3 model.SendToastMessageOptions) (r0 *model.AppError) {
+	s.api.called("SendToastMessage")
 	defer func() {
 		if r := recover(); r != nil {
 			r0 = s.api.panicAppErr("SendToastMessage", r)
@@ -1917,6 +2128,7 @@ func (s *safeAPI) SendToastMessage(p0 string, p1 string, p2 string, p3 model.Sen
 }
 
 func (s *safeAPI) SetFileSearchableContent(p0 string, p1 string) (r0 *model.AppError) {
+	s.api.called("SetFileSearchableContent")
 	defer func() {
 		if r := recover(); r != nil {
 			r0 = s.api.panicAppErr("SetFileSearchableContent", r)
@@ -1926,6 +2138,7 @@ func (s *safeAPI) SetFileSearchableContent(p0 string, p1 string) (r0 *model.AppE
 }
 
 func (s *safeAPI) SetProfileImage(p0 string, p1 []uint8) (r0 *model.AppError) {
+	s.api.called("SetProfileImage")
 	defer func() {
 		if r := recover(); r != nil {
 			r0 = s.api.panicAppErr("SetProfileImage", r)
@@ -1935,6 +2148,7 @@ func (s *safeAPI) SetProfileImage(p0 string, p1 []uint8) (r0 *model.AppError) {
 }
 
 func (s *safeAPI) SetTeamIcon(p0 string, p1 []uint8) (r0 *model.AppError) {
+	s.api.called("SetTeamIcon")
 	defer func() {
 		if r := recover(); r != nil {
 			r0 = s.api.panicAppErr("SetTeamIcon", r)
@@ -1944,6 +2158,7 @@ func (s *safeAPI) SetTeamIcon(p0 string, p1 []uint8) (r0 *model.AppError) {
 }
 
 func (s *safeAPI) SetUserStatusTimedDND(p0 string, p1 int64) (r0 *model.Status, r1 *model.AppError) {
+	s.api.called("SetUserStatusTimedDND")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("SetUserStatusTimedDND", r)
@@ -1953,6 +2168,7 @@ func (s *safeAPI) SetUserStatusTimedDND(p0 string, p1 int64) (r0 *model.Status, 
 }
 
 func (s *safeAPI) ShareChannel(p0 *model.SharedChannel) (r0 *model.SharedChannel, r1 error) {
+	s.api.called("ShareChannel")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicErr("ShareChannel", r)
@@ -1962,6 +2178,7 @@ func (s *safeAPI) ShareChannel(p0 *model.SharedChannel) (r0 *model.SharedChannel
 }
 
 func (s *safeAPI) SyncSharedChannel(p0 string) (r0 error) {
+	s.api.called("SyncSharedChannel")
 	defer func() {
 		if r := recover(); r != nil {
 			r0 = s.api.panicErr("SyncSharedChannel", r)
@@ -1971,6 +2188,7 @@ func (s *safeAPI) SyncSharedChannel(p0 string) (r0 error) {
 }
 
 func (s *safeAPI) UninviteRemoteFromChannel(p0 string, p1 string) (r0 error) {
+	s.api.called("UninviteRemoteFromChannel")
 	defer func() {
 		if r := recover(); r != nil {
 			r0 = s.api.panicErr("UninviteRemoteFromChannel", r)
@@ -1980,6 +2198,7 @@ func (s *safeAPI) UninviteRemoteFromChannel(p0 string, p1 string) (r0 error) {
 }
 
 func (s *safeAPI) UnregisterChannelGuard(p0 string) (r0 *model.AppError) {
+	s.api.called("UnregisterChannelGuard")
 	defer func() {
 		if r := recover(); r != nil {
 			r0 = s.api.panicAppErr("UnregisterChannelGuard", r)
@@ -1989,6 +2208,7 @@ func (s *safeAPI) UnregisterChannelGuard(p0 string) (r0 *model.AppError) {
 }
 
 func (s *safeAPI) UnregisterCommand(p0 string, p1 string) (r0 error) {
+	s.api.called("UnregisterCommand")
 	defer func() {
 		if r := recover(); r != nil {
 			r0 = s.api.panicErr("UnregisterCommand", r)
@@ -1998,6 +2218,7 @@ func (s *safeAPI) UnregisterCommand(p0 string, p1 string) (r0 error) {
 }
 
 func (s *safeAPI) UnregisterPluginForSharedChannels(p0 string) (r0 error) {
+	s.api.called("UnregisterPluginForSharedChannels")
 	defer func() {
 		if r := recover(); r != nil {
 			r0 = s.api.panicErr("UnregisterPluginForSharedChannels", r)
@@ -2007,6 +2228,7 @@ func (s *safeAPI) UnregisterPluginForSharedChannels(p0 string) (r0 error) {
 }
 
 func (s *safeAPI) UnregisterPluginRemoteForSharedChannels(p0 string) (r0 error) {
+	s.api.called("UnregisterPluginRemoteForSharedChannels")
 	defer func() {
 		if r := recover(); r != nil {
 			r0 = s.api.panicErr("UnregisterPluginRemoteForSharedChannels", r)
@@ -2016,6 +2238,7 @@ func (s *safeAPI) UnregisterPluginRemoteForSharedChannels(p0 string) (r0 error) 
 }
 
 func (s *safeAPI) UnshareChannel(p0 string) (r0 bool, r1 error) {
+	s.api.called("UnshareChannel")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicErr("UnshareChannel", r)
@@ -2025,6 +2248,7 @@ func (s *safeAPI) UnshareChannel(p0 string) (r0 bool, r1 error) {
 }
 
 func (s *safeAPI) UpdateBotActive(p0 string, p1 bool) (r0 *model.Bot, r1 *model.AppError) {
+	s.api.called("UpdateBotActive")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("UpdateBotActive", r)
@@ -2034,6 +2258,7 @@ func (s *safeAPI) UpdateBotActive(p0 string, p1 bool) (r0 *model.Bot, r1 *model.
 }
 
 func (s *safeAPI) UpdateChannel(p0 *model.Channel) (r0 *model.Channel, r1 *model.AppError) {
+	s.api.called("UpdateChannel")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("UpdateChannel", r)
@@ -2043,6 +2268,7 @@ func (s *safeAPI) UpdateChannel(p0 *model.Channel) (r0 *model.Channel, r1 *model
 }
 
 func (s *safeAPI) UpdateChannelMemberNotifications(p0 string, p1 string, p2 map[string]string) (r0 *model.ChannelMember, r1 *model.AppError) {
+	s.api.called("UpdateChannelMemberNotifications")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("UpdateChannelMemberNotifications", r)
@@ -2052,6 +2278,7 @@ func (s *safeAPI) UpdateChannelMemberNotifications(p0 string, p1 string, p2 map[
 }
 
 func (s *safeAPI) UpdateChannelMemberRoles(p0 string, p1 string, p2 string) (r0 *model.ChannelMember, r1 *model.AppError) {
+	s.api.called("UpdateChannelMemberRoles")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("UpdateChannelMemberRoles", r)
@@ -2061,6 +2288,7 @@ func (s *safeAPI) UpdateChannelMemberRoles(p0 string, p1 string, p2 string) (r0 
 }
 
 func (s *safeAPI) UpdateChannelSidebarCategories(p0 string, p1 string, p2 []*model.SidebarCategoryWithChannels) (r0 []*model.SidebarCategoryWithChannels, r1 *model.AppError) {
+	s.api.called("UpdateChannelSidebarCategories")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("UpdateChannelSidebarCategories", r)
@@ -2070,6 +2298,7 @@ func (s *safeAPI) UpdateChannelSidebarCategories(p0 string, p1 string, p2 []*mod
 }
 
 func (s *safeAPI) UpdateCommand(p0 string, p1 *model.Command) (r0 *model.Command, r1 error) {
+	s.api.called("UpdateCommand")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicErr("UpdateCommand", r)
@@ -2079,6 +2308,7 @@ func (s *safeAPI) UpdateCommand(p0 string, p1 *model.Command) (r0 *model.Command
 }
 
 func (s *safeAPI) UpdateEphemeralPost(p0 string, p1 *model.Post) (r0 *model.Post) {
+	s.api.called("UpdateEphemeralPost")
 	defer func() {
 		if r := recover(); r != nil {
 			s.api.panicked("UpdateEphemeralPost", r)
@@ -2088,6 +2318,7 @@ func (s *safeAPI) UpdateEphemeralPost(p0 string, p1 *model.Post) (r0 *model.Post
 }
 
 func (s *safeAPI) UpdateGroup(p0 *model.Group) (r0 *model.Group, r1 *model.AppError) {
+	s.api.called("UpdateGroup")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("UpdateGroup", r)
@@ -2097,6 +2328,7 @@ func (s *safeAPI) UpdateGroup(p0 *model.Group) (r0 *model.Group, r1 *model.AppEr
 }
 
 func (s *safeAPI) UpdateGroupSyncable(p0 *model.GroupSyncable) (r0 *model.GroupSyncable, r1 *model.AppError) {
+	s.api.called("UpdateGroupSyncable")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("UpdateGroupSyncable", r)
@@ -2106,6 +2338,7 @@ func (s *safeAPI) UpdateGroupSyncable(p0 *model.GroupSyncable) (r0 *model.GroupS
 }
 
 func (s *safeAPI) UpdateOAuthApp(p0 *model.OAuthApp) (r0 *model.OAuthApp, r1 *model.AppError) {
+	s.api.called("UpdateOAuthApp")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("UpdateOAuthApp", r)
@@ -2115,6 +2348,7 @@ func (s *safeAPI) UpdateOAuthApp(p0 *model.OAuthApp) (r0 *model.OAuthApp, r1 *mo
 }
 
 func (s *safeAPI) UpdatePost(p0 *model.Post) (r0 *model.Post, r1 *model.AppError) {
+	s.api.called("UpdatePost")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("UpdatePost", r)
@@ -2124,6 +2358,7 @@ func (s *safeAPI) UpdatePost(p0 *model.Post) (r0 *model.Post, r1 *model.AppError
 }
 
 func (s *safeAPI) UpdatePreferencesForUser(p0 string, p1 []model.Preference) (r0 *model.AppError) {
+	s.api.called("UpdatePreferencesForUser")
 	defer func() {
 		if r := recover(); r != nil {
 			r0 = s.api.panicAppErr("UpdatePreferencesForUser", r)
@@ -2133,6 +2368,7 @@ func (s *safeAPI) UpdatePreferencesForUser(p0 string, p1 []model.Preference) (r0
 }
 
 func (s *safeAPI) UpdatePropertyField(p0 string, p1 *model.PropertyField) (r0 *model.PropertyField, r1 error) {
+	s.api.called("UpdatePropertyField")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicErr("UpdatePropertyField", r)
@@ -2142,6 +2378,7 @@ func (s *safeAPI) UpdatePropertyField(p0 string, p1 *model.PropertyField) (r0 *m
 }
 
 func (s *safeAPI) UpdatePropertyFields(p0 string, p1 []*model.PropertyField) (r0 []*model.PropertyField, r1 error) {
+	s.api.called("UpdatePropertyFields")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicErr("UpdatePropertyFields", r)
@@ -2151,6 +2388,7 @@ func (s *safeAPI) UpdatePropertyFields(p0 string, p1 []*model.PropertyField) (r0
 }
 
 func (s *safeAPI) UpdatePropertyValue(p0 string, p1 *model.PropertyValue) (r0 *model.PropertyValue, r1 error) {
+	s.api.called("UpdatePropertyValue")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicErr("UpdatePropertyValue", r)
@@ -2160,6 +2398,7 @@ func (s *safeAPI) UpdatePropertyValue(p0 string, p1 *model.PropertyValue) (r0 *m
 }
 
 func (s *safeAPI) UpdatePropertyValues(p0 string, p1 []*model.PropertyValue) (r0 []*model.PropertyValue, r1 error) {
+	s.api.called("UpdatePropertyValues")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicErr("UpdatePropertyValues", r)
@@ -2169,6 +2408,7 @@ func (s *safeAPI) UpdatePropertyValues(p0 string, p1 []*model.PropertyValue) (r0
 }
 
 func (s *safeAPI) UpdateSharedChannel(p0 *model.SharedChannel) (r0 *model.SharedChannel, r1 error) {
+	s.api.called("UpdateSharedChannel")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicErr("UpdateSharedChannel", r)
@@ -2178,6 +2418,7 @@ func (s *safeAPI) UpdateSharedChannel(p0 *model.SharedChannel) (r0 *model.Shared
 }
 
 func (s *safeAPI) UpdateSharedChannelCursor(p0 string, p1 string, p2 model.GetPostsSinceForSyncCursor) (r0 error) {
+	s.api.called("UpdateSharedChannelCursor")
 	defer func() {
 		if r := recover(); r != nil {
 			r0 = s.api.panicErr("UpdateSharedChannelCursor", r)
@@ -2187,6 +2428,7 @@ func (s *safeAPI) UpdateSharedChannelCursor(p0 string, p1 string, p2 model.GetPo
 }
 
 func (s *safeAPI) UpdateTeam(p0 *model.Team) (r0 *model.Team, r1 *model.AppError) {
+	s.api.called("UpdateTeam")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("UpdateTeam", r)
@@ -2196,6 +2438,7 @@ func (s *safeAPI) UpdateTeam(p0 *model.Team) (r0 *model.Team, r1 *model.AppError
 }
 
 func (s *safeAPI) UpdateTeamMemberRoles(p0 string, p1 string, p2 string) (r0 *model.TeamMember, r1 *model.AppError) {
+	s.api.called("UpdateTeamMemberRoles")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("UpdateTeamMemberRoles", r)
@@ -2205,6 +2448,7 @@ func (s *safeAPI) UpdateTeamMemberRoles(p0 string, p1 string, p2 string) (r0 *mo
 }
 
 func (s *safeAPI) UpdateUser(p0 *model.User) (r0 *model.User, r1 *model.AppError) {
+	s.api.called("UpdateUser")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("UpdateUser", r)
@@ -2214,6 +2458,7 @@ func (s *safeAPI) UpdateUser(p0 *model.User) (r0 *model.User, r1 *model.AppError
 }
 
 func (s *safeAPI) UpdateUserActive(p0 string, p1 bool) (r0 *model.AppError) {
+	s.api.called("UpdateUserActive")
 	defer func() {
 		if r := recover(); r != nil {
 			r0 = s.api.panicAppErr("UpdateUserActive", r)
@@ -2223,6 +2468,7 @@ func (s *safeAPI) UpdateUserActive(p0 string, p1 bool) (r0 *model.AppError) {
 }
 
 func (s *safeAPI) UpdateUserAuth(p0 string, p1 *model.UserAuth) (r0 *model.UserAuth, r1 *model.AppError) {
+	s.api.called("UpdateUserAuth")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("UpdateUserAuth", r)
@@ -2232,6 +2478,7 @@ func (s *safeAPI) UpdateUserAuth(p0 string, p1 *model.UserAuth) (r0 *model.UserA
 }
 
 func (s *safeAPI) UpdateUserCustomStatus(p0 string, p1 *model.CustomStatus) (r0 *model.AppError) {
+	s.api.called("UpdateUserCustomStatus")
 	defer func() {
 		if r := recover(); r != nil {
 			r0 = s.api.panicAppErr("UpdateUserCustomStatus", r)
@@ -2241,6 +2488,7 @@ func (s *safeAPI) UpdateUserCustomStatus(p0 string, p1 *model.CustomStatus) (r0 
 }
 
 func (s *safeAPI) UpdateUserRoles(p0 string, p1 string) (r0 *model.User, r1 *model.AppError) {
+	s.api.called("UpdateUserRoles")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("UpdateUserRoles", r)
@@ -2250,6 +2498,7 @@ func (s *safeAPI) UpdateUserRoles(p0 string, p1 string) (r0 *model.User, r1 *mod
 }
 
 func (s *safeAPI) UpdateUserStatus(p0 string, p1 string) (r0 *model.Status, r1 *model.AppError) {
+	s.api.called("UpdateUserStatus")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("UpdateUserStatus", r)
@@ -2259,6 +2508,7 @@ func (s *safeAPI) UpdateUserStatus(p0 string, p1 string) (r0 *model.Status, r1 *
 }
 
 func (s *safeAPI) UploadData(p0 *model.UploadSession, p1 io.Reader) (r0 *model.FileInfo, r1 error) {
+	s.api.called("UploadData")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicErr("UploadData", r)
@@ -2268,6 +2518,7 @@ func (s *safeAPI) UploadData(p0 *model.UploadSession, p1 io.Reader) (r0 *model.F
 }
 
 func (s *safeAPI) UploadFile(p0 []uint8, p1 string, p2 string) (r0 *model.FileInfo, r1 *model.AppError) {
+	s.api.called("UploadFile")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("UploadFile", r)
@@ -2277,6 +2528,7 @@ func (s *safeAPI) UploadFile(p0 []uint8, p1 string, p2 string) (r0 *model.FileIn
 }
 
 func (s *safeAPI) UpsertGroupMember(p0 string, p1 string) (r0 *model.GroupMember, r1 *model.AppError) {
+	s.api.called("UpsertGroupMember")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("UpsertGroupMember", r)
@@ -2286,6 +2538,7 @@ func (s *safeAPI) UpsertGroupMember(p0 string, p1 string) (r0 *model.GroupMember
 }
 
 func (s *safeAPI) UpsertGroupMembers(p0 string, p1 []string) (r0 []*model.GroupMember, r1 *model.AppError) {
+	s.api.called("UpsertGroupMembers")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("UpsertGroupMembers", r)
@@ -2295,6 +2548,7 @@ func (s *safeAPI) UpsertGroupMembers(p0 string, p1 []string) (r0 []*model.GroupM
 }
 
 func (s *safeAPI) UpsertGroupSyncable(p0 *model.GroupSyncable) (r0 *model.GroupSyncable, r1 *model.AppError) {
+	s.api.called("UpsertGroupSyncable")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicAppErr("UpsertGroupSyncable", r)
@@ -2304,6 +2558,7 @@ func (s *safeAPI) UpsertGroupSyncable(p0 *model.GroupSyncable) (r0 *model.GroupS
 }
 
 func (s *safeAPI) UpsertPropertyValue(p0 *model.PropertyValue) (r0 *model.PropertyValue, r1 error) {
+	s.api.called("UpsertPropertyValue")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicErr("UpsertPropertyValue", r)
@@ -2313,6 +2568,7 @@ func (s *safeAPI) UpsertPropertyValue(p0 *model.PropertyValue) (r0 *model.Proper
 }
 
 func (s *safeAPI) UpsertPropertyValueWithOptions(p0 *model.PropertyValue, p1 model.PropertyRequestOptions) (r0 *model.PropertyValue, r1 error) {
+	s.api.called("UpsertPropertyValueWithOptions")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicErr("UpsertPropertyValueWithOptions", r)
@@ -2322,6 +2578,7 @@ func (s *safeAPI) UpsertPropertyValueWithOptions(p0 *model.PropertyValue, p1 mod
 }
 
 func (s *safeAPI) UpsertPropertyValues(p0 []*model.PropertyValue) (r0 []*model.PropertyValue, r1 error) {
+	s.api.called("UpsertPropertyValues")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicErr("UpsertPropertyValues", r)
@@ -2331,6 +2588,7 @@ func (s *safeAPI) UpsertPropertyValues(p0 []*model.PropertyValue) (r0 []*model.P
 }
 
 func (s *safeAPI) UpsertPropertyValuesWithOptions(p0 []*model.PropertyValue, p1 model.PropertyRequestOptions) (r0 []*model.PropertyValue, r1 error) {
+	s.api.called("UpsertPropertyValuesWithOptions")
 	defer func() {
 		if r := recover(); r != nil {
 			r1 = s.api.panicErr("UpsertPropertyValuesWithOptions", r)

@@ -38,6 +38,7 @@ type Node struct {
 	// from other nodes' by their command line (Kill).
 	pluginsLink string
 	cluster     *clusterQueue
+	calls       callCounts
 
 	mu       sync.Mutex
 	apis     map[string]*API
@@ -455,6 +456,31 @@ func (n *Node) Kill() error {
 // PluginProcesses lists the processes of the bundles running on this node,
 // so a test can tell which node opened a connection it sees.
 func (n *Node) PluginProcesses() []int { return n.pluginProcesses() }
+
+// APICalls returns how many plugin API calls this node has served so far,
+// every plugin together, by method: what crosses the RPC boundary (a
+// benchmark divides the difference over a run by its messages).
+func (n *Node) APICalls() map[string]int64 { return n.calls.snapshot() }
+
+type callCounts struct {
+	mu sync.Mutex
+	n  map[string]int64
+}
+
+func (c *callCounts) add(method string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n == nil {
+		c.n = map[string]int64{}
+	}
+	c.n[method]++
+}
+
+func (c *callCounts) snapshot() map[string]int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.n)
+}
 
 // pluginProcesses lists the processes started from this node's plugins
 // directory.

@@ -70,12 +70,17 @@ func defaultOptions() []Option {
 // see every key and post as it was d ago: a read just after a write
 // returns the old value, or nothing for a new key or post, and one d later
 // the new one. 0 reads the primary. What exists when the lag is turned on
-// counts as replicated long ago.
+// counts as replicated long ago. A lag puts a replica in the
+// configuration (SqlSettings.DataSourceReplicas), which is how a plugin
+// learns that reads may lag; 0 leaves it there, caught up.
 func (s *Server) SetReplicaLag(d time.Duration) {
 	d = max(d, 0)
 	s.kv.SetReplicaLag(d)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if d > 0 && len(s.st.config.SqlSettings.DataSourceReplicas) == 0 {
+		s.st.config.SqlSettings.DataSourceReplicas = []string{"postgres://replica"}
+	}
 	switch {
 	case d == 0:
 		s.st.postVersions = nil

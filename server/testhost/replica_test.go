@@ -217,3 +217,39 @@ func TestWaitForReplicas(t *testing.T) {
 		t.Fatalf("KVGet after WaitForReplicas = %q", v)
 	}
 }
+
+// A plugin learns from the configuration whether reads may lag: a server
+// whose reads lag lists a replica (sanitized, as the server shows it), one
+// without replicas lists none.
+func TestTheConfigurationShowsReplicas(t *testing.T) {
+	t.Parallel()
+	_, lagging := newAPIFixture(t, WithReplicaLag(20*time.Millisecond))
+	if got := lagging.GetConfig().SqlSettings.DataSourceReplicas; len(got) != 1 || got[0] == "postgres://replica" {
+		t.Errorf("a server with a lagging replica shows DataSourceReplicas %q (want one, sanitized)", got)
+	}
+	_, master := newAPIFixture(t, WithReplicaLag(0))
+	if got := master.GetConfig().SqlSettings.DataSourceReplicas; len(got) != 0 {
+		t.Errorf("a server without replicas shows DataSourceReplicas %q", got)
+	}
+	master.s.SetReplicaLag(time.Second)
+	if got := master.GetConfig().SqlSettings.DataSourceReplicas; len(got) != 1 {
+		t.Errorf("a lag turned on later shows DataSourceReplicas %q", got)
+	}
+}
+
+// Every plugin API call a node serves is counted by method (what a
+// benchmark reports per message as the RPC boundary's cost).
+func TestNodeCountsAPICalls(t *testing.T) {
+	t.Parallel()
+	f, _ := newAPIFixture(t)
+	safe := f.s.Node(0).newAPIImpl(&model.Manifest{Id: testPluginID})
+	before := f.s.Node(0).APICalls()["KVGet"]
+	for range 3 {
+		if _, appErr := safe.KVGet("k"); appErr != nil {
+			t.Fatal(appErr)
+		}
+	}
+	if got := f.s.Node(0).APICalls()["KVGet"] - before; got != 3 {
+		t.Errorf("three KVGet calls counted as %d", got)
+	}
+}

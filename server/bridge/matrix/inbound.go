@@ -37,6 +37,11 @@ func (b *Bridge) handleTransaction(ctx context.Context, txnID string, txn *appse
 		return http.StatusServiceUnavailable, errors.New("the Matrix bridge is not running")
 	}
 	b.notePushedRedactions(txn.Events)
+	if b.allOwn(txn.Events) {
+		// The homeserver pushing back what the bridge sent: nothing to
+		// hand on, so nothing to remember either.
+		return http.StatusOK, nil
+	}
 	mark := transactionMark(txnID, txn.Events)
 	seen, err := b.store.Seen(nsTxn, mark)
 	if err != nil {
@@ -64,6 +69,17 @@ func (b *Bridge) handleTransaction(ctx context.Context, txnID string, txn *appse
 		b.health.Touch(time.Now())
 	}
 	return http.StatusOK, nil
+}
+
+// allOwn reports whether every event is one the bot or a puppet sent and
+// handleEvent skips (a membership change is handled whoever made it).
+func (b *Bridge) allOwn(events []*event.Event) bool {
+	for _, evt := range events {
+		if evt == nil || evt.Type == event.StateMember || evt.Sender != b.bot && !b.ownsUser(evt.Sender) {
+			return false
+		}
+	}
+	return len(events) > 0
 }
 
 // transactionMark is what marks a transaction as handled: its ID and the

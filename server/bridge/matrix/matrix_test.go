@@ -621,3 +621,30 @@ func TestStatusSaysWhenTheHomeserverCannotReachThePlugin(t *testing.T) {
 		t.Fatalf("health %+v", h)
 	}
 }
+
+// The homeserver pushes back every event the bridge's own puppets and bot
+// send: one transaction per bridged message. Such a transaction carries
+// nothing to hand on, so it is acknowledged without a store round trip
+// (it needs none to be sent again), even while the store fails; one with
+// someone else's event still goes through the store.
+func TestTransactionsOfTheBridgesOwnEventsNeedNoStore(t *testing.T) {
+	b, st, sink := newTestBridge(t, http.NotFoundHandler())
+	st.rooms["!room:example.org"] = "channel"
+	st.fail = errors.New("the KV store is down")
+	own := `{"events":[` +
+		`{"type":"m.room.message","room_id":"!room:example.org","event_id":"$p1","sender":"@mm_alice:example.org","origin_server_ts":1700000000000,"content":{"msgtype":"m.text","body":"hi"}},` +
+		`{"type":"m.reaction","room_id":"!room:example.org","event_id":"$p2","sender":"@mattermostbridge:example.org","origin_server_ts":1700000000001,"content":{"m.relates_to":{"rel_type":"m.annotation","event_id":"$p1","key":"👍"}}}]}`
+	if w := put(b, "/_matrix/app/v1/transactions/own1", b.cfg.HSToken, own); w.Code != http.StatusOK {
+		t.Fatalf("a transaction of the bridge's own events answered %d %s", w.Code, w.Body)
+	}
+	if w := put(b, "/_matrix/app/v1/transactions/t1", b.cfg.HSToken, textEvent); w.Code == http.StatusOK {
+		t.Fatal("a transaction with carol's message was acknowledged while the store that remembers it fails")
+	}
+	st.fail = nil
+	if w := put(b, "/_matrix/app/v1/transactions/t1", b.cfg.HSToken, textEvent); w.Code != http.StatusOK {
+		t.Fatalf("transaction answered %d %s", w.Code, w.Body)
+	}
+	if len(sink.events) != 1 || len(st.seen) != 1 {
+		t.Fatalf("%d events handed on and %d transactions remembered; want carol's only", len(sink.events), len(st.seen))
+	}
+}

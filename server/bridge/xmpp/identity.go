@@ -28,10 +28,7 @@ func (b *Bridge) learnAddress(room string, o occupant) {
 		b.mu.Unlock()
 		return
 	}
-	if r.addresses == nil {
-		r.addresses = map[string]jid.JID{}
-	}
-	r.addresses[o.OccupantID] = o.RealJID
+	r.addresses = cacheIn(r.addresses, o.OccupantID, o.RealJID)
 	b.mu.Unlock()
 	b.log.Debug("An XMPP occupant-id stands for an address", "room", room, "occupant_id", o.OccupantID, "jid", o.RealJID.String())
 	if err := b.store.SetAlias(addressNS(room), o.OccupantID, o.RealJID.String()); err != nil {
@@ -43,21 +40,48 @@ func (b *Bridge) learnAddress(room string, o occupant) {
 // ever did.
 func (b *Bridge) knownAddress(room, occupantID string) (jid.JID, bool) {
 	b.mu.Lock()
-	r, ok := b.rooms[room]
+	r, joined := b.rooms[room]
 	var addr jid.JID
-	if ok {
-		addr, ok = r.addresses[occupantID]
+	var known, unknown bool
+	if joined {
+		addr, known = r.addresses[occupantID]
+		unknown = r.unaddressed[occupantID]
 	}
 	b.mu.Unlock()
-	if ok {
-		return addr, true
+	if known || unknown {
+		return addr, known
 	}
-	v, ok, err := b.store.Alias(addressNS(room), occupantID)
-	if err != nil || !ok {
+	v, found, err := b.store.Alias(addressNS(room), occupantID)
+	if err != nil {
 		return jid.JID{}, false
 	}
-	addr, err = jid.Parse(v)
-	return addr, err == nil
+	if found {
+		if addr, err = jid.Parse(v); err != nil {
+			return jid.JID{}, false
+		}
+	}
+	if joined {
+		// Cached either way: learnAddress, the only writer while the
+		// bridge runs, fills addresses, which wins over unaddressed.
+		b.mu.Lock()
+		if _, learnt := r.addresses[occupantID]; !learnt {
+			if found {
+				r.addresses = cacheIn(r.addresses, occupantID, addr)
+			} else {
+				r.unaddressed = cacheIn(r.unaddressed, occupantID, true)
+			}
+		}
+		b.mu.Unlock()
+	}
+	return addr, found
+}
+
+func cacheIn[V any](m map[string]V, k string, v V) map[string]V {
+	if m == nil {
+		m = map[string]V{}
+	}
+	m[k] = v
+	return m
 }
 
 // authorOf is who said something in a room under nick, as far as the room

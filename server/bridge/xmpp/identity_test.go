@@ -49,3 +49,28 @@ func TestOccupantIDStandsForTheAddressTheRoomShowed(t *testing.T) {
 		}
 	}
 }
+
+// The bridge remembers which occupant-ids have no address (so it does not
+// ask the store again for every message of theirs), but a presence that
+// shows one later wins: the next message is by address.
+func TestAnAddressShownLaterReplacesItsAbsence(t *testing.T) {
+	ctx := context.Background()
+	b, _, rec := newInProcessBridge(t)
+	say := func(id string) string {
+		t.Helper()
+		b.handleMessage(ctx, fmt.Appendf(nil, `<message from="dev@conference.example.com/Erin" type="groupchat" id=%q><body>hi</body><stanza-id xmlns="urn:xmpp:sid:0" id="s-%s" by="dev@conference.example.com"/><occupant-id xmlns="urn:xmpp:occupant-id:0" id="erin-occ"/></message>`, id, id))
+		evs := rec.take()
+		if len(evs) != 1 {
+			t.Fatalf("%s: %d events", id, len(evs))
+		}
+		return evs[0].Sender.ID
+	}
+	if got := say("m1"); got != "occupant:dev@conference.example.com|erin-occ" {
+		t.Fatalf("before any address: sender %s", got)
+	}
+	b.handlePresence([]byte(`<presence from="dev@conference.example.com/Erin"><x xmlns="http://jabber.org/protocol/muc#user"><item affiliation="member" role="participant" jid="erin@example.com/laptop"/></x><occupant-id xmlns="urn:xmpp:occupant-id:0" id="erin-occ"/></presence>`))
+	b.handlePresence([]byte(`<presence from="dev@conference.example.com/Erin" type="unavailable"><x xmlns="http://jabber.org/protocol/muc#user"><item affiliation="member" role="none"/></x></presence>`))
+	if got := say("m2"); got != "jid:erin@example.com" {
+		t.Errorf("after her presence showed her address: sender %s", got)
+	}
+}

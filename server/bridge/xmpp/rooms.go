@@ -64,6 +64,8 @@ type room struct {
 	// addresses caches addressNS: occupant-ids and the addresses the room
 	// showed with them.
 	addresses map[string]jid.JID
+	// unaddressed caches the occupant-ids addressNS has no address for.
+	unaddressed map[string]bool
 
 	// The fields below outlive a session.
 

@@ -267,6 +267,7 @@ func writeStub(b *bytes.Buffer, s sig) {
 
 func writeSafe(b *bytes.Buffer, s sig) {
 	fmt.Fprintf(b, "%s {\n", s.header("s *safeAPI"))
+	fmt.Fprintf(b, "\ts.api.called(%q)\n", s.name)
 	b.WriteString("\tdefer func() {\n\t\tif r := recover(); r != nil {\n")
 	switch s.errKind {
 	case "appErr":
