@@ -283,8 +283,8 @@ func (p *Plugin) startRuntime(ctx context.Context, n *node) error {
 	p.work.Lock()
 	defer p.work.Unlock()
 	cfg := p.getConfiguration()
-	// Links another node changed while it held the bridge.
-	n.store.ForgetCachedLinks()
+	// Records another node changed while it held the bridge.
+	n.store.ForgetCachedReads()
 	ctx, cancel := context.WithCancel(ctx)
 	rt := &runtime{ctx: ctx, cancel: cancel, store: n.store, botID: n.botID, remoteIDs: n.remoteIDs, members: newMemberSync(), node: n}
 	logger := p.logger()

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/mattermost/mattermost/server/public/model"
@@ -430,7 +429,7 @@ func (s *Store) ChannelForRoom(network bridge.Network, room string) (string, err
 	if err := checkString("room", room); err != nil {
 		return "", err
 	}
-	link, err := s.linkOf(roomKey(network, room), func() (*Link, error) { return s.roomLink(context.Background(), network, room) })
+	link, err := s.roomLink(context.Background(), network, room)
 	if err != nil {
 		return "", err
 	}
@@ -456,9 +455,9 @@ func (s *Store) LinkedRooms(ctx context.Context, room bridge.Ref) (string, []bri
 		if checkID("channel ID", room.Room) != nil {
 			return "", nil, notLinked
 		}
-		link, err = s.linkOf(linkKey(room.Room), func() (*Link, error) { return s.channelLink(ctx, room.Room) })
+		link, err = s.channelLink(ctx, room.Room)
 	case room.Network.Valid() && checkString("room", room.Room) == nil:
-		link, err = s.linkOf(roomKey(room.Network, room.Room), func() (*Link, error) { return s.roomLink(ctx, room.Network, room.Room) })
+		link, err = s.roomLink(ctx, room.Network, room.Room)
 	default:
 		return "", nil, notLinked
 	}
@@ -479,61 +478,6 @@ func (s *Store) LinkedRooms(ctx context.Context, room bridge.Ref) (string, []bri
 		rooms = append(rooms, r.Ref())
 	}
 	return link.ChannelID, rooms, nil
-}
-
-// linkCacheTTL is how long a link read for routing is used without
-// reading it again. Links change on the node holding the bridge, which
-// routes, and its own changes clear the cache at once; the bound covers a
-// change made by a node that held the bridge before.
-const linkCacheTTL = 2 * time.Second
-
-type cachedLink struct {
-	link  *Link
-	until time.Time
-}
-
-// linkOf is read() (the link at key, a room claim or a channel's link),
-// from the cache when it is there: every message routed looks its link up.
-// Only a link is cached, never its absence, so a new link is seen at once.
-func (s *Store) linkOf(key string, read func() (*Link, error)) (*Link, error) {
-	now := s.now()
-	s.linksMu.Lock()
-	c, ok := s.links[key]
-	gen := s.linksGen
-	s.linksMu.Unlock()
-	if ok && now.Before(c.until) {
-		return c.link, nil
-	}
-	l, err := read()
-	if err != nil || l == nil || len(l.Remotes) == 0 {
-		return l, err
-	}
-	s.linksMu.Lock()
-	defer s.linksMu.Unlock()
-	if s.linksGen == gen { // no link written while it was read
-		if s.links == nil || len(s.links) >= maxHints {
-			s.links = map[string]cachedLink{}
-		}
-		s.links[key] = cachedLink{link: l, until: now.Add(linkCacheTTL)}
-	}
-	return l, nil
-}
-
-// forgetLinks empties the link cache when key is a link or room claim
-// being written.
-func (s *Store) forgetLinks(key string) {
-	if strings.HasPrefix(key, prefixLink) || strings.HasPrefix(key, prefixRoom) {
-		s.ForgetCachedLinks()
-	}
-}
-
-// ForgetCachedLinks empties the link cache: the node that starts holding
-// the bridge reads every link afresh.
-func (s *Store) ForgetCachedLinks() {
-	s.linksMu.Lock()
-	s.links = nil
-	s.linksGen++
-	s.linksMu.Unlock()
 }
 
 // channelLink is the link of a channel for LinkedRooms. A read replica may

@@ -167,7 +167,7 @@ func TestRecordingCopiesReadsOnlyWhatItMust(t *testing.T) {
 
 // Routing reads a message's link from a cache: a second message makes no
 // read; a link this store changes is read afresh at once; one another
-// node changed behind its back is read again within linkCacheTTL.
+// node changed behind its back is read again within readCacheTTL.
 func TestLinksAreCachedForRoutingAndForgottenOnChange(t *testing.T) {
 	base, kv := newTestStore(t)
 	seen := &seenKV{KV: base.kv, calls: map[string]int64{}}
@@ -212,11 +212,40 @@ func TestLinksAreCachedForRoutingAndForgottenOnChange(t *testing.T) {
 		t.Fatal(err)
 	}
 	routed("just after another node's change", mm, mroom)
-	now = now.Add(linkCacheTTL)
+	now = now.Add(readCacheTTL)
 	routed("linkCacheTTL later", mm)
 
 	if _, err := s.RemoveRemote(ch, xroom.Network, xroom.Room); err != nil {
 		t.Fatal(err)
 	}
 	routed("after unlinking the room")
+}
+
+// Each message to Mattermost reads its sender's remote user: the second
+// read comes from the cache, and a change this store makes shows at once.
+func TestRemoteUsersAreCachedAndForgottenOnChange(t *testing.T) {
+	base, _ := newTestStore(t)
+	seen := &seenKV{KV: base.kv, calls: map[string]int64{}}
+	s := New(seen)
+	u := RemoteUser{Network: bridge.NetworkXMPP, RemoteID: "jid:alice@example.org", UserID: "useraaaaaaaaaaaaaaaaaaaaaa", DisplayName: "Alice"}
+	if err := s.SaveRemoteUser(u); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		clear(seen.calls)
+		got, err := s.GetRemoteUser(u.Network, u.RemoteID)
+		if err != nil || got.DisplayName != "Alice" {
+			t.Fatalf("read %d: %+v, %v", i+1, got, err)
+		}
+		if i == 1 && len(seen.calls) != 0 {
+			t.Errorf("the second read made %v round trips", seen.calls)
+		}
+	}
+	u.DisplayName = "Alice Smith"
+	if err := s.SaveRemoteUser(u); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.GetRemoteUser(u.Network, u.RemoteID); err != nil || got.DisplayName != "Alice Smith" {
+		t.Fatalf("after a change: %+v, %v", got, err)
+	}
 }

@@ -2,13 +2,16 @@
 // key-value store: channel links, remote users, ghosts, message-ID maps,
 // cursors and idempotency markers.
 //
-// The store holds no caches: every call reads the KV store, and every
-// read-modify-write is a compare-and-set that retries on conflict, so several
-// cluster nodes (or several admins) can use it at once without losing updates.
-// (It remembers the bytes it last wrote to a key only as the old value its
-// next compare-and-set of that key tries first; nothing is returned to a
-// caller on the strength of that memory alone.) Records are JSON; the key
-// layout is described in keys.go.
+// Every read-modify-write is a compare-and-set that retries on conflict, so
+// several cluster nodes (or several admins) can use the store at once
+// without losing updates. (It remembers the bytes it last wrote to a key
+// only as the old value its next compare-and-set of that key tries first;
+// nothing is returned to a caller on the strength of that memory alone.)
+// Reads go to the KV store, except those of the few records every message
+// reads and that rarely change (links, room claims, remote users): those
+// are kept for up to two seconds, and dropped at once when this store
+// writes them (see readCacheTTL). Records are JSON; the key layout is
+// described in keys.go.
 //
 // On a server with read replicas (SqlSettings.DataSourceReplicas) KVGet and
 // KVList may answer with data a little behind the last write, while writes
@@ -26,6 +29,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -125,11 +129,12 @@ type Store struct {
 	hintsMu sync.Mutex
 	hints   map[string][]byte
 
-	// links caches the links routing reads (see linkOf); linksGen counts
-	// the link writes, so a read that overlapped one is not cached.
-	linksMu  sync.Mutex
-	links    map[string]cachedLink
-	linksGen uint64
+	// cache holds what get read of the records every message reads (see
+	// cachedPrefixes); cacheGen counts the writes to them, so that a read
+	// that overlapped one is not kept.
+	cacheMu  sync.Mutex
+	cache    map[string]cachedRead
+	cacheGen uint64
 
 	// calls counts the round trips to the KV store per operation (see
 	// KVRoundTrips), for the plugin's metrics.
@@ -201,12 +206,88 @@ func kvErr(op, key string, e *model.AppError) error {
 }
 
 func (s *Store) get(key string) ([]byte, error) {
+	cacheable := isCached(key)
+	var gen uint64
+	if cacheable {
+		v, ok, g := s.cachedRead(key)
+		if ok {
+			return v, nil
+		}
+		gen = g
+	}
 	s.counted(opGet)
 	v, appErr := s.kv.KVGet(key)
 	if err := kvErr("get", key, appErr); err != nil {
 		return nil, err
 	}
+	if cacheable && v != nil && !isPlaceholder(v) {
+		s.keepRead(key, v, gen)
+	}
 	return v, nil
+}
+
+// readCacheTTL is how long get answers from the cache. The cached records
+// change on the node holding the bridge, which reads them, and its own
+// writes replace what is cached at once; the bound covers a change another
+// node made (one that held the bridge before), like a replica's lag, which
+// every reader here already allows for.
+const readCacheTTL = 2 * time.Second
+
+// cachedPrefixes are the records every bridged message reads, which
+// change rarely: links, room claims and remote users. Only records are
+// cached, never an absence, so a new one is seen at once.
+var cachedPrefixes = []string{prefixLink, prefixRoom, prefixRemoteUser}
+
+type cachedRead struct {
+	raw   []byte
+	until time.Time
+}
+
+func isCached(key string) bool {
+	return slices.ContainsFunc(cachedPrefixes, func(p string) bool { return strings.HasPrefix(key, p) })
+}
+
+func (s *Store) cachedRead(key string) (raw []byte, ok bool, gen uint64) {
+	s.cacheMu.Lock()
+	defer s.cacheMu.Unlock()
+	c, ok := s.cache[key]
+	if ok && s.now().Before(c.until) {
+		return c.raw, true, s.cacheGen
+	}
+	return nil, false, s.cacheGen
+}
+
+func (s *Store) keepRead(key string, raw []byte, gen uint64) {
+	s.cacheMu.Lock()
+	defer s.cacheMu.Unlock()
+	if s.cacheGen != gen {
+		return // written meanwhile: what was read may be older
+	}
+	if s.cache == nil || len(s.cache) >= maxHints {
+		s.cache = map[string]cachedRead{}
+	}
+	s.cache[key] = cachedRead{raw: bytes.Clone(raw), until: s.now().Add(readCacheTTL)}
+}
+
+// forgetRead drops key from the cache after a write to it, successful or
+// not (a lost compare-and-set means the master holds something else).
+func (s *Store) forgetRead(key string) {
+	if !isCached(key) {
+		return
+	}
+	s.cacheMu.Lock()
+	defer s.cacheMu.Unlock()
+	delete(s.cache, key)
+	s.cacheGen++
+}
+
+// ForgetCachedReads empties the cache: the node that starts holding the
+// bridge reads every record afresh.
+func (s *Store) ForgetCachedReads() {
+	s.cacheMu.Lock()
+	defer s.cacheMu.Unlock()
+	s.cache = nil
+	s.cacheGen++
 }
 
 func (s *Store) set(key string, value []byte, opts model.PluginKVSetOptions) (bool, error) {
@@ -215,7 +296,7 @@ func (s *Store) set(key string, value []byte, opts model.PluginKVSetOptions) (bo
 	} else {
 		s.counted(opSet)
 	}
-	defer s.forgetLinks(key) // after the write: a read before it is not kept
+	defer s.forgetRead(key) // after the write: a read before it is not kept
 	ok, appErr := s.kv.KVSetWithOptions(key, value, opts)
 	if err := kvErr("set", key, appErr); err != nil {
 		s.remember(key, nil)
@@ -231,7 +312,7 @@ func (s *Store) set(key string, value []byte, opts model.PluginKVSetOptions) (bo
 
 func (s *Store) del(key string) error {
 	s.remember(key, nil)
-	defer s.forgetLinks(key)
+	defer s.forgetRead(key)
 	s.counted(opDelete)
 	return kvErr("delete", key, s.kv.KVDelete(key))
 }

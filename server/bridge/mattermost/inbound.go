@@ -24,12 +24,9 @@ import (
 // Deliver turns an event from another network into a post, edit, delete or
 // reaction by the remote user that stands for its sender.
 func (b *Bridge) Deliver(ctx context.Context, d *bridge.Delivery) (string, error) {
-	channel, appErr := b.api.GetChannel(d.Room)
-	if appErr != nil {
-		if appErr.StatusCode == http.StatusNotFound {
-			return "", bridge.Permanentf("channel %s does not exist", d.Room)
-		}
-		return "", appErr
+	channel, err := b.postChannel(d.Room)
+	if err != nil {
+		return "", err
 	}
 	userID, err := b.ensureUser(ctx, d.Sender, channel)
 	var refused *joinRefusal
@@ -62,6 +59,35 @@ func (b *Bridge) Deliver(ctx context.Context, d *bridge.Delivery) (string, error
 		b.health.Touch(b.opts.Now())
 	}
 	return id, err
+}
+
+// channelCacheTTL is how long a delivery uses a channel read before: a
+// channel's team and type hardly change, and a channel archived or deleted
+// meanwhile refuses the post itself.
+const channelCacheTTL = 2 * time.Second
+
+type cachedChannel struct {
+	ch    *model.Channel
+	until time.Time
+}
+
+// postChannel is the channel a delivery posts in, read at most every
+// channelCacheTTL rather than for every message.
+func (b *Bridge) postChannel(id string) (*model.Channel, error) {
+	now := b.opts.Now()
+	if c, ok := b.channelInfo.Load(id); ok && now.Before(c.(cachedChannel).until) {
+		return c.(cachedChannel).ch, nil
+	}
+	ch, appErr := b.api.GetChannel(id)
+	if appErr != nil {
+		b.channelInfo.Delete(id)
+		if appErr.StatusCode == http.StatusNotFound {
+			return nil, bridge.Permanentf("channel %s does not exist", id)
+		}
+		return nil, appErr
+	}
+	b.channelInfo.Store(id, cachedChannel{ch: ch, until: now.Add(channelCacheTTL)})
+	return ch, nil
 }
 
 // asError turns a nil *AppError into a nil error, keeping real ones.

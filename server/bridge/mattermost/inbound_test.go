@@ -2,9 +2,12 @@ package mattermost
 
 import (
 	"context"
+	"fmt"
+	"sync/atomic"
 	"testing"
 
 	"github.com/mattermost/mattermost/server/public/model"
+	"github.com/mattermost/mattermost/server/public/plugin"
 
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/bridge"
 	"github.com/mattermost-community/mattermost-plugin-bridge/server/store"
@@ -74,5 +77,41 @@ func TestPartsOfASplitMessageAreSeparatePosts(t *testing.T) {
 	}
 	if len(ids) != 2 {
 		t.Fatalf("two parts made %d posts", len(ids))
+	}
+}
+
+// channelReads counts GetChannel calls.
+type channelReads struct {
+	plugin.API
+	n atomic.Int64
+}
+
+func (c *channelReads) GetChannel(id string) (*model.Channel, *model.AppError) {
+	c.n.Add(1)
+	return c.API.GetChannel(id)
+}
+
+// Messages into one channel read it once, not once each: every read is a
+// round trip over the RPC boundary.
+func TestDeliveriesReadTheirChannelOnce(t *testing.T) {
+	h := newLagHarness(t)
+	api := &channelReads{API: h.n.API(pluginID)}
+	b := New(api, store.New(api), h.b.opts)
+	for i := range 3 {
+		d := &bridge.Delivery{
+			Event: bridge.Event{
+				Kind:   bridge.KindMessage,
+				Origin: bridge.Ref{Network: bridge.NetworkXMPP, Room: "town@conference.example.org", ID: fmt.Sprintf("stanza-%d", i)},
+				Sender: bridge.Sender{Network: bridge.NetworkXMPP, ID: "carol@example.org", Username: "carol", DisplayName: "Carol"},
+				Text:   "hello",
+			},
+			Room: h.ch.Id,
+		}
+		if _, err := b.Deliver(t.Context(), d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := api.n.Load(); n != 1 {
+		t.Errorf("three messages read their channel %d times", n)
 	}
 }

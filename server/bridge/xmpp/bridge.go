@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"mellium.im/xmlstream"
@@ -90,6 +91,8 @@ type Bridge struct {
 	// uploadRefusal is the last refusal of an upload slot, for status.
 	uploadRefusal string
 	runCtx        context.Context
+	// positions saves the rooms' archive positions (see positions.go).
+	positions atomic.Pointer[positions]
 
 	// downloads holds a token per file being fetched (maxDownloads);
 	// fileDir is where they go, removed on Stop.
@@ -212,6 +215,9 @@ func (b *Bridge) Start(ctx context.Context, sink bridge.Sink) error {
 		b.log.Warn("Could not make a folder for fetched files; using the system's", "error", err.Error())
 	}
 	b.health.Set(bridge.StateConnecting, nil)
+	saver := &positions{save: b.saveArchivePosition}
+	b.positions.Store(saver)
+	go saver.run(ctx)
 	go b.run(ctx)
 	go b.handleInbound(ctx)
 	go func() {
