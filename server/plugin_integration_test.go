@@ -91,10 +91,10 @@ type harness struct {
 
 func newHarness(t *testing.T) *harness { return newHarnessWith(t, nil) }
 
-func newHarnessWith(t *testing.T, settings map[string]any) *harness {
+func newHarnessWith(t *testing.T, settings map[string]any, opts ...testhost.Option) *harness {
 	t.Helper()
 	h := &harness{t: t, net: bridgetest.New("testnet"), net2: bridgetest.New("othernet")}
-	h.s = testhost.NewServer(t, testhost.WithPluginID(manifest.Id), testhost.WithPluginSettings(settings))
+	h.s = testhost.NewServer(t, append([]testhost.Option{testhost.WithPluginID(manifest.Id), testhost.WithPluginSettings(settings)}, opts...)...)
 	h.n = h.s.Node(0)
 	h.newPlugin = func() any {
 		return &Plugin{networks: append(defaultNetworks(), testNetwork(h.net), testNetwork(h.net2))}
