@@ -62,8 +62,9 @@ func (b *Bridge) Deliver(ctx context.Context, d *bridge.Delivery) (string, error
 }
 
 // channelCacheTTL is how long a delivery uses a channel read before: a
-// channel's team and type hardly change, and a channel archived or deleted
-// meanwhile refuses the post itself.
+// channel's team hardly changes, and a channel archived or deleted
+// meanwhile refuses the post itself. (People are read for every post: the
+// next message after a rename must carry the new name.)
 const channelCacheTTL = 2 * time.Second
 
 type cachedChannel struct {
@@ -72,7 +73,7 @@ type cachedChannel struct {
 }
 
 // postChannel is the channel a delivery posts in, read at most every
-// channelCacheTTL rather than for every message.
+// channelCacheTTL.
 func (b *Bridge) postChannel(id string) (*model.Channel, error) {
 	now := b.opts.Now()
 	if c, ok := b.channelInfo.Load(id); ok && now.Before(c.(cachedChannel).until) {

@@ -79,7 +79,7 @@ type Bridge struct {
 	ownUsers sync.Map // user ID -> bool
 	// members caches user+channel memberships already ensured.
 	members sync.Map
-	// channelInfo caches the channels deliveries post in (see channel).
+	// channelInfo caches the channels deliveries post in (see postChannel).
 	channelInfo sync.Map // channel ID -> cachedChannel
 	// maxFileSize is Options.MaxFileSize as it is now: a saved setting
 	// applies to the next file without restarting the bridge.
