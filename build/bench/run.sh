@@ -3,6 +3,9 @@
 # alone, same load, same run), then build/bench/report's table and latency
 # curves in $BENCH_RESULTS (bench-results): results.json, results.md,
 # cdf-<path>.png, and the raw `go test -bench` output in bench.txt.
+# BenchmarkScale (1,000 links, 10,000 remote users; see
+# server/scale_bench_test.go) is in bench.txt and the lines printed here,
+# not in the table.
 #
 #   make bench                              # BENCHTIME=200x COUNT=1
 #   BENCHTIME=500x COUNT=3 make bench       # medians of three runs
@@ -11,7 +14,7 @@ cd "$(dirname "$0")/../.."
 results=${BENCH_RESULTS:-bench-results}
 benchtime=${BENCHTIME:-200x}
 count=${COUNT:-1}
-pattern='XMPPToMatrix|MatrixToXMPP|ProsodyRoomToOccupant|XMPPToMattermost|MattermostToXMPP|DendriteSendToSync|MatrixToMattermost|MattermostToMatrix$|SlackAlone|SlackToMattermost|MattermostToSlack$'
+pattern='XMPPToMatrix|MatrixToXMPP|ProsodyRoomToOccupant|XMPPToMattermost|MattermostToXMPP|DendriteSendToSync|MatrixToMattermost|MattermostToMatrix$|SlackAlone|SlackToMattermost|MattermostToSlack$|Scale'
 
 # The servers' data (Dendrite's SQLite databases above all) on tmpfs: on
 # disk, Dendrite's fsyncs are the floor of every Matrix path.
