@@ -54,6 +54,10 @@ type Bridge struct {
 	// reflections wait for the room to echo a message we sent, which tells
 	// us the ID the room gave it.
 	reflections map[string]chan string // origin ID -> stanza ID
+	// started is when this bridge started, and tried the deliveries it
+	// began and did not finish: see firstAttempt.
+	started time.Time
+	tried   map[string]bool
 	// pendingGhost tracks ghost joins in flight, by room/nick.
 	pendingGhost map[string]*room
 	// archiveQueries are the MAM queries in flight, by query ID; results
@@ -144,6 +148,7 @@ func New(cfg Config, st Store, log bridge.Logger) (*Bridge, error) {
 		health:         bridge.NewHealthKeeper(bridge.Health{State: bridge.StateDisabled}),
 		connected:      make(chan struct{}),
 		reflections:    map[string]chan string{},
+		tried:          map[string]bool{},
 		pendingGhost:   map[string]*room{},
 		ghostPool:      ghostPool{ghosts: map[string]*clientGhost{}},
 		archiveQueries: map[string]openQuery{},
@@ -206,6 +211,7 @@ func (b *Bridge) Start(ctx context.Context, sink bridge.Sink) error {
 	}
 	ctx, b.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	b.runCtx = ctx
+	b.started = time.Now()
 	b.sink = sink
 	b.done = make(chan struct{})
 	b.inbound = make(chan []byte, 256)

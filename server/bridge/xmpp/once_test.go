@@ -454,3 +454,70 @@ func TestPartsOfASplitMessageEachGoOut(t *testing.T) {
 		t.Errorf("three parts, %d IDs", len(ids))
 	}
 }
+
+// markReads counts the reads that look for an earlier attempt of a
+// delivery: its sending mark, and the origin-id its echo was recorded by.
+type markReads struct {
+	*memStore
+	reads atomic.Int64
+}
+
+func (s *markReads) Alias(namespace, key string) (string, bool, error) {
+	if strings.HasPrefix(namespace, sendingNS("")) || strings.HasPrefix(namespace, originNS("")) {
+		s.reads.Add(1)
+	}
+	return s.memStore.Alias(namespace, key)
+}
+
+// A post from after the bridge started, tried for the first time, cannot
+// have been sent yet: it goes out without looking for an earlier attempt
+// (two reads per message), but is still marked as being sent, which is
+// what a holder after a death finds it by. A post whose attempt failed in
+// this process, and one from before the start, are looked for.
+func TestAFreshDeliveryGoesOutWithoutLookingForAnEarlierOne(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	srv, room, _ := serverWithCarol(ctx, t, testservers.Prosody, testservers.Options{})
+	st := &markReads{memStore: linkedStore(room)}
+	b := starters(t, srv)["component"](ctx, t, st, &eventRecorder{})
+	waitJoined(t, b, room, "the bridge")
+	b.mu.Lock()
+	startedAt := b.started.Add(-2 * freshAfter)
+	b.started = startedAt
+	b.mu.Unlock()
+	post := func(id string, at time.Time) *bridge.Delivery {
+		return &bridge.Delivery{Room: room.String(), Event: bridge.Event{
+			Kind: bridge.KindMessage, Sender: alice, Text: "post " + id, Time: at,
+			Origin: bridge.Ref{Network: bridge.NetworkMattermost, Room: "channel", ID: id},
+		}}
+	}
+	deliver := func(d *bridge.Delivery) int64 {
+		t.Helper()
+		st.reads.Store(0)
+		if _, err := b.Deliver(ctx, d); err != nil {
+			t.Fatalf("%s: %v", d.Text, err)
+		}
+		return st.reads.Load()
+	}
+
+	fresh := post("post-1", time.Now())
+	if n := deliver(fresh); n != 0 {
+		t.Errorf("a fresh post looked for an earlier attempt (%d reads)", n)
+	}
+	if _, ok, _ := st.memStore.Alias(sendingNS(room.String()), deliveryID(fresh)); !ok {
+		t.Error("a fresh post went out unmarked: a holder after a death would send it again")
+	}
+
+	retried := post("post-2", time.Now())
+	b.testHookBeforeSend = func() error { return errors.New("the connection broke") }
+	if _, err := b.Deliver(ctx, retried); err == nil {
+		t.Fatal("the failing attempt succeeded")
+	}
+	b.testHookBeforeSend = nil
+	if n := deliver(retried); n == 0 {
+		t.Error("the attempt after a failure did not look for the first")
+	}
+	if n := deliver(post("post-3", startedAt.Add(-time.Second))); n == 0 {
+		t.Error("a post from before the bridge started did not look for an earlier attempt")
+	}
+}

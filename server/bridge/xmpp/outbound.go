@@ -36,7 +36,7 @@ func myReactionNS(room string) string { return "xmpp-myreactions|" + room }
 
 // Deliver sends an event into a room, as the sender's ghost in component
 // mode and as the bridge account with the sender's name in front otherwise.
-func (b *Bridge) Deliver(ctx context.Context, d *bridge.Delivery) (string, error) {
+func (b *Bridge) Deliver(ctx context.Context, d *bridge.Delivery) (_ string, err error) {
 	roomJID, err := jid.Parse(d.Room)
 	if err != nil || roomJID.Localpart() == "" {
 		return "", bridge.Permanentf("%q is not a room JID", d.Room)
@@ -63,10 +63,16 @@ func (b *Bridge) Deliver(ctx context.Context, d *bridge.Delivery) (string, error
 	room := roomJID.String()
 	msg := stanza.Message{To: roomJID, From: from, Type: stanza.GroupChatMessage, ID: deliveryID(d)}
 	nick, occupantID := b.speakingAs(roomJID, d.Sender.ID, prefix != "")
+	fresh := b.firstAttempt(msg.ID, d.Time)
+	defer func() {
+		if err == nil {
+			b.finished(msg.ID)
+		}
+	}()
 	// send sends an edit, retraction or reaction once (see unsure.go);
 	// sent again they change nothing but show twice in some clients.
 	send := func(payload xml.TokenReader) (string, error) {
-		if m, err := b.alreadySent(ctx, bot, msg, nick, occupantID); err != nil || m != nil {
+		if m, err := b.alreadySent(ctx, bot, msg, nick, occupantID, fresh); err != nil || m != nil {
 			return d.TargetID, err
 		}
 		return d.TargetID, s.Send(ctx, msg.Wrap(payload))
@@ -81,7 +87,7 @@ func (b *Bridge) Deliver(ctx context.Context, d *bridge.Delivery) (string, error
 		}
 		// Clients without out-of-band support show the links in the body.
 		body = strings.TrimSpace(strings.Join(append(append([]string{body}, urls...), notes...), "\n"))
-		return b.sendMessage(ctx, s, bot, msg, prefix+body, d.ParentID, nick, occupantID, oobPayload(urls)...)
+		return b.sendMessage(ctx, s, bot, msg, prefix+body, d.ParentID, nick, occupantID, fresh, oobPayload(urls)...)
 	case bridge.KindEdit:
 		origin := d.TargetID
 		if v, ok, aerr := b.store.Alias(stanzaNS(room), d.TargetID); aerr == nil && ok {
@@ -123,9 +129,10 @@ func (b *Bridge) Deliver(ctx context.Context, d *bridge.Delivery) (string, error
 
 // sendMessage sends a new message and waits for the room to reflect it, to
 // learn the ID the room gave it (the native ID others refer to). A message
-// that may already be out is looked for first, on the bridge's session bot
-// (see unsure.go); nick and occupantID are who the bridge speaks as.
-func (b *Bridge) sendMessage(ctx context.Context, s, bot *xmpp.Session, msg stanza.Message, body, parentID, nick, occupantID string, extra ...xml.TokenReader) (string, error) {
+// that may already be out (not fresh: see firstAttempt) is looked for
+// first, on the bridge's session bot (see unsure.go); nick and occupantID
+// are who the bridge speaks as.
+func (b *Bridge) sendMessage(ctx context.Context, s, bot *xmpp.Session, msg stanza.Message, body, parentID, nick, occupantID string, fresh bool, extra ...xml.TokenReader) (string, error) {
 	if strings.TrimSpace(body) == "" {
 		return "", bridge.Permanentf("empty message")
 	}
@@ -135,12 +142,14 @@ func (b *Bridge) sendMessage(ctx context.Context, s, bot *xmpp.Session, msg stan
 		payload = append(payload, emptyElement(reply.NS, "reply", xml.Attr{Name: xml.Name{Local: "id"}, Value: parentID}))
 	}
 	room := msg.To.String()
-	if id, ok, err := b.store.Alias(originNS(room), msg.ID); err == nil && ok {
-		// An earlier attempt reached the room and its echo or a catch-up
-		// saw it there. Sending again would double it.
-		return id, nil
+	if !fresh {
+		if id, ok, err := b.store.Alias(originNS(room), msg.ID); err == nil && ok {
+			// An earlier attempt reached the room and its echo or a
+			// catch-up saw it there. Sending again would double it.
+			return id, nil
+		}
 	}
-	if m, err := b.alreadySent(ctx, bot, msg, nick, occupantID); err != nil {
+	if m, err := b.alreadySent(ctx, bot, msg, nick, occupantID, fresh); err != nil {
 		return "", err
 	} else if m != nil {
 		return m.StanzaID(msg.To), nil

@@ -116,13 +116,19 @@ func (b *Bridge) speakingAs(roomJID jid.JID, senderID string, prefixed bool) (ni
 
 // alreadySent returns the bridge's stanza msg from the room's archive when
 // an earlier attempt may have sent it and did; otherwise (nil) it marks msg
-// as being sent, and the caller sends it. nick and occupantID are who the
-// bridge speaks as; the archive is asked on the bridge's own session bot
-// (a client-mode ghost's session does not hand its stanzas to the inbound
-// loop).
-func (b *Bridge) alreadySent(ctx context.Context, bot *xmpp.Session, msg stanza.Message, nick, occupantID string) (*inMsg, error) {
+// as being sent, and the caller sends it. A fresh delivery (see
+// firstAttempt) had no earlier attempt: it is only marked. nick and
+// occupantID are who the bridge speaks as; the archive is asked on the
+// bridge's own session bot (a client-mode ghost's session does not hand its
+// stanzas to the inbound loop).
+func (b *Bridge) alreadySent(ctx context.Context, bot *xmpp.Session, msg stanza.Message, nick, occupantID string, fresh bool) (*inMsg, error) {
 	room := msg.To.String()
-	mark, unsure, err := b.sendingMark(room, msg.ID)
+	var mark sendingMark
+	var unsure bool
+	var err error
+	if !fresh {
+		mark, unsure, err = b.sendingMark(room, msg.ID)
+	}
 	switch {
 	case err != nil:
 		return nil, err
@@ -150,6 +156,31 @@ func (b *Bridge) alreadySent(ctx context.Context, bot *xmpp.Session, msg stanza.
 		}
 	}
 	return nil, nil
+}
+
+// firstAttempt reports whether a delivery (by its stanza ID) is fresh: an
+// event from after this bridge started, not tried before in this process.
+// Nothing can have sent a fresh one yet, so it needs no look for an earlier
+// attempt (two reads per message); an older event may have been sent by a
+// bridge that stopped or died before recording it (freshAfter allows for
+// the clocks of a cluster's nodes). Until finished, the delivery counts as
+// tried.
+func (b *Bridge) firstAttempt(id string, at time.Time) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	fresh := !b.tried[id] && !at.IsZero() && at.After(b.started.Add(freshAfter))
+	b.tried[id] = true
+	return fresh
+}
+
+// freshAfter is how long after its start the bridge takes no event for
+// fresh: an event's time is the clock of the node it happened on.
+const freshAfter = 10 * time.Second
+
+func (b *Bridge) finished(id string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.tried, id)
 }
 
 // errNoArchive says the room keeps no archive the bridge may read.
