@@ -81,6 +81,11 @@ type Bridge struct {
 	members sync.Map
 	// channelInfo caches the channels deliveries post in (see postChannel).
 	channelInfo sync.Map // channel ID -> cachedChannel
+	// progress saves the replay cursors (see Progress); nil before a
+	// start. reached is the newest time each cursor was moved to.
+	progress  atomic.Pointer[bridge.Positions]
+	reachedMu sync.Mutex
+	reached   map[string]int64
 	// maxFileSize is Options.MaxFileSize as it is now: a saved setting
 	// applies to the next file without restarting the bridge.
 	maxFileSize atomic.Int64
@@ -135,6 +140,9 @@ func (b *Bridge) Start(ctx context.Context, sink bridge.Sink) error {
 	b.recheckMu.Lock()
 	b.rechecks = map[string]*model.Post{} // those of an earlier run ended with it
 	b.recheckMu.Unlock()
+	progress := &bridge.Positions{}
+	b.progress.Store(progress)
+	go progress.Run(b.ctx)
 	go b.replay(b.ctx, b.done, b.ready)
 	return nil
 }
@@ -148,6 +156,9 @@ func (b *Bridge) Stop(ctx context.Context) error {
 		return nil
 	}
 	cancel()
+	if p := b.progress.Load(); p != nil {
+		p.Close()
+	}
 	select {
 	case <-done:
 		return nil
@@ -244,11 +255,29 @@ func cursorName(dest bridge.Ref) string { return "mm_out|" + dest.RoomKey() }
 
 // Progress advances the replay cursor of a link's destination; the plugin
 // calls it from the router's delivered and dropped callbacks.
+// The cursor is saved soon rather than at once (see bridge.Positions): a
+// crash replays a little more, which the router recognizes as bridged.
 func (b *Bridge) Progress(linkID string, dest bridge.Ref, ev bridge.Event) {
 	if ev.Origin.Network != bridge.NetworkMattermost || dest.Network == "" || ev.Time.IsZero() {
 		return
 	}
-	if err := b.store.AdvanceCursorInt(linkID, cursorName(dest), ev.Time.UnixMilli()); err != nil {
-		b.log.Warn("Could not advance a replay cursor", "channel_id", linkID, "error", err.Error())
+	name := cursorName(dest)
+	key := linkID + "|" + name
+	b.reachedMu.Lock()
+	if b.reached == nil {
+		b.reached = map[string]int64{}
 	}
+	at := max(b.reached[key], ev.Time.UnixMilli())
+	b.reached[key] = at
+	b.reachedMu.Unlock()
+	save := func() {
+		if err := b.store.AdvanceCursorInt(linkID, name, at); err != nil {
+			b.log.Warn("Could not advance a replay cursor", "channel_id", linkID, "error", err.Error())
+		}
+	}
+	if p := b.progress.Load(); p != nil {
+		p.Note(key, save)
+		return
+	}
+	save()
 }

@@ -112,8 +112,11 @@ type Bridge struct {
 	ready   chan struct{} // closed once auth.test answered
 	queue   chan item
 	marks   map[string]*channelMarks // Slack channel -> cursor state
-	users   map[string]userEntry
-	chNames map[string]nameEntry
+	// positions saves the cursors (see bridge.Positions); nil before a
+	// start.
+	positions atomic.Pointer[bridge.Positions]
+	users     map[string]userEntry
+	chNames   map[string]nameEntry
 	// archived are the linked channels archived in Slack (see archive.go).
 	archived map[string]bool
 	// portalNote says why the last automatic portal failed, for status.
@@ -282,6 +285,9 @@ func (b *Bridge) Start(ctx context.Context, sink bridge.Sink) error {
 	b.runDone = runDone
 	go func() { defer wg.Done(); defer close(runDone); b.run(ctx) }()
 	go func() { defer wg.Done(); b.process(ctx) }()
+	positions := &bridge.Positions{}
+	b.positions.Store(positions)
+	go positions.Run(ctx)
 	done := b.done
 	go func() { wg.Wait(); close(done) }()
 	return nil
@@ -300,6 +306,9 @@ func (b *Bridge) Stop(ctx context.Context) error {
 	case <-done:
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+	if p := b.positions.Load(); p != nil {
+		p.Close()
 	}
 	b.health.Set(bridge.StateDisabled, nil)
 	return nil

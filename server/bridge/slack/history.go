@@ -41,19 +41,25 @@ func (b *Bridge) beginMark(linkID, channel, ts string) *bridge.Mark {
 	return cm.w.Begin(ts)
 }
 
-// commitCursor saves pos unless a later ts was saved already: a
-// redelivered older message settles after newer ones.
+// commitCursor has pos saved (soon: see bridge.Positions) unless a later
+// ts was already: a redelivered older message settles after newer ones.
 func (b *Bridge) commitCursor(cm *channelMarks, linkID, channel, pos string) {
 	cm.mu.Lock()
 	defer cm.mu.Unlock()
 	if cm.committed != "" && !tsLess(cm.committed, pos) {
 		return
 	}
-	if err := b.store.SetCursor(linkID, cursorKey(channel), pos); err != nil {
-		b.log.Warn("Could not save a Slack channel's position", "channel", channel, "error", err.Error())
+	cm.committed = pos
+	save := func() {
+		if err := b.store.SetCursor(linkID, cursorKey(channel), pos); err != nil {
+			b.log.Warn("Could not save a Slack channel's position", "channel", channel, "error", err.Error())
+		}
+	}
+	if p := b.positions.Load(); p != nil {
+		p.Note(linkID+"|"+channel, save)
 		return
 	}
-	cm.committed = pos
+	save()
 }
 
 func cursorKey(channel string) string { return cursorName + ":" + channel }

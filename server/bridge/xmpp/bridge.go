@@ -95,8 +95,9 @@ type Bridge struct {
 	// uploadRefusal is the last refusal of an upload slot, for status.
 	uploadRefusal string
 	runCtx        context.Context
-	// positions saves the rooms' archive positions (see positions.go).
-	positions atomic.Pointer[positions]
+	// positions saves the rooms' archive positions (see
+	// bridge.Positions); nil before a start.
+	positions atomic.Pointer[bridge.Positions]
 
 	// downloads holds a token per file being fetched (maxDownloads);
 	// fileDir is where they go, removed on Stop.
@@ -221,9 +222,9 @@ func (b *Bridge) Start(ctx context.Context, sink bridge.Sink) error {
 		b.log.Warn("Could not make a folder for fetched files; using the system's", "error", err.Error())
 	}
 	b.health.Set(bridge.StateConnecting, nil)
-	saver := &positions{save: b.saveArchivePosition}
+	saver := &bridge.Positions{}
 	b.positions.Store(saver)
-	go saver.run(ctx)
+	go saver.Run(ctx)
 	go b.run(ctx)
 	go b.handleInbound(ctx)
 	go func() {
@@ -261,6 +262,9 @@ func (b *Bridge) Stop(ctx context.Context) error {
 	case <-done:
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+	if p := b.positions.Load(); p != nil {
+		p.Close()
 	}
 	b.closeAllGhosts()
 	if b.fileDir != "" {

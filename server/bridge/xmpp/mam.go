@@ -33,6 +33,17 @@ func (b *Bridge) saveArchivePosition(room, id string) {
 	}
 }
 
+// notePosition has the room's archive position saved (soon: see
+// bridge.Positions; at once before a start).
+func (b *Bridge) notePosition(room, id string) {
+	save := func() { b.saveArchivePosition(room, id) }
+	if p := b.positions.Load(); p != nil {
+		p.Note(room, save)
+		return
+	}
+	save()
+}
+
 // startReading marks room as read by a new catch-up (whose generation it
 // returns), which reads from fed: a hold-back is covered by it.
 func (b *Bridge) startReading(room string) int {

@@ -174,7 +174,7 @@ func (b *Bridge) roomState(j jid.JID) *room {
 	key := j.Bare().String()
 	r, ok := b.rooms[key]
 	if !ok {
-		r = newRoom(j.Bare(), func(pos string) { b.positionSaver().note(key, pos) })
+		r = newRoom(j.Bare(), func(pos string) { b.notePosition(key, pos) })
 		b.rooms[key] = r
 	}
 	return r
