@@ -5,6 +5,7 @@ package main
 //
 //	BenchmarkProsodyRoomToOccupant  one XMPP client -> Prosody room -> another occupant
 //	BenchmarkXMPPToMattermost       carol -> Prosody room -> bridge -> post in the linked channel
+//	BenchmarkXMPPToMattermostRooms  the same, burst, spread over benchRooms linked rooms
 //	BenchmarkMattermostToXMPP       node.CreatePost -> hook (real RPC) -> bridge -> Prosody room -> carol
 //
 // Loads and metrics: see bench_test.go. Setup (Prosody, the test host, a
@@ -312,6 +313,65 @@ func BenchmarkXMPPToMattermost(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkXMPPToMattermostRooms is the flood of XMPPToMattermost spread
+// over benchRooms linked rooms (carol says message i in room i modulo
+// benchRooms): one room's rate is bounded by the room, and a server bridges
+// many. Burst only; reordered counts messages that overtook an earlier one
+// of their own room (rooms are independent).
+func BenchmarkXMPPToMattermostRooms(b *testing.B) {
+	h := newBenchBridge(b, "client")
+	b.Run("burst", func(b *testing.B) {
+		rooms := make([]jid.JID, benchRooms)
+		arrived := benchArrivals(b.N)
+		wctx, wcancel := context.WithCancel(h.ctx)
+		defer wcancel()
+		tag := ""
+		for r := range rooms {
+			var ch *model.Channel
+			var rtag string
+			rooms[r], ch, rtag = h.link(b)
+			h.warmXMPPToMattermost(b, rooms[r], ch, rtag)
+			if tag == "" {
+				tag = rtag + "x" // one tag for every room's messages
+			}
+			in, _ := watchChannel(wctx, h.api, ch.Id, tag, b.N)
+			go func() {
+				for {
+					select {
+					case a := <-in:
+						benchArrived(wctx, arrived, a)
+					case <-wctx.Done():
+						return
+					}
+				}
+			}()
+		}
+		use := pluginUsed(b, h.n)
+		b.ResetTimer()
+		run := benchDrive(b, b.N, benchLoad{name: "burst"}, func(i int) error {
+			_, err := h.carol.Say(h.ctx, rooms[i%len(rooms)], tag+" "+strconv.Itoa(i))
+			return err
+		}, arrived)
+		b.StopTimer()
+		run.reordered = 0
+		for r := range rooms {
+			var last time.Time
+			for i := r; i < b.N; i += len(rooms) {
+				if got := run.got[i]; !got.IsZero() {
+					if got.Before(last) {
+						run.reordered++
+					}
+					last = got
+				}
+			}
+		}
+		benchReport(b, run, use.perMessage(b, h.n))
+	})
+}
+
+// benchRooms is how many rooms BenchmarkXMPPToMattermostRooms spreads over.
+const benchRooms = 4
 
 // BenchmarkMattermostToXMPP: alice and bob take turns posting in the linked
 // channel (CreatePost fires the plugin's hooks through the RPC boundary); a
