@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mattermost/mattermost/server/public/model"
@@ -43,6 +44,9 @@ type Plugin struct {
 	running *runtime
 	// leaseTiming replaces holder.DefaultTiming when set (tests).
 	leaseTiming holder.Timing
+
+	// inflight counts the requests ServeHTTP is answering.
+	inflight atomic.Int64
 
 	// api routes the REST API (http.go); made on the first request.
 	apiOnce sync.Once
@@ -468,7 +472,22 @@ func (p *Plugin) OnDeactivate() error {
 	n.cancel()
 	<-n.done
 	p.announceRelease()
+	p.drainRequests()
 	return err
+}
+
+// requestDrain bounds how long deactivation waits for requests being
+// answered.
+const requestDrain = 5 * time.Second
+
+// drainRequests waits until no request is being answered: the server ends
+// the plugin's process once OnDeactivate returns, and a request cut off
+// mid-answer fails for its sender (with the bridge stopped, what is left
+// of one answers at once).
+func (p *Plugin) drainRequests() {
+	for deadline := time.Now().Add(requestDrain); p.inflight.Load() > 0 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // active returns the runtime when this node holds the bridge's work, or
@@ -507,6 +526,8 @@ func (p *Plugin) channelName(channelID string) string {
 // ServeHTTP serves pictures on any node and hands every other request to
 // the node that holds the bridge.
 func (p *Plugin) ServeHTTP(_ *plugin.Context, w http.ResponseWriter, r *http.Request) {
+	p.inflight.Add(1)
+	defer p.inflight.Add(-1)
 	if strings.HasPrefix(r.URL.Path, avatarurl.Prefix) {
 		p.serveAvatar(w, r)
 		return
