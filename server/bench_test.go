@@ -288,17 +288,24 @@ func (before pluginUse) upTo(b *testing.B, now pluginUse) map[string]float64 {
 	if now.calls == nil {
 		return extra // not the plugin (matterbridge)
 	}
+	total, by := callsPerMessage(before.calls, now.calls, b.N)
+	b.Logf("plugin API calls per message: %s", by)
+	extra["api/msg"] = total
+	return extra
+}
+
+// callsPerMessage is the plugin API calls made from before to after (two
+// readings of Node.APICalls) per message of n, in all and by method.
+func callsPerMessage(before, after map[string]int64, n int) (float64, string) {
 	var total int64
 	var by []string
-	for _, m := range slices.Sorted(maps.Keys(now.calls)) {
-		if d := now.calls[m] - before.calls[m]; d > 0 {
+	for _, m := range slices.Sorted(maps.Keys(after)) {
+		if d := after[m] - before[m]; d > 0 {
 			total += d
-			by = append(by, fmt.Sprintf("%s %.2f", m, float64(d)/float64(b.N)))
+			by = append(by, fmt.Sprintf("%s %.2f", m, float64(d)/float64(n)))
 		}
 	}
-	b.Logf("plugin API calls per message: %s", strings.Join(by, ", "))
-	extra["api/msg"] = float64(total) / float64(b.N)
-	return extra
+	return float64(total) / float64(n), strings.Join(by, ", ")
 }
 
 // msPerMessage is d in ms per message of the run.

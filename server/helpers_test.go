@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -143,4 +145,19 @@ func (h *channelHarness) command(cmd, want string) string {
 func (h *channelHarness) post(user *model.User, text, rootID string) *model.Post {
 	h.t.Helper()
 	return postAs(h.t, h.n, user, h.ch, text, rootID)
+}
+
+// envInt is the positive integer in the environment variable name, or def
+// when it is not set.
+func envInt(t testing.TB, name string, def int) int {
+	t.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		t.Fatalf("%s=%q: want a positive number", name, v)
+	}
+	return n
 }

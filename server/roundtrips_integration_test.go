@@ -2,9 +2,6 @@ package main
 
 import (
 	"fmt"
-	"maps"
-	"slices"
-	"strings"
 	"testing"
 
 	"github.com/mattermost/mattermost/server/public/model"
@@ -29,20 +26,6 @@ const (
 func TestPluginAPICallsPerMessageStayWithinBudget(t *testing.T) {
 	h := newHarnessWith(t, nil, testhost.WithReplicaLag(0))
 	const n = 20
-	calls := func() map[string]int64 { return h.n.APICalls() }
-	perMessage := func(before map[string]int64) (float64, string) {
-		after := calls()
-		var total int64
-		var by []string
-		for _, m := range slices.Sorted(maps.Keys(after)) {
-			if d := after[m] - before[m]; d > 0 {
-				total += d
-				by = append(by, fmt.Sprintf("%s %.2f", m, float64(d)/n))
-			}
-		}
-		return float64(total) / n, strings.Join(by, ", ")
-	}
-
 	// The first message of each way makes the remote user, the members
 	// and the maps' first records; the budget is for the ones after.
 	say := func(text string) {
@@ -60,23 +43,23 @@ func TestPluginAPICallsPerMessageStayWithinBudget(t *testing.T) {
 	say("warming up in")
 	post("warming up out")
 
-	before := calls()
-	for i := range n {
-		say(fmt.Sprintf("in %d", i))
-	}
-	if got, by := perMessage(before); got > callsPerMessageIn {
-		t.Errorf("a message from the remote room made %.2f plugin API calls (budget %d): %s", got, callsPerMessageIn, by)
-	} else {
-		t.Logf("in: %.2f calls per message: %s", got, by)
-	}
-
-	before = calls()
-	for i := range n {
-		post(fmt.Sprintf("out %d", i))
-	}
-	if got, by := perMessage(before); got > callsPerMessageOut {
-		t.Errorf("a post bridged to the remote room made %.2f plugin API calls (budget %d): %s", got, callsPerMessageOut, by)
-	} else {
-		t.Logf("out: %.2f calls per message: %s", got, by)
+	for _, way := range []struct {
+		name   string
+		send   func(text string)
+		budget int
+	}{
+		{"a message from the remote room", say, callsPerMessageIn},
+		{"a post bridged to the remote room", post, callsPerMessageOut},
+	} {
+		before := h.n.APICalls()
+		for i := range n {
+			way.send(fmt.Sprintf("%s %d", way.name, i))
+		}
+		got, by := callsPerMessage(before, h.n.APICalls(), n)
+		if got > float64(way.budget) {
+			t.Errorf("%s made %.2f plugin API calls (budget %d): %s", way.name, got, way.budget, by)
+		} else {
+			t.Logf("%s: %.2f calls: %s", way.name, got, by)
+		}
 	}
 }

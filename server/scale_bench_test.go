@@ -35,7 +35,7 @@ import (
 )
 
 func BenchmarkScale(b *testing.B) {
-	links, users := benchEnvInt(b, "BENCH_SCALE_LINKS", 1000), benchEnvInt(b, "BENCH_SCALE_USERS", 10000)
+	links, users := envInt(b, "BENCH_SCALE_LINKS", 1000), envInt(b, "BENCH_SCALE_USERS", 10000)
 	h := newSlackBridgeBench(b, slacktest.Options{NoRateLimits: true})
 	// Remote users count against the team's size, as on a server.
 	if err := h.s.UpdateConfig(func(c *model.Config) { c.TeamSettings.MaxUsersPerTeam = model.NewPointer(users + 100) }); err != nil {
@@ -125,21 +125,6 @@ func BenchmarkScale(b *testing.B) {
 			b.ReportMetric(pluginRSS(b, h.n), "rss-mb")
 		})
 	}
-}
-
-// benchEnvInt is the positive integer in the environment variable name,
-// or def.
-func benchEnvInt(b *testing.B, name string, def int) int {
-	b.Helper()
-	v := os.Getenv(name)
-	if v == "" {
-		return def
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n <= 0 {
-		b.Fatalf("%s=%q is not a positive number", name, v)
-	}
-	return n
 }
 
 // pluginRSS is the resident memory of the node's plugin processes, in MB.

@@ -70,22 +70,10 @@ var soakSides = []string{sideMattermost, sideXMPP, sideMatrix, sideSlack}
 // soakTagRE finds a soak message's tag in any side's rendering of it.
 var soakTagRE = regexp.MustCompile(`soak-[a-z]+-c\d-[a-z]+-\d+`)
 
-func soakEnvInt(t *testing.T, name string, def int) int {
-	t.Helper()
-	v := os.Getenv(name)
-	if v == "" {
-		return def
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n <= 0 {
-		t.Fatalf("%s=%q: want a positive number", name, v)
-	}
-	return n
-}
 
 func TestSoak(t *testing.T) {
-	total := soakEnvInt(t, "SOAK_MESSAGES", 10000)
-	rate := soakEnvInt(t, "SOAK_RATE", 12)
+	total := envInt(t, "SOAK_MESSAGES", 10000)
+	rate := envInt(t, "SOAK_RATE", 12)
 	names := strings.Split(cmpOr(os.Getenv("SOAK_XMPP"), "prosody,ejabberd"), ",")
 	// Relative to the repository, as make soak reads it (go test runs in
 	// ./server).
