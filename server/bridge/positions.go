@@ -13,8 +13,9 @@ const PositionFlush = 500 * time.Millisecond
 // Positions saves where each stream a bridge reads (a room's archive, a
 // channel's replay cursor) got to, at most every PositionFlush: a crash
 // reads at most that much again, which the core recognizes as bridged
-// already. Run saves the rest when it stops; after that Note saves at
-// once, so a delivery settling late is not lost.
+// already. Closed, it saves what is left; after that Note saves at once,
+// so a delivery settling late is not lost. A nil *Positions (a bridge not
+// started yet) saves at once too.
 type Positions struct {
 	mu      sync.Mutex
 	due     map[string]func()
@@ -22,9 +23,21 @@ type Positions struct {
 	stopped bool
 }
 
+// StartPositions returns Positions that save every PositionFlush until ctx
+// ends, and then close.
+func StartPositions(ctx context.Context) *Positions {
+	p := &Positions{}
+	go p.run(ctx)
+	return p
+}
+
 // Note makes save the next save of stream key, replacing one not done yet:
 // callers note positions in the order they are reached.
 func (p *Positions) Note(key string, save func()) {
+	if p == nil {
+		save()
+		return
+	}
 	p.mu.Lock()
 	if p.stopped {
 		p.mu.Unlock()
@@ -47,7 +60,11 @@ func (p *Positions) Flush() { p.flush(false) }
 // Close saves what is due, and has every later Note save at once. A
 // bridge's Stop calls it, so nothing due is left to a goroutine the
 // process may not wait for.
-func (p *Positions) Close() { p.flush(true) }
+func (p *Positions) Close() {
+	if p != nil {
+		p.flush(true)
+	}
+}
 
 func (p *Positions) flush(stop bool) {
 	p.mu.Lock()
@@ -60,8 +77,7 @@ func (p *Positions) flush(stop bool) {
 	}
 }
 
-// Run saves what is due every PositionFlush until ctx ends, then closes p.
-func (p *Positions) Run(ctx context.Context) {
+func (p *Positions) run(ctx context.Context) {
 	tick := time.NewTicker(PositionFlush)
 	defer tick.Stop()
 	for {

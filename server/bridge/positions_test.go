@@ -26,7 +26,7 @@ func TestPositionsAreSavedNewestOnlyOncePerFlush(t *testing.T) {
 	p.Note("dev", save("dev", "s5")) // a delivery settling after the stop
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	p.Run(ctx) // nothing left for it
+	p.run(ctx) // nothing left for it
 	if want := []string{"dev=s4", "dev=s5"}; !slices.Equal(saved, want) {
 		t.Fatalf("the stop and after saved %v, want %v", saved, want)
 	}

@@ -140,9 +140,7 @@ func (b *Bridge) Start(ctx context.Context, sink bridge.Sink) error {
 	b.recheckMu.Lock()
 	b.rechecks = map[string]*model.Post{} // those of an earlier run ended with it
 	b.recheckMu.Unlock()
-	progress := &bridge.Positions{}
-	b.progress.Store(progress)
-	go progress.Run(b.ctx)
+	b.progress.Store(bridge.StartPositions(b.ctx))
 	go b.replay(b.ctx, b.done, b.ready)
 	return nil
 }
@@ -156,9 +154,7 @@ func (b *Bridge) Stop(ctx context.Context) error {
 		return nil
 	}
 	cancel()
-	if p := b.progress.Load(); p != nil {
-		p.Close()
-	}
+	b.progress.Load().Close()
 	select {
 	case <-done:
 		return nil
@@ -270,14 +266,9 @@ func (b *Bridge) Progress(linkID string, dest bridge.Ref, ev bridge.Event) {
 	at := max(b.reached[key], ev.Time.UnixMilli())
 	b.reached[key] = at
 	b.reachedMu.Unlock()
-	save := func() {
+	b.progress.Load().Note(key, func() {
 		if err := b.store.AdvanceCursorInt(linkID, name, at); err != nil {
 			b.log.Warn("Could not advance a replay cursor", "channel_id", linkID, "error", err.Error())
 		}
-	}
-	if p := b.progress.Load(); p != nil {
-		p.Note(key, save)
-		return
-	}
-	save()
+	})
 }

@@ -285,9 +285,7 @@ func (b *Bridge) Start(ctx context.Context, sink bridge.Sink) error {
 	b.runDone = runDone
 	go func() { defer wg.Done(); defer close(runDone); b.run(ctx) }()
 	go func() { defer wg.Done(); b.process(ctx) }()
-	positions := &bridge.Positions{}
-	b.positions.Store(positions)
-	go positions.Run(ctx)
+	b.positions.Store(bridge.StartPositions(ctx))
 	done := b.done
 	go func() { wg.Wait(); close(done) }()
 	return nil
@@ -307,9 +305,7 @@ func (b *Bridge) Stop(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	if p := b.positions.Load(); p != nil {
-		p.Close()
-	}
+	b.positions.Load().Close()
 	b.health.Set(bridge.StateDisabled, nil)
 	return nil
 }

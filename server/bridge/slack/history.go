@@ -50,16 +50,11 @@ func (b *Bridge) commitCursor(cm *channelMarks, linkID, channel, pos string) {
 		return
 	}
 	cm.committed = pos
-	save := func() {
+	b.positions.Load().Note(linkID+"|"+channel, func() {
 		if err := b.store.SetCursor(linkID, cursorKey(channel), pos); err != nil {
 			b.log.Warn("Could not save a Slack channel's position", "channel", channel, "error", err.Error())
 		}
-	}
-	if p := b.positions.Load(); p != nil {
-		p.Note(linkID+"|"+channel, save)
-		return
-	}
-	save()
+	})
 }
 
 func cursorKey(channel string) string { return cursorName + ":" + channel }

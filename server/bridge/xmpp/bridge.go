@@ -222,9 +222,7 @@ func (b *Bridge) Start(ctx context.Context, sink bridge.Sink) error {
 		b.log.Warn("Could not make a folder for fetched files; using the system's", "error", err.Error())
 	}
 	b.health.Set(bridge.StateConnecting, nil)
-	saver := &bridge.Positions{}
-	b.positions.Store(saver)
-	go saver.Run(ctx)
+	b.positions.Store(bridge.StartPositions(ctx))
 	go b.run(ctx)
 	go b.handleInbound(ctx)
 	go func() {
@@ -263,9 +261,7 @@ func (b *Bridge) Stop(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	if p := b.positions.Load(); p != nil {
-		p.Close()
-	}
+	b.positions.Load().Close()
 	b.closeAllGhosts()
 	if b.fileDir != "" {
 		// Deliveries still queued fetch their files again if they need them.

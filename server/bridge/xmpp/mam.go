@@ -34,14 +34,9 @@ func (b *Bridge) saveArchivePosition(room, id string) {
 }
 
 // notePosition has the room's archive position saved (soon: see
-// bridge.Positions; at once before a start).
+// bridge.Positions).
 func (b *Bridge) notePosition(room, id string) {
-	save := func() { b.saveArchivePosition(room, id) }
-	if p := b.positions.Load(); p != nil {
-		p.Note(room, save)
-		return
-	}
-	save()
+	b.positions.Load().Note(room, func() { b.saveArchivePosition(room, id) })
 }
 
 // startReading marks room as read by a new catch-up (whose generation it
