@@ -149,8 +149,10 @@ endif
 check-style: manifest-check apply webapp/node_modules golangci-lint
 	@echo Checking for style guide compliance
 	$(GO) vet ./...
-# The files only some builds compile: the soak's, the benchmarks' plugin's.
+# The files only some builds compile: the soak's, the benchmarks' plugin's
+# (golangci-lint's gofmt sees only the default build's files).
 	$(GO) vet -tags soak,benchprofile,slackunpaced ./server/
+	@unformatted=$$("$$($(GO) env GOROOT)/bin/gofmt" -l server cmd build); if [ -n "$$unformatted" ]; then echo "not gofmt-ed: $$unformatted"; exit 1; fi
 	$(GOLANGCI_LINT) run --allow-parallel-runners ./...
 	cd build/bench/report && $(GO) vet ./... && $(GOLANGCI_LINT) run --allow-parallel-runners ./...
 ifneq ($(HAS_WEBAPP),)

@@ -69,7 +69,6 @@ var soakSides = []string{sideMattermost, sideXMPP, sideMatrix, sideSlack}
 // soakTagRE finds a soak message's tag in any side's rendering of it.
 var soakTagRE = regexp.MustCompile(`soak-[a-z]+-c\d-[a-z]+-\d+`)
 
-
 func TestSoak(t *testing.T) {
 	total := envInt(t, "SOAK_MESSAGES", 10000)
 	rate := envInt(t, "SOAK_RATE", 12)
